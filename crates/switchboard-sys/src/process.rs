@@ -1,0 +1,128 @@
+//! Process and thread identity, liveness, and taking a handle from another
+//! process (`pidfd_getfd`).
+
+use rustix::fd::{AsFd, OwnedFd, RawFd};
+use rustix::io::Errno;
+use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+
+use crate::Result;
+
+/// The calling process's id.
+pub fn pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// The calling thread's id (unique machine-wide among live threads).
+pub fn tid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+/// The calling process's real uid.
+pub fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// The calling process's real gid.
+pub fn gid() -> u32 {
+    rustix::process::getgid().as_raw()
+}
+
+/// Whether a thread or process with this id exists (`kill(id, 0)`; `EPERM`
+/// means it exists but belongs to someone else).
+///
+/// `kill` accepts any thread id, not only a thread-group leader, so this
+/// answers for threads too. An id can be reused after its owner died; with
+/// the default `pid_max` of 4 million that takes a long time.
+pub fn is_alive(id: u32) -> bool {
+    let Some(pid) = Pid::from_raw(id as i32) else { return false };
+    !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
+}
+
+/// A descriptor number inside some process, as shown to users ("handle").
+///
+/// It is only meaningful together with the pid of the process that owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandleValue(pub i32);
+
+impl HandleValue {
+    /// The handle value of one of our own descriptors.
+    pub fn of<Fd: AsFd>(fd: Fd) -> HandleValue {
+        use rustix::fd::AsRawFd;
+        HandleValue(fd.as_fd().as_raw_fd())
+    }
+}
+
+impl std::fmt::Display for HandleValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A pidfd: a stable reference to a process that cannot be confused with a
+/// later process reusing the same pid.
+#[derive(Debug)]
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// Opens a pidfd for `pid`.
+    ///
+    /// # Errors
+    /// `ESRCH` when there is no such process.
+    pub fn open(pid: u32) -> Result<Pidfd> {
+        let pid = Pid::from_raw(pid as i32).ok_or(Errno::SRCH)?;
+        pidfd_open(pid, PidfdFlags::empty()).map(Pidfd)
+    }
+
+    /// Whether the process is still running (its pidfd is not yet readable).
+    pub fn is_alive(&self) -> bool {
+        let mut fds = [rustix::event::PollFd::new(&self.0, rustix::event::PollFlags::IN)];
+        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
+    }
+
+    /// Duplicates descriptor `handle` of the target process into ours
+    /// (close-on-exec).
+    ///
+    /// # Errors
+    /// `EPERM` when ptrace policy forbids it (Yama `ptrace_scope`, other
+    /// user), `EBADF` when the target has no such descriptor.
+    pub fn take(&self, handle: HandleValue) -> Result<OwnedFd> {
+        pidfd_getfd(&self.0, handle.0 as RawFd, PidfdGetfdFlags::empty())
+    }
+}
+
+impl AsFd for Pidfd {
+    fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Lists the pids of every process visible in `/proc`.
+pub fn all_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+}
+
+/// The socket inodes that process `pid` holds open (`/proc/PID/fd/* ->
+/// socket:[INODE]`); empty when the process is gone or not ours to read.
+pub fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.filter_map(|e| {
+        let link = std::fs::read_link(e.ok()?.path()).ok()?;
+        let s = link.to_str()?;
+        s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_is_alive_and_thread_ids_are_alive() {
+        assert!(is_alive(pid()));
+        assert!(is_alive(tid()));
+        assert!(Pidfd::open(pid()).unwrap().is_alive());
+    }
+}

@@ -1,0 +1,299 @@
+//! Rendezvous sockets: abstract-namespace `AF_UNIX` `SOCK_SEQPACKET`.
+//!
+//! An abstract socket name lives in the kernel, not on the file system: when
+//! the last descriptor of the bound socket closes — including by `kill -9` —
+//! the name is gone and nothing is left in `/tmp` or `$XDG_RUNTIME_DIR`.
+//! Abstract names are per network namespace and limited to
+//! [`ABSTRACT_NAME_MAX`] bytes; callers hash longer names.
+//!
+//! Sequenced packets keep message boundaries, carry descriptors
+//! (`SCM_RIGHTS`) and report the peer's death as end-of-file.
+
+use std::mem::MaybeUninit;
+use std::time::Instant;
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::net::{
+    self, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+
+use crate::Result;
+
+/// Longest abstract name (sun_path is 108 bytes, one is the leading NUL).
+pub const ABSTRACT_NAME_MAX: usize = 107;
+
+/// Most descriptors sent or received in one message.
+pub const MAX_FDS: usize = 8;
+
+/// The identity of the process at the other end of a connection
+/// (`SO_PEERCRED`, recorded by the kernel at `connect`/`listen` time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cred {
+    /// Process id.
+    pub pid: u32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+}
+
+fn seqpacket(flags: SocketFlags) -> Result<OwnedFd> {
+    net::socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC | flags, None)
+}
+
+/// A listening socket bound to an abstract name, in non-blocking mode.
+#[derive(Debug)]
+pub struct Listener(OwnedFd);
+
+impl Listener {
+    /// Binds `name` and listens.
+    ///
+    /// # Errors
+    /// `EADDRINUSE` when the name is taken, `EINVAL` for an over-long name.
+    pub fn bind(name: &[u8]) -> Result<Listener> {
+        let fd = seqpacket(SocketFlags::NONBLOCK)?;
+        net::bind(&fd, &SocketAddrUnix::new_abstract_name(name)?)?;
+        net::listen(&fd, 128)?;
+        Ok(Listener(fd))
+    }
+
+    /// Adopts a listening socket received from another process.
+    pub fn from_fd(fd: OwnedFd) -> Listener {
+        Listener(fd)
+    }
+
+    /// Accepts one pending connection, if any (never blocks).
+    ///
+    /// # Errors
+    /// The kernel's error other than `EAGAIN`.
+    pub fn accept(&self) -> Result<Option<Conn>> {
+        match net::accept_with(&self.0, SocketFlags::CLOEXEC) {
+            Ok(fd) => Ok(Some(Conn(fd))),
+            Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The abstract name this socket is bound to.
+    ///
+    /// # Errors
+    /// `EINVAL` when the socket is not an abstract `AF_UNIX` socket.
+    pub fn name(&self) -> Result<Vec<u8>> {
+        let addr: SocketAddrUnix = net::getsockname(&self.0)?.try_into().map_err(|_| Errno::INVAL)?;
+        addr.abstract_name().map(<[u8]>::to_vec).ok_or(Errno::INVAL)
+    }
+
+    /// The socket's inode number, as `/proc/net/unix` and `/proc/PID/fd` show it.
+    ///
+    /// # Errors
+    /// The kernel's `fstat` error.
+    pub fn inode(&self) -> Result<u64> {
+        Ok(rustix::fs::fstat(&self.0)?.st_ino)
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// One end of a connected sequenced-packet socket.
+#[derive(Debug)]
+pub struct Conn(OwnedFd);
+
+impl Conn {
+    /// Connects to the abstract name `name`.
+    ///
+    /// # Errors
+    /// `ECONNREFUSED` when nobody listens under that name (or the backlog is
+    /// full), `EINVAL` for an over-long name.
+    pub fn connect(name: &[u8]) -> Result<Conn> {
+        let fd = seqpacket(SocketFlags::empty())?;
+        net::connect(&fd, &SocketAddrUnix::new_abstract_name(name)?)?;
+        Ok(Conn(fd))
+    }
+
+    /// A connected pair (for passing handles between related processes).
+    ///
+    /// # Errors
+    /// `EMFILE`, `ENFILE`.
+    pub fn pair() -> Result<(Conn, Conn)> {
+        let (a, b) = net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?;
+        Ok((Conn(a), Conn(b)))
+    }
+
+    /// Adopts a connected socket (for example one inherited by a child).
+    pub fn from_fd(fd: OwnedFd) -> Conn {
+        Conn(fd)
+    }
+
+    /// The peer's credentials as recorded by the kernel.
+    ///
+    /// # Errors
+    /// The kernel's `getsockopt` error.
+    pub fn peer_cred(&self) -> Result<Cred> {
+        let c = net::sockopt::socket_peercred(&self.0)?;
+        Ok(Cred { pid: c.pid.as_raw_nonzero().get() as u32, uid: c.uid.as_raw(), gid: c.gid.as_raw() })
+    }
+
+    /// Sends one message with up to [`MAX_FDS`] descriptors, without blocking.
+    ///
+    /// # Errors
+    /// `EPIPE` when the peer is gone, `EAGAIN` when its queue is full,
+    /// `EINVAL` for too many descriptors.
+    pub fn send(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        if fds.len() > MAX_FDS {
+            return Err(Errno::INVAL);
+        }
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() {
+            control.push(SendAncillaryMessage::ScmRights(fds));
+        }
+        let iov = [std::io::IoSlice::new(bytes)];
+        let sent = net::sendmsg(&self.0, &iov, &mut control, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)?;
+        if sent != bytes.len() {
+            return Err(Errno::MSGSIZE);
+        }
+        Ok(())
+    }
+
+    /// Receives one message into `buf` together with any descriptors, waiting
+    /// until `deadline`. Returns `Ok(None)` at end-of-file (peer closed).
+    ///
+    /// # Errors
+    /// `ETIMEDOUT` at the deadline, `EMSGSIZE` when the message did not fit
+    /// `buf` (it is consumed), the kernel's error otherwise.
+    pub fn recv(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<(usize, Vec<OwnedFd>)>> {
+        wait_readable(self.0.as_fd(), deadline)?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let msg = net::recvmsg(&self.0, &mut iov, &mut control, RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC)?;
+        let mut fds = Vec::new();
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = m {
+                fds.extend(rights);
+            }
+        }
+        if msg.flags.contains(net::ReturnFlags::TRUNC) {
+            return Err(Errno::MSGSIZE);
+        }
+        if msg.bytes == 0 && fds.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((msg.bytes, fds)))
+    }
+}
+
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Waits until `fd` is readable (or hung up), or `deadline` passes.
+///
+/// # Errors
+/// `ETIMEDOUT` at the deadline.
+pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
+    loop {
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let timeout = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                Some(rustix::event::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 })
+            }
+        };
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => return Err(Errno::TIMEDOUT),
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits until any of `fds` is readable, or `timeout_ms` passes (`None` =
+/// forever); returns the readiness of each.
+///
+/// # Errors
+/// The kernel's `poll` error other than `EINTR`.
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<std::time::Duration>) -> Result<Vec<bool>> {
+    let mut pfds: Vec<_> =
+        fds.iter().map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)).collect();
+    let ts = timeout.map(|t| rustix::event::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
+    match rustix::event::poll(&mut pfds, ts.as_ref()) {
+        Ok(_) | Err(Errno::INTR) => Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect()),
+        Err(e) => Err(e),
+    }
+}
+
+/// One listening abstract socket as `/proc/net/unix` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AbstractListener {
+    /// The abstract name (without the leading NUL).
+    pub name: Vec<u8>,
+    /// The socket inode.
+    pub inode: u64,
+}
+
+/// Lists the abstract listening sockets in this network namespace whose name
+/// starts with `prefix`.
+pub fn list_abstract_listeners(prefix: &[u8]) -> Vec<AbstractListener> {
+    let Ok(text) = std::fs::read("/proc/net/unix") else { return Vec::new() };
+    parse_proc_net_unix(&text, prefix)
+}
+
+fn parse_proc_net_unix(text: &[u8], prefix: &[u8]) -> Vec<AbstractListener> {
+    const ACCEPTCON: u32 = 0x10000;
+    let mut out = Vec::new();
+    for line in text.split(|b| *b == b'\n').skip(1) {
+        // Num RefCount Protocol Flags Type St Inode Path
+        let fields: Vec<&[u8]> = line.split(|b| *b == b' ').filter(|f| !f.is_empty()).collect();
+        if fields.len() < 8 {
+            continue;
+        }
+        let flags = std::str::from_utf8(fields[3]).ok().and_then(|f| u32::from_str_radix(f, 16).ok());
+        let inode = std::str::from_utf8(fields[6]).ok().and_then(|f| f.parse().ok());
+        // The path may contain spaces: take everything after the inode.
+        let path_start = line.windows(fields[6].len()).position(|w| w == fields[6]).map(|p| p + fields[6].len() + 1);
+        let (Some(flags), Some(inode), Some(start)) = (flags, inode, path_start) else { continue };
+        let Some(path) = line.get(start..).and_then(|p| p.strip_prefix(b"@")) else { continue };
+        if flags & ACCEPTCON != 0 && path.starts_with(prefix) {
+            out.push(AbstractListener { name: path.to_vec(), inode });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_abstract_entries_only() {
+        let text = b"Num       RefCount Protocol Flags    Type St Inode Path\n\
+0000000000000000: 00000002 00000000 00010000 0005 01 12345 @sb/x y\n\
+0000000000000000: 00000002 00000000 00000000 0005 01 12346 @sb/conn\n\
+0000000000000000: 00000002 00000000 00010000 0001 01 12347 /run/x.sock\n";
+        let got = parse_proc_net_unix(text, b"sb/");
+        assert_eq!(got, vec![AbstractListener { name: b"sb/x y".to_vec(), inode: 12345 }]);
+    }
+
+    #[test]
+    fn passes_descriptors_and_reports_eof() {
+        let (a, b) = Conn::pair().unwrap();
+        let (c, _d) = Conn::pair().unwrap();
+        a.send(b"hi", &[c.as_fd()]).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fds) = b.recv(&mut buf, None).unwrap().unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"hi"[..], 1));
+        drop(a);
+        assert!(b.recv(&mut buf, None).unwrap().is_none());
+    }
+}
