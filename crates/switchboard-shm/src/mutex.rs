@@ -1,0 +1,183 @@
+//! A recursive, abandonable mutex in shared memory.
+//!
+//! `owner` is the futex word and holds the owning thread's id (0 = free).
+//! Thread ids are unique machine-wide among live threads, and `kill(tid, 0)`
+//! answers for any thread, so a waiter that finds the owner gone takes the
+//! mutex over with a compare-and-swap from the dead id and reports
+//! [`Outcome::Abandoned`] (the classic `WAIT_ABANDONED`). A dead owner wakes
+//! no one, so sleeping waiters re-check every [`crate::wait::LIVENESS_POLL`].
+//!
+//! Fields and their writers:
+//! - `owner`: CAS 0→tid by an acquirer, CAS dead→tid by a taker-over,
+//!   store 0 by the owner on final release.
+//! - `recursion`, `owner_pid`: written only by the current owner.
+//! - `waiters`: every waiter, around its sleep.
+//!
+//! Thread ids can be reused after a thread dies; with Linux's default
+//! `pid_max` of 4 194 304 a reuse inside one wait is not a practical concern.
+
+use crate::sync::{AtomicU32, Ordering};
+use crate::wait::{wake_if_waiting, Outcome, Waitable};
+
+/// The shared state of a named mutex.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct MutexState {
+    owner: AtomicU32,
+    recursion: AtomicU32,
+    owner_pid: AtomicU32,
+    waiters: AtomicU32,
+}
+
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+// SAFETY: repr(C), atomics only, any bit pattern valid.
+unsafe impl crate::segment::Shared for MutexState {}
+
+/// The caller does not own the mutex it tried to release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotOwner;
+
+#[cfg(not(loom))]
+fn me() -> (u32, u32) {
+    (switchboard_sys::process::tid(), switchboard_sys::process::pid())
+}
+
+#[cfg(not(loom))]
+fn alive(tid: u32) -> bool {
+    switchboard_sys::process::is_alive(tid)
+}
+
+#[cfg(loom)]
+fn me() -> (u32, u32) {
+    // Distinct non-zero ids per loom thread.
+    let id = format!("{:?}", loom::thread::current().id());
+    let n: u32 = id.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0);
+    (n + 1, 1)
+}
+
+#[cfg(loom)]
+fn alive(_tid: u32) -> bool {
+    true
+}
+
+impl MutexState {
+    /// Takes ownership for the calling thread if `initially_owned` (creator
+    /// only, before sharing).
+    pub fn init(&self, initially_owned: bool) {
+        if initially_owned {
+            self.become_owner(me());
+        }
+    }
+
+    fn become_owner(&self, (tid, pid): (u32, u32)) {
+        self.owner.store(tid, Ordering::SeqCst);
+        self.recursion.store(1, Ordering::Relaxed);
+        self.owner_pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// The owning thread id and process id, if owned.
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        match self.owner.load(Ordering::SeqCst) {
+            0 => None,
+            tid => Some((tid, self.owner_pid.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// Releases one level of ownership; the last release frees the mutex and
+    /// wakes one waiter.
+    ///
+    /// # Errors
+    /// [`NotOwner`] when the calling thread does not own the mutex.
+    pub fn release(&self) -> Result<(), NotOwner> {
+        let (tid, _) = me();
+        if self.owner.load(Ordering::SeqCst) != tid {
+            return Err(NotOwner);
+        }
+        let depth = self.recursion.load(Ordering::Relaxed);
+        if depth > 1 {
+            self.recursion.store(depth - 1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.recursion.store(0, Ordering::Relaxed);
+        self.owner_pid.store(0, Ordering::Relaxed);
+        // SYNC: SeqCst store pairs with the waiter's SeqCst waiters increment
+        // (see crate::wait's wake-up protocol) and the acquirer's CAS.
+        self.owner.store(0, Ordering::SeqCst);
+        wake_if_waiting(&self.owner, &self.waiters, 1);
+        Ok(())
+    }
+}
+
+impl Waitable for MutexState {
+    fn try_take(&self, _: u32) -> Option<Outcome> {
+        let mine = me();
+        let cur = self.owner.load(Ordering::SeqCst);
+        if cur == mine.0 {
+            let depth = self.recursion.load(Ordering::Relaxed);
+            self.recursion.store(depth.saturating_add(1), Ordering::Relaxed);
+            return Some(Outcome::Acquired);
+        }
+        let outcome = match cur {
+            0 => Outcome::Acquired,
+            dead if !alive(dead) => Outcome::Abandoned,
+            _ => return None,
+        };
+        // SYNC: SeqCst CAS pairs with the owner's SeqCst store of 0 in release.
+        self.owner.compare_exchange(cur, mine.0, Ordering::SeqCst, Ordering::Relaxed).ok()?;
+        self.become_owner(mine);
+        Some(outcome)
+    }
+    fn available(&self, _: u32) -> bool {
+        match self.owner.load(Ordering::SeqCst) {
+            0 => true,
+            tid => tid == me().0 || !alive(tid),
+        }
+    }
+    fn untake(&self) {
+        let _ = self.release();
+    }
+    fn sleep_word(&self) -> (&AtomicU32, u32) {
+        (&self.owner, self.owner.load(Ordering::SeqCst))
+    }
+    fn waiters(&self) -> &AtomicU32 {
+        &self.waiters
+    }
+    fn has_owner(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recursive_for_owner_and_refused_for_others() {
+        let m = MutexState::default();
+        m.init(true);
+        assert_eq!(m.try_take(0), Some(Outcome::Acquired));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(m.try_take(0), None);
+                assert_eq!(m.release(), Err(NotOwner));
+            });
+        });
+        m.release().unwrap();
+        m.release().unwrap();
+        assert_eq!(m.release(), Err(NotOwner));
+    }
+
+    #[test]
+    fn a_dead_owner_thread_abandons_the_mutex() {
+        let m = MutexState::default();
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(m.try_take(0), Some(Outcome::Acquired)));
+        });
+        // The thread has exited (scope joined) while owning the mutex; the
+        // kernel may reap it a moment after join, so wait rather than try.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        assert_eq!(crate::wait::wait_one(&m, Some(deadline)), Outcome::Abandoned);
+        m.release().unwrap();
+    }
+}
