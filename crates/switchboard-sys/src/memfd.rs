@@ -47,3 +47,19 @@ pub fn is_size_sealed<Fd: AsFd>(fd: Fd) -> bool {
         .map(|s| s.contains(SealFlags::SHRINK))
         .unwrap_or(false)
 }
+
+/// Whether the descriptor was opened for writing (`O_RDWR` or `O_WRONLY`).
+pub fn is_writable<Fd: AsFd>(fd: Fd) -> bool {
+    rustix::fs::fcntl_getfl(fd).is_ok_and(|f| {
+        let mode = f & rustix::fs::OFlags::RWMODE;
+        mode == rustix::fs::OFlags::RDWR || mode == rustix::fs::OFlags::WRONLY
+    })
+}
+
+/// Duplicates a descriptor (close-on-exec).
+///
+/// # Errors
+/// `EMFILE`.
+pub fn duplicate<Fd: AsFd>(fd: Fd) -> Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 0)
+}

@@ -1,1 +1,49 @@
-//! placeholder
+//! switchboard — classic inter-process communication mechanisms, re-created
+//! natively on Linux.
+//!
+//! Every named object lives in the [`namespace`]: a name is a rendezvous
+//! point in the kernel's abstract socket namespace, shared memory is a memfd
+//! passed between processes, and the kernel counts who holds what — so no
+//! daemon runs and nothing is left behind when a process dies, even by
+//! `kill -9`.
+//!
+//! | mechanism | types | Linux backing |
+//! |---|---|---|
+//! | File mapping | [`mapping::Mapping`], [`mapping::View`] | sealed memfd or file fd, `mmap(MAP_SHARED)` |
+//! | Named mutex | [`sync::Mutex`] | futex word holding the owner tid; death by `kill(tid, 0)` |
+//! | Named semaphore | [`sync::Semaphore`] | futex word holding the count |
+//! | Named event | [`sync::Event`] | futex word: signalled bit + pulse generation |
+//! | Wait on several | [`sync::wait_any`], [`sync::wait_all`] | `futex_waitv` |
+//! | Names, ACLs, listing | [`name`], [`namespace`] | abstract `SOCK_SEQPACKET`, `SO_PEERCRED`, `/proc/net/unix` |
+//!
+//! Errors are one type, [`Error`], whose [`Error::win32`] is the classic
+//! error number.
+//!
+//! ```
+//! use switchboard::mapping::{Access, Mapping};
+//! use switchboard::sync::{Event, Waitable, WaitStatus};
+//!
+//! // Every process calls create; the first one initialises.
+//! let name = format!("doc-example-{}", std::process::id());
+//! let m = Mapping::create(name.as_str(), 4096)?;
+//! if !m.already_existed() {
+//!     m.map_view(Access::Write, 0, 0)?.write(0, b"ready")?;
+//! }
+//! let ready = Event::create(None, true, false)?;
+//! ready.set();
+//! assert_eq!(ready.wait(), WaitStatus::Acquired);
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod mapping;
+pub mod name;
+pub mod namespace;
+pub mod sync;
+
+pub use error::{Error, Result};
+pub use switchboard_sys::process::HandleValue;
+pub use switchboard_sys::socket::Conn as Connection;

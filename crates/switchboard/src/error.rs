@@ -1,0 +1,155 @@
+//! The error type shared by every mechanism, with its classic code.
+
+use std::io;
+
+use switchboard_sys::Errno;
+
+/// Every error switchboard returns. [`Error::win32`] gives the classic
+/// Windows error number users of the original mechanisms know.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The name is empty, too long, or contains `\` or NUL (classic 123).
+    #[error("invalid name {name:?}: {why}")]
+    InvalidName {
+        /// The offending name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The name is held by an object of another kind (classic 6).
+    #[error("the name is in use by a {found} (wanted a {wanted})")]
+    InvalidHandle {
+        /// The kind that was asked for.
+        wanted: &'static str,
+        /// The kind that holds the name.
+        found: &'static str,
+    },
+    /// No object has this name (classic 2).
+    #[error("no object named {0:?}")]
+    NotFound(String),
+    /// The object's ACL or the requested access refuses the caller (classic 5).
+    #[error("access denied: {0}")]
+    AccessDenied(&'static str),
+    /// The OS refused to take a handle from another process (classic 5).
+    #[error("the OS refused to take a handle from process {pid} ({errno}); ptrace policy (Yama ptrace_scope) or another user — pass the handle over a connection instead")]
+    HandleTakingRefused {
+        /// The process the handle was to be taken from.
+        pid: u32,
+        /// The kernel's answer.
+        errno: Errno,
+    },
+    /// A parameter is out of range (classic 87).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(&'static str),
+    /// A file mapping of an empty file with size 0 (classic 1006).
+    #[error("the file is empty and no size was given")]
+    FileInvalid,
+    /// A view offset that is not a multiple of the allocation granularity (classic 1132).
+    #[error("view offset {0} is not a multiple of the allocation granularity (64 KiB)")]
+    MappedAlignment(u64),
+    /// Release of a mutex the caller does not own (classic 288).
+    #[error("the calling thread does not own the mutex")]
+    NotOwner,
+    /// A semaphore release beyond its maximum (classic 298).
+    #[error("the release would exceed the semaphore's maximum count")]
+    TooManyPosts,
+    /// The backing file shrank under a view; the view is unusable (classic 999, in-page error).
+    #[error("the file backing this view was truncated; the view is no longer usable")]
+    ViewFault,
+    /// A peer or a shared segment sent bytes that do not decode (classic 13).
+    #[error("malformed data from a peer: {0}")]
+    Malformed(String),
+    /// The peer did not answer in time (classic 121).
+    #[error("the peer did not answer within the time allowed")]
+    Timeout,
+    /// Any other system error (classic code derived from errno).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Error {
+    /// The classic Windows error number for this error.
+    pub fn win32(&self) -> u32 {
+        match self {
+            Error::InvalidName { .. } => 123,
+            Error::InvalidHandle { .. } => 6,
+            Error::NotFound(_) => 2,
+            Error::AccessDenied(_) | Error::HandleTakingRefused { .. } => 5,
+            Error::InvalidParameter(_) => 87,
+            Error::FileInvalid => 1006,
+            Error::MappedAlignment(_) => 1132,
+            Error::NotOwner => 288,
+            Error::TooManyPosts => 298,
+            Error::ViewFault => 999,
+            Error::Malformed(_) => 13,
+            Error::Timeout => 121,
+            Error::Io(e) => errno_to_win32(e.raw_os_error().unwrap_or(0)),
+        }
+    }
+
+    /// The classic symbolic name (`ERROR_ACCESS_DENIED`, …).
+    pub fn win32_name(&self) -> &'static str {
+        match self.win32() {
+            2 => "ERROR_FILE_NOT_FOUND",
+            5 => "ERROR_ACCESS_DENIED",
+            6 => "ERROR_INVALID_HANDLE",
+            8 => "ERROR_NOT_ENOUGH_MEMORY",
+            13 => "ERROR_INVALID_DATA",
+            87 => "ERROR_INVALID_PARAMETER",
+            109 => "ERROR_BROKEN_PIPE",
+            121 => "ERROR_SEM_TIMEOUT",
+            123 => "ERROR_INVALID_NAME",
+            288 => "ERROR_NOT_OWNER",
+            298 => "ERROR_TOO_MANY_POSTS",
+            999 => "ERROR_SWAPERROR",
+            1006 => "ERROR_FILE_INVALID",
+            1132 => "ERROR_MAPPED_ALIGNMENT",
+            _ => "ERROR_GEN_FAILURE",
+        }
+    }
+
+    pub(crate) fn sys(e: Errno) -> Error {
+        Error::Io(e.into())
+    }
+}
+
+fn errno_to_win32(errno: i32) -> u32 {
+    match Errno::from_raw_os_error(errno) {
+        Errno::NOENT => 2,
+        Errno::ACCESS | Errno::PERM => 5,
+        Errno::BADF => 6,
+        Errno::NOMEM | Errno::NOSPC => 8,
+        Errno::INVAL => 87,
+        Errno::PIPE => 109,
+        Errno::TIMEDOUT => 121,
+        _ => 31,
+    }
+}
+
+impl From<Errno> for Error {
+    fn from(e: Errno) -> Self {
+        Error::sys(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io(e) => e,
+            Error::NotFound(_) => io::Error::new(io::ErrorKind::NotFound, e),
+            Error::AccessDenied(_) | Error::HandleTakingRefused { .. } => {
+                io::Error::new(io::ErrorKind::PermissionDenied, e)
+            }
+            Error::Timeout => io::Error::new(io::ErrorKind::TimedOut, e),
+            Error::InvalidName { .. } | Error::InvalidParameter(_) | Error::MappedAlignment(_) => {
+                io::Error::new(io::ErrorKind::InvalidInput, e)
+            }
+            Error::Malformed(_) => io::Error::new(io::ErrorKind::InvalidData, e),
+            other => io::Error::other(other),
+        }
+    }
+}
+
+/// Shorthand for `Result<T, switchboard::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,422 @@
+//! Named mutex, semaphore and event, and waiting on several (spec 01, S11–S19).
+//!
+//! Each object is a futex word in its own one-page sealed memfd (see
+//! `switchboard_shm`), published in the namespace like any named object:
+//! create-or-open, kernel-counted lifetime, ACL, handle sharing.
+//!
+//! Every wait comes in the classic triad, written once: `try_wait` (zero
+//! timeout), `wait` (forever), `wait_timeout` — all funnel into
+//! `wait_deadline`. Waits return a [`WaitStatus`]; timing out is a status,
+//! not an error, as `WAIT_TIMEOUT` is a return value classically.
+//!
+//! Decisions where the classic API leaves room:
+//! - A mutex is owned by a *thread*. If that thread (or its process) dies
+//!   holding it, the next waiter gets [`WaitStatus::Abandoned`] and owns it.
+//!   Sleeping waiters notice a dead owner within
+//!   [`switchboard_shm::wait::LIVENESS_POLL`] (50 ms).
+//! - `initially_owned` is ignored when the mutex already existed, as classic.
+//! - Semaphore counts are limited to `1..=i32::MAX` as the classic `LONG`.
+//! - Wait-all is not kernel-atomic: see `switchboard_shm::wait`.
+//!
+//! ```
+//! use switchboard::sync::{Event, Mutex, WaitStatus};
+//! let m = Mutex::create(None, false).unwrap();
+//! assert_eq!(m.try_wait(), WaitStatus::Acquired);
+//! m.release().unwrap();
+//! let e = Event::create(None, true, false).unwrap();
+//! e.set();
+//! assert_eq!(e.try_wait(), WaitStatus::Acquired);
+//! ```
+
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use switchboard_shm::segment::{Kind as SegKind, Segment, Shared};
+use switchboard_shm::wait as shm_wait;
+use switchboard_shm::{event::EventState, mutex::MutexState, semaphore::SemaphoreState};
+use switchboard_sys::process::HandleValue;
+use switchboard_sys::socket::Conn;
+
+use crate::error::{Error, Result};
+use crate::namespace::{self, Acl, Endpoint, Kind};
+
+/// The most objects one wait may name (classic `MAXIMUM_WAIT_OBJECTS`).
+pub const MAXIMUM_WAIT_OBJECTS: usize = 64;
+
+/// How a wait on one object ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitStatus {
+    /// Signalled (and, for mutexes and semaphores, taken).
+    Acquired,
+    /// A mutex whose owner died holding it; the caller owns it now.
+    Abandoned,
+    /// The timeout passed (classic `WAIT_TIMEOUT`, 258).
+    TimedOut,
+}
+
+impl From<shm_wait::Outcome> for WaitStatus {
+    fn from(o: shm_wait::Outcome) -> Self {
+        match o {
+            shm_wait::Outcome::Acquired => WaitStatus::Acquired,
+            shm_wait::Outcome::Abandoned => WaitStatus::Abandoned,
+            shm_wait::Outcome::TimedOut => WaitStatus::TimedOut,
+        }
+    }
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// A named object in a shared segment, of state type `T`.
+#[derive(Debug)]
+struct Object<T> {
+    endpoint: Endpoint,
+    segment: Segment,
+    _state: PhantomData<T>,
+}
+
+impl<T: Shared + std::fmt::Debug> Object<T> {
+    fn create(kind: Kind, seg_kind: SegKind, name: Option<&str>, acl: &Acl, init: impl Fn(&T)) -> Result<Self> {
+        let addr = namespace::address_for(kind, name)?;
+        let mut make = || {
+            let (fd, seg) = Segment::create(seg_kind, "switchboard-sync").map_err(segment_error)?;
+            init(seg.object::<T>().map_err(segment_error)?);
+            Ok((vec![fd], namespace::describe(kind, 0, 0)))
+        };
+        Self::attach(namespace::create_or_open(kind, &addr, acl, &mut make)?, seg_kind)
+    }
+
+    fn open(kind: Kind, seg_kind: SegKind, name: &str) -> Result<Self> {
+        let addr = namespace::address_for(kind, Some(name))?;
+        Self::attach(namespace::open(kind, &addr)?, seg_kind)
+    }
+
+    fn attach(endpoint: Endpoint, seg_kind: SegKind) -> Result<Self> {
+        let fd = endpoint.fd(0).ok_or_else(|| Error::Malformed("sync object without memory".into()))?;
+        let segment = Segment::open(fd, seg_kind).map_err(segment_error)?;
+        segment.object::<T>().map_err(segment_error)?;
+        Ok(Object { endpoint, segment, _state: PhantomData })
+    }
+
+    fn state(&self) -> &T {
+        self.segment.object().expect("checked in attach")
+    }
+}
+
+fn segment_error(e: switchboard_shm::segment::SegmentError) -> Error {
+    match e {
+        switchboard_shm::segment::SegmentError::Sys(errno) => Error::sys(errno),
+        other => Error::Malformed(other.to_string()),
+    }
+}
+
+/// Something [`wait_any`] and [`wait_all`] can wait on.
+pub trait Waitable: sealed::Sealed {
+    /// Waits until signalled or `deadline` (`None`: forever).
+    fn wait_deadline(&self, deadline: Option<Instant>) -> WaitStatus;
+
+    /// Waits without blocking.
+    fn try_wait(&self) -> WaitStatus {
+        self.wait_deadline(Some(Instant::now()))
+    }
+
+    /// Waits forever.
+    fn wait(&self) -> WaitStatus {
+        self.wait_deadline(None)
+    }
+
+    /// Waits at most `timeout`.
+    fn wait_timeout(&self, timeout: Duration) -> WaitStatus {
+        self.wait_deadline(deadline(timeout))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {
+        fn state(&self) -> &dyn switchboard_shm::wait::Waitable;
+        fn identity(&self) -> u64;
+    }
+}
+
+macro_rules! common {
+    ($ty:ident, $state:ty, $kind:expr) => {
+        impl sealed::Sealed for $ty {
+            fn state(&self) -> &dyn switchboard_shm::wait::Waitable {
+                self.0.state()
+            }
+            fn identity(&self) -> u64 {
+                self.0.endpoint.identity()
+            }
+        }
+
+        impl Waitable for $ty {
+            fn wait_deadline(&self, deadline: Option<Instant>) -> WaitStatus {
+                shm_wait::wait_one(self.0.state(), deadline).into()
+            }
+        }
+
+        impl $ty {
+            /// Opens an existing object by name.
+            ///
+            /// # Errors
+            /// `NotFound`, `InvalidHandle` (another kind), `AccessDenied`, `InvalidName`.
+            pub fn open(name: &str) -> Result<$ty> {
+                Object::open($kind, SegKind::$ty, name).map($ty)
+            }
+
+            /// Takes handle `handle` of process `pid` (00-S08).
+            ///
+            /// # Errors
+            /// `HandleTakingRefused` when the OS forbids it.
+            pub fn from_process(pid: u32, handle: HandleValue) -> Result<$ty> {
+                Object::attach(namespace::take_from_process($kind, pid, handle)?, SegKind::$ty).map($ty)
+            }
+
+            /// Receives an object sent with `send` (00-S08).
+            ///
+            /// # Errors
+            /// `Timeout`, `InvalidHandle` (another kind), `Malformed`.
+            pub fn receive(conn: &Conn, timeout: Option<Duration>) -> Result<$ty> {
+                Object::attach(namespace::receive($kind, conn, timeout)?, SegKind::$ty).map($ty)
+            }
+
+            /// Sends this object over a connection (00-S08).
+            ///
+            /// # Errors
+            /// `EPIPE` when the peer is gone.
+            pub fn send(&self, conn: &Conn) -> Result<()> {
+                self.0.endpoint.send(conn)
+            }
+
+            /// Whether the name already existed (classic `ERROR_ALREADY_EXISTS`).
+            pub fn already_existed(&self) -> bool {
+                self.0.endpoint.existed
+            }
+
+            /// The handle value another process can take with `from_process`.
+            pub fn handle(&self) -> HandleValue {
+                self.0.endpoint.handle()
+            }
+
+            /// Waits without blocking (see [`Waitable`]).
+            pub fn try_wait(&self) -> WaitStatus {
+                Waitable::try_wait(self)
+            }
+
+            /// Waits forever (see [`Waitable`]).
+            pub fn wait(&self) -> WaitStatus {
+                Waitable::wait(self)
+            }
+
+            /// Waits at most `timeout` (see [`Waitable`]).
+            pub fn wait_timeout(&self, timeout: Duration) -> WaitStatus {
+                Waitable::wait_timeout(self, timeout)
+            }
+        }
+    };
+}
+
+/// A named, recursive, thread-owned mutex (S11–S14).
+#[derive(Debug)]
+pub struct Mutex(Object<MutexState>);
+common!(Mutex, MutexState, Kind::Mutex);
+
+impl Mutex {
+    /// Creates a mutex, or opens the existing one (then `initially_owned` is ignored).
+    ///
+    /// # Errors
+    /// `InvalidHandle` when the name holds another kind, `InvalidName`.
+    pub fn create<'a>(name: impl Into<Option<&'a str>>, initially_owned: bool) -> Result<Mutex> {
+        Mutex::create_with_acl(name, initially_owned, &Acl::default())
+    }
+
+    /// As [`Mutex::create`], admitting the principals of `acl` too.
+    ///
+    /// # Errors
+    /// As [`Mutex::create`].
+    pub fn create_with_acl<'a>(name: impl Into<Option<&'a str>>, initially_owned: bool, acl: &Acl) -> Result<Mutex> {
+        Object::create(Kind::Mutex, SegKind::Mutex, name.into(), acl, |s: &MutexState| s.init(initially_owned))
+            .map(Mutex)
+    }
+
+    /// Releases one acquisition (S12).
+    ///
+    /// # Errors
+    /// `NotOwner` when the calling thread does not own the mutex.
+    pub fn release(&self) -> Result<()> {
+        self.0.state().release().map_err(|_| Error::NotOwner)
+    }
+
+    /// The owning (thread id, process id), if owned.
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        self.0.state().owner()
+    }
+}
+
+/// A named counting semaphore (S15–S16).
+#[derive(Debug)]
+pub struct Semaphore(Object<SemaphoreState>);
+common!(Semaphore, SemaphoreState, Kind::Semaphore);
+
+impl Semaphore {
+    /// Creates a semaphore with `initial` of `maximum` counts, or opens the
+    /// existing one (whose counts win).
+    ///
+    /// # Errors
+    /// `InvalidParameter` unless `0 <= initial <= maximum`, `1 <= maximum <= i32::MAX`.
+    pub fn create<'a>(name: impl Into<Option<&'a str>>, initial: u32, maximum: u32) -> Result<Semaphore> {
+        Semaphore::create_with_acl(name, initial, maximum, &Acl::default())
+    }
+
+    /// As [`Semaphore::create`], admitting the principals of `acl` too.
+    ///
+    /// # Errors
+    /// As [`Semaphore::create`].
+    pub fn create_with_acl<'a>(
+        name: impl Into<Option<&'a str>>,
+        initial: u32,
+        maximum: u32,
+        acl: &Acl,
+    ) -> Result<Semaphore> {
+        if maximum == 0 || maximum > i32::MAX as u32 || initial > maximum {
+            return Err(Error::InvalidParameter("need 0 <= initial <= maximum and 1 <= maximum <= 2^31-1"));
+        }
+        Object::create(Kind::Semaphore, SegKind::Semaphore, name.into(), acl, |s: &SemaphoreState| {
+            s.init(initial, maximum)
+        })
+        .map(Semaphore)
+    }
+
+    /// Adds `n` counts and returns the previous count (S15).
+    ///
+    /// # Errors
+    /// `InvalidParameter` for `n == 0`; `TooManyPosts` when the count would
+    /// exceed the maximum (nothing changes).
+    pub fn release(&self, n: u32) -> Result<u32> {
+        if n == 0 {
+            return Err(Error::InvalidParameter("release count must be at least 1"));
+        }
+        self.0.state().release(n).map_err(|_| Error::TooManyPosts)
+    }
+
+    /// The current count.
+    pub fn count(&self) -> u32 {
+        self.0.state().count()
+    }
+
+    /// The maximum count.
+    pub fn maximum(&self) -> u32 {
+        self.0.state().max()
+    }
+}
+
+/// A named manual- or auto-reset event (S17–S18).
+#[derive(Debug)]
+pub struct Event(Object<EventState>);
+common!(Event, EventState, Kind::Event);
+
+impl Event {
+    /// Creates an event, or opens the existing one (whose mode and state win).
+    ///
+    /// # Errors
+    /// `InvalidHandle` when the name holds another kind, `InvalidName`.
+    pub fn create<'a>(name: impl Into<Option<&'a str>>, manual_reset: bool, initially_set: bool) -> Result<Event> {
+        Event::create_with_acl(name, manual_reset, initially_set, &Acl::default())
+    }
+
+    /// As [`Event::create`], admitting the principals of `acl` too.
+    ///
+    /// # Errors
+    /// As [`Event::create`].
+    pub fn create_with_acl<'a>(
+        name: impl Into<Option<&'a str>>,
+        manual_reset: bool,
+        initially_set: bool,
+        acl: &Acl,
+    ) -> Result<Event> {
+        Object::create(Kind::Event, SegKind::Event, name.into(), acl, |s: &EventState| {
+            s.init(manual_reset, initially_set)
+        })
+        .map(Event)
+    }
+
+    /// Signals: manual-reset releases every waiter and stays set; auto-reset
+    /// releases one waiter (or stays set until one waits).
+    pub fn set(&self) {
+        self.0.state().set();
+    }
+
+    /// Un-signals.
+    pub fn reset(&self) {
+        self.0.state().reset();
+    }
+
+    /// Releases the waiters present now (manual: all, auto: one) and leaves
+    /// the event unsignalled.
+    pub fn pulse(&self) {
+        self.0.state().pulse();
+    }
+
+    /// Whether the event is signalled.
+    pub fn is_set(&self) -> bool {
+        self.0.state().is_set()
+    }
+
+    /// Whether the event is manual-reset.
+    pub fn is_manual_reset(&self) -> bool {
+        self.0.state().is_manual()
+    }
+}
+
+/// How [`wait_any`] or [`wait_all`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitMany {
+    /// Object `index` was signalled (`WAIT_OBJECT_0 + index`); for wait-all, index 0.
+    Signaled(usize),
+    /// Object `index` was an abandoned mutex (`WAIT_ABANDONED_0 + index`).
+    Abandoned(usize),
+    /// The timeout passed.
+    TimedOut,
+}
+
+fn check_many<'a>(objs: &[&'a dyn Waitable], distinct: bool) -> Result<Vec<&'a dyn shm_wait::Waitable>> {
+    if objs.is_empty() || objs.len() > MAXIMUM_WAIT_OBJECTS {
+        return Err(Error::InvalidParameter("wait on 1 to 64 objects"));
+    }
+    if distinct {
+        let mut ids: Vec<u64> = objs.iter().map(|o| o.identity()).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::InvalidParameter("wait-all names the same object twice"));
+        }
+    }
+    Ok(objs.iter().map(|o| o.state()).collect())
+}
+
+fn many(s: shm_wait::Signaled) -> WaitMany {
+    match s {
+        shm_wait::Signaled::Object { index, abandoned: false } => WaitMany::Signaled(index),
+        shm_wait::Signaled::Object { index, abandoned: true } => WaitMany::Abandoned(index),
+        shm_wait::Signaled::TimedOut => WaitMany::TimedOut,
+    }
+}
+
+/// Waits until any object is signalled and takes the lowest-indexed one
+/// (S19). `timeout` `None` waits forever.
+///
+/// # Errors
+/// `InvalidParameter` for 0 or more than 64 objects.
+pub fn wait_any(objs: &[&dyn Waitable], timeout: Option<Duration>) -> Result<WaitMany> {
+    let states = check_many(objs, false)?;
+    Ok(many(shm_wait::wait_any(&states, timeout.and_then(deadline))))
+}
+
+/// Waits until every object is signalled and takes them all (S19).
+///
+/// # Errors
+/// `InvalidParameter` for 0 or more than 64 objects, or the same object twice.
+pub fn wait_all(objs: &[&dyn Waitable], timeout: Option<Duration>) -> Result<WaitMany> {
+    let states = check_many(objs, true)?;
+    Ok(many(shm_wait::wait_all(&states, timeout.and_then(deadline))))
+}
