@@ -126,3 +126,32 @@ mod tests {
         assert!(Pidfd::open(pid()).unwrap().is_alive());
     }
 }
+
+/// Asks the kernel to `SIGKILL` this process when its parent dies (used by
+/// peers that must not outlive the process that started them).
+///
+/// # Errors
+/// The kernel's `prctl` error.
+pub fn die_with_parent() -> Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+}
+
+/// Sends `SIGKILL` to process `pid`.
+///
+/// # Errors
+/// `ESRCH` when it is gone, `EPERM`.
+pub fn kill9(pid: u32) -> Result<()> {
+    let pid = Pid::from_raw(pid as i32).ok_or(Errno::SRCH)?;
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL)
+}
+
+/// Changes the *calling thread's* gid and uid (raw `setgid`/`setuid`, not
+/// broadcast to other threads as libc does). Sockets it connects and
+/// handles it takes then carry the new identity.
+///
+/// # Errors
+/// `EPERM` without the capability to change ids.
+pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
+    rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(gid))?;
+    rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
+}

@@ -1,0 +1,230 @@
+//! Multi-process test harness.
+//!
+//! A test re-executes its own binary (`current_exe() TEST --exact`) with
+//! `SB_ROLE` set; the same test function then sees [`role`] return the role
+//! and runs the peer's side. Parent and peer talk through the API under test;
+//! the harness only adds a line protocol on the peer's stdin/stdout for
+//! "I am ready"/"go on" steps, which is not part of what is tested.
+//!
+//! Nothing here sleeps to synchronise. A [`Watchdog`] aborts a deadlocked
+//! test (killing its peers) instead of hanging CI; peers die with their
+//! parent (`PR_SET_PDEATHSIG`) and have their own watchdog.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long any single step may take before the test is declared hung.
+pub const STEP: Duration = Duration::from_secs(60);
+
+static PEERS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// The role this process plays, if it is a peer.
+pub fn role() -> Option<String> {
+    let r = std::env::var("SB_ROLE").ok()?;
+    let _ = switchboard_sys::process::die_with_parent();
+    std::mem::forget(Watchdog::new(STEP * 3));
+    Some(r)
+}
+
+/// The peer's arguments.
+pub fn args() -> Vec<String> {
+    std::env::var("SB_ARGS").map(|a| a.split('\x1f').map(str::to_owned).collect()).unwrap_or_default()
+}
+
+/// Peer side: tells the parent something (one line).
+pub fn say(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "SB:{msg}");
+    let _ = out.flush();
+}
+
+/// Peer side: waits for the parent's next line.
+pub fn hear() -> String {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("read from parent");
+    line.trim_end().to_owned()
+}
+
+/// Peer side: finish now with success, skipping the rest of the test body.
+pub fn done() -> ! {
+    std::process::exit(0)
+}
+
+/// A peer process.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    pub pid: u32,
+}
+
+impl Peer {
+    /// Starts `test` of this binary as `role` with `args`.
+    pub fn spawn(test: &str, role: &str, args: &[&str]) -> Peer {
+        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env("SB_ROLE", role)
+            .env("SB_ARGS", args.join("\x1f"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn peer");
+        let pid = child.id();
+        PEERS.lock().unwrap().push(pid);
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || forward_lines(stdout, tx));
+        Peer { stdin: child.stdin.take(), child, lines, pid }
+    }
+
+    /// Waits for the peer's next line and returns it.
+    pub fn next(&mut self) -> String {
+        match self.lines.recv_timeout(STEP) {
+            Ok(l) => l,
+            Err(RecvTimeoutError::Timeout) => panic!("peer {} said nothing for {STEP:?}", self.pid),
+            Err(RecvTimeoutError::Disconnected) => panic!("peer {} exited: {:?}", self.pid, self.child.try_wait()),
+        }
+    }
+
+    /// Waits for the peer's next line and checks it.
+    pub fn expect(&mut self, want: &str) {
+        let got = self.next();
+        assert_eq!(got, want, "peer {} said {got:?}, expected {want:?}", self.pid);
+    }
+
+    /// Sends the peer a line.
+    pub fn tell(&mut self, msg: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{msg}").expect("write to peer");
+        stdin.flush().expect("flush to peer");
+    }
+
+    /// `kill -9` the peer and reap it.
+    pub fn kill9(&mut self) {
+        let _ = switchboard_sys::process::kill9(self.pid);
+        self.child.wait().expect("reap killed peer");
+    }
+
+    /// Waits (bounded by the watchdog step) for the peer to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        let until = Instant::now() + STEP;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(Instant::now() < until, "peer {} did not exit", self.pid);
+            // Reaping has no notification we can block on with a timeout
+            // from std; poll the exit status gently.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the peer to exit successfully.
+    pub fn finish(&mut self) {
+        let status = self.wait();
+        assert!(status.success(), "peer {} failed: {status}", self.pid);
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn forward_lines(stdout: std::process::ChildStdout, tx: Sender<String>) {
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        // libtest may have printed "test NAME ... " on the same line first.
+        if let Some(msg) = line.find("SB:").map(|at| &line[at + 3..]) {
+            if tx.send(msg.to_owned()).is_err() {
+                return;
+            }
+        } else {
+            // libtest's own chatter from the peer; keep it visible.
+            println!("[peer] {line}");
+        }
+    }
+}
+
+/// Aborts the whole test process (after killing its peers) if not dropped
+/// within its time limit: a deadlock fails instead of hanging CI.
+pub struct Watchdog(Option<Sender<()>>);
+
+impl Watchdog {
+    pub fn new(limit: Duration) -> Watchdog {
+        let (tx, rx) = channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("watchdog: test still running after {limit:?}; killing peers and aborting");
+                for pid in PEERS.lock().map(|p| p.clone()).unwrap_or_default() {
+                    let _ = switchboard_sys::process::kill9(pid);
+                }
+                std::process::abort();
+            }
+        });
+        Watchdog(Some(tx))
+    }
+
+    /// The default watchdog for one test.
+    pub fn test() -> Watchdog {
+        Watchdog::new(STEP * 4)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A unique object name for this test run.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("sbtest-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether `switchboard::namespace::list()` shows an object named `name`.
+pub fn listed(name: &str) -> bool {
+    switchboard::namespace::list().iter().any(|e| e.name == name)
+}
+
+/// The entries of a directory (empty if it does not exist).
+pub fn dir_entries(path: &str) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(path)
+        .map(|d| d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect())
+        .unwrap_or_default()
+}
+
+/// Everything switchboard could conceivably leave on disk, for before/after
+/// comparisons in crash tests.
+pub fn disk_snapshot() -> Vec<(String, std::collections::BTreeSet<String>)> {
+    let mut dirs = vec!["/dev/shm".to_owned(), std::env::temp_dir().to_string_lossy().into_owned()];
+    if let Ok(x) = std::env::var("XDG_RUNTIME_DIR") {
+        dirs.push(x);
+    }
+    dirs.into_iter().map(|d| {
+        let e = dir_entries(&d).into_iter().filter(|n| n.contains("switchboard") || n.contains("sbtest") || n.starts_with("sb1")).collect();
+        (d, e)
+    }).collect()
+}
+
+/// Polls `cond` until true or the step limit; for conditions that the kernel
+/// makes true asynchronously (a killed process's sockets closing) and that
+/// have no event to block on.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + STEP;
+    while !cond() {
+        assert!(Instant::now() < until, "never became true: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
