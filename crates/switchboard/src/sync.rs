@@ -367,6 +367,12 @@ impl Event {
     pub fn is_manual_reset(&self) -> bool {
         self.0.state().is_manual()
     }
+
+    /// How many threads (in any process) are blocked waiting on the event.
+    pub fn waiters(&self) -> u32 {
+        use switchboard_shm::wait::Waitable as _;
+        self.0.state().waiters().load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// How [`wait_any`] or [`wait_all`] ended.

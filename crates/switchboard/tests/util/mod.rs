@@ -90,6 +90,11 @@ impl Peer {
         }
     }
 
+    /// The peer's next line if it has already said one.
+    pub fn try_next(&mut self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
     /// Waits for the peer's next line and checks it.
     pub fn expect(&mut self, want: &str) {
         let got = self.next();

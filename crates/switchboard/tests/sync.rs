@@ -1,0 +1,319 @@
+//! Spec 01, S11–S19 — named mutex, semaphore, event, wait on several.
+//! Statements about processes run across real processes; the mutex's
+//! abandonment is tested with `kill -9`.
+
+mod util;
+
+use std::time::Duration;
+
+use switchboard::sync::{wait_all, wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
+use switchboard::Error;
+use util::{done, hear, role, say, unique, Peer, Watchdog};
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn mapping_s11_mutex_create_or_open_across_processes() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let m = Mutex::create(util::args()[0].as_str(), true).unwrap();
+        say(&format!("existed={}", m.already_existed()));
+        hear();
+        m.release().unwrap();
+        say("released");
+        hear();
+        done();
+    }
+    let n = unique("s11");
+    assert!(matches!(Mutex::open(&n), Err(Error::NotFound(_))));
+    let mut peer = Peer::spawn("mapping_s11_mutex_create_or_open_across_processes", "owner", &[&n]);
+    peer.expect("existed=false");
+    let m = Mutex::create(n.as_str(), true).unwrap();
+    assert!(m.already_existed());
+    assert_eq!(m.try_wait(), WaitStatus::TimedOut, "initially_owned is ignored for an existing mutex");
+    let opened = Mutex::open(&n).unwrap();
+    peer.tell("release");
+    peer.expect("released");
+    assert_eq!(opened.wait_timeout(LONG), WaitStatus::Acquired);
+    opened.release().unwrap();
+    peer.tell("bye");
+    peer.finish();
+}
+
+#[test]
+fn mapping_s12_mutex_is_recursive_and_only_its_owner_releases() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let m = Mutex::open(&util::args()[0]).unwrap();
+        let err = m.release().unwrap_err();
+        say(&format!("release {}", err.win32()));
+        done();
+    }
+    let n = unique("s12");
+    let m = Mutex::create(n.as_str(), false).unwrap();
+    for _ in 0..3 {
+        assert_eq!(m.wait(), WaitStatus::Acquired);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_eq!(m.try_wait(), WaitStatus::TimedOut);
+            assert!(matches!(m.release(), Err(Error::NotOwner)));
+        });
+    });
+    let mut peer = Peer::spawn("mapping_s12_mutex_is_recursive_and_only_its_owner_releases", "other", &[&n]);
+    assert_eq!(peer.next(), "release 288");
+    peer.finish();
+    m.release().unwrap();
+    m.release().unwrap();
+    assert!(m.owner().is_some(), "one acquisition left");
+    m.release().unwrap();
+    assert!(m.owner().is_none());
+    assert_eq!(m.release().unwrap_err().win32(), 288);
+}
+
+#[test]
+fn mapping_s13_owner_killed_abandons_the_mutex_to_the_next_waiter() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let m = Mutex::open(&util::args()[0]).unwrap();
+        assert_eq!(m.wait(), WaitStatus::Acquired);
+        say("owned");
+        hear();
+        done();
+    }
+    let n = unique("s13");
+    let m = Mutex::create(n.as_str(), false).unwrap();
+    let mut peer = Peer::spawn("mapping_s13_owner_killed_abandons_the_mutex_to_the_next_waiter", "owner", &[&n]);
+    peer.expect("owned");
+    assert_eq!(m.owner().map(|(_, pid)| pid), Some(peer.pid));
+    std::thread::scope(|s| {
+        // A waiter blocked with no timeout while the owner is killed.
+        let waiter = s.spawn(|| {
+            let status = m.wait();
+            let owner = m.owner();
+            m.release().unwrap();
+            (status, owner)
+        });
+        peer.kill9();
+        let (status, owner) = waiter.join().unwrap();
+        assert_eq!(status, WaitStatus::Abandoned);
+        assert_eq!(owner.map(|(_, pid)| pid), Some(std::process::id()), "the waiter owns it");
+    });
+    assert_eq!(m.try_wait(), WaitStatus::Acquired, "after release it is an ordinary mutex again");
+    m.release().unwrap();
+}
+
+#[test]
+fn mapping_s14_mutex_wait_returns_acquired_abandoned_or_timeout() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let m = Mutex::open(&util::args()[0]).unwrap();
+        assert_eq!(m.wait(), WaitStatus::Acquired);
+        say("owned");
+        hear();
+        done();
+    }
+    let n = unique("s14");
+    let m = Mutex::create(n.as_str(), false).unwrap();
+    let mut peer = Peer::spawn("mapping_s14_mutex_wait_returns_acquired_abandoned_or_timeout", "owner", &[&n]);
+    peer.expect("owned");
+    assert_eq!(m.wait_timeout(Duration::from_millis(30)), WaitStatus::TimedOut);
+    assert_eq!(m.try_wait(), WaitStatus::TimedOut);
+    peer.kill9();
+    assert_eq!(m.wait_timeout(LONG), WaitStatus::Abandoned);
+    assert_eq!(m.wait_timeout(Duration::ZERO), WaitStatus::Acquired, "recursive re-acquire");
+    m.release().unwrap();
+    m.release().unwrap();
+}
+
+#[test]
+fn mapping_s15_semaphore_release_returns_previous_and_refuses_past_maximum() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let s = Semaphore::open(&util::args()[0]).unwrap();
+        say(&format!("previous={}", s.release(2).unwrap()));
+        let err = s.release(5).unwrap_err();
+        say(&format!("error={}", err.win32()));
+        done();
+    }
+    let n = unique("s15");
+    assert!(matches!(Semaphore::create(None, 3, 2), Err(Error::InvalidParameter(_))));
+    assert!(matches!(Semaphore::create(None, 0, 0), Err(Error::InvalidParameter(_))));
+    let s = Semaphore::create(n.as_str(), 1, 4).unwrap();
+    let mut peer =
+        Peer::spawn("mapping_s15_semaphore_release_returns_previous_and_refuses_past_maximum", "releaser", &[&n]);
+    assert_eq!(peer.next(), "previous=1");
+    assert_eq!(peer.next(), "error=298");
+    peer.finish();
+    assert_eq!(s.count(), 3, "the refused release changed nothing");
+    assert!(matches!(s.release(2), Err(Error::TooManyPosts)));
+    assert_eq!(s.release(1).unwrap(), 3);
+}
+
+#[test]
+fn mapping_s16_semaphore_wait_decrements_or_times_out() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let s = Semaphore::open(&util::args()[0]).unwrap();
+        say("waiting");
+        assert_eq!(s.wait_timeout(LONG), WaitStatus::Acquired);
+        say("acquired");
+        done();
+    }
+    let n = unique("s16");
+    let s = Semaphore::create(n.as_str(), 1, 10).unwrap();
+    assert_eq!(s.wait(), WaitStatus::Acquired);
+    assert_eq!(s.count(), 0);
+    assert_eq!(s.wait_timeout(Duration::from_millis(20)), WaitStatus::TimedOut);
+    let mut peer = Peer::spawn("mapping_s16_semaphore_wait_decrements_or_times_out", "waiter", &[&n]);
+    peer.expect("waiting");
+    s.release(1).unwrap();
+    peer.expect("acquired");
+    peer.finish();
+    assert_eq!(s.count(), 0, "the peer's wait took the count");
+}
+
+#[test]
+fn mapping_s17_event_set_reset_pulse_wait() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let e = Event::open(&util::args()[0]).unwrap();
+        say("waiting");
+        assert_eq!(e.wait_timeout(LONG), WaitStatus::Acquired);
+        say("released");
+        done();
+    }
+    let n = unique("s17");
+    let e = Event::create(n.as_str(), true, true).unwrap();
+    assert!(e.is_set() && e.is_manual_reset());
+    e.reset();
+    assert_eq!(e.wait_timeout(Duration::from_millis(20)), WaitStatus::TimedOut);
+    e.pulse();
+    assert!(!e.is_set(), "a pulse with no waiters leaves the event unsignalled");
+    let mut peer = Peer::spawn("mapping_s17_event_set_reset_pulse_wait", "waiter", &[&n]);
+    peer.expect("waiting");
+    e.set();
+    peer.expect("released");
+    peer.finish();
+    // A pulse releases a thread that is waiting at the time.
+    e.reset();
+    std::thread::scope(|s| {
+        let t = s.spawn(|| e.wait_timeout(LONG));
+        util::eventually("the thread is waiting", || e.waiters() > 0);
+        e.pulse();
+        assert_eq!(t.join().unwrap(), WaitStatus::Acquired);
+    });
+    assert!(!e.is_set());
+}
+
+#[test]
+fn mapping_s18_auto_reset_releases_one_manual_releases_all() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let e = Event::open(&util::args()[0]).unwrap();
+        say("waiting");
+        assert_eq!(e.wait_timeout(LONG), WaitStatus::Acquired);
+        say("released");
+        done();
+    }
+    let test = "mapping_s18_auto_reset_releases_one_manual_releases_all";
+    // Auto-reset: each set releases exactly one of two waiters.
+    let n = unique("s18a");
+    let auto = Event::create(n.as_str(), false, false).unwrap();
+    let mut waiters: Vec<Peer> = (0..2).map(|_| Peer::spawn(test, "waiter", &[&n])).collect();
+    waiters.iter_mut().for_each(|p| p.expect("waiting"));
+    auto.set();
+    let first = wait_for_release(&mut waiters);
+    assert!(!auto.is_set(), "the released waiter consumed the set");
+    auto.set();
+    let second = wait_for_release(&mut waiters);
+    assert_ne!(first, second);
+    assert!(!auto.is_set(), "the second set released the second waiter: the first set released only one");
+    // Manual-reset: one set releases all three and stays set.
+    let n = unique("s18m");
+    let manual = Event::create(n.as_str(), true, false).unwrap();
+    let mut waiters: Vec<Peer> = (0..3).map(|_| Peer::spawn(test, "waiter", &[&n])).collect();
+    waiters.iter_mut().for_each(|p| p.expect("waiting"));
+    manual.set();
+    for p in &mut waiters {
+        p.expect("released");
+        p.finish();
+    }
+    assert!(manual.is_set(), "manual-reset stays set until reset");
+    manual.reset();
+    assert!(!manual.is_set());
+}
+
+/// Waits for a "released" line from any of `peers` (they are all blocked on
+/// the same event) and returns the index of the one that said it.
+fn wait_for_release(peers: &mut [Peer]) -> usize {
+    let until = std::time::Instant::now() + LONG;
+    loop {
+        for (i, p) in peers.iter_mut().enumerate() {
+            if p.try_next().as_deref() == Some("released") {
+                p.finish();
+                return i;
+            }
+        }
+        assert!(std::time::Instant::now() < until, "no waiter was released");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn mapping_s19_wait_any_and_wait_all_across_processes() {
+    let _w = Watchdog::test();
+    if let Some(r) = role() {
+        let a = util::args();
+        let m = Mutex::open(&a[0]).unwrap();
+        let s = Semaphore::open(&a[1]).unwrap();
+        let e = Event::open(&a[2]).unwrap();
+        assert_eq!(m.wait(), WaitStatus::Acquired);
+        say("holding");
+        match hear().as_str() {
+            "set" => e.set(),
+            _ => {
+                s.release(1).unwrap();
+                e.set();
+                m.release().unwrap();
+            }
+        }
+        say("done");
+        if r == "die" {
+            hear();
+        }
+        done();
+    }
+    let test = "mapping_s19_wait_any_and_wait_all_across_processes";
+    let (mn, sn, en) = (unique("s19m"), unique("s19s"), unique("s19e"));
+    let m = Mutex::create(mn.as_str(), false).unwrap();
+    let s = Semaphore::create(sn.as_str(), 0, 1).unwrap();
+    let e = Event::create(en.as_str(), false, false).unwrap();
+    let objs: [&dyn Waitable; 3] = [&m, &s, &e];
+    assert!(matches!(wait_any(&[], None), Err(Error::InvalidParameter(_))));
+    assert!(matches!(wait_all(&[&m, &m], None), Err(Error::InvalidParameter(_))));
+
+    let mut peer = Peer::spawn(test, "any", &[&mn, &sn, &en]);
+    peer.expect("holding");
+    assert_eq!(wait_any(&objs, Some(Duration::from_millis(20))).unwrap(), WaitMany::TimedOut);
+    peer.tell("set");
+    assert_eq!(wait_any(&objs, Some(LONG)).unwrap(), WaitMany::Signaled(2));
+    assert!(!e.is_set(), "wait_any took the auto-reset event");
+    peer.expect("done");
+    peer.finish();
+    // The peer exited holding the mutex: wait_any reports it abandoned.
+    assert_eq!(wait_any(&objs, Some(LONG)).unwrap(), WaitMany::Abandoned(0));
+    m.release().unwrap();
+
+    let mut peer = Peer::spawn(test, "all", &[&mn, &sn, &en]);
+    peer.expect("holding");
+    assert_eq!(wait_all(&objs, Some(Duration::from_millis(20))).unwrap(), WaitMany::TimedOut);
+    assert_eq!(s.count(), 0, "a timed-out wait_all took nothing");
+    peer.tell("all");
+    assert_eq!(wait_all(&objs, Some(LONG)).unwrap(), WaitMany::Signaled(0));
+    assert_eq!(m.owner().map(|(_, p)| p), Some(std::process::id()));
+    assert_eq!((s.count(), e.is_set()), (0, false), "wait_all took every object");
+    peer.expect("done");
+    peer.finish();
+    m.release().unwrap();
+}
