@@ -1,0 +1,175 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Classic inter-process communication mechanisms, natively on Linux.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 wait timed out.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every live named object: kind, scope, name, owner pid, holders.
+    Ls {
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// File mapping (named shared memory).
+    #[command(subcommand)]
+    Mapping(MappingCmd),
+    /// Named mutex.
+    #[command(subcommand)]
+    Mutex(MutexCmd),
+    /// Named semaphore.
+    #[command(subcommand)]
+    Semaphore(SemaphoreCmd),
+    /// Named event.
+    #[command(subcommand)]
+    Event(EventCmd),
+    /// Start real child processes, exercise every mechanism, print a table.
+    Tour {
+        /// Round trips per timed row.
+        #[arg(long, default_value_t = 2000)]
+        rounds: u32,
+    },
+    /// (internal) the child side of `tour`.
+    #[command(hide = true)]
+    TourPeer { role: String, args: Vec<String> },
+}
+
+/// How long a `create` keeps the object alive (objects die with their last holder).
+#[derive(Debug, Args)]
+pub struct Hold {
+    /// Hold for this many seconds, then exit (default: until interrupted).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+}
+
+/// A wait timeout.
+#[derive(Debug, Args)]
+pub struct Timeout {
+    /// Give up after this many milliseconds (exit code 3); default: wait forever.
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingCmd {
+    /// Create (or open) a mapping and hold it.
+    Create {
+        name: String,
+        /// Size in bytes (for --file, 0 = the file's size).
+        size: u64,
+        /// Back the mapping with this file instead of memory.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Initial contents written at offset 0 (only if newly created).
+        #[arg(long)]
+        init: Option<String>,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Write text into a mapping.
+    Write {
+        name: String,
+        data: String,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Read bytes from a mapping (as text, or --hex).
+    Read {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Bytes to read (default: up to the first NUL, at most 4 KiB).
+        #[arg(long)]
+        len: Option<usize>,
+        #[arg(long)]
+        hex: bool,
+    },
+    /// Show a mapping's size, protection and holders.
+    Info { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MutexCmd {
+    /// Create (or open) a mutex and hold the handle (not the lock).
+    Create {
+        name: String,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Acquire the mutex, run a command, release.
+    Run {
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show the owner, if any.
+    Info { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SemaphoreCmd {
+    /// Create (or open) a semaphore and hold it.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        initial: u32,
+        #[arg(long, default_value_t = 1)]
+        maximum: u32,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Add counts; prints the previous count.
+    Release {
+        name: String,
+        #[arg(default_value_t = 1)]
+        count: u32,
+    },
+    /// Take one count.
+    Wait {
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
+    /// Show count and maximum.
+    Info { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCmd {
+    /// Create (or open) an event and hold it.
+    Create {
+        name: String,
+        /// Manual-reset (default: auto-reset).
+        #[arg(long)]
+        manual: bool,
+        /// Initially signalled.
+        #[arg(long)]
+        set: bool,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Signal the event.
+    Set { name: String },
+    /// Un-signal the event.
+    Reset { name: String },
+    /// Release current waiters and leave it unsignalled.
+    Pulse { name: String },
+    /// Wait until signalled.
+    Wait {
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
+}

@@ -1,0 +1,53 @@
+//! One module per verb; `run` dispatches.
+
+mod ls;
+mod mapping;
+mod sync;
+mod tour;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::{Command, Hold};
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Ls { json } => ls::run(json),
+        Command::Mapping(c) => mapping::run(c),
+        Command::Mutex(c) => sync::mutex(c),
+        Command::Semaphore(c) => sync::semaphore(c),
+        Command::Event(c) => sync::event(c),
+        Command::Tour { rounds } => tour::run(rounds),
+        Command::TourPeer { role, args } => tour::peer(&role, &args),
+    }
+}
+
+/// Prints what was created and keeps the process (and so the object) alive.
+pub(crate) fn hold(what: &str, existed: bool, hold: &Hold) -> anyhow::Result<ExitCode> {
+    let verb = if existed { "opened existing" } else { "created" };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{verb} {what}")?;
+    out.flush()?;
+    drop(out);
+    match hold.seconds {
+        Some(s) => std::thread::sleep(Duration::from_secs(s)),
+        None => {
+            eprintln!("holding it; the object lives until this process exits (Ctrl-C)");
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn timeout(ms: Option<u64>) -> Option<Duration> {
+    ms.map(Duration::from_millis)
+}
+
+/// Holders of a named object besides this process, as `ls` counts them.
+pub(crate) fn ls_holders(name: &str) -> usize {
+    let bare = name.rsplit_once('\\').map_or(name, |(_, n)| n);
+    switchboard::namespace::list().into_iter().find(|e| e.name == bare).map_or(0, |e| e.holders)
+}

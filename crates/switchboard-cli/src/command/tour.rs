@@ -1,0 +1,293 @@
+//! `switchboard tour`: start real child processes and exercise every
+//! mechanism built so far, one table row each.
+//!
+//! The children are this same binary run as `switchboard tour-peer ROLE …`.
+//! Every wait in a child has a time limit, so a child whose parent died
+//! exits on its own instead of lingering.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use switchboard::mapping::{Access, Mapping};
+use switchboard::sync::{wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
+use switchboard::HandleValue;
+
+/// A child waits at most this long for anything.
+const PEER_PATIENCE: Duration = Duration::from_secs(30);
+
+struct Row {
+    mechanism: &'static str,
+    exchanged: String,
+    result: String,
+    time: String,
+}
+
+type Step = fn(&Names, u32) -> anyhow::Result<Row>;
+
+const STEPS: [Step; 6] = [mapping_row, semaphore_row, event_row, mutex_row, wait_any_row, handle_row];
+
+/// Unique object names for one tour.
+struct Names(String);
+
+impl Names {
+    fn get(&self, what: &str) -> String {
+        format!("{}-{what}", self.0)
+    }
+}
+
+pub fn run(rounds: u32) -> anyhow::Result<ExitCode> {
+    let names = Names(format!("tour-{}", std::process::id()));
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(["mechanism", "what was exchanged", "result", "round trip"]);
+    let mut failed = 0;
+    for step in STEPS {
+        match step(&names, rounds.max(1)) {
+            Ok(r) => {
+                table.add_row([r.mechanism.to_owned(), r.exchanged, r.result, r.time]);
+            }
+            Err(e) => {
+                failed += 1;
+                table.add_row(["(step failed)".to_owned(), String::new(), format!("FAILED: {e:#}"), String::new()]);
+            }
+        }
+    }
+    table.add_row(leftovers_row(&names));
+    println!("{table}");
+    if failed > 0 {
+        bail!("{failed} tour step(s) failed");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn(role: &str, args: &[&str]) -> anyhow::Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .arg("tour-peer")
+        .arg(role)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting a tour child process")
+}
+
+/// Reads the child's first line of output (its "ready" signal).
+fn first_line(child: &mut Child) -> anyhow::Result<String> {
+    let out = child.stdout.take().context("child stdout")?;
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line)?;
+    ensure!(!line.is_empty(), "the child exited before it was ready");
+    Ok(line.trim().to_owned())
+}
+
+fn finish(mut child: Child) -> anyhow::Result<()> {
+    let status = child.wait()?;
+    ensure!(status.success(), "child exited with {status}");
+    Ok(())
+}
+
+fn median_us(mut samples: Vec<Duration>) -> String {
+    samples.sort_unstable();
+    let p50 = samples[samples.len() / 2];
+    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
+    format!("p50 {:.1} µs, p99 {:.1} µs (n={})", micros(p50), micros(p99), samples.len())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1000.0
+}
+
+fn acquired(s: WaitStatus) -> anyhow::Result<()> {
+    ensure!(s == WaitStatus::Acquired, "wait ended {s:?}");
+    Ok(())
+}
+
+fn mapping_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    let (m, req, rep) = (names.get("map"), names.get("req"), names.get("rep"));
+    let mapping = Mapping::create(m.as_str(), 4096)?;
+    let (ping, pong) = (Event::create(req.as_str(), false, false)?, Event::create(rep.as_str(), false, false)?);
+    let view = mapping.map_view(Access::Write, 0, 0)?;
+    let child = spawn("echo", &[&m, &req, &rep, &rounds.to_string()])?;
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for i in 0..rounds {
+        let msg = [(i % 251) as u8; 64];
+        let t = Instant::now();
+        view.write(0, &msg)?;
+        ping.set();
+        acquired(pong.wait_timeout(PEER_PATIENCE))?;
+        samples.push(t.elapsed());
+        ensure!(view.read_vec(64, 64)? == msg, "reply {i} differs from the request");
+    }
+    finish(child)?;
+    Ok(Row {
+        mechanism: "file mapping + events",
+        exchanged: format!("{rounds} × 64 B request → 64 B echo through a shared view"),
+        result: format!("{rounds}/{rounds} echoes verified"),
+        time: median_us(samples),
+    })
+}
+
+fn semaphore_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    let (a, b) = (names.get("sem-a"), names.get("sem-b"));
+    let (there, back) = (Semaphore::create(a.as_str(), 0, 1)?, Semaphore::create(b.as_str(), 0, 1)?);
+    let child = spawn("semaphore", &[&a, &b, &rounds.to_string()])?;
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        there.release(1)?;
+        acquired(back.wait_timeout(PEER_PATIENCE))?;
+        samples.push(t.elapsed());
+    }
+    finish(child)?;
+    let err = there.release(2).expect_err("max is 1");
+    Ok(Row {
+        mechanism: "semaphore",
+        exchanged: format!("{rounds} counts released and taken back"),
+        result: format!("ok; over-release refused: {} ({})", err.win32_name(), err.win32()),
+        time: median_us(samples),
+    })
+}
+
+fn event_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+    let go = names.get("go");
+    let event = Event::create(go.as_str(), true, false)?;
+    let children: Vec<Child> = (0..3).map(|_| spawn("event-waiter", &[&go])).collect::<Result<_, _>>()?;
+    let mut children = children;
+    for c in &mut children {
+        ensure!(first_line(c)? == "waiting", "child not waiting");
+    }
+    let t = Instant::now();
+    event.set();
+    for c in children {
+        finish(c)?;
+    }
+    Ok(Row {
+        mechanism: "event (manual reset)",
+        exchanged: "one set → 3 waiting processes".into(),
+        result: "all 3 released".into(),
+        time: format!("set → all exited {:.1} ms", t.elapsed().as_secs_f64() * 1e3),
+    })
+}
+
+fn mutex_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+    let n = names.get("mutex");
+    let mutex = Mutex::create(n.as_str(), false)?;
+    let mut child = spawn("mutex-owner", &[&n])?;
+    ensure!(first_line(&mut child)? == "owned", "child did not take the mutex");
+    let t = Instant::now();
+    child.kill()?;
+    child.wait()?;
+    let status = mutex.wait_timeout(PEER_PATIENCE);
+    let took = t.elapsed();
+    ensure!(status == WaitStatus::Abandoned, "expected WAIT_ABANDONED, got {status:?}");
+    mutex.release()?;
+    Ok(Row {
+        mechanism: "mutex",
+        exchanged: "owner process killed (SIGKILL) while holding it".into(),
+        result: "next waiter got WAIT_ABANDONED and owns it".into(),
+        time: format!("kill → acquired {:.1} ms", took.as_secs_f64() * 1e3),
+    })
+}
+
+fn wait_any_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+    let (m, s, e) = (names.get("any-m"), names.get("any-s"), names.get("any-e"));
+    let mutex = Mutex::create(m.as_str(), false)?;
+    let sem = Semaphore::create(s.as_str(), 0, 1)?;
+    let event = Event::create(e.as_str(), false, false)?;
+    let objs: [&dyn Waitable; 3] = [&sem, &event, &mutex];
+    let mut child = spawn("hold-and-set", &[&m, &e])?;
+    ensure!(first_line(&mut child)? == "holding", "child not ready");
+    let t = Instant::now();
+    let got = wait_any(&objs[..2], Some(PEER_PATIENCE))?;
+    let took = t.elapsed();
+    finish(child)?;
+    ensure!(got == WaitMany::Signaled(1), "wait_any returned {got:?}");
+    let after = wait_any(&objs, Some(PEER_PATIENCE))?;
+    ensure!(after == WaitMany::Abandoned(2), "the exited child's mutex should be abandoned, got {after:?}");
+    mutex.release()?;
+    Ok(Row {
+        mechanism: "wait on several",
+        exchanged: "semaphore, event, mutex; the child sets the event, then exits holding the mutex".into(),
+        result: "index 1 signalled, then index 2 abandoned".into(),
+        time: format!("set → woken {:.1} µs", micros(took)),
+    })
+}
+
+fn handle_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+    let mapping = Mapping::create(None, 4096)?;
+    mapping.map_view(Access::Write, 0, 0)?.write(0, b"hello from the parent")?;
+    let pid = std::process::id().to_string();
+    let mut child = spawn("take-handle", &[&pid, &mapping.handle().to_string()])?;
+    let line = first_line(&mut child)?;
+    finish(child)?;
+    let result = match line.strip_prefix("read ") {
+        Some(text) => format!("child read {text:?} through the taken handle"),
+        None => format!("the OS refused pidfd_getfd; fd passing remains ({line})"),
+    };
+    Ok(Row {
+        mechanism: "handle sharing",
+        exchanged: format!("child took unnamed mapping handle {} from pid {pid} (pidfd_getfd)", mapping.handle()),
+        result,
+        time: "—".into(),
+    })
+}
+
+fn leftovers_row(names: &Names) -> [String; 4] {
+    let left: Vec<String> =
+        switchboard::namespace::list().into_iter().filter(|e| e.name.starts_with(&names.0) && e.holders > 0).map(|e| e.name).collect();
+    let result = if left.is_empty() { "no object held by a child remains".to_owned() } else { format!("still held: {left:?}") };
+    ["namespace".into(), "ls after every child exited".into(), result, "—".into()]
+}
+
+/// The child side.
+pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    let arg = |i: usize| args.get(i).map(String::as_str).context("missing tour-peer argument");
+    match role {
+        "echo" => {
+            let view = Mapping::open(arg(0)?, Access::Write)?.map_view(Access::Write, 0, 0)?;
+            let (req, rep) = (Event::open(arg(1)?)?, Event::open(arg(2)?)?);
+            for _ in 0..arg(3)?.parse::<u32>()? {
+                acquired(req.wait_timeout(PEER_PATIENCE))?;
+                view.write(64, &view.read_vec(0, 64)?)?;
+                rep.set();
+            }
+        }
+        "semaphore" => {
+            let (there, back) = (Semaphore::open(arg(0)?)?, Semaphore::open(arg(1)?)?);
+            for _ in 0..arg(2)?.parse::<u32>()? {
+                acquired(there.wait_timeout(PEER_PATIENCE))?;
+                back.release(1)?;
+            }
+        }
+        "event-waiter" => {
+            let e = Event::open(arg(0)?)?;
+            println!("waiting");
+            acquired(e.wait_timeout(PEER_PATIENCE))?;
+        }
+        "mutex-owner" => {
+            let m = Mutex::open(arg(0)?)?;
+            acquired(m.wait_timeout(PEER_PATIENCE))?;
+            println!("owned");
+            std::thread::sleep(PEER_PATIENCE);
+        }
+        "hold-and-set" => {
+            let m = Mutex::open(arg(0)?)?;
+            acquired(m.wait_timeout(PEER_PATIENCE))?;
+            println!("holding");
+            Event::open(arg(1)?)?.set();
+        }
+        "take-handle" => {
+            let handle = HandleValue(arg(1)?.parse()?);
+            match Mapping::from_process(arg(0)?.parse()?, handle, Access::Read) {
+                Ok(m) => {
+                    let bytes = m.map_view(Access::Read, 0, 0)?.read_vec(0, 21)?;
+                    println!("read {}", String::from_utf8_lossy(&bytes));
+                }
+                Err(e) => println!("refused {e}"),
+            }
+        }
+        other => bail!("unknown tour role {other}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
