@@ -67,9 +67,8 @@ impl EventState {
     /// the event unsignalled.
     pub fn pulse(&self) {
         if self.is_manual() {
-            let _ = self.word.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |w| {
-                Some(((w >> 1).wrapping_add(1)) << 1)
-            });
+            let _ =
+                self.word.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |w| Some(((w >> 1).wrapping_add(1)) << 1));
             self.wake();
         } else if self.waiters.load(Ordering::SeqCst) > 0 {
             self.set();

@@ -174,6 +174,15 @@ impl Segment {
     }
 }
 
+// Layouts are part of the cross-process contract: assert them at compile time.
+const _: () = {
+    assert!(std::mem::size_of::<Header>() == 24);
+    assert!(std::mem::size_of::<crate::mutex::MutexState>() == 16);
+    assert!(std::mem::size_of::<crate::semaphore::SemaphoreState>() == 12);
+    assert!(std::mem::size_of::<crate::event::EventState>() == 12);
+    assert!(OBJECT_OFFSET >= std::mem::size_of::<Header>());
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,12 +198,3 @@ mod tests {
         assert_eq!(Segment::open(&small, Kind::Event).unwrap_err(), SegmentError::BadSize);
     }
 }
-
-// Layouts are part of the cross-process contract: assert them at compile time.
-const _: () = {
-    assert!(std::mem::size_of::<Header>() == 24);
-    assert!(std::mem::size_of::<crate::mutex::MutexState>() == 16);
-    assert!(std::mem::size_of::<crate::semaphore::SemaphoreState>() == 12);
-    assert!(std::mem::size_of::<crate::event::EventState>() == 12);
-    assert!(OBJECT_OFFSET >= std::mem::size_of::<Header>());
-};

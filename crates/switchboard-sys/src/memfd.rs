@@ -43,9 +43,7 @@ pub fn set_size<Fd: AsFd>(fd: Fd, size: u64) -> Result<()> {
 
 /// Reads the seals of a memfd (empty for files that cannot be sealed).
 pub fn is_size_sealed<Fd: AsFd>(fd: Fd) -> bool {
-    rustix::fs::fcntl_get_seals(fd)
-        .map(|s| s.contains(SealFlags::SHRINK))
-        .unwrap_or(false)
+    rustix::fs::fcntl_get_seals(fd).map(|s| s.contains(SealFlags::SHRINK)).unwrap_or(false)
 }
 
 /// Whether the descriptor was opened for writing (`O_RDWR` or `O_WRONLY`).

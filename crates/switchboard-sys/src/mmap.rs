@@ -203,12 +203,7 @@ impl Region {
         unsafe { msync(self.as_ptr().add(start).cast::<c_void>(), len, MsyncFlags::SYNC) }
     }
 
-    fn guarded(
-        &self,
-        offset: usize,
-        len: usize,
-        copy: impl FnOnce(*mut u8),
-    ) -> std::result::Result<(), AccessError> {
+    fn guarded(&self, offset: usize, len: usize, copy: impl FnOnce(*mut u8)) -> std::result::Result<(), AccessError> {
         // SAFETY: offset was bounds-checked by the caller.
         let base = unsafe { self.as_ptr().add(offset) };
         GUARD.with(|g| g.set(Guard { start: base as usize, end: base as usize + len, faulted: false }));

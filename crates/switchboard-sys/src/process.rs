@@ -115,18 +115,6 @@ pub fn socket_inodes(pid: u32) -> Vec<u64> {
     .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn self_is_alive_and_thread_ids_are_alive() {
-        assert!(is_alive(pid()));
-        assert!(is_alive(tid()));
-        assert!(Pidfd::open(pid()).unwrap().is_alive());
-    }
-}
-
 /// Asks the kernel to `SIGKILL` this process when its parent dies (used by
 /// peers that must not outlive the process that started them).
 ///
@@ -154,4 +142,16 @@ pub fn kill9(pid: u32) -> Result<()> {
 pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
     rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(gid))?;
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_is_alive_and_thread_ids_are_alive() {
+        assert!(is_alive(pid()));
+        assert!(is_alive(tid()));
+        assert!(Pidfd::open(pid()).unwrap().is_alive());
+    }
 }

@@ -224,8 +224,7 @@ pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()
 /// # Errors
 /// The kernel's `poll` error other than `EINTR`.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<std::time::Duration>) -> Result<Vec<bool>> {
-    let mut pfds: Vec<_> =
-        fds.iter().map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)).collect();
+    let mut pfds: Vec<_> = fds.iter().map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)).collect();
     let ts = timeout.map(|t| rustix::event::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
     match rustix::event::poll(&mut pfds, ts.as_ref()) {
         Ok(_) | Err(Errno::INTR) => Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect()),

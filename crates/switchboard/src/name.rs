@@ -153,15 +153,9 @@ mod tests {
     fn forms_parse() {
         assert_eq!(Name::parse("x").unwrap(), Name::Object { scope: Scope::Local, name: "x".into() });
         assert_eq!(Name::parse("Local\\x").unwrap(), Name::Object { scope: Scope::Local, name: "x".into() });
-        assert_eq!(
-            Name::parse(r"\\srv\pipe\P").unwrap(),
-            Name::RemotePipe { host: "srv".into(), name: "p".into() }
-        );
+        assert_eq!(Name::parse(r"\\srv\pipe\P").unwrap(), Name::RemotePipe { host: "srv".into(), name: "p".into() });
         assert_eq!(Name::parse(r"\\.\mailslot\M").unwrap(), Name::Mailslot("m".into()));
-        assert_eq!(
-            Name::parse(r"\\*\mailslot\m").unwrap(),
-            Name::MailslotBroadcast { domain: None, name: "m".into() }
-        );
+        assert_eq!(Name::parse(r"\\*\mailslot\m").unwrap(), Name::MailslotBroadcast { domain: None, name: "m".into() });
         assert_eq!(
             Name::parse(r"\\WORK\mailslot\m").unwrap(),
             Name::MailslotBroadcast { domain: Some("WORK".into()), name: "m".into() }

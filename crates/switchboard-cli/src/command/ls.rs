@@ -22,7 +22,13 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
     let mut table = Table::new();
     table.load_preset(UTF8_BORDERS_ONLY).set_header(["kind", "scope", "name", "owner pid", "holders"]);
     for e in entries {
-        table.add_row([e.kind.to_string(), e.scope.to_string(), e.name, e.owner_pid.to_string(), e.holders.to_string()]);
+        table.add_row([
+            e.kind.to_string(),
+            e.scope.to_string(),
+            e.name,
+            e.owner_pid.to_string(),
+            e.holders.to_string(),
+        ]);
     }
     println!("{table}");
     Ok(ExitCode::SUCCESS)

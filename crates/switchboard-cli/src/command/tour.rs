@@ -41,7 +41,12 @@ impl Names {
 pub fn run(rounds: u32) -> anyhow::Result<ExitCode> {
     let names = Names(format!("tour-{}", std::process::id()));
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(["mechanism", "what was exchanged", "result", "round trip"]);
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
+        "mechanism",
+        "what was exchanged",
+        "result",
+        "round trip",
+    ]);
     let mut failed = 0;
     for step in STEPS {
         match step(&names, rounds.max(1)) {
@@ -234,9 +239,13 @@ fn handle_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
 }
 
 fn leftovers_row(names: &Names) -> [String; 4] {
-    let left: Vec<String> =
-        switchboard::namespace::list().into_iter().filter(|e| e.name.starts_with(&names.0) && e.holders > 0).map(|e| e.name).collect();
-    let result = if left.is_empty() { "no object held by a child remains".to_owned() } else { format!("still held: {left:?}") };
+    let left: Vec<String> = switchboard::namespace::list()
+        .into_iter()
+        .filter(|e| e.name.starts_with(&names.0) && e.holders > 0)
+        .map(|e| e.name)
+        .collect();
+    let result =
+        if left.is_empty() { "no object held by a child remains".to_owned() } else { format!("still held: {left:?}") };
     ["namespace".into(), "ls after every child exited".into(), result, "—".into()]
 }
 

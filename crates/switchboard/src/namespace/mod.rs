@@ -20,7 +20,7 @@
 //! exactly as long as some process holds the object and disappears, by the
 //! kernel's own reference counting, when the last holder exits — even by
 //! `kill -9` (00-S07). The per-process responder thread answers openers
-//! (see [`responder`]); creating is "bind, or else connect and open", which
+//! (see the `responder` module); creating is "bind, or else connect and open", which
 //! makes create-or-open race-free between processes (00-S05).
 
 mod responder;
@@ -272,7 +272,10 @@ fn hello(addr: &Address, deadline: Instant) -> HelloResult {
     }
     let granted = receive_reply(&conn, deadline)?;
     if addr.scope.is_some() && (granted.info.name != addr.key || granted.info.scope != addr.scope) {
-        return Err(Err(Error::InvalidName { name: addr.key.clone(), why: "the name's hash collides with another name" }));
+        return Err(Err(Error::InvalidName {
+            name: addr.key.clone(),
+            why: "the name's hash collides with another name",
+        }));
     }
     Ok(granted)
 }
@@ -352,7 +355,9 @@ pub(crate) fn take_from_process(kind: Kind, pid: u32, handle: HandleValue) -> Re
         other => Error::sys(other),
     })?;
     let listener = Listener::from_fd(fd);
-    let bytes = listener.name().map_err(|_| Error::InvalidHandle { wanted: kind.as_str(), found: "another kind of descriptor" })?;
+    let bytes = listener
+        .name()
+        .map_err(|_| Error::InvalidHandle { wanted: kind.as_str(), found: "another kind of descriptor" })?;
     if !bytes.starts_with(PREFIX.as_bytes()) {
         return Err(Error::InvalidHandle { wanted: kind.as_str(), found: "a socket that is not a switchboard object" });
     }

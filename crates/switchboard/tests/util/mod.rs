@@ -217,10 +217,15 @@ pub fn disk_snapshot() -> Vec<(String, std::collections::BTreeSet<String>)> {
     if let Ok(x) = std::env::var("XDG_RUNTIME_DIR") {
         dirs.push(x);
     }
-    dirs.into_iter().map(|d| {
-        let e = dir_entries(&d).into_iter().filter(|n| n.contains("switchboard") || n.contains("sbtest") || n.starts_with("sb1")).collect();
-        (d, e)
-    }).collect()
+    dirs.into_iter()
+        .map(|d| {
+            let e = dir_entries(&d)
+                .into_iter()
+                .filter(|n| n.contains("switchboard") || n.contains("sbtest") || n.starts_with("sb1"))
+                .collect();
+            (d, e)
+        })
+        .collect()
 }
 
 /// Polls `cond` until true or the step limit; for conditions that the kernel

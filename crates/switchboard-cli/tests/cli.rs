@@ -1,0 +1,123 @@
+//! End-to-end tests: run the `switchboard` binary as a user would.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run switchboard")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("sbcli-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A `switchboard … create` process holding an object; killed on drop.
+struct Holder(Child);
+
+impl Holder {
+    fn start(args: &[&str]) -> Holder {
+        let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("created"), "holder said {line:?}");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn names_s10_cli_ls_and_mapping_verbs_work_from_a_shell() {
+    let n = unique("map");
+    let holder = Holder::start(&["mapping", "create", &n, "4096", "--init", "hi"]);
+    assert_eq!(stdout(&run(&["mapping", "read", &n])).trim(), "hi");
+    let w = run(&["mapping", "write", &n, "yo!", "--offset", "0"]);
+    assert!(w.status.success(), "{}", stderr(&w));
+    assert_eq!(stdout(&run(&["mapping", "read", &n, "--len", "3", "--hex"])).trim(), "79 6f 21");
+    let ls = stdout(&run(&["ls", "--json"]));
+    let line = ls.lines().find(|l| l.contains(&format!("\"{n}\""))).unwrap_or_else(|| panic!("not listed: {ls}"));
+    assert!(line.contains("\"kind\":\"mapping\"") && line.contains("\"holders\":1"), "{line}");
+    assert!(line.contains(&format!("\"owner_pid\":{}", holder.0.id())), "{line}");
+    assert!(stdout(&run(&["ls"])).contains(&n));
+    drop(holder);
+    let gone = run(&["mapping", "read", &n]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(stderr(&gone).contains("ERROR_FILE_NOT_FOUND, 2"), "{}", stderr(&gone));
+}
+
+#[test]
+fn cli_event_wait_timeout_exits_3_and_set_releases() {
+    let n = unique("ev");
+    let _holder = Holder::start(&["event", "create", &n, "--manual"]);
+    let waited = run(&["event", "wait", &n, "--timeout", "10"]);
+    assert_eq!(waited.status.code(), Some(3), "{}", stderr(&waited));
+    assert!(run(&["event", "set", &n]).status.success());
+    assert!(run(&["event", "wait", &n, "--timeout", "10000"]).status.success());
+}
+
+#[test]
+fn cli_semaphore_over_release_shows_the_classic_code() {
+    let n = unique("sem");
+    let _holder = Holder::start(&["semaphore", "create", &n, "--initial", "1", "--maximum", "2"]);
+    assert!(stdout(&run(&["semaphore", "release", &n])).contains("previous count 1"));
+    let over = run(&["semaphore", "release", &n]);
+    assert_eq!(over.status.code(), Some(1));
+    assert!(stderr(&over).contains("ERROR_TOO_MANY_POSTS, 298"), "{}", stderr(&over));
+    assert!(stdout(&run(&["semaphore", "info", &n])).contains("count 2 of maximum 2"));
+}
+
+#[test]
+fn cli_mutex_run_holds_the_lock_for_the_command() {
+    let n = unique("mx");
+    let out = run(&["mutex", "run", &n, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "the command's exit code is passed on");
+    let ok = run(&["mutex", "run", &n, "--", "true"]);
+    assert!(ok.status.success());
+}
+
+#[test]
+fn cli_invalid_name_and_usage_errors_have_distinct_exit_codes() {
+    let bad = run(&["event", "set", "a\\b\\c"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("ERROR_INVALID_NAME, 123"), "{}", stderr(&bad));
+    assert_eq!(run(&["no-such-verb"]).status.code(), Some(2));
+}
+
+#[test]
+fn cli_tour_exercises_every_mechanism_with_real_processes() {
+    let out = run(&["tour", "--rounds", "50"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for row in [
+        "file mapping + events",
+        "semaphore",
+        "event (manual reset)",
+        "mutex",
+        "wait on several",
+        "handle sharing",
+        "namespace",
+    ] {
+        assert!(text.contains(row), "missing row {row}: {text}");
+    }
+    assert!(text.contains("50/50 echoes verified") && text.contains("WAIT_ABANDONED"), "{text}");
+    assert!(!text.contains("FAILED"), "{text}");
+}
