@@ -279,7 +279,9 @@ fn mapping_s19_wait_any_and_wait_all_across_processes() {
             }
         }
         say("done");
-        if r == "die" {
+        if r == "any" {
+            // Stay alive (holding the mutex) until the parent has checked
+            // that the event, not the mutex, woke it.
             hear();
         }
         done();
@@ -300,6 +302,7 @@ fn mapping_s19_wait_any_and_wait_all_across_processes() {
     assert_eq!(wait_any(&objs, Some(LONG)).unwrap(), WaitMany::Signaled(2));
     assert!(!e.is_set(), "wait_any took the auto-reset event");
     peer.expect("done");
+    peer.tell("exit holding the mutex");
     peer.finish();
     // The peer exited holding the mutex: wait_any reports it abandoned.
     assert_eq!(wait_any(&objs, Some(LONG)).unwrap(), WaitMany::Abandoned(0));
