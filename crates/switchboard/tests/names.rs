@@ -296,3 +296,81 @@ fn names_s10_listing_shows_kind_scope_name_owner_and_holders() {
     peer.tell("bye");
     peer.finish();
 }
+
+#[test]
+fn names_s07_a_process_holding_only_a_view_killed_leaves_nothing() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        let m = Mapping::create(util::args()[0].as_str(), 65536).unwrap();
+        let view = m.map_view(Access::Write, 0, 0).unwrap();
+        drop(m);
+        view.write(0, b"view only").unwrap();
+        say("holding a view");
+        hear();
+        done();
+    }
+    let before = util::disk_snapshot();
+    let n = unique("s07view");
+    let mut peer = Peer::spawn("names_s07_a_process_holding_only_a_view_killed_leaves_nothing", "viewer", &[&n]);
+    peer.expect("holding a view");
+    assert!(util::listed(&n), "a view alone keeps the name alive");
+    peer.kill9();
+    util::eventually("the name disappears with the killed view holder", || !util::listed(&n));
+    assert_eq!(util::disk_snapshot(), before);
+}
+
+#[test]
+fn names_s07_kill9_at_random_points_never_hangs_or_leaks() {
+    let _w = Watchdog::test();
+    if let Some(_r) = role() {
+        // Churn through every operation on shared objects until killed.
+        let n = &util::args()[0];
+        say("churning");
+        loop {
+            let m = Mutex::create(format!("{n}-m").as_str(), false).unwrap();
+            let status = m.wait_timeout(Duration::from_secs(60));
+            assert_ne!(status, WaitStatus::TimedOut);
+            let map = Mapping::create(format!("{n}-map").as_str(), 4096).unwrap();
+            map.map_view(Access::Write, 0, 0).unwrap().write(0, &[7u8; 4096]).unwrap();
+            Event::create(format!("{n}-e").as_str(), false, false).unwrap().set();
+            let s = Semaphore::create(format!("{n}-s").as_str(), 0, 1_000_000).unwrap();
+            let _ = s.release(1);
+            m.release().unwrap();
+        }
+    }
+    let test = "names_s07_kill9_at_random_points_never_hangs_or_leaks";
+    let before = util::disk_snapshot();
+    let n = unique("s07chaos");
+    let random = std::collections::hash_map::RandomState::new();
+    // We hold the objects throughout, so they outlive every killed peer and
+    // each round checks what the kills left in them.
+    let mutex = Mutex::create(format!("{n}-m").as_str(), false).unwrap();
+    let map = Mapping::create(format!("{n}-map").as_str(), 4096).unwrap();
+    let view = map.map_view(Access::Read, 0, 0).unwrap();
+    let mut abandoned = 0;
+    for round in 0..12u64 {
+        let mut peers: Vec<Peer> = (0..3).map(|_| Peer::spawn(test, "churn", &[&n])).collect();
+        for (i, p) in peers.iter_mut().enumerate() {
+            p.expect("churning");
+            // Fault injection, not synchronisation: let it run a random
+            // while so the kill lands at an arbitrary instruction.
+            let jitter = std::hash::BuildHasher::hash_one(&random, (round, i)) % 20_000;
+            std::thread::sleep(Duration::from_micros(jitter));
+            p.kill9();
+        }
+        // Whatever the peers were doing, the mutex is reachable at once:
+        // free, or abandoned to us — never stuck.
+        match mutex.wait_timeout(Duration::from_secs(30)) {
+            WaitStatus::TimedOut => panic!("round {round}: a killed owner blocked the mutex"),
+            WaitStatus::Abandoned => abandoned += 1,
+            WaitStatus::Acquired => {}
+        }
+        mutex.release().unwrap();
+        let bytes = view.read_vec(0, 4096).unwrap();
+        assert!(bytes.iter().all(|b| *b == bytes[0]), "round {round}: a torn word in the mapping");
+    }
+    eprintln!("kill -9 chaos: {abandoned}/12 rounds ended with the mutex abandoned by a killed owner");
+    drop((view, map, mutex));
+    util::eventually("every churned object disappears", || !list().iter().any(|e| e.name.starts_with(&n)));
+    assert_eq!(util::disk_snapshot(), before);
+}
