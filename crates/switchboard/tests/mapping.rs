@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use switchboard::mapping::{allocation_granularity, Access, Mapping, Protection};
 use switchboard::sync::Event;
 use switchboard::Error;
-use util::{done, hear, role, say, unique, Peer, Watchdog};
+use util::{done, hear, hold, role, say, unique, Peer, Watchdog};
 
 /// A scratch file under cargo's per-target temporary directory, removed on drop.
 struct Scratch(PathBuf);
@@ -50,9 +50,7 @@ fn mapping_s02_every_process_creates_and_the_first_initialises() {
         if !m.already_existed() {
             m.map_view(Access::Write, 0, 0).unwrap().write(0, b"first").unwrap();
         }
-        say(&format!("existed={} size={}", m.already_existed(), m.size()));
-        hear();
-        done();
+        hold(&format!("existed={} size={}", m.already_existed(), m.size()));
     }
     let n = unique("s02");
     let mut peer = Peer::spawn("mapping_s02_every_process_creates_and_the_first_initialises", "creator", &[&n]);
@@ -61,8 +59,7 @@ fn mapping_s02_every_process_creates_and_the_first_initialises() {
     assert!(m.already_existed());
     assert_eq!(m.size(), 8192, "the existing mapping's size wins");
     assert_eq!(m.map_view(Access::Read, 0, 0).unwrap().read_vec(0, 5).unwrap(), b"first");
-    peer.tell("bye");
-    peer.finish();
+    peer.dismiss();
 }
 
 #[test]
@@ -70,9 +67,7 @@ fn mapping_s03_open_finds_an_existing_mapping_or_not_found() {
     let _w = Watchdog::test();
     if let Some(_r) = role() {
         let _m = Mapping::create(util::args()[0].as_str(), 4096).unwrap();
-        say("created");
-        hear();
-        done();
+        hold("created");
     }
     let n = unique("s03");
     assert!(matches!(Mapping::open(&n, Access::Read), Err(Error::NotFound(_))));
@@ -80,8 +75,7 @@ fn mapping_s03_open_finds_an_existing_mapping_or_not_found() {
     peer.expect("created");
     let m = Mapping::open(&n, Access::Write).unwrap();
     assert_eq!(m.size(), 4096);
-    peer.tell("bye");
-    peer.finish();
+    peer.dismiss();
 }
 
 #[test]
@@ -181,9 +175,7 @@ fn mapping_s08_views_keep_the_mapping_alive_after_the_handle_closes() {
         say("handle closed, view open");
         hear();
         drop(v);
-        say("view closed");
-        hear();
-        done();
+        hold("view closed");
     }
     let n = unique("s08");
     let mut peer = Peer::spawn("mapping_s08_views_keep_the_mapping_alive_after_the_handle_closes", "owner", &[&n]);
@@ -194,8 +186,7 @@ fn mapping_s08_views_keep_the_mapping_alive_after_the_handle_closes() {
     peer.tell("close the view");
     peer.expect("view closed");
     assert_eq!(v.read_vec(0, 10).unwrap(), b"still here", "our view keeps the memory valid");
-    peer.tell("bye");
-    peer.finish();
+    peer.dismiss();
     drop(v);
     assert!(matches!(Mapping::open(&n, Access::Read), Err(Error::NotFound(_))));
 }

@@ -9,7 +9,7 @@ use switchboard::name::{Name, Scope};
 use switchboard::namespace::{list, Acl, Kind, Principal};
 use switchboard::sync::{Event, Mutex, Semaphore, WaitStatus};
 use switchboard::{Connection, Error, HandleValue};
-use util::{done, hear, role, say, unique, Peer, Watchdog};
+use util::{done, hear, hold, role, say, unique, Peer, Watchdog};
 
 const NOBODY: u32 = 65534;
 
@@ -69,9 +69,7 @@ fn names_s04_kernel_kinds_share_one_namespace() {
     if let Some(r) = role() {
         assert_eq!(r, "event-holder");
         let _e = Event::create(util::args()[0].as_str(), true, false).unwrap();
-        say("created");
-        hear();
-        done();
+        hold("created");
     }
     let n = unique("s04");
     let mut peer = Peer::spawn("names_s04_kernel_kinds_share_one_namespace", "event-holder", &[&n]);
@@ -84,8 +82,7 @@ fn names_s04_kernel_kinds_share_one_namespace() {
     let e = Event::open(&n).unwrap();
     e.set();
     assert!(e.is_set());
-    peer.tell("bye");
-    peer.finish();
+    peer.dismiss();
 }
 
 #[test]
@@ -94,9 +91,7 @@ fn names_s05_create_existing_opens_it_and_its_parameters_win() {
     if let Some(_r) = role() {
         let a = util::args();
         let s = Semaphore::create(a[0].as_str(), 0, 100).unwrap();
-        say(&format!("existed={}", s.already_existed()));
-        hear();
-        done();
+        hold(&format!("existed={}", s.already_existed()));
     }
     let test = "names_s05_create_existing_opens_it_and_its_parameters_win";
     let n = unique("s05");
@@ -108,8 +103,7 @@ fn names_s05_create_existing_opens_it_and_its_parameters_win() {
     assert!(mine.already_existed());
     assert_eq!((mine.count(), mine.maximum()), (0, 100), "the existing object's parameters win");
     for p in &mut peers {
-        p.tell("bye");
-        p.finish();
+        p.dismiss();
     }
 }
 
@@ -140,9 +134,7 @@ fn names_s07_object_outlives_its_creator_and_dies_with_its_last_holder() {
             m.map_view(Access::Write, 0, 0).unwrap().write(0, b"kept").unwrap();
         }
         let _mutex = Mutex::create(format!("{n}-mutex").as_str(), true).unwrap();
-        say("holding");
-        hear();
-        done();
+        hold("holding");
     }
     let test = "names_s07_object_outlives_its_creator_and_dies_with_its_last_holder";
     let before = util::disk_snapshot();
@@ -172,9 +164,7 @@ fn names_s07_creator_killed_mid_creation_leaves_nothing_and_blocks_no_one() {
         let n = &util::args()[0];
         let addr = format!("sb1/L{}/k/{n}", switchboard_sys::process::uid());
         let _l = switchboard_sys::socket::Listener::bind(addr.as_bytes()).unwrap();
-        say("half-created");
-        hear();
-        done();
+        hold("half-created");
     }
     let n = unique("s07half");
     let mut peer = Peer::spawn("names_s07_creator_killed_mid_creation_leaves_nothing_and_blocks_no_one", "half", &[&n]);
@@ -231,8 +221,7 @@ fn names_s08_handles_pass_over_connections_and_by_pid() {
     let mut thief = Peer::spawn(test, "thief", &[&std::process::id().to_string(), &taken.handle().to_string()]);
     assert!(thief.next().starts_with("refused"));
     thief.finish();
-    sender.tell("bye");
-    sender.finish();
+    sender.dismiss();
 }
 
 #[test]
@@ -279,9 +268,7 @@ fn names_s10_listing_shows_kind_scope_name_owner_and_holders() {
         let n = &util::args()[0];
         let _m = Mutex::create(n.as_str(), false).unwrap();
         let _g = Semaphore::create(format!("Global\\{n}").as_str(), 1, 1).unwrap();
-        say("created");
-        hear();
-        done();
+        hold("created");
     }
     let n = unique("s10");
     let mut peer = Peer::spawn("names_s10_listing_shows_kind_scope_name_owner_and_holders", "creator", &[&n]);
@@ -293,8 +280,7 @@ fn names_s10_listing_shows_kind_scope_name_owner_and_holders() {
     assert_eq!((local.kind, local.owner_pid, local.holders), (Kind::Mutex, peer.pid, 1));
     let global = entries.iter().find(|e| e.scope == Scope::Global).unwrap();
     assert_eq!((global.kind, global.owner_pid, global.holders), (Kind::Semaphore, peer.pid, 1));
-    peer.tell("bye");
-    peer.finish();
+    peer.dismiss();
 }
 
 #[test]
@@ -305,9 +291,7 @@ fn names_s07_a_process_holding_only_a_view_killed_leaves_nothing() {
         let view = m.map_view(Access::Write, 0, 0).unwrap();
         drop(m);
         view.write(0, b"view only").unwrap();
-        say("holding a view");
-        hear();
-        done();
+        hold("holding a view");
     }
     let before = util::disk_snapshot();
     let n = unique("s07view");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use switchboard::sync::{wait_all, wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
 use switchboard::Error;
-use util::{done, hear, role, say, unique, Peer, Watchdog};
+use util::{done, hear, hold, role, say, unique, Peer, Watchdog};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -20,9 +20,7 @@ fn mapping_s11_mutex_create_or_open_across_processes() {
         say(&format!("existed={}", m.already_existed()));
         hear();
         m.release().unwrap();
-        say("released");
-        hear();
-        done();
+        hold("released");
     }
     let n = unique("s11");
     assert!(matches!(Mutex::open(&n), Err(Error::NotFound(_))));
@@ -36,8 +34,7 @@ fn mapping_s11_mutex_create_or_open_across_processes() {
     peer.expect("released");
     assert_eq!(opened.wait_timeout(LONG), WaitStatus::Acquired);
     opened.release().unwrap();
-    peer.tell("bye");
-    peer.finish();
+    peer.dismiss();
 }
 
 #[test]
@@ -71,15 +68,28 @@ fn mapping_s12_mutex_is_recursive_and_only_its_owner_releases() {
     assert_eq!(m.release().unwrap_err().win32(), 288);
 }
 
+/// Peer role of the mutex tests: take the mutex named by the first argument
+/// and hold it until the parent says to go on (or kills us).
+fn own_mutex_until_told() -> ! {
+    let m = Mutex::open(&util::args()[0]).unwrap();
+    assert_eq!(m.wait(), WaitStatus::Acquired);
+    hold("owned")
+}
+
+/// Peer role of the wait tests: say "waiting", wait once on `obj`, say
+/// "released", exit.
+fn wait_once_then_exit(obj: &dyn Waitable) -> ! {
+    say("waiting");
+    assert_eq!(obj.wait_timeout(LONG), WaitStatus::Acquired);
+    say("released");
+    done()
+}
+
 #[test]
 fn mapping_s13_owner_killed_abandons_the_mutex_to_the_next_waiter() {
     let _w = Watchdog::test();
-    if let Some(_r) = role() {
-        let m = Mutex::open(&util::args()[0]).unwrap();
-        assert_eq!(m.wait(), WaitStatus::Acquired);
-        say("owned");
-        hear();
-        done();
+    if role().is_some() {
+        own_mutex_until_told();
     }
     let n = unique("s13");
     let m = Mutex::create(n.as_str(), false).unwrap();
@@ -106,12 +116,8 @@ fn mapping_s13_owner_killed_abandons_the_mutex_to_the_next_waiter() {
 #[test]
 fn mapping_s14_mutex_wait_returns_acquired_abandoned_or_timeout() {
     let _w = Watchdog::test();
-    if let Some(_r) = role() {
-        let m = Mutex::open(&util::args()[0]).unwrap();
-        assert_eq!(m.wait(), WaitStatus::Acquired);
-        say("owned");
-        hear();
-        done();
+    if role().is_some() {
+        own_mutex_until_told();
     }
     let n = unique("s14");
     let m = Mutex::create(n.as_str(), false).unwrap();
@@ -153,12 +159,8 @@ fn mapping_s15_semaphore_release_returns_previous_and_refuses_past_maximum() {
 #[test]
 fn mapping_s16_semaphore_wait_decrements_or_times_out() {
     let _w = Watchdog::test();
-    if let Some(_r) = role() {
-        let s = Semaphore::open(&util::args()[0]).unwrap();
-        say("waiting");
-        assert_eq!(s.wait_timeout(LONG), WaitStatus::Acquired);
-        say("acquired");
-        done();
+    if role().is_some() {
+        wait_once_then_exit(&Semaphore::open(&util::args()[0]).unwrap());
     }
     let n = unique("s16");
     let s = Semaphore::create(n.as_str(), 1, 10).unwrap();
@@ -168,7 +170,7 @@ fn mapping_s16_semaphore_wait_decrements_or_times_out() {
     let mut peer = Peer::spawn("mapping_s16_semaphore_wait_decrements_or_times_out", "waiter", &[&n]);
     peer.expect("waiting");
     s.release(1).unwrap();
-    peer.expect("acquired");
+    peer.expect("released");
     peer.finish();
     assert_eq!(s.count(), 0, "the peer's wait took the count");
 }
@@ -176,12 +178,8 @@ fn mapping_s16_semaphore_wait_decrements_or_times_out() {
 #[test]
 fn mapping_s17_event_set_reset_pulse_wait() {
     let _w = Watchdog::test();
-    if let Some(_r) = role() {
-        let e = Event::open(&util::args()[0]).unwrap();
-        say("waiting");
-        assert_eq!(e.wait_timeout(LONG), WaitStatus::Acquired);
-        say("released");
-        done();
+    if role().is_some() {
+        wait_once_then_exit(&Event::open(&util::args()[0]).unwrap());
     }
     let n = unique("s17");
     let e = Event::create(n.as_str(), true, true).unwrap();
@@ -209,12 +207,8 @@ fn mapping_s17_event_set_reset_pulse_wait() {
 #[test]
 fn mapping_s18_auto_reset_releases_one_manual_releases_all() {
     let _w = Watchdog::test();
-    if let Some(_r) = role() {
-        let e = Event::open(&util::args()[0]).unwrap();
-        say("waiting");
-        assert_eq!(e.wait_timeout(LONG), WaitStatus::Acquired);
-        say("released");
-        done();
+    if role().is_some() {
+        wait_once_then_exit(&Event::open(&util::args()[0]).unwrap());
     }
     let test = "mapping_s18_auto_reset_releases_one_manual_releases_all";
     // Auto-reset: each set releases exactly one of two waiters.

@@ -49,6 +49,14 @@ pub fn hear() -> String {
     line.trim_end().to_owned()
 }
 
+/// Peer side: tell the parent `msg`, keep everything held until the parent
+/// says to go on, then exit successfully.
+pub fn hold(msg: &str) -> ! {
+    say(msg);
+    hear();
+    done()
+}
+
 /// Peer side: finish now with success, skipping the rest of the test body.
 pub fn done() -> ! {
     std::process::exit(0)
@@ -126,6 +134,12 @@ impl Peer {
             // from std; poll the exit status gently.
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Lets a peer that is in [`hold`] go, and checks that it exits cleanly.
+    pub fn dismiss(&mut self) {
+        self.tell("go on");
+        self.finish();
     }
 
     /// Waits for the peer to exit successfully.
