@@ -33,7 +33,6 @@
 //! ```
 
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod event;
 pub mod mutex;

@@ -27,7 +27,6 @@
 //! `// SAFETY:` comment.
 
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod eventfd;
 pub mod futex;
