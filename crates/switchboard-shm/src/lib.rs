@@ -36,6 +36,7 @@
 
 pub mod event;
 pub mod mutex;
+pub mod ring;
 #[cfg(not(loom))]
 pub mod segment;
 pub mod semaphore;

@@ -36,6 +36,8 @@ pub enum Kind {
     Semaphore = 2,
     /// A named event.
     Event = 3,
+    /// A shared-memory link: two byte rings.
+    Link = 4,
 }
 
 /// A type that may be placed in shared memory.
@@ -103,38 +105,55 @@ pub struct Segment {
 
 /// Size of every sync-object segment: one page.
 pub const SYNC_SEGMENT_SIZE: usize = 4096;
+/// Largest segment an opener accepts from a peer (1 GiB).
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 
 impl Segment {
-    /// Creates a fresh zeroed segment for `kind` and writes its header.
+    /// Creates a fresh zeroed one-page segment for `kind` and writes its header.
     ///
     /// # Errors
     /// The system error from creating or mapping the memfd.
     pub fn create(kind: Kind, debug_name: &str) -> Result<(OwnedFd, Segment), SegmentError> {
-        let fd = switchboard_sys::memfd::create_sealed(debug_name, SYNC_SEGMENT_SIZE as u64)?;
-        let region = Region::map(&fd, 0, SYNC_SEGMENT_SIZE, Protection::ReadWrite)?;
+        Segment::create_sized(kind, SYNC_SEGMENT_SIZE, debug_name)
+    }
+
+    /// Creates a fresh zeroed segment of `size` bytes for `kind`.
+    ///
+    /// # Errors
+    /// [`SegmentError::BadSize`] below one page or above
+    /// [`MAX_SEGMENT_SIZE`]; the system error from creating or mapping it.
+    pub fn create_sized(kind: Kind, size: usize, debug_name: &str) -> Result<(OwnedFd, Segment), SegmentError> {
+        if size < SYNC_SEGMENT_SIZE || size as u64 > MAX_SEGMENT_SIZE {
+            return Err(SegmentError::BadSize);
+        }
+        let fd = switchboard_sys::memfd::create_sealed(debug_name, size as u64)?;
+        let region = Region::map(&fd, 0, size, Protection::ReadWrite)?;
         let seg = Segment { region };
         let h: &Header = seg.at(0)?;
         h.version.store(LAYOUT_VERSION, crate::sync::Ordering::Relaxed);
         h.kind.store(kind as u32, crate::sync::Ordering::Relaxed);
-        h.size.store(SYNC_SEGMENT_SIZE as u64, crate::sync::Ordering::Relaxed);
+        h.size.store(size as u64, crate::sync::Ordering::Relaxed);
         // SYNC: pairs with the Acquire load of magic in `open`.
         h.magic.store(MAGIC, crate::sync::Ordering::Release);
         Ok((fd, seg))
     }
 
-    /// Maps a segment received from a peer and checks its header.
+    /// Maps a segment received from a peer and checks its header. The
+    /// descriptor's size (sealed by the creator, so it cannot change under
+    /// us) decides how much is mapped; the header must agree with it.
     ///
     /// # Errors
     /// A [`SegmentError`] naming the first check that failed.
     pub fn open<Fd: AsFd>(fd: Fd, kind: Kind) -> Result<Segment, SegmentError> {
         let len = switchboard_sys::memfd::size(&fd)?;
-        if len < SYNC_SEGMENT_SIZE as u64 || len > (1 << 20) {
+        if !(SYNC_SEGMENT_SIZE as u64..=MAX_SEGMENT_SIZE).contains(&len) || !switchboard_sys::memfd::is_size_sealed(&fd)
+        {
             return Err(SegmentError::BadSize);
         }
-        let region = Region::map(&fd, 0, SYNC_SEGMENT_SIZE, Protection::ReadWrite)?;
+        let region = Region::map(&fd, 0, len as usize, Protection::ReadWrite)?;
         let seg = Segment { region };
         let h: &Header = seg.at(0)?;
-        // SYNC: pairs with the Release store of magic in `create`.
+        // SYNC: pairs with the Release store of magic in `create_sized`.
         if h.magic.load(crate::sync::Ordering::Acquire) != MAGIC {
             return Err(SegmentError::BadMagic);
         }
@@ -150,6 +169,40 @@ impl Segment {
             return Err(SegmentError::BadSize);
         }
         Ok(seg)
+    }
+
+    /// The segment's size in bytes.
+    pub fn len(&self) -> usize {
+        self.region.len()
+    }
+
+    /// Whether the segment is empty (never: segments are at least a page).
+    pub fn is_empty(&self) -> bool {
+        self.region.is_empty()
+    }
+
+    /// The shared object of type `T` at `offset`.
+    ///
+    /// # Errors
+    /// [`SegmentError::BadSize`] when `T` does not fit there or is misaligned.
+    pub fn object_at<T: Shared>(&self, offset: usize) -> Result<&T, SegmentError> {
+        self.at(offset)
+    }
+
+    /// Copies bytes out of the segment (atomic word copies; a peer may be writing).
+    ///
+    /// # Errors
+    /// [`SegmentError::BadSize`] for a range outside the segment.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), SegmentError> {
+        self.region.read(offset, buf).map_err(|_| SegmentError::BadSize)
+    }
+
+    /// Copies bytes into the segment.
+    ///
+    /// # Errors
+    /// [`SegmentError::BadSize`] for a range outside the segment.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), SegmentError> {
+        self.region.write(offset, data).map_err(|_| SegmentError::BadSize)
     }
 
     /// The object of this segment.
@@ -187,6 +240,12 @@ const _: () = {
 mod tests {
     use super::*;
 
+    /// A descriptor whose size is not sealed (a plain file would do too).
+    fn rustix_free_unsealed() -> OwnedFd {
+        let f = std::fs::File::open("/proc/self/exe").unwrap();
+        OwnedFd::from(f)
+    }
+
     #[test]
     fn open_checks_kind_and_magic() {
         let (fd, _seg) = Segment::create(Kind::Event, "t").unwrap();
@@ -195,6 +254,8 @@ mod tests {
         let raw = switchboard_sys::memfd::create_sealed("junk", 4096).unwrap();
         assert_eq!(Segment::open(&raw, Kind::Event).unwrap_err(), SegmentError::BadMagic);
         let small = switchboard_sys::memfd::create_sealed("small", 16).unwrap();
+        let unsealed = rustix_free_unsealed();
+        assert_eq!(Segment::open(&unsealed, Kind::Event).unwrap_err(), SegmentError::BadSize);
         assert_eq!(Segment::open(&small, Kind::Event).unwrap_err(), SegmentError::BadSize);
     }
 }

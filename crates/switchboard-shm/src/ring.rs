@@ -1,0 +1,413 @@
+//! A single-producer single-consumer byte ring for variable-size records.
+//!
+//! Layout: a [`RingCtl`] (cache-padded indices and futex words) and a data
+//! area of `cap` bytes (a power of two). Positions are `u64` byte counts that
+//! only grow; `pos & (cap - 1)` is the offset in the data area. A record is
+//! an 8-byte header — `u32` length with bit 31 "more chunks follow", `u32`
+//! [`RECORD_MAGIC`] — then the payload, padded to 8 bytes. Records may wrap
+//! around the end of the data area (copied in two parts); headers never do,
+//! since every record starts 8-aligned and `cap` is a multiple of 8.
+//! Messages larger than [`Ring::max_chunk`] travel as several chunks.
+//!
+//! ## Fields and their writers
+//! - `tail`: the producer, after the record's bytes are written (Release;
+//!   the consumer's Acquire load of `tail` makes the bytes visible).
+//! - `head`: the consumer, after it copied the record out (Release; the
+//!   producer's Acquire load of `head` makes the space reusable).
+//! - `data_seq`/`consumer_waiting`: the consumer sleeps on `data_seq` after
+//!   setting `consumer_waiting`; the producer bumps `data_seq` and wakes it
+//!   if the flag is set (Dekker-style, both `SeqCst`).
+//! - `space_seq`/`producer_waiting`: the same, the other way round.
+//!
+//! Each side keeps its own index in private memory and only *publishes* it
+//! to the shared word; the peer's index is loaded, validated (`head <= tail
+//! <= head + cap`) and never trusted further. A header that does not make
+//! sense is a [`RingError::Corrupt`], never a panic, an out-of-bounds access
+//! or a hang.
+
+use std::time::{Duration, Instant};
+
+use crate::sync::{futex, AtomicU32, AtomicU64, Ordering};
+
+/// Bytes of a record header.
+pub const RECORD_HEADER: usize = 8;
+/// The second word of every record header.
+pub const RECORD_MAGIC: u32 = 0x5342_5231; // "SBR1"
+const MORE: u32 = 1 << 31;
+/// Smallest ring capacity.
+pub const MIN_CAPACITY: usize = 64;
+
+/// The control block of one ring. All-zero is the valid empty state.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RingCtl {
+    tail: AtomicU64,
+    _pad0: [u64; 7],
+    head: AtomicU64,
+    _pad1: [u64; 7],
+    data_seq: AtomicU32,
+    consumer_waiting: AtomicU32,
+    _pad2: [u32; 14],
+    space_seq: AtomicU32,
+    producer_waiting: AtomicU32,
+    closed: AtomicU32,
+    _pad3: [u32; 13],
+}
+
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+// SAFETY: repr(C), atomics and integers only, any bit pattern valid.
+unsafe impl crate::segment::Shared for RingCtl {}
+
+impl RingCtl {
+    /// An empty control block (for rings outside shared memory: tests, loom).
+    pub fn new() -> RingCtl {
+        RingCtl {
+            tail: AtomicU64::new(0),
+            _pad0: [0; 7],
+            head: AtomicU64::new(0),
+            _pad1: [0; 7],
+            data_seq: AtomicU32::new(0),
+            consumer_waiting: AtomicU32::new(0),
+            _pad2: [0; 14],
+            space_seq: AtomicU32::new(0),
+            producer_waiting: AtomicU32::new(0),
+            closed: AtomicU32::new(0),
+            _pad3: [0; 13],
+        }
+    }
+}
+
+impl Default for RingCtl {
+    fn default() -> Self {
+        RingCtl::new()
+    }
+}
+
+/// The data area of a ring: `cap` bytes that both sides copy in and out of.
+pub trait RingMem {
+    /// Copies `buf.len()` bytes at `offset` (`offset + len <= cap`) out.
+    fn read(&self, offset: usize, buf: &mut [u8]);
+    /// Copies `data` in at `offset` (`offset + len <= cap`).
+    fn write(&self, offset: usize, data: &[u8]);
+}
+
+/// Why a ring operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingError {
+    /// The peer wrote indices or a header that cannot be valid.
+    Corrupt(&'static str),
+    /// The other side closed the ring.
+    Closed,
+}
+
+/// The producer's private state.
+#[derive(Debug, Default)]
+pub struct ProducerState {
+    tail: u64,
+}
+
+/// The consumer's private state.
+#[derive(Debug, Default)]
+pub struct ConsumerState {
+    head: u64,
+}
+
+/// A view of one ring: its control block, data area and capacity.
+#[derive(Clone, Copy)]
+pub struct Ring<'a, M: RingMem> {
+    ctl: &'a RingCtl,
+    mem: &'a M,
+    cap: u64,
+}
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+impl<'a, M: RingMem> Ring<'a, M> {
+    /// A ring over `ctl` and `mem` of `cap` bytes.
+    ///
+    /// # Errors
+    /// `Corrupt` unless `cap` is a power of two of at least [`MIN_CAPACITY`].
+    pub fn new(ctl: &'a RingCtl, mem: &'a M, cap: usize) -> Result<Self, RingError> {
+        if !cap.is_power_of_two() || cap < MIN_CAPACITY || cap > u32::MAX as usize / 2 {
+            return Err(RingError::Corrupt("ring capacity is not a power of two in range"));
+        }
+        Ok(Ring { ctl, mem, cap: cap as u64 })
+    }
+
+    /// The largest payload of one chunk: half the ring, so a full-size chunk
+    /// can always be written once the consumer has caught up.
+    pub fn max_chunk(&self) -> usize {
+        self.cap as usize / 2 - RECORD_HEADER
+    }
+
+    /// Marks the ring closed and wakes both sides.
+    pub fn close(&self) {
+        self.ctl.closed.store(1, Ordering::SeqCst);
+        self.ctl.data_seq.fetch_add(1, Ordering::SeqCst);
+        self.ctl.space_seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake(&self.ctl.data_seq, u32::MAX >> 1);
+        futex::wake(&self.ctl.space_seq, u32::MAX >> 1);
+    }
+
+    /// Whether either side closed the ring.
+    pub fn is_closed(&self) -> bool {
+        self.ctl.closed.load(Ordering::SeqCst) != 0
+    }
+
+    fn write_wrapped(&self, pos: u64, data: &[u8]) {
+        let at = (pos & (self.cap - 1)) as usize;
+        let first = data.len().min(self.cap as usize - at);
+        self.mem.write(at, &data[..first]);
+        if first < data.len() {
+            self.mem.write(0, &data[first..]);
+        }
+    }
+
+    fn read_wrapped(&self, pos: u64, buf: &mut [u8]) {
+        let at = (pos & (self.cap - 1)) as usize;
+        let first = buf.len().min(self.cap as usize - at);
+        self.mem.read(at, &mut buf[..first]);
+        if first < buf.len() {
+            self.mem.read(0, &mut buf[first..]);
+        }
+    }
+
+    /// Appends one chunk if there is room; `Ok(false)` when full.
+    ///
+    /// # Errors
+    /// `Corrupt` when the consumer's published index is impossible, `Closed`.
+    ///
+    /// # Panics
+    /// If `chunk` is longer than [`Ring::max_chunk`] (a caller bug).
+    pub fn try_push(&self, st: &mut ProducerState, chunk: &[u8], more: bool) -> Result<bool, RingError> {
+        assert!(chunk.len() <= self.max_chunk(), "chunk larger than max_chunk");
+        if self.is_closed() {
+            return Err(RingError::Closed);
+        }
+        // SYNC: Acquire pairs with the consumer's Release store of head in try_pop.
+        let head = self.ctl.head.load(Ordering::Acquire);
+        let used =
+            st.tail.checked_sub(head).filter(|u| *u <= self.cap).ok_or(RingError::Corrupt("head ahead of tail"))?;
+        let need = (RECORD_HEADER + align8(chunk.len())) as u64;
+        if self.cap - used < need {
+            return Ok(false);
+        }
+        let mut header = [0u8; RECORD_HEADER];
+        header[..4].copy_from_slice(&(chunk.len() as u32 | if more { MORE } else { 0 }).to_le_bytes());
+        header[4..].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        self.write_wrapped(st.tail + RECORD_HEADER as u64, chunk);
+        self.write_wrapped(st.tail, &header);
+        st.tail += need;
+        // SYNC: SeqCst (a Release) pairs with the consumer's load of tail, and
+        // orders against its store of consumer_waiting (Dekker).
+        self.ctl.tail.store(st.tail, Ordering::SeqCst);
+        if self.ctl.consumer_waiting.load(Ordering::SeqCst) != 0 {
+            self.ctl.data_seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&self.ctl.data_seq, 1);
+        }
+        Ok(true)
+    }
+
+    /// Bytes published and not yet consumed, validated.
+    fn available(&self, st: &ConsumerState) -> Result<u64, RingError> {
+        // SYNC: Acquire (SeqCst) pairs with the producer's store of tail in try_push.
+        let tail = self.ctl.tail.load(Ordering::SeqCst);
+        tail.checked_sub(st.head).filter(|a| *a <= self.cap).ok_or(RingError::Corrupt("tail outside the ring"))
+    }
+
+    /// Whether a chunk is waiting (for wait loops).
+    pub fn has_data(&self, st: &ConsumerState) -> bool {
+        !matches!(self.available(st), Ok(0))
+    }
+
+    /// Whether `len` bytes of payload would fit now (for wait loops).
+    pub fn has_room(&self, st: &ProducerState, len: usize) -> bool {
+        let head = self.ctl.head.load(Ordering::SeqCst);
+        let need = (RECORD_HEADER + align8(len)) as u64;
+        st.tail.checked_sub(head).is_none_or(|used| self.cap.saturating_sub(used) >= need) || self.is_closed()
+    }
+
+    /// Removes one chunk, appending its payload to `out`. Returns
+    /// `Some(more)` for a chunk, `None` when the ring is empty.
+    ///
+    /// # Errors
+    /// `Corrupt` for impossible indices or headers, `Closed` when the ring is
+    /// empty and closed.
+    pub fn try_pop(&self, st: &mut ConsumerState, out: &mut Vec<u8>) -> Result<Option<bool>, RingError> {
+        let avail = self.available(st)?;
+        if avail == 0 {
+            return if self.is_closed() { Err(RingError::Closed) } else { Ok(None) };
+        }
+        if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
+            return Err(RingError::Corrupt("partial record published"));
+        }
+        let mut header = [0u8; RECORD_HEADER];
+        self.read_wrapped(st.head, &mut header);
+        let word = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        if u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) != RECORD_MAGIC {
+            return Err(RingError::Corrupt("bad record magic"));
+        }
+        let len = (word & !MORE) as usize;
+        let need = (RECORD_HEADER + align8(len)) as u64;
+        if len > self.max_chunk() || need > avail {
+            return Err(RingError::Corrupt("record longer than what was published"));
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.read_wrapped(st.head + RECORD_HEADER as u64, &mut out[start..]);
+        st.head += need;
+        // SYNC: SeqCst (a Release) pairs with the producer's Acquire load of
+        // head, and orders against its store of producer_waiting (Dekker).
+        self.ctl.head.store(st.head, Ordering::SeqCst);
+        if self.ctl.producer_waiting.load(Ordering::SeqCst) != 0 {
+            self.ctl.space_seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&self.ctl.space_seq, 1);
+        }
+        Ok(Some(word & MORE != 0))
+    }
+
+    /// The consumer's sleep: (flag to raise, word to sleep on).
+    pub fn data_signal(&self) -> (&AtomicU32, &AtomicU32) {
+        (&self.ctl.consumer_waiting, &self.ctl.data_seq)
+    }
+
+    /// The producer's sleep: (flag to raise, word to sleep on).
+    pub fn space_signal(&self) -> (&AtomicU32, &AtomicU32) {
+        (&self.ctl.producer_waiting, &self.ctl.space_seq)
+    }
+}
+
+/// How a side waits for its ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitMode {
+    /// Spin without ever sleeping (lowest latency, burns a core).
+    BusyPoll,
+    /// Spin for `spin`, then sleep on the futex. A cross-core futex wake
+    /// costs ~4–5 µs per hop on a typical VM, so a spin budget shorter than
+    /// that degrades to always sleeping.
+    Adaptive {
+        /// The spin budget.
+        spin: Duration,
+    },
+    /// Sleep on the futex at once.
+    Blocking,
+}
+
+impl Default for WaitMode {
+    fn default() -> Self {
+        WaitMode::Adaptive { spin: Duration::from_micros(20) }
+    }
+}
+
+/// Waits until `ready()` or `until`; returns whether it became ready.
+///
+/// `signal` is the (waiting flag, sequence word) pair of the side that waits
+/// ([`Ring::data_signal`] or [`Ring::space_signal`]).
+pub fn wait_ready(
+    ready: &mut dyn FnMut() -> bool,
+    signal: (&AtomicU32, &AtomicU32),
+    mode: WaitMode,
+    until: Option<Instant>,
+) -> bool {
+    let spin = match mode {
+        WaitMode::BusyPoll => None,
+        WaitMode::Adaptive { spin } => Some(spin),
+        WaitMode::Blocking => Some(Duration::ZERO),
+    };
+    if ready() {
+        return true;
+    }
+    let spin_until = spin.map(|s| Instant::now() + s);
+    let mut n: u32 = 0;
+    loop {
+        n = n.wrapping_add(1);
+        if ready() {
+            return true;
+        }
+        if n % 64 == 0 {
+            let now = Instant::now();
+            if until.is_some_and(|u| now >= u) {
+                return false;
+            }
+            if spin_until.is_some_and(|s| now >= s) {
+                break;
+            }
+        }
+        std::hint::spin_loop();
+    }
+    let (flag, seq) = signal;
+    loop {
+        flag.store(1, Ordering::SeqCst);
+        let seen = seq.load(Ordering::SeqCst);
+        if ready() {
+            flag.store(0, Ordering::SeqCst);
+            return true;
+        }
+        let woke = futex::wait(seq, seen, until);
+        flag.store(0, Ordering::SeqCst);
+        if ready() {
+            return true;
+        }
+        if woke == futex::Wake::TimedOut {
+            return false;
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    struct VecMem(RefCell<Vec<u8>>);
+    impl RingMem for VecMem {
+        fn read(&self, offset: usize, buf: &mut [u8]) {
+            buf.copy_from_slice(&self.0.borrow()[offset..offset + buf.len()]);
+        }
+        fn write(&self, offset: usize, data: &[u8]) {
+            self.0.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
+        }
+    }
+
+    #[test]
+    fn records_wrap_around_and_keep_order() {
+        let ctl = RingCtl::new();
+        let mem = VecMem(RefCell::new(vec![0; 64]));
+        let ring = Ring::new(&ctl, &mem, 64).unwrap();
+        let (mut p, mut c) = (ProducerState::default(), ConsumerState::default());
+        let mut out = Vec::new();
+        for i in 0..100u8 {
+            let msg = vec![i; (i % 24) as usize];
+            assert!(ring.try_push(&mut p, &msg, i % 2 == 0).unwrap());
+            out.clear();
+            assert_eq!(ring.try_pop(&mut c, &mut out).unwrap(), Some(i % 2 == 0));
+            assert_eq!(out, msg);
+        }
+        assert_eq!(ring.try_pop(&mut c, &mut out).unwrap(), None);
+    }
+
+    #[test]
+    fn full_ring_refuses_and_hostile_indices_are_errors() {
+        let ctl = RingCtl::new();
+        let mem = VecMem(RefCell::new(vec![0; 64]));
+        let ring = Ring::new(&ctl, &mem, 64).unwrap();
+        let mut p = ProducerState::default();
+        assert!(ring.try_push(&mut p, &[1; 24], false).unwrap());
+        assert!(ring.try_push(&mut p, &[2; 24], false).unwrap());
+        assert!(!ring.try_push(&mut p, &[3; 8], false).unwrap(), "full");
+        // A peer publishes a tail far beyond the ring: the consumer refuses.
+        ctl.tail.store(1 << 40, Ordering::SeqCst);
+        let mut c = ConsumerState::default();
+        assert!(matches!(ring.try_pop(&mut c, &mut Vec::new()), Err(RingError::Corrupt(_))));
+        // A header claiming more than was published.
+        ctl.tail.store(16, Ordering::SeqCst);
+        mem.write(0, &(1000u32).to_le_bytes());
+        assert!(matches!(ring.try_pop(&mut c, &mut Vec::new()), Err(RingError::Corrupt(_))));
+        // A consumer index ahead of the producer's.
+        ctl.head.store(1 << 50, Ordering::SeqCst);
+        assert!(matches!(ring.try_push(&mut p, &[1], false), Err(RingError::Corrupt(_))));
+    }
+}
