@@ -34,6 +34,8 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(not(loom))]
+pub mod duplex;
 pub mod event;
 pub mod mutex;
 pub mod ring;

@@ -113,11 +113,20 @@ pub struct ConsumerState {
     head: u64,
 }
 
+impl<T: RingMem + ?Sized> RingMem for &T {
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        (**self).read(offset, buf)
+    }
+    fn write(&self, offset: usize, data: &[u8]) {
+        (**self).write(offset, data)
+    }
+}
+
 /// A view of one ring: its control block, data area and capacity.
-#[derive(Clone, Copy)]
+#[derive(Debug)]
 pub struct Ring<'a, M: RingMem> {
     ctl: &'a RingCtl,
-    mem: &'a M,
+    mem: M,
     cap: u64,
 }
 
@@ -130,7 +139,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
     ///
     /// # Errors
     /// `Corrupt` unless `cap` is a power of two of at least [`MIN_CAPACITY`].
-    pub fn new(ctl: &'a RingCtl, mem: &'a M, cap: usize) -> Result<Self, RingError> {
+    pub fn new(ctl: &'a RingCtl, mem: M, cap: usize) -> Result<Self, RingError> {
         if !cap.is_power_of_two() || cap < MIN_CAPACITY || cap > u32::MAX as usize / 2 {
             return Err(RingError::Corrupt("ring capacity is not a power of two in range"));
         }

@@ -60,6 +60,9 @@ pub enum Error {
     /// A peer or a shared segment sent bytes that do not decode (classic 13).
     #[error("malformed data from a peer: {0}")]
     Malformed(String),
+    /// The other end of a link or pipe is gone (classic 109).
+    #[error("the other end has closed the connection or died")]
+    BrokenPipe,
     /// The peer did not answer in time (classic 121).
     #[error("the peer did not answer within the time allowed")]
     Timeout,
@@ -84,6 +87,7 @@ impl Error {
             Error::ViewFault => 999,
             Error::Malformed(_) => 13,
             Error::Timeout => 121,
+            Error::BrokenPipe => 109,
             Error::Io(e) => errno_to_win32(e.raw_os_error().unwrap_or(0)),
         }
     }
@@ -142,6 +146,7 @@ impl From<Error> for io::Error {
                 io::Error::new(io::ErrorKind::PermissionDenied, e)
             }
             Error::Timeout => io::Error::new(io::ErrorKind::TimedOut, e),
+            Error::BrokenPipe => io::Error::new(io::ErrorKind::BrokenPipe, e),
             Error::InvalidName { .. } | Error::InvalidParameter(_) | Error::MappedAlignment(_) => {
                 io::Error::new(io::ErrorKind::InvalidInput, e)
             }

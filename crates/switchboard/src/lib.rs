@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod link;
 pub mod mapping;
 pub mod name;
 pub mod namespace;

@@ -174,6 +174,21 @@ impl Address {
     }
 }
 
+/// The address of a link listener (family `l`, this user's scope).
+pub(crate) fn link_address(name: &str) -> Result<Vec<u8>> {
+    let (scope, name) = crate::name::Name::parse_object(name)?;
+    let scope_tag = match scope {
+        Scope::Local => format!("L{}", switchboard_sys::process::uid()),
+        Scope::Global => "G".to_owned(),
+    };
+    let base = format!("{PREFIX}{scope_tag}/l/");
+    Ok(if base.len() + name.len() <= socket::ABSTRACT_NAME_MAX {
+        format!("{base}{name}").into_bytes()
+    } else {
+        format!("{base}#{:032x}", fnv1a_128(name.as_bytes())).into_bytes()
+    })
+}
+
 /// FNV-1a, 128-bit: stable across builds and processes.
 fn fnv1a_128(data: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
@@ -392,7 +407,7 @@ pub struct ObjectEntry {
 /// objects and the Global objects whose ACL admits the caller.
 pub fn list() -> Vec<ObjectEntry> {
     let uid = switchboard_sys::process::uid();
-    let prefixes = [format!("{PREFIX}L{uid}/"), format!("{PREFIX}G/")];
+    let prefixes = [format!("{PREFIX}L{uid}/k/"), format!("{PREFIX}G/k/")];
     let found: Vec<_> = prefixes.iter().flat_map(|p| socket::list_abstract_listeners(p.as_bytes())).collect();
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut described = Vec::new();

@@ -1,0 +1,79 @@
+//! Links: bidirectional, message-preserving connections between two processes.
+//!
+//! | link | transport | when |
+//! |---|---|---|
+//! | [`ShmLink`] | two SPSC byte rings in one sealed memfd, futex wake-ups | local, fastest |
+//! | [`StreamLink`] | Unix or TCP stream, length-prefixed frames | remote, or a local fallback |
+//!
+//! ## The contract (checked by one conformance suite over every link)
+//! - Messages arrive whole, in order, exactly once; a zero-length message is a message.
+//! - A message of any size up to [`Link::max_message`] is delivered (larger
+//!   than a ring: streamed in chunks); a larger send is `InvalidParameter`
+//!   and sends nothing.
+//! - `send` blocks only while the peer's queue is full.
+//! - `recv_deadline` returns `Timeout` at the deadline and loses nothing: a
+//!   later receive gets the message.
+//! - When the peer is gone (closed, or killed by `kill -9`), messages it sent
+//!   before are still delivered, then every call fails with `BrokenPipe` —
+//!   never a hang.
+//! - Bytes from the peer are untrusted: a malformed frame or ring state is
+//!   `Malformed`, never a panic, UB or hang.
+
+mod shm;
+mod stream;
+
+use std::time::{Duration, Instant};
+
+pub use self::shm::{ShmLink, ShmLinkListener, ShmLinkOptions};
+pub use self::stream::{StreamLink, StreamLinkListener};
+pub use switchboard_shm::ring::WaitMode;
+
+use crate::error::Result;
+
+/// Default largest message: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+
+/// A bidirectional, message-preserving connection.
+pub trait Link {
+    /// Sends one message, blocking while the peer's queue is full.
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a message over [`Link::max_message`],
+    /// `BrokenPipe` when the peer is gone.
+    fn send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Receives one message into `buf` (replacing its contents), waiting
+    /// until `deadline` (`None`: forever).
+    ///
+    /// # Errors
+    /// `Timeout` at the deadline, `BrokenPipe` when the peer is gone and
+    /// everything it sent was received, `Malformed` for bad peer bytes.
+    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()>;
+
+    /// The largest message this link carries.
+    fn max_message(&self) -> usize;
+
+    /// Receives without waiting.
+    ///
+    /// # Errors
+    /// As [`Link::recv_deadline`]; `Timeout` when nothing is there.
+    fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.recv_deadline(buf, Some(Instant::now()))
+    }
+
+    /// Receives, waiting forever.
+    ///
+    /// # Errors
+    /// As [`Link::recv_deadline`].
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.recv_deadline(buf, None)
+    }
+
+    /// Receives, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Link::recv_deadline`].
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
+        self.recv_deadline(buf, Instant::now().checked_add(timeout))
+    }
+}

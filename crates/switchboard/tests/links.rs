@@ -1,0 +1,239 @@
+//! The link contract (see `switchboard::link`), checked by one conformance
+//! suite over every link, plus cross-process crash tests.
+
+mod util;
+
+use std::time::{Duration, Instant};
+
+use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions, StreamLink, StreamLinkListener, WaitMode};
+use switchboard::Error;
+use util::{role, say, unique, Peer, Watchdog};
+
+type Boxed = Box<dyn Link + Send>;
+/// One conformance check: it gets two connected ends.
+type Case = fn(Boxed, Boxed);
+const LONG: Duration = Duration::from_secs(60);
+
+fn recv(l: &mut Boxed) -> Vec<u8> {
+    let mut buf = Vec::new();
+    l.recv_timeout(&mut buf, LONG).unwrap();
+    buf
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// Every size arrives whole, both ways, through an echoing peer.
+fn sizes_round_trip(mut a: Boxed, mut b: Boxed) {
+    let sizes = [0, 1, 7, 8, 63, 64, 4095, 4096, 65_536, 1 << 20, 3 << 20];
+    let echo = std::thread::spawn(move || {
+        for _ in sizes {
+            let m = recv(&mut b);
+            b.send(&m).unwrap();
+        }
+    });
+    for (i, len) in sizes.into_iter().enumerate() {
+        let msg = pattern(len, i as u8);
+        a.send(&msg).unwrap();
+        assert_eq!(recv(&mut a), msg, "size {len}");
+    }
+    echo.join().unwrap();
+}
+
+/// Many messages from a concurrent sender arrive in order, exactly once.
+fn order_is_kept(a: Boxed, mut b: Boxed) {
+    let mut a = a;
+    let sender = std::thread::spawn(move || {
+        for i in 0..20_000u32 {
+            a.send(&i.to_le_bytes().repeat((i % 5) as usize + 1)).unwrap();
+        }
+        a
+    });
+    for i in 0..20_000u32 {
+        assert_eq!(recv(&mut b), i.to_le_bytes().repeat((i % 5) as usize + 1));
+    }
+    let _a = sender.join().unwrap();
+}
+
+/// A timed-out receive loses nothing.
+fn timeout_loses_nothing(mut a: Boxed, mut b: Boxed) {
+    let mut buf = Vec::new();
+    assert!(matches!(b.recv_timeout(&mut buf, Duration::from_millis(5)), Err(Error::Timeout)));
+    assert!(matches!(b.try_recv(&mut buf), Err(Error::Timeout)));
+    a.send(b"late").unwrap();
+    assert_eq!(recv(&mut b), b"late");
+}
+
+/// Oversized sends are refused and the link goes on.
+fn oversize_is_refused(mut a: Boxed, mut b: Boxed) {
+    let too_big = vec![0u8; a.max_message() + 1];
+    assert!(matches!(a.send(&too_big), Err(Error::InvalidParameter(_))));
+    a.send(b"still fine").unwrap();
+    assert_eq!(recv(&mut b), b"still fine");
+}
+
+/// A closed peer's messages are delivered, then BrokenPipe, never a hang.
+fn peer_close_is_broken_pipe_after_its_messages(mut a: Boxed, mut b: Boxed) {
+    for i in 0..3u8 {
+        a.send(&[i; 100]).unwrap();
+    }
+    drop(a);
+    for i in 0..3u8 {
+        assert_eq!(recv(&mut b), [i; 100]);
+    }
+    let mut buf = Vec::new();
+    assert!(matches!(b.recv_timeout(&mut buf, LONG), Err(Error::BrokenPipe)));
+    let sent = (0..64).try_for_each(|_| b.send(&[0u8; 65536]));
+    assert!(matches!(sent, Err(Error::BrokenPipe)), "sending to a closed peer fails: {sent:?}");
+}
+
+fn conformance(make: &dyn Fn() -> (Boxed, Boxed)) {
+    let _w = Watchdog::test();
+    let cases: [(&str, Case); 5] = [
+        ("sizes_round_trip", sizes_round_trip),
+        ("order_is_kept", order_is_kept),
+        ("timeout_loses_nothing", timeout_loses_nothing),
+        ("oversize_is_refused", oversize_is_refused),
+        ("peer_close_is_broken_pipe_after_its_messages", peer_close_is_broken_pipe_after_its_messages),
+    ];
+    for (name, case) in cases {
+        eprintln!("conformance: {name}");
+        let (a, b) = make();
+        case(a, b);
+    }
+}
+
+fn shm_pair(opts: ShmLinkOptions) -> (Boxed, Boxed) {
+    let (a, b) = ShmLink::pair(opts).unwrap();
+    (Box::new(a), Box::new(b))
+}
+
+#[test]
+fn link_conformance_shm_default() {
+    conformance(&|| shm_pair(ShmLinkOptions::default()));
+}
+
+#[test]
+fn link_conformance_shm_small_ring_busy_poll_chunks_and_wraps() {
+    let opts = ShmLinkOptions { capacity: 4096, wait: WaitMode::BusyPoll, max_message: 8 << 20 };
+    conformance(&|| shm_pair(opts));
+}
+
+#[test]
+fn link_conformance_shm_blocking() {
+    let opts = ShmLinkOptions { capacity: 64 * 1024, wait: WaitMode::Blocking, ..Default::default() };
+    conformance(&|| shm_pair(opts));
+}
+
+#[test]
+fn link_conformance_shm_over_a_named_listener() {
+    conformance(&|| {
+        let name = unique("link");
+        let listener = ShmLinkListener::bind(&name).unwrap();
+        let t = std::thread::spawn(move || listener.accept(Some(LONG)).unwrap());
+        let a = ShmLink::connect(&name, ShmLinkOptions::default()).unwrap();
+        (Box::new(a), Box::new(t.join().unwrap()))
+    });
+}
+
+#[test]
+fn link_conformance_stream_unix() {
+    conformance(&|| {
+        let (a, b) = StreamLink::pair().unwrap();
+        (Box::new(a.with_max_message(8 << 20)), Box::new(b.with_max_message(8 << 20)))
+    });
+}
+
+#[test]
+fn link_conformance_stream_tcp() {
+    conformance(&|| {
+        let listener = StreamLinkListener::bind_tcp("127.0.0.1:0").unwrap();
+        let port = listener.port().unwrap();
+        let t = std::thread::spawn(move || listener.accept().unwrap());
+        let a = StreamLink::connect_tcp(("127.0.0.1", port)).unwrap();
+        (Box::new(a), Box::new(t.join().unwrap()))
+    });
+}
+
+#[test]
+fn link_stream_frame_over_the_maximum_is_malformed_not_a_huge_allocation() {
+    let (a, b) = StreamLink::pair().unwrap();
+    let mut a = a.with_max_message(u32::MAX as usize);
+    let mut b = b.with_max_message(1024);
+    a.send(&[0u8; 2048]).unwrap();
+    let mut buf = Vec::new();
+    assert!(matches!(b.recv_timeout(&mut buf, LONG), Err(Error::Malformed(_))));
+    assert!(matches!(b.recv_timeout(&mut buf, LONG), Err(Error::Malformed(_))), "stays poisoned");
+}
+
+#[test]
+fn link_unknown_name_is_not_found() {
+    let err = ShmLink::connect(&unique("nobody"), ShmLinkOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    assert!(matches!(StreamLink::connect_unix(&unique("nobody")), Err(Error::NotFound(_))));
+}
+
+/// Peer role: connect, send `count` numbered messages, say "sent", then
+/// block forever (the parent kills us).
+fn send_then_wait_to_be_killed(mut link: Box<dyn Link>, count: u32) -> ! {
+    for i in 0..count {
+        link.send(&i.to_le_bytes()).unwrap();
+    }
+    say("sent");
+    let mut buf = Vec::new();
+    let _ = link.recv(&mut buf);
+    util::done()
+}
+
+fn killed_peer(test: &str, transport: &str, mut accept: impl FnMut() -> Boxed, arg: &str) {
+    let _w = Watchdog::test();
+    let mut peer = Peer::spawn(test, transport, &[arg]);
+    let mut link = accept();
+    peer.expect("sent");
+    // Blocked in recv while the peer dies, after everything it sent.
+    for i in 0..1000u32 {
+        assert_eq!(recv(&mut link), i.to_le_bytes(), "message {i} lost");
+    }
+    let started = Instant::now();
+    let waiter = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        link.recv_timeout(&mut buf, LONG)
+    });
+    peer.kill9();
+    let got = waiter.join().unwrap();
+    assert!(matches!(got, Err(Error::BrokenPipe)), "{got:?} after {:?}", started.elapsed());
+}
+
+#[test]
+fn link_shm_peer_killed_mid_conversation_loses_nothing_and_hangs_nothing() {
+    if role().is_some() {
+        let link = ShmLink::connect(&util::args()[0], ShmLinkOptions::default()).unwrap();
+        send_then_wait_to_be_killed(Box::new(link), 1000);
+    }
+    let name = unique("killed");
+    let listener = ShmLinkListener::bind(&name).unwrap();
+    killed_peer(
+        "link_shm_peer_killed_mid_conversation_loses_nothing_and_hangs_nothing",
+        "shm",
+        || Box::new(listener.accept(Some(LONG)).unwrap()),
+        &name,
+    );
+}
+
+#[test]
+fn link_tcp_peer_killed_mid_conversation_loses_nothing_and_hangs_nothing() {
+    if role().is_some() {
+        let port: u16 = util::args()[0].parse().unwrap();
+        let link = StreamLink::connect_tcp(("127.0.0.1", port)).unwrap();
+        send_then_wait_to_be_killed(Box::new(link), 1000);
+    }
+    let listener = StreamLinkListener::bind_tcp("127.0.0.1:0").unwrap();
+    let port = listener.port().unwrap().to_string();
+    killed_peer(
+        "link_tcp_peer_killed_mid_conversation_loses_nothing_and_hangs_nothing",
+        "tcp",
+        || Box::new(listener.accept().unwrap()),
+        &port,
+    );
+}
