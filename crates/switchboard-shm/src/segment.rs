@@ -38,6 +38,8 @@ pub enum Kind {
     Event = 3,
     /// A shared-memory link: two byte rings.
     Link = 4,
+    /// A completion port's packet queue.
+    Port = 5,
 }
 
 /// A type that may be placed in shared memory.

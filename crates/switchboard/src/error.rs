@@ -63,6 +63,15 @@ pub enum Error {
     /// The other end of a link or pipe is gone (classic 109).
     #[error("the other end has closed the connection or died")]
     BrokenPipe,
+    /// A wait on a port timed out with no packet (classic `WAIT_TIMEOUT`, 258).
+    #[error("the wait timed out")]
+    WaitTimeout,
+    /// The port was closed while waiting, or before (classic 735).
+    #[error("the port was closed (abandoned wait)")]
+    AbandonedWait,
+    /// A port's queue is full and its policy is to fail (classic 1816, not enough quota).
+    #[error("the port's queue is full")]
+    QueueFull,
     /// The peer did not answer in time (classic 121).
     #[error("the peer did not answer within the time allowed")]
     Timeout,
@@ -88,6 +97,9 @@ impl Error {
             Error::Malformed(_) => 13,
             Error::Timeout => 121,
             Error::BrokenPipe => 109,
+            Error::WaitTimeout => 258,
+            Error::AbandonedWait => 735,
+            Error::QueueFull => 1816,
             Error::Io(e) => errno_to_win32(e.raw_os_error().unwrap_or(0)),
         }
     }
@@ -109,6 +121,9 @@ impl Error {
             999 => "ERROR_SWAPERROR",
             1006 => "ERROR_FILE_INVALID",
             1132 => "ERROR_MAPPED_ALIGNMENT",
+            258 => "WAIT_TIMEOUT",
+            735 => "ERROR_ABANDONED_WAIT_0",
+            1816 => "ERROR_NOT_ENOUGH_QUOTA",
             _ => "ERROR_GEN_FAILURE",
         }
     }

@@ -57,6 +57,8 @@ pub enum Kind {
     Semaphore,
     /// A named event.
     Event,
+    /// A completion port.
+    Port,
 }
 
 impl Kind {
@@ -67,6 +69,7 @@ impl Kind {
             Kind::Mutex => "mutex",
             Kind::Semaphore => "semaphore",
             Kind::Event => "event",
+            Kind::Port => "port",
         }
     }
 

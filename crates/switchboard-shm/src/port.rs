@@ -1,0 +1,481 @@
+//! The completion-port packet queue in shared memory (spec 04).
+//!
+//! A bounded FIFO of fixed packets plus a table of waiting consumers, all
+//! guarded by a [`MutexState`] — the same abandonable futex mutex as the
+//! named mutex. Why a lock and not a lock-free queue: in a lock-free MPMC
+//! queue a poster killed between claiming a slot and publishing it leaves a
+//! hole that stops every consumer at that slot. Here every mutation under
+//! the lock is *crash-consistent* — a packet is written before the index that
+//! publishes it, a waiter's slot is filled before the state that grants it —
+//! and a process killed while holding the lock hands it to the next taker as
+//! abandoned. A kill at any instruction therefore loses at most the packet
+//! being posted (or the packet already handed to the consumer that died).
+//!
+//! Release order: a poster hands its packet *directly* to the waiting
+//! consumer with the highest stamp (the most recent waiter: LIFO, S07); only
+//! when no consumer may be released does the packet join the queue.
+//!
+//! Concurrency (S08): the `running` table holds the thread ids of consumers
+//! that returned from a get and have not called get again; a consumer is
+//! released only while fewer than `concurrency` of them are alive.
+//!
+//! Fields and their writers: everything is written under `lock`, except a
+//! waiter's `state`, which the waiter resets from GRANTED/ABANDONED to EMPTY
+//! after reading its packet, and which wakes it (futex word).
+
+use std::time::{Duration, Instant};
+
+use crate::mutex::MutexState;
+use crate::segment::{Kind, Segment, SegmentError, Shared};
+use crate::sync::{futex, AtomicU32, AtomicU64, Ordering};
+use crate::wait::{wait_one, Outcome, LIVENESS_POLL};
+use switchboard_sys::{AsFd, OwnedFd};
+
+/// Most consumers waiting at once on one port.
+pub const MAX_WAITERS: usize = 64;
+/// Most consumers counted as running at once.
+pub const MAX_RUNNING: usize = 64;
+
+const EMPTY: u32 = 0;
+const WAITING: u32 = 1;
+const GRANTED: u32 = 2;
+const ABANDONED: u32 = 3;
+
+/// One completion packet. Opaque: never interpreted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Packet {
+    /// Bytes transferred.
+    pub bytes: u32,
+    /// Completion key.
+    pub key: u64,
+    /// Overlapped value.
+    pub overlapped: u64,
+}
+
+#[repr(C)]
+#[derive(Debug)]
+struct Slot {
+    bytes: AtomicU32,
+    _pad: AtomicU32,
+    key: AtomicU64,
+    overlapped: AtomicU64,
+}
+
+impl Slot {
+    fn store(&self, p: Packet) {
+        self.bytes.store(p.bytes, Ordering::Relaxed);
+        self.key.store(p.key, Ordering::Relaxed);
+        self.overlapped.store(p.overlapped, Ordering::Relaxed);
+    }
+    fn load(&self) -> Packet {
+        Packet {
+            bytes: self.bytes.load(Ordering::Relaxed),
+            key: self.key.load(Ordering::Relaxed),
+            overlapped: self.overlapped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Debug)]
+struct Waiter {
+    tid: AtomicU32,
+    state: AtomicU32,
+    stamp: AtomicU64,
+    packet: Slot,
+}
+
+/// The control block.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PortCtl {
+    lock: MutexState,
+    closed: AtomicU32,
+    concurrency: AtomicU32,
+    capacity: AtomicU32,
+    space_waiters: AtomicU32,
+    space_seq: AtomicU32,
+    _pad: AtomicU32,
+    head: AtomicU64,
+    tail: AtomicU64,
+    stamp: AtomicU64,
+    running: [AtomicU32; MAX_RUNNING],
+    waiters: [Waiter; MAX_WAITERS],
+}
+
+#[allow(unsafe_code)]
+// SAFETY: repr(C), atomics only (MutexState is Shared), any bit pattern valid.
+unsafe impl Shared for PortCtl {}
+#[allow(unsafe_code)]
+// SAFETY: repr(C), atomics only, any bit pattern valid.
+unsafe impl Shared for Slot {}
+
+const CTL_OFFSET: usize = 64;
+const SLOTS_OFFSET: usize = 8192;
+const _: () = assert!(CTL_OFFSET + std::mem::size_of::<PortCtl>() <= SLOTS_OFFSET);
+
+/// Why a port operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortError {
+    /// The port was closed (post: `InvalidHandle`; get: `AbandonedWait`).
+    Closed,
+    /// The queue is full and the policy is to fail.
+    QueueFull,
+    /// The deadline passed.
+    TimedOut,
+    /// More than [`MAX_WAITERS`] consumers wait at once.
+    TooManyWaiters,
+    /// The segment's parameters are impossible.
+    Corrupt,
+}
+
+/// A mapped port queue.
+#[derive(Debug)]
+pub struct PortQueue {
+    seg: Segment,
+    capacity: u64,
+}
+
+fn alive(tid: u32) -> bool {
+    tid != 0 && switchboard_sys::process::is_alive(tid)
+}
+
+/// The lock, held; released on drop (also on early return).
+struct Held<'a>(&'a MutexState);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.release();
+    }
+}
+
+impl PortQueue {
+    /// Bytes of a port segment with `capacity` packets.
+    pub fn segment_size(capacity: u32) -> usize {
+        SLOTS_OFFSET + capacity as usize * std::mem::size_of::<Slot>()
+    }
+
+    /// Creates a port queue of `capacity` packets (1..=1M).
+    ///
+    /// # Errors
+    /// `BadSize` for an impossible capacity; system errors.
+    pub fn create(capacity: u32, concurrency: u32) -> Result<(OwnedFd, PortQueue), SegmentError> {
+        if capacity == 0 || capacity > 1 << 20 {
+            return Err(SegmentError::BadSize);
+        }
+        let (fd, seg) = Segment::create_sized(Kind::Port, Self::segment_size(capacity), "switchboard-port")?;
+        let ctl: &PortCtl = seg.object_at(CTL_OFFSET)?;
+        ctl.capacity.store(capacity, Ordering::Relaxed);
+        ctl.concurrency.store(concurrency, Ordering::Relaxed);
+        Ok((fd, PortQueue { seg, capacity: u64::from(capacity) }))
+    }
+
+    /// Maps a port queue received from a peer and checks its layout.
+    ///
+    /// # Errors
+    /// A [`SegmentError`] for anything that does not check out.
+    pub fn open<Fd: AsFd>(fd: Fd) -> Result<PortQueue, SegmentError> {
+        let seg = Segment::open(fd, Kind::Port)?;
+        let capacity = seg.object_at::<PortCtl>(CTL_OFFSET)?.capacity.load(Ordering::Relaxed);
+        if capacity == 0 || capacity > 1 << 20 || Self::segment_size(capacity) != seg.len() {
+            return Err(SegmentError::BadSize);
+        }
+        Ok(PortQueue { seg, capacity: u64::from(capacity) })
+    }
+
+    fn ctl(&self) -> &PortCtl {
+        self.seg.object_at(CTL_OFFSET).expect("layout checked on open")
+    }
+
+    fn slot(&self, index: u64) -> &Slot {
+        let at = SLOTS_OFFSET + (index % self.capacity) as usize * std::mem::size_of::<Slot>();
+        self.seg.object_at(at).expect("in bounds: index is taken modulo the capacity")
+    }
+
+    fn lock(&self) -> Held<'_> {
+        let ctl = self.ctl();
+        // Acquired or Abandoned: either way we own it, and every mutation
+        // under it is crash-consistent, so the state is usable as it is.
+        while wait_one(&ctl.lock, None) == Outcome::TimedOut {}
+        Held(&ctl.lock)
+    }
+
+    /// The concurrency value.
+    pub fn concurrency(&self) -> u32 {
+        self.ctl().concurrency.load(Ordering::Relaxed)
+    }
+
+    /// Packets queued (not yet handed to a consumer).
+    pub fn queued(&self) -> u64 {
+        let ctl = self.ctl();
+        ctl.tail.load(Ordering::SeqCst).saturating_sub(ctl.head.load(Ordering::SeqCst))
+    }
+
+    /// Consumers currently registered as waiting.
+    pub fn waiting(&self) -> u64 {
+        self.ctl().waiters.iter().filter(|w| w.state.load(Ordering::SeqCst) == WAITING).count() as u64
+    }
+
+    /// Whether the port was closed.
+    pub fn is_closed(&self) -> bool {
+        self.ctl().closed.load(Ordering::SeqCst) != 0
+    }
+
+    /// Consumers currently counted as running (alive ones).
+    fn running(&self) -> usize {
+        let ctl = self.ctl();
+        ctl.running
+            .iter()
+            .filter(|r| {
+                let tid = r.load(Ordering::Relaxed);
+                if tid != 0 && !alive(tid) {
+                    r.store(0, Ordering::Relaxed);
+                }
+                tid != 0 && r.load(Ordering::Relaxed) != 0
+            })
+            .count()
+    }
+
+    fn set_running(&self, tid: u32, on: bool) {
+        let ctl = self.ctl();
+        if on {
+            if let Some(free) = ctl.running.iter().find(|r| r.load(Ordering::Relaxed) == 0) {
+                free.store(tid, Ordering::Relaxed);
+            }
+        } else {
+            ctl.running.iter().filter(|r| r.load(Ordering::Relaxed) == tid).for_each(|r| r.store(0, Ordering::Relaxed));
+        }
+    }
+
+    fn may_release(&self) -> bool {
+        self.running() < self.concurrency() as usize
+    }
+
+    /// The most recent live waiter (clearing dead ones).
+    fn latest_waiter(&self) -> Option<&Waiter> {
+        let ctl = self.ctl();
+        let mut best: Option<&Waiter> = None;
+        for w in &ctl.waiters {
+            if w.state.load(Ordering::SeqCst) != WAITING {
+                continue;
+            }
+            if !alive(w.tid.load(Ordering::Relaxed)) {
+                w.state.store(EMPTY, Ordering::SeqCst);
+                continue;
+            }
+            if best.is_none_or(|b| w.stamp.load(Ordering::Relaxed) > b.stamp.load(Ordering::Relaxed)) {
+                best = Some(w);
+            }
+        }
+        best
+    }
+
+    /// Posts a packet. With `block`, waits for room while the queue is full.
+    ///
+    /// # Errors
+    /// `Closed`; `QueueFull` when full and not blocking.
+    pub fn post(&self, p: Packet, block: bool) -> Result<(), PortError> {
+        loop {
+            let ctl = self.ctl();
+            let seen = ctl.space_seq.load(Ordering::SeqCst);
+            {
+                let _held = self.lock();
+                if self.is_closed() {
+                    return Err(PortError::Closed);
+                }
+                if self.may_release() {
+                    if let Some(w) = self.latest_waiter() {
+                        w.packet.store(p);
+                        self.set_running(w.tid.load(Ordering::Relaxed), true);
+                        // SYNC: Release pairs with the waiter's Acquire load of state.
+                        w.state.store(GRANTED, Ordering::SeqCst);
+                        futex::wake(&w.state, 1);
+                        return Ok(());
+                    }
+                }
+                let (head, tail) = (ctl.head.load(Ordering::SeqCst), ctl.tail.load(Ordering::SeqCst));
+                if tail.wrapping_sub(head) < self.capacity {
+                    self.slot(tail).store(p);
+                    // Published only after the packet is written (crash-consistent).
+                    ctl.tail.store(tail + 1, Ordering::SeqCst);
+                    return Ok(());
+                }
+            }
+            if !block {
+                return Err(PortError::QueueFull);
+            }
+            ctl.space_waiters.fetch_add(1, Ordering::SeqCst);
+            futex::wait(&ctl.space_seq, seen, Some(Instant::now() + LIVENESS_POLL));
+            ctl.space_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn take_queued(&self, me: u32) -> Option<Packet> {
+        let ctl = self.ctl();
+        let (head, tail) = (ctl.head.load(Ordering::SeqCst), ctl.tail.load(Ordering::SeqCst));
+        if head >= tail || tail - head > self.capacity || !self.may_release() {
+            return None;
+        }
+        let p = self.slot(head).load();
+        ctl.head.store(head + 1, Ordering::SeqCst);
+        self.set_running(me, true);
+        if ctl.space_waiters.load(Ordering::SeqCst) > 0 {
+            ctl.space_seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&ctl.space_seq, 1);
+        }
+        Some(p)
+    }
+
+    /// Takes the next packet for consumer thread `me`, waiting until
+    /// `deadline`. `server_alive` is asked while waiting; when it answers
+    /// false the port is closed.
+    ///
+    /// # Errors
+    /// `Closed` (the port was closed while waiting), `TimedOut`, `TooManyWaiters`.
+    pub fn get(
+        &self,
+        me: u32,
+        deadline: Option<Instant>,
+        server_alive: &dyn Fn() -> bool,
+    ) -> Result<Packet, PortError> {
+        let w = {
+            let _held = self.lock();
+            if self.is_closed() {
+                return Err(PortError::Closed);
+            }
+            self.set_running(me, false);
+            if let Some(p) = self.take_queued(me) {
+                return Ok(p);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(PortError::TimedOut);
+            }
+            let ctl = self.ctl();
+            let w = ctl
+                .waiters
+                .iter()
+                .find(|w| w.state.load(Ordering::SeqCst) == EMPTY)
+                .ok_or(PortError::TooManyWaiters)?;
+            w.tid.store(me, Ordering::Relaxed);
+            w.stamp.store(ctl.stamp.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
+            w.state.store(WAITING, Ordering::SeqCst);
+            w
+        };
+        loop {
+            let until = Instant::now() + LIVENESS_POLL;
+            futex::wait(&w.state, WAITING, Some(deadline.map_or(until, |d| d.min(until))));
+            if let Some(done) = self.finish_wait(w, me, deadline, server_alive) {
+                return done;
+            }
+        }
+    }
+
+    /// After a wake-up: the outcome, or `None` to keep waiting.
+    fn finish_wait(
+        &self,
+        w: &Waiter,
+        me: u32,
+        deadline: Option<Instant>,
+        server_alive: &dyn Fn() -> bool,
+    ) -> Option<Result<Packet, PortError>> {
+        // SYNC: Acquire pairs with the poster's Release store of GRANTED.
+        match w.state.load(Ordering::SeqCst) {
+            GRANTED => {
+                let p = w.packet.load();
+                w.state.store(EMPTY, Ordering::SeqCst);
+                return Some(Ok(p));
+            }
+            ABANDONED => {
+                w.state.store(EMPTY, Ordering::SeqCst);
+                return Some(Err(PortError::Closed));
+            }
+            _ => {}
+        }
+        let _held = self.lock();
+        if w.state.load(Ordering::SeqCst) != WAITING {
+            drop(_held);
+            return self.finish_wait(w, me, deadline, server_alive);
+        }
+        let outcome = if !server_alive() {
+            self.close_locked();
+            Err(PortError::Closed)
+        } else if let Some(p) = self.take_queued(me) {
+            Ok(p)
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            Err(PortError::TimedOut)
+        } else {
+            return None;
+        };
+        w.state.store(EMPTY, Ordering::SeqCst);
+        Some(outcome)
+    }
+
+    /// Takes up to `max` more queued packets without waiting (for get-many).
+    pub fn drain(&self, me: u32, max: usize, out: &mut Vec<Packet>) {
+        let _held = self.lock();
+        while out.len() < max {
+            // The caller is already running; do not count it twice.
+            self.set_running(me, false);
+            match self.take_queued(me) {
+                Some(p) => out.push(p),
+                None => {
+                    self.set_running(me, true);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Closes the port: every waiter is woken with `Closed`, later posts fail.
+    pub fn close(&self) {
+        let _held = self.lock();
+        self.close_locked();
+    }
+
+    fn close_locked(&self) {
+        let ctl = self.ctl();
+        ctl.closed.store(1, Ordering::SeqCst);
+        for w in &ctl.waiters {
+            if w.state.compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                futex::wake(&w.state, 1);
+            }
+        }
+        ctl.space_seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake(&ctl.space_seq, i32::MAX as u32);
+    }
+}
+
+/// How long a consumer waits between liveness checks; exposed for docs.
+pub const CHECK_INTERVAL: Duration = LIVENESS_POLL;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pk(n: u64) -> Packet {
+        Packet { bytes: n as u32, key: n, overlapped: !n }
+    }
+
+    #[test]
+    fn fifo_and_full_queue_policy() {
+        let (_fd, q) = PortQueue::create(3, 8).unwrap();
+        for n in 0..3 {
+            q.post(pk(n), false).unwrap();
+        }
+        assert_eq!(q.post(pk(9), false), Err(PortError::QueueFull));
+        let me = switchboard_sys::process::tid();
+        for n in 0..3 {
+            assert_eq!(q.get(me, Some(Instant::now()), &|| true), Ok(pk(n)));
+        }
+        assert_eq!(q.get(me, Some(Instant::now()), &|| true), Err(PortError::TimedOut));
+        q.close();
+        assert_eq!(q.post(pk(1), false), Err(PortError::Closed));
+    }
+
+    #[test]
+    fn a_forged_capacity_is_refused() {
+        let (fd, q) = PortQueue::create(4, 1).unwrap();
+        q.ctl().capacity.store(1 << 19, Ordering::Relaxed);
+        assert_eq!(PortQueue::open(&fd).unwrap_err(), SegmentError::BadSize);
+    }
+}

@@ -1,0 +1,274 @@
+//! Completion ports as a cross-process packet queue (spec 04, S01–S10).
+//!
+//! Classic completion ports are per-process; using one across processes (a
+//! server publishes its pid and port handle, clients duplicate the handle and
+//! post) is an extension, supported and documented here as such: a port is a
+//! named (or unnamed) object like a mapping, so it can be opened by name,
+//! sent over a connection, or taken from a process by pid + handle
+//! ([`Port::from_process`], `pidfd_getfd`).
+//!
+//! The queue lives in shared memory (see `switchboard_shm::port`): FIFO
+//! across all posters, exactly-once delivery, LIFO release of waiting
+//! consumers, and no corruption or blocking when any poster or consumer is
+//! killed at any instruction.
+//!
+//! Decisions:
+//! - The *server* is the handle that created the port. Dropping it (or its
+//!   process dying) closes the port: waiters get `AbandonedWait` (735),
+//!   later posts `InvalidHandle` (6). A killed server is noticed by waiting
+//!   consumers within `switchboard_shm::wait::LIVENESS_POLL`; a post checks
+//!   only the closed flag (a liveness syscall per post would double its cost).
+//! - Concurrency: a consumer counts as running from the get that returned a
+//!   packet until its next get (or its death). `0` means the number of CPUs.
+//! - A full queue blocks the poster, or fails with `QueueFull` (1816) when
+//!   the port was built with [`Overflow::Fail`].
+//! - At most 64 consumers may wait at once on one port.
+//!
+//! ```
+//! use switchboard::port::Port;
+//! use std::time::Duration;
+//! let port = Port::create(None, 1)?;
+//! port.post(8, 42, 0xfeed)?;
+//! let p = port.get(Some(Duration::ZERO))?;
+//! assert_eq!((p.bytes, p.key, p.overlapped), (8, 42, 0xfeed));
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+use std::time::{Duration, Instant};
+
+use switchboard_shm::port::{PortError, PortQueue};
+use switchboard_sys::process::HandleValue;
+use switchboard_sys::socket::Conn;
+
+pub use switchboard_shm::port::Packet;
+
+use crate::error::{Error, Result};
+use crate::namespace::{self, Acl, Endpoint, Kind};
+
+/// What a post does when the queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Wait for room (default).
+    #[default]
+    Block,
+    /// Fail with `QueueFull`.
+    Fail,
+}
+
+/// How to create a port. Finish with [`PortBuilder::create`].
+#[derive(Debug)]
+pub struct PortBuilder<'a> {
+    name: Option<&'a str>,
+    concurrency: u32,
+    capacity: u32,
+    overflow: Overflow,
+    acl: Acl,
+}
+
+impl<'a> PortBuilder<'a> {
+    /// The port's name (`None`: unnamed, shareable by handle only).
+    pub fn name(mut self, name: impl Into<Option<&'a str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// Consumers released at once (0: the number of CPUs).
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Packets the queue holds (default 4096).
+    pub fn capacity(mut self, n: u32) -> Self {
+        self.capacity = n;
+        self
+    }
+    /// What a post does when the queue is full.
+    pub fn overflow(mut self, o: Overflow) -> Self {
+        self.overflow = o;
+        self
+    }
+    /// Who besides this user may open it.
+    pub fn acl(mut self, acl: Acl) -> Self {
+        self.acl = acl;
+        self
+    }
+
+    /// Creates the port, or opens the existing one of that name.
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a capacity of 0 or over 1 Mi packets,
+    /// `InvalidHandle` when the name holds another kind, `InvalidName`.
+    pub fn create(self) -> Result<Port> {
+        let addr = namespace::address_for(Kind::Port, self.name)?;
+        let concurrency = match self.concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            n => n,
+        };
+        let mut make = || {
+            let (fd, _q) = PortQueue::create(self.capacity, concurrency)
+                .map_err(|_| Error::InvalidParameter("port capacity must be 1..=1048576 packets"))?;
+            Ok((vec![fd], namespace::describe(Kind::Port, 0, self.overflow as u8)))
+        };
+        Port::attach(namespace::create_or_open(Kind::Port, &addr, &self.acl, &mut make)?)
+    }
+}
+
+/// A completion port.
+#[derive(Debug)]
+pub struct Port {
+    endpoint: Endpoint,
+    queue: PortQueue,
+    server: bool,
+    overflow: Overflow,
+}
+
+fn port_error(e: PortError) -> Error {
+    match e {
+        PortError::Closed => Error::AbandonedWait,
+        PortError::QueueFull => Error::QueueFull,
+        PortError::TimedOut => Error::WaitTimeout,
+        PortError::TooManyWaiters => Error::InvalidParameter("more than 64 consumers wait on this port"),
+        PortError::Corrupt => Error::Malformed("port queue".into()),
+    }
+}
+
+impl Port {
+    /// Starts building a port.
+    pub fn builder<'a>() -> PortBuilder<'a> {
+        PortBuilder { name: None, concurrency: 0, capacity: 4096, overflow: Overflow::Block, acl: Acl::default() }
+    }
+
+    /// Creates a port (or opens the existing one of that name) (S02).
+    ///
+    /// # Errors
+    /// As [`PortBuilder::create`].
+    pub fn create<'a>(name: impl Into<Option<&'a str>>, concurrency: u32) -> Result<Port> {
+        Port::builder().name(name).concurrency(concurrency).create()
+    }
+
+    /// Opens an existing port by name (S02).
+    ///
+    /// # Errors
+    /// `NotFound`, `InvalidHandle`, `AccessDenied`.
+    pub fn open(name: &str) -> Result<Port> {
+        let addr = namespace::address_for(Kind::Port, Some(name))?;
+        Port::attach(namespace::open(Kind::Port, &addr)?)
+    }
+
+    /// Takes handle `handle` of process `pid` — the classic
+    /// `DuplicateHandle` trick, done with `pidfd_getfd` (S02).
+    ///
+    /// # Errors
+    /// `HandleTakingRefused` when the OS forbids it: send the port over a
+    /// connection instead ([`Port::send`] / [`Port::receive`]).
+    pub fn from_process(pid: u32, handle: HandleValue) -> Result<Port> {
+        Port::attach(namespace::take_from_process(Kind::Port, pid, handle)?)
+    }
+
+    /// Receives a port sent with [`Port::send`].
+    ///
+    /// # Errors
+    /// `Timeout`, `InvalidHandle`, `Malformed`.
+    pub fn receive(conn: &Conn, timeout: Option<Duration>) -> Result<Port> {
+        Port::attach(namespace::receive(Kind::Port, conn, timeout)?)
+    }
+
+    fn attach(endpoint: Endpoint) -> Result<Port> {
+        let fd = endpoint.fd(0).ok_or_else(|| Error::Malformed("port without a queue".into()))?;
+        let queue = PortQueue::open(fd).map_err(|e| Error::Malformed(e.to_string()))?;
+        let server = !endpoint.existed;
+        let overflow =
+            if endpoint.info().protection == Overflow::Fail as u8 { Overflow::Fail } else { Overflow::Block };
+        Ok(Port { endpoint, queue, server, overflow })
+    }
+
+    /// Sends this port over a connection.
+    ///
+    /// # Errors
+    /// `EPIPE` when the peer is gone.
+    pub fn send(&self, conn: &Conn) -> Result<()> {
+        self.endpoint.send(conn)
+    }
+
+    /// The handle value other processes can take with [`Port::from_process`].
+    pub fn handle(&self) -> HandleValue {
+        self.endpoint.handle()
+    }
+
+    /// Whether the name already existed.
+    pub fn already_existed(&self) -> bool {
+        self.endpoint.existed
+    }
+
+    /// The concurrency value.
+    pub fn concurrency(&self) -> u32 {
+        self.queue.concurrency()
+    }
+
+    /// Consumers blocked in a get on this port (in any process).
+    pub fn waiting(&self) -> u64 {
+        self.queue.waiting()
+    }
+
+    /// Packets waiting in the queue.
+    pub fn queued(&self) -> u64 {
+        self.queue.queued()
+    }
+
+    /// Posts a packet (S03). Values are opaque.
+    ///
+    /// # Errors
+    /// `InvalidHandle` once the port is closed; `QueueFull` when full and
+    /// the port's policy is [`Overflow::Fail`].
+    pub fn post(&self, bytes: u32, key: u64, overlapped: u64) -> Result<()> {
+        let block = self.overflow == Overflow::Block;
+        self.queue.post(Packet { bytes, key, overlapped }, block).map_err(|e| match e {
+            PortError::Closed => Error::InvalidHandle { wanted: "port", found: "a closed port" },
+            other => port_error(other),
+        })
+    }
+
+    fn server_alive(&self) -> bool {
+        let creator = self.endpoint.info().creator_pid;
+        self.server || switchboard_sys::process::is_alive(creator)
+    }
+
+    /// Takes the oldest packet, waiting at most `timeout` (`None`: forever,
+    /// zero: poll) (S04).
+    ///
+    /// # Errors
+    /// `WaitTimeout` (258) with no packet; `AbandonedWait` (735) when the port
+    /// is closed.
+    pub fn get(&self, timeout: Option<Duration>) -> Result<Packet> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let me = switchboard_sys::process::tid();
+        self.queue.get(me, deadline, &|| self.server_alive()).map_err(port_error)
+    }
+
+    /// Takes 1..=`entries.len()` packets as soon as one is available (S05);
+    /// returns how many.
+    ///
+    /// # Errors
+    /// As [`Port::get`]; `InvalidParameter` for an empty slice.
+    pub fn get_many(&self, entries: &mut [Packet], timeout: Option<Duration>) -> Result<usize> {
+        if entries.is_empty() {
+            return Err(Error::InvalidParameter("get_many needs room for at least one packet"));
+        }
+        let mut got = vec![self.get(timeout)?];
+        self.queue.drain(switchboard_sys::process::tid(), entries.len(), &mut got);
+        entries[..got.len()].copy_from_slice(&got);
+        Ok(got.len())
+    }
+
+    /// Closes the port for everyone (S09); the server's handle does this on drop.
+    pub fn close(&self) {
+        self.queue.close();
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if self.server {
+            self.queue.close();
+        }
+    }
+}

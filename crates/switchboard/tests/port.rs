@@ -1,0 +1,273 @@
+//! Spec 04 — completion ports as a cross-process message queue.
+
+mod util;
+
+use std::time::Duration;
+
+use switchboard::port::{Overflow, Packet, Port};
+use switchboard::{Error, HandleValue};
+use util::{done, hear, hold, role, say, unique, Peer, Watchdog};
+
+const LONG: Option<Duration> = Some(Duration::from_secs(60));
+const POLL: Option<Duration> = Some(Duration::ZERO);
+
+fn pk(bytes: u32, key: u64, overlapped: u64) -> Packet {
+    Packet { bytes, key, overlapped }
+}
+
+#[test]
+fn port_s01_packet_values_are_opaque() {
+    let port = Port::create(None, 1).unwrap();
+    let odd = [pk(0, 0, 0), pk(u32::MAX, u64::MAX, u64::MAX), pk(1, 1 << 63, 0xdead_beef_dead_beef)];
+    for p in odd {
+        port.post(p.bytes, p.key, p.overlapped).unwrap();
+    }
+    for p in odd {
+        assert_eq!(port.get(POLL).unwrap(), p);
+    }
+}
+
+#[test]
+fn port_s02_create_open_and_take_from_a_process() {
+    let _w = Watchdog::test();
+    if let Some(r) = role() {
+        let a = util::args();
+        let port = match r.as_str() {
+            "by-name" => Port::open(&a[0]).unwrap(),
+            _ => Port::from_process(a[0].parse().unwrap(), HandleValue(a[1].parse().unwrap())).unwrap(),
+        };
+        port.post(7, 7, 7).unwrap();
+        done();
+    }
+    let test = "port_s02_create_open_and_take_from_a_process";
+    let n = unique("p02");
+    assert!(matches!(Port::open(&n), Err(Error::NotFound(_))));
+    let port = Port::create(n.as_str(), 2).unwrap();
+    assert!(!port.already_existed());
+    assert_eq!(port.concurrency(), 2);
+    Peer::spawn(test, "by-name", &[&n]).finish();
+    let me = std::process::id().to_string();
+    Peer::spawn(test, "by-handle", &[&me, &port.handle().to_string()]).finish();
+    assert_eq!(port.get(LONG).unwrap(), pk(7, 7, 7));
+    assert_eq!(port.get(LONG).unwrap(), pk(7, 7, 7));
+}
+
+#[test]
+fn port_s03_post_blocks_only_when_full_or_fails_by_policy() {
+    let _w = Watchdog::test();
+    let failing = Port::builder().capacity(2).concurrency(1).overflow(Overflow::Fail).create().unwrap();
+    failing.post(1, 1, 1).unwrap();
+    failing.post(2, 2, 2).unwrap();
+    let err = failing.post(3, 3, 3).unwrap_err();
+    assert!(matches!(err, Error::QueueFull), "{err}");
+    let blocking = Port::builder().capacity(1).concurrency(1).create().unwrap();
+    blocking.post(1, 0, 0).unwrap();
+    std::thread::scope(|s| {
+        let poster = s.spawn(|| blocking.post(2, 0, 0));
+        // The poster is blocked until a get makes room.
+        assert_eq!(blocking.get(LONG).unwrap().bytes, 1);
+        poster.join().unwrap().unwrap();
+    });
+    assert_eq!(blocking.get(LONG).unwrap().bytes, 2);
+}
+
+#[test]
+fn port_s04_get_timeout_and_poll() {
+    let port = Port::create(None, 1).unwrap();
+    assert_eq!(port.get(POLL).unwrap_err().win32(), 258);
+    assert!(matches!(port.get(Some(Duration::from_millis(20))), Err(Error::WaitTimeout)));
+    port.post(1, 2, 3).unwrap();
+    assert_eq!(port.get(POLL).unwrap(), pk(1, 2, 3));
+}
+
+#[test]
+fn port_s05_get_many_takes_what_is_there() {
+    let port = Port::create(None, 1).unwrap();
+    let mut entries = [Packet::default(); 8];
+    for n in 0..5 {
+        port.post(n, n as u64, 0).unwrap();
+    }
+    assert_eq!(port.get_many(&mut entries, LONG).unwrap(), 5);
+    assert_eq!(entries[..5].iter().map(|p| p.bytes).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    for n in 0..12 {
+        port.post(n, 0, 0).unwrap();
+    }
+    assert_eq!(port.get_many(&mut entries, LONG).unwrap(), 8);
+    assert_eq!(port.get_many(&mut entries, LONG).unwrap(), 4);
+    assert!(matches!(port.get_many(&mut entries, POLL), Err(Error::WaitTimeout)));
+}
+
+#[test]
+fn port_s06_fifo_across_posters_and_exactly_once_across_consumers() {
+    let _w = Watchdog::test();
+    if let Some(r) = role() {
+        let a = util::args();
+        let port = Port::open(&a[0]).unwrap();
+        if r == "poster" {
+            let id: u64 = a[1].parse().unwrap();
+            for seq in 0..2000u64 {
+                port.post(0, id, seq).unwrap();
+            }
+            done();
+        }
+        let mut got = Vec::new();
+        while let Ok(p) = port.get(Some(Duration::from_secs(2))) {
+            if p.key == u64::MAX {
+                break;
+            }
+            got.push(format!("{}:{}", p.key, p.overlapped));
+        }
+        say(&got.join(","));
+        hold("consumed");
+    }
+    let test = "port_s06_fifo_across_posters_and_exactly_once_across_consumers";
+    let n = unique("p06");
+    let port = Port::builder().name(n.as_str()).concurrency(8).capacity(64).create().unwrap();
+    let mut consumers: Vec<Peer> = (0..2).map(|_| Peer::spawn(test, "consumer", &[&n])).collect();
+    let mut posters: Vec<Peer> = (0..3).map(|i| Peer::spawn(test, "poster", &[&n, &i.to_string()])).collect();
+    posters.iter_mut().for_each(Peer::finish);
+    // Tell each consumer to stop, after everything posted.
+    for _ in 0..2 {
+        port.post(0, u64::MAX, 0).unwrap();
+    }
+    let mut all = Vec::new();
+    for c in &mut consumers {
+        let line = c.next();
+        let mut last = [None::<u64>; 3];
+        for item in line.split(',').filter(|s| !s.is_empty()) {
+            let (k, s) = item.split_once(':').unwrap();
+            let (k, s): (usize, u64) = (k.parse().unwrap(), s.parse().unwrap());
+            assert!(last[k].is_none_or(|prev| prev < s), "poster {k}'s packets out of order at {s}");
+            last[k] = Some(s);
+            all.push((k, s));
+        }
+        c.expect("consumed");
+        c.dismiss();
+    }
+    all.sort_unstable();
+    let expected: Vec<(usize, u64)> = (0..3).flat_map(|k| (0..2000).map(move |s| (k, s))).collect();
+    assert_eq!(all, expected, "every packet delivered exactly once");
+}
+
+#[test]
+fn port_s07_waiters_are_released_lifo() {
+    let _w = Watchdog::test();
+    let port = Port::create(None, 8).unwrap();
+    std::thread::scope(|s| {
+        let mut threads = Vec::new();
+        for i in 0..3u64 {
+            threads.push(s.spawn(|| port.get(LONG).unwrap()));
+            // Each waiter must be registered before the next one starts.
+            util::eventually("waiter registered", || port.waiting() == i + 1);
+        }
+        for n in 0..3 {
+            port.post(n, 0, 0).unwrap();
+        }
+        let got: Vec<u32> = threads.into_iter().map(|t| t.join().unwrap().bytes).collect();
+        assert_eq!(got, [2, 1, 0], "the most recent waiter got the first packet");
+    });
+}
+
+#[test]
+fn port_s08_concurrency_limits_released_consumers() {
+    let _w = Watchdog::test();
+    let port = Port::create(None, 1).unwrap();
+    let (took_first, first_taken) = std::sync::mpsc::channel();
+    let (go_on, may_go_on) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        // The "runner" takes a packet and so counts as running.
+        let port = &port;
+        let runner = s.spawn(move || {
+            port.post(1, 0, 0).unwrap();
+            assert_eq!(port.get(LONG).unwrap().bytes, 1);
+            took_first.send(()).unwrap();
+            may_go_on.recv().unwrap();
+            // Its next get ends its running period, so it may take packet 2 itself.
+            assert_eq!(port.get(LONG).unwrap().bytes, 2);
+            port.post(3, 0, 0).unwrap();
+            assert_eq!(port.queued(), 1, "still not released: the runner runs again");
+            // Then the runner thread exits while counted as running.
+        });
+        first_taken.recv().unwrap();
+        let other = s.spawn(|| port.get(LONG).unwrap().bytes);
+        util::eventually("the other consumer waits", || port.waiting() == 1);
+        port.post(2, 0, 0).unwrap();
+        assert_eq!(port.queued(), 1, "not released while one consumer runs (concurrency 1)");
+        go_on.send(()).unwrap();
+        runner.join().unwrap();
+        // A consumer that exited stops counting: the waiter gets packet 3.
+        assert_eq!(other.join().unwrap(), 3);
+    });
+}
+
+#[test]
+fn port_s09_closing_wakes_waiters_and_refuses_posts() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let port = Port::create(util::args()[0].as_str(), 1).unwrap();
+        say(&port.handle().to_string());
+        hear();
+        done();
+    }
+    let port = Port::create(None, 1).unwrap();
+    let client = Port::from_process(std::process::id(), port.handle()).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| client.get(LONG));
+        util::eventually("waiting", || port.waiting() == 1);
+        drop(port);
+        let err = waiter.join().unwrap().unwrap_err();
+        assert_eq!(err.win32(), 735, "{err}");
+    });
+    assert_eq!(client.post(1, 1, 1).unwrap_err().win32(), 6);
+    // The server process killed while a client waits.
+    let n = unique("p09");
+    let mut server = Peer::spawn("port_s09_closing_wakes_waiters_and_refuses_posts", "server", &[&n]);
+    let _handle = server.next();
+    let client = Port::open(&n).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| client.get(LONG));
+        server.kill9();
+        assert!(matches!(waiter.join().unwrap(), Err(Error::AbandonedWait)));
+    });
+    assert!(matches!(client.post(1, 1, 1), Err(Error::InvalidHandle { .. })));
+}
+
+#[test]
+fn port_s10_posters_and_consumers_killed_at_any_point_corrupt_nothing() {
+    let _w = Watchdog::test();
+    if let Some(r) = role() {
+        let port = Port::open(&util::args()[0]).unwrap();
+        say("started");
+        let mut seq = 0u64;
+        loop {
+            if r == "poster" {
+                port.post(1, 1, seq).unwrap();
+                seq += 1;
+            } else {
+                let _ = port.get(Some(Duration::from_millis(1)));
+            }
+        }
+    }
+    let test = "port_s10_posters_and_consumers_killed_at_any_point_corrupt_nothing";
+    let n = unique("p10");
+    let port = Port::builder().name(n.as_str()).concurrency(64).capacity(256).create().unwrap();
+    let random = std::collections::hash_map::RandomState::new();
+    for round in 0..10u64 {
+        let mut peers: Vec<Peer> =
+            ["poster", "poster", "consumer", "consumer"].iter().map(|r| Peer::spawn(test, r, &[&n])).collect();
+        for (i, p) in peers.iter_mut().enumerate() {
+            p.expect("started");
+            // Fault injection: let it run a random while, then kill it wherever it is.
+            let jitter = std::hash::BuildHasher::hash_one(&random, (round, i)) % 5_000;
+            std::thread::sleep(Duration::from_micros(jitter));
+            p.kill9();
+        }
+        // Nothing is stuck: we can post and get at once, FIFO intact.
+        while port.get(POLL).is_ok() {}
+        port.post(9, 9, round).unwrap();
+        port.post(9, 9, round + 100).unwrap();
+        assert_eq!(port.get(LONG).unwrap(), pk(9, 9, round), "round {round}");
+        assert_eq!(port.get(LONG).unwrap(), pk(9, 9, round + 100), "round {round}");
+        assert!(matches!(port.get(POLL), Err(Error::WaitTimeout)));
+    }
+}
