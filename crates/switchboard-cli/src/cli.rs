@@ -32,6 +32,9 @@ pub enum Command {
     /// Named event.
     #[command(subcommand)]
     Event(EventCmd),
+    /// Completion port (a cross-process packet queue).
+    #[command(subcommand)]
+    Port(PortCmd),
     /// Start real child processes, exercise every mechanism, print a table.
     Tour {
         /// Round trips per timed row.
@@ -171,5 +174,40 @@ pub enum EventCmd {
         name: String,
         #[command(flatten)]
         timeout: Timeout,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortCmd {
+    /// Create a port and hold it (this process is its server: when it exits the port closes).
+    Create {
+        name: String,
+        /// Consumers released at once (0: number of CPUs).
+        #[arg(long, default_value_t = 0)]
+        concurrency: u32,
+        /// Packets the queue holds.
+        #[arg(long, default_value_t = 4096)]
+        capacity: u32,
+        /// Fail posts when full instead of blocking.
+        #[arg(long)]
+        fail_when_full: bool,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Post one packet.
+    Post {
+        name: String,
+        bytes: u32,
+        key: u64,
+        #[arg(default_value_t = 0)]
+        overlapped: u64,
+    },
+    /// Take packets (up to --max) and print them.
+    Get {
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+        #[arg(long, default_value_t = 1)]
+        max: usize,
     },
 }

@@ -121,3 +121,15 @@ fn cli_tour_exercises_every_mechanism_with_real_processes() {
     assert!(text.contains("50/50 echoes verified") && text.contains("WAIT_ABANDONED"), "{text}");
     assert!(!text.contains("FAILED"), "{text}");
 }
+
+#[test]
+fn port_s04_cli_port_verbs_post_get_and_time_out() {
+    let n = unique("port");
+    let _server = Holder::start(&["port", "create", &n, "--concurrency", "1"]);
+    assert!(run(&["port", "post", &n, "5", "42", "7"]).status.success());
+    assert!(run(&["port", "post", &n, "6", "43"]).status.success());
+    let got = stdout(&run(&["port", "get", &n, "--max", "8", "--timeout", "10000"]));
+    assert_eq!(got, "bytes=5 key=42 overlapped=7\nbytes=6 key=43 overlapped=0\n");
+    let empty = run(&["port", "get", &n, "--timeout", "10"]);
+    assert_eq!(empty.status.code(), Some(3), "{}", stderr(&empty));
+}

@@ -2,6 +2,7 @@
 
 mod ls;
 mod mapping;
+mod port;
 mod sync;
 mod tour;
 
@@ -18,6 +19,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Mutex(c) => sync::mutex(c),
         Command::Semaphore(c) => sync::semaphore(c),
         Command::Event(c) => sync::event(c),
+        Command::Port(c) => port::run(c),
         Command::Tour { rounds } => tour::run(rounds),
         Command::TourPeer { role, args } => tour::peer(&role, &args),
     }
