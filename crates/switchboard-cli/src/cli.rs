@@ -41,6 +41,21 @@ pub enum Command {
         #[arg(long, default_value_t = 2000)]
         rounds: u32,
     },
+    /// Measure every path against its physical floor in one run (ratios, p50/p99).
+    Bench {
+        /// Fewer rounds: finishes in well under a minute.
+        #[arg(long)]
+        quick: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also write an SVG chart of the ratios.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// (internal) the child side of `bench`.
+    #[command(hide = true)]
+    BenchPeer { args: Vec<String> },
     /// (internal) the child side of `tour`.
     #[command(hide = true)]
     TourPeer { role: String, args: Vec<String> },

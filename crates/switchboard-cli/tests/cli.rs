@@ -133,3 +133,29 @@ fn port_s04_cli_port_verbs_post_get_and_time_out() {
     let empty = run(&["port", "get", &n, "--timeout", "10"]);
     assert_eq!(empty.status.code(), Some(3), "{}", stderr(&empty));
 }
+
+#[test]
+fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
+    let plot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.svg", unique("bench")));
+    let out = run(&["bench", "--quick", "--json", "--plot", plot.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);
+    let names = |key: &str| -> Vec<String> {
+        v[key].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect()
+    };
+    for floor in ["spin", "futex", "pipe", "unix_stream", "tcp", "memcpy"] {
+        assert!(names("floors").iter().any(|n| n == floor), "floor {floor} missing");
+    }
+    for path in ["shm_link_busy", "shm_link_adaptive", "shm_link_blocking", "stream_unix", "stream_tcp", "port"] {
+        assert!(names("paths").iter().any(|n| n == path), "path {path} missing");
+    }
+    for p in v["paths"].as_array().unwrap() {
+        assert!(p["rtt_p50_ns"].as_u64().unwrap() > 0 && p["rtt_p99_ns"].as_u64() >= p["rtt_p50_ns"].as_u64());
+        assert!(p["ratio"].as_f64().unwrap() > 0.0, "{p}");
+        assert_eq!(p["throughput_gbps"].is_number(), p["payload"].as_u64().unwrap() >= 65536, "{p}");
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    std::fs::remove_file(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("shm_link_busy"));
+}

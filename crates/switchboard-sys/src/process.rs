@@ -133,6 +133,16 @@ pub fn kill9(pid: u32) -> Result<()> {
     rustix::process::kill_process(pid, rustix::process::Signal::KILL)
 }
 
+/// Pins the calling thread to one CPU.
+///
+/// # Errors
+/// `EINVAL` for a CPU that does not exist or is not allowed.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set)
+}
+
 /// Changes the *calling thread's* gid and uid (raw `setgid`/`setuid`, not
 /// broadcast to other threads as libc does). Sockets it connects and
 /// handles it takes then carry the new identity.

@@ -43,6 +43,7 @@ pub mod mapping;
 pub mod name;
 pub mod namespace;
 pub mod port;
+pub mod raw;
 pub mod sync;
 
 pub use error::{Error, Result};

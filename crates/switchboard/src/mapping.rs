@@ -367,6 +367,34 @@ impl View {
         Ok(v)
     }
 
+    /// The 4-byte word at `offset` as an atomic (for flags, counters and
+    /// futex words shared with other processes; the classic `Interlocked*`
+    /// on shared memory).
+    ///
+    /// # Errors
+    /// `InvalidParameter` when out of range or not 4-aligned, `AccessDenied`
+    /// for a read-only view.
+    pub fn atomic_u32(&self, offset: usize) -> Result<&std::sync::atomic::AtomicU32> {
+        self.word_check()?;
+        self.region.atomic_u32(offset).ok_or(Error::InvalidParameter("offset out of range or not 4-aligned"))
+    }
+
+    /// The 8-byte word at `offset` as an atomic (see [`View::atomic_u32`]).
+    ///
+    /// # Errors
+    /// As [`View::atomic_u32`], with 8-alignment.
+    pub fn atomic_u64(&self, offset: usize) -> Result<&std::sync::atomic::AtomicU64> {
+        self.word_check()?;
+        self.region.atomic_u64(offset).ok_or(Error::InvalidParameter("offset out of range or not 8-aligned"))
+    }
+
+    fn word_check(&self) -> Result<()> {
+        if self.region.protection() == switchboard_sys::mmap::Protection::Read {
+            return Err(Error::AccessDenied("the view is read-only"));
+        }
+        Ok(())
+    }
+
     /// Copies bytes into the view.
     ///
     /// # Errors

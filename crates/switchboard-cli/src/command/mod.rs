@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+mod bench;
 mod ls;
 mod mapping;
 mod port;
@@ -21,6 +22,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Event(c) => sync::event(c),
         Command::Port(c) => port::run(c),
         Command::Tour { rounds } => tour::run(rounds),
+        Command::Bench { quick, json, plot } => bench::run(quick, json, plot),
+        Command::BenchPeer { args } => bench::peer(&args),
         Command::TourPeer { role, args } => tour::peer(&role, &args),
     }
 }

@@ -46,9 +46,15 @@ impl Stream {
 pub struct StreamLink {
     stream: Stream,
     max: usize,
-    /// The frame being received: header and payload bytes read so far.
+    /// Bytes received and not yet returned: the frame being received, and
+    /// possibly the start of the next one (reads take what is there).
     partial: Vec<u8>,
     poisoned: bool,
+    /// The socket's current read timeout (`None`: blocking), to skip the
+    /// `setsockopt` when it need not change.
+    read_timeout: Option<std::time::Duration>,
+    /// Reused read buffer for small reads (allocated once, never re-zeroed).
+    scratch: Vec<u8>,
 }
 
 fn io_error(e: std::io::Error) -> Error {
@@ -61,13 +67,25 @@ fn io_error(e: std::io::Error) -> Error {
     }
 }
 
+/// Reads of at most this size go through the scratch buffer (and may take
+/// the start of the next frame with them); larger remainders are read
+/// straight into place.
+const SCRATCH: usize = 16 * 1024;
+
 fn abstract_addr(name: &str) -> Result<SocketAddr> {
     SocketAddr::from_abstract_name(format!("sb1/stream/{name}")).map_err(Error::Io)
 }
 
 impl StreamLink {
     fn new(stream: Stream) -> StreamLink {
-        StreamLink { stream, max: DEFAULT_MAX_MESSAGE, partial: Vec::new(), poisoned: false }
+        StreamLink {
+            stream,
+            max: DEFAULT_MAX_MESSAGE,
+            partial: Vec::new(),
+            poisoned: false,
+            read_timeout: None,
+            scratch: vec![0; SCRATCH],
+        }
     }
 
     /// Connects over TCP (Nagle disabled).
@@ -108,23 +126,50 @@ impl StreamLink {
         self
     }
 
-    /// Reads until the partial frame holds `want` bytes; `Ok(false)` on timeout.
+    /// One read: through the scratch buffer when little is missing, else
+    /// directly into `partial` (exactly what is missing, no further).
+    fn read_some(&mut self, want: usize) -> std::io::Result<usize> {
+        let have = self.partial.len();
+        if want - have > SCRATCH {
+            self.partial.resize(want, 0);
+            let r = self.stream.read(&mut self.partial[have..]);
+            self.partial.truncate(have + *r.as_ref().unwrap_or(&0));
+            return r;
+        }
+        let n = self.stream.read(&mut self.scratch)?;
+        self.partial.extend_from_slice(&self.scratch[..n]);
+        Ok(n)
+    }
+
+    /// Makes a blocking read return no later than `deadline`. A shorter
+    /// timeout already set is kept (the caller loops on `WouldBlock`), so a
+    /// series of receives with the same timeout costs one `setsockopt`.
+    fn bound_read(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let want = deadline.map(|d| {
+            d.checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                // A zero read timeout means "block forever" to std.
+                .unwrap_or(std::time::Duration::from_micros(1))
+        });
+        let keep = match (self.read_timeout, want) {
+            (None, None) => true,
+            (Some(cur), Some(w)) => cur <= w,
+            _ => false,
+        };
+        if !keep {
+            self.stream.set_read_timeout(want)?;
+            self.read_timeout = want;
+        }
+        Ok(())
+    }
+
+    /// Reads until `partial` holds at least `want` bytes; `Ok(false)` on timeout.
     fn fill(&mut self, want: usize, deadline: Option<Instant>) -> Result<bool> {
-        let mut chunk = [0u8; 64 * 1024];
         while self.partial.len() < want {
-            let timeout = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    // A zero read timeout means "block forever" to std: poll with 1 µs.
-                    _ => Some(std::time::Duration::from_micros(1)),
-                },
-            };
-            self.stream.set_read_timeout(timeout)?;
-            let room = (want - self.partial.len()).min(chunk.len());
-            match self.stream.read(&mut chunk[..room]) {
+            self.bound_read(deadline)?;
+            match self.read_some(want) {
                 Ok(0) => return Err(Error::BrokenPipe),
-                Ok(n) => self.partial.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(false);
@@ -171,8 +216,8 @@ impl Link for StreamLink {
             return Err(Error::Timeout);
         }
         buf.clear();
-        buf.extend_from_slice(&self.partial[4..]);
-        self.partial.clear();
+        buf.extend_from_slice(&self.partial[4..4 + len]);
+        self.partial.drain(..4 + len);
         Ok(())
     }
 

@@ -1,0 +1,156 @@
+//! One round-trip transport per floor and path, behind one [`Echo`] trait:
+//! the timing loop is written once, in `mod.rs`.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use switchboard::link::Link;
+use switchboard::mapping::View;
+use switchboard::port::Port;
+
+/// How long a side waits for its peer before declaring it lost.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// One side of a ping-pong of `payload`-byte messages.
+pub trait Echo {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()>;
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()>;
+    /// Whether the bytes themselves travel (ports carry only a length).
+    fn carries_content(&self) -> bool {
+        true
+    }
+}
+
+/// Shared-memory layout of the spin and futex floors: a sequence word per
+/// direction (each on its own cache line), then a data area per direction.
+pub const SEQ: [usize; 2] = [0, 64];
+pub const DATA: usize = 4096;
+
+/// Spin floor: copy into shared memory, publish a sequence number (Release),
+/// the peer spins on it (Acquire) and copies out.
+pub struct Spin {
+    pub view: View,
+    pub me: usize,
+    pub sent: u64,
+    pub seen: u64,
+    pub max: usize,
+}
+
+impl Spin {
+    fn seq(&self, side: usize) -> anyhow::Result<&AtomicU64> {
+        Ok(self.view.atomic_u64(SEQ[side])?)
+    }
+}
+
+impl Echo for Spin {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.view.write(DATA + self.me * self.max, msg)?;
+        self.sent += 1;
+        self.seq(self.me)?.store(self.sent, Ordering::Release);
+        Ok(())
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        let word = self.seq(1 - self.me)?;
+        let start = Instant::now();
+        let mut n = 0u32;
+        while word.load(Ordering::Acquire) == self.seen {
+            n = n.wrapping_add(1);
+            if n % 4096 == 0 && start.elapsed() > PATIENCE {
+                bail!("the peer stopped answering");
+            }
+            std::hint::spin_loop();
+        }
+        self.seen += 1;
+        buf.resize(len, 0);
+        self.view.read(DATA + (1 - self.me) * self.max, buf)?;
+        Ok(())
+    }
+}
+
+/// Futex floor: the same, but the receiver sleeps in the kernel and the
+/// sender always wakes it (one `futex_wake` per message, as raw futex
+/// ping-pong does).
+pub struct Futex(pub Spin);
+
+impl Futex {
+    fn word(&self, side: usize) -> anyhow::Result<&AtomicU32> {
+        Ok(self.0.view.atomic_u32(SEQ[side])?)
+    }
+}
+
+impl Echo for Futex {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        let s = &mut self.0;
+        s.view.write(DATA + s.me * s.max, msg)?;
+        s.sent += 1;
+        let word = self.word(self.0.me)?;
+        word.store(self.0.sent as u32, Ordering::Release);
+        switchboard::raw::futex_wake(word, 1);
+        Ok(())
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        let word = self.word(1 - self.0.me)?;
+        let deadline = Instant::now() + PATIENCE;
+        while word.load(Ordering::Acquire) == self.0.seen as u32 {
+            if !switchboard::raw::futex_wait(word, self.0.seen as u32, Some(deadline)) {
+                bail!("the peer stopped answering");
+            }
+        }
+        self.0.seen += 1;
+        buf.resize(len, 0);
+        self.0.view.read(DATA + (1 - self.0.me) * self.0.max, buf)?;
+        Ok(())
+    }
+}
+
+/// Raw byte streams (pipe, Unix stream, TCP): write the bytes, read them back.
+pub struct Bytes<R: Read, W: Write> {
+    pub reader: R,
+    pub writer: W,
+}
+
+impl<R: Read, W: Write> Echo for Bytes<R, W> {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        Ok(self.writer.write_all(msg)?)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        buf.resize(len, 0);
+        Ok(self.reader.read_exact(buf)?)
+    }
+}
+
+/// Any switchboard link.
+pub struct Linked(pub Box<dyn Link>);
+
+impl Echo for Linked {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        Ok(self.0.send(msg)?)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, _len: usize) -> anyhow::Result<()> {
+        Ok(self.0.recv_timeout(buf, PATIENCE)?)
+    }
+}
+
+/// Completion ports: post a packet to the peer's port, get one from ours.
+/// Packets are fixed-size; the payload's length travels as `bytes`.
+pub struct Ported {
+    pub there: Port,
+    pub back: Port,
+}
+
+impl Echo for Ported {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        Ok(self.there.post(msg.len() as u32, 1, 2)?)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        let p = self.back.get(Some(PATIENCE)).context("port get")?;
+        buf.resize(p.bytes as usize, 0);
+        anyhow::ensure!(p.bytes as usize == len, "packet carried {} not {len}", p.bytes);
+        Ok(())
+    }
+    fn carries_content(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,273 @@
+//! `switchboard bench`: every path against its physical floor, in one run.
+//!
+//! Each measurement is a ping-pong between this process (pinned to CPU 0)
+//! and a child (`switchboard bench-peer …`, pinned to CPU 1 when there are
+//! two or more): round-trip time per message, p50 and p99, plus throughput
+//! for payloads of 64 KiB and more. Floors: `spin` (one shared cache line),
+//! `futex`, `pipe`, `unix_stream`, `tcp`, `memcpy` (single core). Paths:
+//! `shm_link_busy`, `shm_link_adaptive`, `shm_link_blocking`, `stream_unix`,
+//! `stream_tcp`, `port`. Each path reports its ratio to its floor measured
+//! in the same run — absolute times drift on a shared VM, ratios much less.
+
+mod echo;
+mod setup;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+const PAYLOADS: [usize; 5] = [8, 64, 4096, 64 * 1024, 1 << 20];
+const FLOORS: [&str; 5] = ["spin", "futex", "pipe", "unix_stream", "tcp"];
+/// (path, its floor).
+const PATHS: [(&str, &str); 6] = [
+    ("shm_link_busy", "spin"),
+    ("shm_link_adaptive", "spin"),
+    ("shm_link_blocking", "futex"),
+    ("stream_unix", "unix_stream"),
+    ("stream_tcp", "tcp"),
+    ("port", "spin"),
+];
+
+/// One measured series.
+#[derive(Clone, Debug)]
+struct Stat {
+    name: &'static str,
+    payload: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Stat {
+    fn from_samples(name: &'static str, payload: usize, mut s: Vec<Duration>) -> Stat {
+        s.sort_unstable();
+        let p50 = s[s.len() / 2];
+        let p99 = s[(s.len() * 99 / 100).min(s.len() - 1)];
+        Stat { name, payload, p50, p99 }
+    }
+
+    /// Bytes moved per second in both directions, as Gbit/s.
+    fn gbps(&self) -> f64 {
+        (2 * self.payload * 8) as f64 / self.p50.as_nanos().max(1) as f64
+    }
+}
+
+fn rounds(payload: usize, quick: bool) -> (u32, u32) {
+    let (warm, n) = match payload {
+        p if p >= 1 << 20 => (5, 40),
+        p if p >= 64 * 1024 => (30, 300),
+        _ => (300, 3000),
+    };
+    if quick {
+        (warm, n)
+    } else {
+        (warm * 2, n * 5)
+    }
+}
+
+/// Which payloads a scenario runs (ports carry fixed packets: one size).
+fn payloads_of(name: &str) -> &'static [usize] {
+    if name == "port" {
+        &PAYLOADS[..1]
+    } else {
+        &PAYLOADS
+    }
+}
+
+pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    let cpus = switchboard::raw::cpu_count();
+    let pinned = cpus >= 2 && switchboard::raw::pin_to_cpu(0).is_ok();
+    let names: Vec<&'static str> = FLOORS.iter().copied().chain(PATHS.iter().map(|p| p.0)).collect();
+    let total: u64 = names.iter().map(|n| payloads_of(n).len() as u64).sum::<u64>() + PAYLOADS.len() as u64;
+    let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")?);
+    let mut floors = Vec::new();
+    for &payload in &PAYLOADS {
+        bar.set_message(format!("memcpy {payload} B"));
+        floors.push(memcpy(payload, quick));
+        bar.inc(1);
+    }
+    let mut measured = Vec::new();
+    for name in names {
+        for &payload in payloads_of(name) {
+            bar.set_message(format!("{name} {payload} B"));
+            measured.push(ping_pong(name, payload, quick, pinned)?);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let (paths, floor_stats): (Vec<Stat>, Vec<Stat>) =
+        measured.into_iter().partition(|s| PATHS.iter().any(|p| p.0 == s.name));
+    floors.extend(floor_stats);
+    let report = Report { cpus, pinned, floors, paths };
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        println!("{}", report.table());
+    }
+    if let Some(path) = plot {
+        std::fs::write(&path, report.svg())?;
+        eprintln!("plot written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn memcpy(payload: usize, quick: bool) -> Stat {
+    let (warm, n) = rounds(payload, quick);
+    let src = vec![0x5au8; payload];
+    let mut dst = vec![0u8; payload];
+    let mut back = vec![0u8; payload];
+    let mut samples = Vec::with_capacity(n as usize);
+    for i in 0..warm + n {
+        let t = Instant::now();
+        dst.copy_from_slice(std::hint::black_box(&src));
+        back.copy_from_slice(std::hint::black_box(&dst));
+        if i >= warm {
+            samples.push(t.elapsed());
+        }
+    }
+    std::hint::black_box(&back);
+    Stat::from_samples("memcpy", payload, samples)
+}
+
+fn ping_pong(name: &'static str, payload: usize, quick: bool, pinned: bool) -> anyhow::Result<Stat> {
+    let (warm, n) = rounds(payload, quick);
+    let (mut echo, mut child) = setup::parent(name, payload, warm + n, pinned)?;
+    let msg = vec![0xa5u8; payload];
+    let mut buf = Vec::with_capacity(payload);
+    let mut samples = Vec::with_capacity(n as usize);
+    for i in 0..warm + n {
+        let t = Instant::now();
+        echo.send(&msg)?;
+        echo.recv(&mut buf, payload)?;
+        if i >= warm {
+            samples.push(t.elapsed());
+        }
+    }
+    anyhow::ensure!(!echo.carries_content() || buf == msg, "{name}: the echo differs from what was sent");
+    drop(echo);
+    let status = child.wait()?;
+    anyhow::ensure!(status.success(), "{name} {payload} B: the peer failed ({status})");
+    Ok(Stat::from_samples(name, payload, samples))
+}
+
+/// The child side: `switchboard bench-peer NAME PAYLOAD ROUNDS PINNED ARG…`.
+pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
+    let [name, payload, rounds, pinned, rest @ ..] = args else { anyhow::bail!("bench-peer: missing arguments") };
+    if pinned == "1" {
+        switchboard::raw::pin_to_cpu(1)?;
+    }
+    let payload: usize = payload.parse()?;
+    let mut echo = setup::child(name, payload, rest)?;
+    let mut buf = Vec::with_capacity(payload);
+    for _ in 0..rounds.parse::<u32>()? {
+        echo.recv(&mut buf, payload)?;
+        echo.send(&buf)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Report {
+    cpus: usize,
+    pinned: bool,
+    floors: Vec<Stat>,
+    paths: Vec<Stat>,
+}
+
+impl Report {
+    fn floor_of(&self, path: &str, payload: usize) -> Option<&Stat> {
+        let floor = PATHS.iter().find(|p| p.0 == path)?.1;
+        self.floors.iter().find(|f| f.name == floor && f.payload == payload)
+    }
+
+    fn ratio(&self, s: &Stat) -> Option<f64> {
+        self.floor_of(s.name, s.payload).map(|f| s.p50.as_nanos() as f64 / f.p50.as_nanos().max(1) as f64)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let ns = |d: Duration| d.as_nanos() as u64;
+        let floors: Vec<_> = self
+            .floors
+            .iter()
+            .map(|f| {
+                let mut v =
+                    json!({"name": f.name, "payload": f.payload, "rtt_p50_ns": ns(f.p50), "rtt_p99_ns": ns(f.p99)});
+                if f.payload >= 64 * 1024 {
+                    v["throughput_gbps"] = json!(f.gbps());
+                }
+                v
+            })
+            .collect();
+        let paths: Vec<_> = self
+            .paths
+            .iter()
+            .map(|p| {
+                let floor = PATHS.iter().find(|x| x.0 == p.name).map(|x| x.1);
+                let mut v = json!({"name": p.name, "payload": p.payload, "rtt_p50_ns": ns(p.p50),
+                    "rtt_p99_ns": ns(p.p99), "floor": floor, "ratio": self.ratio(p)});
+                if p.payload >= 64 * 1024 {
+                    v["throughput_gbps"] = json!(p.gbps());
+                }
+                v
+            })
+            .collect();
+        json!({"machine": self.machine(), "floors": floors, "paths": paths})
+    }
+
+    fn machine(&self) -> serde_json::Value {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let model =
+            cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']));
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        json!({"cpus": self.cpus, "pinned": self.pinned, "cpu_model": model, "kernel": kernel.trim()})
+    }
+
+    fn table(&self) -> Table {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_header(["", "name", "payload", "p50", "p99", "floor", "× floor", "Gbit/s"]);
+        let us = |d: Duration| format!("{:.2} µs", d.as_nanos() as f64 / 1000.0);
+        for (kind, stats) in [("floor", &self.floors), ("path", &self.paths)] {
+            for s in stats {
+                let floor = PATHS.iter().find(|p| p.0 == s.name).map_or("", |p| p.1);
+                let ratio = self.ratio(s).map_or(String::new(), |r| format!("{r:.2}"));
+                let gbps = if s.payload >= 64 * 1024 { format!("{:.1}", s.gbps()) } else { String::new() };
+                t.add_row([
+                    kind.into(),
+                    s.name.into(),
+                    s.payload.to_string(),
+                    us(s.p50),
+                    us(s.p99),
+                    floor.into(),
+                    ratio,
+                    gbps,
+                ]);
+            }
+        }
+        t
+    }
+
+    fn svg(&self) -> String {
+        // A minimal hand-written SVG bar chart of p50 ratios (no plotting
+        // dependency yet): one bar per path and payload.
+        let bars: Vec<(String, f64)> =
+            self.paths.iter().filter_map(|p| Some((format!("{} {} B", p.name, p.payload), self.ratio(p)?))).collect();
+        let max = bars.iter().map(|b| b.1).fold(1.0f64, f64::max);
+        let mut out = format!(
+            "<svg xmlns='http://www.w3.org/2000/svg' width='720' height='{}' font-family='sans-serif' font-size='12'>\n",
+            20 * bars.len() + 40
+        );
+        out.push_str("<text x='10' y='16'>p50 round trip, × its floor (lower is better)</text>\n");
+        for (i, (label, r)) in bars.iter().enumerate() {
+            let y = 30 + 20 * i;
+            let w = (r / max * 420.0).max(1.0);
+            out.push_str(&format!(
+                "<text x='10' y='{}'>{label}</text><rect x='200' y='{}' width='{w:.0}' height='14' fill='#4a7'/><text x='{}' y='{}'>{r:.2}</text>\n",
+                y + 11, y, 205.0 + w, y + 11
+            ));
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+}

@@ -1,0 +1,34 @@
+//! Raw primitives for benchmarks and advanced users: futex wait/wake on a
+//! word of a [`View`](crate::mapping::View) and CPU pinning.
+//!
+//! These are the floors the mechanisms are measured against; most programs
+//! want [`sync`](crate::sync) instead.
+
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// Sleeps while `*word == expected` (a shared futex), until woken or `deadline`.
+/// Returns `false` on timeout.
+pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    switchboard_sys::futex::wait(word, expected, deadline) == switchboard_sys::futex::Wake::Woken
+}
+
+/// Wakes up to `n` sleepers on `word`.
+pub fn futex_wake(word: &AtomicU32, n: u32) -> usize {
+    switchboard_sys::futex::wake(word, n)
+}
+
+/// Pins the calling thread to `cpu`.
+///
+/// # Errors
+/// `InvalidParameter` for a CPU that does not exist or is not allowed.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    switchboard_sys::process::pin_to_cpu(cpu).map_err(|_| Error::InvalidParameter("no such CPU"))
+}
+
+/// CPUs this process may run on.
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
