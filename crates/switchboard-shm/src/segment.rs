@@ -191,20 +191,22 @@ impl Segment {
         self.at(offset)
     }
 
-    /// Copies bytes out of the segment (atomic word copies; a peer may be writing).
+    /// Copies bytes out of the segment at full speed. A peer writing the
+    /// same bytes meanwhile makes the copy a mix of old and new bytes (never
+    /// UB); ring protocols guarantee nobody does.
     ///
     /// # Errors
     /// [`SegmentError::BadSize`] for a range outside the segment.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), SegmentError> {
-        self.region.read(offset, buf).map_err(|_| SegmentError::BadSize)
+        self.region.read_bulk(offset, buf).map_err(|_| SegmentError::BadSize)
     }
 
-    /// Copies bytes into the segment.
+    /// Copies bytes into the segment at full speed (see [`Segment::read`]).
     ///
     /// # Errors
     /// [`SegmentError::BadSize`] for a range outside the segment.
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), SegmentError> {
-        self.region.write(offset, data).map_err(|_| SegmentError::BadSize)
+        self.region.write_bulk(offset, data).map_err(|_| SegmentError::BadSize)
     }
 
     /// The object of this segment.

@@ -8,8 +8,11 @@
 //! - A view extending past the mapping's size is `AccessDenied`, as
 //!   `MapViewOfFile` reports it.
 //! - A view's bytes are reached through [`View::read`] and [`View::write`]
-//!   (copies made of atomic word accesses), never as a `&mut [u8]`, because
-//!   another process may write the same memory at any time (S09).
+//!   (copies made of atomic word accesses: an aligned 8-byte word is never
+//!   seen torn), [`View::read_bulk`]/[`View::write_bulk`] (full-speed copies
+//!   for bytes nobody writes meanwhile), or [`View::atomic_u64`], never as a
+//!   `&mut [u8]`, because another process may write the same memory at any
+//!   time (S09).
 //! - If a file under a view is truncated by someone else, the access that
 //!   touches the lost page returns [`Error::ViewFault`] instead of the
 //!   process dying of `SIGBUS`, and the view is unusable from then on (S10).
@@ -355,6 +358,26 @@ impl View {
     /// backing file was truncated (S10).
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.region.read(offset, buf).map_err(access_error)
+    }
+
+    /// Copies bytes out at full speed (`rep movsb` from 256 bytes on).
+    /// Unlike [`View::read`], an aligned word a peer writes during the copy
+    /// may be seen half old, half new — never undefined behaviour. Use it for
+    /// bytes your protocol says nobody is writing (after an event or a
+    /// sequence number said they are ready).
+    ///
+    /// # Errors
+    /// As [`View::read`].
+    pub fn read_bulk(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.region.read_bulk(offset, buf).map_err(access_error)
+    }
+
+    /// Copies bytes in at full speed (see [`View::read_bulk`]).
+    ///
+    /// # Errors
+    /// As [`View::write`].
+    pub fn write_bulk(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.region.write_bulk(offset, data).map_err(access_error)
     }
 
     /// Copies `len` bytes out of the view into a new vector.

@@ -46,7 +46,7 @@ impl Spin {
 
 impl Echo for Spin {
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
-        self.view.write(DATA + self.me * self.max, msg)?;
+        self.view.write_bulk(DATA + self.me * self.max, msg)?;
         self.sent += 1;
         self.seq(self.me)?.store(self.sent, Ordering::Release);
         Ok(())
@@ -64,7 +64,7 @@ impl Echo for Spin {
         }
         self.seen += 1;
         buf.resize(len, 0);
-        self.view.read(DATA + (1 - self.me) * self.max, buf)?;
+        self.view.read_bulk(DATA + (1 - self.me) * self.max, buf)?;
         Ok(())
     }
 }
@@ -83,7 +83,7 @@ impl Futex {
 impl Echo for Futex {
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
         let s = &mut self.0;
-        s.view.write(DATA + s.me * s.max, msg)?;
+        s.view.write_bulk(DATA + s.me * s.max, msg)?;
         s.sent += 1;
         let word = self.word(self.0.me)?;
         word.store(self.0.sent as u32, Ordering::Release);
@@ -100,7 +100,7 @@ impl Echo for Futex {
         }
         self.0.seen += 1;
         buf.resize(len, 0);
-        self.0.view.read(DATA + (1 - self.0.me) * self.0.max, buf)?;
+        self.0.view.read_bulk(DATA + (1 - self.0.me) * self.0.max, buf)?;
         Ok(())
     }
 }
