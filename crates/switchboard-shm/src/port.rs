@@ -266,15 +266,38 @@ impl PortQueue {
             if w.state.load(Ordering::SeqCst) != WAITING {
                 continue;
             }
-            if !alive(w.tid.load(Ordering::Relaxed)) {
-                w.state.store(EMPTY, Ordering::SeqCst);
-                continue;
-            }
             if best.is_none_or(|b| w.stamp.load(Ordering::Relaxed) > b.stamp.load(Ordering::Relaxed)) {
                 best = Some(w);
             }
         }
-        best
+        // A spinning waiter was running microseconds ago: grant without a
+        // syscall (if it died just now, `reclaim_dead_grants` recovers the
+        // packet). A sleeping one may have died long ago: check it.
+        match best {
+            Some(w) if w.sleeping.load(Ordering::SeqCst) != 0 && !alive(w.tid.load(Ordering::Relaxed)) => {
+                w.state.store(EMPTY, Ordering::SeqCst);
+                self.latest_waiter()
+            }
+            other => other,
+        }
+    }
+
+    /// Re-queues packets granted to consumers that died before taking them.
+    /// Under the lock; costs a syscall only per GRANTED slot found, and such
+    /// slots live only microseconds unless their consumer died.
+    fn reclaim_dead_grants(&self) {
+        let ctl = self.ctl();
+        for w in &ctl.waiters {
+            if w.state.load(Ordering::SeqCst) != GRANTED || alive(w.tid.load(Ordering::Relaxed)) {
+                continue;
+            }
+            let (head, tail) = (ctl.head.load(Ordering::SeqCst), ctl.tail.load(Ordering::SeqCst));
+            if tail.wrapping_sub(head) < self.capacity {
+                self.slot(tail).store(w.packet.load());
+                ctl.tail.store(tail + 1, Ordering::SeqCst);
+                w.state.store(EMPTY, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Posts a packet. With `block`, waits for room while the queue is full.
@@ -353,6 +376,10 @@ impl PortQueue {
                 return Err(PortError::Closed);
             }
             self.set_running(me, false);
+            if let Some(p) = self.take_queued(me) {
+                return Ok(p);
+            }
+            self.reclaim_dead_grants();
             if let Some(p) = self.take_queued(me) {
                 return Ok(p);
             }
@@ -502,6 +529,20 @@ mod tests {
         assert_eq!(q.get(me, Some(Instant::now()), &|| true), Err(PortError::TimedOut));
         q.close();
         assert_eq!(q.post(pk(1), false), Err(PortError::Closed));
+    }
+
+    #[test]
+    fn a_packet_granted_to_a_dead_consumer_is_requeued() {
+        let (_fd, q) = PortQueue::create(4, 8).unwrap();
+        // A thread id above pid_max: certainly not a live thread.
+        let dead = u32::MAX / 2;
+        let w = &q.ctl().waiters[5];
+        w.tid.store(dead, Ordering::SeqCst);
+        w.packet.store(pk(77));
+        w.state.store(GRANTED, Ordering::SeqCst);
+        let me = switchboard_sys::process::tid();
+        assert_eq!(q.get(me, Some(Instant::now()), &|| true), Ok(pk(77)));
+        assert_eq!(w.state.load(Ordering::SeqCst), EMPTY);
     }
 
     #[test]

@@ -29,6 +29,7 @@
 #![deny(unsafe_code)]
 
 pub mod eventfd;
+mod fork;
 pub mod futex;
 pub mod memfd;
 pub mod mmap;

@@ -7,14 +7,40 @@ use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags}
 
 use crate::Result;
 
-/// The calling process's id.
+/// The calling process's id (cached per thread; see [`tid`]).
 pub fn pid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
+    ids().1
 }
 
 /// The calling thread's id (unique machine-wide among live threads).
+///
+/// Cached per thread: the hot paths (every mutex acquisition and release)
+/// would otherwise make a system call each time. A fork invalidates the
+/// cache (a `pthread_atfork` child handler bumps a generation), so a forked
+/// child never uses its parent's ids.
 pub fn tid() -> u32 {
-    rustix::thread::gettid().as_raw_nonzero().get() as u32
+    ids().0
+}
+
+fn ids() -> (u32, u32) {
+    crate::fork::install_once();
+    let generation = crate::fork::generation();
+    IDS.with(|c| {
+        let (tid, pid, gen) = c.get();
+        if tid != 0 && gen == generation {
+            return (tid, pid);
+        }
+        let fresh = (
+            rustix::thread::gettid().as_raw_nonzero().get() as u32,
+            rustix::process::getpid().as_raw_nonzero().get() as u32,
+        );
+        c.set((fresh.0, fresh.1, generation));
+        fresh
+    })
+}
+
+thread_local! {
+    static IDS: std::cell::Cell<(u32, u32, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
 }
 
 /// The calling process's real uid.
@@ -157,6 +183,15 @@ pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_ids_are_per_thread_and_match_the_kernel() {
+        let main = (tid(), pid());
+        assert_eq!(main.0, rustix::thread::gettid().as_raw_nonzero().get() as u32);
+        let other = std::thread::spawn(|| (tid(), pid())).join().unwrap();
+        assert_ne!(other.0, main.0);
+        assert_eq!(other.1, main.1);
+    }
 
     #[test]
     fn self_is_alive_and_thread_ids_are_alive() {

@@ -271,3 +271,26 @@ fn port_s10_posters_and_consumers_killed_at_any_point_corrupt_nothing() {
         assert!(matches!(port.get(POLL), Err(Error::WaitTimeout)));
     }
 }
+
+#[test]
+fn port_s10_a_consumer_killed_while_waiting_never_swallows_a_packet() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let port = Port::open(&util::args()[0]).unwrap();
+        say("waiting");
+        let _ = port.get(LONG);
+        done();
+    }
+    let n = unique("p10w");
+    let port = Port::builder().name(n.as_str()).concurrency(8).create().unwrap();
+    let mut peer = Peer::spawn("port_s10_a_consumer_killed_while_waiting_never_swallows_a_packet", "consumer", &[&n]);
+    peer.expect("waiting");
+    util::eventually("the consumer is registered as waiting", || port.waiting() == 1);
+    peer.kill9();
+    for i in 0..3 {
+        port.post(i, 0, 0).unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(port.get(LONG).unwrap().bytes, i, "packet {i} went to the dead consumer");
+    }
+}
