@@ -159,6 +159,28 @@ pub fn kill9(pid: u32) -> Result<()> {
     rustix::process::kill_process(pid, rustix::process::Signal::KILL)
 }
 
+/// The machine's online CPUs (`/sys/devices/system/cpu/online`), whatever
+/// this process's affinity mask says — a child of a pinned process still
+/// learns how many CPUs there are. Falls back to the affinity count.
+pub fn online_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cpu_list(s.trim()))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Counts the CPUs in a kernel CPU list such as `0-3,6,8-9`.
+fn parse_cpu_list(list: &str) -> Option<usize> {
+    list.split(',').try_fold(0usize, |n, part| {
+        Some(
+            n + match part.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().ok()?.checked_sub(a.parse().ok()?)? + 1,
+                None => part.parse::<usize>().map(|_| 1).ok()?,
+            },
+        )
+    })
+}
+
 /// Pins the calling thread to one CPU.
 ///
 /// # Errors
@@ -183,6 +205,14 @@ pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_are_counted() {
+        assert_eq!(parse_cpu_list("0-3,6,8-9"), Some(7));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("x"), None);
+        assert!(online_cpus() >= 1);
+    }
 
     #[test]
     fn cached_ids_are_per_thread_and_match_the_kernel() {

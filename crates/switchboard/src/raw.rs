@@ -28,7 +28,8 @@ pub fn pin_to_cpu(cpu: usize) -> Result<()> {
     switchboard_sys::process::pin_to_cpu(cpu).map_err(|_| Error::InvalidParameter("no such CPU"))
 }
 
-/// CPUs this process may run on.
+/// The machine's online CPUs — not the affinity mask, so a child of a
+/// pinned process still sees every CPU.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    switchboard_sys::process::online_cpus()
 }

@@ -1,0 +1,194 @@
+//! switchboard beside other Rust IPC crates, in one run: a cross-process
+//! ping-pong of 64-byte messages, parent pinned to CPU 0 and child to CPU 1.
+//!
+//! ```sh
+//! cd bench/peers && cargo run --release            # default 20 000 rounds
+//! cd bench/peers && cargo run --release -- 100000  # more rounds
+//! ```
+
+use std::io::{Read, Write};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use interprocess::local_socket::{prelude::*, GenericNamespaced, ListenerOptions, Stream};
+use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer};
+use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions, WaitMode};
+
+const PAYLOAD: usize = 64;
+
+static PINNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// One side of a ping-pong.
+trait Side {
+    fn send(&mut self, msg: &[u8]);
+    fn recv(&mut self) -> Vec<u8>;
+}
+
+struct Shm(ShmLink);
+impl Side for Shm {
+    fn send(&mut self, msg: &[u8]) {
+        self.0.send(msg).unwrap();
+    }
+    fn recv(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        self.0.recv(&mut buf).unwrap();
+        buf
+    }
+}
+
+struct IpcChannel(IpcBytesSender, IpcBytesReceiver);
+impl Side for IpcChannel {
+    fn send(&mut self, msg: &[u8]) {
+        self.0.send(msg).unwrap();
+    }
+    fn recv(&mut self) -> Vec<u8> {
+        self.1.recv().unwrap()
+    }
+}
+
+struct LocalSocket(Stream);
+impl Side for LocalSocket {
+    fn send(&mut self, msg: &[u8]) {
+        self.0.write_all(msg).unwrap();
+    }
+    fn recv(&mut self) -> Vec<u8> {
+        let mut buf = vec![0; PAYLOAD];
+        self.0.read_exact(&mut buf).unwrap();
+        buf
+    }
+}
+
+fn spawn(contender: &str, rendezvous: &str, rounds: u32) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        // The child inherits our affinity (CPU 0 only), so it cannot work out
+        // by itself how many CPUs there are: tell it whether to pin.
+        .args([
+            "child",
+            contender,
+            rendezvous,
+            &rounds.to_string(),
+            if PINNED.get() == Some(&true) { "1" } else { "0" },
+        ])
+        .spawn()
+        .unwrap()
+}
+
+fn mode(contender: &str) -> WaitMode {
+    match contender {
+        "switchboard_shm_link_busy" => WaitMode::BusyPoll,
+        "switchboard_shm_link_blocking" => WaitMode::Blocking,
+        _ => WaitMode::default(),
+    }
+}
+
+/// The parent's side of `contender`, and the child.
+fn parent_side(contender: &str, rounds: u32) -> (Box<dyn Side>, Child) {
+    let name = format!("peerbench-{}-{contender}", std::process::id());
+    match contender {
+        c if c.starts_with("switchboard") => {
+            let l = ShmLinkListener::bind(&name).unwrap();
+            let child = spawn(c, &name, rounds);
+            let mut link = l.accept(Some(Duration::from_secs(30))).unwrap();
+            link.set_wait_mode(mode(c));
+            (Box::new(Shm(link)), child)
+        }
+        "ipc_channel" => {
+            let (server, server_name) = IpcOneShotServer::<(IpcBytesSender, IpcBytesReceiver)>::new().unwrap();
+            let child = spawn(contender, &server_name, rounds);
+            let (_, (to_child, from_child)) = server.accept().unwrap();
+            (Box::new(IpcChannel(to_child, from_child)), child)
+        }
+        "interprocess" => {
+            let l = ListenerOptions::new()
+                .name(name.as_str().to_ns_name::<GenericNamespaced>().unwrap())
+                .create_sync()
+                .unwrap();
+            let child = spawn(contender, &name, rounds);
+            (Box::new(LocalSocket(l.accept().unwrap())), child)
+        }
+        other => panic!("unknown contender {other}"),
+    }
+}
+
+fn child_side(contender: &str, rendezvous: &str) -> Box<dyn Side> {
+    match contender {
+        c if c.starts_with("switchboard") => {
+            let opts = ShmLinkOptions { wait: mode(c), ..ShmLinkOptions::default() };
+            Box::new(Shm(ShmLink::connect(rendezvous, opts).unwrap()))
+        }
+        "ipc_channel" => {
+            let (to_child, from_parent) = ipc::bytes_channel().unwrap();
+            let (to_parent, from_child) = ipc::bytes_channel().unwrap();
+            let server = ipc::IpcSender::connect(rendezvous.to_owned()).unwrap();
+            server.send((to_child, from_child)).unwrap();
+            Box::new(IpcChannel(to_parent, from_parent))
+        }
+        "interprocess" => {
+            let name = rendezvous.to_ns_name::<GenericNamespaced>().unwrap();
+            Box::new(LocalSocket(Stream::connect(name).unwrap()))
+        }
+        other => panic!("unknown contender {other}"),
+    }
+}
+
+fn measure(contender: &str, rounds: u32) -> (Duration, Duration) {
+    let warm = rounds / 10;
+    let (mut side, mut child) = parent_side(contender, warm + rounds);
+    let msg = [0x5a; PAYLOAD];
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for i in 0..warm + rounds {
+        let t = Instant::now();
+        side.send(&msg);
+        let got = side.recv();
+        if i >= warm {
+            samples.push(t.elapsed());
+        }
+        assert_eq!(got, msg);
+    }
+    assert!(child.wait().unwrap().success());
+    samples.sort_unstable();
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("child") {
+        if args.get(5).map(String::as_str) == Some("1") {
+            switchboard::raw::pin_to_cpu(1).unwrap();
+        }
+        let mut side = child_side(&args[2], &args[3]);
+        for _ in 0..args[4].parse::<u32>().unwrap() {
+            let m = side.recv();
+            side.send(&m);
+        }
+        return;
+    }
+    let pinned = switchboard::raw::cpu_count() >= 2 && switchboard::raw::pin_to_cpu(0).is_ok();
+    PINNED.set(pinned).unwrap();
+    let rounds: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let contenders = [
+        "switchboard_shm_link_busy",
+        "switchboard_shm_link_adaptive",
+        "switchboard_shm_link_blocking",
+        "ipc_channel",
+        "interprocess",
+    ];
+    let results: Vec<(&str, Duration, Duration)> = contenders
+        .iter()
+        .map(|c| {
+            let (p50, p99) = measure(c, rounds);
+            (*c, p50, p99)
+        })
+        .collect();
+    let best = results[1].1.as_nanos() as f64;
+    println!("{PAYLOAD} B round trip, {rounds} rounds, pinned: {pinned}");
+    println!("{:<32} {:>10} {:>10} {:>22}", "contender", "p50 µs", "p99 µs", "p50 ÷ sb adaptive p50");
+    for (c, p50, p99) in results {
+        println!(
+            "{c:<32} {:>10.2} {:>10.2} {:>22.1}",
+            p50.as_nanos() as f64 / 1e3,
+            p99.as_nanos() as f64 / 1e3,
+            p50.as_nanos() as f64 / best
+        );
+    }
+}
