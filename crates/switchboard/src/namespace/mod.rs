@@ -151,18 +151,7 @@ pub(crate) struct Address {
 impl Address {
     /// The address of a named object of `kind`.
     pub fn named(kind: Kind, scope: Scope, name: &str) -> Address {
-        let scope_tag = match scope {
-            Scope::Local => format!("L{}", switchboard_sys::process::uid()),
-            Scope::Global => "G".to_owned(),
-        };
-        let base = format!("{PREFIX}{scope_tag}/{}/", kind.family());
-        let mut bytes = base.clone().into_bytes();
-        if base.len() + name.len() <= socket::ABSTRACT_NAME_MAX {
-            bytes.extend_from_slice(name.as_bytes());
-        } else {
-            bytes.extend_from_slice(format!("#{:032x}", fnv1a_128(name.as_bytes())).as_bytes());
-        }
-        Address { bytes, scope: Some(scope), key: name.to_owned() }
+        Address { bytes: scoped_bytes(scope, kind.family(), name), scope: Some(scope), key: name.to_owned() }
     }
 
     /// A fresh unguessable address for an unnamed object.
@@ -177,19 +166,25 @@ impl Address {
     }
 }
 
-/// The address of a link listener (family `l`, this user's scope).
+/// The address of a link listener (family `l`).
 pub(crate) fn link_address(name: &str) -> Result<Vec<u8>> {
     let (scope, name) = crate::name::Name::parse_object(name)?;
+    Ok(scoped_bytes(scope, "l", &name))
+}
+
+/// `sb1/<scope tag>/<family>/<name>`, the name replaced by its hash when the
+/// whole would not fit an abstract socket name.
+fn scoped_bytes(scope: Scope, family: &str, name: &str) -> Vec<u8> {
     let scope_tag = match scope {
         Scope::Local => format!("L{}", switchboard_sys::process::uid()),
         Scope::Global => "G".to_owned(),
     };
-    let base = format!("{PREFIX}{scope_tag}/l/");
-    Ok(if base.len() + name.len() <= socket::ABSTRACT_NAME_MAX {
+    let base = format!("{PREFIX}{scope_tag}/{family}/");
+    if base.len() + name.len() <= socket::ABSTRACT_NAME_MAX {
         format!("{base}{name}").into_bytes()
     } else {
         format!("{base}#{:032x}", fnv1a_128(name.as_bytes())).into_bytes()
-    })
+    }
 }
 
 /// FNV-1a, 128-bit: stable across builds and processes.
