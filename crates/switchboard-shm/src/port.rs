@@ -270,11 +270,11 @@ impl PortQueue {
                 best = Some(w);
             }
         }
-        // A spinning waiter was running microseconds ago: grant without a
-        // syscall (if it died just now, `reclaim_dead_grants` recovers the
-        // packet). A sleeping one may have died long ago: check it.
+        // Checked at every grant: a waiter killed while spinning would
+        // otherwise take the packet with it and break FIFO order for the
+        // packets behind it (port_s10 caught exactly that).
         match best {
-            Some(w) if w.sleeping.load(Ordering::SeqCst) != 0 && !alive(w.tid.load(Ordering::Relaxed)) => {
+            Some(w) if !alive(w.tid.load(Ordering::Relaxed)) => {
                 w.state.store(EMPTY, Ordering::SeqCst);
                 self.latest_waiter()
             }
@@ -282,9 +282,9 @@ impl PortQueue {
         }
     }
 
-    /// Re-queues packets granted to consumers that died before taking them.
-    /// Under the lock; costs a syscall only per GRANTED slot found, and such
-    /// slots live only microseconds unless their consumer died.
+    /// Puts back, at the head of the queue, packets granted to consumers
+    /// that died between the liveness check and taking them. Under the
+    /// lock; costs a syscall only per GRANTED slot found.
     fn reclaim_dead_grants(&self) {
         let ctl = self.ctl();
         for w in &ctl.waiters {
@@ -292,12 +292,36 @@ impl PortQueue {
                 continue;
             }
             let (head, tail) = (ctl.head.load(Ordering::SeqCst), ctl.tail.load(Ordering::SeqCst));
-            if tail.wrapping_sub(head) < self.capacity {
+            if tail.wrapping_sub(head) >= self.capacity {
+                continue;
+            }
+            // Written before the index that publishes it (crash-consistent).
+            if head > 0 {
+                self.slot(head - 1).store(w.packet.load());
+                ctl.head.store(head - 1, Ordering::SeqCst);
+            } else {
+                // Nothing was ever taken: the queue's front is its only end.
                 self.slot(tail).store(w.packet.load());
                 ctl.tail.store(tail + 1, Ordering::SeqCst);
-                w.state.store(EMPTY, Ordering::SeqCst);
             }
+            w.state.store(EMPTY, Ordering::SeqCst);
         }
+    }
+
+    /// The packet a released consumer gets: the oldest queued one if any
+    /// (then `p` joins the queue), else `p` itself.
+    fn oldest_then_enqueue(&self, p: Packet) -> Packet {
+        let ctl = self.ctl();
+        let (head, tail) = (ctl.head.load(Ordering::SeqCst), ctl.tail.load(Ordering::SeqCst));
+        if head >= tail {
+            return p;
+        }
+        let oldest = self.slot(head).load();
+        // The freed head slot makes room for `p` even in a full queue.
+        ctl.head.store(head + 1, Ordering::SeqCst);
+        self.slot(tail).store(p);
+        ctl.tail.store(tail + 1, Ordering::SeqCst);
+        oldest
     }
 
     /// Posts a packet. With `block`, waits for room while the queue is full.
@@ -315,7 +339,7 @@ impl PortQueue {
                 }
                 if self.may_release() {
                     if let Some(w) = self.latest_waiter() {
-                        w.packet.store(p);
+                        w.packet.store(self.oldest_then_enqueue(p));
                         self.set_running(w.tid.load(Ordering::Relaxed), true);
                         // SYNC: Release pairs with the waiter's Acquire load of state.
                         w.state.store(GRANTED, Ordering::SeqCst);
@@ -543,6 +567,24 @@ mod tests {
         let me = switchboard_sys::process::tid();
         assert_eq!(q.get(me, Some(Instant::now()), &|| true), Ok(pk(77)));
         assert_eq!(w.state.load(Ordering::SeqCst), EMPTY);
+    }
+
+    #[test]
+    fn a_release_hands_over_the_oldest_queued_packet_first() {
+        let (_fd, q) = PortQueue::create(8, 8).unwrap();
+        q.post(pk(1), false).unwrap();
+        // A live waiter appears while packet 1 is queued (as after a
+        // concurrency limit lifts); the next post must give it packet 1.
+        let w = &q.ctl().waiters[0];
+        w.tid.store(switchboard_sys::process::tid(), Ordering::SeqCst);
+        w.stamp.store(1, Ordering::SeqCst);
+        w.state.store(WAITING, Ordering::SeqCst);
+        q.post(pk(2), false).unwrap();
+        assert_eq!(w.state.load(Ordering::SeqCst), GRANTED);
+        assert_eq!(w.packet.load(), pk(1));
+        w.state.store(EMPTY, Ordering::SeqCst);
+        let me = switchboard_sys::process::tid();
+        assert_eq!(q.get(me, Some(Instant::now()), &|| true), Ok(pk(2)));
     }
 
     #[test]
