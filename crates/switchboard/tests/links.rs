@@ -237,3 +237,20 @@ fn link_tcp_peer_killed_mid_conversation_loses_nothing_and_hangs_nothing() {
         &port,
     );
 }
+
+#[test]
+fn names_s10_listing_ignores_link_listeners_and_leaves_them_untouched() {
+    let _w = Watchdog::test();
+    let name = unique("listed-link");
+    let listener = ShmLinkListener::bind(&name).unwrap();
+    assert!(!switchboard::namespace::list().iter().any(|e| e.name == name), "a link is not a kernel object");
+    // Listing must not have left a connection in the listener's backlog.
+    assert!(matches!(listener.accept(Some(Duration::from_millis(20))), Err(Error::Timeout)));
+    let t = std::thread::spawn(move || listener.accept(Some(LONG)).unwrap());
+    let mut a = ShmLink::connect(&name, ShmLinkOptions::default()).unwrap();
+    let mut b = t.join().unwrap();
+    a.send(b"after ls").unwrap();
+    let mut buf = Vec::new();
+    b.recv_timeout(&mut buf, LONG).unwrap();
+    assert_eq!(buf, b"after ls");
+}
