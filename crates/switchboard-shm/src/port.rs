@@ -528,9 +528,6 @@ fn spin_while_waiting(w: &Waiter, deadline: Option<Instant>) {
     }
 }
 
-/// How long a consumer waits between liveness checks; exposed for docs.
-pub const CHECK_INTERVAL: Duration = LIVENESS_POLL;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,7 +140,7 @@ mod sealed {
 }
 
 macro_rules! common {
-    ($ty:ident, $state:ty, $kind:expr) => {
+    ($ty:ident, $kind:expr) => {
         impl sealed::Sealed for $ty {
             fn state(&self) -> &dyn switchboard_shm::wait::Waitable {
                 self.0.state()
@@ -220,7 +220,7 @@ macro_rules! common {
 /// A named, recursive, thread-owned mutex (S11–S14).
 #[derive(Debug)]
 pub struct Mutex(Object<MutexState>);
-common!(Mutex, MutexState, Kind::Mutex);
+common!(Mutex, Kind::Mutex);
 
 impl Mutex {
     /// Creates a mutex, or opens the existing one (then `initially_owned` is ignored).
@@ -257,7 +257,7 @@ impl Mutex {
 /// A named counting semaphore (S15–S16).
 #[derive(Debug)]
 pub struct Semaphore(Object<SemaphoreState>);
-common!(Semaphore, SemaphoreState, Kind::Semaphore);
+common!(Semaphore, Kind::Semaphore);
 
 impl Semaphore {
     /// Creates a semaphore with `initial` of `maximum` counts, or opens the
@@ -314,7 +314,7 @@ impl Semaphore {
 /// A named manual- or auto-reset event (S17–S18).
 #[derive(Debug)]
 pub struct Event(Object<EventState>);
-common!(Event, EventState, Kind::Event);
+common!(Event, Kind::Event);
 
 impl Event {
     /// Creates an event, or opens the existing one (whose mode and state win).
