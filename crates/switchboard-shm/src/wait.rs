@@ -95,7 +95,11 @@ fn sleep_until(deadline: Option<Instant>, poll: bool) -> Option<Instant> {
 
 /// Waits until `obj` can be taken, or `deadline`.
 pub fn wait_one(obj: &dyn Waitable, deadline: Option<Instant>) -> Outcome {
-    match wait_any(&[obj], deadline) {
+    // The same loop as `wait_any`, without its heap-allocated `armed`: this
+    // runs for every mutex, semaphore and event wait and every port lock.
+    let objs = [obj];
+    let armed = [obj.arm()];
+    match sleep_loop(&objs, deadline, || take_first(&objs, &armed)) {
         Signaled::Object { abandoned: true, .. } => Outcome::Abandoned,
         Signaled::Object { .. } => Outcome::Acquired,
         Signaled::TimedOut => Outcome::TimedOut,
