@@ -56,3 +56,14 @@ pub(crate) fn ls_holders(name: &str) -> usize {
     let bare = name.rsplit_once('\\').map_or(name, |(_, n)| n);
     switchboard::namespace::list().into_iter().find(|e| e.name == bare).map_or(0, |e| e.holders)
 }
+
+/// The median and 99th percentile of a set of round-trip samples.
+///
+/// # Panics
+/// If `samples` is empty (every caller measures at least one round).
+pub(crate) fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort_unstable();
+    let p50 = samples[samples.len() / 2];
+    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
+    (p50, p99)
+}

@@ -95,11 +95,10 @@ fn finish(mut child: Child) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median_us(mut samples: Vec<Duration>) -> String {
-    samples.sort_unstable();
-    let p50 = samples[samples.len() / 2];
-    let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
-    format!("p50 {:.1} µs, p99 {:.1} µs (n={})", micros(p50), micros(p99), samples.len())
+fn median_us(samples: Vec<Duration>) -> String {
+    let n = samples.len();
+    let (p50, p99) = super::percentiles(samples);
+    format!("p50 {:.1} µs, p99 {:.1} µs (n={n})", micros(p50), micros(p99))
 }
 
 fn micros(d: Duration) -> f64 {

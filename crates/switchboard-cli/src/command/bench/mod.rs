@@ -41,10 +41,8 @@ struct Stat {
 }
 
 impl Stat {
-    fn from_samples(name: &'static str, payload: usize, mut s: Vec<Duration>) -> Stat {
-        s.sort_unstable();
-        let p50 = s[s.len() / 2];
-        let p99 = s[(s.len() * 99 / 100).min(s.len() - 1)];
+    fn from_samples(name: &'static str, payload: usize, samples: Vec<Duration>) -> Stat {
+        let (p50, p99) = super::percentiles(samples);
         Stat { name, payload, p50, p99 }
     }
 
