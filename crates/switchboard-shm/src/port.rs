@@ -225,17 +225,19 @@ impl PortQueue {
         self.ctl().closed.load(Ordering::SeqCst) != 0
     }
 
-    /// Consumers currently counted as running (alive ones).
+    /// Consumers currently counted as running (alive ones); dead ones are
+    /// removed from the table on the way.
     fn running(&self) -> usize {
         let ctl = self.ctl();
         ctl.running
             .iter()
-            .filter(|r| {
-                let tid = r.load(Ordering::Relaxed);
-                if tid != 0 && !alive(tid) {
+            .filter(|r| match r.load(Ordering::Relaxed) {
+                0 => false,
+                tid if alive(tid) => true,
+                _ => {
                     r.store(0, Ordering::Relaxed);
+                    false
                 }
-                tid != 0 && r.load(Ordering::Relaxed) != 0
             })
             .count()
     }
