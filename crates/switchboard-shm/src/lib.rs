@@ -38,7 +38,6 @@
 pub mod duplex;
 pub mod event;
 pub mod mutex;
-#[cfg(not(loom))]
 pub mod port;
 pub mod ring;
 #[cfg(not(loom))]

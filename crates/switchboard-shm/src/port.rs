@@ -26,15 +26,25 @@
 use std::time::{Duration, Instant};
 
 use crate::mutex::MutexState;
+#[cfg(not(loom))]
 use crate::segment::{Kind, Segment, SegmentError, Shared};
 use crate::sync::{futex, AtomicU32, AtomicU64, Ordering};
 use crate::wait::{wait_one, Outcome, LIVENESS_POLL};
+#[cfg(not(loom))]
 use switchboard_sys::{AsFd, OwnedFd};
 
 /// Most consumers waiting at once on one port.
+#[cfg(not(loom))]
 pub const MAX_WAITERS: usize = 64;
 /// Most consumers counted as running at once.
+#[cfg(not(loom))]
 pub const MAX_RUNNING: usize = 64;
+/// Under loom: tables small enough to explore every interleaving.
+#[cfg(loom)]
+pub const MAX_WAITERS: usize = 2;
+/// Under loom: see [`MAX_WAITERS`].
+#[cfg(loom)]
+pub const MAX_RUNNING: usize = 2;
 
 const EMPTY: u32 = 0;
 const WAITING: u32 = 1;
@@ -52,9 +62,10 @@ pub struct Packet {
     pub overlapped: u64,
 }
 
+/// One packet's place in the queue (opaque).
 #[repr(C)]
-#[derive(Debug)]
-struct Slot {
+#[derive(Debug, Default)]
+pub struct Slot {
     bytes: AtomicU32,
     _pad: AtomicU32,
     key: AtomicU64,
@@ -77,7 +88,7 @@ impl Slot {
 }
 
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Waiter {
     tid: AtomicU32,
     state: AtomicU32,
@@ -107,12 +118,34 @@ pub struct PortCtl {
     waiters: [Waiter; MAX_WAITERS],
 }
 
+#[cfg(not(loom))]
 #[allow(unsafe_code)]
 // SAFETY: repr(C), atomics only (MutexState is Shared), any bit pattern valid.
 unsafe impl Shared for PortCtl {}
+#[cfg(not(loom))]
 #[allow(unsafe_code)]
 // SAFETY: repr(C), atomics only, any bit pattern valid.
 unsafe impl Shared for Slot {}
+
+/// Where a queue's control block and packet slots live: a shared segment,
+/// or (for loom models) plain memory.
+pub trait PortMem {
+    /// The control block.
+    fn ctl(&self) -> &PortCtl;
+    /// Slot `index` (`index < capacity`, checked by the caller).
+    fn slot(&self, index: usize) -> &Slot;
+}
+
+#[cfg(not(loom))]
+impl PortMem for Segment {
+    fn ctl(&self) -> &PortCtl {
+        self.object_at(CTL_OFFSET).expect("layout checked on open")
+    }
+    fn slot(&self, index: usize) -> &Slot {
+        let at = SLOTS_OFFSET + index * std::mem::size_of::<Slot>();
+        self.object_at(at).expect("in bounds: the segment size was checked against the capacity")
+    }
+}
 
 const CTL_OFFSET: usize = 64;
 const SLOTS_OFFSET: usize = 8192;
@@ -133,15 +166,21 @@ pub enum PortError {
     Corrupt,
 }
 
-/// A mapped port queue.
+/// A port queue over its memory (a mapped [`Segment`] outside loom).
 #[derive(Debug)]
-pub struct PortQueue {
-    seg: Segment,
+pub struct PortQueue<M> {
+    mem: M,
     capacity: u64,
 }
 
+#[cfg(not(loom))]
 fn alive(tid: u32) -> bool {
     tid != 0 && switchboard_sys::process::is_alive(tid)
+}
+
+#[cfg(loom)]
+fn alive(tid: u32) -> bool {
+    tid != 0
 }
 
 /// The lock, held; released on drop (also on early return).
@@ -153,7 +192,8 @@ impl Drop for Held<'_> {
     }
 }
 
-impl PortQueue {
+#[cfg(not(loom))]
+impl PortQueue<Segment> {
     /// Bytes of a port segment with `capacity` packets.
     pub fn segment_size(capacity: u32) -> usize {
         SLOTS_OFFSET + capacity as usize * std::mem::size_of::<Slot>()
@@ -163,7 +203,7 @@ impl PortQueue {
     ///
     /// # Errors
     /// `BadSize` for an impossible capacity; system errors.
-    pub fn create(capacity: u32, concurrency: u32) -> Result<(OwnedFd, PortQueue), SegmentError> {
+    pub fn create(capacity: u32, concurrency: u32) -> Result<(OwnedFd, Self), SegmentError> {
         if capacity == 0 || capacity > 1 << 20 {
             return Err(SegmentError::BadSize);
         }
@@ -171,29 +211,30 @@ impl PortQueue {
         let ctl: &PortCtl = seg.object_at(CTL_OFFSET)?;
         ctl.capacity.store(capacity, Ordering::Relaxed);
         ctl.concurrency.store(concurrency, Ordering::Relaxed);
-        Ok((fd, PortQueue { seg, capacity: u64::from(capacity) }))
+        Ok((fd, PortQueue { mem: seg, capacity: u64::from(capacity) }))
     }
 
     /// Maps a port queue received from a peer and checks its layout.
     ///
     /// # Errors
     /// A [`SegmentError`] for anything that does not check out.
-    pub fn open<Fd: AsFd>(fd: Fd) -> Result<PortQueue, SegmentError> {
+    pub fn open<Fd: AsFd>(fd: Fd) -> Result<Self, SegmentError> {
         let seg = Segment::open(fd, Kind::Port)?;
         let capacity = seg.object_at::<PortCtl>(CTL_OFFSET)?.capacity.load(Ordering::Relaxed);
         if capacity == 0 || capacity > 1 << 20 || Self::segment_size(capacity) != seg.len() {
             return Err(SegmentError::BadSize);
         }
-        Ok(PortQueue { seg, capacity: u64::from(capacity) })
+        Ok(PortQueue { mem: seg, capacity: u64::from(capacity) })
     }
+}
 
+impl<M: PortMem> PortQueue<M> {
     fn ctl(&self) -> &PortCtl {
-        self.seg.object_at(CTL_OFFSET).expect("layout checked on open")
+        self.mem.ctl()
     }
 
     fn slot(&self, index: u64) -> &Slot {
-        let at = SLOTS_OFFSET + (index % self.capacity) as usize * std::mem::size_of::<Slot>();
-        self.seg.object_at(at).expect("in bounds: index is taken modulo the capacity")
+        self.mem.slot((index % self.capacity) as usize)
     }
 
     fn lock(&self) -> Held<'_> {
@@ -517,6 +558,10 @@ impl PortQueue {
 /// is met without one).
 pub const SPIN: Duration = Duration::from_micros(20);
 
+#[cfg(loom)]
+fn spin_while_waiting(_: &Waiter, _: Option<Instant>) {}
+
+#[cfg(not(loom))]
 fn spin_while_waiting(w: &Waiter, deadline: Option<Instant>) {
     let until = Instant::now() + SPIN;
     let until = deadline.map_or(until, |d| d.min(until));
@@ -530,7 +575,48 @@ fn spin_while_waiting(w: &Waiter, deadline: Option<Instant>) {
     }
 }
 
-#[cfg(test)]
+/// Plain memory for a queue, for loom models.
+#[cfg(loom)]
+#[derive(Debug)]
+pub struct HeapPort {
+    ctl: PortCtl,
+    slots: Vec<Slot>,
+}
+
+#[cfg(loom)]
+impl PortMem for HeapPort {
+    fn ctl(&self) -> &PortCtl {
+        &self.ctl
+    }
+    fn slot(&self, index: usize) -> &Slot {
+        &self.slots[index]
+    }
+}
+
+#[cfg(loom)]
+impl PortQueue<HeapPort> {
+    /// A queue of `capacity` packets in plain memory.
+    pub fn in_memory(capacity: u32, concurrency: u32) -> Self {
+        let ctl = PortCtl {
+            lock: MutexState::default(),
+            closed: AtomicU32::new(0),
+            concurrency: AtomicU32::new(concurrency),
+            capacity: AtomicU32::new(capacity),
+            space_waiters: AtomicU32::new(0),
+            space_seq: AtomicU32::new(0),
+            _pad: AtomicU32::new(0),
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            stamp: AtomicU64::new(0),
+            running: std::array::from_fn(|_| AtomicU32::new(0)),
+            waiters: std::array::from_fn(|_| Waiter::default()),
+        };
+        let slots = (0..capacity).map(|_| Slot::default()).collect();
+        PortQueue { mem: HeapPort { ctl, slots }, capacity: u64::from(capacity) }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -3,7 +3,7 @@
 //! `UnsafeCell`s, so loom reports any byte read without a happens-before
 //! edge from its write — i.e. a missing Release/Acquire on `tail` or `head`.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p switchboard-shm --test loom_ring --release`
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p switchboard-shm --test loom_ring --release`
 #![cfg(loom)]
 #![allow(unsafe_code)]
 

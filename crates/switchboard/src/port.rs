@@ -37,6 +37,7 @@
 use std::time::{Duration, Instant};
 
 use switchboard_shm::port::{PortError, PortQueue};
+use switchboard_shm::segment::Segment;
 use switchboard_sys::process::HandleValue;
 use switchboard_sys::socket::Conn;
 
@@ -116,7 +117,7 @@ impl<'a> PortBuilder<'a> {
 #[derive(Debug)]
 pub struct Port {
     endpoint: Endpoint,
-    queue: PortQueue,
+    queue: PortQueue<Segment>,
     server: bool,
     overflow: Overflow,
 }
