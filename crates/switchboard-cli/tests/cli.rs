@@ -134,6 +134,9 @@ fn port_s04_cli_port_verbs_post_get_and_time_out() {
     assert_eq!(empty.status.code(), Some(3), "{}", stderr(&empty));
 }
 
+/// The six paths, each drawn as a line.
+const PATHS_DRAWN: usize = 6;
+
 #[test]
 fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
     let plot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.svg", unique("bench")));
@@ -157,5 +160,6 @@ fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
     }
     let svg = std::fs::read_to_string(&plot).unwrap();
     std::fs::remove_file(&plot).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("shm_link_busy"));
+    assert!(svg.starts_with("<svg") && svg.contains("shm_link_busy") && svg.contains("1 MiB"), "{svg}");
+    assert!(svg.matches("<polyline").count() >= PATHS_DRAWN, "one line per path");
 }

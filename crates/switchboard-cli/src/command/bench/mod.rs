@@ -10,6 +10,7 @@
 //! in the same run — absolute times drift on a shared VM, ratios much less.
 
 mod echo;
+mod plot;
 mod setup;
 
 use std::process::ExitCode;
@@ -105,7 +106,7 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>) -> any
         println!("{}", report.table());
     }
     if let Some(path) = plot {
-        std::fs::write(&path, report.svg())?;
+        report.plot(&path)?;
         eprintln!("plot written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -246,26 +247,19 @@ impl Report {
         t
     }
 
-    fn svg(&self) -> String {
-        // A minimal hand-written SVG bar chart of p50 ratios (no plotting
-        // dependency yet): one bar per path and payload.
-        let bars: Vec<(String, f64)> =
-            self.paths.iter().filter_map(|p| Some((format!("{} {} B", p.name, p.payload), self.ratio(p)?))).collect();
-        let max = bars.iter().map(|b| b.1).fold(1.0f64, f64::max);
-        let mut out = format!(
-            "<svg xmlns='http://www.w3.org/2000/svg' width='720' height='{}' font-family='sans-serif' font-size='12'>\n",
-            20 * bars.len() + 40
-        );
-        out.push_str("<text x='10' y='16'>p50 round trip, × its floor (lower is better)</text>\n");
-        for (i, (label, r)) in bars.iter().enumerate() {
-            let y = 30 + 20 * i;
-            let w = (r / max * 420.0).max(1.0);
-            out.push_str(&format!(
-                "<text x='10' y='{}'>{label}</text><rect x='200' y='{}' width='{w:.0}' height='14' fill='#4a7'/><text x='{}' y='{}'>{r:.2}</text>\n",
-                y + 11, y, 205.0 + w, y + 11
-            ));
-        }
-        out.push_str("</svg>\n");
-        out
+    fn plot(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let series: Vec<plot::Series> = PATHS
+            .iter()
+            .map(|(name, _)| plot::Series {
+                name,
+                points: self
+                    .paths
+                    .iter()
+                    .filter(|p| p.name == *name)
+                    .filter_map(|p| Some((p.payload as f64, self.ratio(p)?)))
+                    .collect(),
+            })
+            .collect();
+        plot::draw(path, &PAYLOADS.map(|p| p as f64), &series)
     }
 }
