@@ -1,4 +1,5 @@
-//! switchboard beside other Rust IPC crates, in one run: a cross-process
+//! switchboard beside other Rust IPC crates (ipc-channel, interprocess,
+//! iceoryx2), in one run: a cross-process
 //! ping-pong of 64-byte messages, parent pinned to CPU 0 and child to CPU 1.
 //!
 //! ```sh
@@ -10,6 +11,10 @@ use std::io::{Read, Write};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::prelude::*;
+use iceoryx2::service::ipc::Service as IoxIpc;
 use interprocess::local_socket::{prelude::*, GenericNamespaced, ListenerOptions, Stream};
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender, IpcOneShotServer};
 use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions, WaitMode};
@@ -55,6 +60,52 @@ impl Side for LocalSocket {
         let mut buf = vec![0; PAYLOAD];
         self.0.read_exact(&mut buf).unwrap();
         buf
+    }
+}
+
+type Msg = [u8; PAYLOAD];
+
+/// iceoryx2 publish-subscribe: one service each way, both sides busy-poll
+/// `receive` (iceoryx2's own benchmark does the same).
+struct Iceoryx2 {
+    _node: Node<IoxIpc>,
+    tx: Publisher<IoxIpc, Msg, ()>,
+    rx: Subscriber<IoxIpc, Msg, ()>,
+}
+
+impl Iceoryx2 {
+    /// Publishes on `out`, subscribes to `back`; returns once a subscriber
+    /// of `out` exists (a sample sent before that would be lost).
+    fn new(out: &str, back: &str) -> Iceoryx2 {
+        set_log_level(LogLevel::Error);
+        let node = NodeBuilder::new().create::<IoxIpc>().unwrap();
+        let service = |name: &str| {
+            node.service_builder(&name.try_into().unwrap()).publish_subscribe::<Msg>().open_or_create().unwrap()
+        };
+        let (out_service, back_service) = (service(out), service(back));
+        let tx = out_service.publisher_builder().create().unwrap();
+        let rx = back_service.subscriber_builder().create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while out_service.dynamic_config().number_of_subscribers() == 0 {
+            assert!(Instant::now() < deadline, "iceoryx2: the peer never subscribed");
+            std::thread::yield_now();
+        }
+        Iceoryx2 { _node: node, tx, rx }
+    }
+}
+
+impl Side for Iceoryx2 {
+    fn send(&mut self, msg: &[u8]) {
+        let sample = self.tx.loan_uninit().unwrap();
+        sample.write_payload(msg.try_into().unwrap()).send().unwrap();
+    }
+    fn recv(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(sample) = self.rx.receive().unwrap() {
+                return sample.payload().to_vec();
+            }
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -106,6 +157,10 @@ fn parent_side(contender: &str, rounds: u32) -> (Box<dyn Side>, Child) {
             let child = spawn(contender, &name, rounds);
             (Box::new(LocalSocket(l.accept().unwrap())), child)
         }
+        "iceoryx2" => {
+            let child = spawn(contender, &name, rounds);
+            (Box::new(Iceoryx2::new(&format!("{name}/ping"), &format!("{name}/pong"))), child)
+        }
         other => panic!("unknown contender {other}"),
     }
 }
@@ -127,6 +182,7 @@ fn child_side(contender: &str, rendezvous: &str) -> Box<dyn Side> {
             let name = rendezvous.to_ns_name::<GenericNamespaced>().unwrap();
             Box::new(LocalSocket(Stream::connect(name).unwrap()))
         }
+        "iceoryx2" => Box::new(Iceoryx2::new(&format!("{rendezvous}/pong"), &format!("{rendezvous}/ping"))),
         other => panic!("unknown contender {other}"),
     }
 }
@@ -172,6 +228,7 @@ fn main() {
         "switchboard_shm_link_blocking",
         "ipc_channel",
         "interprocess",
+        "iceoryx2",
     ];
     let results: Vec<(&str, Duration, Duration)> = contenders
         .iter()

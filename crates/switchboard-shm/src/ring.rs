@@ -321,33 +321,49 @@ pub fn wait_ready(
     mode: WaitMode,
     until: Option<Instant>,
 ) -> bool {
-    let spin = match mode {
-        WaitMode::BusyPoll => None,
-        WaitMode::Adaptive { spin } => Some(spin),
-        WaitMode::Blocking => Some(Duration::ZERO),
-    };
     if ready() {
         return true;
     }
-    let spin_until = spin.map(|s| Instant::now() + s);
+    let spin_until = match mode {
+        WaitMode::BusyPoll => None,
+        WaitMode::Adaptive { spin } => Some(Instant::now() + spin),
+        // Straight to the futex: even a short spin would measure, and
+        // behave, like a spin.
+        WaitMode::Blocking => return sleep_until_ready(ready, signal, until),
+    };
+    match spin_for(ready, spin_until, until) {
+        Some(done) => done,
+        None => sleep_until_ready(ready, signal, until),
+    }
+}
+
+/// Spins until `ready()` (`Some(true)`), `until` (`Some(false)`) or
+/// `spin_until` (`None`: go to sleep).
+fn spin_for(ready: &mut dyn FnMut() -> bool, spin_until: Option<Instant>, until: Option<Instant>) -> Option<bool> {
     let mut n: u32 = 0;
     loop {
         n = n.wrapping_add(1);
         if ready() {
-            return true;
+            return Some(true);
         }
         if n % 64 == 0 {
             let now = Instant::now();
             if until.is_some_and(|u| now >= u) {
-                return false;
+                return Some(false);
             }
             if spin_until.is_some_and(|s| now >= s) {
-                break;
+                return None;
             }
         }
         std::hint::spin_loop();
     }
-    let (flag, seq) = signal;
+}
+
+fn sleep_until_ready(
+    ready: &mut dyn FnMut() -> bool,
+    (flag, seq): (&AtomicU32, &AtomicU32),
+    until: Option<Instant>,
+) -> bool {
     loop {
         flag.store(1, Ordering::SeqCst);
         let seen = seq.load(Ordering::SeqCst);

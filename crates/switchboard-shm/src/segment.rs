@@ -107,6 +107,8 @@ pub struct Segment {
 
 /// Size of every sync-object segment: one page.
 pub const SYNC_SEGMENT_SIZE: usize = 4096;
+/// Largest segment [`Segment::populate`] faults in (16 MiB).
+pub const POPULATE_LIMIT: usize = 16 << 20;
 /// Largest segment an opener accepts from a peer (1 GiB).
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 
@@ -181,6 +183,18 @@ impl Segment {
     /// Whether the segment is empty (never: segments are at least a page).
     pub fn is_empty(&self) -> bool {
         self.region.is_empty()
+    }
+
+    /// Faults the whole segment in now (see [`Region::populate`]) when it
+    /// is at most [`POPULATE_LIMIT`] bytes; larger segments fault lazily.
+    ///
+    /// # Errors
+    /// The system error.
+    pub fn populate(&self) -> Result<(), SegmentError> {
+        if self.len() <= POPULATE_LIMIT {
+            self.region.populate()?;
+        }
+        Ok(())
     }
 
     /// The shared object of type `T` at `offset`.
