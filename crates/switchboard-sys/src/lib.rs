@@ -33,6 +33,7 @@ mod fork;
 pub mod futex;
 pub mod memfd;
 pub mod mmap;
+pub mod pipe;
 pub mod process;
 pub mod socket;
 

@@ -75,6 +75,36 @@ pub enum Error {
     /// The peer did not answer in time (classic 121).
     #[error("the peer did not answer within the time allowed")]
     Timeout,
+    /// Every instance of the pipe is busy, or the maximum number of
+    /// instances exists (classic 231).
+    #[error("all pipe instances are busy")]
+    PipeBusy,
+    /// Writing to a pipe whose every reader is closed (classic 232).
+    #[error("the pipe is being closed (no reader)")]
+    NoData,
+    /// Server I/O on an instance with no connected client (classic 233).
+    #[error("no process is on the other end of the pipe")]
+    PipeNotConnected,
+    /// A one-message reply did not fit the buffer; `received` bytes were
+    /// copied and the rest stays readable (classic 234).
+    #[error("more data is available ({received} bytes copied)")]
+    MoreData {
+        /// Bytes copied into the buffer.
+        received: usize,
+    },
+    /// The buffer is too small for the next message, which stays queued
+    /// (classic 122).
+    #[error("the buffer is too small: the next message needs {needed} bytes")]
+    InsufficientBuffer {
+        /// The size of the next message.
+        needed: usize,
+    },
+    /// The object exists and only one may (classic 183).
+    #[error("{0:?} already exists")]
+    AlreadyExists(String),
+    /// A network path that cannot be used, e.g. a broadcast over 424 bytes (classic 53).
+    #[error("bad network path: {0}")]
+    BadNetPath(&'static str),
     /// Any other system error (classic code derived from errno).
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -100,6 +130,13 @@ impl Error {
             Error::WaitTimeout => 258,
             Error::AbandonedWait => 735,
             Error::QueueFull => 1816,
+            Error::PipeBusy => 231,
+            Error::NoData => 232,
+            Error::PipeNotConnected => 233,
+            Error::MoreData { .. } => 234,
+            Error::InsufficientBuffer { .. } => 122,
+            Error::AlreadyExists(_) => 183,
+            Error::BadNetPath(_) => 53,
             Error::Io(e) => errno_to_win32(e.raw_os_error().unwrap_or(0)),
         }
     }
@@ -124,6 +161,14 @@ impl Error {
             258 => "WAIT_TIMEOUT",
             735 => "ERROR_ABANDONED_WAIT_0",
             1816 => "ERROR_NOT_ENOUGH_QUOTA",
+            231 => "ERROR_PIPE_BUSY",
+            232 => "ERROR_NO_DATA",
+            233 => "ERROR_PIPE_NOT_CONNECTED",
+            234 => "ERROR_MORE_DATA",
+            122 => "ERROR_INSUFFICIENT_BUFFER",
+            183 => "ERROR_ALREADY_EXISTS",
+            53 => "ERROR_BAD_NETPATH",
+            535 => "ERROR_PIPE_CONNECTED",
             _ => "ERROR_GEN_FAILURE",
         }
     }
@@ -161,7 +206,9 @@ impl From<Error> for io::Error {
                 io::Error::new(io::ErrorKind::PermissionDenied, e)
             }
             Error::Timeout => io::Error::new(io::ErrorKind::TimedOut, e),
-            Error::BrokenPipe => io::Error::new(io::ErrorKind::BrokenPipe, e),
+            Error::BrokenPipe | Error::NoData => io::Error::new(io::ErrorKind::BrokenPipe, e),
+            Error::PipeNotConnected => io::Error::new(io::ErrorKind::NotConnected, e),
+            Error::AlreadyExists(_) => io::Error::new(io::ErrorKind::AlreadyExists, e),
             Error::InvalidName { .. } | Error::InvalidParameter(_) | Error::MappedAlignment(_) => {
                 io::Error::new(io::ErrorKind::InvalidInput, e)
             }

@@ -42,6 +42,7 @@ pub mod link;
 pub mod mapping;
 pub mod name;
 pub mod namespace;
+pub mod pipe;
 pub mod port;
 pub mod raw;
 pub mod sync;
