@@ -5,6 +5,7 @@
 //! 64    DuplexInfo { capacity }
 //! 128   RingCtl of ring 0 (connector → acceptor)
 //! 384   RingCtl of ring 1 (acceptor → connector)
+//! 640   room for a user of the link (EXTRA_SIZE bytes, e.g. a pipe's state)
 //! 1024  data of ring 0 (capacity bytes), then data of ring 1
 //! ```
 //!
@@ -20,6 +21,9 @@ use switchboard_sys::{AsFd, OwnedFd};
 const INFO_OFFSET: usize = 64;
 const CTL_OFFSETS: [usize; 2] = [128, 384];
 const DATA_OFFSET: usize = 1024;
+const EXTRA_OFFSET: usize = 640;
+/// Bytes available to [`Duplex::extra`].
+pub const EXTRA_SIZE: usize = DATA_OFFSET - EXTRA_OFFSET;
 
 /// Link parameters stored in the segment.
 #[repr(C)]
@@ -34,7 +38,7 @@ unsafe impl Shared for DuplexInfo {}
 
 const _: () = {
     assert!(std::mem::size_of::<RingCtl>() == 256);
-    assert!(CTL_OFFSETS[1] + std::mem::size_of::<RingCtl>() <= DATA_OFFSET);
+    assert!(CTL_OFFSETS[1] + std::mem::size_of::<RingCtl>() <= EXTRA_OFFSET);
 };
 
 /// Bytes of a link segment whose rings hold `capacity` bytes each.
@@ -106,6 +110,15 @@ impl Duplex {
     /// Ring capacity in bytes.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// The user's shared object in the link's spare room.
+    ///
+    /// # Panics
+    /// If `T` is larger than [`EXTRA_SIZE`] (a caller bug).
+    pub fn extra<T: Shared>(&self) -> &T {
+        assert!(std::mem::size_of::<T>() <= EXTRA_SIZE, "object larger than the spare room");
+        self.seg.object_at(EXTRA_OFFSET).expect("inside the checked layout")
     }
 
     /// Ring `which` (0: connector → acceptor, 1: acceptor → connector).

@@ -38,6 +38,8 @@
 pub mod duplex;
 pub mod event;
 pub mod mutex;
+#[cfg(not(loom))]
+pub mod pipe;
 pub mod port;
 pub mod ring;
 #[cfg(not(loom))]

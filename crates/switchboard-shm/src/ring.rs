@@ -101,16 +101,39 @@ pub enum RingError {
     Closed,
 }
 
-/// The producer's private state.
+/// The producer's private state: its position.
 #[derive(Debug, Default)]
 pub struct ProducerState {
     tail: u64,
 }
 
-/// The consumer's private state.
+/// The consumer's private state: its position.
 #[derive(Debug, Default)]
 pub struct ConsumerState {
     head: u64,
+}
+
+impl ProducerState {
+    /// The state at `tail` (for producers that keep it in shared memory
+    /// under a lock, like a pipe end held by several processes).
+    pub fn at(tail: u64) -> Self {
+        ProducerState { tail }
+    }
+    /// The position.
+    pub fn position(&self) -> u64 {
+        self.tail
+    }
+}
+
+impl ConsumerState {
+    /// The state at `head` (see [`ProducerState::at`]).
+    pub fn at(head: u64) -> Self {
+        ConsumerState { head }
+    }
+    /// The position.
+    pub fn position(&self) -> u64 {
+        self.head
+    }
 }
 
 impl<T: RingMem + ?Sized> RingMem for &T {
@@ -239,22 +262,14 @@ impl<'a, M: RingMem> Ring<'a, M> {
         st.tail.checked_sub(head).is_none_or(|used| self.cap.saturating_sub(used) >= need) || self.is_closed()
     }
 
-    /// Removes one chunk, appending its payload to `out`. Returns
-    /// `Some(more)` for a chunk, `None` when the ring is empty.
-    ///
-    /// # Errors
-    /// `Corrupt` for impossible indices or headers, `Closed` when the ring is
-    /// empty and closed.
-    pub fn try_pop(&self, st: &mut ConsumerState, out: &mut Vec<u8>) -> Result<Option<bool>, RingError> {
-        let avail = self.available(st)?;
-        if avail == 0 {
-            return if self.is_closed() { Err(RingError::Closed) } else { Ok(None) };
-        }
+    /// The record at `pos` (`avail` bytes published from there): its
+    /// payload length, whether more chunks follow, and its size in the ring.
+    fn record_at(&self, pos: u64, avail: u64) -> Result<(usize, bool, u64), RingError> {
         if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
             return Err(RingError::Corrupt("partial record published"));
         }
         let mut header = [0u8; RECORD_HEADER];
-        self.read_wrapped(st.head, &mut header);
+        self.read_wrapped(pos, &mut header);
         let word = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
         if u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) != RECORD_MAGIC {
             return Err(RingError::Corrupt("bad record magic"));
@@ -264,9 +279,62 @@ impl<'a, M: RingMem> Ring<'a, M> {
         if len > self.max_chunk() || need > avail {
             return Err(RingError::Corrupt("record longer than what was published"));
         }
-        let start = out.len();
-        out.resize(start + len, 0);
-        self.read_wrapped(st.head + RECORD_HEADER as u64, &mut out[start..]);
+        Ok((len, word & MORE != 0, need))
+    }
+
+    /// The front record: `Some((payload length, more chunks follow))`, or
+    /// `None` when the ring is empty.
+    ///
+    /// # Errors
+    /// `Corrupt` for impossible indices or headers, `Closed` when the ring is
+    /// empty and closed.
+    pub fn front(&self, st: &ConsumerState) -> Result<Option<(usize, bool)>, RingError> {
+        let avail = self.available(st)?;
+        if avail == 0 {
+            return if self.is_closed() { Err(RingError::Closed) } else { Ok(None) };
+        }
+        self.record_at(st.head, avail).map(|(len, more, _)| Some((len, more)))
+    }
+
+    /// Copies payload bytes `from..from + buf.len()` of the front record
+    /// (which [`Ring::front`] returned, so its bounds are checked).
+    pub fn read_front(&self, st: &ConsumerState, from: usize, buf: &mut [u8]) {
+        self.read_record(st.head, from, buf);
+    }
+
+    /// Copies payload bytes of the record at `pos` (a position
+    /// [`Ring::records`] returned, with `from + buf.len()` within its length).
+    pub fn read_record(&self, pos: u64, from: usize, buf: &mut [u8]) {
+        self.read_wrapped(pos + (RECORD_HEADER + from) as u64, buf);
+    }
+
+    /// Every published record from the consumer's position on, as
+    /// `(position, payload length, more chunks follow)`, validated; for peeking.
+    ///
+    /// # Errors
+    /// `Corrupt` for impossible indices or headers.
+    pub fn records(&self, st: &ConsumerState) -> Result<Vec<(u64, usize, bool)>, RingError> {
+        let end = st.head + self.available(st)?;
+        let mut pos = st.head;
+        let mut out = Vec::new();
+        while pos < end {
+            let (len, more, need) = self.record_at(pos, end - pos)?;
+            out.push((pos, len, more));
+            pos += need;
+        }
+        Ok(out)
+    }
+
+    /// Drops the front record and tells a waiting producer there is room.
+    ///
+    /// # Errors
+    /// `Corrupt` for impossible indices or headers; `Closed` when empty and closed.
+    pub fn pop_front(&self, st: &mut ConsumerState) -> Result<(), RingError> {
+        let avail = self.available(st)?;
+        if avail == 0 {
+            return Err(RingError::Closed);
+        }
+        let (_, _, need) = self.record_at(st.head, avail)?;
         st.head += need;
         // SYNC: SeqCst (a Release) pairs with the producer's Acquire load of
         // head, and orders against its store of producer_waiting (Dekker).
@@ -275,7 +343,22 @@ impl<'a, M: RingMem> Ring<'a, M> {
             self.ctl.space_seq.fetch_add(1, Ordering::SeqCst);
             futex::wake(&self.ctl.space_seq, 1);
         }
-        Ok(Some(word & MORE != 0))
+        Ok(())
+    }
+
+    /// Removes one chunk, appending its payload to `out`. Returns
+    /// `Some(more)` for a chunk, `None` when the ring is empty.
+    ///
+    /// # Errors
+    /// `Corrupt` for impossible indices or headers, `Closed` when the ring is
+    /// empty and closed.
+    pub fn try_pop(&self, st: &mut ConsumerState, out: &mut Vec<u8>) -> Result<Option<bool>, RingError> {
+        let Some((len, more)) = self.front(st)? else { return Ok(None) };
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.read_front(st, 0, &mut out[start..]);
+        self.pop_front(st)?;
+        Ok(Some(more))
     }
 
     /// The consumer's sleep: (flag to raise, word to sleep on).

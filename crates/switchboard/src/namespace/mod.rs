@@ -124,7 +124,7 @@ impl Acl {
         self
     }
 
-    fn with_owner(mut self, uid: u32) -> Acl {
+    pub(crate) fn with_owner(mut self, uid: u32) -> Acl {
         self.owner_uid = uid;
         self
     }
@@ -170,6 +170,21 @@ impl Address {
 pub(crate) fn link_address(name: &str) -> Result<Vec<u8>> {
     let (scope, name) = crate::name::Name::parse_object(name)?;
     Ok(scoped_bytes(scope, "l", &name))
+}
+
+/// A named pipe's folded name and its two addresses: where clients open
+/// (family `p`) and where `wait_named_pipe` asks (family `q`). Pipe names are
+/// machine-wide, as classic pipe names are.
+pub(crate) fn pipe_addresses(name: &str) -> Result<(String, Vec<u8>, Vec<u8>)> {
+    let full = if name.starts_with(r"\\") { name.to_owned() } else { format!(r"\\.\pipe\{name}") };
+    match crate::name::Name::parse(&full)? {
+        crate::name::Name::Pipe(n) => {
+            let (open, query) = (scoped_bytes(Scope::Global, "p", &n), scoped_bytes(Scope::Global, "q", &n));
+            Ok((n, open, query))
+        }
+        crate::name::Name::RemotePipe { .. } => Err(Error::BadNetPath("remote pipes need the network gateway")),
+        _ => Err(Error::InvalidName { name: name.to_owned(), why: "expected NAME or \\\\.\\pipe\\NAME" }),
+    }
 }
 
 /// `sb1/<scope tag>/<family>/<name>`, the name replaced by its hash when the

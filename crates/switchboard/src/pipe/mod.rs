@@ -3,3 +3,4 @@
 //! modes, connect/disconnect, transact and peer identity.
 
 pub mod anon;
+pub mod named;

@@ -1,0 +1,377 @@
+//! The data plane of a named-pipe instance: a [`Duplex`] link whose two ends
+//! may each be held by several threads and processes at once.
+//!
+//! A [`ShmLink`](../../switchboard/link/index.html) keeps each side's ring
+//! position privately; a pipe end cannot, because classic pipe handles are
+//! shared: in message read mode a read into a short buffer leaves the rest of
+//! the message for the *next read by any holder of that end* (spec 02-S18).
+//! So each direction's reader position — ring head plus the bytes of the
+//! front record already read — and writer position live in [`PipeCtl`], in
+//! the link's spare room, each guarded by an abandonable [`MutexState`]
+//! (the named mutex's lock: a holder killed mid-read or mid-write hands it
+//! over as abandoned instead of blocking the others forever).
+//!
+//! Messages are one or more ring records; every record but the last has the
+//! "more" bit. A writer killed between two chunks of one message leaves
+//! `writing` set; the next writer, taking the abandoned lock, ends the torn
+//! message with an empty final chunk so that it cannot merge with its own.
+//!
+//! End 0 is the client (writes ring 0, reads ring 1), end 1 the server.
+
+use std::time::{Duration, Instant};
+
+use crate::duplex::{Duplex, SegmentMem};
+use crate::mutex::MutexState;
+use crate::ring::{wait_ready, ConsumerState, ProducerState, Ring, RingError, WaitMode};
+use crate::segment::{SegmentError, Shared};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::wait::{wait_one, Outcome};
+use switchboard_sys::{AsFd, OwnedFd};
+
+/// How often a waiting reader or writer asks whether the peer is alive.
+pub const PEER_CHECK: Duration = Duration::from_millis(50);
+
+#[repr(C)]
+#[derive(Debug)]
+struct DirCtl {
+    read_lock: MutexState,
+    write_lock: MutexState,
+    head: AtomicU64,
+    tail: AtomicU64,
+    offset: AtomicU32,
+    writing: AtomicU32,
+    _pad: [AtomicU32; 2],
+}
+
+/// The shared state of both directions.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PipeCtl {
+    dirs: [DirCtl; 2],
+    holders: [AtomicU32; 2],
+    disconnected: AtomicU32,
+    _pad: AtomicU32,
+}
+
+#[allow(unsafe_code)]
+// SAFETY: repr(C), atomics only (MutexState is Shared), any bit pattern valid.
+unsafe impl Shared for PipeCtl {}
+
+/// Why a pipe operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelError {
+    /// The other end is closed or dead (reads: after draining).
+    Closed,
+    /// The server disconnected this instance.
+    Disconnected,
+    /// The deadline passed.
+    TimedOut,
+    /// The peer wrote impossible indices or headers.
+    Corrupt(&'static str),
+}
+
+impl From<RingError> for ChannelError {
+    fn from(e: RingError) -> Self {
+        match e {
+            RingError::Closed => ChannelError::Closed,
+            RingError::Corrupt(why) => ChannelError::Corrupt(why),
+        }
+    }
+}
+
+/// How a read treats message boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// At most one message per read; a short buffer leaves the rest.
+    Message,
+    /// Bytes of several messages run together.
+    Bytes,
+}
+
+/// What a read returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// Bytes copied.
+    pub len: usize,
+    /// The message continues (message framing, buffer full).
+    pub more: bool,
+}
+
+/// What a peek saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeekOutcome {
+    /// Bytes copied into the buffer.
+    pub copied: usize,
+    /// Bytes readable in total.
+    pub available: usize,
+    /// Bytes left in the current message (0 for byte framing).
+    pub left_in_message: usize,
+}
+
+/// One end of a pipe instance's data plane.
+#[derive(Debug)]
+pub struct Channel {
+    duplex: Duplex,
+    end: usize,
+    wait: WaitMode,
+}
+
+fn lock(m: &MutexState) -> Outcome {
+    loop {
+        match wait_one(m, None) {
+            Outcome::TimedOut => {}
+            other => return other,
+        }
+    }
+}
+
+/// The lock, held; released on drop.
+struct Held<'a>(&'a MutexState);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.release();
+    }
+}
+
+impl Channel {
+    /// Creates an instance's data plane with rings of `capacity` bytes; the
+    /// creator holds end `end`, the descriptor goes to the other end.
+    ///
+    /// # Errors
+    /// `BadSize` for an invalid capacity; system errors.
+    pub fn create(capacity: usize, end: usize) -> Result<(OwnedFd, Channel), SegmentError> {
+        let (fd, duplex) = Duplex::create(capacity)?;
+        let ctl: &PipeCtl = duplex.extra();
+        ctl.holders[0].store(1, Ordering::Relaxed);
+        ctl.holders[1].store(1, Ordering::Relaxed);
+        Ok((fd, Channel { duplex, end: end & 1, wait: WaitMode::default() }))
+    }
+
+    /// Maps end `end` of a data plane received from a peer.
+    ///
+    /// # Errors
+    /// A [`SegmentError`] for anything that does not check out.
+    pub fn open<Fd: AsFd>(fd: Fd, end: usize) -> Result<Channel, SegmentError> {
+        Ok(Channel { duplex: Duplex::open(fd)?, end: end & 1, wait: WaitMode::default() })
+    }
+
+    /// Sets how this holder waits.
+    pub fn set_wait_mode(&mut self, mode: WaitMode) {
+        self.wait = mode;
+    }
+
+    fn ctl(&self) -> &PipeCtl {
+        self.duplex.extra()
+    }
+
+    /// (ring, its control) this end reads from.
+    fn inbound(&self) -> (Ring<'_, SegmentMem<'_>>, &DirCtl) {
+        let dir = 1 - self.end;
+        (self.duplex.ring(dir), &self.ctl().dirs[dir])
+    }
+
+    fn outbound(&self) -> (Ring<'_, SegmentMem<'_>>, &DirCtl) {
+        (self.duplex.ring(self.end), &self.ctl().dirs[self.end])
+    }
+
+    /// Counts one more holder of this end (before handing it to another
+    /// process), so that one holder closing does not close the end.
+    pub fn add_holder(&self) {
+        self.ctl().holders[self.end].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// This holder is done; the last holder of an end closes both rings:
+    /// the peer's reads drain and then fail, its writes fail.
+    pub fn release_holder(&self) {
+        if self.ctl().holders[self.end].fetch_sub(1, Ordering::SeqCst) <= 1 {
+            self.close();
+        }
+    }
+
+    /// Closes both directions at once (the last holder left, or the peer died).
+    pub fn close(&self) {
+        self.duplex.ring(0).close();
+        self.duplex.ring(1).close();
+    }
+
+    /// Server side: drops the client, discarding unread data both ways.
+    pub fn disconnect(&self) {
+        self.ctl().disconnected.store(1, Ordering::SeqCst);
+        self.close();
+    }
+
+    fn disconnected(&self) -> bool {
+        self.ctl().disconnected.load(Ordering::SeqCst) != 0
+    }
+
+    /// Writes one message (or, for byte pipes, one run of bytes), waiting
+    /// for room while the peer's buffer is full (backpressure: nothing is
+    /// dropped). `peer_alive` is asked every [`PEER_CHECK`] while waiting.
+    ///
+    /// # Errors
+    /// `Closed` when the reading end is gone, `Disconnected`, `TimedOut`, `Corrupt`.
+    pub fn write(&self, data: &[u8], deadline: Option<Instant>, peer_alive: &dyn Fn() -> bool) -> Result<(), ChannelError> {
+        let (ring, dir) = self.outbound();
+        let abandoned = lock(&dir.write_lock) == Outcome::Abandoned;
+        let _held = Held(&dir.write_lock);
+        let mut st = ProducerState::at(dir.tail.load(Ordering::SeqCst));
+        if abandoned && dir.writing.load(Ordering::SeqCst) != 0 {
+            // A holder died between two chunks: end its message here.
+            self.push(&ring, dir, &mut st, &[], false, deadline, peer_alive)?;
+        }
+        let max = ring.max_chunk();
+        let mut chunks = data.chunks(max).peekable();
+        if data.is_empty() {
+            return self.push(&ring, dir, &mut st, &[], false, deadline, peer_alive);
+        }
+        dir.writing.store(u32::from(data.len() > max), Ordering::SeqCst);
+        while let Some(chunk) = chunks.next() {
+            self.push(&ring, dir, &mut st, chunk, chunks.peek().is_some(), deadline, peer_alive)?;
+        }
+        dir.writing.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        ring: &Ring<'_, SegmentMem<'_>>,
+        dir: &DirCtl,
+        st: &mut ProducerState,
+        chunk: &[u8],
+        more: bool,
+        deadline: Option<Instant>,
+        peer_alive: &dyn Fn() -> bool,
+    ) -> Result<(), ChannelError> {
+        loop {
+            if self.disconnected() {
+                return Err(ChannelError::Disconnected);
+            }
+            if ring.try_push(st, chunk, more)? {
+                dir.tail.store(st.position(), Ordering::SeqCst);
+                return Ok(());
+            }
+            let ready = &mut || ring.has_room(st, chunk.len());
+            self.wait(ready, ring.space_signal(), deadline, peer_alive)?;
+        }
+    }
+
+    /// Waits for `ready` in slices of [`PEER_CHECK`], asking `peer_alive`
+    /// between slices; a dead peer closes the channel.
+    fn wait(
+        &self,
+        ready: &mut dyn FnMut() -> bool,
+        signal: (&AtomicU32, &AtomicU32),
+        deadline: Option<Instant>,
+        peer_alive: &dyn Fn() -> bool,
+    ) -> Result<(), ChannelError> {
+        loop {
+            let slice = Instant::now() + PEER_CHECK;
+            if wait_ready(ready, signal, self.wait, Some(deadline.map_or(slice, |d| d.min(slice)))) {
+                return Ok(());
+            }
+            if !peer_alive() {
+                self.close();
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ChannelError::TimedOut);
+            }
+        }
+    }
+
+    /// Reads into `buf` (see [`Framing`]), waiting for data. In message
+    /// framing a message longer than `buf` returns its first part with
+    /// `more`; the next read by any holder continues it.
+    ///
+    /// # Errors
+    /// `Closed` once the writing end is gone and everything is read,
+    /// `Disconnected`, `TimedOut`, `Corrupt`.
+    pub fn read(
+        &self,
+        buf: &mut [u8],
+        framing: Framing,
+        deadline: Option<Instant>,
+        peer_alive: &dyn Fn() -> bool,
+    ) -> Result<ReadOutcome, ChannelError> {
+        let (ring, dir) = self.inbound();
+        lock(&dir.read_lock);
+        let _held = Held(&dir.read_lock);
+        let mut st = ConsumerState::at(dir.head.load(Ordering::SeqCst));
+        let mut copied = 0;
+        loop {
+            if self.disconnected() {
+                return Err(ChannelError::Disconnected);
+            }
+            let front = match ring.front(&st) {
+                Err(RingError::Closed) if copied > 0 => return Ok(ReadOutcome { len: copied, more: false }),
+                other => other?,
+            };
+            let Some((len, more)) = front else {
+                if copied > 0 && framing == Framing::Bytes {
+                    return Ok(ReadOutcome { len: copied, more: false });
+                }
+                let ready = &mut || ring.has_data(&st) || ring.is_closed();
+                self.wait(ready, ring.data_signal(), deadline, peer_alive)?;
+                continue;
+            };
+            let offset = (dir.offset.load(Ordering::SeqCst) as usize).min(len);
+            let n = (len - offset).min(buf.len() - copied);
+            ring.read_front(&st, offset, &mut buf[copied..copied + n]);
+            copied += n;
+            if offset + n < len {
+                dir.offset.store((offset + n) as u32, Ordering::SeqCst);
+                return Ok(ReadOutcome { len: copied, more: framing == Framing::Message });
+            }
+            ring.pop_front(&mut st)?;
+            dir.head.store(st.position(), Ordering::SeqCst);
+            dir.offset.store(0, Ordering::SeqCst);
+            let full = copied == buf.len();
+            match framing {
+                Framing::Message if !more => return Ok(ReadOutcome { len: copied, more: false }),
+                Framing::Message if full => return Ok(ReadOutcome { len: copied, more: true }),
+                Framing::Bytes if full => return Ok(ReadOutcome { len: copied, more: false }),
+                _ => {}
+            }
+        }
+    }
+
+    /// Looks at what is readable without consuming it: copies from the
+    /// current message (message framing) or from everything (bytes).
+    ///
+    /// # Errors
+    /// `Corrupt`.
+    pub fn peek(&self, buf: &mut [u8], framing: Framing) -> Result<PeekOutcome, ChannelError> {
+        let (ring, dir) = self.inbound();
+        lock(&dir.read_lock);
+        let _held = Held(&dir.read_lock);
+        let st = ConsumerState::at(dir.head.load(Ordering::SeqCst));
+        let records = ring.records(&st)?;
+        let mut skip = dir.offset.load(Ordering::SeqCst) as usize;
+        let mut out = PeekOutcome::default();
+        let mut in_message = framing == Framing::Message;
+        for &(pos, len, more) in &records {
+            let from = skip.min(len);
+            skip = 0;
+            let part = len - from;
+            out.available += part;
+            if in_message {
+                out.left_in_message += part;
+            }
+            if in_message || framing == Framing::Bytes {
+                let n = part.min(buf.len() - out.copied);
+                ring.read_record(pos, from, &mut buf[out.copied..out.copied + n]);
+                out.copied += n;
+            }
+            in_message &= more;
+        }
+        Ok(out)
+    }
+
+    /// Whether this holder could read now without waiting (for polling).
+    pub fn has_data(&self) -> bool {
+        let (ring, dir) = self.inbound();
+        ring.has_data(&ConsumerState::at(dir.head.load(Ordering::SeqCst)))
+    }
+}

@@ -1,0 +1,867 @@
+//! Named pipes (spec 02, S09–S25): server instances, clients, byte and
+//! message modes, connect / wait / disconnect, transact, peek, peer identity.
+//!
+//! ## How it works
+//! A pipe name is an abstract socket (`sb1/G/p/<name>`, names folded to
+//! lower case, machine-wide as classic pipe names are). The process that
+//! creates the first instance binds it and runs one *responder* thread for
+//! the name. A client connects; the responder checks its credentials against
+//! the ACL (default: the creator's uid only), picks a listening instance,
+//! creates the instance's data plane — a shared-memory link whose reader
+//! and writer positions live in shared state ([`switchboard_shm::pipe`]) —
+//! and sends it to the client with `SCM_RIGHTS`. The client's `open` thus
+//! succeeds at once, even before the server calls [`PipeServer::connect`]
+//! (which then reports `already_connected`, classic `ERROR_PIPE_CONNECTED`).
+//! The socket stays open only to report either side's death as a hang-up.
+//!
+//! ## Decisions where the classic API leaves room
+//! - Every instance of one name lives in the process that created the first
+//!   one; `create` of an existing name from another process is
+//!   `AccessDenied` (as `first_instance` is).
+//! - A client end can be handed to another process ([`PipeClient::send`],
+//!   [`PipeClient::receive`]); both then read and write the same end, and a
+//!   message-mode read cut short by one is continued by the other (S18).
+//! - After [`PipeServer::disconnect`] the client's calls fail with
+//!   `PipeNotConnected` (233); unread data both ways is discarded.
+//! - Writes wait while the peer's buffer is full (S25); a waiting call
+//!   checks every 50 ms that the peer is alive, so a peer killed with
+//!   `kill -9` turns into `BrokenPipe` / `NoData`, never a hang.
+//!
+//! ```
+//! use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
+//!
+//! let name = format!("doc-{}", std::process::id());
+//! let server = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).create(&name)?;
+//! let client = PipeClient::open(&name)?;
+//! client.write(b"hello")?;
+//! server.connect()?;
+//! let mut buf = [0u8; 16];
+//! let n = server.read(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use switchboard_shm::pipe::{Channel, ChannelError, Framing, PeekOutcome};
+use switchboard_sys::socket::{poll_readable, Conn, Cred, Listener};
+use switchboard_sys::Errno;
+
+use crate::error::{Error, Result};
+use crate::namespace::{pipe_addresses, Acl};
+
+/// Classic `PIPE_UNLIMITED_INSTANCES`.
+pub const UNLIMITED_INSTANCES: u32 = 255;
+/// Default ring size of each direction (classic buffer sizes are hints too).
+pub const DEFAULT_BUFFER: usize = 64 * 1024;
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+const MAGIC: [u8; 2] = *b"P1";
+
+/// Which way data flows, seen from the server (classic `PIPE_ACCESS_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipeAccess {
+    /// Client → server.
+    Inbound = 1,
+    /// Server → client.
+    Outbound = 2,
+    /// Both ways.
+    Duplex = 3,
+}
+
+/// How writes are framed (classic `PIPE_TYPE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipeType {
+    /// A byte stream.
+    Byte = 0,
+    /// Each write is one message.
+    Message = 1,
+}
+
+/// How reads treat messages (classic `PIPE_READMODE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Bytes of several messages run together.
+    Byte,
+    /// At most one message per read.
+    Message,
+}
+
+/// What a peek saw (S21).
+pub type PipePeek = PeekOutcome;
+
+/// Options of a pipe instance (classic `CreateNamedPipe` parameters).
+#[derive(Clone, Debug)]
+pub struct PipeOptions {
+    access: PipeAccess,
+    pipe_type: PipeType,
+    read_mode: ReadMode,
+    max_instances: u32,
+    buffer: usize,
+    default_timeout: Duration,
+    first_instance: bool,
+    reject_remote: bool,
+    acl: Acl,
+}
+
+impl Default for PipeOptions {
+    fn default() -> Self {
+        PipeOptions {
+            access: PipeAccess::Duplex,
+            pipe_type: PipeType::Byte,
+            read_mode: ReadMode::Byte,
+            max_instances: UNLIMITED_INSTANCES,
+            buffer: DEFAULT_BUFFER,
+            default_timeout: Duration::ZERO,
+            first_instance: false,
+            reject_remote: false,
+            acl: Acl::default(),
+        }
+    }
+}
+
+/// Whether [`PipeServer::connect`] found its client already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connected {
+    /// The client connected before `connect` was called (classic 535).
+    pub already_connected: bool,
+}
+
+macro_rules! setter {
+    ($(#[$m:meta])* $name:ident: $t:ty) => {
+        $(#[$m])*
+        #[must_use]
+        pub fn $name(mut self, v: $t) -> Self {
+            self.$name = v;
+            self
+        }
+    };
+}
+
+impl PipeOptions {
+    /// Duplex, byte type, byte read mode, unlimited instances, 64 KiB.
+    pub fn new() -> Self {
+        PipeOptions::default()
+    }
+    setter!(/// Data direction.
+        access: PipeAccess);
+    setter!(/// Byte or message type.
+        pipe_type: PipeType);
+    setter!(/// The server end's read mode.
+        read_mode: ReadMode);
+    setter!(/// 1..=255 ([`UNLIMITED_INSTANCES`] = no limit).
+        max_instances: u32);
+    setter!(/// Bytes each direction buffers (a hint: rounded up to a power of two, at least 4 KiB).
+        buffer: usize);
+    setter!(/// What `wait_named_pipe` waits by default (zero: 50 ms).
+        default_timeout: Duration);
+    setter!(/// Fail with `AccessDenied` unless this creates the name.
+        first_instance: bool);
+    setter!(/// Refuse remote clients (they arrive with the network gateway).
+        reject_remote: bool);
+    setter!(/// Who may open the pipe (default: the creator's user only).
+        acl: Acl);
+
+    /// Creates one server instance of pipe `name` (S09, S10).
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a byte pipe with message read mode (S11) or
+    /// out-of-range values; `PipeBusy` beyond max instances; `AccessDenied`
+    /// for `first_instance` on an existing name, another access mode than the
+    /// existing instances', or a name held by another process; `InvalidName`.
+    pub fn create(&self, name: &str) -> Result<PipeServer> {
+        if self.pipe_type == PipeType::Byte && self.read_mode == ReadMode::Message {
+            return Err(Error::InvalidParameter("a byte-type pipe cannot have message read mode"));
+        }
+        if self.max_instances == 0 || self.max_instances > UNLIMITED_INSTANCES {
+            return Err(Error::InvalidParameter("max instances must be 1..=255"));
+        }
+        let (folded, open_addr, query_addr) = pipe_addresses(name)?;
+        let pipe = Pipe::find_or_bind(&folded, &open_addr, &query_addr, self)?;
+        let id = pipe.add_instance(self)?;
+        Ok(PipeServer { pipe, id, read_mode: Mutex::new(self.read_mode), active: Mutex::new(None) })
+    }
+}
+
+/// Why a connection attempt was answered as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Ok = 0,
+    Busy = 1,
+    Denied = 2,
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// Clients may connect to it.
+    Listening,
+    /// A client connected; the server has not called `connect` yet.
+    Pending(Box<End>),
+    /// Connected (or its client left; busy until `disconnect`).
+    Busy,
+    /// Disconnected; not listening until `connect` is called.
+    Idle,
+}
+
+#[derive(Debug)]
+struct Instances {
+    slots: HashMap<u64, Slot>,
+    next_id: u64,
+    /// `wait_named_pipe` callers to tell when an instance listens.
+    waiters: Vec<Conn>,
+}
+
+/// Everything of one pipe name in this process.
+#[derive(Debug)]
+struct Pipe {
+    name: String,
+    query_addr: Vec<u8>,
+    opts: PipeOptions,
+    state: Mutex<Instances>,
+    changed: Condvar,
+}
+
+fn registry() -> MutexGuard<'static, HashMap<String, Weak<Pipe>>> {
+    static PIPES: LazyLock<Mutex<HashMap<String, Weak<Pipe>>>> = LazyLock::new(Mutex::default);
+    PIPES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ring_capacity(hint: usize) -> usize {
+    hint.clamp(4096, 16 << 20).next_power_of_two()
+}
+
+/// Binds `addr`; `retry` when our own previous responder for this name may
+/// still be closing its listeners.
+fn bind(addr: &[u8], retry: bool) -> Result<Listener> {
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        match Listener::bind(addr) {
+            Err(Errno::ADDRINUSE) if retry && Instant::now() < until => std::thread::yield_now(),
+            Err(Errno::ADDRINUSE) => return Err(Error::AccessDenied("the pipe name is held by another process")),
+            other => return Ok(other?),
+        }
+    }
+}
+
+impl Pipe {
+    fn find_or_bind(name: &str, open_addr: &[u8], query_addr: &[u8], opts: &PipeOptions) -> Result<Arc<Pipe>> {
+        let mut reg = registry();
+        let previous = reg.get(name);
+        if let Some(pipe) = previous.and_then(Weak::upgrade) {
+            if opts.first_instance {
+                return Err(Error::AccessDenied("first_instance: the pipe already exists"));
+            }
+            if pipe.opts.access != opts.access {
+                return Err(Error::AccessDenied("another access mode than the existing instances"));
+            }
+            return Ok(pipe);
+        }
+        let retry = previous.is_some();
+        let open = bind(open_addr, retry)?;
+        let query = bind(query_addr, retry)?;
+        let uid = switchboard_sys::process::uid();
+        let mut opts = opts.clone();
+        opts.acl = opts.acl.with_owner(uid);
+        let listeners = Arc::new((open, query));
+        let pipe = Arc::new(Pipe {
+            name: name.to_owned(),
+            query_addr: query_addr.to_owned(),
+            opts,
+            state: Mutex::new(Instances { slots: HashMap::new(), next_id: 1, waiters: Vec::new() }),
+            changed: Condvar::new(),
+        });
+        let weak = Arc::downgrade(&pipe);
+        std::thread::Builder::new()
+            .name("switchboard-pipe".into())
+            .spawn(move || respond(&weak, &listeners))
+            .map_err(Error::Io)?;
+        reg.insert(name.to_owned(), Arc::downgrade(&pipe));
+        Ok(pipe)
+    }
+
+    fn add_instance(&self, opts: &PipeOptions) -> Result<u64> {
+        let mut st = lock(&self.state);
+        let limit = self.opts.max_instances.min(opts.max_instances);
+        if limit != UNLIMITED_INSTANCES && st.slots.len() >= limit as usize {
+            return Err(Error::PipeBusy);
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        st.slots.insert(id, Slot::Listening);
+        self.listening_now(&mut st);
+        Ok(id)
+    }
+
+    /// An instance started listening: release every `wait_named_pipe`.
+    fn listening_now(&self, st: &mut Instances) {
+        for conn in st.waiters.drain(..) {
+            let _ = conn.send(&self.query_reply(1), &[]);
+        }
+    }
+
+    fn query_reply(&self, listening: usize) -> Vec<u8> {
+        let ms = u32::try_from(self.opts.default_timeout.as_millis()).unwrap_or(u32::MAX);
+        let mut r = MAGIC.to_vec();
+        r.push(listening.min(255) as u8);
+        r.extend_from_slice(&ms.to_le_bytes());
+        r
+    }
+
+    /// A client connected to the open address.
+    fn answer_open(&self, conn: Conn) {
+        let Ok(cred) = conn.peer_cred() else { return };
+        if !self.opts.acl.admits(&cred) {
+            let _ = conn.send(&[MAGIC[0], MAGIC[1], Answer::Denied as u8, 0, 0], &[]);
+            return;
+        }
+        let mut st = lock(&self.state);
+        let free = st.slots.iter().filter(|(_, s)| matches!(s, Slot::Listening)).map(|(id, _)| *id).min();
+        let Some(id) = free else {
+            let _ = conn.send(&[MAGIC[0], MAGIC[1], Answer::Busy as u8, 0, 0], &[]);
+            return;
+        };
+        let Ok((seg_fd, chan)) = Channel::create(ring_capacity(self.opts.buffer), 1) else { return };
+        let reply = [MAGIC[0], MAGIC[1], Answer::Ok as u8, self.opts.pipe_type as u8, self.opts.access as u8];
+        if conn.send(&reply, &[seg_fd.as_fd()]).is_err() {
+            return;
+        }
+        let end = End { conn, chan, seg_fd, peer: cred, pipe_type: self.opts.pipe_type, access: self.opts.access, server: true };
+        st.slots.insert(id, Slot::Pending(Box::new(end)));
+        self.changed.notify_all();
+    }
+
+    /// A `wait_named_pipe` caller connected to the query address.
+    fn answer_query(&self, conn: Conn) {
+        let mut st = lock(&self.state);
+        let listening = st.slots.values().filter(|s| matches!(s, Slot::Listening)).count();
+        if conn.send(&self.query_reply(listening), &[]).is_ok() && listening == 0 {
+            st.waiters.push(conn);
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // Wake the responder: it finds the pipe gone, exits and closes the
+        // listeners, which removes the name.
+        let _ = Conn::connect(&self.query_addr);
+        let mut reg = registry();
+        if reg.get(&self.name).is_some_and(|w| w.strong_count() == 0) {
+            reg.remove(&self.name);
+        }
+    }
+}
+
+/// The responder thread of one pipe name.
+fn respond(pipe: &Weak<Pipe>, listeners: &(Listener, Listener)) {
+    loop {
+        let Ok(ready) = poll_readable(&[listeners.0.as_fd(), listeners.1.as_fd()], None) else { return };
+        let Some(pipe) = pipe.upgrade() else { return };
+        if ready[0] {
+            while let Ok(Some(conn)) = listeners.0.accept() {
+                pipe.answer_open(conn);
+            }
+        }
+        if ready[1] {
+            while let Ok(Some(conn)) = listeners.1.accept() {
+                pipe.answer_query(conn);
+            }
+        }
+    }
+}
+
+/// One connected end (either side) of an instance.
+#[derive(Debug)]
+struct End {
+    conn: Conn,
+    chan: Channel,
+    seg_fd: OwnedFd,
+    peer: Cred,
+    pipe_type: PipeType,
+    access: PipeAccess,
+    server: bool,
+}
+
+fn channel_error(e: ChannelError, writing: bool) -> Error {
+    match e {
+        ChannelError::Closed if writing => Error::NoData,
+        ChannelError::Closed => Error::BrokenPipe,
+        ChannelError::Disconnected => Error::PipeNotConnected,
+        ChannelError::TimedOut => Error::Timeout,
+        ChannelError::Corrupt(why) => Error::Malformed(why.into()),
+    }
+}
+
+impl End {
+    fn peer_alive(&self) -> bool {
+        !poll_readable(&[self.conn.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
+    }
+
+    fn may_read(&self) -> bool {
+        match self.access {
+            PipeAccess::Duplex => true,
+            PipeAccess::Inbound => self.server,
+            PipeAccess::Outbound => !self.server,
+        }
+    }
+
+    fn read(&self, buf: &mut [u8], mode: ReadMode) -> Result<usize> {
+        if !self.may_read() {
+            return Err(Error::AccessDenied("this end of the pipe only writes"));
+        }
+        let framing = if mode == ReadMode::Message { Framing::Message } else { Framing::Bytes };
+        match self.chan.read(buf, framing, None, &|| self.peer_alive()) {
+            Ok(o) if o.more => Err(Error::MoreData { received: o.len }),
+            Ok(o) => Ok(o.len),
+            Err(e) => Err(channel_error(e, false)),
+        }
+    }
+
+    fn write(&self, data: &[u8]) -> Result<()> {
+        if self.may_read() && self.access != PipeAccess::Duplex {
+            return Err(Error::AccessDenied("this end of the pipe only reads"));
+        }
+        self.chan.write(data, None, &|| self.peer_alive()).map_err(|e| channel_error(e, true))
+    }
+
+    fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
+        if !self.may_read() {
+            return Err(Error::AccessDenied("this end of the pipe only writes"));
+        }
+        let framing = if self.pipe_type == PipeType::Message { Framing::Message } else { Framing::Bytes };
+        self.chan.peek(buf, framing).map_err(|e| channel_error(e, false))
+    }
+
+    fn transact(&self, request: &[u8], reply: &mut [u8], mode: ReadMode) -> Result<usize> {
+        if self.pipe_type != PipeType::Message || mode != ReadMode::Message {
+            return Err(Error::InvalidParameter("transact needs a message pipe in message read mode"));
+        }
+        self.write(request)?;
+        self.read(reply, mode)
+    }
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        self.chan.release_holder();
+    }
+}
+
+/// One server instance of a named pipe.
+#[derive(Debug)]
+pub struct PipeServer {
+    pipe: Arc<Pipe>,
+    id: u64,
+    read_mode: Mutex<ReadMode>,
+    active: Mutex<Option<Arc<End>>>,
+}
+
+impl PipeServer {
+    /// Creates an instance with default options (duplex byte pipe).
+    ///
+    /// # Errors
+    /// As [`PipeOptions::create`].
+    pub fn create(name: &str) -> Result<PipeServer> {
+        PipeOptions::new().create(name)
+    }
+
+    /// Waits until a client connects (S12). A client already connected is
+    /// a success with `already_connected` (classic `ERROR_PIPE_CONNECTED`).
+    ///
+    /// # Errors
+    /// None today; the signature leaves room for the network gateway.
+    pub fn connect(&self) -> Result<Connected> {
+        self.connect_timeout(None)
+    }
+
+    /// [`PipeServer::connect`], giving up after `timeout` with `Timeout` (121).
+    ///
+    /// # Errors
+    /// `Timeout`.
+    pub fn connect_timeout(&self, timeout: Option<Duration>) -> Result<Connected> {
+        if lock(&self.active).is_some() {
+            return Ok(Connected { already_connected: true });
+        }
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut st = lock(&self.pipe.state);
+        let mut first = true;
+        loop {
+            match st.slots.insert(self.id, Slot::Busy) {
+                Some(Slot::Pending(end)) => {
+                    *lock(&self.active) = Some(Arc::from(end));
+                    return Ok(Connected { already_connected: first });
+                }
+                Some(Slot::Idle) | Some(Slot::Busy) | None => {
+                    st.slots.insert(self.id, Slot::Listening);
+                    self.pipe.listening_now(&mut st);
+                }
+                Some(Slot::Listening) => {
+                    st.slots.insert(self.id, Slot::Listening);
+                }
+            }
+            first = false;
+            st = match deadline {
+                None => self.pipe.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Timeout);
+                    }
+                    self.pipe.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+    }
+
+    /// Drops the client's end and discards unread data (S16). Until the
+    /// next [`PipeServer::connect`] the instance does not listen and its
+    /// I/O fails with `PipeNotConnected`.
+    ///
+    /// # Errors
+    /// `PipeNotConnected` when no client is connected.
+    pub fn disconnect(&self) -> Result<()> {
+        let mut st = lock(&self.pipe.state);
+        let active = lock(&self.active).take();
+        let pending = st.slots.insert(self.id, Slot::Idle);
+        match (active, pending) {
+            (Some(end), _) => end.chan.disconnect(),
+            (None, Some(Slot::Pending(end))) => end.chan.disconnect(),
+            (None, previous) => {
+                st.slots.insert(self.id, previous.unwrap_or(Slot::Idle));
+                return Err(Error::PipeNotConnected);
+            }
+        }
+        Ok(())
+    }
+
+    /// The connected end (a client that connected before `connect` counts).
+    fn end(&self) -> Result<Arc<End>> {
+        if let Some(end) = lock(&self.active).clone() {
+            return Ok(end);
+        }
+        let mut st = lock(&self.pipe.state);
+        match st.slots.remove(&self.id) {
+            Some(Slot::Pending(end)) => {
+                st.slots.insert(self.id, Slot::Busy);
+                let end: Arc<End> = Arc::from(end);
+                *lock(&self.active) = Some(end.clone());
+                Ok(end)
+            }
+            other => {
+                st.slots.insert(self.id, other.unwrap_or(Slot::Idle));
+                Err(Error::PipeNotConnected)
+            }
+        }
+    }
+
+    /// Reads (see [`PipeClient::read`]).
+    ///
+    /// # Errors
+    /// `MoreData`, `BrokenPipe`, `PipeNotConnected`, `AccessDenied`.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.end()?.read(buf, *lock(&self.read_mode))
+    }
+
+    /// Writes one message (message type) or bytes, waiting for room (S25).
+    ///
+    /// # Errors
+    /// `NoData` when the client is gone, `PipeNotConnected`, `AccessDenied`.
+    pub fn write(&self, data: &[u8]) -> Result<()> {
+        self.end()?.write(data)
+    }
+
+    /// Looks without consuming (S21).
+    ///
+    /// # Errors
+    /// `PipeNotConnected`, `AccessDenied`.
+    pub fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
+        self.end()?.peek(buf)
+    }
+
+    /// Writes `request` and reads one reply message (S22).
+    ///
+    /// # Errors
+    /// `InvalidParameter` unless message type and read mode; `MoreData` for a short buffer.
+    pub fn transact(&self, request: &[u8], reply: &mut [u8]) -> Result<usize> {
+        self.end()?.transact(request, reply, *lock(&self.read_mode))
+    }
+
+    /// Sets the read mode (S20).
+    ///
+    /// # Errors
+    /// `InvalidParameter` for message read mode on a byte-type pipe.
+    pub fn set_read_mode(&self, mode: ReadMode) -> Result<()> {
+        check_read_mode(self.pipe.opts.pipe_type, mode)?;
+        *lock(&self.read_mode) = mode;
+        Ok(())
+    }
+
+    /// The client's process id (S24).
+    ///
+    /// # Errors
+    /// `PipeNotConnected`.
+    pub fn client_process_id(&self) -> Result<u32> {
+        Ok(self.end()?.peer.pid)
+    }
+
+    /// The client's user id (S24).
+    ///
+    /// # Errors
+    /// `PipeNotConnected`.
+    pub fn client_uid(&self) -> Result<u32> {
+        Ok(self.end()?.peer.uid)
+    }
+
+    /// The pipe's folded name.
+    pub fn name(&self) -> &str {
+        &self.pipe.name
+    }
+}
+
+impl Drop for PipeServer {
+    fn drop(&mut self) {
+        lock(&self.pipe.state).slots.remove(&self.id);
+    }
+}
+
+fn check_read_mode(pipe_type: PipeType, mode: ReadMode) -> Result<()> {
+    if pipe_type == PipeType::Byte && mode == ReadMode::Message {
+        return Err(Error::InvalidParameter("message read mode needs a message-type pipe"));
+    }
+    Ok(())
+}
+
+/// A client end of a named pipe.
+#[derive(Debug)]
+pub struct PipeClient {
+    end: End,
+    read_mode: Mutex<ReadMode>,
+}
+
+fn decode_kind(pipe_type: u8, access: u8) -> Result<(PipeType, PipeAccess)> {
+    let t = match pipe_type {
+        0 => PipeType::Byte,
+        1 => PipeType::Message,
+        _ => return Err(Error::Malformed("unknown pipe type".into())),
+    };
+    let a = match access {
+        1 => PipeAccess::Inbound,
+        2 => PipeAccess::Outbound,
+        3 => PipeAccess::Duplex,
+        _ => return Err(Error::Malformed("unknown pipe access".into())),
+    };
+    Ok((t, a))
+}
+
+fn connect_to(addr: &[u8], name: &str) -> Result<Conn> {
+    Conn::connect(addr).map_err(|e| match e {
+        Errno::CONNREFUSED | Errno::NOENT => Error::NotFound(name.to_owned()),
+        other => other.into(),
+    })
+}
+
+fn recv_reply(conn: &Conn, buf: &mut [u8], deadline: Option<Instant>) -> Result<(usize, Vec<OwnedFd>)> {
+    match conn.recv(buf, deadline) {
+        Ok(Some(got)) => Ok(got),
+        Ok(None) => Err(Error::BrokenPipe),
+        Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => Err(Error::Timeout),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl PipeClient {
+    /// Opens pipe `name` (`NAME` or `\\.\pipe\NAME`) (S13). The client end
+    /// starts in byte read mode (S20).
+    ///
+    /// # Errors
+    /// `NotFound` when no instance exists, `PipeBusy` when every instance is
+    /// busy, `AccessDenied` by the pipe's ACL, `Timeout` when the server
+    /// process does not answer.
+    pub fn open(name: &str) -> Result<PipeClient> {
+        let (folded, open_addr, _) = pipe_addresses(name)?;
+        let conn = connect_to(&open_addr, &folded)?;
+        let mut reply = [0u8; 8];
+        let (n, mut fds) = recv_reply(&conn, &mut reply, Some(Instant::now() + REPLY_TIMEOUT))?;
+        if n != 5 || reply[..2] != MAGIC {
+            return Err(Error::Malformed("bad pipe reply".into()));
+        }
+        match reply[2] {
+            x if x == Answer::Busy as u8 => return Err(Error::PipeBusy),
+            x if x == Answer::Denied as u8 => return Err(Error::AccessDenied("the pipe's ACL refuses this user")),
+            x if x == Answer::Ok as u8 && fds.len() == 1 => {}
+            _ => return Err(Error::Malformed("bad pipe reply".into())),
+        }
+        let (pipe_type, access) = decode_kind(reply[3], reply[4])?;
+        let seg_fd = fds.remove(0);
+        let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
+        let peer = conn.peer_cred()?;
+        let end = End { conn, chan, seg_fd, peer, pipe_type, access, server: false };
+        Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte) })
+    }
+
+    /// Reads. Message read mode: at most one message; a buffer shorter than
+    /// the message gets its first part and `MoreData` (234), and the next
+    /// read by any holder of this end continues it (S18). Byte read mode:
+    /// what is there, across messages (S19).
+    ///
+    /// # Errors
+    /// `MoreData`, `BrokenPipe` once the server is gone and all is read,
+    /// `PipeNotConnected` after the server disconnected, `AccessDenied`.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.end.read(buf, *lock(&self.read_mode))
+    }
+
+    /// Writes one message (message type) or bytes, waiting for room (S25).
+    ///
+    /// # Errors
+    /// `NoData` when the server end is gone, `PipeNotConnected`, `AccessDenied`.
+    pub fn write(&self, data: &[u8]) -> Result<()> {
+        self.end.write(data)
+    }
+
+    /// Looks without consuming (S21).
+    ///
+    /// # Errors
+    /// `AccessDenied` on a write-only end.
+    pub fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
+        self.end.peek(buf)
+    }
+
+    /// Writes `request` and reads one reply message (S22).
+    ///
+    /// # Errors
+    /// `InvalidParameter` unless message type and read mode; `MoreData`.
+    pub fn transact(&self, request: &[u8], reply: &mut [u8]) -> Result<usize> {
+        self.end.transact(request, reply, *lock(&self.read_mode))
+    }
+
+    /// Sets the read mode (S20).
+    ///
+    /// # Errors
+    /// `InvalidParameter` for message read mode on a byte-type pipe.
+    pub fn set_read_mode(&self, mode: ReadMode) -> Result<()> {
+        check_read_mode(self.end.pipe_type, mode)?;
+        *lock(&self.read_mode) = mode;
+        Ok(())
+    }
+
+    /// The server's process id (S24).
+    pub fn server_process_id(&self) -> u32 {
+        self.end.peer.pid
+    }
+
+    /// The pipe's type.
+    pub fn pipe_type(&self) -> PipeType {
+        self.end.pipe_type
+    }
+
+    /// Hands this end to another process over `via`; both then hold it.
+    ///
+    /// # Errors
+    /// The system error when `via`'s peer is gone.
+    pub fn send(&self, via: &Conn) -> Result<()> {
+        self.end.chan.add_holder();
+        let info = [b'P', b'C', self.end.pipe_type as u8, self.end.access as u8, *lock(&self.read_mode) as u8];
+        via.send(&info, &[self.end.conn.as_fd(), self.end.seg_fd.as_fd()]).inspect_err(|_| {
+            self.end.chan.release_holder();
+        })?;
+        Ok(())
+    }
+
+    /// Receives an end sent with [`PipeClient::send`].
+    ///
+    /// # Errors
+    /// `Timeout`, `Malformed`.
+    pub fn receive(via: &Conn, timeout: Option<Duration>) -> Result<PipeClient> {
+        let mut info = [0u8; 8];
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let (n, mut fds) = recv_reply(via, &mut info, deadline)?;
+        if n != 5 || &info[..2] != b"PC" || fds.len() != 2 {
+            return Err(Error::Malformed("not a pipe end".into()));
+        }
+        let (pipe_type, access) = decode_kind(info[2], info[3])?;
+        let read_mode = if info[4] == ReadMode::Message as u8 { ReadMode::Message } else { ReadMode::Byte };
+        let seg_fd = fds.remove(1);
+        let conn = Conn::from_fd(fds.remove(0));
+        let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
+        let peer = conn.peer_cred()?;
+        let end = End { conn, chan, seg_fd, peer, pipe_type, access, server: false };
+        Ok(PipeClient { end, read_mode: Mutex::new(read_mode) })
+    }
+}
+
+/// Waits until an instance of pipe `name` listens (S14). `None` waits the
+/// server's default timeout (50 ms when it set none); success does not
+/// reserve the instance.
+///
+/// # Errors
+/// `NotFound` at once when the pipe does not exist; `Timeout` (classic
+/// `ERROR_SEM_TIMEOUT`, 121) when no instance listened in time.
+pub fn wait_named_pipe(name: &str, timeout: Option<Duration>) -> Result<()> {
+    let (folded, _, query_addr) = pipe_addresses(name)?;
+    let conn = connect_to(&query_addr, &folded)?;
+    let mut reply = [0u8; 8];
+    let (n, _) = recv_reply(&conn, &mut reply, Some(Instant::now() + REPLY_TIMEOUT))?;
+    if n != 7 || reply[..2] != MAGIC {
+        return Err(Error::Malformed("bad pipe wait reply".into()));
+    }
+    if reply[2] > 0 {
+        return Ok(());
+    }
+    let default = match u32::from_le_bytes(reply[3..7].try_into().expect("4 bytes")) {
+        0 => Duration::from_millis(50),
+        ms => Duration::from_millis(u64::from(ms)),
+    };
+    let deadline = Instant::now().checked_add(timeout.unwrap_or(default));
+    recv_reply(&conn, &mut reply, deadline).map(|_| ())
+}
+
+/// Opens pipe `name` (waiting up to `timeout` for an instance), sets message
+/// read mode, transacts once and closes (S22, classic `CallNamedPipe`).
+///
+/// # Errors
+/// As [`wait_named_pipe`], [`PipeClient::open`] and [`PipeClient::transact`].
+pub fn call_named_pipe(name: &str, request: &[u8], reply: &mut [u8], timeout: Duration) -> Result<usize> {
+    let deadline = Instant::now() + timeout;
+    let client = loop {
+        wait_named_pipe(name, Some(deadline.saturating_duration_since(Instant::now())))?;
+        match PipeClient::open(name) {
+            Err(Error::PipeBusy) if Instant::now() < deadline => continue,
+            other => break other?,
+        }
+    };
+    client.set_read_mode(ReadMode::Message)?;
+    client.transact(request, reply)
+}
+
+macro_rules! io_impls {
+    ($t:ty) => {
+        impl io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match <$t>::read(self, buf) {
+                    Err(Error::BrokenPipe) => Ok(0),
+                    Err(Error::MoreData { received }) => Ok(received),
+                    other => other.map_err(Into::into),
+                }
+            }
+        }
+        impl io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                <$t>::write(self, buf)?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+io_impls!(PipeClient);
+io_impls!(PipeServer);
