@@ -211,7 +211,12 @@ impl Channel {
     ///
     /// # Errors
     /// `Closed` when the reading end is gone, `Disconnected`, `TimedOut`, `Corrupt`.
-    pub fn write(&self, data: &[u8], deadline: Option<Instant>, peer_alive: &dyn Fn() -> bool) -> Result<(), ChannelError> {
+    pub fn write(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+        peer_alive: &dyn Fn() -> bool,
+    ) -> Result<(), ChannelError> {
         let (ring, dir) = self.outbound();
         let abandoned = lock(&dir.write_lock) == Outcome::Abandoned;
         let _held = Held(&dir.write_lock);

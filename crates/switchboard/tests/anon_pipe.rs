@@ -93,8 +93,7 @@ fn pipe_s06_child_inherits_only_the_chosen_ends_and_parent_copy_is_closed() {
     let (mut out_r, out_w) = anon::pipe().unwrap();
     let (bystander_r, bystander_w) = anon::pipe().unwrap();
     // The child lists its own descriptors on its stdout (our pipe).
-    let mut child =
-        anon::spawn(sh("ls /proc/$$/fd"), Stdio { stdout: Some(out_w), ..Default::default() }).unwrap();
+    let mut child = anon::spawn(sh("ls /proc/$$/fd"), Stdio { stdout: Some(out_w), ..Default::default() }).unwrap();
     let mut listing = String::new();
     // read_to_string returns only because the parent's copy of the write
     // end was closed by `spawn`: EOF arrives when the child exits.

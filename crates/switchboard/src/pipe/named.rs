@@ -332,7 +332,15 @@ impl Pipe {
         if conn.send(&reply, &[seg_fd.as_fd()]).is_err() {
             return;
         }
-        let end = End { conn, chan, seg_fd, peer: cred, pipe_type: self.opts.pipe_type, access: self.opts.access, server: true };
+        let end = End {
+            conn,
+            chan,
+            seg_fd,
+            peer: cred,
+            pipe_type: self.opts.pipe_type,
+            access: self.opts.access,
+            server: true,
+        };
         st.slots.insert(id, Slot::Pending(Box::new(end)));
         self.changed.notify_all();
     }

@@ -1,0 +1,398 @@
+//! Spec 02, S09–S25 — named pipes, across processes where the statement
+//! is about processes.
+
+mod util;
+
+use std::time::Duration;
+
+use std::os::fd::AsFd;
+use switchboard::pipe::named::{
+    call_named_pipe, wait_named_pipe, PipeAccess, PipeClient, PipeOptions, PipeServer, PipeType, ReadMode,
+};
+
+use switchboard::{Connection, Error};
+use switchboard_sys::socket::Listener;
+use util::{done, hear, hold, role, say, unique, Peer, Watchdog};
+
+fn message_pipe() -> PipeOptions {
+    PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message)
+}
+
+fn message_client(name: &str) -> PipeClient {
+    let c = PipeClient::open(name).unwrap();
+    c.set_read_mode(ReadMode::Message).unwrap();
+    c
+}
+
+#[test]
+fn pipe_s09_options_are_accepted_and_shape_the_pipe() {
+    let name = unique("s09");
+    let server = PipeOptions::new()
+        .access(PipeAccess::Inbound)
+        .pipe_type(PipeType::Message)
+        .read_mode(ReadMode::Message)
+        .max_instances(3)
+        .buffer(8192)
+        .default_timeout(Duration::from_millis(200))
+        .first_instance(true)
+        .reject_remote(true)
+        .create(&format!(r"\\.\pipe\{name}"))
+        .unwrap();
+    assert_eq!(server.name(), name.to_lowercase());
+    let client = PipeClient::open(&name.to_uppercase()).expect("pipe names compare case-insensitively");
+    assert_eq!(client.pipe_type(), PipeType::Message);
+    client.write(b"in").unwrap();
+    assert!(matches!(client.read(&mut [0u8; 4]), Err(Error::AccessDenied(_))), "inbound: the client only writes");
+    assert!(matches!(server.write(b"out"), Err(Error::AccessDenied(_))), "inbound: the server only reads");
+    let mut buf = [0u8; 4];
+    assert_eq!(server.read(&mut buf).unwrap(), 2);
+}
+
+#[test]
+fn pipe_s10_instances_share_the_name_with_limits_and_same_access() {
+    let name = unique("s10");
+    let opts = PipeOptions::new().max_instances(2);
+    let a = opts.create(&name).unwrap();
+    let _b = opts.create(&name).unwrap();
+    assert!(matches!(opts.create(&name), Err(Error::PipeBusy)), "a third instance over max 2");
+    assert_eq!(Error::PipeBusy.win32(), 231);
+    assert!(matches!(opts.clone().first_instance(true).create(&name), Err(Error::AccessDenied(_))));
+    assert!(matches!(opts.clone().access(PipeAccess::Outbound).create(&name), Err(Error::AccessDenied(_))));
+    // Two clients, one per instance; a third finds both busy.
+    let _c1 = PipeClient::open(&name).unwrap();
+    let _c2 = PipeClient::open(&name).unwrap();
+    assert!(matches!(PipeClient::open(&name), Err(Error::PipeBusy)));
+    drop(a);
+    let _c = opts.create(&name).expect("room again once an instance closed");
+}
+
+#[test]
+fn pipe_s11_byte_type_with_message_read_mode_is_invalid() {
+    let err = PipeOptions::new().read_mode(ReadMode::Message).create(&unique("s11")).unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter(_)), "{err:?}");
+    assert_eq!(err.win32(), 87);
+}
+
+#[test]
+fn pipe_s12_connect_blocks_until_a_client_and_reports_an_early_one() {
+    let _w = Watchdog::test();
+    if let Some(r) = role() {
+        assert_eq!(r, "client");
+        let c = PipeClient::open(&util::args()[0]).unwrap();
+        c.write(b"late").unwrap();
+        hold("connected");
+    }
+    let name = unique("s12");
+    // A client that connected before connect() was called.
+    let early = PipeServer::create(&name).unwrap();
+    let c = PipeClient::open(&name).unwrap();
+    assert!(early.connect().unwrap().already_connected);
+    drop(c);
+    // connect() waits for a client in another process.
+    let second = PipeServer::create(&format!("{name}-2")).unwrap();
+    assert!(matches!(second.connect_timeout(Some(Duration::from_millis(30))), Err(Error::Timeout)));
+    let mut peer = Peer::spawn(
+        "pipe_s12_connect_blocks_until_a_client_and_reports_an_early_one",
+        "client",
+        &[&format!("{name}-2")],
+    );
+    second.connect().unwrap();
+    let mut buf = [0u8; 8];
+    let n = second.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"late");
+    peer.expect("connected");
+    peer.dismiss();
+}
+
+#[test]
+fn pipe_s13_open_not_found_and_busy() {
+    let name = unique("s13");
+    assert!(matches!(PipeClient::open(&name), Err(Error::NotFound(_))));
+    let _server = PipeOptions::new().max_instances(1).create(&name).unwrap();
+    let _first = PipeClient::open(&name).unwrap();
+    let err = PipeClient::open(&name).unwrap_err();
+    assert!(matches!(err, Error::PipeBusy), "{err:?}");
+}
+
+#[test]
+fn pipe_s14_wait_named_pipe_waits_times_out_and_fails_fast_without_a_pipe() {
+    let _w = Watchdog::test();
+    let name = unique("s14");
+    assert!(matches!(wait_named_pipe(&name, Some(Duration::from_secs(30))), Err(Error::NotFound(_))));
+    let server = PipeOptions::new().default_timeout(Duration::from_millis(40)).create(&name).unwrap();
+    wait_named_pipe(&name, None).expect("an instance listens");
+    let _client = PipeClient::open(&name).unwrap();
+    server.connect().unwrap();
+    // Every instance busy: the server's default timeout, then SemTimeout.
+    let err = wait_named_pipe(&name, None).unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert_eq!(err.win32(), 121);
+    // A waiter is released when an instance starts listening.
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| wait_named_pipe(&name, Some(Duration::from_secs(60))));
+        let _more = PipeServer::create(&name).unwrap();
+        waiter.join().unwrap().expect("released by the new instance");
+    });
+}
+
+#[test]
+fn pipe_s15_an_instance_whose_client_left_stays_busy_until_disconnect_and_connect() {
+    let name = unique("s15");
+    let server = PipeOptions::new().max_instances(1).create(&name).unwrap();
+    drop(PipeClient::open(&name).unwrap());
+    server.connect().unwrap();
+    assert!(matches!(PipeClient::open(&name), Err(Error::PipeBusy)), "busy while not disconnected");
+    server.disconnect().unwrap();
+    assert!(matches!(PipeClient::open(&name), Err(Error::PipeBusy)), "not listening before connect()");
+    std::thread::scope(|s| {
+        let t = s.spawn(|| server.connect().unwrap());
+        // connect() makes the instance listen: the open succeeds.
+        let c = loop {
+            match PipeClient::open(&name) {
+                Ok(c) => break c,
+                Err(Error::PipeBusy) => wait_named_pipe(&name, Some(Duration::from_secs(60))).unwrap(),
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        t.join().unwrap();
+        c.write(b"again").unwrap();
+    });
+}
+
+#[test]
+fn pipe_s16_disconnect_drops_the_client_and_discards_unread_data() {
+    let name = unique("s16");
+    let server = PipeServer::create(&name).unwrap();
+    let client = PipeClient::open(&name).unwrap();
+    server.connect().unwrap();
+    client.write(b"unread").unwrap();
+    server.write(b"also unread").unwrap();
+    server.disconnect().unwrap();
+    assert!(matches!(server.read(&mut [0u8; 8]), Err(Error::PipeNotConnected)));
+    assert!(matches!(server.write(b"x"), Err(Error::PipeNotConnected)));
+    assert_eq!(Error::PipeNotConnected.win32(), 233);
+    assert!(matches!(client.read(&mut [0u8; 16]), Err(Error::PipeNotConnected)), "discarded, not drained");
+    assert!(matches!(client.write(b"x"), Err(Error::PipeNotConnected)));
+}
+
+#[test]
+fn pipe_s17_each_write_is_one_message_zero_length_included() {
+    let name = unique("s17");
+    let server = message_pipe().create(&name).unwrap();
+    let client = PipeClient::open(&name).unwrap();
+    for m in [&b"one"[..], b"", b"three"] {
+        client.write(m).unwrap();
+    }
+    let mut buf = [0u8; 16];
+    for want in [&b"one"[..], b"", b"three"] {
+        let n = server.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], want);
+    }
+}
+
+#[test]
+fn pipe_s18_partial_message_read_continues_in_another_process() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        assert_eq!(hear(), "go");
+        let via = Connection::connect(util::args()[0].as_bytes()).unwrap();
+        let end = PipeClient::receive(&via, Some(Duration::from_secs(60))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = end.read(&mut buf).unwrap();
+        say(&String::from_utf8_lossy(&buf[..n]));
+        done();
+    }
+    let name = unique("s18");
+    let server = message_pipe().create(&name).unwrap();
+    let client = message_client(&name);
+    server.connect().unwrap();
+    let long: Vec<u8> = b"0123456789abcdefghij".to_vec();
+    server.write(&long).unwrap();
+    server.write(b"next").unwrap();
+    // This process reads the first 5 bytes: MoreData, the rest stays.
+    let mut small = [0u8; 5];
+    let err = client.read(&mut small).unwrap_err();
+    assert!(matches!(err, Error::MoreData { received: 5 }), "{err:?}");
+    assert_eq!(err.win32(), 234);
+    assert_eq!(&small, b"01234");
+    // A thread of this process continues the same message…
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut five = [0u8; 5];
+            assert!(matches!(client.read(&mut five), Err(Error::MoreData { received: 5 })));
+            assert_eq!(&five, b"56789");
+        });
+    });
+    // …and another process holding the same end finishes it.
+    let addr = format!("sb1-test/{}", unique("s18-via"));
+    let listener = Listener::bind(addr.as_bytes()).unwrap();
+    let mut peer = Peer::spawn("pipe_s18_partial_message_read_continues_in_another_process", "reader", &[&addr]);
+    peer.tell("go");
+    switchboard_sys::socket::wait_readable(listener.as_fd(), None).unwrap();
+    let via = listener.accept().unwrap().expect("the peer connected");
+    client.send(&via).unwrap();
+    assert_eq!(peer.next(), "abcdefghij");
+    peer.finish();
+    let mut buf = [0u8; 8];
+    let n = client.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"next", "the next message is whole");
+}
+
+#[test]
+fn pipe_s19_byte_read_mode_runs_messages_together() {
+    let name = unique("s19");
+    let srv = message_pipe().create(&name).unwrap();
+    let client = PipeClient::open(&name).unwrap();
+    srv.write(b"ab").unwrap();
+    srv.write(b"cd").unwrap();
+    let mut buf = [0u8; 16];
+    let n = client.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"abcd", "client ends start in byte read mode");
+}
+
+#[test]
+fn pipe_s20_client_starts_in_byte_mode_and_message_mode_needs_a_message_pipe() {
+    let bytes = unique("s20b");
+    let _s = PipeServer::create(&bytes).unwrap();
+    let c = PipeClient::open(&bytes).unwrap();
+    assert!(matches!(c.set_read_mode(ReadMode::Message), Err(Error::InvalidParameter(_))));
+    c.set_read_mode(ReadMode::Byte).unwrap();
+    let msgs = unique("s20m");
+    let s = message_pipe().create(&msgs).unwrap();
+    let c = PipeClient::open(&msgs).unwrap();
+    s.write(b"xy").unwrap();
+    s.write(b"z").unwrap();
+    c.set_read_mode(ReadMode::Message).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap(), 2, "one message per read once in message mode");
+}
+
+#[test]
+fn pipe_s21_peek_never_consumes() {
+    let name = unique("s21");
+    let server = message_pipe().create(&name).unwrap();
+    let client = message_client(&name);
+    let mut buf = [0u8; 4];
+    assert_eq!(client.peek(&mut buf).unwrap().available, 0);
+    server.write(b"hello!").unwrap();
+    server.write(b"xyz").unwrap();
+    let p = client.peek(&mut buf).unwrap();
+    assert_eq!((p.copied, p.available, p.left_in_message), (4, 9, 6));
+    assert_eq!(&buf, b"hell");
+    assert!(matches!(client.read(&mut buf), Err(Error::MoreData { received: 4 })));
+    let p = client.peek(&mut buf).unwrap();
+    assert_eq!((p.copied, p.available, p.left_in_message), (2, 5, 2), "after a partial read");
+    let mut rest = [0u8; 8];
+    assert_eq!(client.read(&mut rest).unwrap(), 2);
+    assert_eq!(&rest[..2], b"o!");
+}
+
+#[test]
+fn pipe_s22_transact_and_call_named_pipe() {
+    let _w = Watchdog::test();
+    let name = unique("s22");
+    let server = message_pipe().max_instances(1).create(&name).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..2 {
+                server.connect().unwrap();
+                let mut req = [0u8; 64];
+                let n = server.read(&mut req).unwrap();
+                let mut reply = b"re:".to_vec();
+                reply.extend_from_slice(&req[..n]);
+                server.write(&reply).unwrap();
+                // Wait for the client to finish before dropping it.
+                let _ = server.read(&mut req);
+                server.disconnect().unwrap();
+            }
+        });
+        let client = message_client(&name);
+        let mut short = [0u8; 4];
+        let err = client.transact(b"question", &mut short).unwrap_err();
+        assert!(matches!(err, Error::MoreData { received: 4 }), "{err:?}");
+        let mut rest = [0u8; 16];
+        let n = client.read(&mut rest).unwrap();
+        assert_eq!([&short[..], &rest[..n]].concat(), b"re:question");
+        drop(client);
+        let mut reply = [0u8; 32];
+        let n = call_named_pipe(&name, b"call", &mut reply, Duration::from_secs(60)).unwrap();
+        assert_eq!(&reply[..n], b"re:call");
+    });
+    let bytes = unique("s22b");
+    let _s = PipeServer::create(&bytes).unwrap();
+    let c = PipeClient::open(&bytes).unwrap();
+    assert!(matches!(c.transact(b"x", &mut [0u8; 4]), Err(Error::InvalidParameter(_))));
+}
+
+#[test]
+fn pipe_s23_peer_closed_reader_drains_then_broken_pipe_writer_gets_no_data() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let c = PipeClient::open(&util::args()[0]).unwrap();
+        c.write(b"last words").unwrap();
+        hold("written");
+    }
+    let name = unique("s23");
+    let server = message_pipe().create(&name).unwrap();
+    let mut peer =
+        Peer::spawn("pipe_s23_peer_closed_reader_drains_then_broken_pipe_writer_gets_no_data", "client", &[&name]);
+    server.connect().unwrap();
+    peer.expect("written");
+    peer.kill9();
+    let mut buf = [0u8; 32];
+    let n = server.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"last words", "what was written before the death is read");
+    assert!(matches!(server.read(&mut buf), Err(Error::BrokenPipe)));
+    assert!(matches!(server.write(b"x"), Err(Error::NoData)));
+    // Graceful close on the other side, same answers.
+    let name2 = unique("s23b");
+    let s2 = PipeServer::create(&name2).unwrap();
+    let c2 = PipeClient::open(&name2).unwrap();
+    s2.write(b"bye").unwrap();
+    drop(s2);
+    let n = c2.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"bye");
+    assert!(matches!(c2.read(&mut buf), Err(Error::BrokenPipe)));
+    assert!(matches!(c2.write(b"x"), Err(Error::NoData)));
+}
+
+#[test]
+fn pipe_s24_each_side_knows_the_other_process() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let c = PipeClient::open(&util::args()[0]).unwrap();
+        say(&c.server_process_id().to_string());
+        hold("open");
+    }
+    let name = unique("s24");
+    let server = PipeServer::create(&name).unwrap();
+    let mut peer = Peer::spawn("pipe_s24_each_side_knows_the_other_process", "client", &[&name]);
+    assert_eq!(peer.next(), std::process::id().to_string());
+    server.connect().unwrap();
+    assert_eq!(server.client_process_id().unwrap(), peer.pid);
+    assert_eq!(server.client_uid().unwrap(), switchboard_sys::process::uid());
+    peer.expect("open");
+    peer.dismiss();
+}
+
+#[test]
+fn pipe_s25_a_full_buffer_blocks_the_writer_and_nothing_is_dropped() {
+    let _w = Watchdog::test();
+    let name = unique("s25");
+    let server = message_pipe().buffer(4096).create(&name).unwrap();
+    let client = message_client(&name);
+    let messages: Vec<Vec<u8>> = (0..200u32).map(|i| vec![(i % 251) as u8; 100 + (i as usize * 37) % 3000]).collect();
+    std::thread::scope(|s| {
+        let sent = &messages;
+        s.spawn(move || {
+            for m in sent {
+                client.write(m).unwrap();
+            }
+        });
+        let mut buf = vec![0u8; 4096];
+        for m in &messages {
+            let n = server.read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &m[..]);
+        }
+    });
+}
