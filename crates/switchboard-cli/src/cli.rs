@@ -35,6 +35,9 @@ pub enum Command {
     /// Completion port (a cross-process packet queue).
     #[command(subcommand)]
     Port(PortCmd),
+    /// Named pipe: serve, connect, send, call.
+    #[command(subcommand)]
+    Pipe(PipeCmd),
     /// Start real child processes, exercise every mechanism, print a table.
     Tour {
         /// Round trips per timed row.
@@ -189,6 +192,49 @@ pub enum EventCmd {
         name: String,
         #[command(flatten)]
         timeout: Timeout,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipeCmd {
+    /// Serve a pipe: print every message (or line of bytes) each client sends;
+    /// clients are served one after another.
+    Serve {
+        /// `NAME` or `\\.\pipe\NAME`.
+        name: String,
+        /// A message pipe (each write one message) instead of a byte pipe.
+        #[arg(long)]
+        message: bool,
+        /// Write every message back to its sender.
+        #[arg(long)]
+        echo: bool,
+        /// Exit after serving this many clients (default: serve forever).
+        #[arg(long)]
+        clients: Option<u32>,
+    },
+    /// Connect to a pipe: standard input goes to the pipe, the pipe to standard output.
+    Connect {
+        name: String,
+        /// Wait this long for a free instance.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        wait: u64,
+        /// After standard input ends, keep printing replies this long.
+        #[arg(long, value_name = "MS", default_value_t = 300)]
+        linger: u64,
+    },
+    /// Send each MESSAGE as one write, then close.
+    Send {
+        name: String,
+        #[arg(required = true)]
+        messages: Vec<String>,
+    },
+    /// Send one message and print the one-message reply (classic CallNamedPipe).
+    Call {
+        name: String,
+        message: String,
+        /// Wait this long for a free instance (exit code 3 when none).
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout: u64,
     },
 }
 

@@ -114,12 +114,46 @@ fn cli_tour_exercises_every_mechanism_with_real_processes() {
         "mutex",
         "wait on several",
         "handle sharing",
+        "shared-memory link",
+        "completion port",
+        "anonymous pipe",
+        "named pipe",
         "namespace",
     ] {
         assert!(text.contains(row), "missing row {row}: {text}");
     }
     assert!(text.contains("50/50 echoes verified") && text.contains("WAIT_ABANDONED"), "{text}");
     assert!(!text.contains("FAILED"), "{text}");
+}
+
+#[test]
+fn pipe_s22_cli_pipe_verbs_serve_call_send_connect() {
+    let n = unique("pipe");
+    let mut server = bin()
+        .args(["pipe", "serve", &n, "--message", "--echo", "--clients", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(server.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    assert!(ready.starts_with("serving pipe"), "{ready:?}");
+    let call = run(&["pipe", "call", &n, "hello"]);
+    assert!(call.status.success(), "{}", stderr(&call));
+    assert_eq!(stdout(&call).trim(), "hello", "the echo of the one message");
+    assert!(run(&["pipe", "send", &n, "one", "two"]).status.success());
+    let mut connect = bin().args(["pipe", "connect", &n]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut connect.stdin.take().unwrap(), b"abc\n").unwrap();
+    let out = connect.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "abc\n");
+    let served = server.wait_with_output().unwrap();
+    assert!(served.status.success());
+    let log = String::from_utf8_lossy(&served.stdout);
+    let lines: Vec<&str> = log.lines().map(|l| l.split_once(": ").unwrap().1).collect();
+    assert_eq!(lines, ["hello", "one", "two", "abc"]);
+    let missing = run(&["pipe", "call", &unique("nopipe"), "x"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&missing));
 }
 
 #[test]

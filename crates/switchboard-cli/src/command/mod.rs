@@ -3,6 +3,7 @@
 mod bench;
 mod ls;
 mod mapping;
+mod pipe;
 mod port;
 mod sync;
 mod tour;
@@ -21,6 +22,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Semaphore(c) => sync::semaphore(c),
         Command::Event(c) => sync::event(c),
         Command::Port(c) => port::run(c),
+        Command::Pipe(c) => pipe::run(c),
         Command::Tour { rounds } => tour::run(rounds),
         Command::Bench { quick, json, plot } => bench::run(quick, json, plot),
         Command::BenchPeer { args } => bench::peer(&args),

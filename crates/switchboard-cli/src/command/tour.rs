@@ -5,7 +5,7 @@
 //! Every wait in a child has a time limit, so a child whose parent died
 //! exits on its own instead of lingering.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,8 @@ use anyhow::{bail, ensure, Context};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions};
 use switchboard::mapping::{Access, Mapping};
+use switchboard::pipe::anon;
+use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::port::Port;
 use switchboard::sync::{wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
 use switchboard::HandleValue;
@@ -29,8 +31,18 @@ struct Row {
 
 type Step = fn(&Names, u32) -> anyhow::Result<Row>;
 
-const STEPS: [Step; 8] =
-    [mapping_row, semaphore_row, event_row, mutex_row, wait_any_row, handle_row, shm_link_row, port_row];
+const STEPS: [Step; 10] = [
+    mapping_row,
+    semaphore_row,
+    event_row,
+    mutex_row,
+    wait_any_row,
+    handle_row,
+    shm_link_row,
+    port_row,
+    anon_pipe_row,
+    named_pipe_row,
+];
 
 /// Unique object names for one tour.
 struct Names(String);
@@ -290,6 +302,54 @@ fn port_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
+fn anon_pipe_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+    let (child_in, to_child) = anon::pipe()?;
+    let (mut from_child, child_out) = anon::pipe()?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["tour-peer", "upper"]);
+    let child = anon::spawn(cmd, anon::Stdio { stdin: Some(child_in), stdout: Some(child_out), stderr: None })?;
+    let t = Instant::now();
+    to_child.write(b"through an anonymous pipe\n")?;
+    drop(to_child);
+    let mut text = String::new();
+    from_child.read_to_string(&mut text)?;
+    let took = t.elapsed();
+    finish(child)?;
+    ensure!(text == "THROUGH AN ANONYMOUS PIPE\n", "the child answered {text:?}");
+    Ok(Row {
+        mechanism: "anonymous pipe",
+        exchanged: "a line to the child's stdin, upper-cased back on its stdout".into(),
+        result: "answer verified; EOF seen as the child exited".into(),
+        time: format!("{:.1} µs incl. child exit", micros(took)),
+    })
+}
+
+fn named_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    let name = names.get("pipe");
+    let mut child = spawn("pipe-echo", &[&name, &rounds.to_string()])?;
+    ensure!(first_line(&mut child)? == "ready", "the pipe server did not start");
+    let client = PipeClient::open(&name)?;
+    client.set_read_mode(ReadMode::Message)?;
+    let mut samples = Vec::with_capacity(rounds as usize);
+    let mut reply = [0u8; 64];
+    for i in 0..rounds {
+        let msg = [(i % 253) as u8; 64];
+        let t = Instant::now();
+        let n = client.transact(&msg, &mut reply)?;
+        samples.push(t.elapsed());
+        ensure!(reply[..n] == msg, "reply {i} differs");
+    }
+    let server_pid = client.server_process_id();
+    drop(client);
+    finish(child)?;
+    Ok(Row {
+        mechanism: "named pipe",
+        exchanged: format!("{rounds} × 64 B transact (message mode) with server pid {server_pid}"),
+        result: "every reply verified".into(),
+        time: median_us(samples),
+    })
+}
+
 fn leftovers_row(names: &Names) -> [String; 4] {
     let left: Vec<String> = switchboard::namespace::list()
         .into_iter()
@@ -362,6 +422,22 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
             for _ in 0..arg(3)?.parse::<u32>()? {
                 let p = there.get(Some(PEER_PATIENCE))?;
                 back.post(p.bytes, p.key, p.overlapped)?;
+            }
+        }
+        "upper" => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            print!("{}", line.to_uppercase());
+        }
+        "pipe-echo" => {
+            let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);
+            let server = opts.create(arg(0)?)?;
+            println!("ready");
+            server.connect_timeout(Some(PEER_PATIENCE))?;
+            let mut buf = [0u8; 64];
+            for _ in 0..arg(1)?.parse::<u32>()? {
+                let n = server.read(&mut buf)?;
+                server.write(&buf[..n])?;
             }
         }
         other => bail!("unknown tour role {other}"),
