@@ -396,3 +396,35 @@ fn pipe_s25_a_full_buffer_blocks_the_writer_and_nothing_is_dropped() {
         }
     });
 }
+
+#[test]
+fn pipe_s23_server_killed_with_a_client_connected_is_broken_pipe_not_a_hang() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let server = message_pipe().create(&util::args()[0]).unwrap();
+        say("ready");
+        server.connect().unwrap();
+        server.write(b"before the end").unwrap();
+        hold("written");
+    }
+    let name = unique("s23k");
+    let mut peer = Peer::spawn(
+        "pipe_s23_server_killed_with_a_client_connected_is_broken_pipe_not_a_hang",
+        "server",
+        &[&name],
+    );
+    peer.expect("ready");
+    let client = message_client(&name);
+    peer.expect("written");
+    // A reader blocked in another thread when the server dies is woken too.
+    std::thread::scope(|s| {
+        let mut buf = [0u8; 32];
+        let n = client.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"before the end");
+        let blocked = s.spawn(|| client.read(&mut [0u8; 32]));
+        peer.kill9();
+        assert!(matches!(blocked.join().unwrap(), Err(Error::BrokenPipe)));
+    });
+    assert!(matches!(client.write(b"x"), Err(Error::NoData)));
+    assert!(matches!(PipeClient::open(&name), Err(Error::NotFound(_))), "the name died with its server");
+}
