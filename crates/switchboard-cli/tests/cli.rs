@@ -168,8 +168,8 @@ fn port_s04_cli_port_verbs_post_get_and_time_out() {
     assert_eq!(empty.status.code(), Some(3), "{}", stderr(&empty));
 }
 
-/// The six paths, each drawn as a line.
-const PATHS_DRAWN: usize = 6;
+/// The seven paths, each drawn as a line.
+const PATHS_DRAWN: usize = 7;
 
 #[test]
 fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
@@ -184,7 +184,15 @@ fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
     for floor in ["spin", "futex", "pipe", "unix_stream", "tcp", "memcpy"] {
         assert!(names("floors").iter().any(|n| n == floor), "floor {floor} missing");
     }
-    for path in ["shm_link_busy", "shm_link_adaptive", "shm_link_blocking", "stream_unix", "stream_tcp", "port"] {
+    for path in [
+        "shm_link_busy",
+        "shm_link_adaptive",
+        "shm_link_blocking",
+        "stream_unix",
+        "stream_tcp",
+        "port",
+        "pipe_message_transact",
+    ] {
         assert!(names("paths").iter().any(|n| n == path), "path {path} missing");
     }
     for p in v["paths"].as_array().unwrap() {

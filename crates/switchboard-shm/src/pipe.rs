@@ -25,7 +25,7 @@ use crate::mutex::MutexState;
 use crate::ring::{wait_ready, ConsumerState, ProducerState, Ring, RingError, WaitMode};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{wait_one, Outcome};
+use crate::wait::{wait_one, Outcome, Waitable};
 use switchboard_sys::{AsFd, OwnedFd};
 
 /// How often a waiting reader or writer asks whether the peer is alive.
@@ -117,6 +117,10 @@ pub struct Channel {
 }
 
 fn lock(m: &MutexState) -> Outcome {
+    // Uncontended: one compare-and-swap, without the wait machinery.
+    if let Some(taken) = m.try_take(m.arm()) {
+        return taken;
+    }
     loop {
         match wait_one(m, None) {
             Outcome::TimedOut => {}

@@ -408,11 +408,8 @@ fn pipe_s23_server_killed_with_a_client_connected_is_broken_pipe_not_a_hang() {
         hold("written");
     }
     let name = unique("s23k");
-    let mut peer = Peer::spawn(
-        "pipe_s23_server_killed_with_a_client_connected_is_broken_pipe_not_a_hang",
-        "server",
-        &[&name],
-    );
+    let mut peer =
+        Peer::spawn("pipe_s23_server_killed_with_a_client_connected_is_broken_pipe_not_a_hang", "server", &[&name]);
     peer.expect("ready");
     let client = message_client(&name);
     peer.expect("written");

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use switchboard::link::Link;
 use switchboard::mapping::View;
+use switchboard::pipe::named::{PipeClient, PipeServer};
 use switchboard::port::Port;
 
 /// How long a side waits for its peer before declaring it lost.
@@ -152,5 +153,41 @@ impl Echo for Ported {
     }
     fn carries_content(&self) -> bool {
         false
+    }
+}
+
+/// Named pipe, client side: one `transact` (write a message, read the
+/// reply message) per round trip.
+pub struct Transact {
+    pub client: PipeClient,
+    pub request: Vec<u8>,
+}
+
+impl Echo for Transact {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.request.clear();
+        self.request.extend_from_slice(msg);
+        Ok(())
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        buf.resize(len.max(1), 0);
+        let n = self.client.transact(&self.request, buf)?;
+        buf.truncate(n);
+        Ok(())
+    }
+}
+
+/// Named pipe, server side: read a message, write it back.
+pub struct Serving(pub PipeServer);
+
+impl Echo for Serving {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        Ok(self.0.write(msg)?)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        buf.resize(len.max(1), 0);
+        let n = self.0.read(buf)?;
+        buf.truncate(n);
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! for payloads of 64 KiB and more. Floors: `spin` (one shared cache line),
 //! `futex`, `pipe`, `unix_stream`, `tcp`, `memcpy` (single core). Paths:
 //! `shm_link_busy`, `shm_link_adaptive`, `shm_link_blocking`, `stream_unix`,
-//! `stream_tcp`, `port`. Each path reports its ratio to its floor measured
+//! `stream_tcp`, `port`, `pipe_message_transact`. Each path reports its ratio to its floor measured
 //! in the same run — absolute times drift on a shared VM, ratios much less.
 
 mod echo;
@@ -23,13 +23,14 @@ use serde_json::json;
 const PAYLOADS: [usize; 5] = [8, 64, 4096, 64 * 1024, 1 << 20];
 const FLOORS: [&str; 5] = ["spin", "futex", "pipe", "unix_stream", "tcp"];
 /// (path, its floor).
-const PATHS: [(&str, &str); 6] = [
+const PATHS: [(&str, &str); 7] = [
     ("shm_link_busy", "spin"),
     ("shm_link_adaptive", "spin"),
     ("shm_link_blocking", "futex"),
     ("stream_unix", "unix_stream"),
     ("stream_tcp", "tcp"),
     ("port", "spin"),
+    ("pipe_message_transact", "spin"),
 ];
 
 /// One measured series.

@@ -12,7 +12,13 @@ use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions, StreamLi
 use switchboard::mapping::{Access, Mapping};
 use switchboard::port::Port;
 
-use super::echo::{Bytes, Echo, Futex, Linked, Ported, Spin, DATA, PATIENCE};
+use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
+
+use super::echo::{Bytes, Echo, Futex, Linked, Ported, Serving, Spin, Transact, DATA, PATIENCE};
+
+/// Ring size of the benchmark pipe: the shared-memory link's default, so
+/// the two compare like for like.
+const PIPE_BUFFER: usize = 1 << 20;
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -113,6 +119,20 @@ pub fn parent(name: &str, payload: usize, rounds: u32, pinned: bool) -> anyhow::
             let child = peer(&[&a, &b])?;
             (Box::new(Ported { there, back }), child)
         }
+        "pipe_message_transact" => {
+            // The child serves; it says "ready" once the pipe exists.
+            let n = unique(name);
+            let mut child = spawn(name, payload, rounds, pinned, &[&n], true)?;
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.take().context("stdout")?),
+                &mut line,
+            )?;
+            anyhow::ensure!(line.trim() == "ready", "the pipe server said {line:?}");
+            let client = PipeClient::open(&n)?;
+            client.set_read_mode(ReadMode::Message)?;
+            (Box::new(Transact { client, request: Vec::new() }), child)
+        }
         other => bail!("unknown benchmark {other}"),
     })
 }
@@ -152,6 +172,16 @@ pub fn child(name: &str, payload: usize, args: &[String]) -> anyhow::Result<Box<
         "stream_unix" => Box::new(Linked(Box::new(StreamLink::connect_unix(arg(0)?)?) as Box<dyn Link>)),
         "stream_tcp" => Box::new(Linked(Box::new(StreamLink::connect_tcp(("127.0.0.1", arg(0)?.parse::<u16>()?))?))),
         "port" => Box::new(Ported { there: Port::open(arg(1)?)?, back: Port::open(arg(0)?)? }),
+        "pipe_message_transact" => {
+            let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).buffer(PIPE_BUFFER);
+            let server = opts.create(arg(0)?)?;
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "ready")?;
+            out.flush()?;
+            server.connect_timeout(Some(PATIENCE))?;
+            Box::new(Serving(server))
+        }
         other => bail!("unknown benchmark {other}"),
     })
 }
