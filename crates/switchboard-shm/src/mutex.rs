@@ -109,6 +109,36 @@ impl MutexState {
     }
 }
 
+/// A lock taken with [`MutexState::lock`]; released on drop (also on an
+/// early return).
+#[derive(Debug)]
+pub struct Locked<'a>(&'a MutexState);
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.release();
+    }
+}
+
+impl MutexState {
+    /// Takes the lock for a short critical section, waiting as long as it
+    /// takes; the outcome says whether a dead holder abandoned it (the
+    /// caller's data must then be usable as the dead holder left it).
+    /// Uncontended, this is one compare-and-swap.
+    pub fn lock(&self) -> (Locked<'_>, Outcome) {
+        let outcome = match self.try_take(self.arm()) {
+            Some(taken) => taken,
+            None => loop {
+                match crate::wait::wait_one(self, None) {
+                    Outcome::TimedOut => {}
+                    taken => break taken,
+                }
+            },
+        };
+        (Locked(self), outcome)
+    }
+}
+
 impl Waitable for MutexState {
     fn try_take(&self, _: u32) -> Option<Outcome> {
         let mine = me();

@@ -25,7 +25,7 @@ use crate::mutex::MutexState;
 use crate::ring::{wait_ready, ConsumerState, ProducerState, Ring, RingError, WaitMode};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::{wait_one, Outcome, Waitable};
+use crate::wait::Outcome;
 use switchboard_sys::{AsFd, OwnedFd};
 
 /// How often a waiting reader or writer asks whether the peer is alive.
@@ -116,28 +116,6 @@ pub struct Channel {
     wait: WaitMode,
 }
 
-fn lock(m: &MutexState) -> Outcome {
-    // Uncontended: one compare-and-swap, without the wait machinery.
-    if let Some(taken) = m.try_take(m.arm()) {
-        return taken;
-    }
-    loop {
-        match wait_one(m, None) {
-            Outcome::TimedOut => {}
-            other => return other,
-        }
-    }
-}
-
-/// The lock, held; released on drop.
-struct Held<'a>(&'a MutexState);
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.release();
-    }
-}
-
 impl Channel {
     /// Creates an instance's data plane with rings of `capacity` bytes; the
     /// creator holds end `end`, the descriptor goes to the other end.
@@ -222,8 +200,8 @@ impl Channel {
         peer_alive: &dyn Fn() -> bool,
     ) -> Result<(), ChannelError> {
         let (ring, dir) = self.outbound();
-        let abandoned = lock(&dir.write_lock) == Outcome::Abandoned;
-        let _held = Held(&dir.write_lock);
+        let (_held, outcome) = dir.write_lock.lock();
+        let abandoned = outcome == Outcome::Abandoned;
         let mut st = ProducerState::at(dir.tail.load(Ordering::SeqCst));
         if abandoned && dir.writing.load(Ordering::SeqCst) != 0 {
             // A holder died between two chunks: end its message here.
@@ -305,8 +283,7 @@ impl Channel {
         peer_alive: &dyn Fn() -> bool,
     ) -> Result<ReadOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
-        lock(&dir.read_lock);
-        let _held = Held(&dir.read_lock);
+        let _held = dir.read_lock.lock();
         let mut st = ConsumerState::at(dir.head.load(Ordering::SeqCst));
         let mut copied = 0;
         loop {
@@ -353,8 +330,7 @@ impl Channel {
     /// `Corrupt`.
     pub fn peek(&self, buf: &mut [u8], framing: Framing) -> Result<PeekOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
-        lock(&dir.read_lock);
-        let _held = Held(&dir.read_lock);
+        let _held = dir.read_lock.lock();
         let st = ConsumerState::at(dir.head.load(Ordering::SeqCst));
         let records = ring.records(&st)?;
         let mut skip = dir.offset.load(Ordering::SeqCst) as usize;

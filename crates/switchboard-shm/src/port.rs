@@ -25,11 +25,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::mutex::MutexState;
+use crate::mutex::{Locked, MutexState};
 #[cfg(not(loom))]
 use crate::segment::{Kind, Segment, SegmentError, Shared};
 use crate::sync::{futex, AtomicU32, AtomicU64, Ordering};
-use crate::wait::{wait_one, Outcome, LIVENESS_POLL};
+use crate::wait::LIVENESS_POLL;
 #[cfg(not(loom))]
 use switchboard_sys::{AsFd, OwnedFd};
 
@@ -183,15 +183,6 @@ fn alive(tid: u32) -> bool {
     tid != 0
 }
 
-/// The lock, held; released on drop (also on early return).
-struct Held<'a>(&'a MutexState);
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.release();
-    }
-}
-
 #[cfg(not(loom))]
 impl PortQueue<Segment> {
     /// Bytes of a port segment with `capacity` packets.
@@ -237,12 +228,10 @@ impl<M: PortMem> PortQueue<M> {
         self.mem.slot((index % self.capacity) as usize)
     }
 
-    fn lock(&self) -> Held<'_> {
-        let ctl = self.ctl();
+    fn lock(&self) -> Locked<'_> {
         // Acquired or Abandoned: either way we own it, and every mutation
         // under it is crash-consistent, so the state is usable as it is.
-        while wait_one(&ctl.lock, None) == Outcome::TimedOut {}
-        Held(&ctl.lock)
+        self.ctl().lock.lock().0
     }
 
     /// The concurrency value.
