@@ -294,7 +294,7 @@ impl Channel {
                 Err(RingError::Closed) if copied > 0 => return Ok(ReadOutcome { len: copied, more: false }),
                 other => other?,
             };
-            let Some((len, more)) = front else {
+            let Some(rec) = front else {
                 if copied > 0 && framing == Framing::Bytes {
                     return Ok(ReadOutcome { len: copied, more: false });
                 }
@@ -302,20 +302,20 @@ impl Channel {
                 self.wait(ready, ring.data_signal(), deadline, peer_alive)?;
                 continue;
             };
-            let offset = (dir.offset.load(Ordering::SeqCst) as usize).min(len);
-            let n = (len - offset).min(buf.len() - copied);
+            let offset = (dir.offset.load(Ordering::SeqCst) as usize).min(rec.len);
+            let n = (rec.len - offset).min(buf.len() - copied);
             ring.read_front(&st, offset, &mut buf[copied..copied + n]);
             copied += n;
-            if offset + n < len {
+            if offset + n < rec.len {
                 dir.offset.store((offset + n) as u32, Ordering::SeqCst);
                 return Ok(ReadOutcome { len: copied, more: framing == Framing::Message });
             }
-            ring.pop_front(&mut st)?;
+            ring.pop_front(&mut st, &rec);
             dir.head.store(st.position(), Ordering::SeqCst);
             dir.offset.store(0, Ordering::SeqCst);
             let full = copied == buf.len();
             match framing {
-                Framing::Message if !more => return Ok(ReadOutcome { len: copied, more: false }),
+                Framing::Message if !rec.more => return Ok(ReadOutcome { len: copied, more: false }),
                 Framing::Message if full => return Ok(ReadOutcome { len: copied, more: true }),
                 Framing::Bytes if full => return Ok(ReadOutcome { len: copied, more: false }),
                 _ => {}

@@ -113,6 +113,17 @@ pub struct ConsumerState {
     head: u64,
 }
 
+/// The front record of a ring, as [`Ring::front`] validated it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Payload length.
+    pub len: usize,
+    /// More chunks of the same message follow.
+    pub more: bool,
+    /// Bytes the record takes in the ring (header and padding included).
+    size: u64,
+}
+
 impl ProducerState {
     /// The state at `tail` (for producers that keep it in shared memory
     /// under a lock, like a pipe end held by several processes).
@@ -282,18 +293,17 @@ impl<'a, M: RingMem> Ring<'a, M> {
         Ok((len, word & MORE != 0, need))
     }
 
-    /// The front record: `Some((payload length, more chunks follow))`, or
-    /// `None` when the ring is empty.
+    /// The front record, validated, or `None` when the ring is empty.
     ///
     /// # Errors
     /// `Corrupt` for impossible indices or headers, `Closed` when the ring is
     /// empty and closed.
-    pub fn front(&self, st: &ConsumerState) -> Result<Option<(usize, bool)>, RingError> {
+    pub fn front(&self, st: &ConsumerState) -> Result<Option<Record>, RingError> {
         let avail = self.available(st)?;
         if avail == 0 {
             return if self.is_closed() { Err(RingError::Closed) } else { Ok(None) };
         }
-        self.record_at(st.head, avail).map(|(len, more, _)| Some((len, more)))
+        self.record_at(st.head, avail).map(|(len, more, size)| Some(Record { len, more, size }))
     }
 
     /// Copies payload bytes `from..from + buf.len()` of the front record
@@ -325,16 +335,10 @@ impl<'a, M: RingMem> Ring<'a, M> {
         Ok(out)
     }
 
-    /// Drops the front record and tells a waiting producer there is room.
-    ///
-    /// # Errors
-    /// `Corrupt` for impossible indices or headers; `Closed` when empty and closed.
-    pub fn pop_front(&self, st: &mut ConsumerState) -> Result<(), RingError> {
-        let avail = self.available(st)?;
-        if avail == 0 {
-            return Err(RingError::Closed);
-        }
-        let (_, _, need) = self.record_at(st.head, avail)?;
+    /// Drops the front record `rec` ([`Ring::front`]'s answer for this
+    /// `st`, already validated) and tells a waiting producer there is room.
+    pub fn pop_front(&self, st: &mut ConsumerState, rec: &Record) {
+        let need = rec.size;
         st.head += need;
         // SYNC: SeqCst (a Release) pairs with the producer's Acquire load of
         // head, and orders against its store of producer_waiting (Dekker).
@@ -343,7 +347,6 @@ impl<'a, M: RingMem> Ring<'a, M> {
             self.ctl.space_seq.fetch_add(1, Ordering::SeqCst);
             futex::wake(&self.ctl.space_seq, 1);
         }
-        Ok(())
     }
 
     /// Removes one chunk, appending its payload to `out`. Returns
@@ -353,12 +356,12 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// `Corrupt` for impossible indices or headers, `Closed` when the ring is
     /// empty and closed.
     pub fn try_pop(&self, st: &mut ConsumerState, out: &mut Vec<u8>) -> Result<Option<bool>, RingError> {
-        let Some((len, more)) = self.front(st)? else { return Ok(None) };
+        let Some(rec) = self.front(st)? else { return Ok(None) };
         let start = out.len();
-        out.resize(start + len, 0);
+        out.resize(start + rec.len, 0);
         self.read_front(st, 0, &mut out[start..]);
-        self.pop_front(st)?;
-        Ok(Some(more))
+        self.pop_front(st, &rec);
+        Ok(Some(rec.more))
     }
 
     /// The consumer's sleep: (flag to raise, word to sleep on).
