@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::duplex::{Duplex, SegmentMem};
 use crate::mutex::MutexState;
-use crate::ring::{wait_ready, ConsumerState, ProducerState, Ring, RingError, WaitMode};
+use crate::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::wait::Outcome;
@@ -244,8 +244,8 @@ impl Channel {
         }
     }
 
-    /// Waits for `ready` in slices of [`PEER_CHECK`], asking `peer_alive`
-    /// between slices; a dead peer closes the channel.
+    /// Waits for `ready`, asking `peer_alive` every [`PEER_CHECK`]; a dead
+    /// peer closes the channel (the caller then sees `Closed`).
     fn wait(
         &self,
         ready: &mut dyn FnMut() -> bool,
@@ -253,17 +253,12 @@ impl Channel {
         deadline: Option<Instant>,
         peer_alive: &dyn Fn() -> bool,
     ) -> Result<(), ChannelError> {
-        loop {
-            let slice = Instant::now() + PEER_CHECK;
-            if wait_ready(ready, signal, self.wait, Some(deadline.map_or(slice, |d| d.min(slice)))) {
-                return Ok(());
-            }
-            if !peer_alive() {
+        match wait_ready_or_peer(ready, signal, self.wait, deadline, PEER_CHECK, peer_alive) {
+            Waited::Ready => Ok(()),
+            Waited::TimedOut => Err(ChannelError::TimedOut),
+            Waited::PeerGone => {
                 self.close();
-                return Ok(());
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(ChannelError::TimedOut);
+                Ok(())
             }
         }
     }

@@ -423,6 +423,41 @@ pub fn wait_ready(
     }
 }
 
+/// How [`wait_ready_or_peer`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// `ready()` became true.
+    Ready,
+    /// The deadline passed.
+    TimedOut,
+    /// `peer_alive()` said no (`ready()` was false just before).
+    PeerGone,
+}
+
+/// [`wait_ready`] in slices of `check_every`, asking `peer_alive` between
+/// slices — a peer that dies wakes nobody, so a waiter must look.
+pub fn wait_ready_or_peer(
+    ready: &mut dyn FnMut() -> bool,
+    signal: (&AtomicU32, &AtomicU32),
+    mode: WaitMode,
+    deadline: Option<Instant>,
+    check_every: Duration,
+    peer_alive: &dyn Fn() -> bool,
+) -> Waited {
+    loop {
+        let slice = Instant::now() + check_every;
+        if wait_ready(ready, signal, mode, Some(deadline.map_or(slice, |d| d.min(slice)))) {
+            return Waited::Ready;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Waited::TimedOut;
+        }
+        if !peer_alive() {
+            return Waited::PeerGone;
+        }
+    }
+}
+
 /// Spins until `ready()` (`Some(true)`), `until` (`Some(false)`) or
 /// `spin_until` (`None`: go to sleep).
 fn spin_for(ready: &mut dyn FnMut() -> bool, spin_until: Option<Instant>, until: Option<Instant>) -> Option<bool> {

@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use switchboard_shm::duplex::{Duplex, SegmentMem};
-use switchboard_shm::ring::{wait_ready, ConsumerState, ProducerState, Ring, RingError, WaitMode};
+use switchboard_shm::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
 use switchboard_sys::socket::{poll_readable, wait_readable, Conn, Listener};
 use switchboard_sys::{AsFd, Errno};
 
@@ -142,19 +142,12 @@ impl ShmLink {
             ring.is_closed()
                 || if sending { ring.has_room(&self.producer, need) } else { ring.has_data(&self.consumer) }
         };
-        loop {
-            let slice = Instant::now() + PEER_CHECK;
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            if wait_ready(&mut ready, signal, self.opts.wait, Some(until)) {
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            if self.peer_gone() {
-                // One last look: the peer may have sent before dying.
-                return if ready() { Ok(true) } else { Err(Error::BrokenPipe) };
-            }
+        match wait_ready_or_peer(&mut ready, signal, self.opts.wait, deadline, PEER_CHECK, &|| !self.peer_gone()) {
+            Waited::Ready => Ok(true),
+            Waited::TimedOut => Ok(false),
+            // One last look: the peer may have sent before dying.
+            Waited::PeerGone if ready() => Ok(true),
+            Waited::PeerGone => Err(Error::BrokenPipe),
         }
     }
 
