@@ -10,7 +10,7 @@
 //! (`SCM_RIGHTS`) and report the peer's death as end-of-file.
 
 use std::mem::MaybeUninit;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -137,6 +137,13 @@ impl Conn {
     pub fn peer_cred(&self) -> Result<Cred> {
         let c = net::sockopt::socket_peercred(&self.0)?;
         Ok(Cred { pid: c.pid.as_raw_nonzero().get() as u32, uid: c.uid.as_raw(), gid: c.gid.as_raw() })
+    }
+
+    /// Whether the peer hung up, for connections on which the peer sends
+    /// nothing after the handshake (readable = end of file). Never blocks;
+    /// a failed poll counts as still connected.
+    pub fn hung_up(&self) -> bool {
+        poll_readable(&[self.0.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
     }
 
     /// Sends one message with up to [`MAX_FDS`] descriptors, without blocking.

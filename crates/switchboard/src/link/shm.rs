@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use switchboard_shm::duplex::{Duplex, SegmentMem};
 use switchboard_shm::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
-use switchboard_sys::socket::{poll_readable, wait_readable, Conn, Listener};
+use switchboard_sys::socket::{wait_readable, Conn, Listener};
 use switchboard_sys::{AsFd, Errno};
 
 use super::{Link, DEFAULT_MAX_MESSAGE};
@@ -129,11 +129,6 @@ impl ShmLink {
         self.duplex.ring(which)
     }
 
-    /// Whether the peer hung up (its end of the socket is readable: EOF).
-    fn peer_gone(&self) -> bool {
-        poll_readable(&[self.conn.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
-    }
-
     /// Waits in slices until `ready`, the deadline, or the peer's death.
     fn await_ring(&self, sending: bool, need: usize, deadline: Option<Instant>) -> Result<bool> {
         let ring = self.ring(if sending { self.tx } else { 1 - self.tx });
@@ -142,7 +137,7 @@ impl ShmLink {
             ring.is_closed()
                 || if sending { ring.has_room(&self.producer, need) } else { ring.has_data(&self.consumer) }
         };
-        match wait_ready_or_peer(&mut ready, signal, self.opts.wait, deadline, PEER_CHECK, &|| !self.peer_gone()) {
+        match wait_ready_or_peer(&mut ready, signal, self.opts.wait, deadline, PEER_CHECK, &|| !self.conn.hung_up()) {
             Waited::Ready => Ok(true),
             Waited::TimedOut => Ok(false),
             // One last look: the peer may have sent before dying.

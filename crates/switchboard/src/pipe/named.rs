@@ -409,7 +409,7 @@ fn channel_error(e: ChannelError, writing: bool) -> Error {
 
 impl End {
     fn peer_alive(&self) -> bool {
-        !poll_readable(&[self.conn.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
+        !self.conn.hung_up()
     }
 
     fn may_read(&self) -> bool {
