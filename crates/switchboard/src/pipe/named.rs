@@ -501,18 +501,12 @@ impl PipeServer {
         let mut st = lock(&self.pipe.state);
         let mut first = true;
         loop {
-            match st.slots.insert(self.id, Slot::Busy) {
-                Some(Slot::Pending(end)) => {
-                    *lock(&self.active) = Some(Arc::from(end));
-                    return Ok(Connected { already_connected: first });
-                }
-                Some(Slot::Idle) | Some(Slot::Busy) | None => {
-                    st.slots.insert(self.id, Slot::Listening);
-                    self.pipe.listening_now(&mut st);
-                }
-                Some(Slot::Listening) => {
-                    st.slots.insert(self.id, Slot::Listening);
-                }
+            if self.adopt_pending(&mut st).is_some() {
+                return Ok(Connected { already_connected: first });
+            }
+            if !matches!(st.slots.get(&self.id), Some(Slot::Listening)) {
+                st.slots.insert(self.id, Slot::Listening);
+                self.pipe.listening_now(&mut st);
             }
             first = false;
             st = match deadline {
@@ -554,17 +548,22 @@ impl PipeServer {
         if let Some(end) = lock(&self.active).clone() {
             return Ok(end);
         }
-        let mut st = lock(&self.pipe.state);
+        self.adopt_pending(&mut lock(&self.pipe.state)).ok_or(Error::PipeNotConnected)
+    }
+
+    /// Makes a client that connected to this instance (`Pending`) its
+    /// active end, the instance `Busy`; `None` when no client is pending.
+    fn adopt_pending(&self, st: &mut Instances) -> Option<Arc<End>> {
         match st.slots.remove(&self.id) {
             Some(Slot::Pending(end)) => {
                 st.slots.insert(self.id, Slot::Busy);
                 let end: Arc<End> = Arc::from(end);
                 *lock(&self.active) = Some(end.clone());
-                Ok(end)
+                Some(end)
             }
             other => {
                 st.slots.insert(self.id, other.unwrap_or(Slot::Idle));
-                Err(Error::PipeNotConnected)
+                None
             }
         }
     }
