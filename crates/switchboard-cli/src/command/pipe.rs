@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use switchboard::pipe::named::{call_named_pipe, wait_named_pipe, PipeClient, PipeOptions, PipeType, ReadMode};
+use switchboard::pipe::named::{call_named_pipe, PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::Error;
 
 use crate::cli::PipeCmd;
@@ -20,7 +20,7 @@ pub fn run(cmd: PipeCmd) -> anyhow::Result<ExitCode> {
             connect(&name, Duration::from_millis(wait), Duration::from_millis(linger))
         }
         PipeCmd::Send { name, messages } => {
-            let client = open(&name, Duration::from_secs(5))?;
+            let client = PipeClient::open_wait(&name, Duration::from_secs(5))?;
             for m in &messages {
                 client.write(m.as_bytes())?;
             }
@@ -78,20 +78,8 @@ fn serve(name: &str, message: bool, echo: bool, clients: Option<u32>) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-fn open(name: &str, wait: Duration) -> anyhow::Result<PipeClient> {
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match PipeClient::open(name) {
-            Err(Error::PipeBusy) if std::time::Instant::now() < deadline => {
-                wait_named_pipe(name, Some(deadline.saturating_duration_since(std::time::Instant::now())))?;
-            }
-            other => return Ok(other?),
-        }
-    }
-}
-
 fn connect(name: &str, wait: Duration, linger: Duration) -> anyhow::Result<ExitCode> {
-    let client = open(name, wait)?;
+    let client = PipeClient::open_wait(name, wait)?;
     std::thread::scope(|s| -> anyhow::Result<()> {
         let pipe = &client;
         s.spawn(move || {

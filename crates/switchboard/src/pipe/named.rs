@@ -713,6 +713,24 @@ impl PipeClient {
         Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte) })
     }
 
+    /// Opens pipe `name`, waiting up to `timeout` for a free instance
+    /// ([`wait_named_pipe`], then [`PipeClient::open`], again while another
+    /// client takes the instance first).
+    ///
+    /// # Errors
+    /// `NotFound` at once without a pipe; `Timeout` (121) when no instance
+    /// became free in time; as [`PipeClient::open`].
+    pub fn open_wait(name: &str, timeout: Duration) -> Result<PipeClient> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            wait_named_pipe(name, Some(deadline.saturating_duration_since(Instant::now())))?;
+            match PipeClient::open(name) {
+                Err(Error::PipeBusy) if Instant::now() < deadline => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Reads. Message read mode: at most one message; a buffer shorter than
     /// the message gets its first part and `MoreData` (234), and the next
     /// read by any holder of this end continues it (S18). Byte read mode:
@@ -836,14 +854,7 @@ pub fn wait_named_pipe(name: &str, timeout: Option<Duration>) -> Result<()> {
 /// # Errors
 /// As [`wait_named_pipe`], [`PipeClient::open`] and [`PipeClient::transact`].
 pub fn call_named_pipe(name: &str, request: &[u8], reply: &mut [u8], timeout: Duration) -> Result<usize> {
-    let deadline = Instant::now() + timeout;
-    let client = loop {
-        wait_named_pipe(name, Some(deadline.saturating_duration_since(Instant::now())))?;
-        match PipeClient::open(name) {
-            Err(Error::PipeBusy) if Instant::now() < deadline => continue,
-            other => break other?,
-        }
-    };
+    let client = PipeClient::open_wait(name, timeout)?;
     client.set_read_mode(ReadMode::Message)?;
     client.transact(request, reply)
 }
