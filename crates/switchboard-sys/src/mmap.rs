@@ -151,6 +151,18 @@ impl Region {
         Some(unsafe { AtomicU32::from_ptr(self.as_ptr().add(offset).cast()) })
     }
 
+    /// Loads the 4-byte-aligned word at `offset` (Acquire), also from a
+    /// read-only mapping; `None` when out of bounds or misaligned.
+    pub fn load_u32(&self, offset: usize) -> Option<u32> {
+        self.check(offset, 4).ok()?;
+        if offset % 4 != 0 {
+            return None;
+        }
+        // SAFETY: in bounds and aligned; an atomic load of a native word
+        // does not write, so it is sound on read-only memory as well.
+        Some(unsafe { AtomicU32::from_ptr(self.as_ptr().add(offset).cast()) }.load(Ordering::Acquire))
+    }
+
     /// The 8-byte-aligned word at `offset` as an atomic (see [`Region::atomic_u32`]).
     pub fn atomic_u64(&self, offset: usize) -> Option<&AtomicU64> {
         self.check(offset, 8).ok()?;
