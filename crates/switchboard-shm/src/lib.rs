@@ -37,6 +37,8 @@
 #[cfg(not(loom))]
 pub mod duplex;
 pub mod event;
+#[cfg(not(loom))]
+pub mod mailslot;
 pub mod mutex;
 #[cfg(not(loom))]
 pub mod pipe;

@@ -226,7 +226,20 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// # Panics
     /// If `chunk` is longer than [`Ring::max_chunk`] (a caller bug).
     pub fn try_push(&self, st: &mut ProducerState, chunk: &[u8], more: bool) -> Result<bool, RingError> {
-        assert!(chunk.len() <= self.max_chunk(), "chunk larger than max_chunk");
+        self.try_push_parts(st, &[chunk], more)
+    }
+
+    /// Appends one chunk made of `parts` (copied in one after the other, as
+    /// one record) if there is room; `Ok(false)` when full.
+    ///
+    /// # Errors
+    /// As [`Ring::try_push`].
+    ///
+    /// # Panics
+    /// If the parts together are longer than [`Ring::max_chunk`] (a caller bug).
+    pub fn try_push_parts(&self, st: &mut ProducerState, parts: &[&[u8]], more: bool) -> Result<bool, RingError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        assert!(len <= self.max_chunk(), "chunk larger than max_chunk");
         if self.is_closed() {
             return Err(RingError::Closed);
         }
@@ -234,14 +247,18 @@ impl<'a, M: RingMem> Ring<'a, M> {
         let head = self.ctl.head.load(Ordering::Acquire);
         let used =
             st.tail.checked_sub(head).filter(|u| *u <= self.cap).ok_or(RingError::Corrupt("head ahead of tail"))?;
-        let need = (RECORD_HEADER + align8(chunk.len())) as u64;
+        let need = (RECORD_HEADER + align8(len)) as u64;
         if self.cap - used < need {
             return Ok(false);
         }
         let mut header = [0u8; RECORD_HEADER];
-        header[..4].copy_from_slice(&(chunk.len() as u32 | if more { MORE } else { 0 }).to_le_bytes());
+        header[..4].copy_from_slice(&(len as u32 | if more { MORE } else { 0 }).to_le_bytes());
         header[4..].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
-        self.write_wrapped(st.tail + RECORD_HEADER as u64, chunk);
+        let mut at = st.tail + RECORD_HEADER as u64;
+        for part in parts {
+            self.write_wrapped(at, part);
+            at += part.len() as u64;
+        }
         self.write_wrapped(st.tail, &header);
         st.tail += need;
         // SYNC: SeqCst (a Release) pairs with the consumer's load of tail, and
@@ -252,6 +269,13 @@ impl<'a, M: RingMem> Ring<'a, M> {
             futex::wake(&self.ctl.data_seq, 1);
         }
         Ok(true)
+    }
+
+    /// The producer position last published: where the next producer starts
+    /// when several share the ring under a lock (a producer that died before
+    /// publishing left nothing the consumer can see).
+    pub fn published_tail(&self) -> u64 {
+        self.ctl.tail.load(Ordering::SeqCst)
     }
 
     /// Bytes published and not yet consumed, validated.

@@ -40,6 +40,8 @@ pub enum Kind {
     Link = 4,
     /// A completion port's packet queue.
     Port = 5,
+    /// A mailslot's message queue.
+    Mailslot = 6,
 }
 
 /// A type that may be placed in shared memory.
