@@ -12,6 +12,7 @@
 //! | [`process`] | pids, tids, liveness, handle taking | `getpid`, `gettid`, `kill(0)`, `pidfd_open`, `pidfd_getfd` |
 //! | [`socket`] | rendezvous sockets | abstract `AF_UNIX` `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` |
 //! | [`eventfd`] | a counter fd for waking a poll loop | `eventfd(2)` |
+//! | [`net`] | shared UDP ports, broadcast addresses | `SO_REUSEADDR`, `SO_BROADCAST`, `getifaddrs` |
 //! | [`life`] | "is the owner still there?" without a system call | robust process-shared `pthread_mutex_t` in a sealed memfd |
 //!
 //! A port to another OS provides the same modules with the same signatures
@@ -35,6 +36,7 @@ pub mod futex;
 pub mod life;
 pub mod memfd;
 pub mod mmap;
+pub mod net;
 pub mod pipe;
 pub mod process;
 pub mod socket;
