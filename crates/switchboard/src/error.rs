@@ -69,8 +69,9 @@ pub enum Error {
     /// The port was closed while waiting, or before (classic 735).
     #[error("the port was closed (abandoned wait)")]
     AbandonedWait,
-    /// A port's queue is full and its policy is to fail (classic 1816, not enough quota).
-    #[error("the port's queue is full")]
+    /// A port's or mailslot's queue is full and the caller chose not to
+    /// wait (classic 1816, not enough quota).
+    #[error("the queue is full")]
     QueueFull,
     /// The peer did not answer in time (classic 121).
     #[error("the peer did not answer within the time allowed")]

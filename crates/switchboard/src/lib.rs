@@ -39,6 +39,7 @@
 
 pub mod error;
 pub mod link;
+pub mod mailslot;
 pub mod mapping;
 pub mod name;
 pub mod namespace;

@@ -187,6 +187,12 @@ pub(crate) fn pipe_addresses(name: &str) -> Result<(String, Vec<u8>, Vec<u8>)> {
     }
 }
 
+/// Where a mailslot's server answers (family `m`): machine-wide, as
+/// classic mailslot names are. `folded` is the lower-cased name.
+pub(crate) fn mailslot_address(folded: &str) -> Vec<u8> {
+    scoped_bytes(Scope::Global, "m", folded)
+}
+
 /// `sb1/<scope tag>/<family>/<name>`, the name replaced by its hash when the
 /// whole would not fit an abstract socket name.
 fn scoped_bytes(scope: Scope, family: &str, name: &str) -> Vec<u8> {

@@ -73,7 +73,22 @@ pub struct Peer {
 impl Peer {
     /// Starts `test` of this binary as `role` with `args`.
     pub fn spawn(test: &str, role: &str, args: &[&str]) -> Peer {
-        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+        Peer::spawn_in(None, test, role, args)
+    }
+
+    /// Starts `test` of this binary as `role` with `args`, inside network
+    /// namespace `netns` when given (`ip netns exec`, which execs in place).
+    pub fn spawn_in(netns: Option<&str>, test: &str, role: &str, args: &[&str]) -> Peer {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .args([test, "--exact", "--nocapture", "--test-threads=1"])
             .env("SB_ROLE", role)
             .env("SB_ARGS", args.join("\x1f"))

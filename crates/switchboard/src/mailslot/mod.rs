@@ -1,0 +1,604 @@
+//! Mailslots (spec 03): one-way queued messages from many writers to one
+//! server, on this machine and by broadcast to every machine of the local
+//! network segment.
+//!
+//! ## How it works
+//! The server ([`Mailslot`]) owns a message queue in shared memory
+//! (`switchboard_shm::mailslot`) and binds the name as an abstract socket
+//! (`sb1/G/m/<name>`, folded to lower case, machine-wide as classic mailslot
+//! names are). A thread of the server's answers each opener: it checks the
+//! opener's credentials against the ACL (default: the server's uid only) and
+//! sends it the queue and the server's *life token* (`switchboard_sys::life`).
+//! A writer ([`MailslotClient`]) then appends whole messages to the queue
+//! directly — no system call per message — and reads the life token (one
+//! load) before each write, so a write after the server closed or was killed
+//! fails at once with `NotFound` (03-S10).
+//!
+//! A writer of `\\*\mailslot\NAME` (or `\\DOMAIN\mailslot\NAME`; there are
+//! no domains here, so both mean "this network segment") sends each message
+//! as one UDP datagram to the broadcast address of every interface that is
+//! up, loopback included, on a configurable port ([`BroadcastConfig`]); the
+//! datagram format is documented in the `net` module's source and below.
+//! A server created with [`MailslotOptions::receive_broadcasts`] listens on
+//! that port and queues each datagram for its name, so local and network
+//! messages arrive in one queue; [`Mailslot::read_from`] tells them apart
+//! (03-S13).
+//!
+//! ## Decisions where the classic API leaves room
+//! - Receiving broadcasts is opt-in: it opens a UDP port to the network,
+//!   and switchboard lets nobody in unless told to. A server that does not
+//!   opt in receives only local writers.
+//! - A max message size of 0 ("any size") means up to [`ANY_SIZE_LIMIT`]
+//!   bytes: the queue holds at least two maximal messages.
+//! - A full queue fails a write with `QueueFull` (1816, the classic
+//!   not-enough-quota) at once: classic mailslot writes never block. Set
+//!   [`MailslotClient::set_write_timeout`] to wait for room instead.
+//!   Broadcasts arriving at a full queue are dropped and counted.
+//! - A write after the server closed or died fails with `NotFound` (2),
+//!   as an open would.
+//! - The datagram carries the writer's random id and a sequence number; a
+//!   receiver drops repeats within the last 64 numbers of each of the last
+//!   1024 senders. Datagrams that do not decode are dropped and counted
+//!   ([`Mailslot::network_stats`]).
+//!
+//! ## Datagram format (version 1, integers little-endian)
+//! `"SBM1"`, sender id `u64`, sequence `u32`, name length `u8` (1..=255),
+//! the name (UTF-8), the message (at most 424 bytes).
+//!
+//! ```
+//! use std::time::Duration;
+//! use switchboard::mailslot::{Mailslot, MailslotClient};
+//!
+//! let name = format!("doc-{}", std::process::id());
+//! let server = Mailslot::create(&name, 0, Duration::ZERO)?;
+//! let client = MailslotClient::open(&name)?;
+//! client.write(b"hello")?;
+//! let mut buf = [0u8; 64];
+//! let n = server.read(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! assert_eq!(server.read(&mut buf).unwrap_err().win32(), 121); // empty: ERROR_SEM_TIMEOUT
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+mod net;
+
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use switchboard_shm::mailslot::{Origin, Queue, QueueError};
+use switchboard_shm::ring::{ConsumerState, WaitMode};
+use switchboard_sys::life::{LifeToken, LifeWatch};
+use switchboard_sys::socket::{poll_readable, Conn, Listener};
+use switchboard_sys::Errno;
+
+pub use net::{BroadcastConfig, NetStats, DEFAULT_PORT, MAX_BROADCAST};
+
+use crate::error::{Error, Result};
+use crate::name::Name;
+use crate::namespace::{mailslot_address, Acl};
+
+/// A read timeout that never expires (classic `MAILSLOT_WAIT_FOREVER`).
+pub const WAIT_FOREVER: Duration = Duration::MAX;
+/// The largest message of a mailslot created with max size 0 ("any size").
+pub const ANY_SIZE_LIMIT: usize = 64 * 1024;
+const MAGIC: [u8; 2] = *b"M1";
+const REPLY_LEN: usize = 7;
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+const DENIED: u8 = 2;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// A local mailslot name (`NAME` or `\\.\mailslot\NAME`), folded.
+fn local_name(name: &str) -> Result<String> {
+    match parse(name)? {
+        Name::Mailslot(n) => Ok(n),
+        _ => Err(Error::InvalidName { name: name.to_owned(), why: "a server needs NAME or \\\\.\\mailslot\\NAME" }),
+    }
+}
+
+fn parse(name: &str) -> Result<Name> {
+    let full = if name.starts_with(r"\\") { name.to_owned() } else { format!(r"\\.\mailslot\{name}") };
+    match Name::parse(&full)? {
+        n @ (Name::Mailslot(_) | Name::MailslotBroadcast { .. }) => Ok(n),
+        _ => Err(Error::InvalidName { name: name.to_owned(), why: "expected NAME or \\\\.\\mailslot\\NAME" }),
+    }
+}
+
+/// How to create a mailslot. Finish with [`MailslotOptions::create`].
+#[derive(Clone, Debug)]
+pub struct MailslotOptions {
+    max_message_size: usize,
+    read_timeout: Duration,
+    queue_bytes: usize,
+    acl: Acl,
+    broadcast: Option<BroadcastConfig>,
+    wait: WaitMode,
+}
+
+impl Default for MailslotOptions {
+    fn default() -> Self {
+        MailslotOptions {
+            max_message_size: 0,
+            read_timeout: WAIT_FOREVER,
+            queue_bytes: 64 * 1024,
+            acl: Acl::default(),
+            broadcast: None,
+            wait: WaitMode::default(),
+        }
+    }
+}
+
+impl MailslotOptions {
+    /// The defaults: any size, wait forever, 64 KiB of queue, owner only,
+    /// local writers only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Largest message in bytes (0: any size up to [`ANY_SIZE_LIMIT`]).
+    pub fn max_message_size(mut self, n: usize) -> Self {
+        self.max_message_size = n;
+        self
+    }
+    /// How long a read waits for a message ([`WAIT_FOREVER`], or `ZERO`).
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.read_timeout = t;
+        self
+    }
+    /// Bytes of queued messages the mailslot holds (rounded up to hold at
+    /// least two maximal messages).
+    pub fn queue_bytes(mut self, n: usize) -> Self {
+        self.queue_bytes = n;
+        self
+    }
+    /// Who besides this user may write.
+    pub fn acl(mut self, acl: Acl) -> Self {
+        self.acl = acl;
+        self
+    }
+    /// Also queue broadcasts from the network (03-S11).
+    pub fn receive_broadcasts(mut self, config: BroadcastConfig) -> Self {
+        self.broadcast = Some(config);
+        self
+    }
+    /// How a read waits (default: spin 20 µs, then sleep).
+    pub fn wait_mode(mut self, mode: WaitMode) -> Self {
+        self.wait = mode;
+        self
+    }
+
+    /// Creates the mailslot `name` (`NAME` or `\\.\mailslot\NAME`) (S02).
+    ///
+    /// # Errors
+    /// `AlreadyExists` (183) when a server holds the name, `InvalidName`,
+    /// `InvalidParameter` for a max size over 1 GiB, system errors from
+    /// binding the broadcast port.
+    pub fn create(&self, name: &str) -> Result<Mailslot> {
+        let folded = local_name(name)?;
+        let addr = mailslot_address(&folded);
+        let listener = match Listener::bind(&addr) {
+            Err(Errno::ADDRINUSE) => return Err(Error::AlreadyExists(folded)),
+            other => other?,
+        };
+        let max = if self.max_message_size == 0 { ANY_SIZE_LIMIT } else { self.max_message_size };
+        let (queue_fd, queue) = Queue::create(max, self.queue_bytes)
+            .map_err(|_| Error::InvalidParameter("the mailslot's max message size is too large"))?;
+        let udp = self.broadcast.as_ref().map(net::bind_receiver).transpose()?;
+        let core = Arc::new(Core {
+            name: folded,
+            queue,
+            queue_fd,
+            life: Arc::new(LifeToken::create()?),
+            acl: self.acl.clone().with_owner(switchboard_sys::process::uid()),
+            counters: net::Counters::default(),
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel();
+        let c = core.clone();
+        let responder = std::thread::Builder::new()
+            .name("switchboard-mailslot".into())
+            .spawn(move || respond(&c, &listener, udp.as_ref(), &tx))
+            .map_err(Error::Io)?;
+        rx.recv().map_err(|_| Error::BrokenPipe)??;
+        Ok(Mailslot {
+            core,
+            reader: Mutex::new(ConsumerState::at(0)),
+            read_timeout: Mutex::new(self.read_timeout),
+            addr,
+            responder: Some(responder),
+            wait: self.wait,
+        })
+    }
+}
+
+/// What the server and its responder thread share.
+#[derive(Debug)]
+struct Core {
+    name: String,
+    queue: Queue,
+    queue_fd: OwnedFd,
+    life: Arc<LifeToken>,
+    acl: Acl,
+    counters: net::Counters,
+    stop: AtomicBool,
+}
+
+impl Core {
+    /// A writer connected: check it and give it the queue and life token.
+    fn answer(&self, conn: &Conn) {
+        let Ok(cred) = conn.peer_cred() else { return };
+        if !self.acl.admits(&cred) {
+            let _ = conn.send(&[MAGIC[0], MAGIC[1], DENIED, 0, 0, 0, 0], &[]);
+            return;
+        }
+        let mut reply = [0u8; REPLY_LEN];
+        reply[..2].copy_from_slice(&MAGIC);
+        reply[3..].copy_from_slice(&(self.queue.max_message() as u32).to_le_bytes());
+        let _ = conn.send(&reply, &[self.queue_fd.as_fd(), self.life.fd()]);
+    }
+
+    /// Queues every datagram waiting on `udp` that is for this mailslot.
+    fn drain(&self, udp: &UdpSocket, seen: &mut net::Seen, buf: &mut [u8]) {
+        while let Ok((n, from)) = udp.recv_from(buf) {
+            if let net::Verdict::Deliver(d) = net::judge(&buf[..n], &self.name, seen, &self.counters) {
+                let now = Some(Instant::now());
+                let queued = self.queue.push(net::origin_of(from, d.sender), d.message, now, &|| true).is_ok();
+                net::count_delivery(&self.counters, queued);
+            }
+        }
+    }
+}
+
+/// The server's responder thread: holds the life token for the server's
+/// lifetime, answers openers and queues broadcasts.
+fn respond(core: &Core, listener: &Listener, udp: Option<&UdpSocket>, ready: &mpsc::Sender<Result<()>>) {
+    let _hold = match LifeToken::hold(&core.life) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut seen = net::Seen::default();
+    // One byte more than the largest valid datagram, so a longer one shows.
+    let mut buf = vec![0u8; net::MAX_DATAGRAM + 1];
+    // `stop` is checked before every poll: the wake-up connection may be
+    // taken by the accept loop below, like any opener's.
+    while !core.stop.load(Ordering::SeqCst) {
+        let mut fds = vec![listener.as_fd()];
+        fds.extend(udp.map(AsFd::as_fd));
+        let Ok(readable) = poll_readable(&fds, None) else { return };
+        if readable[0] {
+            while let Ok(Some(conn)) = listener.accept() {
+                core.answer(&conn);
+            }
+        }
+        if let (Some(udp), Some(true)) = (udp, readable.get(1)) {
+            core.drain(udp, &mut seen, &mut buf);
+        }
+    }
+}
+
+/// Who sent a message (03-S13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A writer on this machine.
+    Local,
+    /// A broadcast from the network.
+    Network {
+        /// The sending host and port.
+        host: SocketAddr,
+        /// The writer's id from the datagram.
+        sender_id: u64,
+    },
+}
+
+impl From<Origin> for Sender {
+    fn from(o: Origin) -> Self {
+        match o {
+            Origin::Local => Sender::Local,
+            Origin::Network { addr, port, sender } => {
+                let v6 = Ipv6Addr::from(addr);
+                let ip = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
+                Sender::Network { host: SocketAddr::new(ip, port), sender_id: sender }
+            }
+        }
+    }
+}
+
+/// One message as [`Mailslot::read_from`] returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes copied into the buffer: the whole message.
+    pub len: usize,
+    /// Who sent it.
+    pub sender: Sender,
+}
+
+/// What [`Mailslot::info`] reports (classic `GetMailslotInfo`, S08).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailslotInfo {
+    /// Largest message in bytes.
+    pub max_message_size: usize,
+    /// Size of the next message, `None` when the mailslot is empty.
+    pub next_size: Option<usize>,
+    /// Messages queued.
+    pub count: usize,
+    /// The read timeout.
+    pub read_timeout: Duration,
+}
+
+/// A mailslot server: the only reader of its messages.
+#[derive(Debug)]
+pub struct Mailslot {
+    core: Arc<Core>,
+    reader: Mutex<ConsumerState>,
+    read_timeout: Mutex<Duration>,
+    addr: Vec<u8>,
+    responder: Option<JoinHandle<()>>,
+    wait: WaitMode,
+}
+
+fn queue_error(e: QueueError, name: &str) -> Error {
+    match e {
+        QueueError::TooBig { .. } => Error::InvalidParameter("the message is longer than the mailslot's maximum"),
+        QueueError::Full => Error::QueueFull,
+        QueueError::Closed => Error::NotFound(name.to_owned()),
+        QueueError::TimedOut => Error::Timeout,
+        QueueError::Corrupt(why) => Error::Malformed(format!("mailslot queue: {why}")),
+    }
+}
+
+impl Mailslot {
+    /// Creates mailslot `name` with a max message size (0: any size) and a
+    /// read timeout ([`WAIT_FOREVER`], `ZERO`, or a duration) (S02).
+    ///
+    /// # Errors
+    /// As [`MailslotOptions::create`].
+    pub fn create(name: &str, max_message_size: usize, read_timeout: Duration) -> Result<Mailslot> {
+        MailslotOptions::new().max_message_size(max_message_size).read_timeout(read_timeout).create(name)
+    }
+
+    /// Reads the next message, whole, waiting up to the read timeout (S04, S07).
+    ///
+    /// # Errors
+    /// `Timeout` (121, `ERROR_SEM_TIMEOUT`) when none came in time;
+    /// `InsufficientBuffer` (122) with the size needed when `buf` is too
+    /// short — the message stays queued (S06); `Malformed` for a queue a
+    /// writer corrupted.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.read_from(buf).map(|r| r.len)
+    }
+
+    /// As [`Mailslot::read`], also telling who sent the message (S13).
+    ///
+    /// # Errors
+    /// As [`Mailslot::read`].
+    pub fn read_from(&self, buf: &mut [u8]) -> Result<Received> {
+        let deadline = deadline_after(*lock(&self.read_timeout));
+        let queue = &self.core.queue;
+        let mut st = lock(&self.reader);
+        loop {
+            if let Some(next) = queue.next(&st).map_err(|e| queue_error(e, &self.core.name))? {
+                if buf.len() < next.len {
+                    return Err(Error::InsufficientBuffer { needed: next.len });
+                }
+                queue.take(&mut st, &next, buf);
+                return Ok(Received { len: next.len, sender: next.origin.into() });
+            }
+            if !queue.wait_message(&st, deadline, self.wait) {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Max message size, next message size, message count, read timeout (S08).
+    ///
+    /// # Errors
+    /// `Malformed` for a queue a writer corrupted.
+    pub fn info(&self) -> Result<MailslotInfo> {
+        let st = lock(&self.reader);
+        let queue = &self.core.queue;
+        let err = |e| queue_error(e, &self.core.name);
+        Ok(MailslotInfo {
+            max_message_size: queue.max_message(),
+            next_size: queue.next(&st).map_err(err)?.map(|n| n.len),
+            count: queue.count(&st).map_err(err)?,
+            read_timeout: *lock(&self.read_timeout),
+        })
+    }
+
+    /// Changes the read timeout, and nothing else (S07).
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        *lock(&self.read_timeout) = timeout;
+    }
+
+    /// What the network receiver has delivered and dropped.
+    pub fn network_stats(&self) -> NetStats {
+        self.core.counters.snapshot()
+    }
+
+    /// The mailslot's name, folded to lower case.
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+}
+
+impl Drop for Mailslot {
+    fn drop(&mut self) {
+        // Writers see the queue closed at once; the responder, woken by a
+        // connection, releases the life token and the name (S10).
+        self.core.stop.store(true, Ordering::SeqCst);
+        self.core.queue.close();
+        let _ = Conn::connect(&self.addr);
+        if let Some(t) = self.responder.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Target {
+    Local { queue: Queue, life: LifeWatch, name: String },
+    Broadcast(net::Broadcaster),
+}
+
+/// A mailslot writer (classic `CreateFile` on a mailslot name).
+#[derive(Debug)]
+pub struct MailslotClient {
+    target: Target,
+    write_timeout: Duration,
+}
+
+impl MailslotClient {
+    /// Opens mailslot `name` for writing: `NAME` or `\\.\mailslot\NAME` on
+    /// this machine (S03), or `\\*\mailslot\NAME` to broadcast with the
+    /// default [`BroadcastConfig`] (S11).
+    ///
+    /// # Errors
+    /// `NotFound` (2) when no server holds a local name, `AccessDenied` by
+    /// its ACL, `Timeout` when the server does not answer, `InvalidName`.
+    pub fn open(name: &str) -> Result<MailslotClient> {
+        MailslotClient::open_with(name, &BroadcastConfig::default())
+    }
+
+    /// As [`MailslotClient::open`], broadcasting as `config` says.
+    ///
+    /// # Errors
+    /// As [`MailslotClient::open`]; `BadNetPath` when no interface is up.
+    pub fn open_with(name: &str, config: &BroadcastConfig) -> Result<MailslotClient> {
+        let target = match parse(name)? {
+            Name::MailslotBroadcast { name, .. } => Target::Broadcast(net::Broadcaster::new(&name, config)?),
+            Name::Mailslot(name) => open_local(name)?,
+            _ => unreachable!("parse returns mailslot names only"),
+        };
+        Ok(MailslotClient { target, write_timeout: Duration::ZERO })
+    }
+
+    /// Writes one message (S04). Local: appended whole to the queue;
+    /// broadcast: one datagram to every host of the segment.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (87) over the max message size, nothing queued
+    /// (S05); `QueueFull` (1816) when the queue stays full past the write
+    /// timeout; `NotFound` (2) once the server closed or died (S10);
+    /// `BadNetPath` (53) for a broadcast over 424 bytes.
+    pub fn write(&self, message: &[u8]) -> Result<()> {
+        match &self.target {
+            Target::Local { queue, life, name } => {
+                if !life.alive() {
+                    return Err(Error::NotFound(name.clone()));
+                }
+                let deadline = deadline_after(self.write_timeout);
+                queue.push(Origin::Local, message, deadline, &|| life.alive()).map_err(|e| queue_error(e, name))
+            }
+            Target::Broadcast(b) => b.send(message),
+        }
+    }
+
+    /// The largest message this mailslot takes, learned at open (S05).
+    pub fn max_message_size(&self) -> usize {
+        match &self.target {
+            Target::Local { queue, .. } => queue.max_message(),
+            Target::Broadcast(_) => MAX_BROADCAST,
+        }
+    }
+
+    /// How long a write waits for room in a full queue (default `ZERO`:
+    /// fail at once with `QueueFull`; [`WAIT_FOREVER`] waits while the
+    /// server lives).
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.write_timeout = timeout;
+    }
+
+    /// Whether this writer broadcasts.
+    pub fn is_broadcast(&self) -> bool {
+        matches!(self.target, Target::Broadcast(_))
+    }
+
+    /// The id this writer puts in its datagrams (broadcast writers).
+    pub fn sender_id(&self) -> Option<u64> {
+        match &self.target {
+            Target::Broadcast(b) => Some(b.sender_id()),
+            Target::Local { .. } => None,
+        }
+    }
+}
+
+fn open_local(name: String) -> Result<Target> {
+    let conn = Conn::connect(&mailslot_address(&name)).map_err(|e| match e {
+        Errno::CONNREFUSED | Errno::NOENT => Error::NotFound(name.clone()),
+        other => other.into(),
+    })?;
+    let mut reply = [0u8; REPLY_LEN + 1];
+    let (n, fds) = match conn.recv(&mut reply, Some(Instant::now() + REPLY_TIMEOUT)) {
+        Ok(Some(got)) => got,
+        Ok(None) | Err(Errno::CONNRESET) => return Err(Error::NotFound(name)),
+        Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => return Err(Error::Timeout),
+        Err(e) => return Err(e.into()),
+    };
+    if n != REPLY_LEN || reply[..2] != MAGIC {
+        return Err(Error::Malformed("bad mailslot reply".into()));
+    }
+    if reply[2] == DENIED {
+        return Err(Error::AccessDenied("the mailslot's ACL refuses this user"));
+    }
+    let [queue_fd, life_fd] = <[OwnedFd; 2]>::try_from(fds)
+        .map_err(|_| Error::Malformed("a mailslot reply without its two descriptors".into()))?;
+    let queue = Queue::open(&queue_fd).map_err(|e| Error::Malformed(e.to_string()))?;
+    let life = LifeWatch::open(&life_fd).map_err(|e| Error::Malformed(format!("life token: {e}")))?;
+    if !life.alive() {
+        return Err(Error::NotFound(name));
+    }
+    Ok(Target::Local { queue, life, name })
+}
+
+fn access_denied(what: &'static str) -> io::Error {
+    Error::AccessDenied(what).into()
+}
+
+/// Reads one message (as [`Mailslot::read`]).
+impl io::Read for Mailslot {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(Mailslot::read(self, buf)?)
+    }
+}
+
+/// A server only reads (S01): every write is `AccessDenied`.
+impl io::Write for Mailslot {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(access_denied("a mailslot server only reads"))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer only writes (S01): every read is `AccessDenied`.
+impl io::Read for MailslotClient {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(access_denied("a mailslot client only writes"))
+    }
+}
+
+/// Writes `buf` as one message (as [`MailslotClient::write`]).
+impl io::Write for MailslotClient {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        MailslotClient::write(self, buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
