@@ -201,8 +201,7 @@ impl Queue {
     pub fn open<Fd: AsFd>(fd: Fd) -> Result<Queue, SegmentError> {
         let seg = Segment::open(fd, Kind::Mailslot)?;
         let info: &SlotInfo = seg.object_at(INFO_OFFSET)?;
-        let (capacity, max_message) =
-            (info.capacity.load(Ordering::Relaxed), info.max_message.load(Ordering::Relaxed));
+        let (capacity, max_message) = (info.capacity.load(Ordering::Relaxed), info.max_message.load(Ordering::Relaxed));
         if !valid(capacity, max_message, seg.len()) {
             return Err(SegmentError::BadSize);
         }

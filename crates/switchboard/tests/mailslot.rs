@@ -278,7 +278,8 @@ fn mailslot_s10_a_killed_server_fails_the_next_write_and_frees_the_name() {
     }
     let _w = Watchdog::test();
     let name = unique("ms10k");
-    let mut peer = Peer::spawn("mailslot_s10_a_killed_server_fails_the_next_write_and_frees_the_name", "server", &[&name]);
+    let mut peer =
+        Peer::spawn("mailslot_s10_a_killed_server_fails_the_next_write_and_frees_the_name", "server", &[&name]);
     peer.expect("created");
     let c = MailslotClient::open(&name).unwrap();
     c.write(b"while alive").unwrap();
