@@ -38,6 +38,9 @@ pub enum Command {
     /// Named pipe: serve, connect, send, call.
     #[command(subcommand)]
     Pipe(PipeCmd),
+    /// Mailslot: create (and print what arrives), read, write, info.
+    #[command(subcommand)]
+    Mailslot(MailslotCmd),
     /// Start real child processes, exercise every mechanism, print a table.
     Tour {
         /// Round trips per timed row.
@@ -235,6 +238,68 @@ pub enum PipeCmd {
         /// Wait this long for a free instance (exit code 3 when none).
         #[arg(long, value_name = "MS", default_value_t = 5000)]
         timeout: u64,
+    },
+}
+
+/// Where mailslot broadcasts go and arrive.
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// UDP port of broadcasts (default 13138, or $SWITCHBOARD_MAILSLOT_PORT).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailslotCmd {
+    /// Create a mailslot and print every message that arrives ("SENDER: TEXT"),
+    /// until Ctrl-C or --count messages. This process is its server.
+    Create {
+        /// `NAME` or `\\.\mailslot\NAME`.
+        name: String,
+        /// Largest message in bytes (0: any size).
+        #[arg(long, default_value_t = 0)]
+        max_size: usize,
+        /// Also receive broadcasts from the network (opens a UDP port).
+        #[arg(long)]
+        broadcast: bool,
+        #[command(flatten)]
+        net: BroadcastArgs,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Create a mailslot, read up to --count messages, print them, and exit
+    /// (exit code 3 when none arrives within --timeout).
+    Read {
+        name: String,
+        /// Read timeout per message; 0 answers at once.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout: u64,
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Also receive broadcasts from the network (opens a UDP port).
+        #[arg(long)]
+        broadcast: bool,
+        #[command(flatten)]
+        net: BroadcastArgs,
+    },
+    /// Write each MESSAGE as one message; `\\*\mailslot\NAME` broadcasts.
+    Write {
+        name: String,
+        #[arg(required = true)]
+        messages: Vec<String>,
+        /// Wait this long for room in a full mailslot.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        wait: u64,
+        #[command(flatten)]
+        net: BroadcastArgs,
+    },
+    /// Print a mailslot's max message size, queued count, next size and read timeout.
+    Info {
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -118,6 +118,7 @@ fn cli_tour_exercises_every_mechanism_with_real_processes() {
         "completion port",
         "anonymous pipe",
         "named pipe",
+        "mailslot",
         "namespace",
     ] {
         assert!(text.contains(row), "missing row {row}: {text}");
@@ -157,6 +158,35 @@ fn pipe_s22_cli_pipe_verbs_serve_call_send_connect() {
 }
 
 #[test]
+fn mailslot_s04_cli_mailslot_verbs_create_write_info_read() {
+    let n = unique("slot");
+    let mut server = bin()
+        .args(["mailslot", "create", &n, "--max-size", "64", "--count", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    let mut err = BufReader::new(server.stderr.take().unwrap());
+    err.read_line(&mut ready).unwrap();
+    assert!(ready.starts_with("mailslot"), "{ready:?}");
+    let info = stdout(&run(&["mailslot", "info", &n, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!((v["max_message_size"].as_u64(), v["read_timeout_ms"].is_null()), (Some(64), true), "{info}");
+    let too_big = run(&["mailslot", "write", &n, &"x".repeat(65)]);
+    assert_eq!(too_big.status.code(), Some(1));
+    assert!(stderr(&too_big).contains("ERROR_INVALID_PARAMETER"), "{}", stderr(&too_big));
+    assert!(run(&["mailslot", "write", &n, "one", "", "three"]).status.success());
+    let served = server.wait_with_output().unwrap();
+    assert!(served.status.success());
+    assert_eq!(String::from_utf8_lossy(&served.stdout), "local: one\nlocal: \nlocal: three\n");
+    let missing = run(&["mailslot", "write", &unique("noslot"), "x"]);
+    assert!(stderr(&missing).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&missing));
+    let empty = run(&["mailslot", "read", &unique("slot"), "--timeout", "0"]);
+    assert_eq!(empty.status.code(), Some(3), "an empty mailslot with timeout 0: {}", stderr(&empty));
+}
+
+#[test]
 fn port_s04_cli_port_verbs_post_get_and_time_out() {
     let n = unique("port");
     let _server = Holder::start(&["port", "create", &n, "--concurrency", "1"]);
@@ -168,8 +198,8 @@ fn port_s04_cli_port_verbs_post_get_and_time_out() {
     assert_eq!(empty.status.code(), Some(3), "{}", stderr(&empty));
 }
 
-/// The seven paths, each drawn as a line.
-const PATHS_DRAWN: usize = 7;
+/// The eight paths, each drawn as a line.
+const PATHS_DRAWN: usize = 8;
 
 #[test]
 fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
@@ -192,6 +222,7 @@ fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
         "stream_tcp",
         "port",
         "pipe_message_transact",
+        "mailslot",
     ] {
         assert!(names("paths").iter().any(|n| n == path), "path {path} missing");
     }

@@ -22,7 +22,7 @@
 //! server, one process) keeps its position privately and publishes it as
 //! the ring's head; everything a writer wrote is validated before use.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::mutex::MutexState;
 use crate::ring::{wait_ready, wait_ready_or_peer, ConsumerState, ProducerState, Record, Ring, RingCtl, RingError};
@@ -45,6 +45,8 @@ const NETWORK: u8 = 1;
 struct SlotInfo {
     capacity: AtomicU64,
     max_message: AtomicU64,
+    /// The server's read timeout in ms (`u64::MAX`: forever), for writers' info.
+    read_timeout_ms: AtomicU64,
 }
 
 #[allow(unsafe_code)]
@@ -222,8 +224,8 @@ impl Queue {
         self.seg.object_at(LOCK_OFFSET).expect("inside the checked layout")
     }
 
-    /// Appends one message, waiting for room until `deadline` (`None`:
-    /// for as long as `alive()` says the reader is there).
+    /// Appends one message, waiting for room up to `timeout` (`None`: for
+    /// as long as `alive()` says the reader is there).
     ///
     /// # Errors
     /// `TooBig` (nothing queued), `Full` when no room came in time,
@@ -232,7 +234,7 @@ impl Queue {
         &self,
         origin: Origin,
         msg: &[u8],
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
         alive: &dyn Fn() -> bool,
     ) -> Result<(), QueueError> {
         if msg.len() > self.max_message {
@@ -244,13 +246,16 @@ impl Queue {
         // An abandoned lock needs no repair: see the module docs.
         let (_held, _outcome) = self.lock().lock();
         let mut st = ProducerState::at(ring.published_tail());
+        // The clock is read only when the queue is full.
+        let mut deadline = None;
         loop {
             if ring.try_push_parts(&mut st, &[&head[..n], msg], false)? {
                 return Ok(());
             }
+            let until = *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
             let ready = &mut || ring.has_room(&st, n + msg.len());
             let check = crate::pipe::PEER_CHECK;
-            match wait_ready_or_peer(ready, ring.space_signal(), WaitMode::Blocking, deadline, check, alive) {
+            match wait_ready_or_peer(ready, ring.space_signal(), WaitMode::Blocking, until, check, alive) {
                 Waited::Ready => {}
                 Waited::TimedOut => return Err(QueueError::Full),
                 Waited::PeerGone => return Err(QueueError::Closed),
@@ -302,6 +307,27 @@ impl Queue {
         ConsumerState::at(0)
     }
 
+    /// Where the reader is now, as it published it: for a writer's look at
+    /// the queue ([`Queue::count`], [`Queue::next`] on it are a snapshot
+    /// that the reader may invalidate at any moment).
+    pub fn published_reader(&self) -> ConsumerState {
+        ConsumerState::at(self.ring().published_head())
+    }
+
+    fn info(&self) -> &SlotInfo {
+        self.seg.object_at(INFO_OFFSET).expect("inside the checked layout")
+    }
+
+    /// Publishes the server's read timeout (ms, `u64::MAX` = forever).
+    pub fn set_read_timeout_ms(&self, ms: u64) {
+        self.info().read_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The server's read timeout as it published it.
+    pub fn read_timeout_ms(&self) -> u64 {
+        self.info().read_timeout_ms.load(Ordering::Relaxed)
+    }
+
     /// Closes the queue: waiting and later writers get `Closed`.
     pub fn close(&self) {
         self.ring().close();
@@ -316,7 +342,6 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn read_all(q: &Queue, st: &mut ConsumerState) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -333,10 +358,13 @@ mod tests {
         let (fd, q) = Queue::create(100, 0).unwrap();
         let w = Queue::open(&fd).unwrap();
         let net = Origin::Network { addr: [7; 16], port: 9, sender: 42 };
-        w.push(Origin::Local, b"one", None, &|| true).unwrap();
-        w.push(net, b"", None, &|| true).unwrap();
-        w.push(Origin::Local, &[5; 100], None, &|| true).unwrap();
-        assert_eq!(w.push(Origin::Local, &[5; 101], None, &|| true), Err(QueueError::TooBig { max: 100 }));
+        w.push(Origin::Local, b"one", Some(Duration::MAX), &|| true).unwrap();
+        w.push(net, b"", Some(Duration::MAX), &|| true).unwrap();
+        w.push(Origin::Local, &[5; 100], Some(Duration::MAX), &|| true).unwrap();
+        assert_eq!(
+            w.push(Origin::Local, &[5; 101], Some(Duration::MAX), &|| true),
+            Err(QueueError::TooBig { max: 100 })
+        );
         let mut st = q.reader();
         assert_eq!(q.count(&st).unwrap(), 3);
         let first = q.next(&st).unwrap().unwrap();
@@ -349,19 +377,19 @@ mod tests {
     #[test]
     fn a_full_queue_fails_a_writer_at_its_deadline_and_closing_stops_writers() {
         let (_fd, q) = Queue::create(1000, 0).unwrap();
-        let now = Some(Instant::now());
+        let now = Some(Duration::ZERO);
         while q.push(Origin::Local, &[1; 1000], now, &|| true).is_ok() {}
         assert_eq!(q.push(Origin::Local, &[1; 1000], now, &|| true), Err(QueueError::Full));
         assert_eq!(q.push(Origin::Local, &[1; 1000], None, &|| false), Err(QueueError::Closed));
         q.close();
-        assert_eq!(q.push(Origin::Local, b"x", None, &|| true), Err(QueueError::Closed));
+        assert_eq!(q.push(Origin::Local, b"x", Some(Duration::MAX), &|| true), Err(QueueError::Closed));
     }
 
     #[test]
     fn a_writer_that_dies_mid_message_leaves_nothing_the_reader_sees() {
         let (fd, q) = Queue::create(64, 4096).unwrap();
         let w = std::sync::Arc::new(Queue::open(&fd).unwrap());
-        w.push(Origin::Local, b"before", None, &|| true).unwrap();
+        w.push(Origin::Local, b"before", Some(Duration::MAX), &|| true).unwrap();
         // A writer thread takes the lock, scribbles a half record past the
         // published tail, and exits holding the lock.
         let w2 = w.clone();
@@ -374,7 +402,7 @@ mod tests {
         .unwrap();
         let mut st = q.reader();
         assert_eq!(q.count(&st).unwrap(), 1);
-        w.push(Origin::Local, b"after", Some(Instant::now() + Duration::from_secs(5)), &|| true).unwrap();
+        w.push(Origin::Local, b"after", Some(Duration::from_secs(5)), &|| true).unwrap();
         assert_eq!(read_all(&q, &mut st), vec![b"before".to_vec(), b"after".to_vec()]);
     }
 

@@ -278,6 +278,11 @@ impl<'a, M: RingMem> Ring<'a, M> {
         self.ctl.tail.load(Ordering::SeqCst)
     }
 
+    /// The consumer position last published.
+    pub fn published_head(&self) -> u64 {
+        self.ctl.head.load(Ordering::SeqCst)
+    }
+
     /// Bytes published and not yet consumed, validated.
     fn available(&self, st: &ConsumerState) -> Result<u64, RingError> {
         // SYNC: Acquire (SeqCst) pairs with the producer's store of tail in try_push.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod ls;
+mod mailslot;
 mod mapping;
 mod pipe;
 mod port;
@@ -23,6 +24,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Event(c) => sync::event(c),
         Command::Port(c) => port::run(c),
         Command::Pipe(c) => pipe::run(c),
+        Command::Mailslot(c) => mailslot::run(c),
         Command::Tour { rounds } => tour::run(rounds),
         Command::Bench { quick, json, plot } => bench::run(quick, json, plot),
         Command::BenchPeer { args } => bench::peer(&args),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions};
+use switchboard::mailslot::{MailslotClient, MailslotOptions};
 use switchboard::mapping::{Access, Mapping};
 use switchboard::pipe::anon;
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
@@ -31,7 +32,7 @@ struct Row {
 
 type Step = fn(&Names, u32) -> anyhow::Result<Row>;
 
-const STEPS: [Step; 10] = [
+const STEPS: [Step; 11] = [
     mapping_row,
     semaphore_row,
     event_row,
@@ -42,6 +43,7 @@ const STEPS: [Step; 10] = [
     port_row,
     anon_pipe_row,
     named_pipe_row,
+    mailslot_row,
 ];
 
 /// Unique object names for one tour.
@@ -350,6 +352,33 @@ fn named_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
+fn mailslot_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    let (mine, theirs) = (names.get("slot-a"), names.get("slot-b"));
+    let inbox = MailslotOptions::new().read_timeout(PEER_PATIENCE).create(&mine)?;
+    let mut child = spawn("slot-echo", &[&mine, &theirs, &rounds.to_string()])?;
+    ensure!(first_line(&mut child)? == "ready", "the child's mailslot did not start");
+    let out = MailslotClient::open(&theirs)?;
+    let mut samples = Vec::with_capacity(rounds as usize);
+    let mut buf = [0u8; 64];
+    for i in 0..rounds {
+        let msg = [(i % 251) as u8; 64];
+        let t = Instant::now();
+        out.write(&msg)?;
+        let n = inbox.read(&mut buf)?;
+        samples.push(t.elapsed());
+        ensure!(buf[..n] == msg, "echo {i} differs");
+    }
+    finish(child)?;
+    let late = out.write(b"after exit").map_err(|e| e.win32());
+    ensure!(late == Err(2), "a write after the child's mailslot closed gave {late:?}");
+    Ok(Row {
+        mechanism: "mailslot",
+        exchanged: format!("{rounds} × 64 B written to the child's mailslot, echoed to ours"),
+        result: "every echo verified; a write after the child exited: ERROR_FILE_NOT_FOUND".into(),
+        time: median_us(samples),
+    })
+}
+
 fn leftovers_row(names: &Names) -> [String; 4] {
     let left: Vec<String> = switchboard::namespace::list()
         .into_iter()
@@ -438,6 +467,16 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
             for _ in 0..arg(1)?.parse::<u32>()? {
                 let n = server.read(&mut buf)?;
                 server.write(&buf[..n])?;
+            }
+        }
+        "slot-echo" => {
+            let inbox = MailslotOptions::new().read_timeout(PEER_PATIENCE).create(arg(1)?)?;
+            let back = MailslotClient::open(arg(0)?)?;
+            println!("ready");
+            let mut buf = [0u8; 64];
+            for _ in 0..arg(2)?.parse::<u32>()? {
+                let n = inbox.read(&mut buf)?;
+                back.write(&buf[..n])?;
             }
         }
         other => bail!("unknown tour role {other}"),

@@ -95,6 +95,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn timeout_ms(t: Duration) -> u64 {
+    if t == WAIT_FOREVER {
+        u64::MAX
+    } else {
+        u64::try_from(t.as_millis()).unwrap_or(u64::MAX - 1)
+    }
+}
+
 fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
@@ -210,6 +218,7 @@ impl MailslotOptions {
             .spawn(move || respond(&c, &listener, udp.as_ref(), &tx))
             .map_err(Error::Io)?;
         rx.recv().map_err(|_| Error::BrokenPipe)??;
+        core.queue.set_read_timeout_ms(timeout_ms(self.read_timeout));
         Ok(Mailslot {
             core,
             reader: Mutex::new(ConsumerState::at(0)),
@@ -251,7 +260,7 @@ impl Core {
     fn drain(&self, udp: &UdpSocket, seen: &mut net::Seen, buf: &mut [u8]) {
         while let Ok((n, from)) = udp.recv_from(buf) {
             if let net::Verdict::Deliver(d) = net::judge(&buf[..n], &self.name, seen, &self.counters) {
-                let now = Some(Instant::now());
+                let now = Some(Duration::ZERO);
                 let queued = self.queue.push(net::origin_of(from, d.sender), d.message, now, &|| true).is_ok();
                 net::count_delivery(&self.counters, queued);
             }
@@ -350,6 +359,11 @@ pub struct Mailslot {
     wait: WaitMode,
 }
 
+/// (next message size, message count) from reader position `st`.
+fn sizes(queue: &Queue, st: &ConsumerState) -> std::result::Result<(Option<usize>, usize), QueueError> {
+    Ok((queue.next(st)?.map(|n| n.len), queue.count(st)?))
+}
+
 fn queue_error(e: QueueError, name: &str) -> Error {
     match e {
         QueueError::TooBig { .. } => Error::InvalidParameter("the message is longer than the mailslot's maximum"),
@@ -386,9 +400,10 @@ impl Mailslot {
     /// # Errors
     /// As [`Mailslot::read`].
     pub fn read_from(&self, buf: &mut [u8]) -> Result<Received> {
-        let deadline = deadline_after(*lock(&self.read_timeout));
         let queue = &self.core.queue;
         let mut st = lock(&self.reader);
+        // The clock is read only when the mailslot is empty.
+        let mut deadline = None;
         loop {
             if let Some(next) = queue.next(&st).map_err(|e| queue_error(e, &self.core.name))? {
                 if buf.len() < next.len {
@@ -397,7 +412,8 @@ impl Mailslot {
                 queue.take(&mut st, &next, buf);
                 return Ok(Received { len: next.len, sender: next.origin.into() });
             }
-            if !queue.wait_message(&st, deadline, self.wait) {
+            let until = *deadline.get_or_insert_with(|| deadline_after(*lock(&self.read_timeout)));
+            if !queue.wait_message(&st, until, self.wait) {
                 return Err(Error::Timeout);
             }
         }
@@ -409,19 +425,15 @@ impl Mailslot {
     /// `Malformed` for a queue a writer corrupted.
     pub fn info(&self) -> Result<MailslotInfo> {
         let st = lock(&self.reader);
-        let queue = &self.core.queue;
-        let err = |e| queue_error(e, &self.core.name);
-        Ok(MailslotInfo {
-            max_message_size: queue.max_message(),
-            next_size: queue.next(&st).map_err(err)?.map(|n| n.len),
-            count: queue.count(&st).map_err(err)?,
-            read_timeout: *lock(&self.read_timeout),
-        })
+        let (next_size, count) = sizes(&self.core.queue, &st).map_err(|e| queue_error(e, &self.core.name))?;
+        let read_timeout = *lock(&self.read_timeout);
+        Ok(MailslotInfo { max_message_size: self.core.queue.max_message(), next_size, count, read_timeout })
     }
 
     /// Changes the read timeout, and nothing else (S07).
     pub fn set_read_timeout(&self, timeout: Duration) {
         *lock(&self.read_timeout) = timeout;
+        self.core.queue.set_read_timeout_ms(timeout_ms(timeout));
     }
 
     /// What the network receiver has delivered and dropped.
@@ -500,8 +512,8 @@ impl MailslotClient {
                 if !life.alive() {
                     return Err(Error::NotFound(name.clone()));
                 }
-                let deadline = deadline_after(self.write_timeout);
-                queue.push(Origin::Local, message, deadline, &|| life.alive()).map_err(|e| queue_error(e, name))
+                let timeout = (self.write_timeout != WAIT_FOREVER).then_some(self.write_timeout);
+                queue.push(Origin::Local, message, timeout, &|| life.alive()).map_err(|e| queue_error(e, name))
             }
             Target::Broadcast(b) => b.send(message),
         }
@@ -520,6 +532,35 @@ impl MailslotClient {
     /// server lives).
     pub fn set_write_timeout(&mut self, timeout: Duration) {
         self.write_timeout = timeout;
+    }
+
+    /// A writer's look at the mailslot (an extension: classic
+    /// `GetMailslotInfo` needs the server's handle): max size, read timeout,
+    /// and a snapshot of the count and next size, which the server's reads
+    /// may change at any moment.
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a broadcast writer (no queue to look at),
+    /// `NotFound` once the server is gone, `Malformed`.
+    pub fn info(&self) -> Result<MailslotInfo> {
+        let Target::Local { queue, life, name } = &self.target else {
+            return Err(Error::InvalidParameter("a broadcast writer has no queue to look at"));
+        };
+        if !life.alive() {
+            return Err(Error::NotFound(name.clone()));
+        }
+        // The reader moving on while we walk the records can make a walk
+        // fail; a few tries get a consistent snapshot.
+        let mut tries = 0;
+        let (next_size, count) = loop {
+            match sizes(queue, &queue.published_reader()) {
+                Err(QueueError::Corrupt(_)) if tries < 3 => tries += 1,
+                other => break other.map_err(|e| queue_error(e, name))?,
+            }
+        };
+        let ms = queue.read_timeout_ms();
+        let read_timeout = if ms == u64::MAX { WAIT_FOREVER } else { Duration::from_millis(ms) };
+        Ok(MailslotInfo { max_message_size: queue.max_message(), next_size, count, read_timeout })
     }
 
     /// Whether this writer broadcasts.

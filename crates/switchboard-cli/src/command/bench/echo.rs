@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use switchboard::link::Link;
+use switchboard::mailslot::{Mailslot, MailslotClient};
 use switchboard::mapping::View;
 use switchboard::pipe::named::{PipeClient, PipeServer};
 use switchboard::port::Port;
@@ -187,6 +188,25 @@ impl Echo for Serving {
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
         buf.resize(len.max(1), 0);
         let n = self.0.read(buf)?;
+        buf.truncate(n);
+        Ok(())
+    }
+}
+
+/// Mailslots: write to the peer's mailslot, read from our own. One way is
+/// one write and one read; a round trip goes through two mailslots.
+pub struct Slotted {
+    pub inbox: Mailslot,
+    pub out: MailslotClient,
+}
+
+impl Echo for Slotted {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        Ok(self.out.write(msg)?)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        buf.resize(len.max(1), 0);
+        let n = self.inbox.read(buf)?;
         buf.truncate(n);
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! for payloads of 64 KiB and more. Floors: `spin` (one shared cache line),
 //! `futex`, `pipe`, `unix_stream`, `tcp`, `memcpy` (single core). Paths:
 //! `shm_link_busy`, `shm_link_adaptive`, `shm_link_blocking`, `stream_unix`,
-//! `stream_tcp`, `port`, `pipe_message_transact`. Each path reports its ratio to its floor measured
+//! `stream_tcp`, `port`, `pipe_message_transact`, `mailslot` (write → read
+//! one way, a round trip through two mailslots). Each path reports its ratio to its floor measured
 //! in the same run — absolute times drift on a shared VM, ratios much less.
 
 mod echo;
@@ -23,7 +24,7 @@ use serde_json::json;
 const PAYLOADS: [usize; 5] = [8, 64, 4096, 64 * 1024, 1 << 20];
 const FLOORS: [&str; 5] = ["spin", "futex", "pipe", "unix_stream", "tcp"];
 /// (path, its floor).
-const PATHS: [(&str, &str); 7] = [
+const PATHS: [(&str, &str); 8] = [
     ("shm_link_busy", "spin"),
     ("shm_link_adaptive", "spin"),
     ("shm_link_blocking", "futex"),
@@ -31,6 +32,7 @@ const PATHS: [(&str, &str); 7] = [
     ("stream_tcp", "tcp"),
     ("port", "spin"),
     ("pipe_message_transact", "spin"),
+    ("mailslot", "spin"),
 ];
 
 /// One measured series.

@@ -9,16 +9,39 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context};
 use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions, StreamLink, StreamLinkListener, WaitMode};
+use switchboard::mailslot::{Mailslot, MailslotClient, MailslotOptions};
 use switchboard::mapping::{Access, Mapping};
 use switchboard::port::Port;
 
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
-use super::echo::{Bytes, Echo, Futex, Linked, Ported, Serving, Spin, Transact, DATA, PATIENCE};
+use super::echo::{Bytes, Echo, Futex, Linked, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
 
 /// Ring size of the benchmark pipe: the shared-memory link's default, so
 /// the two compare like for like.
 const PIPE_BUFFER: usize = 1 << 20;
+
+/// A benchmark mailslot: messages up to the largest payload, read timeout
+/// `PATIENCE`.
+fn inbox(name: &str, payload: usize) -> anyhow::Result<Mailslot> {
+    Ok(MailslotOptions::new().max_message_size(payload.max(1)).read_timeout(PATIENCE).create(name)?)
+}
+
+/// Reads the child's "ready" line.
+fn ready(child: &mut Child) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
+    anyhow::ensure!(line.trim() == "ready", "the benchmark peer said {line:?}");
+    Ok(())
+}
+
+/// Tells the parent the child's side exists.
+fn say_ready() -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    Ok(out.flush()?)
+}
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -123,15 +146,17 @@ pub fn parent(name: &str, payload: usize, rounds: u32, pinned: bool) -> anyhow::
             // The child serves; it says "ready" once the pipe exists.
             let n = unique(name);
             let mut child = spawn(name, payload, rounds, pinned, &[&n], true)?;
-            let mut line = String::new();
-            std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(child.stdout.take().context("stdout")?),
-                &mut line,
-            )?;
-            anyhow::ensure!(line.trim() == "ready", "the pipe server said {line:?}");
+            ready(&mut child)?;
             let client = PipeClient::open(&n)?;
             client.set_read_mode(ReadMode::Message)?;
             (Box::new(Transact { client, request: Vec::new() }), child)
+        }
+        "mailslot" => {
+            let (mine, theirs) = (unique("slot-a"), unique("slot-b"));
+            let inbox = inbox(&mine, payload)?;
+            let mut child = spawn(name, payload, rounds, pinned, &[&mine, &theirs], true)?;
+            ready(&mut child)?;
+            (Box::new(Slotted { inbox, out: MailslotClient::open(&theirs)? }), child)
         }
         other => bail!("unknown benchmark {other}"),
     })
@@ -175,12 +200,15 @@ pub fn child(name: &str, payload: usize, args: &[String]) -> anyhow::Result<Box<
         "pipe_message_transact" => {
             let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).buffer(PIPE_BUFFER);
             let server = opts.create(arg(0)?)?;
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "ready")?;
-            out.flush()?;
+            say_ready()?;
             server.connect_timeout(Some(PATIENCE))?;
             Box::new(Serving(server))
+        }
+        "mailslot" => {
+            let inbox = inbox(arg(1)?, payload)?;
+            let out = MailslotClient::open(arg(0)?)?;
+            say_ready()?;
+            Box::new(Slotted { inbox, out })
         }
         other => bail!("unknown benchmark {other}"),
     })
