@@ -7,11 +7,206 @@
 
 #![allow(unsafe_code)]
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::Duration;
 
-use rustix::net::{bind, socket_with, sockopt, AddressFamily, SocketFlags, SocketType};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::net::{bind, socket_with, sockopt, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::Result;
+
+/// What a socket descriptor is, as the kernel reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketShape {
+    /// `AF_INET`/`AF_INET6` (false: `AF_UNIX` or other).
+    pub inet: bool,
+    /// `AF_UNIX`.
+    pub unix: bool,
+    /// `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_SEQPACKET` as 1, 2, 5.
+    pub kind: u32,
+    /// Whether it listens.
+    pub listening: bool,
+}
+
+/// Describes a socket descriptor.
+///
+/// # Errors
+/// `ENOTSOCK` for anything that is not a socket.
+pub fn shape<Fd: AsFd>(fd: Fd) -> Result<SocketShape> {
+    let domain = sockopt::socket_domain(&fd)?;
+    let kind = sockopt::socket_type(&fd)?;
+    let kind = if kind == SocketType::STREAM {
+        1
+    } else if kind == SocketType::DGRAM {
+        2
+    } else if kind == SocketType::SEQPACKET {
+        5
+    } else {
+        0
+    };
+    Ok(SocketShape {
+        inet: domain == AddressFamily::INET || domain == AddressFamily::INET6,
+        unix: domain == AddressFamily::UNIX,
+        kind,
+        listening: sockopt::socket_acceptconn(&fd).unwrap_or(false),
+    })
+}
+
+/// Whether a descriptor is close-on-exec.
+pub fn is_cloexec<Fd: AsFd>(fd: Fd) -> bool {
+    rustix::io::fcntl_getfd(fd).is_ok_and(|f| f.contains(rustix::io::FdFlags::CLOEXEC))
+}
+
+/// A Unix socket address: a path on the file system or an abstract name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnixAddr {
+    /// A path (a socket file is created on bind).
+    Path(std::path::PathBuf),
+    /// An abstract name (nothing on the file system; gone with the socket).
+    Abstract(Vec<u8>),
+}
+
+impl UnixAddr {
+    fn raw(&self) -> Result<SocketAddrUnix> {
+        match self {
+            UnixAddr::Path(p) => SocketAddrUnix::new(p.as_path()),
+            UnixAddr::Abstract(n) => SocketAddrUnix::new_abstract_name(n),
+        }
+    }
+}
+
+/// The kinds of Unix socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnixKind {
+    /// `SOCK_STREAM`.
+    Stream,
+    /// `SOCK_SEQPACKET`.
+    Seqpacket,
+    /// `SOCK_DGRAM`.
+    Datagram,
+}
+
+fn unix_socket(kind: UnixKind) -> Result<OwnedFd> {
+    let t = match kind {
+        UnixKind::Stream => SocketType::STREAM,
+        UnixKind::Seqpacket => SocketType::SEQPACKET,
+        UnixKind::Datagram => SocketType::DGRAM,
+    };
+    socket_with(AddressFamily::UNIX, t, SocketFlags::CLOEXEC, None)
+}
+
+/// A Unix socket of `kind` bound to `addr`, listening unless a datagram
+/// socket. A path whose socket file is stale (nobody accepts on it: its
+/// server died) is replaced; a live one is `EADDRINUSE`.
+///
+/// # Errors
+/// `EADDRINUSE`, `EACCES`, `ENAMETOOLONG`.
+pub fn unix_bind(kind: UnixKind, addr: &UnixAddr) -> Result<OwnedFd> {
+    let fd = unix_socket(kind)?;
+    let raw = addr.raw()?;
+    match bind(&fd, &raw) {
+        Err(Errno::ADDRINUSE) => {
+            let UnixAddr::Path(p) = addr else { return Err(Errno::ADDRINUSE) };
+            if !is_stale(kind, addr) {
+                return Err(Errno::ADDRINUSE);
+            }
+            std::fs::remove_file(p).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::ADDRINUSE))?;
+            bind(&fd, &raw)?;
+        }
+        other => other?,
+    }
+    if kind != UnixKind::Datagram {
+        rustix::net::listen(&fd, 128)?;
+    }
+    Ok(fd)
+}
+
+/// Whether the file at `addr` is a socket file with nobody behind it (a
+/// connect to any other kind of file is refused too: those are never stale).
+fn is_stale(kind: UnixKind, addr: &UnixAddr) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let UnixAddr::Path(p) = addr else { return false };
+    if !std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket()) {
+        return false;
+    }
+    let Ok(probe) = unix_socket(kind) else { return false };
+    let Ok(raw) = addr.raw() else { return false };
+    matches!(rustix::net::connect(&probe, &raw), Err(Errno::CONNREFUSED))
+}
+
+/// A Unix socket of `kind` connected to `addr` (datagram: its default
+/// peer). A connect to a listener whose backlog is full waits up to
+/// `timeout` (the kernel bounds it by the send timeout), then `EAGAIN`.
+///
+/// # Errors
+/// `ECONNREFUSED`/`ENOENT` when nobody listens, `EAGAIN` at the timeout.
+pub fn unix_connect(kind: UnixKind, addr: &UnixAddr, timeout: Option<Duration>) -> Result<OwnedFd> {
+    let fd = unix_socket(kind)?;
+    set_timeout(&fd, true, timeout)?;
+    rustix::net::connect(&fd, &addr.raw()?)?;
+    set_timeout(&fd, true, None)?;
+    Ok(fd)
+}
+
+/// An unbound Unix datagram socket.
+///
+/// # Errors
+/// `EMFILE`.
+pub fn unix_unbound(kind: UnixKind) -> Result<OwnedFd> {
+    unix_socket(kind)
+}
+
+/// Accepts one connection (blocking, close-on-exec).
+///
+/// # Errors
+/// The kernel's `accept4` error.
+pub fn accept<Fd: AsFd>(fd: Fd) -> Result<OwnedFd> {
+    rustix::net::accept_with(fd, SocketFlags::CLOEXEC)
+}
+
+/// A TCP listener on `addr`. Without `reuse_port`, nobody else can bind the
+/// port while it lives (no `SO_REUSEPORT`; `SO_REUSEADDR` only lets a
+/// restarted server bind past connections in `TIME_WAIT`, which on Linux
+/// never admits a second listener). With it, every socket that also asks
+/// shares the port.
+///
+/// # Errors
+/// `EADDRINUSE`, `EACCES`.
+pub fn tcp_listen(addr: SocketAddr, reuse_port: bool) -> Result<std::net::TcpListener> {
+    let fd = inet_socket(addr, SocketType::STREAM)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_socket_reuseport(&fd, reuse_port)?;
+    bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 128)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// A UDP socket bound to `addr`, exclusive unless `reuse_port` (then
+/// shared with every socket that also asks).
+///
+/// # Errors
+/// `EADDRINUSE`, `EACCES`.
+pub fn udp_bind(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket> {
+    let fd = inet_socket(addr, SocketType::DGRAM)?;
+    sockopt::set_socket_reuseport(&fd, reuse_port)?;
+    bind(&fd, &addr)?;
+    Ok(UdpSocket::from(fd))
+}
+
+fn inet_socket(addr: SocketAddr, t: SocketType) -> Result<OwnedFd> {
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    socket_with(family, t, SocketFlags::CLOEXEC, None)
+}
+
+/// Sets `SO_RCVTIMEO` (`recv`) or `SO_SNDTIMEO` (`send`); `None` blocks.
+///
+/// # Errors
+/// `EINVAL`.
+pub fn set_timeout<Fd: AsFd>(fd: Fd, send: bool, t: Option<Duration>) -> Result<()> {
+    let which = if send { sockopt::Timeout::Send } else { sockopt::Timeout::Recv };
+    sockopt::set_socket_timeout(fd, which, t.filter(|t| !t.is_zero()))
+}
 
 /// A UDP socket bound to `addr` that other sockets may bind too
 /// (`SO_REUSEADDR`): every one of them receives each broadcast datagram,

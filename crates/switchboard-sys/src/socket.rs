@@ -135,8 +135,7 @@ impl Conn {
     /// # Errors
     /// The kernel's `getsockopt` error.
     pub fn peer_cred(&self) -> Result<Cred> {
-        let c = net::sockopt::socket_peercred(&self.0)?;
-        Ok(Cred { pid: c.pid.as_raw_nonzero().get() as u32, uid: c.uid.as_raw(), gid: c.gid.as_raw() })
+        peer_cred(&self.0)
     }
 
     /// Whether the peer hung up, for connections on which the peer sends
@@ -200,6 +199,46 @@ impl AsFd for Conn {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
     }
+}
+
+/// The credentials of the process at the other end of any connected Unix
+/// socket (`SO_PEERCRED`).
+///
+/// # Errors
+/// `ENOTCONN`, `EOPNOTSUPP` for sockets that are not Unix sockets.
+pub fn peer_cred<Fd: AsFd>(fd: Fd) -> Result<Cred> {
+    let c = net::sockopt::socket_peercred(fd)?;
+    Ok(Cred { pid: c.pid.as_raw_nonzero().get() as u32, uid: c.uid.as_raw(), gid: c.gid.as_raw() })
+}
+
+/// Sends one packet on a connected seqpacket or datagram socket, blocking
+/// up to the socket's send timeout; never raises `SIGPIPE`.
+///
+/// # Errors
+/// `EPIPE` when the peer is gone, `EAGAIN` at the send timeout, `EMSGSIZE`.
+pub fn send_packet<Fd: AsFd>(fd: Fd, bytes: &[u8]) -> Result<usize> {
+    net::send(fd, bytes, SendFlags::NOSIGNAL)
+}
+
+/// Receives one packet, blocking up to the socket's receive timeout.
+/// Returns its length and whether it was longer than `buf` (the rest is lost).
+///
+/// # Errors
+/// `EAGAIN` at the receive timeout.
+pub fn recv_packet<Fd: AsFd>(fd: Fd, buf: &mut [u8]) -> Result<(usize, bool)> {
+    let cap = buf.len();
+    let (n, full) = net::recv(fd, buf, RecvFlags::TRUNC)?;
+    Ok((n.min(cap), full > cap))
+}
+
+/// The length of the next packet, without taking it (blocking up to the
+/// receive timeout; 0 at end of stream).
+///
+/// # Errors
+/// `EAGAIN` at the receive timeout.
+pub fn peek_packet_len<Fd: AsFd>(fd: Fd) -> Result<usize> {
+    let (_, full) = net::recv(fd, &mut [0u8; 0][..], RecvFlags::PEEK | RecvFlags::TRUNC)?;
+    Ok(full)
 }
 
 /// Waits until `fd` is readable (or hung up), or `deadline` passes.

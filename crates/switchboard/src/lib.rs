@@ -46,6 +46,7 @@ pub mod namespace;
 pub mod pipe;
 pub mod port;
 pub mod raw;
+pub mod socket;
 pub mod sync;
 
 pub use error::{Error, Result};

@@ -1,0 +1,215 @@
+//! Length-prefixed frames over any byte stream (spec 10-S05).
+//!
+//! A frame is a little-endian `u32` length and that many bytes. The reader
+//! keeps a partially received frame across a timeout, so a deadline never
+//! desynchronises the stream. A length over the maximum is `Malformed` —
+//! reported before anything is allocated for it — and poisons the reader
+//! (the stream position is lost); a send over the maximum is
+//! `InvalidParameter` and sends nothing. A send that fails part-way (the
+//! write timeout) poisons the writer for the same reason.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// A byte stream whose reads can be bounded in time.
+pub trait FrameStream: Read + Write {
+    /// Sets the read timeout (`None`: block).
+    ///
+    /// # Errors
+    /// The socket option error.
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl FrameStream for std::net::TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl FrameStream for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, t)
+    }
+}
+
+/// Reads of at most this size go through the scratch buffer (and may take
+/// the start of the next frame with them); larger remainders are read
+/// straight into place.
+const SCRATCH: usize = 16 * 1024;
+
+/// Frames over a stream `S`.
+#[derive(Debug)]
+pub struct Framed<S> {
+    stream: S,
+    max: usize,
+    /// Bytes received and not yet returned: the frame being received, and
+    /// possibly the start of the next one.
+    partial: Vec<u8>,
+    read_poisoned: bool,
+    write_poisoned: bool,
+    /// The socket's current read timeout, to skip `setsockopt` when unchanged.
+    read_timeout: Option<Duration>,
+    scratch: Vec<u8>,
+}
+
+pub(crate) fn io_error(e: std::io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::BrokenPipe
+        | ErrorKind::ConnectionReset
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::ConnectionAborted => Error::BrokenPipe,
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Timeout,
+        _ => Error::Io(e),
+    }
+}
+
+impl<S: FrameStream> Framed<S> {
+    /// Frames over `stream`, at most `max` bytes each (capped at `u32::MAX`).
+    pub fn new(stream: S, max: usize) -> Framed<S> {
+        Framed {
+            stream,
+            max: max.min(u32::MAX as usize),
+            partial: Vec::new(),
+            read_poisoned: false,
+            write_poisoned: false,
+            read_timeout: None,
+            scratch: vec![0; SCRATCH],
+        }
+    }
+
+    /// Sets the largest frame accepted and sent.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max = max.min(u32::MAX as usize);
+    }
+
+    /// The largest frame accepted and sent.
+    pub fn max_frame(&self) -> usize {
+        self.max
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Sends one frame.
+    ///
+    /// # Errors
+    /// `InvalidParameter` over the maximum (nothing sent); `Timeout` at the
+    /// stream's write timeout, `BrokenPipe`; after a failed send,
+    /// `Malformed` (the frame boundary is lost).
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::InvalidParameter("frame larger than the maximum"));
+        }
+        if self.write_poisoned {
+            return Err(Error::Malformed("an earlier send failed part-way; the frame boundary is lost".into()));
+        }
+        let header = (msg.len() as u32).to_le_bytes();
+        let r = if msg.len() <= 64 * 1024 {
+            let mut frame = Vec::with_capacity(4 + msg.len());
+            frame.extend_from_slice(&header);
+            frame.extend_from_slice(msg);
+            self.stream.write_all(&frame)
+        } else {
+            self.stream.write_all(&header).and_then(|()| self.stream.write_all(msg))
+        };
+        r.map_err(|e| {
+            self.write_poisoned = true;
+            io_error(e)
+        })
+    }
+
+    /// Receives one frame into `buf`, waiting until `deadline` (`None`: forever).
+    ///
+    /// # Errors
+    /// `Timeout` (the partial frame is kept for the next call),
+    /// `BrokenPipe` at end of stream, `Malformed` for a length over the
+    /// maximum (and ever after).
+    pub fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+        if self.read_poisoned {
+            return Err(Error::Malformed("the stream lost its frame boundary earlier".into()));
+        }
+        if !self.fill(4, deadline)? {
+            return Err(Error::Timeout);
+        }
+        let len = u32::from_le_bytes(self.partial[..4].try_into().expect("4 bytes")) as usize;
+        if len > self.max {
+            self.read_poisoned = true;
+            return Err(Error::Malformed(format!("frame of {len} bytes exceeds the maximum {}", self.max)));
+        }
+        if !self.fill(4 + len, deadline)? {
+            return Err(Error::Timeout);
+        }
+        buf.clear();
+        buf.extend_from_slice(&self.partial[4..4 + len]);
+        self.partial.drain(..4 + len);
+        Ok(())
+    }
+
+    /// Receives one frame, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// As [`Framed::recv_deadline`].
+    pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        self.recv_deadline(buf, None)
+    }
+
+    /// One read: through the scratch buffer when little is missing, else
+    /// directly into `partial` (exactly what is missing, no further).
+    fn read_some(&mut self, want: usize) -> std::io::Result<usize> {
+        let have = self.partial.len();
+        if want - have > SCRATCH {
+            self.partial.resize(want, 0);
+            let r = self.stream.read(&mut self.partial[have..]);
+            self.partial.truncate(have + *r.as_ref().unwrap_or(&0));
+            return r;
+        }
+        let n = self.stream.read(&mut self.scratch)?;
+        self.partial.extend_from_slice(&self.scratch[..n]);
+        Ok(n)
+    }
+
+    /// Makes a blocking read return no later than `deadline`. A shorter
+    /// timeout already set is kept (the caller loops on `WouldBlock`), so a
+    /// series of receives with the same timeout costs one `setsockopt`.
+    fn bound_read(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let want = deadline.map(|d| {
+            d.checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                // A zero read timeout means "block forever" to std.
+                .unwrap_or(Duration::from_micros(1))
+        });
+        let keep = match (self.read_timeout, want) {
+            (None, None) => true,
+            (Some(cur), Some(w)) => cur <= w,
+            _ => false,
+        };
+        if !keep {
+            self.stream.set_read_timeout(want)?;
+            self.read_timeout = want;
+        }
+        Ok(())
+    }
+
+    /// Reads until `partial` holds at least `want` bytes; `Ok(false)` on timeout.
+    fn fill(&mut self, want: usize, deadline: Option<Instant>) -> Result<bool> {
+        while self.partial.len() < want {
+            self.bound_read(deadline)?;
+            match self.read_some(want) {
+                Ok(0) => return Err(Error::BrokenPipe),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(true)
+    }
+}
