@@ -119,6 +119,7 @@ fn cli_tour_exercises_every_mechanism_with_real_processes() {
         "anonymous pipe",
         "named pipe",
         "mailslot",
+        "socket",
         "namespace",
     ] {
         assert!(text.contains(row), "missing row {row}: {text}");

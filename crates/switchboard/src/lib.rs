@@ -52,3 +52,4 @@ pub mod sync;
 pub use error::{Error, Result};
 pub use switchboard_sys::process::HandleValue;
 pub use switchboard_sys::socket::Conn as Connection;
+pub use switchboard_sys::socket::Listener as ConnectionListener;

@@ -17,8 +17,9 @@ use switchboard::mapping::{Access, Mapping};
 use switchboard::pipe::anon;
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::port::Port;
+use switchboard::socket::{self, Framed, SocketOptions};
 use switchboard::sync::{wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
-use switchboard::HandleValue;
+use switchboard::{Connection, ConnectionListener, HandleValue};
 
 /// A child waits at most this long for anything.
 const PEER_PATIENCE: Duration = Duration::from_secs(30);
@@ -32,7 +33,7 @@ struct Row {
 
 type Step = fn(&Names, u32) -> anyhow::Result<Row>;
 
-const STEPS: [Step; 11] = [
+const STEPS: [Step; 12] = [
     mapping_row,
     semaphore_row,
     event_row,
@@ -44,6 +45,7 @@ const STEPS: [Step; 11] = [
     anon_pipe_row,
     named_pipe_row,
     mailslot_row,
+    socket_row,
 ];
 
 /// Unique object names for one tour.
@@ -379,6 +381,39 @@ fn mailslot_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
+fn socket_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    let rendezvous = names.get("socket");
+    let via = ConnectionListener::bind(rendezvous.as_bytes())?;
+    let tcp = SocketOptions::new().tcp_listen("127.0.0.1:0")?;
+    let addr = tcp.local_addr()?;
+    let child = spawn("socket-echo", &[&rendezvous, &rounds.to_string()])?;
+    let conn = socket::accept_connection(&via, PEER_PATIENCE)?;
+    socket::send_socket(&conn, &tcp)?;
+    // Our copy goes: from now on only the child's copy accepts.
+    drop(tcp);
+    let stream = SocketOptions::new().read_timeout(Some(PEER_PATIENCE)).tcp_connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut framed = Framed::new(stream, 64);
+    let mut samples = Vec::with_capacity(rounds as usize);
+    let mut back = Vec::new();
+    for i in 0..rounds {
+        let msg = [(i % 249) as u8; 64];
+        let t = Instant::now();
+        framed.send(&msg)?;
+        framed.recv(&mut back)?;
+        samples.push(t.elapsed());
+        ensure!(back == msg, "frame {i} differs");
+    }
+    drop(framed);
+    finish(child)?;
+    Ok(Row {
+        mechanism: "socket",
+        exchanged: format!("TCP listener sent to the child (SCM_RIGHTS); {rounds} × 64 B frames echoed by it"),
+        result: "every frame verified; the listener served from the child after ours closed".into(),
+        time: median_us(samples),
+    })
+}
+
 fn leftovers_row(names: &Names) -> [String; 4] {
     let left: Vec<String> = switchboard::namespace::list()
         .into_iter()
@@ -477,6 +512,19 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
             for _ in 0..arg(2)?.parse::<u32>()? {
                 let n = inbox.read(&mut buf)?;
                 back.write(&buf[..n])?;
+            }
+        }
+        "socket-echo" => {
+            let conn = Connection::connect(arg(0)?.as_bytes())?;
+            let listener: std::net::TcpListener = socket::receive_socket(&conn, Some(PEER_PATIENCE))?;
+            let opts = SocketOptions::new().read_timeout(Some(PEER_PATIENCE));
+            let (stream, _) = opts.accept(&listener)?;
+            stream.set_nodelay(true)?;
+            let mut framed = Framed::new(stream, 64);
+            let mut buf = Vec::new();
+            for _ in 0..arg(1)?.parse::<u32>()? {
+                framed.recv(&mut buf)?;
+                framed.send(&buf)?;
             }
         }
         other => bail!("unknown tour role {other}"),

@@ -375,6 +375,24 @@ pub fn receive_socket<T: Shareable>(via: &Conn, timeout: Option<Duration>) -> Re
     checked(fds.remove(0))
 }
 
+/// Waits up to `timeout` for one connection on `l` (a rendezvous bound
+/// with `ConnectionListener::bind(abstract name)`), to send sockets over.
+///
+/// # Errors
+/// `Timeout`, the accept error.
+pub fn accept_connection(l: &crate::ConnectionListener, timeout: Duration) -> Result<Conn> {
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        match switchboard_sys::socket::wait_readable(l.as_fd(), deadline) {
+            Err(Errno::TIMEDOUT) => return Err(Error::Timeout),
+            other => other?,
+        }
+        if let Some(conn) = l.accept()? {
+            return Ok(conn);
+        }
+    }
+}
+
 /// The value another process passes to [`take_socket`] to take `s`.
 pub fn handle_of(s: &impl AsFd) -> HandleValue {
     HandleValue::of(s)
