@@ -859,15 +859,21 @@ pub fn call_named_pipe(name: &str, request: &[u8], reply: &mut [u8], timeout: Du
     client.transact(request, reply)
 }
 
+/// A read's result as `std::io::Read` reports it: end of stream is
+/// `Ok(0)`, a message cut short by the buffer is the bytes received.
+pub(crate) fn io_read(r: Result<usize>) -> io::Result<usize> {
+    match r {
+        Err(Error::BrokenPipe) => Ok(0),
+        Err(Error::MoreData { received }) => Ok(received),
+        other => other.map_err(Into::into),
+    }
+}
+
 macro_rules! io_impls {
     ($t:ty) => {
         impl io::Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                match <$t>::read(self, buf) {
-                    Err(Error::BrokenPipe) => Ok(0),
-                    Err(Error::MoreData { received }) => Ok(received),
-                    other => other.map_err(Into::into),
-                }
+                io_read(<$t>::read(self, buf))
             }
         }
         impl io::Write for $t {
