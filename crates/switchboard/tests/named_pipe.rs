@@ -238,6 +238,46 @@ fn pipe_s18_partial_message_read_continues_in_another_process() {
     assert_eq!(&buf[..n], b"next", "the next message is whole");
 }
 
+const S18_TORN: &str = "pipe_s18_a_holder_killed_mid_message_leaves_a_torn_message_the_next_writer_ends";
+
+#[test]
+fn pipe_s18_a_holder_killed_mid_message_leaves_a_torn_message_the_next_writer_ends() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let via = Connection::connect(util::args()[0].as_bytes()).unwrap();
+        let end = PipeClient::receive(&via, Some(Duration::from_secs(60))).unwrap();
+        say("writing");
+        // Far more than the 4 KiB buffer: this blocks between chunks until killed.
+        end.write(&vec![b'T'; 1 << 20]).unwrap();
+        unreachable!("the server never reads this whole message");
+    }
+    let name = unique("s18torn");
+    let server = message_pipe().buffer(4096).create(&name).unwrap();
+    let client = message_client(&name);
+    server.connect().unwrap();
+    let addr = format!("sb1-test/{}", unique("s18torn-via"));
+    let listener = Listener::bind(addr.as_bytes()).unwrap();
+    let mut peer = Peer::spawn(S18_TORN, "writer", &[&addr]);
+    switchboard_sys::socket::wait_readable(listener.as_fd(), None).unwrap();
+    let via = listener.accept().unwrap().expect("the peer connected");
+    client.send(&via).unwrap();
+    peer.expect("writing");
+    util::eventually("the peer filled the buffer", || server.peek(&mut []).unwrap().available >= 2048);
+    peer.kill9();
+    let mut big = vec![0u8; 2 << 20];
+    std::thread::scope(|s| {
+        // This holder writes next: it takes the abandoned write lock and must
+        // first end the torn message (its write waits for room meanwhile).
+        let after = s.spawn(|| client.write(b"after"));
+        let n = server.read(&mut big).unwrap();
+        assert!(n > 0 && n < 1 << 20, "the torn message ends early ({n} bytes)");
+        assert!(big[..n].iter().all(|b| *b == b'T'), "the torn message holds only its own bytes");
+        let n = server.read(&mut big).unwrap();
+        assert_eq!(&big[..n], b"after", "the next writer's message is whole and separate");
+        after.join().unwrap().unwrap();
+    });
+}
+
 #[test]
 fn pipe_s19_byte_read_mode_runs_messages_together() {
     let name = unique("s19");
