@@ -103,6 +103,29 @@ fn sigpipe_ignored() -> bool {
     })
 }
 
+/// Restores the default `SIGPIPE` disposition (death on a write to a
+/// closed pipe), as a C program has it. For programs that want that
+/// behaviour for their own writes; switchboard's pipe writes still return
+/// `EPIPE`. Call it before the first pipe write: the disposition is read once.
+///
+/// # Errors
+/// The `sigaction` error.
+pub fn restore_default_sigpipe() -> Result<()> {
+    // SAFETY: installs SIG_DFL, which runs no code of ours; `act` is fully
+    // initialised (zeroed, empty mask).
+    let rc = unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGPIPE, &act, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::INVAL)
+    }
+}
+
 /// Writes some of `data`, returning how much; a closed reading end is
 /// `EPIPE`, never a `SIGPIPE` death. Where `SIGPIPE` is ignored already
 /// (every Rust program's default) this is one `write`; otherwise the signal

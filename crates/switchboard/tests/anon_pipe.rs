@@ -88,6 +88,26 @@ fn pipe_s05_writing_with_no_reader_is_no_data_and_no_sigpipe_death() {
 }
 
 #[test]
+fn pipe_s05_a_process_with_the_default_sigpipe_survives_a_write_with_no_reader() {
+    // Rust programs ignore SIGPIPE; C-like programs do not. The peer
+    // restores the default disposition, so the write must block the signal
+    // around itself and consume it: the peer lives to say NoData.
+    if util::role().is_some() {
+        switchboard_sys::pipe::restore_default_sigpipe().unwrap();
+        let (r, w) = anon::pipe().unwrap();
+        drop(r);
+        let err = w.write(b"x").unwrap_err();
+        util::say(&format!("alive: {}", err.win32()));
+        util::done();
+    }
+    let _w = Watchdog::test();
+    let test = "pipe_s05_a_process_with_the_default_sigpipe_survives_a_write_with_no_reader";
+    let mut peer = util::Peer::spawn(test, "writer", &[]);
+    assert_eq!(peer.next(), "alive: 232");
+    peer.finish();
+}
+
+#[test]
 fn pipe_s06_child_inherits_only_the_chosen_ends_and_parent_copy_is_closed() {
     let _w = Watchdog::test();
     let (mut out_r, out_w) = anon::pipe().unwrap();
