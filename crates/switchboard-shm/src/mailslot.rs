@@ -417,4 +417,37 @@ mod tests {
         assert!(q.ring().try_push(&mut p, &[9, 1, 2], false).unwrap());
         assert_eq!(q.next(&q.reader()), Err(QueueError::Corrupt("bad message origin")));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Whatever a hostile writer scribbles over the queue, the reader
+        /// gets messages or a typed error: never a panic, an out-of-bounds
+        /// access or a hang.
+        #[test]
+        fn a_hostile_writer_cannot_crash_the_reader(
+            writes in proptest::collection::vec((0usize..4096 + DATA_OFFSET, proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64)), 1..8),
+        ) {
+            let (fd, q) = Queue::create(100, 4096).unwrap();
+            let w = Queue::open(&fd).unwrap();
+            for i in 0..5u8 {
+                w.push(Origin::Local, &[i; 40], Some(Duration::ZERO), &|| true).unwrap();
+            }
+            for (at, bytes) in &writes {
+                let _ = q.seg.write(*at, bytes);
+            }
+            let mut st = q.reader();
+            let _ = q.count(&st);
+            for _ in 0..16 {
+                match q.next(&st) {
+                    Ok(Some(next)) => {
+                        let mut buf = vec![0; next.len];
+                        q.take(&mut st, &next, &mut buf);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let _ = Queue::open(&fd);
+        }
+    }
 }

@@ -333,4 +333,26 @@ mod tests {
         }
         assert_eq!(s.windows.len(), MAX_SENDERS);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 1024, ..Default::default() })]
+
+        /// Any datagram is delivered, or dropped and counted exactly once.
+        #[test]
+        fn any_datagram_is_judged_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..MAX_DATAGRAM + 2)) {
+            let (mut seen, counters) = (Seen::default(), Counters::default());
+            let delivered = matches!(judge(&bytes, "box", &mut seen, &counters), Verdict::Deliver(_));
+            let s = counters.snapshot();
+            proptest::prop_assert_eq!(u64::from(!delivered), s.malformed + s.foreign + s.duplicates);
+        }
+
+        /// A valid datagram with any name and message decodes to what was sent.
+        #[test]
+        fn valid_datagrams_round_trip(sender: u64, seq: u32, name in "[a-z0-9]{1,40}", msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=MAX_BROADCAST)) {
+            let mut buf = [0u8; MAX_DATAGRAM];
+            let n = encode(&mut buf, sender, seq, &name, &msg);
+            let d = decode(&buf[..n]).unwrap();
+            proptest::prop_assert_eq!((d.sender, d.seq, d.name, d.message), (sender, seq, name.as_str(), &msg[..]));
+        }
+    }
 }
