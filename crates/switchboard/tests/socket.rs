@@ -128,6 +128,9 @@ fn socket_s03_a_socket_shared_with_another_process_serves_both_until_the_last_cl
         let udp: UdpSocket = take_socket(a[1].parse().unwrap(), HandleValue(a[2].parse().unwrap())).unwrap();
         udp.send_to(b"taken", &a[3]).unwrap();
         say("got it");
+        // Accept only once the parent has taken its own connection: two
+        // processes blocked in accept on one socket race for each arrival.
+        assert_eq!(hear(), "go");
         let (mut s, _) = listener.accept().unwrap();
         s.write_all(b"child").unwrap();
         hold("served");
@@ -157,6 +160,7 @@ fn socket_s03_a_socket_shared_with_another_process_serves_both_until_the_last_cl
     first.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"parent");
     drop(tcp);
+    peer.tell("go");
     let mut second = TcpStream::connect(addr).unwrap();
     let mut got = [0u8; 5];
     second.read_exact(&mut got).unwrap();

@@ -210,6 +210,7 @@ impl MailslotOptions {
             acl: self.acl.clone().with_owner(switchboard_sys::process::uid()),
             counters: net::Counters::default(),
             stop: AtomicBool::new(false),
+            port: udp.as_ref().and_then(|u| u.local_addr().ok()).map(|a| a.port()),
         });
         let (tx, rx) = mpsc::channel();
         let c = core.clone();
@@ -240,6 +241,8 @@ struct Core {
     acl: Acl,
     counters: net::Counters,
     stop: AtomicBool,
+    /// The UDP port broadcasts arrive on, when receiving them.
+    port: Option<u16>,
 }
 
 impl Core {
@@ -436,9 +439,16 @@ impl Mailslot {
         self.core.queue.set_read_timeout_ms(timeout_ms(timeout));
     }
 
-    /// What the network receiver has delivered and dropped.
+    /// What the network receiver has delivered and dropped. A message is
+    /// counted just after it is queued, so a reader may see it first.
     pub fn network_stats(&self) -> NetStats {
         self.core.counters.snapshot()
+    }
+
+    /// The UDP port broadcasts arrive on (`None`: not receiving them). With
+    /// [`BroadcastConfig::port`] 0 the system picks a free one.
+    pub fn broadcast_port(&self) -> Option<u16> {
+        self.core.port
     }
 
     /// The mailslot's name, folded to lower case.

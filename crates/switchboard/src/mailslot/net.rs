@@ -46,7 +46,8 @@ const MAX_SENDERS: usize = 1024;
 /// Where broadcasts go and arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BroadcastConfig {
-    /// The UDP port (default [`DEFAULT_PORT`], or `SWITCHBOARD_MAILSLOT_PORT`).
+    /// The UDP port (default [`DEFAULT_PORT`], or `SWITCHBOARD_MAILSLOT_PORT`;
+    /// 0 lets a receiving server take a free one, see `Mailslot::broadcast_port`).
     pub port: u16,
     /// Where a writer sends: `None` = the broadcast address of every
     /// interface that is up (loopback included).
