@@ -58,6 +58,9 @@ pub enum Command {
         /// Also write an SVG chart of the ratios.
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
+        /// Measure only these paths (comma-separated) and their floors.
+        #[arg(long, value_name = "PATH,…", value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// (internal) the child side of `bench`.
     #[command(hide = true)]

@@ -26,7 +26,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Pipe(c) => pipe::run(c),
         Command::Mailslot(c) => mailslot::run(c),
         Command::Tour { rounds } => tour::run(rounds),
-        Command::Bench { quick, json, plot } => bench::run(quick, json, plot),
+        Command::Bench { quick, json, plot, only } => bench::run(quick, json, plot, &only),
         Command::BenchPeer { args } => bench::peer(&args),
         Command::TourPeer { role, args } => tour::peer(&role, &args),
     }

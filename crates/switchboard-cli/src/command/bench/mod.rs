@@ -78,10 +78,28 @@ fn payloads_of(name: &str) -> &'static [usize] {
     }
 }
 
-pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+/// The floors and paths to measure: all, or the chosen paths and their floors.
+fn chosen(only: &[String]) -> anyhow::Result<Vec<&'static str>> {
+    if only.is_empty() {
+        return Ok(FLOORS.iter().copied().chain(PATHS.iter().map(|p| p.0)).collect());
+    }
+    let mut paths = Vec::new();
+    for want in only {
+        let Some(&(path, floor)) = PATHS.iter().find(|p| p.0 == want) else {
+            let known: Vec<&str> = PATHS.iter().map(|p| p.0).collect();
+            anyhow::bail!("unknown path {want:?}; paths: {}", known.join(", "));
+        };
+        paths.push((path, floor));
+    }
+    let mut names: Vec<&'static str> = FLOORS.iter().copied().filter(|f| paths.iter().any(|p| p.1 == *f)).collect();
+    names.extend(paths.iter().map(|p| p.0));
+    Ok(names)
+}
+
+pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: &[String]) -> anyhow::Result<ExitCode> {
+    let names = chosen(only)?;
     let cpus = switchboard::raw::cpu_count();
     let pinned = cpus >= 2 && switchboard::raw::pin_to_cpu(0).is_ok();
-    let names: Vec<&'static str> = FLOORS.iter().copied().chain(PATHS.iter().map(|p| p.0)).collect();
     let total: u64 = names.iter().map(|n| payloads_of(n).len() as u64).sum::<u64>() + PAYLOADS.len() as u64;
     let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")?);
     let mut floors = Vec::new();
