@@ -140,6 +140,8 @@ fn pipe_s22_cli_pipe_verbs_serve_call_send_connect() {
     let mut ready = String::new();
     BufReader::new(server.stderr.take().unwrap()).read_line(&mut ready).unwrap();
     assert!(ready.starts_with("serving pipe"), "{ready:?}");
+    let ls = stdout(&run(&["ls", "--json"]));
+    assert!(ls.lines().any(|l| l.contains("\"kind\":\"pipe\"") && l.contains(&n)), "ls shows the pipe: {ls}");
     let call = run(&["pipe", "call", &n, "hello"]);
     assert!(call.status.success(), "{}", stderr(&call));
     assert_eq!(stdout(&call).trim(), "hello", "the echo of the one message");
@@ -171,6 +173,8 @@ fn mailslot_s04_cli_mailslot_verbs_create_write_info_read() {
     let mut err = BufReader::new(server.stderr.take().unwrap());
     err.read_line(&mut ready).unwrap();
     assert!(ready.starts_with("mailslot"), "{ready:?}");
+    let ls = stdout(&run(&["ls", "--json"]));
+    assert!(ls.lines().any(|l| l.contains("\"kind\":\"mailslot\"") && l.contains(&n)), "ls shows the mailslot: {ls}");
     let info = stdout(&run(&["mailslot", "info", &n, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!((v["max_message_size"].as_u64(), v["read_timeout_ms"].is_null()), (Some(64), true), "{info}");

@@ -59,6 +59,10 @@ pub enum Kind {
     Event,
     /// A completion port.
     Port,
+    /// A named pipe (listed only: pipes have their own rendezvous).
+    Pipe,
+    /// A mailslot (listed only: mailslots have their own rendezvous).
+    Mailslot,
 }
 
 impl Kind {
@@ -70,12 +74,18 @@ impl Kind {
             Kind::Semaphore => "semaphore",
             Kind::Event => "event",
             Kind::Port => "port",
+            Kind::Pipe => "pipe",
+            Kind::Mailslot => "mailslot",
         }
     }
 
     /// The namespace family tag: kinds with the same tag share names.
     fn family(self) -> &'static str {
-        "k"
+        match self {
+            Kind::Pipe => "p",
+            Kind::Mailslot => "m",
+            _ => "k",
+        }
     }
 }
 
@@ -449,8 +459,30 @@ pub fn list() -> Vec<ObjectEntry> {
             Some(ObjectEntry { kind: info.kind, scope: info.scope?, name: info.name, owner_pid, holders: count })
         })
         .collect();
-    out.sort_by(|a, b| (a.scope as u8, &a.name).cmp(&(b.scope as u8, &b.name)));
+    out.extend(rendezvous_entries(Kind::Pipe, &holders));
+    out.extend(rendezvous_entries(Kind::Mailslot, &holders));
+    out.sort_by(|a, b| (a.scope as u8, &a.name, a.kind).cmp(&(b.scope as u8, &b.name, b.kind)));
     out
+}
+
+/// Named pipes and mailslots, machine-wide, from their rendezvous names
+/// alone: the process bound to the name is the server. (A name too long
+/// for an abstract address shows as its `#hash`.)
+fn rendezvous_entries(kind: Kind, holders: &HashMap<u64, Vec<u32>>) -> Vec<ObjectEntry> {
+    let prefix = format!("{PREFIX}G/{}/", kind.family());
+    socket::list_abstract_listeners(prefix.as_bytes())
+        .into_iter()
+        .map(|l| {
+            let pids = holders.get(&l.inode).map_or(&[][..], Vec::as_slice);
+            ObjectEntry {
+                kind,
+                scope: Scope::Global,
+                name: String::from_utf8_lossy(&l.name[prefix.len()..]).into_owned(),
+                owner_pid: pids.first().copied().unwrap_or_else(switchboard_sys::process::pid),
+                holders: pids.len(),
+            }
+        })
+        .collect()
 }
 
 fn holders_by_inode() -> HashMap<u64, Vec<u32>> {
