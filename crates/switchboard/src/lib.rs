@@ -14,6 +14,12 @@
 //! | Named semaphore | [`sync::Semaphore`] | futex word holding the count |
 //! | Named event | [`sync::Event`] | futex word: signalled bit + pulse generation |
 //! | Wait on several | [`sync::wait_any`], [`sync::wait_all`] | `futex_waitv` |
+//! | Shared-memory and stream links | [`link::ShmLink`], [`link::StreamLink`] | byte rings in a memfd, futex wake-ups; framed Unix/TCP streams |
+//! | Completion ports | [`port::Port`] | packet queue in shared memory, LIFO consumer release |
+//! | Anonymous pipes | [`pipe::anon`] | kernel pipes, close-on-exec, child stdio |
+//! | Named pipes | [`pipe::named`] | abstract-socket rendezvous, data in a shared-memory link |
+//! | Mailslots | [`mailslot`] | multi-writer queue in shared memory, robust-futex life token; UDP broadcast |
+//! | Sockets | [`socket`] | std sockets made close-on-exec, exclusive, with timeouts; shared by fd passing or pid + handle |
 //! | Names, ACLs, listing | [`name`], [`namespace`] | abstract `SOCK_SEQPACKET`, `SO_PEERCRED`, `/proc/net/unix` |
 //!
 //! Errors are one type, [`Error`], whose [`Error::win32`] is the classic
