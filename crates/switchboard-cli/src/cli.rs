@@ -41,6 +41,9 @@ pub enum Command {
     /// Mailslot: create (and print what arrives), read, write, info.
     #[command(subcommand)]
     Mailslot(MailslotCmd),
+    /// Sockets with length-prefixed frames: listen (print what arrives), send.
+    #[command(subcommand)]
+    Socket(SocketCmd),
     /// Start real child processes, exercise every mechanism, print a table.
     Tour {
         /// Round trips per timed row.
@@ -241,6 +244,31 @@ pub enum PipeCmd {
         /// Wait this long for a free instance (exit code 3 when none).
         #[arg(long, value_name = "MS", default_value_t = 5000)]
         timeout: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SocketCmd {
+    /// Listen on ADDR and print every frame each client sends ("PEER: TEXT");
+    /// clients are served one after another. Unix peers show as "pid N uid U".
+    Listen {
+        /// `tcp:HOST:PORT` (port 0 picks one), `unix:PATH` or `unix:@NAME` (abstract).
+        addr: String,
+        /// Exit after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Wait at most this long for each frame (exit code 3 when none came).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+        /// Let other sockets that ask share the port (SO_REUSEPORT).
+        #[arg(long)]
+        reuse_port: bool,
+    },
+    /// Connect to ADDR and send each MESSAGE as one frame.
+    Send {
+        addr: String,
+        #[arg(required = true)]
+        messages: Vec<String>,
     },
 }
 

@@ -191,6 +191,47 @@ fn mailslot_s04_cli_mailslot_verbs_create_write_info_read() {
     assert_eq!(empty.status.code(), Some(3), "an empty mailslot with timeout 0: {}", stderr(&empty));
 }
 
+/// Starts `switchboard socket listen …` and returns it with its first stderr line.
+fn socket_listener(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    // Keep draining: a closed stderr would make the listener's next message fail.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (child, line.trim().to_owned())
+}
+
+#[test]
+fn socket_s05_cli_socket_listen_and_send_frames_over_unix_and_tcp() {
+    let name = format!("unix:@{}", unique("sock"));
+    let (unix, ready) = socket_listener(&["socket", "listen", &name, "--count", "2"]);
+    assert!(ready.starts_with("listening"), "{ready}");
+    let sent = run(&["socket", "send", &name, "one", "two"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = unix.wait_with_output().unwrap();
+    let me = format!("uid {}", std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("pid ") && lines[0].contains(&me) && lines[0].ends_with(": one"), "{text}");
+    assert!(lines[1].ends_with(": two"), "{text}");
+    let (tcp, ready) = socket_listener(&["socket", "listen", "tcp:127.0.0.1:0", "--count", "1"]);
+    let addr = ready.strip_prefix("listening on ").unwrap();
+    assert!(run(&["socket", "send", addr, "over tcp"]).status.success());
+    let out = tcp.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).trim_end().ends_with(": over tcp"));
+    // A client that connects and says nothing: the listener gives up with exit code 3.
+    let silent = unique("quiet");
+    let (quiet, _) = socket_listener(&["socket", "listen", &format!("unix:@{silent}"), "--timeout", "100"]);
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(silent.as_bytes()).unwrap();
+    let _mute = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+    assert_eq!(quiet.wait_with_output().unwrap().status.code(), Some(3));
+    let refused = run(&["socket", "send", &format!("unix:@{}", unique("nobody")), "x"]);
+    assert!(stderr(&refused).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&refused));
+}
+
 #[test]
 fn port_s04_cli_port_verbs_post_get_and_time_out() {
     let n = unique("port");

@@ -6,6 +6,7 @@ mod mailslot;
 mod mapping;
 mod pipe;
 mod port;
+mod socket;
 mod sync;
 mod tour;
 
@@ -25,6 +26,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Port(c) => port::run(c),
         Command::Pipe(c) => pipe::run(c),
         Command::Mailslot(c) => mailslot::run(c),
+        Command::Socket(c) => socket::run(c),
         Command::Tour { rounds } => tour::run(rounds),
         Command::Bench { quick, json, plot, only } => bench::run(quick, json, plot, &only),
         Command::BenchPeer { args } => bench::peer(&args),
