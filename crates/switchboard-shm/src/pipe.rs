@@ -5,16 +5,16 @@
 //! position privately; a pipe end cannot, because classic pipe handles are
 //! shared: in message read mode a read into a short buffer leaves the rest of
 //! the message for the *next read by any holder of that end* (spec 02-S18).
-//! So each direction's reader position — ring head plus the bytes of the
-//! front record already read — and writer position live in [`PipeCtl`], in
-//! the link's spare room, each guarded by an abandonable [`MutexState`]
+//! So each direction's reader position — the ring's published head plus
+//! the bytes of the front record already read — and writer position (the
+//! ring's published tail) are shared, each guarded by an abandonable [`MutexState`]
 //! (the named mutex's lock: a holder killed mid-read or mid-write hands it
 //! over as abandoned instead of blocking the others forever).
 //!
 //! Messages are one or more ring records; every record but the last has the
-//! "more" bit. A writer killed between two chunks of one message leaves
-//! `writing` set; the next writer, taking the abandoned lock, ends the torn
-//! message with an empty final chunk so that it cannot merge with its own.
+//! "more" bit. A writer killed (or timed out) between two chunks of one
+//! message leaves `writing` set; the next writer ends the torn message
+//! with an empty final chunk so that it cannot merge with its own.
 //!
 //! End 0 is the client (writes ring 0, reads ring 1), end 1 the server.
 
@@ -25,22 +25,49 @@ use crate::mutex::MutexState;
 use crate::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
-use crate::wait::Outcome;
 use switchboard_sys::{AsFd, OwnedFd};
 
 /// How often a waiting reader or writer asks whether the peer is alive.
 pub const PEER_CHECK: Duration = Duration::from_millis(50);
 
+/// One direction's shared bookkeeping. The positions themselves are the
+/// ring's published head and tail (one store each, so a holder killed at
+/// any instruction leaves none stale); this adds what a ring cannot hold.
 #[repr(C)]
 #[derive(Debug)]
 struct DirCtl {
     read_lock: MutexState,
     write_lock: MutexState,
-    head: AtomicU64,
-    tail: AtomicU64,
+    /// The ring head `offset` belongs to: once the head moves on (the
+    /// record was popped), the offset no longer counts.
+    offset_at: AtomicU64,
+    _unused: AtomicU64,
+    /// Bytes of the front record already read (message read mode).
     offset: AtomicU32,
+    /// A message of several chunks is being written.
     writing: AtomicU32,
     _pad: [AtomicU32; 2],
+}
+
+impl DirCtl {
+    /// Bytes of the record at ring position `head` already read. Read
+    /// under the read lock (its acquire orders these loads).
+    fn read_offset(&self, head: u64) -> usize {
+        if self.offset_at.load(Ordering::Acquire) == head {
+            self.offset.load(Ordering::Acquire) as usize
+        } else {
+            0
+        }
+    }
+
+    /// Records a partial read of the record at `head`. A holder killed
+    /// between the two stores leaves either the old offset of this record
+    /// or an offset that does not count: the next reader re-reads at most
+    /// what the dead one took.
+    fn set_read_offset(&self, head: u64, offset: usize) {
+        self.offset.store(offset as u32, Ordering::Release);
+        self.offset_at.store(head, Ordering::Release);
+    }
 }
 
 /// The shared state of both directions.
@@ -200,31 +227,32 @@ impl Channel {
         peer_alive: &dyn Fn() -> bool,
     ) -> Result<(), ChannelError> {
         let (ring, dir) = self.outbound();
-        let (_held, outcome) = dir.write_lock.lock();
-        let abandoned = outcome == Outcome::Abandoned;
-        let mut st = ProducerState::at(dir.tail.load(Ordering::SeqCst));
-        if abandoned && dir.writing.load(Ordering::SeqCst) != 0 {
-            // A holder died between two chunks: end its message here.
-            self.push(&ring, dir, &mut st, &[], false, deadline, peer_alive)?;
+        let _held = dir.write_lock.lock();
+        // The ring's published tail is the one truth: a writer killed after
+        // publishing a chunk but before any bookkeeping leaves nothing stale.
+        let mut st = ProducerState::at(ring.published_tail());
+        if dir.writing.load(Ordering::Acquire) != 0 {
+            // A long message was cut short (its writer died or timed out
+            // between two chunks): end it here, so ours cannot merge with it.
+            self.push(&ring, &mut st, &[], false, deadline, peer_alive)?;
+            dir.writing.store(0, Ordering::Release);
         }
         let max = ring.max_chunk();
+        if data.len() <= max {
+            return self.push(&ring, &mut st, data, false, deadline, peer_alive);
+        }
+        dir.writing.store(1, Ordering::Release);
         let mut chunks = data.chunks(max).peekable();
-        if data.is_empty() {
-            return self.push(&ring, dir, &mut st, &[], false, deadline, peer_alive);
-        }
-        dir.writing.store(u32::from(data.len() > max), Ordering::SeqCst);
         while let Some(chunk) = chunks.next() {
-            self.push(&ring, dir, &mut st, chunk, chunks.peek().is_some(), deadline, peer_alive)?;
+            self.push(&ring, &mut st, chunk, chunks.peek().is_some(), deadline, peer_alive)?;
         }
-        dir.writing.store(0, Ordering::SeqCst);
+        dir.writing.store(0, Ordering::Release);
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push(
         &self,
         ring: &Ring<'_, SegmentMem<'_>>,
-        dir: &DirCtl,
         st: &mut ProducerState,
         chunk: &[u8],
         more: bool,
@@ -236,7 +264,6 @@ impl Channel {
                 return Err(ChannelError::Disconnected);
             }
             if ring.try_push(st, chunk, more)? {
-                dir.tail.store(st.position(), Ordering::SeqCst);
                 return Ok(());
             }
             let ready = &mut || ring.has_room(st, chunk.len());
@@ -279,7 +306,7 @@ impl Channel {
     ) -> Result<ReadOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
         let _held = dir.read_lock.lock();
-        let mut st = ConsumerState::at(dir.head.load(Ordering::SeqCst));
+        let mut st = ConsumerState::at(ring.published_head());
         let mut copied = 0;
         loop {
             if self.disconnected() {
@@ -297,17 +324,16 @@ impl Channel {
                 self.wait(ready, ring.data_signal(), deadline, peer_alive)?;
                 continue;
             };
-            let offset = (dir.offset.load(Ordering::SeqCst) as usize).min(rec.len);
+            let offset = dir.read_offset(st.position()).min(rec.len);
             let n = (rec.len - offset).min(buf.len() - copied);
             ring.read_front(&st, offset, &mut buf[copied..copied + n]);
             copied += n;
             if offset + n < rec.len {
-                dir.offset.store((offset + n) as u32, Ordering::SeqCst);
+                dir.set_read_offset(st.position(), offset + n);
                 return Ok(ReadOutcome { len: copied, more: framing == Framing::Message });
             }
+            // Popping moves the ring's head, which voids the offset at once.
             ring.pop_front(&mut st, &rec);
-            dir.head.store(st.position(), Ordering::SeqCst);
-            dir.offset.store(0, Ordering::SeqCst);
             let full = copied == buf.len();
             match framing {
                 Framing::Message if !rec.more => return Ok(ReadOutcome { len: copied, more: false }),
@@ -326,9 +352,9 @@ impl Channel {
     pub fn peek(&self, buf: &mut [u8], framing: Framing) -> Result<PeekOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
         let _held = dir.read_lock.lock();
-        let st = ConsumerState::at(dir.head.load(Ordering::SeqCst));
+        let st = ConsumerState::at(ring.published_head());
         let records = ring.records(&st)?;
-        let mut skip = dir.offset.load(Ordering::SeqCst) as usize;
+        let mut skip = dir.read_offset(st.position());
         let mut out = PeekOutcome::default();
         let mut in_message = framing == Framing::Message;
         for &(pos, len, more) in &records {
@@ -351,7 +377,7 @@ impl Channel {
 
     /// Whether this holder could read now without waiting (for polling).
     pub fn has_data(&self) -> bool {
-        let (ring, dir) = self.inbound();
-        ring.has_data(&ConsumerState::at(dir.head.load(Ordering::SeqCst)))
+        let (ring, _) = self.inbound();
+        ring.has_data(&ConsumerState::at(ring.published_head()))
     }
 }
