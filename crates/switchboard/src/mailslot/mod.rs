@@ -80,7 +80,7 @@ pub use net::{BroadcastConfig, NetStats, DEFAULT_PORT, MAX_BROADCAST};
 
 use crate::error::{Error, Result};
 use crate::name::Name;
-use crate::namespace::{mailslot_address, Acl};
+use crate::namespace::{connect_to, mailslot_address, recv_reply, Acl};
 
 /// A read timeout that never expires (classic `MAILSLOT_WAIT_FOREVER`).
 pub const WAIT_FOREVER: Duration = Duration::MAX;
@@ -588,16 +588,12 @@ impl MailslotClient {
 }
 
 fn open_local(name: String) -> Result<Target> {
-    let conn = Conn::connect(&mailslot_address(&name)).map_err(|e| match e {
-        Errno::CONNREFUSED | Errno::NOENT => Error::NotFound(name.clone()),
-        other => other.into(),
-    })?;
+    let conn = connect_to(&mailslot_address(&name), &name)?;
     let mut reply = [0u8; REPLY_LEN + 1];
-    let (n, fds) = match conn.recv(&mut reply, Some(Instant::now() + REPLY_TIMEOUT)) {
-        Ok(Some(got)) => got,
-        Ok(None) | Err(Errno::CONNRESET) => return Err(Error::NotFound(name)),
-        Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => return Err(Error::Timeout),
-        Err(e) => return Err(e.into()),
+    let (n, fds) = match recv_reply(&conn, &mut reply, Some(Instant::now() + REPLY_TIMEOUT)) {
+        // The server closed while we asked: as good as never there.
+        Err(Error::BrokenPipe) => return Err(Error::NotFound(name)),
+        other => other?,
     };
     if n != REPLY_LEN || reply[..2] != MAGIC {
         return Err(Error::Malformed("bad mailslot reply".into()));

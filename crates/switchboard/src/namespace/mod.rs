@@ -203,6 +203,37 @@ pub(crate) fn mailslot_address(folded: &str) -> Vec<u8> {
     scoped_bytes(Scope::Global, "m", folded)
 }
 
+/// Connects to a mechanism's own rendezvous (pipes, mailslots): nobody
+/// there is `NotFound(name)`.
+pub(crate) fn connect_to(addr: &[u8], name: &str) -> Result<Conn> {
+    Conn::connect(addr).map_err(|e| match e {
+        Errno::CONNREFUSED | Errno::NOENT => Error::NotFound(name.to_owned()),
+        other => other.into(),
+    })
+}
+
+/// Receives a rendezvous reply: end of stream is `BrokenPipe`, the
+/// deadline `Timeout`.
+pub(crate) fn recv_reply(conn: &Conn, buf: &mut [u8], deadline: Option<Instant>) -> Result<(usize, Vec<OwnedFd>)> {
+    match conn.recv(buf, deadline) {
+        Ok(Some(got)) => Ok(got),
+        Ok(None) | Err(Errno::CONNRESET) => Err(Error::BrokenPipe),
+        Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => Err(Error::Timeout),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes descriptor `handle` of process `pid` (`pidfd_getfd`) for an object
+/// of kind `wanted` (a name for errors).
+pub(crate) fn take_fd(pid: u32, handle: HandleValue, wanted: &'static str) -> Result<OwnedFd> {
+    let pidfd = Pidfd::open(pid).map_err(|_| Error::NotFound(format!("process {pid}")))?;
+    pidfd.take(handle).map_err(|errno| match errno {
+        Errno::PERM | Errno::ACCESS => Error::HandleTakingRefused { pid, errno },
+        Errno::BADF => Error::InvalidHandle { wanted, found: "no such handle" },
+        other => Error::sys(other),
+    })
+}
+
 /// `sb1/<scope tag>/<family>/<name>`, the name replaced by its hash when the
 /// whole would not fit an abstract socket name.
 fn scoped_bytes(scope: Scope, family: &str, name: &str) -> Vec<u8> {
@@ -392,13 +423,7 @@ pub(crate) fn receive(kind: Kind, conn: &Conn, timeout: Option<Duration>) -> Res
 /// Takes handle `handle` of process `pid` and opens the object it refers to
 /// (00-S08, `pidfd_getfd`). The object's ACL applies as for any open.
 pub(crate) fn take_from_process(kind: Kind, pid: u32, handle: HandleValue) -> Result<Endpoint> {
-    let pidfd = Pidfd::open(pid).map_err(|_| Error::NotFound(format!("process {pid}")))?;
-    let fd = pidfd.take(handle).map_err(|errno| match errno {
-        Errno::PERM | Errno::ACCESS => Error::HandleTakingRefused { pid, errno },
-        Errno::BADF => Error::InvalidHandle { wanted: kind.as_str(), found: "no such handle" },
-        other => Error::sys(other),
-    })?;
-    let listener = Listener::from_fd(fd);
+    let listener = Listener::from_fd(take_fd(pid, handle, kind.as_str())?);
     let bytes = listener
         .name()
         .map_err(|_| Error::InvalidHandle { wanted: kind.as_str(), found: "another kind of descriptor" })?;

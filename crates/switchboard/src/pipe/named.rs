@@ -52,7 +52,7 @@ use switchboard_sys::socket::{poll_readable, Conn, Cred, Listener};
 use switchboard_sys::Errno;
 
 use crate::error::{Error, Result};
-use crate::namespace::{pipe_addresses, Acl};
+use crate::namespace::{connect_to, pipe_addresses, recv_reply, Acl};
 
 /// Classic `PIPE_UNLIMITED_INSTANCES`.
 pub const UNLIMITED_INSTANCES: u32 = 255;
@@ -665,22 +665,6 @@ fn decode_kind(pipe_type: u8, access: u8) -> Result<(PipeType, PipeAccess)> {
         _ => return Err(Error::Malformed("unknown pipe access".into())),
     };
     Ok((t, a))
-}
-
-fn connect_to(addr: &[u8], name: &str) -> Result<Conn> {
-    Conn::connect(addr).map_err(|e| match e {
-        Errno::CONNREFUSED | Errno::NOENT => Error::NotFound(name.to_owned()),
-        other => other.into(),
-    })
-}
-
-fn recv_reply(conn: &Conn, buf: &mut [u8], deadline: Option<Instant>) -> Result<(usize, Vec<OwnedFd>)> {
-    match conn.recv(buf, deadline) {
-        Ok(Some(got)) => Ok(got),
-        Ok(None) => Err(Error::BrokenPipe),
-        Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => Err(Error::Timeout),
-        Err(e) => Err(e.into()),
-    }
 }
 
 impl PipeClient {

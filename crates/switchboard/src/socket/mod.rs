@@ -50,7 +50,7 @@ use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 use switchboard_sys::net::{self as sysnet, SocketShape, UnixKind};
-use switchboard_sys::process::{HandleValue, Pidfd};
+use switchboard_sys::process::HandleValue;
 use switchboard_sys::socket::Conn;
 use switchboard_sys::Errno;
 
@@ -405,11 +405,5 @@ pub fn handle_of(s: &impl AsFd) -> HandleValue {
 /// refuses (another user, ptrace policy), `InvalidHandle` for no such
 /// descriptor or one that is not a `T`.
 pub fn take_socket<T: Shareable>(pid: u32, handle: HandleValue) -> Result<T> {
-    let pidfd = Pidfd::open(pid).map_err(|_| Error::NotFound(format!("process {pid}")))?;
-    let fd = pidfd.take(handle).map_err(|errno| match errno {
-        Errno::PERM | Errno::ACCESS => Error::HandleTakingRefused { pid, errno },
-        Errno::BADF => Error::InvalidHandle { wanted: T::WHAT, found: "no such handle" },
-        other => Error::sys(other),
-    })?;
-    checked(fd)
+    checked(crate::namespace::take_fd(pid, handle, T::WHAT)?)
 }
