@@ -5,6 +5,15 @@
 
 #![forbid(unsafe_code)]
 
+/// Like `eprintln!`, but a closed or broken stderr is ignored instead of
+/// panicking (a status line must never take the command down).
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod command;
 
@@ -33,7 +42,7 @@ fn report(err: &anyhow::Error) {
         }
     }
     match err.downcast_ref::<switchboard::Error>() {
-        Some(e) => eprintln!("switchboard: error: {e} ({}, {})", e.win32_name(), e.win32()),
-        None => eprintln!("switchboard: error: {err:#}"),
+        Some(e) => note!("switchboard: error: {e} ({}, {})", e.win32_name(), e.win32()),
+        None => note!("switchboard: error: {err:#}"),
     }
 }

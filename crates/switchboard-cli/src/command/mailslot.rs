@@ -49,14 +49,14 @@ fn serve(
         None => opts,
     };
     let slot = opts.create(name)?;
-    eprintln!("mailslot {} ready (pid {})", slot.name(), std::process::id());
+    note!("mailslot {} ready (pid {})", slot.name(), std::process::id());
     let mut buf = vec![0u8; slot.info()?.max_message_size];
     let mut read = 0;
     while count.is_none_or(|n| read < n) {
         let r = match slot.read_from(&mut buf) {
             Ok(r) => r,
             Err(Error::Timeout) => {
-                eprintln!("mailslot {}: no message in time (ERROR_SEM_TIMEOUT, 121)", slot.name());
+                note!("mailslot {}: no message in time (ERROR_SEM_TIMEOUT, 121)", slot.name());
                 return Ok(ExitCode::from(EXIT_TIMEOUT));
             }
             Err(e) => return Err(e.into()),

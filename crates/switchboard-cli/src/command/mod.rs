@@ -44,7 +44,7 @@ pub(crate) fn hold(what: &str, existed: bool, hold: &Hold) -> anyhow::Result<Exi
     match hold.seconds {
         Some(s) => std::thread::sleep(Duration::from_secs(s)),
         None => {
-            eprintln!("holding it; the object lives until this process exits (Ctrl-C)");
+            note!("holding it; the object lives until this process exits (Ctrl-C)");
             loop {
                 std::thread::park();
             }

@@ -34,7 +34,7 @@ pub fn run(cmd: PipeCmd) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(Error::Timeout) => {
-                    eprintln!("pipe {name}: no free instance in time (ERROR_SEM_TIMEOUT, 121)");
+                    note!("pipe {name}: no free instance in time (ERROR_SEM_TIMEOUT, 121)");
                     Ok(ExitCode::from(EXIT_TIMEOUT))
                 }
                 Err(e) => Err(e.into()),
@@ -50,7 +50,7 @@ fn serve(name: &str, message: bool, echo: bool, clients: Option<u32>) -> anyhow:
         PipeOptions::new()
     };
     let server = opts.create(name)?;
-    eprintln!("serving pipe {} (pid {})", server.name(), std::process::id());
+    note!("serving pipe {} (pid {})", server.name(), std::process::id());
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut served = 0;
     while clients.is_none_or(|n| served < n) {

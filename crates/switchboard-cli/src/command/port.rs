@@ -41,7 +41,7 @@ pub fn run(cmd: PortCmd) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(switchboard::Error::WaitTimeout) => {
-                    eprintln!("port {name}: no packet (WAIT_TIMEOUT, 258)");
+                    note!("port {name}: no packet (WAIT_TIMEOUT, 258)");
                     Ok(ExitCode::from(EXIT_TIMEOUT))
                 }
                 Err(e) => Err(e.into()),

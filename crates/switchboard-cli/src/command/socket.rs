@@ -66,7 +66,7 @@ fn listen(addr: &Addr, count: Option<u64>, timeout: Option<Duration>, reuse: boo
     match addr {
         Addr::Tcp(a) => {
             let l = opts.tcp_listen(a.as_str())?;
-            eprintln!("listening on tcp:{}", l.local_addr()?);
+            note!("listening on tcp:{}", l.local_addr()?);
             while budget.left != Some(0) {
                 let (s, peer) = opts.accept(&l)?;
                 if let Some(code) = print_frames(Framed::new(s, MAX_FRAME), &peer.to_string(), &mut budget)? {
@@ -76,7 +76,7 @@ fn listen(addr: &Addr, count: Option<u64>, timeout: Option<Duration>, reuse: boo
         }
         Addr::Unix(a) => {
             let l = opts.unix_listen(a)?;
-            eprintln!("listening on unix socket (pid {})", std::process::id());
+            note!("listening on unix socket (pid {})", std::process::id());
             while budget.left != Some(0) {
                 let (s, _) = l.accept()?;
                 let c = peer_credentials(&s)?;
@@ -98,7 +98,7 @@ fn print_frames<S: FrameStream>(mut f: Framed<S>, peer: &str, b: &mut Budget) ->
             Ok(()) => {}
             Err(Error::BrokenPipe) => return Ok(None),
             Err(Error::Timeout) => {
-                eprintln!("no frame in time (ERROR_SEM_TIMEOUT, 121)");
+                note!("no frame in time (ERROR_SEM_TIMEOUT, 121)");
                 return Ok(Some(ExitCode::from(EXIT_TIMEOUT)));
             }
             Err(e) => return Err(e.into()),

@@ -20,7 +20,7 @@ fn waited(status: WaitStatus, what: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         WaitStatus::TimedOut => {
-            eprintln!("{what}: timed out (WAIT_TIMEOUT, 258)");
+            note!("{what}: timed out (WAIT_TIMEOUT, 258)");
             ExitCode::from(EXIT_TIMEOUT)
         }
     }
@@ -43,7 +43,7 @@ pub fn mutex(cmd: MutexCmd) -> anyhow::Result<ExitCode> {
             let m = Mutex::create(name.as_str(), false)?;
             match wait_for(&m, timeout.timeout) {
                 WaitStatus::TimedOut => return Ok(waited(WaitStatus::TimedOut, &format!("mutex {name}"))),
-                WaitStatus::Abandoned => eprintln!("mutex {name}: abandoned by a dead owner; running anyway"),
+                WaitStatus::Abandoned => note!("mutex {name}: abandoned by a dead owner; running anyway"),
                 WaitStatus::Acquired => {}
             }
             let status = std::process::Command::new(&command[0])

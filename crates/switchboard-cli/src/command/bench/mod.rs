@@ -128,7 +128,7 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
     }
     if let Some(path) = plot {
         report.plot(&path)?;
-        eprintln!("plot written to {}", path.display());
+        note!("plot written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
