@@ -522,7 +522,8 @@ impl MailslotClient {
                 if !life.alive() {
                     return Err(Error::NotFound(name.clone()));
                 }
-                let timeout = (self.write_timeout != WAIT_FOREVER).then_some(self.write_timeout);
+                // WAIT_FOREVER overflows any deadline: the queue then waits for good.
+                let timeout = Some(self.write_timeout);
                 queue.push(Origin::Local, message, timeout, &|| life.alive()).map_err(|e| queue_error(e, name))
             }
             Target::Broadcast(b) => b.send(message),

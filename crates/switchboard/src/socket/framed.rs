@@ -54,7 +54,7 @@ pub struct Framed<S> {
     scratch: Vec<u8>,
 }
 
-pub(crate) fn io_error(e: std::io::Error) -> Error {
+fn io_error(e: std::io::Error) -> Error {
     match e.kind() {
         ErrorKind::BrokenPipe
         | ErrorKind::ConnectionReset

@@ -85,10 +85,13 @@ impl Default for SocketOptions {
     }
 }
 
-fn addr_error(e: Errno) -> Error {
+/// The typed error for a socket call's errno: nobody listening is
+/// `NotFound`, a timeout `Timeout`, a gone peer `BrokenPipe`.
+fn sock_error(e: Errno) -> Error {
     match e {
         Errno::CONNREFUSED | Errno::NOENT => Error::NotFound("nobody listens at that address".into()),
         Errno::AGAIN | Errno::TIMEDOUT => Error::Timeout,
+        Errno::PIPE | Errno::CONNRESET => Error::BrokenPipe,
         other => Error::sys(other),
     }
 }
@@ -187,7 +190,7 @@ impl SocketOptions {
     /// `NotFound` when nobody listens, `Timeout` when the listener's backlog
     /// stays full for the connect timeout.
     pub fn unix_connect(&self, addr: &UnixAddr) -> Result<UnixStream> {
-        let fd = sysnet::unix_connect(UnixKind::Stream, addr, self.connect_timeout).map_err(addr_error)?;
+        let fd = sysnet::unix_connect(UnixKind::Stream, addr, self.connect_timeout).map_err(sock_error)?;
         self.apply(UnixStream::from(fd))
     }
 
@@ -216,7 +219,7 @@ impl SocketOptions {
     /// # Errors
     /// As [`SocketOptions::unix_connect`].
     pub fn seqpacket_connect(&self, addr: &UnixAddr) -> Result<SeqpacketConn> {
-        let fd = sysnet::unix_connect(UnixKind::Seqpacket, addr, self.connect_timeout).map_err(addr_error)?;
+        let fd = sysnet::unix_connect(UnixKind::Seqpacket, addr, self.connect_timeout).map_err(sock_error)?;
         Ok(SeqpacketConn { fd: self.apply(fd)? })
     }
 }
@@ -244,21 +247,13 @@ pub struct SeqpacketConn {
     fd: OwnedFd,
 }
 
-fn packet_error(e: Errno) -> Error {
-    match e {
-        Errno::AGAIN | Errno::TIMEDOUT => Error::Timeout,
-        Errno::PIPE | Errno::CONNRESET => Error::BrokenPipe,
-        other => Error::sys(other),
-    }
-}
-
 impl SeqpacketConn {
     /// Sends one message (waits up to the write timeout for room).
     ///
     /// # Errors
     /// `Timeout`, `BrokenPipe`, `EMSGSIZE` (as `Io`) for a message over the socket buffer.
     pub fn send(&self, msg: &[u8]) -> Result<()> {
-        switchboard_sys::socket::send_packet(&self.fd, msg).map(drop).map_err(packet_error)
+        switchboard_sys::socket::send_packet(&self.fd, msg).map(drop).map_err(sock_error)
     }
 
     /// Receives one message, whole (waits up to the read timeout). A
@@ -269,11 +264,11 @@ impl SeqpacketConn {
     /// # Errors
     /// `Timeout`, `InsufficientBuffer`.
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-        let needed = switchboard_sys::socket::peek_packet_len(&self.fd).map_err(packet_error)?;
+        let needed = switchboard_sys::socket::peek_packet_len(&self.fd).map_err(sock_error)?;
         if needed > buf.len() {
             return Err(Error::InsufficientBuffer { needed });
         }
-        Ok(switchboard_sys::socket::recv_packet(&self.fd, buf).map_err(packet_error)?.0)
+        Ok(switchboard_sys::socket::recv_packet(&self.fd, buf).map_err(sock_error)?.0)
     }
 }
 
