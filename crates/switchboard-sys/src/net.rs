@@ -217,7 +217,7 @@ pub fn set_timeout<Fd: AsFd>(fd: Fd, send: bool, t: Option<Duration>) -> Result<
 /// `EADDRINUSE` when a socket without `SO_REUSEADDR` holds the port, `EACCES`
 /// for a privileged port.
 pub fn udp_bind_shared(addr: SocketAddrV4) -> Result<UdpSocket> {
-    let fd = socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
+    let fd = inet_socket(SocketAddr::V4(addr), SocketType::DGRAM)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     sockopt::set_socket_broadcast(&fd, true)?;
     bind(&fd, &addr)?;
