@@ -11,6 +11,7 @@
 //! | [`futex`] | sleep/wake on a 32-bit word in shared memory | `futex(2)` (shared, not private), `futex_waitv(2)` |
 //! | [`process`] | pids, tids, liveness, handle taking | `getpid`, `gettid`, `kill(0)`, `pidfd_open`, `pidfd_getfd` |
 //! | [`socket`] | rendezvous sockets | abstract `AF_UNIX` `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` |
+//! | [`epoll`] | one wait over many descriptors | `epoll_create1`, `epoll_ctl`, `epoll_wait` |
 //! | [`eventfd`] | a counter fd for waking a poll loop | `eventfd(2)` |
 //! | [`net`] | shared UDP ports, broadcast addresses | `SO_REUSEADDR`, `SO_BROADCAST`, `getifaddrs` |
 //! | [`life`] | "is the owner still there?" without a system call | robust process-shared `pthread_mutex_t` in a sealed memfd |
@@ -30,6 +31,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod epoll;
 pub mod eventfd;
 mod fork;
 pub mod futex;

@@ -53,15 +53,40 @@ impl Listener {
     /// # Errors
     /// `EADDRINUSE` when the name is taken, `EINVAL` for an over-long name.
     pub fn bind(name: &[u8]) -> Result<Listener> {
+        Listener::bind_with_backlog(name, 128)
+    }
+
+    /// Binds `name` and listens with a backlog of `backlog` pending
+    /// connections.
+    ///
+    /// # Errors
+    /// As [`Listener::bind`].
+    pub fn bind_with_backlog(name: &[u8], backlog: i32) -> Result<Listener> {
         let fd = seqpacket(SocketFlags::NONBLOCK)?;
         net::bind(&fd, &SocketAddrUnix::new_abstract_name(name)?)?;
-        net::listen(&fd, 128)?;
+        net::listen(&fd, backlog)?;
         Ok(Listener(fd))
     }
 
-    /// Adopts a listening socket received from another process.
-    pub fn from_fd(fd: OwnedFd) -> Listener {
-        Listener(fd)
+    /// Adopts a listening socket received from another process, after
+    /// checking that it is one: an `AF_UNIX` `SOCK_SEQPACKET` socket in the
+    /// listening state. A peer that sends a regular file, a pipe or a
+    /// connected socket where a listener belongs is refused here, before
+    /// anything polls or accepts on it.
+    ///
+    /// # Errors
+    /// `ENOTSOCK` for a descriptor that is not a socket, `EPROTOTYPE` for
+    /// a socket of another family or type, `EINVAL` for one not listening.
+    pub fn adopt(fd: OwnedFd) -> Result<Listener> {
+        if net::sockopt::socket_domain(&fd)? != AddressFamily::UNIX
+            || net::sockopt::socket_type(&fd)? != SocketType::SEQPACKET
+        {
+            return Err(Errno::PROTOTYPE);
+        }
+        if !net::sockopt::socket_acceptconn(&fd)? {
+            return Err(Errno::INVAL);
+        }
+        Ok(Listener(fd))
     }
 
     /// Accepts one pending connection, if any (never blocks).
@@ -105,15 +130,47 @@ impl AsFd for Listener {
 pub struct Conn(OwnedFd);
 
 impl Conn {
-    /// Connects to the abstract name `name`.
+    /// Connects to the abstract name `name`, waiting at most until
+    /// `deadline` (`None`: as long as it takes) for room in the listener's
+    /// backlog.
+    ///
+    /// A blocking `AF_UNIX` connect sleeps while the listener's backlog is
+    /// full, and a listener that never accepts keeps it full: without a
+    /// bound, anyone who binds the name first could hang every connector.
+    /// The kernel bounds that sleep by the socket's send timeout
+    /// (`SO_SNDTIMEO`), which is set to the time left for the connect and
+    /// cleared after it.
     ///
     /// # Errors
-    /// `ECONNREFUSED` when nobody listens under that name (or the backlog is
-    /// full), `EINVAL` for an over-long name.
-    pub fn connect(name: &[u8]) -> Result<Conn> {
-        let fd = seqpacket(SocketFlags::empty())?;
-        net::connect(&fd, &SocketAddrUnix::new_abstract_name(name)?)?;
-        Ok(Conn(fd))
+    /// `ECONNREFUSED`/`ENOENT` when nobody listens under that name,
+    /// `ETIMEDOUT` at the deadline, `EINVAL` for an over-long name.
+    pub fn connect(name: &[u8], deadline: Option<Instant>) -> Result<Conn> {
+        let addr = SocketAddrUnix::new_abstract_name(name)?;
+        loop {
+            let fd = seqpacket(SocketFlags::empty())?;
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Errno::TIMEDOUT);
+                }
+                // A zero timeout would mean "forever": at least 1 µs.
+                let left = left.max(Duration::from_micros(1));
+                net::sockopt::set_socket_timeout(&fd, net::sockopt::Timeout::Send, Some(left))?;
+            }
+            match net::connect(&fd, &addr) {
+                Ok(()) => {
+                    if deadline.is_some() {
+                        net::sockopt::set_socket_timeout(&fd, net::sockopt::Timeout::Send, None)?;
+                    }
+                    return Ok(Conn(fd));
+                }
+                Err(Errno::AGAIN) | Err(Errno::INPROGRESS) => return Err(Errno::TIMEDOUT),
+                // A fresh socket for another try: an interrupted connect may
+                // leave this one half-connected.
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A connected pair (for passing handles between related processes).
@@ -328,6 +385,39 @@ mod tests {
 0000000000000000: 00000002 00000000 00010000 0001 01 12347 /run/x.sock\n";
         let got = parse_proc_net_unix(text, b"sb/");
         assert_eq!(got, vec![AbstractListener { name: b"sb/x y".to_vec(), inode: 12345 }]);
+    }
+
+    fn unique(tag: &str) -> Vec<u8> {
+        format!("sb-test/{tag}/{}/{:?}", std::process::id(), Instant::now()).into_bytes()
+    }
+
+    #[test]
+    fn connect_to_a_full_backlog_gives_up_at_the_deadline() {
+        let name = unique("full");
+        let _listener = Listener::bind_with_backlog(&name, 0).unwrap();
+        // Fill the backlog: nobody ever accepts.
+        let mut held = Vec::new();
+        let err = loop {
+            match Conn::connect(&name, Some(Instant::now() + Duration::from_millis(200))) {
+                Ok(c) => held.push(c),
+                Err(e) => break e,
+            }
+            assert!(held.len() < 64, "the backlog never filled");
+        };
+        assert_eq!(err, Errno::TIMEDOUT);
+        assert_eq!(Conn::connect(b"sb-test/nobody-here", None).unwrap_err(), Errno::CONNREFUSED);
+    }
+
+    #[test]
+    fn adopt_refuses_what_is_not_a_listening_seqpacket_socket() {
+        let (a, _b) = Conn::pair().unwrap();
+        assert_eq!(Listener::adopt(a.0).unwrap_err(), Errno::INVAL, "a connected socket");
+        let file = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).unwrap();
+        assert_eq!(Listener::adopt(file).unwrap_err(), Errno::NOTSOCK, "a file");
+        let udp = net::socket(AddressFamily::INET, SocketType::DGRAM, None).unwrap();
+        assert_eq!(Listener::adopt(udp).unwrap_err(), Errno::PROTOTYPE, "a UDP socket");
+        let l = Listener::bind(&unique("adopt")).unwrap();
+        assert!(Listener::adopt(l.0).is_ok());
     }
 
     #[test]

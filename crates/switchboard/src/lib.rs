@@ -51,6 +51,7 @@ pub mod name;
 pub mod namespace;
 pub mod pipe;
 pub mod port;
+mod rendezvous;
 pub mod raw;
 pub mod socket;
 pub mod sync;

@@ -99,6 +99,7 @@ pub struct MappingBuilder<'a> {
     protection: Protection,
     acl: Acl,
     file: Option<&'a File>,
+    trust_owner: Option<u32>,
 }
 
 impl<'a> MappingBuilder<'a> {
@@ -122,6 +123,12 @@ impl<'a> MappingBuilder<'a> {
         self.acl = acl;
         self
     }
+    /// When the `Global\` name exists already, also believe it if user
+    /// `uid` created it (by default only the caller's user or root).
+    pub fn trust_owner(mut self, uid: u32) -> Self {
+        self.trust_owner = Some(uid);
+        self
+    }
     /// Backs the mapping with `file` instead of memory (S04).
     pub fn file(mut self, file: &'a File) -> Self {
         self.file = Some(file);
@@ -136,7 +143,7 @@ impl<'a> MappingBuilder<'a> {
     /// not allow the protection or it must grow but is read-only,
     /// `InvalidHandle` when the name holds another kind, `InvalidName`.
     pub fn create(self) -> Result<Mapping> {
-        let addr = namespace::address_for(Kind::Mapping, self.name)?;
+        let addr = namespace::address_for(Kind::Mapping, self.name)?.trusting(self.trust_owner);
         let mut make = || self.make();
         let endpoint = namespace::create_or_open(Kind::Mapping, &addr, &self.acl, &mut make)?;
         Mapping::from_endpoint(endpoint, Access::Write.min_for(self.protection))
@@ -202,7 +209,7 @@ pub struct Mapping {
 impl Mapping {
     /// Starts building a mapping.
     pub fn builder<'a>() -> MappingBuilder<'a> {
-        MappingBuilder { name: None, size: 0, protection: Protection::ReadWrite, acl: Acl::default(), file: None }
+        MappingBuilder { name: None, size: 0, protection: Protection::ReadWrite, acl: Acl::default(), file: None, trust_owner: None }
     }
 
     /// Creates zero-filled, memory-backed shared memory of `size` bytes, or
@@ -228,8 +235,28 @@ impl Mapping {
     /// `NotFound`, `AccessDenied` when `access` exceeds the mapping's
     /// protection or the ACL refuses, `InvalidHandle` for another kind.
     pub fn open(name: &str, access: Access) -> Result<Mapping> {
-        let addr = namespace::address_for(Kind::Mapping, Some(name))?;
+        Mapping::open_as(name, access, None)
+    }
+
+    /// Opens an existing `Global\` mapping whose creator is user
+    /// `owner_uid`. A plain [`Mapping::open`] believes only mappings
+    /// created by the caller's user or root, so that another user cannot
+    /// squat a name and receive what the caller writes.
+    ///
+    /// # Errors
+    /// As [`Mapping::open`].
+    pub fn open_trusting(name: &str, access: Access, owner_uid: u32) -> Result<Mapping> {
+        Mapping::open_as(name, access, Some(owner_uid))
+    }
+
+    fn open_as(name: &str, access: Access, owner: Option<u32>) -> Result<Mapping> {
+        let addr = namespace::address_for(Kind::Mapping, Some(name))?.trusting(owner);
         Mapping::from_endpoint(namespace::open(Kind::Mapping, &addr)?, access)
+    }
+
+    /// The uid of the user who created the mapping.
+    pub fn owner_uid(&self) -> u32 {
+        self.inner.endpoint.owner_uid()
     }
 
     /// Takes handle `handle` of process `pid` (00-S08).
@@ -255,6 +282,12 @@ impl Mapping {
             return Err(Error::AccessDenied("the mapping's protection does not allow this access"));
         }
         let size = endpoint.info().size;
+        let fd = endpoint.fd(0).ok_or_else(|| Error::Malformed("a mapping without its memory".into()))?;
+        // Memory-backed mappings are size-sealed: one smaller than it says
+        // is a lie, not a truncated file (which views report as ViewFault).
+        if memfd::is_size_sealed(fd) && memfd::size(fd)? < size {
+            return Err(Error::Malformed("the mapping's memory is smaller than its stated size".into()));
+        }
         let existed = endpoint.existed;
         Ok(Mapping { inner: Arc::new(Inner { endpoint, size, protection }), access, existed })
     }

@@ -151,8 +151,27 @@ impl Port {
     /// # Errors
     /// `NotFound`, `InvalidHandle`, `AccessDenied`.
     pub fn open(name: &str) -> Result<Port> {
-        let addr = namespace::address_for(Kind::Port, Some(name))?;
+        Port::open_as(name, None)
+    }
+
+    /// Opens an existing `Global\` port whose creator is user
+    /// `owner_uid` (a plain [`Port::open`] believes only the caller's user
+    /// or root).
+    ///
+    /// # Errors
+    /// As [`Port::open`].
+    pub fn open_trusting(name: &str, owner_uid: u32) -> Result<Port> {
+        Port::open_as(name, Some(owner_uid))
+    }
+
+    fn open_as(name: &str, owner: Option<u32>) -> Result<Port> {
+        let addr = namespace::address_for(Kind::Port, Some(name))?.trusting(owner);
         Port::attach(namespace::open(Kind::Port, &addr)?)
+    }
+
+    /// The uid of the user who created the port.
+    pub fn owner_uid(&self) -> u32 {
+        self.endpoint.owner_uid()
     }
 
     /// Takes handle `handle` of process `pid` — the classic

@@ -87,8 +87,8 @@ impl<T: Shared + std::fmt::Debug> Object<T> {
         Self::attach(namespace::create_or_open(kind, &addr, acl, &mut make)?, seg_kind)
     }
 
-    fn open(kind: Kind, seg_kind: SegKind, name: &str) -> Result<Self> {
-        let addr = namespace::address_for(kind, Some(name))?;
+    fn open(kind: Kind, seg_kind: SegKind, name: &str, owner: Option<u32>) -> Result<Self> {
+        let addr = namespace::address_for(kind, Some(name))?.trusting(owner);
         Self::attach(namespace::open(kind, &addr)?, seg_kind)
     }
 
@@ -162,7 +162,23 @@ macro_rules! common {
             /// # Errors
             /// `NotFound`, `InvalidHandle` (another kind), `AccessDenied`, `InvalidName`.
             pub fn open(name: &str) -> Result<$ty> {
-                Object::open($kind, SegKind::$ty, name).map($ty)
+                Object::open($kind, SegKind::$ty, name, None).map($ty)
+            }
+
+            /// Opens an existing `Global\` object whose creator is user
+            /// `owner_uid`. A plain `open` believes only objects created
+            /// by the caller's user or root, so that another user cannot
+            /// squat a name and be mistaken for the real object.
+            ///
+            /// # Errors
+            /// As `open`.
+            pub fn open_trusting(name: &str, owner_uid: u32) -> Result<$ty> {
+                Object::open($kind, SegKind::$ty, name, Some(owner_uid)).map($ty)
+            }
+
+            /// The uid of the user who created the object.
+            pub fn owner_uid(&self) -> u32 {
+                self.0.endpoint.owner_uid()
             }
 
             /// Takes handle `handle` of process `pid` (00-S08).

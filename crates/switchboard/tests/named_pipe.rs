@@ -195,7 +195,7 @@ fn pipe_s18_partial_message_read_continues_in_another_process() {
     let _w = Watchdog::test();
     if role().is_some() {
         assert_eq!(hear(), "go");
-        let via = Connection::connect(util::args()[0].as_bytes()).unwrap();
+        let via = Connection::connect(util::args()[0].as_bytes(), None).unwrap();
         let end = PipeClient::receive(&via, Some(Duration::from_secs(60))).unwrap();
         let mut buf = [0u8; 64];
         let n = end.read(&mut buf).unwrap();
@@ -244,7 +244,7 @@ const S18_TORN: &str = "pipe_s18_a_holder_killed_mid_message_leaves_a_torn_messa
 fn pipe_s18_a_holder_killed_mid_message_leaves_a_torn_message_the_next_writer_ends() {
     let _w = Watchdog::test();
     if role().is_some() {
-        let via = Connection::connect(util::args()[0].as_bytes()).unwrap();
+        let via = Connection::connect(util::args()[0].as_bytes(), None).unwrap();
         let end = PipeClient::receive(&via, Some(Duration::from_secs(60))).unwrap();
         say("writing");
         // Far more than the 4 KiB buffer: this blocks between chunks until killed.

@@ -181,7 +181,7 @@ fn names_s08_handles_pass_over_connections_and_by_pid() {
         let a = util::args();
         match r.as_str() {
             "sender" => {
-                let conn = Connection::connect(a[0].as_bytes()).unwrap();
+                let conn = Connection::connect(a[0].as_bytes(), None).unwrap();
                 let m = Mapping::create(None, 4096).unwrap();
                 m.map_view(Access::Write, 0, 0).unwrap().write(0, b"passed").unwrap();
                 m.send(&conn).unwrap();

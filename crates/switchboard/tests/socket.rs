@@ -122,7 +122,7 @@ const S03: &str = "socket_s03_a_socket_shared_with_another_process_serves_both_u
 fn socket_s03_a_socket_shared_with_another_process_serves_both_until_the_last_close() {
     if let Some(_r) = role() {
         let a = util::args();
-        let conn = Connection::connect(a[0].as_bytes()).unwrap();
+        let conn = Connection::connect(a[0].as_bytes(), None).unwrap();
         let listener: TcpListener = receive_socket(&conn, Some(Duration::from_secs(60))).unwrap();
         // The other way: take the parent's UDP socket by pid + handle.
         let udp: UdpSocket = take_socket(a[1].parse().unwrap(), HandleValue(a[2].parse().unwrap())).unwrap();

@@ -515,7 +515,7 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
             }
         }
         "socket-echo" => {
-            let conn = Connection::connect(arg(0)?.as_bytes())?;
+            let conn = Connection::connect(arg(0)?.as_bytes(), Some(std::time::Instant::now() + std::time::Duration::from_secs(10)))?;
             let listener: std::net::TcpListener = socket::receive_socket(&conn, Some(PEER_PATIENCE))?;
             let opts = SocketOptions::new().read_timeout(Some(PEER_PATIENCE));
             let (stream, _) = opts.accept(&listener)?;

@@ -1,11 +1,14 @@
 //! [`ShmLink`]: two SPSC byte rings in one sealed memfd.
 //!
-//! The connecting side creates the segment and passes it with `SCM_RIGHTS`
-//! over the rendezvous socket (`sb1/L<uid>/l/<name>`); the acceptor checks
-//! the connector's uid and the segment's layout and answers `OK`. After that
-//! the socket carries nothing: it stays open only so that each side learns
-//! of the other's death as a hang-up. Data moves through the rings, with
-//! futex wake-ups when a side sleeps (see [`WaitMode`]).
+//! A listener is a rendezvous service of the link family
+//! (`sb1/L<uid>/l/<name>`): the responder admits connectors its ACL allows
+//! (default: this user only) and grants them at once; admitted connections
+//! wait, at most [`MAX_PENDING`] of them, for [`ShmLinkListener::accept`].
+//! The connecting side creates the segment and sends it with `SCM_RIGHTS`
+//! in a link-family message; the acceptor checks the segment's layout.
+//! After that the socket carries nothing: it stays open only so that each
+//! side learns of the other's death as a hang-up. Data moves through the
+//! rings, with futex wake-ups when a side sleeps (see [`WaitMode`]).
 //!
 //! Decisions:
 //! - A blocked `send`/`recv` checks for a hung-up peer every
@@ -16,23 +19,29 @@
 //!   `BrokenPipe` comes after the last of them.
 //! - A message larger than a ring is sent as several chunks; a receive that
 //!   times out part-way keeps the chunks it has and resumes later.
+//! - `connect` returns once its segment is sent, before `accept` picks the
+//!   link up (as a socket connect completes into the backlog); messages
+//!   sent meanwhile wait in the ring.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use switchboard_shm::duplex::{Duplex, SegmentMem};
 use switchboard_shm::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
-use switchboard_sys::socket::{wait_readable, Conn, Listener};
-use switchboard_sys::{AsFd, Errno};
+use switchboard_sys::socket::{Conn, Cred};
+use switchboard_sys::AsFd;
 
 use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
-use crate::namespace::link_address;
+use crate::namespace::{link_address, Acl};
+use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, Trust};
 
 /// How often a blocked call checks that the peer is still there.
 pub const PEER_CHECK: Duration = Duration::from_millis(50);
-const HELLO: &[u8] = b"SBL1";
-const ACCEPTED: &[u8] = b"OK";
-const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Most admitted connections waiting for [`ShmLinkListener::accept`];
+/// more are refused as busy.
+pub const MAX_PENDING: usize = 128;
 
 /// How a [`ShmLink`] is set up. Chosen by the connecting side (it creates the rings).
 #[derive(Clone, Copy, Debug)]
@@ -98,26 +107,17 @@ impl ShmLink {
     ///
     /// # Errors
     /// `NotFound` when nobody listens, `AccessDenied` when the listener
-    /// belongs to another user or refuses us, `Timeout`, `InvalidParameter`.
+    /// belongs to another user (root too, for a Local name) or its ACL
+    /// refuses us, `PipeBusy` when too many connections wait for its
+    /// accept, `Timeout`, `InvalidParameter`.
     pub fn connect(name: &str, opts: ShmLinkOptions) -> Result<ShmLink> {
-        let conn = match Conn::connect(&link_address(name)?) {
-            Ok(c) => c,
-            Err(Errno::CONNREFUSED) => return Err(Error::NotFound(name.to_owned())),
-            Err(e) => return Err(e.into()),
-        };
-        if conn.peer_cred()?.uid != switchboard_sys::process::uid() {
-            return Err(Error::AccessDenied("the link name is held by another user"));
-        }
+        let (scope, addr) = link_address(name)?;
         let (fd, duplex) = Duplex::create(opts.capacity).map_err(|_| bad_capacity())?;
-        conn.send(HELLO, &[fd.as_fd()])?;
-        let mut ack = [0u8; 8];
-        match conn.recv(&mut ack, Some(Instant::now() + HANDSHAKE)) {
-            Ok(Some((n, _))) if &ack[..n] == ACCEPTED => Ok(ShmLink::new(duplex, conn, 0, opts)),
-            Ok(Some(_)) => Err(Error::AccessDenied("the listener refused the link")),
-            Ok(None) | Err(Errno::CONNRESET) => Err(Error::BrokenPipe),
-            Err(Errno::TIMEDOUT) => Err(Error::Timeout),
-            Err(e) => Err(e.into()),
-        }
+        let deadline = rendezvous::answer_deadline(None);
+        let answer = rendezvous::connect(Family::LINK, &addr, deadline, Trust::for_scope(scope))
+            .map_err(|f| f.into_error(name))?;
+        wire::send(&answer.conn, Family::LINK, Status::Granted, &[], &[fd.as_fd()])?;
+        Ok(ShmLink::new(duplex, answer.conn, 0, opts))
     }
 
     /// Sets how this side waits.
@@ -214,21 +214,61 @@ impl Drop for ShmLink {
     }
 }
 
+/// Admitted connections waiting for `accept`.
+#[derive(Debug, Default)]
+struct Pending {
+    conns: Mutex<VecDeque<Conn>>,
+    arrived: Condvar,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Conn>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Handler for Pending {
+    fn admit(&self, conn: Conn, _peer: Cred) {
+        let mut conns = self.lock();
+        conns.retain(|c| !c.hung_up());
+        if conns.len() >= MAX_PENDING {
+            let _ = wire::send(&conn, Family::LINK, Status::Busy, &[], &[]);
+        } else if wire::send(&conn, Family::LINK, Status::Granted, &[], &[]).is_ok() {
+            conns.push_back(conn);
+            self.arrived.notify_one();
+        }
+    }
+}
+
 /// Accepts [`ShmLink`]s under a name.
 #[derive(Debug)]
 pub struct ShmLinkListener {
-    listener: Listener,
+    pending: Arc<Pending>,
+    _service: Service,
     opts: ShmLinkOptions,
 }
 
 impl ShmLinkListener {
-    /// Listens under `name` (`NAME`, `Local\NAME` or `Global\NAME`).
+    /// Listens under `name` (`NAME`, `Local\NAME` or `Global\NAME`),
+    /// admitting only this user.
     ///
     /// # Errors
     /// `InvalidName`; `AddrInUse` when another listener has the name.
     pub fn bind(name: &str) -> Result<ShmLinkListener> {
-        let listener = Listener::bind(&link_address(name)?)?;
-        Ok(ShmLinkListener { listener, opts: ShmLinkOptions::default() })
+        ShmLinkListener::bind_with_acl(name, &Acl::owner_only())
+    }
+
+    /// Listens under `name`, admitting this user and whom `acl` allows.
+    ///
+    /// # Errors
+    /// As [`ShmLinkListener::bind`].
+    pub fn bind_with_acl(name: &str, acl: &Acl) -> Result<ShmLinkListener> {
+        let (_, addr) = link_address(name)?;
+        let listener = rendezvous::bind(&addr)?.ok_or_else(|| Error::Io(std::io::ErrorKind::AddrInUse.into()))?;
+        let pending = Arc::new(Pending::default());
+        let acl = acl.clone().with_owner(switchboard_sys::process::uid());
+        let service = Service::start(Family::LINK, Arc::new(listener), acl, pending.clone())?;
+        Ok(ShmLinkListener { pending, _service: service, opts: ShmLinkOptions::default() })
     }
 
     /// Sets the wait mode and maximum message of accepted links.
@@ -239,39 +279,47 @@ impl ShmLinkListener {
     }
 
     /// Accepts one link, waiting at most `timeout` (`None`: forever).
-    /// Connectors of another user, or with a malformed segment, are refused
-    /// and the wait goes on.
+    /// A connector whose segment does not arrive by the deadline, or is
+    /// malformed, is dropped and the wait goes on.
     ///
     /// # Errors
-    /// `Timeout`; system errors.
+    /// `Timeout`.
     pub fn accept(&self, timeout: Option<Duration>) -> Result<ShmLink> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            match wait_readable(self.listener.as_fd(), deadline) {
-                Err(Errno::TIMEDOUT) => return Err(Error::Timeout),
-                Err(e) => return Err(e.into()),
-                Ok(()) => {}
-            }
-            if let Some(conn) = self.listener.accept()? {
-                if let Ok(link) = self.handshake(conn) {
-                    return Ok(link);
-                }
+            let conn = self.next_pending(deadline)?;
+            // A connector sends its segment right after the grant.
+            let handshake = rendezvous::answer_deadline(None);
+            let by = deadline.map_or(handshake, |d| d.min(handshake));
+            if let Ok(link) = self.handshake(conn, by) {
+                return Ok(link);
             }
         }
     }
 
-    fn handshake(&self, conn: Conn) -> Result<ShmLink> {
-        if conn.peer_cred()?.uid != switchboard_sys::process::uid() {
-            let _ = conn.send(b"NO", &[]);
-            return Err(Error::AccessDenied("link connector is another user"));
+    fn next_pending(&self, deadline: Option<Instant>) -> Result<Conn> {
+        let mut conns = self.pending.lock();
+        loop {
+            if let Some(c) = conns.pop_front() {
+                return Ok(c);
+            }
+            conns = match deadline {
+                None => self.pending.arrived.wait(conns).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Timeout);
+                    }
+                    self.pending.arrived.wait_timeout(conns, left).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
         }
-        let mut hello = [0u8; 8];
-        let (n, fds) = conn.recv(&mut hello, Some(Instant::now() + HANDSHAKE))?.ok_or(Error::BrokenPipe)?;
-        if &hello[..n] != HELLO || fds.len() != 1 {
-            return Err(Error::Malformed("bad link hello".into()));
-        }
-        let duplex = Duplex::open(&fds[0]).map_err(|e| Error::Malformed(e.to_string()))?;
-        conn.send(ACCEPTED, &[])?;
+    }
+
+    fn handshake(&self, conn: Conn, deadline: Instant) -> Result<ShmLink> {
+        let (_, fds) = rendezvous::receive(Family::LINK, &conn, Some(deadline)).map_err(|f: Failure| f.into_error("link"))?;
+        let [fd] = <[_; 1]>::try_from(fds).map_err(|_| Error::Malformed("a link hello without its segment".into()))?;
+        let duplex = Duplex::open(&fd).map_err(|e| Error::Malformed(e.to_string()))?;
         let opts = ShmLinkOptions { capacity: duplex.capacity(), ..self.opts };
         Ok(ShmLink::new(duplex, conn, 1, opts))
     }

@@ -73,23 +73,20 @@ use std::time::{Duration, Instant};
 use switchboard_shm::mailslot::{Origin, Queue, QueueError};
 use switchboard_shm::ring::{ConsumerState, WaitMode};
 use switchboard_sys::life::{LifeToken, LifeWatch};
-use switchboard_sys::socket::{poll_readable, Conn, Listener};
-use switchboard_sys::Errno;
+use switchboard_sys::eventfd::EventFd;
+use switchboard_sys::socket::{poll_readable, Conn, Cred};
 
 pub use net::{BroadcastConfig, NetStats, DEFAULT_PORT, MAX_BROADCAST};
 
 use crate::error::{Error, Result};
 use crate::name::Name;
-use crate::namespace::{connect_to, mailslot_address, recv_reply, Acl};
+use crate::namespace::{mailslot_address, Acl};
+use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, Trust};
 
 /// A read timeout that never expires (classic `MAILSLOT_WAIT_FOREVER`).
 pub const WAIT_FOREVER: Duration = Duration::MAX;
 /// The largest message of a mailslot created with max size 0 ("any size").
 pub const ANY_SIZE_LIMIT: usize = 64 * 1024;
-const MAGIC: [u8; 2] = *b"M1";
-const REPLY_LEN: usize = 7;
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-const DENIED: u8 = 2;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -194,10 +191,7 @@ impl MailslotOptions {
     pub fn create(&self, name: &str) -> Result<Mailslot> {
         let folded = local_name(name)?;
         let addr = mailslot_address(&folded);
-        let listener = match Listener::bind(&addr) {
-            Err(Errno::ADDRINUSE) => return Err(Error::AlreadyExists(folded)),
-            other => other?,
-        };
+        let Some(listener) = rendezvous::bind(&addr)? else { return Err(Error::AlreadyExists(folded)) };
         let max = if self.max_message_size == 0 { ANY_SIZE_LIMIT } else { self.max_message_size };
         let (queue_fd, queue) = Queue::create(max, self.queue_bytes)
             .map_err(|_| Error::InvalidParameter("the mailslot's max message size is too large"))?;
@@ -207,58 +201,59 @@ impl MailslotOptions {
             queue,
             queue_fd,
             life: Arc::new(LifeToken::create()?),
-            acl: self.acl.clone().with_owner(switchboard_sys::process::uid()),
             counters: net::Counters::default(),
             stop: AtomicBool::new(false),
+            wake: EventFd::new()?,
             port: udp.as_ref().and_then(|u| u.local_addr().ok()).map(|a| a.port()),
         });
         let (tx, rx) = mpsc::channel();
         let c = core.clone();
-        let responder = std::thread::Builder::new()
+        let keeper = std::thread::Builder::new()
             .name("switchboard-mailslot".into())
-            .spawn(move || respond(&c, &listener, udp.as_ref(), &tx))
+            .spawn(move || keep(&c, udp.as_ref(), &tx))
             .map_err(Error::Io)?;
         rx.recv().map_err(|_| Error::BrokenPipe)??;
         core.queue.set_read_timeout_ms(timeout_ms(self.read_timeout));
-        Ok(Mailslot {
-            core,
+        let acl = self.acl.clone().with_owner(switchboard_sys::process::uid());
+        let mut slot = Mailslot {
+            core: core.clone(),
             reader: Mutex::new(ConsumerState::at(0)),
             read_timeout: Mutex::new(self.read_timeout),
-            addr,
-            responder: Some(responder),
+            service: None,
+            keeper: Some(keeper),
             wait: self.wait,
-        })
+        };
+        slot.service = Some(Service::start(Family::MAILSLOT, Arc::new(listener), acl, core)?);
+        Ok(slot)
     }
 }
 
-/// What the server and its responder thread share.
+/// What the server, its keeper thread and its service share.
 #[derive(Debug)]
 struct Core {
     name: String,
     queue: Queue,
     queue_fd: OwnedFd,
     life: Arc<LifeToken>,
-    acl: Acl,
     counters: net::Counters,
     stop: AtomicBool,
+    /// Rung to stop the keeper thread.
+    wake: EventFd,
     /// The UDP port broadcasts arrive on, when receiving them.
     port: Option<u16>,
 }
 
-impl Core {
-    /// A writer connected: check it and give it the queue and life token.
-    fn answer(&self, conn: &Conn) {
-        let Ok(cred) = conn.peer_cred() else { return };
-        if !self.acl.admits(&cred) {
-            let _ = conn.send(&[MAGIC[0], MAGIC[1], DENIED, 0, 0, 0, 0], &[]);
-            return;
-        }
-        let mut reply = [0u8; REPLY_LEN];
-        reply[..2].copy_from_slice(&MAGIC);
-        reply[3..].copy_from_slice(&(self.queue.max_message() as u32).to_le_bytes());
-        let _ = conn.send(&reply, &[self.queue_fd.as_fd(), self.life.fd()]);
+/// A writer the ACL admitted: the mailslot family's body is the max
+/// message size (u32 LE); the descriptors are the queue and the server's
+/// life token.
+impl Handler for Core {
+    fn admit(&self, conn: Conn, _peer: Cred) {
+        let body = (self.queue.max_message() as u32).to_le_bytes();
+        let _ = wire::send(&conn, Family::MAILSLOT, Status::Granted, &body, &[self.queue_fd.as_fd(), self.life.fd()]);
     }
+}
 
+impl Core {
     /// Queues every datagram waiting on `udp` that is for this mailslot.
     fn drain(&self, udp: &UdpSocket, seen: &mut net::Seen, buf: &mut [u8]) {
         while let Ok((n, from)) = udp.recv_from(buf) {
@@ -271,9 +266,10 @@ impl Core {
     }
 }
 
-/// The server's responder thread: holds the life token for the server's
-/// lifetime, answers openers and queues broadcasts.
-fn respond(core: &Core, listener: &Listener, udp: Option<&UdpSocket>, ready: &mpsc::Sender<Result<()>>) {
+/// The server's keeper thread: holds the life token for the server's
+/// lifetime (a robust lock must be held by a thread that lives exactly as
+/// long as the server), and queues broadcasts when receiving them.
+fn keep(core: &Core, udp: Option<&UdpSocket>, ready: &mpsc::Sender<Result<()>>) {
     let _hold = match LifeToken::hold(&core.life) {
         Ok(h) => h,
         Err(e) => {
@@ -285,17 +281,10 @@ fn respond(core: &Core, listener: &Listener, udp: Option<&UdpSocket>, ready: &mp
     let mut seen = net::Seen::default();
     // One byte more than the largest valid datagram, so a longer one shows.
     let mut buf = vec![0u8; net::MAX_DATAGRAM + 1];
-    // `stop` is checked before every poll: the wake-up connection may be
-    // taken by the accept loop below, like any opener's.
     while !core.stop.load(Ordering::SeqCst) {
-        let mut fds = vec![listener.as_fd()];
+        let mut fds = vec![core.wake.as_fd()];
         fds.extend(udp.map(AsFd::as_fd));
         let Ok(readable) = poll_readable(&fds, None) else { return };
-        if readable[0] {
-            while let Ok(Some(conn)) = listener.accept() {
-                core.answer(&conn);
-            }
-        }
         if let (Some(udp), Some(true)) = (udp, readable.get(1)) {
             core.drain(udp, &mut seen, &mut buf);
         }
@@ -357,8 +346,9 @@ pub struct Mailslot {
     core: Arc<Core>,
     reader: Mutex<ConsumerState>,
     read_timeout: Mutex<Duration>,
-    addr: Vec<u8>,
-    responder: Option<JoinHandle<()>>,
+    /// Admits writers; `None` only while closing.
+    service: Option<Service>,
+    keeper: Option<JoinHandle<()>>,
     wait: WaitMode,
 }
 
@@ -459,12 +449,13 @@ impl Mailslot {
 
 impl Drop for Mailslot {
     fn drop(&mut self) {
-        // Writers see the queue closed at once; the responder, woken by a
-        // connection, releases the life token and the name (S10).
+        // Writers see the queue closed at once; the name goes with the
+        // service, and the keeper, woken, releases the life token (S10).
         self.core.stop.store(true, Ordering::SeqCst);
         self.core.queue.close();
-        let _ = Conn::connect(&self.addr);
-        if let Some(t) = self.responder.take() {
+        self.service = None;
+        self.core.wake.notify();
+        if let Some(t) = self.keeper.take() {
             let _ = t.join();
         }
     }
@@ -589,21 +580,13 @@ impl MailslotClient {
 }
 
 fn open_local(name: String) -> Result<Target> {
-    let conn = connect_to(&mailslot_address(&name), &name)?;
-    let mut reply = [0u8; REPLY_LEN + 1];
-    let (n, fds) = match recv_reply(&conn, &mut reply, Some(Instant::now() + REPLY_TIMEOUT)) {
-        // The server closed while we asked: as good as never there.
-        Err(Error::BrokenPipe) => return Err(Error::NotFound(name)),
-        other => other?,
+    let deadline = rendezvous::answer_deadline(None);
+    // The server closed while we asked: as good as never there.
+    let answer = rendezvous::connect(Family::MAILSLOT, &mailslot_address(&name), deadline, Trust::UserOrRoot)
+        .map_err(|f: Failure| f.into_error(&name))?;
+    let (4, Ok([queue_fd, life_fd])) = (answer.body.len(), <[OwnedFd; 2]>::try_from(answer.fds)) else {
+        return Err(Error::Malformed("a mailslot reply without its size and two descriptors".into()));
     };
-    if n != REPLY_LEN || reply[..2] != MAGIC {
-        return Err(Error::Malformed("bad mailslot reply".into()));
-    }
-    if reply[2] == DENIED {
-        return Err(Error::AccessDenied("the mailslot's ACL refuses this user"));
-    }
-    let [queue_fd, life_fd] = <[OwnedFd; 2]>::try_from(fds)
-        .map_err(|_| Error::Malformed("a mailslot reply without its two descriptors".into()))?;
     let queue = Queue::open(&queue_fd).map_err(|e| Error::Malformed(e.to_string()))?;
     let life = LifeWatch::open(&life_fd).map_err(|e| Error::Malformed(format!("life token: {e}")))?;
     if !life.alive() {

@@ -19,31 +19,35 @@
 //! Every holder keeps a duplicate of the listening socket: the name lives
 //! exactly as long as some process holds the object and disappears, by the
 //! kernel's own reference counting, when the last holder exits — even by
-//! `kill -9` (00-S07). The per-process responder thread answers openers
-//! (see the `responder` module); creating is "bind, or else connect and open", which
-//! makes create-or-open race-free between processes (00-S05).
+//! `kill -9` (00-S07). Every holder runs the object's rendezvous service
+//! (`rendezvous::Service`, family `k`), so any of them answers an opener;
+//! creating is "bind, or else connect and open", which makes create-or-open
+//! race-free between processes (00-S05).
+//!
+//! An opener believes a holder only if the rendezvous trusts its owner
+//! (the creator's uid: the caller's, or root's for a Global name, or the
+//! one it named with [`Trust::Owner`]), and checks what it receives: the
+//! listening socket must be one, bound at the address asked for.
 
-mod responder;
 pub(crate) mod wire;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use switchboard_sys::process::{HandleValue, Pidfd};
 use switchboard_sys::socket::{self, Conn, Cred, Listener};
-use switchboard_sys::{BorrowedFd, Errno, OwnedFd};
+use switchboard_sys::{AsFd, BorrowedFd, Errno, OwnedFd};
 
 use crate::error::{Error, Result};
 use crate::name::Scope;
-pub(crate) use responder::Registration;
-use responder::{register, Published};
+use crate::rendezvous::{self, Answer, Failure, Family, Handler, Service, Status, PREFIX};
+pub use crate::rendezvous::Trust;
 pub(crate) use wire::ObjectInfo;
-use wire::{decode, Reply, MAX_REPLY};
 
-const PREFIX: &str = "sb1/";
 /// How long an open waits for a holder to answer.
-pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const OPEN_TIMEOUT: Duration = rendezvous::ANSWER_TIMEOUT;
 
 /// The kind of a named object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -79,12 +83,12 @@ impl Kind {
         }
     }
 
-    /// The namespace family tag: kinds with the same tag share names.
-    fn family(self) -> &'static str {
+    /// The rendezvous family: kinds of one family share names.
+    fn family(self) -> Family {
         match self {
-            Kind::Pipe => "p",
-            Kind::Mailslot => "m",
-            _ => "k",
+            Kind::Pipe => Family::PIPE,
+            Kind::Mailslot => Family::MAILSLOT,
+            _ => Family::OBJECT,
         }
     }
 }
@@ -139,6 +143,11 @@ impl Acl {
         self
     }
 
+    /// The uid of the object's creator, who is always admitted.
+    pub fn owner_uid(&self) -> u32 {
+        self.owner_uid
+    }
+
     /// Whether a peer with these credentials may open the object.
     pub fn admits(&self, c: &Cred) -> bool {
         c.uid == self.owner_uid
@@ -150,18 +159,20 @@ impl Acl {
     }
 }
 
-/// Where an object lives in the namespace.
+/// Where an object lives in the namespace, and whose holders to believe.
 #[derive(Clone, Debug)]
 pub(crate) struct Address {
     bytes: Vec<u8>,
     scope: Option<Scope>,
     key: String,
+    trust: Trust,
 }
 
 impl Address {
     /// The address of a named object of `kind`.
     pub fn named(kind: Kind, scope: Scope, name: &str) -> Address {
-        Address { bytes: scoped_bytes(scope, kind.family(), name), scope: Some(scope), key: name.to_owned() }
+        let bytes = rendezvous::address(kind.family(), scope, name);
+        Address { bytes, scope: Some(scope), key: name.to_owned(), trust: Trust::for_scope(scope) }
     }
 
     /// A fresh unguessable address for an unnamed object.
@@ -172,14 +183,24 @@ impl Address {
         let r = std::collections::hash_map::RandomState::new();
         let key = format!("{:016x}{:016x}", r.hash_one(n), r.hash_one(!n));
         let bytes = format!("{PREFIX}A/{}/{key}", switchboard_sys::process::pid()).into_bytes();
-        Address { bytes, scope: None, key: String::new() }
+        Address { bytes, scope: None, key: String::new(), trust: Trust::User }
+    }
+
+    /// Also believes holders owned by `owner` (a Local name stays the
+    /// caller's own).
+    #[must_use]
+    pub fn trusting(mut self, owner: Option<u32>) -> Address {
+        if let (Some(uid), Some(Scope::Global)) = (owner, self.scope) {
+            self.trust = Trust::Owner(uid);
+        }
+        self
     }
 }
 
 /// The address of a link listener (family `l`).
-pub(crate) fn link_address(name: &str) -> Result<Vec<u8>> {
+pub(crate) fn link_address(name: &str) -> Result<(Scope, Vec<u8>)> {
     let (scope, name) = crate::name::Name::parse_object(name)?;
-    Ok(scoped_bytes(scope, "l", &name))
+    Ok((scope, rendezvous::address(Family::LINK, scope, &name)))
 }
 
 /// A named pipe's folded name and its two addresses: where clients open
@@ -189,7 +210,8 @@ pub(crate) fn pipe_addresses(name: &str) -> Result<(String, Vec<u8>, Vec<u8>)> {
     let full = if name.starts_with(r"\\") { name.to_owned() } else { format!(r"\\.\pipe\{name}") };
     match crate::name::Name::parse(&full)? {
         crate::name::Name::Pipe(n) => {
-            let (open, query) = (scoped_bytes(Scope::Global, "p", &n), scoped_bytes(Scope::Global, "q", &n));
+            let open = rendezvous::address(Family::PIPE, Scope::Global, &n);
+            let query = rendezvous::address(Family::PIPE_WAIT, Scope::Global, &n);
             Ok((n, open, query))
         }
         crate::name::Name::RemotePipe { .. } => Err(Error::BadNetPath("remote pipes need the network gateway")),
@@ -200,27 +222,7 @@ pub(crate) fn pipe_addresses(name: &str) -> Result<(String, Vec<u8>, Vec<u8>)> {
 /// Where a mailslot's server answers (family `m`): machine-wide, as
 /// classic mailslot names are. `folded` is the lower-cased name.
 pub(crate) fn mailslot_address(folded: &str) -> Vec<u8> {
-    scoped_bytes(Scope::Global, "m", folded)
-}
-
-/// Connects to a mechanism's own rendezvous (pipes, mailslots): nobody
-/// there is `NotFound(name)`.
-pub(crate) fn connect_to(addr: &[u8], name: &str) -> Result<Conn> {
-    Conn::connect(addr).map_err(|e| match e {
-        Errno::CONNREFUSED | Errno::NOENT => Error::NotFound(name.to_owned()),
-        other => other.into(),
-    })
-}
-
-/// Receives a rendezvous reply: end of stream is `BrokenPipe`, the
-/// deadline `Timeout`.
-pub(crate) fn recv_reply(conn: &Conn, buf: &mut [u8], deadline: Option<Instant>) -> Result<(usize, Vec<OwnedFd>)> {
-    match conn.recv(buf, deadline) {
-        Ok(Some(got)) => Ok(got),
-        Ok(None) | Err(Errno::CONNRESET) => Err(Error::BrokenPipe),
-        Err(Errno::TIMEDOUT) | Err(Errno::AGAIN) => Err(Error::Timeout),
-        Err(e) => Err(e.into()),
-    }
+    rendezvous::address(Family::MAILSLOT, Scope::Global, folded)
 }
 
 /// Takes descriptor `handle` of process `pid` (`pidfd_getfd`) for an object
@@ -234,120 +236,112 @@ pub(crate) fn take_fd(pid: u32, handle: HandleValue, wanted: &'static str) -> Re
     })
 }
 
-/// `sb1/<scope tag>/<family>/<name>`, the name replaced by its hash when the
-/// whole would not fit an abstract socket name.
-fn scoped_bytes(scope: Scope, family: &str, name: &str) -> Vec<u8> {
-    let scope_tag = match scope {
-        Scope::Local => format!("L{}", switchboard_sys::process::uid()),
-        Scope::Global => "G".to_owned(),
-    };
-    let base = format!("{PREFIX}{scope_tag}/{family}/");
-    if base.len() + name.len() <= socket::ABSTRACT_NAME_MAX {
-        format!("{base}{name}").into_bytes()
-    } else {
-        format!("{base}#{:032x}", fnv1a_128(name.as_bytes())).into_bytes()
+/// What every holder of an object keeps and sends: the shared listener,
+/// the object's descriptors and description.
+#[derive(Debug)]
+struct Published {
+    listener: Arc<Listener>,
+    fds: Vec<OwnedFd>,
+    info: ObjectInfo,
+}
+
+impl Published {
+    /// Sends the object (a granted reply and its descriptors) over `conn`.
+    fn send(&self, conn: &Conn) -> Result<()> {
+        let mut fds: Vec<BorrowedFd<'_>> = vec![self.listener.as_fd()];
+        fds.extend(self.fds.iter().map(|f| f.as_fd()));
+        rendezvous::wire::send(conn, Family::OBJECT, Status::Granted, &wire::encode(&self.info), &fds)
     }
 }
 
-/// FNV-1a, 128-bit: stable across builds and processes.
-fn fnv1a_128(data: &[u8]) -> u128 {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013b;
-    data.iter().fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME))
+impl Handler for Published {
+    fn admit(&self, conn: Conn, _peer: Cred) {
+        let _ = self.send(&conn);
+    }
 }
 
 /// One process's handle on a named (or unnamed) object.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
-    reg: Registration,
+    published: Arc<Published>,
+    _service: Service,
     /// Whether the object existed before this handle was made (00-S05).
     pub existed: bool,
 }
 
 impl Endpoint {
-    fn publish(listener: Listener, fds: Vec<OwnedFd>, info: ObjectInfo, existed: bool) -> Endpoint {
-        Endpoint { reg: register(Published { listener, fds, info }), existed }
+    fn publish(listener: Listener, fds: Vec<OwnedFd>, info: ObjectInfo, existed: bool) -> Result<Endpoint> {
+        let listener = Arc::new(listener);
+        let acl = info.acl.clone();
+        let published = Arc::new(Published { listener: listener.clone(), fds, info });
+        let service = Service::start(Family::OBJECT, listener, acl, published.clone())?;
+        Ok(Endpoint { published, _service: service, existed })
     }
 
     pub fn info(&self) -> &ObjectInfo {
-        &self.reg.published().info
+        &self.published.info
     }
 
     /// The object's own descriptor number `i` (after the listener).
     pub fn fd(&self, i: usize) -> Option<BorrowedFd<'_>> {
-        use switchboard_sys::AsFd;
-        self.reg.published().fds.get(i).map(|f| f.as_fd())
+        self.published.fds.get(i).map(|f| f.as_fd())
     }
 
     /// The handle value other processes may take with `from_process`.
     pub fn handle(&self) -> HandleValue {
-        HandleValue::of(&self.reg.published().listener)
+        HandleValue::of(&*self.published.listener)
     }
 
     /// Identity of the object across handles and processes (listener inode).
     pub fn identity(&self) -> u64 {
-        self.reg.published().listener.inode().unwrap_or(0)
+        self.published.listener.inode().unwrap_or(0)
+    }
+
+    /// The uid of the object's creator.
+    pub fn owner_uid(&self) -> u32 {
+        self.published.info.acl.owner_uid()
     }
 
     /// Sends the object over a connection (00-S08, fd passing).
     pub fn send(&self, conn: &Conn) -> Result<()> {
-        self.reg.published().send(conn).map_err(Error::sys)
+        self.published.send(conn)
     }
 }
 
-/// A holder's answer, with its descriptors.
+/// A holder's answer, checked: its description and descriptors.
 struct Granted {
     info: ObjectInfo,
     listener: Listener,
     fds: Vec<OwnedFd>,
 }
 
-/// Why a hello found no object to open.
-enum Missing {
-    /// Nobody listens under the address.
-    Absent,
-    /// The object went away during the handshake.
-    Vanished,
+/// Checks a granted reply's body and descriptors. `expected`: the address
+/// the listener must be bound at (`None`: any switchboard object address).
+fn granted(body: &[u8], mut fds: Vec<OwnedFd>, expected: Option<&[u8]>) -> Result<Granted> {
+    let info = wire::decode(body)?;
+    if fds.is_empty() {
+        return Err(Error::Malformed("an object reply without descriptors".into()));
+    }
+    let not_listener = |_| Error::Malformed("the object's listening socket is not a listening socket".into());
+    let listener = Listener::adopt(fds.remove(0)).map_err(not_listener)?;
+    let bound = listener.name().map_err(not_listener)?;
+    let at_home = match expected {
+        Some(addr) => bound == addr,
+        None => bound.starts_with(PREFIX.as_bytes()),
+    };
+    if !at_home {
+        return Err(Error::Malformed("the object's listening socket is bound elsewhere".into()));
+    }
+    Ok(Granted { info, listener, fds })
 }
 
-type HelloResult = std::result::Result<Granted, std::result::Result<Missing, Error>>;
-
-/// Receives a reply from `conn` and checks it.
-fn receive_reply(conn: &Conn, deadline: Instant) -> HelloResult {
-    let mut buf = vec![0u8; MAX_REPLY];
-    let (n, mut fds) = match conn.recv(&mut buf, Some(deadline)) {
-        Ok(Some(got)) => got,
-        Ok(None) | Err(Errno::CONNRESET) => return Err(Ok(Missing::Vanished)),
-        Err(Errno::TIMEDOUT) => return Err(Err(Error::Timeout)),
-        Err(e) => return Err(Err(Error::sys(e))),
-    };
-    match decode(&buf[..n]) {
-        Ok(Reply::Denied) => Err(Err(Error::AccessDenied("the object's ACL does not admit this user"))),
-        Ok(Reply::Granted { .. }) if fds.is_empty() => Err(Err(Error::Malformed("reply without descriptors".into()))),
-        Ok(Reply::Granted { info, .. }) => {
-            let listener = Listener::from_fd(fds.remove(0));
-            Ok(Granted { info, listener, fds })
-        }
-        Err(e) => Err(Err(e)),
-    }
-}
-
-/// Connects to `addr` and receives the object, checking who answers.
-fn hello(addr: &Address, deadline: Instant) -> HelloResult {
-    let conn = match Conn::connect(&addr.bytes) {
-        Ok(c) => c,
-        Err(Errno::CONNREFUSED) | Err(Errno::NOENT) => return Err(Ok(Missing::Absent)),
-        Err(e) => return Err(Err(Error::sys(e))),
-    };
-    if addr.scope == Some(Scope::Local) {
-        let me = switchboard_sys::process::uid();
-        if conn.peer_cred().map(|c| c.uid) != Ok(me) {
-            return Err(Err(Error::AccessDenied("a Local name is held by a process of another user")));
-        }
-    }
-    let granted = receive_reply(&conn, deadline)?;
+/// Connects to `addr` and receives the object, checking who answers and
+/// what arrives.
+fn hello(addr: &Address, deadline: Instant) -> Result<Granted, Failure> {
+    let Answer { body, fds, .. } = rendezvous::connect(Family::OBJECT, &addr.bytes, deadline, addr.trust)?;
+    let granted = granted(&body, fds, Some(&addr.bytes))?;
     if addr.scope.is_some() && (granted.info.name != addr.key || granted.info.scope != addr.scope) {
-        return Err(Err(Error::InvalidName {
+        return Err(Failure::Refused(Error::InvalidName {
             name: addr.key.clone(),
             why: "the name's hash collides with another name",
         }));
@@ -362,6 +356,12 @@ fn check_kind(wanted: Kind, info: &ObjectInfo) -> Result<()> {
     Ok(())
 }
 
+/// Starts holding what a holder sent, if it is of kind `kind`.
+fn adopt(kind: Kind, g: Granted) -> Result<Endpoint> {
+    check_kind(kind, &g.info)?;
+    Endpoint::publish(g.listener, g.fds, g.info, true)
+}
+
 /// What a creator supplies: the object's descriptors and description.
 pub(crate) type Make<'a> = &'a mut dyn FnMut() -> Result<(Vec<OwnedFd>, ObjectInfo)>;
 
@@ -369,24 +369,21 @@ pub(crate) type Make<'a> = &'a mut dyn FnMut() -> Result<(Vec<OwnedFd>, ObjectIn
 pub(crate) fn create_or_open(kind: Kind, addr: &Address, acl: &Acl, make: Make<'_>) -> Result<Endpoint> {
     let deadline = Instant::now() + OPEN_TIMEOUT;
     loop {
-        match Listener::bind(&addr.bytes) {
-            Ok(listener) => {
-                let (fds, mut info) = make()?;
-                info.acl = acl.clone().with_owner(switchboard_sys::process::uid());
-                info.scope = addr.scope;
-                info.name = addr.key.clone();
-                return Ok(Endpoint::publish(listener, fds, info, false));
+        if let Some(listener) = rendezvous::bind(&addr.bytes)? {
+            let (fds, mut info) = make()?;
+            info.acl = acl.clone().with_owner(switchboard_sys::process::uid());
+            info.scope = addr.scope;
+            info.name = addr.key.clone();
+            return Endpoint::publish(listener, fds, info, false);
+        }
+        match hello(addr, deadline) {
+            Ok(g) => return adopt(kind, g),
+            // The last holder let go between our bind and our connect.
+            Err(Failure::Absent | Failure::Vanished) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
             }
-            Err(Errno::ADDRINUSE) => match hello(addr, deadline) {
-                Ok(g) => {
-                    check_kind(kind, &g.info)?;
-                    return Ok(Endpoint::publish(g.listener, g.fds, g.info, true));
-                }
-                Err(Ok(_)) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-                Err(Ok(_)) => return Err(Error::Timeout),
-                Err(Err(e)) => return Err(e),
-            },
-            Err(e) => return Err(Error::sys(e)),
+            Err(Failure::Absent | Failure::Vanished) => return Err(Error::Timeout),
+            Err(Failure::Refused(e)) => return Err(e),
         }
     }
 }
@@ -396,49 +393,39 @@ pub(crate) fn open(kind: Kind, addr: &Address) -> Result<Endpoint> {
     let deadline = Instant::now() + OPEN_TIMEOUT;
     loop {
         match hello(addr, deadline) {
-            Ok(g) => {
-                check_kind(kind, &g.info)?;
-                return Ok(Endpoint::publish(g.listener, g.fds, g.info, true));
-            }
-            Err(Ok(Missing::Vanished)) if Instant::now() < deadline => continue,
-            Err(Ok(_)) => return Err(Error::NotFound(addr.key.clone())),
-            Err(Err(e)) => return Err(e),
+            Ok(g) => return adopt(kind, g),
+            Err(Failure::Vanished) if Instant::now() < deadline => continue,
+            Err(other) => return Err(other.into_error(&addr.key)),
         }
     }
 }
 
 /// Receives an object another process sent with `send` (00-S08).
 pub(crate) fn receive(kind: Kind, conn: &Conn, timeout: Option<Duration>) -> Result<Endpoint> {
-    let deadline = Instant::now() + timeout.unwrap_or(Duration::from_secs(365 * 86400));
-    match receive_reply(conn, deadline) {
-        Ok(g) => {
-            check_kind(kind, &g.info)?;
-            Ok(Endpoint::publish(g.listener, g.fds, g.info, true))
-        }
-        Err(Ok(_)) => Err(Error::sys(Errno::PIPE)),
-        Err(Err(e)) => Err(e),
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    match rendezvous::receive(Family::OBJECT, conn, deadline) {
+        Ok((body, fds)) => adopt(kind, granted(&body, fds, None)?),
+        Err(Failure::Absent | Failure::Vanished) => Err(Error::BrokenPipe),
+        Err(Failure::Refused(e)) => Err(e),
     }
 }
 
 /// Takes handle `handle` of process `pid` and opens the object it refers to
 /// (00-S08, `pidfd_getfd`). The object's ACL applies as for any open.
 pub(crate) fn take_from_process(kind: Kind, pid: u32, handle: HandleValue) -> Result<Endpoint> {
-    let listener = Listener::from_fd(take_fd(pid, handle, kind.as_str())?);
-    let bytes = listener
-        .name()
-        .map_err(|_| Error::InvalidHandle { wanted: kind.as_str(), found: "another kind of descriptor" })?;
+    let wrong = |found| Error::InvalidHandle { wanted: kind.as_str(), found };
+    let listener =
+        Listener::adopt(take_fd(pid, handle, kind.as_str())?).map_err(|_| wrong("another kind of descriptor"))?;
+    let bytes = listener.name().map_err(|_| wrong("another kind of descriptor"))?;
     if !bytes.starts_with(PREFIX.as_bytes()) {
-        return Err(Error::InvalidHandle { wanted: kind.as_str(), found: "a socket that is not a switchboard object" });
+        return Err(wrong("a socket that is not a switchboard object"));
     }
-    let deadline = Instant::now() + OPEN_TIMEOUT;
-    let addr = Address { bytes, scope: None, key: String::new() };
-    match hello(&addr, deadline) {
-        Ok(g) => {
-            check_kind(kind, &g.info)?;
-            Ok(Endpoint::publish(g.listener, g.fds, g.info, true))
-        }
-        Err(Ok(_)) => Err(Error::NotFound(format!("handle {handle} of process {pid}"))),
-        Err(Err(e)) => Err(e),
+    // The caller chose this process: whoever created the object is believed.
+    let addr = Address { bytes, scope: None, key: String::new(), trust: Trust::Anyone };
+    match hello(&addr, Instant::now() + OPEN_TIMEOUT) {
+        Ok(g) => adopt(kind, g),
+        Err(Failure::Refused(e)) => Err(e),
+        Err(_) => Err(Error::NotFound(format!("handle {handle} of process {pid}"))),
     }
 }
 
@@ -457,17 +444,20 @@ pub struct ObjectEntry {
     pub holders: usize,
 }
 
+/// How long [`list`] waits for each holder.
+const LIST_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Lists every live named object visible to the caller: this user's Local
 /// objects and the Global objects whose ACL admits the caller.
 pub fn list() -> Vec<ObjectEntry> {
-    let uid = switchboard_sys::process::uid();
-    let prefixes = [format!("{PREFIX}L{uid}/k/"), format!("{PREFIX}G/k/")];
-    let found: Vec<_> = prefixes.iter().flat_map(|p| socket::list_abstract_listeners(p.as_bytes())).collect();
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let prefixes = [Scope::Local, Scope::Global].map(|s| rendezvous::family_prefix(Family::OBJECT, s));
+    let found: Vec<_> = prefixes.iter().flat_map(|p| socket::list_abstract_listeners(p)).collect();
     let mut described = Vec::new();
     for l in &found {
-        let addr = Address { bytes: l.name.clone(), scope: None, key: String::new() };
-        if let Ok(g) = hello(&addr, deadline) {
+        // Only what a holder says about itself is read here, never used:
+        // any owner may answer, each within its own deadline.
+        let addr = Address { bytes: l.name.clone(), scope: None, key: String::new(), trust: Trust::Anyone };
+        if let Ok(g) = hello(&addr, Instant::now() + LIST_TIMEOUT) {
             described.push((l.inode, g.info));
         }
     }
@@ -494,8 +484,8 @@ pub fn list() -> Vec<ObjectEntry> {
 /// alone: the process bound to the name is the server. (A name too long
 /// for an abstract address shows as its `#hash`.)
 fn rendezvous_entries(kind: Kind, holders: &HashMap<u64, Vec<u32>>) -> Vec<ObjectEntry> {
-    let prefix = format!("{PREFIX}G/{}/", kind.family());
-    socket::list_abstract_listeners(prefix.as_bytes())
+    let prefix = rendezvous::family_prefix(kind.family(), Scope::Global);
+    socket::list_abstract_listeners(&prefix)
         .into_iter()
         .map(|l| {
             let pids = holders.get(&l.inode).map_or(&[][..], Vec::as_slice);
@@ -553,14 +543,6 @@ pub(crate) fn address_for(kind: Kind, name: Option<&str>) -> Result<Address> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_names_are_hashed_to_fit() {
-        let a = Address::named(Kind::Event, Scope::Global, &"x".repeat(256));
-        assert!(a.bytes.len() <= socket::ABSTRACT_NAME_MAX);
-        let b = Address::named(Kind::Event, Scope::Global, &"x".repeat(255));
-        assert_ne!(a.bytes, b.bytes);
-    }
 
     #[test]
     fn acl_admits_owner_and_listed() {

@@ -48,18 +48,18 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use switchboard_shm::pipe::{Channel, ChannelError, Framing, PeekOutcome};
-use switchboard_sys::socket::{poll_readable, Conn, Cred, Listener};
-use switchboard_sys::Errno;
+use switchboard_sys::socket::{Conn, Cred, Listener};
 
 use crate::error::{Error, Result};
-use crate::namespace::{connect_to, pipe_addresses, recv_reply, Acl};
+use crate::namespace::{pipe_addresses, Acl};
+use crate::rendezvous::{self, wire, Answer, Failure, Family, Handler, Service, Status, Trust};
 
 /// Classic `PIPE_UNLIMITED_INSTANCES`.
 pub const UNLIMITED_INSTANCES: u32 = 255;
 /// Default ring size of each direction (classic buffer sizes are hints too).
 pub const DEFAULT_BUFFER: usize = 64 * 1024;
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-const MAGIC: [u8; 2] = *b"P1";
+/// Most `wait_named_pipe` callers one pipe keeps waiting; more are `PipeBusy`.
+pub const MAX_WAITERS: usize = 64;
 
 /// Which way data flows, seen from the server (classic `PIPE_ACCESS_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,14 +186,6 @@ impl PipeOptions {
     }
 }
 
-/// Why a connection attempt was answered as it was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
-    Ok = 0,
-    Busy = 1,
-    Denied = 2,
-}
-
 #[derive(Debug)]
 enum Slot {
     /// Clients may connect to it.
@@ -218,10 +210,32 @@ struct Instances {
 #[derive(Debug)]
 struct Pipe {
     name: String,
-    query_addr: Vec<u8>,
     opts: PipeOptions,
     state: Mutex<Instances>,
     changed: Condvar,
+    /// The open and wait services, started once the pipe exists.
+    services: Mutex<Vec<Service>>,
+}
+
+/// Admits clients of a pipe's open address.
+struct OpenHandler(Weak<Pipe>);
+/// Admits `wait_named_pipe` callers of a pipe's wait address.
+struct WaitHandler(Weak<Pipe>);
+
+impl Handler for OpenHandler {
+    fn admit(&self, conn: Conn, peer: Cred) {
+        if let Some(pipe) = self.0.upgrade() {
+            pipe.answer_open(conn, peer);
+        }
+    }
+}
+
+impl Handler for WaitHandler {
+    fn admit(&self, conn: Conn, _peer: Cred) {
+        if let Some(pipe) = self.0.upgrade() {
+            pipe.answer_query(conn);
+        }
+    }
 }
 
 fn registry() -> MutexGuard<'static, HashMap<String, Weak<Pipe>>> {
@@ -242,10 +256,10 @@ fn ring_capacity(hint: usize) -> usize {
 fn bind(addr: &[u8], retry: bool) -> Result<Listener> {
     let until = Instant::now() + Duration::from_secs(2);
     loop {
-        match Listener::bind(addr) {
-            Err(Errno::ADDRINUSE) if retry && Instant::now() < until => std::thread::yield_now(),
-            Err(Errno::ADDRINUSE) => return Err(Error::AccessDenied("the pipe name is held by another process")),
-            other => return Ok(other?),
+        match rendezvous::bind(addr)? {
+            Some(l) => return Ok(l),
+            None if retry && Instant::now() < until => std::thread::yield_now(),
+            None => return Err(Error::AccessDenied("the pipe name is held by another process")),
         }
     }
 }
@@ -269,19 +283,18 @@ impl Pipe {
         let uid = switchboard_sys::process::uid();
         let mut opts = opts.clone();
         opts.acl = opts.acl.with_owner(uid);
-        let listeners = Arc::new((open, query));
+        let acl = opts.acl.clone();
         let pipe = Arc::new(Pipe {
             name: name.to_owned(),
-            query_addr: query_addr.to_owned(),
             opts,
             state: Mutex::new(Instances { slots: HashMap::new(), next_id: 1, waiters: Vec::new() }),
             changed: Condvar::new(),
+            services: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&pipe);
-        std::thread::Builder::new()
-            .name("switchboard-pipe".into())
-            .spawn(move || respond(&weak, &listeners))
-            .map_err(Error::Io)?;
+        let open = Service::start(Family::PIPE, Arc::new(open), acl.clone(), Arc::new(OpenHandler(weak.clone())))?;
+        let query = Service::start(Family::PIPE_WAIT, Arc::new(query), acl, Arc::new(WaitHandler(weak)))?;
+        lock(&pipe.services).extend([open, query]);
         reg.insert(name.to_owned(), Arc::downgrade(&pipe));
         Ok(pipe)
     }
@@ -302,34 +315,32 @@ impl Pipe {
     /// An instance started listening: release every `wait_named_pipe`.
     fn listening_now(&self, st: &mut Instances) {
         for conn in st.waiters.drain(..) {
-            let _ = conn.send(&self.query_reply(1), &[]);
+            let _ = self.send_query_reply(&conn, 1);
         }
     }
 
-    fn query_reply(&self, listening: usize) -> Vec<u8> {
+    /// The wait family's body: instances listening (u8), the pipe's
+    /// default timeout in ms (u32 LE, 0: none).
+    fn send_query_reply(&self, conn: &Conn, listening: usize) -> Result<()> {
         let ms = u32::try_from(self.opts.default_timeout.as_millis()).unwrap_or(u32::MAX);
-        let mut r = MAGIC.to_vec();
-        r.push(listening.min(255) as u8);
-        r.extend_from_slice(&ms.to_le_bytes());
-        r
+        let mut body = vec![listening.min(255) as u8];
+        body.extend_from_slice(&ms.to_le_bytes());
+        wire::send(conn, Family::PIPE_WAIT, Status::Granted, &body, &[])
     }
 
-    /// A client connected to the open address.
-    fn answer_open(&self, conn: Conn) {
-        let Ok(cred) = conn.peer_cred() else { return };
-        if !self.opts.acl.admits(&cred) {
-            let _ = conn.send(&[MAGIC[0], MAGIC[1], Answer::Denied as u8, 0, 0], &[]);
-            return;
-        }
+    /// A client the ACL admitted connected to the open address. The pipe
+    /// family's body: pipe type (u8), access (u8); one descriptor, the
+    /// instance's channel segment.
+    fn answer_open(&self, conn: Conn, cred: Cred) {
         let mut st = lock(&self.state);
         let free = st.slots.iter().filter(|(_, s)| matches!(s, Slot::Listening)).map(|(id, _)| *id).min();
         let Some(id) = free else {
-            let _ = conn.send(&[MAGIC[0], MAGIC[1], Answer::Busy as u8, 0, 0], &[]);
+            let _ = wire::send(&conn, Family::PIPE, Status::Busy, &[], &[]);
             return;
         };
         let Ok((seg_fd, chan)) = Channel::create(ring_capacity(self.opts.buffer), 1) else { return };
-        let reply = [MAGIC[0], MAGIC[1], Answer::Ok as u8, self.opts.pipe_type as u8, self.opts.access as u8];
-        if conn.send(&reply, &[seg_fd.as_fd()]).is_err() {
+        let body = [self.opts.pipe_type as u8, self.opts.access as u8];
+        if wire::send(&conn, Family::PIPE, Status::Granted, &body, &[seg_fd.as_fd()]).is_err() {
             return;
         }
         let end = End {
@@ -345,11 +356,21 @@ impl Pipe {
         self.changed.notify_all();
     }
 
-    /// A `wait_named_pipe` caller connected to the query address.
+    /// A `wait_named_pipe` caller the ACL admitted connected to the wait
+    /// address. With no instance listening it is kept, to be told when one
+    /// does — at most [`MAX_WAITERS`] of them, after dropping those that
+    /// hung up; past that it is told `Busy`.
     fn answer_query(&self, conn: Conn) {
         let mut st = lock(&self.state);
         let listening = st.slots.values().filter(|s| matches!(s, Slot::Listening)).count();
-        if conn.send(&self.query_reply(listening), &[]).is_ok() && listening == 0 {
+        if listening > 0 {
+            let _ = self.send_query_reply(&conn, listening);
+            return;
+        }
+        st.waiters.retain(|w| !w.hung_up());
+        if st.waiters.len() >= MAX_WAITERS {
+            let _ = wire::send(&conn, Family::PIPE_WAIT, Status::Busy, &[], &[]);
+        } else if self.send_query_reply(&conn, 0).is_ok() {
             st.waiters.push(conn);
         }
     }
@@ -357,30 +378,9 @@ impl Pipe {
 
 impl Drop for Pipe {
     fn drop(&mut self) {
-        // Wake the responder: it finds the pipe gone, exits and closes the
-        // listeners, which removes the name.
-        let _ = Conn::connect(&self.query_addr);
         let mut reg = registry();
         if reg.get(&self.name).is_some_and(|w| w.strong_count() == 0) {
             reg.remove(&self.name);
-        }
-    }
-}
-
-/// The responder thread of one pipe name.
-fn respond(pipe: &Weak<Pipe>, listeners: &(Listener, Listener)) {
-    loop {
-        let Ok(ready) = poll_readable(&[listeners.0.as_fd(), listeners.1.as_fd()], None) else { return };
-        let Some(pipe) = pipe.upgrade() else { return };
-        if ready[0] {
-            while let Ok(Some(conn)) = listeners.0.accept() {
-                pipe.answer_open(conn);
-            }
-        }
-        if ready[1] {
-            while let Ok(Some(conn)) = listeners.1.accept() {
-                pipe.answer_query(conn);
-            }
         }
     }
 }
@@ -677,23 +677,15 @@ impl PipeClient {
     /// process does not answer.
     pub fn open(name: &str) -> Result<PipeClient> {
         let (folded, open_addr, _) = pipe_addresses(name)?;
-        let conn = connect_to(&open_addr, &folded)?;
-        let mut reply = [0u8; 8];
-        let (n, mut fds) = recv_reply(&conn, &mut reply, Some(Instant::now() + REPLY_TIMEOUT))?;
-        if n != 5 || reply[..2] != MAGIC {
-            return Err(Error::Malformed("bad pipe reply".into()));
-        }
-        match reply[2] {
-            x if x == Answer::Busy as u8 => return Err(Error::PipeBusy),
-            x if x == Answer::Denied as u8 => return Err(Error::AccessDenied("the pipe's ACL refuses this user")),
-            x if x == Answer::Ok as u8 && fds.len() == 1 => {}
-            _ => return Err(Error::Malformed("bad pipe reply".into())),
-        }
-        let (pipe_type, access) = decode_kind(reply[3], reply[4])?;
-        let seg_fd = fds.remove(0);
+        let deadline = rendezvous::answer_deadline(None);
+        let Answer { conn, owner, body, fds } = rendezvous::connect(Family::PIPE, &open_addr, deadline, Trust::UserOrRoot)
+            .map_err(|f| f.into_error(&folded))?;
+        let (&[pipe_type, access], Ok([seg_fd])) = (&body[..], <[OwnedFd; 1]>::try_from(fds)) else {
+            return Err(bad_reply());
+        };
+        let (pipe_type, access) = decode_kind(pipe_type, access)?;
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
-        let peer = conn.peer_cred()?;
-        let end = End { conn, chan, seg_fd, peer, pipe_type, access, server: false };
+        let end = End { conn, chan, seg_fd, peer: owner, pipe_type, access, server: false };
         Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte) })
     }
 
@@ -777,11 +769,11 @@ impl PipeClient {
     /// The system error when `via`'s peer is gone.
     pub fn send(&self, via: &Conn) -> Result<()> {
         self.end.chan.add_holder();
-        let info = [b'P', b'C', self.end.pipe_type as u8, self.end.access as u8, *lock(&self.read_mode) as u8];
-        via.send(&info, &[self.end.conn.as_fd(), self.end.seg_fd.as_fd()]).inspect_err(|_| {
+        let body = [self.end.pipe_type as u8, self.end.access as u8, *lock(&self.read_mode) as u8];
+        let fds = [self.end.conn.as_fd(), self.end.seg_fd.as_fd()];
+        wire::send(via, Family::PIPE, Status::Granted, &body, &fds).inspect_err(|_| {
             self.end.chan.release_holder();
-        })?;
-        Ok(())
+        })
     }
 
     /// Receives an end sent with [`PipeClient::send`].
@@ -789,16 +781,17 @@ impl PipeClient {
     /// # Errors
     /// `Timeout`, `Malformed`.
     pub fn receive(via: &Conn, timeout: Option<Duration>) -> Result<PipeClient> {
-        let mut info = [0u8; 8];
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let (n, mut fds) = recv_reply(via, &mut info, deadline)?;
-        if n != 5 || &info[..2] != b"PC" || fds.len() != 2 {
+        let (body, fds) = rendezvous::receive(Family::PIPE, via, deadline).map_err(|f| match f {
+            Failure::Refused(e) => e,
+            _ => Error::BrokenPipe,
+        })?;
+        let (&[pipe_type, access, read_mode], Ok([conn, seg_fd])) = (&body[..], <[OwnedFd; 2]>::try_from(fds)) else {
             return Err(Error::Malformed("not a pipe end".into()));
-        }
-        let (pipe_type, access) = decode_kind(info[2], info[3])?;
-        let read_mode = if info[4] == ReadMode::Message as u8 { ReadMode::Message } else { ReadMode::Byte };
-        let seg_fd = fds.remove(1);
-        let conn = Conn::from_fd(fds.remove(0));
+        };
+        let (pipe_type, access) = decode_kind(pipe_type, access)?;
+        let read_mode = if read_mode == ReadMode::Message as u8 { ReadMode::Message } else { ReadMode::Byte };
+        let conn = Conn::from_fd(conn);
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
         let peer = conn.peer_cred()?;
         let end = End { conn, chan, seg_fd, peer, pipe_type, access, server: false };
@@ -815,21 +808,27 @@ impl PipeClient {
 /// `ERROR_SEM_TIMEOUT`, 121) when no instance listened in time.
 pub fn wait_named_pipe(name: &str, timeout: Option<Duration>) -> Result<()> {
     let (folded, _, query_addr) = pipe_addresses(name)?;
-    let conn = connect_to(&query_addr, &folded)?;
-    let mut reply = [0u8; 8];
-    let (n, _) = recv_reply(&conn, &mut reply, Some(Instant::now() + REPLY_TIMEOUT))?;
-    if n != 7 || reply[..2] != MAGIC {
-        return Err(Error::Malformed("bad pipe wait reply".into()));
-    }
-    if reply[2] > 0 {
+    let deadline = rendezvous::answer_deadline(None);
+    let answer = rendezvous::connect(Family::PIPE_WAIT, &query_addr, deadline, Trust::UserOrRoot)
+        .map_err(|f| f.into_error(&folded))?;
+    let &[listening, a, b, c, d] = &answer.body[..] else { return Err(bad_reply()) };
+    if listening > 0 {
         return Ok(());
     }
-    let default = match u32::from_le_bytes(reply[3..7].try_into().expect("4 bytes")) {
+    let default = match u32::from_le_bytes([a, b, c, d]) {
         0 => Duration::from_millis(50),
         ms => Duration::from_millis(u64::from(ms)),
     };
     let deadline = Instant::now().checked_add(timeout.unwrap_or(default));
-    recv_reply(&conn, &mut reply, deadline).map(|_| ())
+    match rendezvous::receive(Family::PIPE_WAIT, &answer.conn, deadline) {
+        Ok(_) => Ok(()),
+        Err(Failure::Refused(e)) => Err(e),
+        Err(_) => Err(Error::BrokenPipe),
+    }
+}
+
+fn bad_reply() -> Error {
+    Error::Malformed("a pipe reply that does not decode".into())
 }
 
 /// Opens pipe `name` (waiting up to `timeout` for an instance), sets message

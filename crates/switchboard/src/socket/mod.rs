@@ -59,6 +59,7 @@ pub use switchboard_sys::net::UnixAddr;
 pub use switchboard_sys::socket::Cred;
 
 use crate::error::{Error, Result};
+use crate::rendezvous::{self, wire, Failure, Family, Status};
 
 /// Default write timeout of every socket made here.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -332,14 +333,17 @@ shareable!(UnixDatagram, "Unix datagram socket", |s| s.unix && s.kind == 2);
 shareable!(SeqpacketListener, "Unix seqpacket listener", |s| s.unix && s.kind == 5 && s.listening);
 shareable!(SeqpacketConn, "Unix seqpacket connection", |s| s.unix && s.kind == 5 && !s.listening);
 
-const SOCKET_TAG: &[u8] = b"SBS1";
-
-/// Duplicates `s` into the process at the other end of `via` (S03).
+/// Duplicates `s` into the process at the other end of `via` (S03): one
+/// rendezvous-wire message of the socket family, empty body, one
+/// descriptor.
 ///
 /// # Errors
 /// `BrokenPipe` when the peer is gone.
 pub fn send_socket(via: &Conn, s: &impl AsFd) -> Result<()> {
-    via.send(SOCKET_TAG, &[s.as_fd()]).map_err(|e| if e == Errno::PIPE { Error::BrokenPipe } else { e.into() })
+    wire::send(via, Family::SOCKET, Status::Granted, &[], &[s.as_fd()]).map_err(|e| match e {
+        Error::Io(io) if io.raw_os_error() == Some(Errno::PIPE.raw_os_error()) => Error::BrokenPipe,
+        other => other,
+    })
 }
 
 fn checked<T: Shareable>(fd: OwnedFd) -> Result<T> {
@@ -356,18 +360,15 @@ fn checked<T: Shareable>(fd: OwnedFd) -> Result<T> {
 /// `InvalidHandle` for anything that is not a `T`, `Malformed` for a
 /// message that is not a socket, `Timeout`, `BrokenPipe`.
 pub fn receive_socket<T: Shareable>(via: &Conn, timeout: Option<Duration>) -> Result<T> {
-    let mut buf = [0u8; 8];
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let (n, mut fds) = match via.recv(&mut buf, deadline) {
-        Ok(Some(got)) => got,
-        Ok(None) => return Err(Error::BrokenPipe),
-        Err(Errno::TIMEDOUT) => return Err(Error::Timeout),
-        Err(e) => return Err(e.into()),
-    };
-    if &buf[..n] != SOCKET_TAG || fds.len() != 1 {
-        return Err(Error::Malformed("a message that does not carry one socket".into()));
+    let (body, fds) = rendezvous::receive(Family::SOCKET, via, deadline).map_err(|f| match f {
+        Failure::Refused(e) => e,
+        _ => Error::BrokenPipe,
+    })?;
+    match <[OwnedFd; 1]>::try_from(fds) {
+        Ok([fd]) if body.is_empty() => checked(fd),
+        _ => Err(Error::Malformed("a message that does not carry one socket".into())),
     }
-    checked(fds.remove(0))
 }
 
 /// Waits up to `timeout` for one connection on `l` (a rendezvous bound

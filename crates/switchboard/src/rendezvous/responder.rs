@@ -1,0 +1,156 @@
+//! The per-process responder: one thread on epoll that admits clients for
+//! every [`Service`](super::Service) this process runs.
+//!
+//! A wake is an accept on a ready listener: the responder accepts (at most
+//! [`BATCH`] per listener and wake, so one busy name cannot starve the
+//! others), reads the client's kernel-reported credentials, refuses with
+//! the wire's `Denied` unless the service's ACL admits them, and otherwise
+//! hands the connection to the service's handler. It never reads from a
+//! client, so a client that sends nothing stalls nobody.
+//!
+//! An accept that fails (out of descriptors: `EMFILE`) backs off — 1 ms,
+//! doubling up to 100 ms, reset by the next success — because the
+//! listener stays readable and an immediate retry would spin.
+//!
+//! Removing a service is synchronous: after [`Responder::remove`] returns,
+//! the responder holds nothing of it (unless the removal runs on the
+//! responder thread itself, from a handler, which cannot wait for itself).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use switchboard_sys::epoll::Epoll;
+use switchboard_sys::eventfd::EventFd;
+use switchboard_sys::AsFd;
+
+use super::{Entry, Status};
+use crate::error::{Error, Result};
+
+/// Most connections accepted from one listener per wake.
+const BATCH: usize = 64;
+const WAKE: u64 = 0;
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+thread_local! {
+    static ON_RESPONDER: Cell<bool> = const { Cell::new(false) };
+}
+
+pub(super) struct Responder {
+    epoll: Epoll,
+    wake: EventFd,
+    services: Mutex<HashMap<u64, Arc<Entry>>>,
+    next: Mutex<u64>,
+    turns: Mutex<u64>,
+    turned: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The process's responder, started on first use. A failure to start it
+/// (no descriptors or threads left) is an error for this call only: the
+/// next call tries again.
+pub(super) fn get() -> Result<&'static Responder> {
+    static STARTED: Mutex<Option<&'static Responder>> = Mutex::new(None);
+    let mut started = lock(&STARTED);
+    if let Some(r) = *started {
+        return Ok(r);
+    }
+    let r: &'static Responder = Box::leak(Box::new(Responder {
+        epoll: Epoll::new()?,
+        wake: EventFd::new()?,
+        services: Mutex::new(HashMap::new()),
+        next: Mutex::new(WAKE + 1),
+        turns: Mutex::new(0),
+        turned: Condvar::new(),
+    }));
+    r.epoll.add(r.wake.as_fd(), WAKE)?;
+    std::thread::Builder::new().name("switchboard-responder".into()).spawn(move || r.run()).map_err(Error::Io)?;
+    *started = Some(r);
+    Ok(r)
+}
+
+impl Responder {
+    /// Starts admitting clients for `entry`; returns its token.
+    pub(super) fn add(&self, entry: Entry) -> Result<u64> {
+        let token = {
+            let mut next = lock(&self.next);
+            *next += 1;
+            *next
+        };
+        let entry = Arc::new(entry);
+        lock(&self.services).insert(token, entry.clone());
+        if let Err(e) = self.epoll.add(entry.listener.as_fd(), token) {
+            lock(&self.services).remove(&token);
+            return Err(e.into());
+        }
+        Ok(token)
+    }
+
+    /// Stops admitting clients for `token` and waits until the responder
+    /// has let go of it.
+    pub(super) fn remove(&self, token: u64) {
+        let Some(entry) = lock(&self.services).remove(&token) else { return };
+        let _ = self.epoll.delete(entry.listener.as_fd());
+        drop(entry);
+        if ON_RESPONDER.with(Cell::get) {
+            return;
+        }
+        let turns = lock(&self.turns);
+        let seen = *turns;
+        self.wake.notify();
+        // One whole turn after the removal, the responder holds no clone.
+        let _ = self.turned.wait_timeout_while(turns, Duration::from_secs(10), |t| *t < seen + 1);
+    }
+
+    fn run(&self) {
+        ON_RESPONDER.with(|f| f.set(true));
+        let mut ready = Vec::new();
+        let mut backoff = Duration::ZERO;
+        loop {
+            if self.epoll.wait(&mut ready, None).is_err() {
+                std::thread::sleep(MAX_BACKOFF);
+            }
+            for token in &ready {
+                if *token == WAKE {
+                    self.wake.drain();
+                    continue;
+                }
+                let entry = lock(&self.services).get(token).cloned();
+                if let Some(entry) = entry {
+                    backoff = admit_batch(&entry, backoff);
+                }
+            }
+            *lock(&self.turns) += 1;
+            self.turned.notify_all();
+        }
+    }
+}
+
+/// Accepts and admits up to [`BATCH`] clients of one service; returns the
+/// back-off for the next accept error.
+fn admit_batch(entry: &Entry, mut backoff: Duration) -> Duration {
+    for _ in 0..BATCH {
+        match entry.listener.accept() {
+            Ok(Some(conn)) => {
+                backoff = Duration::ZERO;
+                match conn.peer_cred() {
+                    Ok(cred) if entry.acl.admits(&cred) => entry.handler.admit(conn, cred),
+                    _ => {
+                        let _ = super::wire::send(&conn, entry.family, Status::Denied, &[], &[]);
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(1), MAX_BACKOFF);
+                std::thread::sleep(backoff);
+                break;
+            }
+        }
+    }
+    backoff
+}
