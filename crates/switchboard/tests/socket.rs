@@ -179,7 +179,7 @@ fn socket_s03_a_descriptor_of_the_wrong_kind_is_a_typed_error() {
     let e = receive_socket::<TcpListener>(&b, Some(Duration::from_secs(5))).unwrap_err();
     assert!(matches!(e, Error::InvalidHandle { wanted: "TCP listener", .. }), "{e:?}");
     let memfd = switchboard_sys::memfd::create_sealed("not-a-socket", 4096).unwrap();
-    a.send(b"SBS1", &[memfd.as_fd()]).unwrap();
+    send_socket(&a, &memfd).unwrap();
     let e = receive_socket::<UdpSocket>(&b, Some(Duration::from_secs(5))).unwrap_err();
     assert!(matches!(e, Error::InvalidHandle { found: "a descriptor that is not a socket", .. }), "{e:?}");
     a.send(b"junk", &[]).unwrap();

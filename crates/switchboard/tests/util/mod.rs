@@ -80,7 +80,7 @@ impl Peer {
     /// namespace `netns` when given (`ip netns exec`, which execs in place).
     pub fn spawn_in(netns: Option<&str>, test: &str, role: &str, args: &[&str]) -> Peer {
         let exe = std::env::current_exe().expect("current_exe");
-        let mut cmd = match netns {
+        let cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(exe);
@@ -88,6 +88,20 @@ impl Peer {
             }
             None => Command::new(exe),
         };
+        Peer::start(cmd, test, role, args)
+    }
+
+    /// Starts `test` of this binary as `role` with `args` in a process of
+    /// user and group `uid` (`setpriv`, which execs in place). Needs root.
+    pub fn spawn_as(uid: u32, test: &str, role: &str, args: &[&str]) -> Peer {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut cmd = Command::new("setpriv");
+        let id = uid.to_string();
+        cmd.args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"]).arg(exe);
+        Peer::start(cmd, test, role, args)
+    }
+
+    fn start(mut cmd: Command, test: &str, role: &str, args: &[&str]) -> Peer {
         let mut child = cmd
             .args([test, "--exact", "--nocapture", "--test-threads=1"])
             .env("SB_ROLE", role)
