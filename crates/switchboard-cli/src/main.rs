@@ -14,6 +14,18 @@ macro_rules! note {
     }};
 }
 
+/// Like `println!`, but a closed stdout (the reader went away, as in
+/// `switchboard ls | head -1`) ends the command quietly with exit 0
+/// instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(&e);
+        }
+    }};
+}
+
 mod cli;
 mod command;
 
@@ -33,6 +45,16 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Stdout failed: a reader that went away is not an error (exit 0);
+/// anything else is reported (exit 1).
+pub fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    note!("switchboard: error: writing to stdout: {e}");
+    std::process::exit(1)
 }
 
 fn report(err: &anyhow::Error) {

@@ -282,3 +282,18 @@ fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
     assert!(svg.starts_with("<svg") && svg.contains("shm_link_busy") && svg.contains("1 MiB"), "{svg}");
     assert!(svg.matches("<polyline").count() >= PATHS_DRAWN, "one line per path");
 }
+
+/// Regression: `switchboard ls --json | head -c 10` panicked (exit 101)
+/// when the reader had gone. Here the reader is gone before ls writes.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly_with_exit_0() {
+    let name = unique("closed-stdout");
+    let _held = switchboard::sync::Event::create(name.as_str(), true, false).unwrap();
+    for args in [&["ls", "--json"][..], &["ls"][..]] {
+        let (reader, writer) = switchboard::pipe::anon::pipe().unwrap();
+        drop(reader);
+        let out = bin().args(args).stdout(Stdio::from(writer)).output().expect("run switchboard");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}

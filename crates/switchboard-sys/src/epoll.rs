@@ -54,7 +54,8 @@ impl Epoll {
     pub fn wait(&self, ready: &mut Vec<u64>, timeout: Option<Duration>) -> Result<()> {
         ready.clear();
         let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
-        let ts = timeout.map(|t| rustix::event::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
+        let ts =
+            timeout.map(|t| rustix::event::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
         match epoll::wait(&self.0, rustix::buffer::spare_capacity(&mut events), ts.as_ref()) {
             Ok(_) => {}
             Err(Errno::INTR) => return Ok(()),

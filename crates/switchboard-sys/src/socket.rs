@@ -412,7 +412,12 @@ mod tests {
     fn adopt_refuses_what_is_not_a_listening_seqpacket_socket() {
         let (a, _b) = Conn::pair().unwrap();
         assert_eq!(Listener::adopt(a.0).unwrap_err(), Errno::INVAL, "a connected socket");
-        let file = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).unwrap();
+        let file = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
         assert_eq!(Listener::adopt(file).unwrap_err(), Errno::NOTSOCK, "a file");
         let udp = net::socket(AddressFamily::INET, SocketType::DGRAM, None).unwrap();
         assert_eq!(Listener::adopt(udp).unwrap_err(), Errno::PROTOTYPE, "a UDP socket");

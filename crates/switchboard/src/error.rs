@@ -138,7 +138,10 @@ impl Error {
             Error::InsufficientBuffer { .. } => 122,
             Error::AlreadyExists(_) => 183,
             Error::BadNetPath(_) => 53,
-            Error::Io(e) => errno_to_win32(e.raw_os_error().unwrap_or(0)),
+            Error::Io(e) => match e.raw_os_error() {
+                Some(errno) if errno > 0 => errno_to_win32(errno),
+                _ => kind_to_win32(e.kind()),
+            },
         }
     }
 
@@ -179,6 +182,22 @@ impl Error {
     }
 }
 
+/// The classic code of an I/O error that carries no errno (a host name
+/// that does not resolve, an address without a port…): by its kind.
+fn kind_to_win32(kind: io::ErrorKind) -> u32 {
+    match kind {
+        io::ErrorKind::NotFound => 2,
+        io::ErrorKind::PermissionDenied => 5,
+        io::ErrorKind::InvalidInput => 87,
+        io::ErrorKind::InvalidData => 13,
+        io::ErrorKind::TimedOut => 121,
+        io::ErrorKind::BrokenPipe => 109,
+        io::ErrorKind::OutOfMemory => 8,
+        _ => 31,
+    }
+}
+
+/// `errno` must be positive (rustix asserts it).
 fn errno_to_win32(errno: i32) -> u32 {
     match Errno::from_raw_os_error(errno) {
         Errno::NOENT => 2,
@@ -221,3 +240,28 @@ impl From<Error> for io::Error {
 
 /// Shorthand for `Result<T, switchboard::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: an I/O error without an errno (`tcp:127.0.0.1` without a
+    /// port, an unresolvable host) panicked in `Errno::from_raw_os_error(0)`.
+    #[test]
+    fn win32_of_an_error_without_errno_never_panics() {
+        let no_port = "127.0.0.1".parse::<std::net::SocketAddr>().map_err(io::Error::other);
+        assert_eq!(Error::Io(no_port.unwrap_err()).win32(), 31);
+        assert_eq!(Error::Io(io::Error::new(io::ErrorKind::InvalidInput, "no port")).win32(), 87);
+        assert_eq!(Error::Io(io::Error::from_raw_os_error(0)).win32(), 31);
+        assert_eq!(Error::Io(io::Error::from_raw_os_error(libc_enoent())).win32(), 2);
+        for e in ["x:1", "no-such-host.invalid:80"] {
+            if let Err(err) = std::net::ToSocketAddrs::to_socket_addrs(e) {
+                let _ = Error::Io(err).win32();
+            }
+        }
+    }
+
+    fn libc_enoent() -> i32 {
+        Errno::NOENT.raw_os_error()
+    }
+}

@@ -51,8 +51,8 @@ pub mod name;
 pub mod namespace;
 pub mod pipe;
 pub mod port;
-mod rendezvous;
 pub mod raw;
+mod rendezvous;
 pub mod socket;
 pub mod sync;
 

@@ -209,7 +209,14 @@ pub struct Mapping {
 impl Mapping {
     /// Starts building a mapping.
     pub fn builder<'a>() -> MappingBuilder<'a> {
-        MappingBuilder { name: None, size: 0, protection: Protection::ReadWrite, acl: Acl::default(), file: None, trust_owner: None }
+        MappingBuilder {
+            name: None,
+            size: 0,
+            protection: Protection::ReadWrite,
+            acl: Acl::default(),
+            file: None,
+            trust_owner: None,
+        }
     }
 
     /// Creates zero-filled, memory-backed shared memory of `size` bytes, or

@@ -8,15 +8,19 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
     let entries = switchboard::namespace::list();
     if json {
         for e in &entries {
-            println!(
+            out!(
                 "{{\"kind\":\"{}\",\"scope\":\"{}\",\"name\":{:?},\"owner_pid\":{},\"holders\":{}}}",
-                e.kind, e.scope, e.name, e.owner_pid, e.holders
+                e.kind,
+                e.scope,
+                e.name,
+                e.owner_pid,
+                e.holders
             );
         }
         return Ok(ExitCode::SUCCESS);
     }
     if entries.is_empty() {
-        println!("no live named objects");
+        out!("no live named objects");
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new();
@@ -30,6 +34,6 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
             e.holders.to_string(),
         ]);
     }
-    println!("{table}");
+    out!("{table}");
     Ok(ExitCode::SUCCESS)
 }

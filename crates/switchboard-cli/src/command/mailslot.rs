@@ -83,11 +83,11 @@ fn info(name: &str, as_json: bool) -> anyhow::Result<ExitCode> {
             "count": i.count,
             "read_timeout_ms": timeout,
         });
-        println!("{v}");
+        out!("{v}");
     } else {
         let next = i.next_size.map_or("none".to_owned(), |n| format!("{n} B"));
         let t = timeout.map_or("forever".to_owned(), |ms| format!("{ms} ms"));
-        println!("max message {} B, {} queued, next {next}, read timeout {t}", i.max_message_size, i.count);
+        out!("max message {} B, {} queued, next {next}, read timeout {t}", i.max_message_size, i.count);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,7 +22,7 @@ pub fn run(cmd: MappingCmd) -> anyhow::Result<ExitCode> {
         MappingCmd::Write { name, data, offset } => {
             let m = Mapping::open(&name, Access::Write)?;
             m.map_view(Access::Write, 0, 0)?.write(offset, data.as_bytes())?;
-            println!("wrote {} bytes at offset {offset}", data.len());
+            out!("wrote {} bytes at offset {offset}", data.len());
             Ok(ExitCode::SUCCESS)
         }
         MappingCmd::Read { name, offset, len, hex } => {
@@ -35,16 +35,16 @@ pub fn run(cmd: MappingCmd) -> anyhow::Result<ExitCode> {
             }
             if hex {
                 let text: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                println!("{}", text.join(" "));
+                out!("{}", text.join(" "));
             } else {
-                println!("{}", String::from_utf8_lossy(&bytes));
+                out!("{}", String::from_utf8_lossy(&bytes));
             }
             Ok(ExitCode::SUCCESS)
         }
         MappingCmd::Info { name } => {
             let m = Mapping::open(&name, Access::Read)?;
             let holders = super::ls_holders(&name);
-            println!("mapping {name}: {} bytes, {:?}, {holders} other holder(s)", m.size(), m.protection());
+            out!("mapping {name}: {} bytes, {:?}, {holders} other holder(s)", m.size(), m.protection());
             Ok(ExitCode::SUCCESS)
         }
     }

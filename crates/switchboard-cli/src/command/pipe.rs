@@ -30,7 +30,7 @@ pub fn run(cmd: PipeCmd) -> anyhow::Result<ExitCode> {
             let mut reply = vec![0u8; MAX_MESSAGE];
             match call_named_pipe(&name, message.as_bytes(), &mut reply, Duration::from_millis(timeout)) {
                 Ok(n) => {
-                    println!("{}", String::from_utf8_lossy(&reply[..n]));
+                    out!("{}", String::from_utf8_lossy(&reply[..n]));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(Error::Timeout) => {

@@ -27,7 +27,7 @@ pub fn run(cmd: PortCmd) -> anyhow::Result<ExitCode> {
         }
         PortCmd::Post { name, bytes, key, overlapped } => {
             Port::open(&name)?.post(bytes, key, overlapped)?;
-            println!("posted bytes={bytes} key={key} overlapped={overlapped}");
+            out!("posted bytes={bytes} key={key} overlapped={overlapped}");
             Ok(ExitCode::SUCCESS)
         }
         PortCmd::Get { name, timeout, max } => {
@@ -36,7 +36,7 @@ pub fn run(cmd: PortCmd) -> anyhow::Result<ExitCode> {
             match port.get_many(&mut entries, super::timeout(timeout.timeout)) {
                 Ok(n) => {
                     for p in &entries[..n] {
-                        println!("bytes={} key={} overlapped={}", p.bytes, p.key, p.overlapped);
+                        out!("bytes={} key={} overlapped={}", p.bytes, p.key, p.overlapped);
                     }
                     Ok(ExitCode::SUCCESS)
                 }

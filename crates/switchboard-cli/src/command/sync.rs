@@ -12,11 +12,11 @@ use crate::EXIT_TIMEOUT;
 fn waited(status: WaitStatus, what: &str) -> ExitCode {
     match status {
         WaitStatus::Acquired => {
-            println!("{what}: signalled");
+            out!("{what}: signalled");
             ExitCode::SUCCESS
         }
         WaitStatus::Abandoned => {
-            println!("{what}: abandoned (its owner died holding it; check the data it protects)");
+            out!("{what}: abandoned (its owner died holding it; check the data it protects)");
             ExitCode::SUCCESS
         }
         WaitStatus::TimedOut => {
@@ -56,8 +56,8 @@ pub fn mutex(cmd: MutexCmd) -> anyhow::Result<ExitCode> {
         MutexCmd::Info { name } => {
             let m = Mutex::open(&name)?;
             match m.owner() {
-                Some((tid, pid)) => println!("mutex {name}: owned by thread {tid} of process {pid}"),
-                None => println!("mutex {name}: free"),
+                Some((tid, pid)) => out!("mutex {name}: owned by thread {tid} of process {pid}"),
+                None => out!("mutex {name}: free"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -72,7 +72,7 @@ pub fn semaphore(cmd: SemaphoreCmd) -> anyhow::Result<ExitCode> {
         }
         SemaphoreCmd::Release { name, count } => {
             let prev = Semaphore::open(&name)?.release(count)?;
-            println!("semaphore {name}: previous count {prev}");
+            out!("semaphore {name}: previous count {prev}");
             Ok(ExitCode::SUCCESS)
         }
         SemaphoreCmd::Wait { name, timeout } => {
@@ -81,7 +81,7 @@ pub fn semaphore(cmd: SemaphoreCmd) -> anyhow::Result<ExitCode> {
         }
         SemaphoreCmd::Info { name } => {
             let s = Semaphore::open(&name)?;
-            println!("semaphore {name}: count {} of maximum {}", s.count(), s.maximum());
+            out!("semaphore {name}: count {} of maximum {}", s.count(), s.maximum());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -103,6 +103,6 @@ pub fn event(cmd: EventCmd) -> anyhow::Result<ExitCode> {
         EventCmd::Pulse { name } => (name, Event::pulse),
     };
     action(&Event::open(&name)?);
-    println!("event {name}: done");
+    out!("event {name}: done");
     Ok(ExitCode::SUCCESS)
 }

@@ -79,7 +79,7 @@ pub fn run(rounds: u32) -> anyhow::Result<ExitCode> {
         }
     }
     table.add_row(leftovers_row(&names));
-    println!("{table}");
+    out!("{table}");
     if failed > 0 {
         bail!("{failed} tour step(s) failed");
     }
@@ -447,19 +447,19 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
         }
         "event-waiter" => {
             let e = Event::open(arg(0)?)?;
-            println!("waiting");
+            out!("waiting");
             acquired(e.wait_timeout(PEER_PATIENCE))?;
         }
         "mutex-owner" => {
             let m = Mutex::open(arg(0)?)?;
             acquired(m.wait_timeout(PEER_PATIENCE))?;
-            println!("owned");
+            out!("owned");
             std::thread::sleep(PEER_PATIENCE);
         }
         "hold-and-set" => {
             let m = Mutex::open(arg(0)?)?;
             acquired(m.wait_timeout(PEER_PATIENCE))?;
-            println!("holding");
+            out!("holding");
             Event::open(arg(1)?)?.set();
         }
         "take-handle" => {
@@ -467,9 +467,9 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
             match Mapping::from_process(arg(0)?.parse()?, handle, Access::Read) {
                 Ok(m) => {
                     let bytes = m.map_view(Access::Read, 0, 0)?.read_vec(0, 21)?;
-                    println!("read {}", String::from_utf8_lossy(&bytes));
+                    out!("read {}", String::from_utf8_lossy(&bytes));
                 }
-                Err(e) => println!("refused {e}"),
+                Err(e) => out!("refused {e}"),
             }
         }
         "link-echo" => {
@@ -491,12 +491,12 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
         "upper" => {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
-            print!("{}", line.to_uppercase());
+            out!("{}", line.to_uppercase().trim_end_matches('\n'));
         }
         "pipe-echo" => {
             let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);
             let server = opts.create(arg(0)?)?;
-            println!("ready");
+            out!("ready");
             server.connect_timeout(Some(PEER_PATIENCE))?;
             let mut buf = [0u8; 64];
             for _ in 0..arg(1)?.parse::<u32>()? {
@@ -507,7 +507,7 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
         "slot-echo" => {
             let inbox = MailslotOptions::new().read_timeout(PEER_PATIENCE).create(arg(1)?)?;
             let back = MailslotClient::open(arg(0)?)?;
-            println!("ready");
+            out!("ready");
             let mut buf = [0u8; 64];
             for _ in 0..arg(2)?.parse::<u32>()? {
                 let n = inbox.read(&mut buf)?;
@@ -515,7 +515,10 @@ pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
             }
         }
         "socket-echo" => {
-            let conn = Connection::connect(arg(0)?.as_bytes(), Some(std::time::Instant::now() + std::time::Duration::from_secs(10)))?;
+            let conn = Connection::connect(
+                arg(0)?.as_bytes(),
+                Some(std::time::Instant::now() + std::time::Duration::from_secs(10)),
+            )?;
             let listener: std::net::TcpListener = socket::receive_socket(&conn, Some(PEER_PATIENCE))?;
             let opts = SocketOptions::new().read_timeout(Some(PEER_PATIENCE));
             let (stream, _) = opts.accept(&listener)?;

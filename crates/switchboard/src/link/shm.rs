@@ -317,7 +317,8 @@ impl ShmLinkListener {
     }
 
     fn handshake(&self, conn: Conn, deadline: Instant) -> Result<ShmLink> {
-        let (_, fds) = rendezvous::receive(Family::LINK, &conn, Some(deadline)).map_err(|f: Failure| f.into_error("link"))?;
+        let (_, fds) =
+            rendezvous::receive(Family::LINK, &conn, Some(deadline)).map_err(|f: Failure| f.into_error("link"))?;
         let [fd] = <[_; 1]>::try_from(fds).map_err(|_| Error::Malformed("a link hello without its segment".into()))?;
         let duplex = Duplex::open(&fd).map_err(|e| Error::Malformed(e.to_string()))?;
         let opts = ShmLinkOptions { capacity: duplex.capacity(), ..self.opts };

@@ -72,8 +72,8 @@ use std::time::{Duration, Instant};
 
 use switchboard_shm::mailslot::{Origin, Queue, QueueError};
 use switchboard_shm::ring::{ConsumerState, WaitMode};
-use switchboard_sys::life::{LifeToken, LifeWatch};
 use switchboard_sys::eventfd::EventFd;
+use switchboard_sys::life::{LifeToken, LifeWatch};
 use switchboard_sys::socket::{poll_readable, Conn, Cred};
 
 pub use net::{BroadcastConfig, NetStats, DEFAULT_PORT, MAX_BROADCAST};

@@ -42,8 +42,8 @@ use switchboard_sys::{AsFd, BorrowedFd, Errno, OwnedFd};
 
 use crate::error::{Error, Result};
 use crate::name::Scope;
-use crate::rendezvous::{self, Answer, Failure, Family, Handler, Service, Status, PREFIX};
 pub use crate::rendezvous::Trust;
+use crate::rendezvous::{self, Answer, Failure, Family, Handler, Service, Status, PREFIX};
 pub(crate) use wire::ObjectInfo;
 
 /// How long an open waits for a holder to answer.

@@ -678,8 +678,9 @@ impl PipeClient {
     pub fn open(name: &str) -> Result<PipeClient> {
         let (folded, open_addr, _) = pipe_addresses(name)?;
         let deadline = rendezvous::answer_deadline(None);
-        let Answer { conn, owner, body, fds } = rendezvous::connect(Family::PIPE, &open_addr, deadline, Trust::UserOrRoot)
-            .map_err(|f| f.into_error(&folded))?;
+        let Answer { conn, owner, body, fds } =
+            rendezvous::connect(Family::PIPE, &open_addr, deadline, Trust::UserOrRoot)
+                .map_err(|f| f.into_error(&folded))?;
         let (&[pipe_type, access], Ok([seg_fd])) = (&body[..], <[OwnedFd; 1]>::try_from(fds)) else {
             return Err(bad_reply());
         };

@@ -243,7 +243,9 @@ pub(crate) fn connect(family: Family, addr: &[u8], deadline: Instant, trust: Tru
     };
     let owner = conn.peer_cred().map_err(Error::sys)?;
     if !trust.trusts(owner.uid) {
-        return Err(Error::AccessDenied("the name is held by a process of another user, who was not named as trusted").into());
+        return Err(
+            Error::AccessDenied("the name is held by a process of another user, who was not named as trusted").into()
+        );
     }
     let (body, fds) = receive(family, &conn, Some(deadline))?;
     Ok(Answer { conn, owner, body, fds })
@@ -254,7 +256,11 @@ pub(crate) fn connect(family: Family, addr: &[u8], deadline: Instant, trust: Tru
 ///
 /// # Errors
 /// As [`connect`].
-pub(crate) fn receive(family: Family, conn: &Conn, deadline: Option<Instant>) -> Result<(Vec<u8>, Vec<OwnedFd>), Failure> {
+pub(crate) fn receive(
+    family: Family,
+    conn: &Conn,
+    deadline: Option<Instant>,
+) -> Result<(Vec<u8>, Vec<OwnedFd>), Failure> {
     let mut buf = vec![0u8; wire::MAX_REPLY];
     let (n, fds) = match conn.recv(&mut buf, deadline) {
         Ok(Some(got)) => got,

@@ -122,9 +122,9 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
     floors.extend(floor_stats);
     let report = Report { cpus, pinned, floors, paths };
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        out!("{}", serde_json::to_string_pretty(&report.json())?);
     } else {
-        println!("{}", report.table());
+        out!("{}", report.table());
     }
     if let Some(path) = plot {
         report.plot(&path)?;
