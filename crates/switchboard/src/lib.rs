@@ -55,6 +55,7 @@ pub mod raw;
 mod rendezvous;
 pub mod socket;
 pub mod sync;
+mod time;
 
 pub use error::{Error, Result};
 pub use switchboard_sys::process::HandleValue;

@@ -303,16 +303,7 @@ impl ShmLinkListener {
             if let Some(c) = conns.pop_front() {
                 return Ok(c);
             }
-            conns = match deadline {
-                None => self.pending.arrived.wait(conns).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout);
-                    }
-                    self.pending.arrived.wait_timeout(conns, left).unwrap_or_else(|p| p.into_inner()).0
-                }
-            };
+            conns = crate::time::wait_until(&self.pending.arrived, conns, deadline)?;
         }
     }
 

@@ -509,16 +509,7 @@ impl PipeServer {
                 self.pipe.listening_now(&mut st);
             }
             first = false;
-            st = match deadline {
-                None => self.pipe.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout);
-                    }
-                    self.pipe.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0
-                }
-            };
+            st = crate::time::wait_until(&self.pipe.changed, st, deadline)?;
         }
     }
 
