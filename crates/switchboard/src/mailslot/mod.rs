@@ -6,9 +6,10 @@
 //! The server ([`Mailslot`]) owns a message queue in shared memory
 //! (`switchboard_shm::mailslot`) and binds the name as an abstract socket
 //! (`sb1/G/m/<name>`, folded to lower case, machine-wide as classic mailslot
-//! names are). A thread of the server's answers each opener: it checks the
+//! names are) as a rendezvous service: the process's responder checks each
 //! opener's credentials against the ACL (default: the server's uid only) and
-//! sends it the queue and the server's *life token* (`switchboard_sys::life`).
+//! the server sends it the queue and its *life token* (`switchboard_sys::life`),
+//! which a keeper thread of the server holds for the server's lifetime.
 //! A writer ([`MailslotClient`]) then appends whole messages to the queue
 //! directly — no system call per message — and reads the life token (one
 //! load) before each write, so a write after the server closed or was killed

@@ -4,9 +4,10 @@
 //! ## How it works
 //! A pipe name is an abstract socket (`sb1/G/p/<name>`, names folded to
 //! lower case, machine-wide as classic pipe names are). The process that
-//! creates the first instance binds it and runs one *responder* thread for
-//! the name. A client connects; the responder checks its credentials against
-//! the ACL (default: the creator's uid only), picks a listening instance,
+//! creates the first instance binds it and runs it as a rendezvous service
+//! (with a second one, `sb1/G/q/<name>`, for `wait_named_pipe`). A client
+//! connects; the process's responder checks its credentials against the
+//! ACL (default: the creator's uid only); the pipe picks a listening instance,
 //! creates the instance's data plane — a shared-memory link whose reader
 //! and writer positions live in shared state ([`switchboard_shm::pipe`]) —
 //! and sends it to the client with `SCM_RIGHTS`. The client's `open` thus
@@ -251,7 +252,7 @@ fn ring_capacity(hint: usize) -> usize {
     hint.clamp(4096, 16 << 20).next_power_of_two()
 }
 
-/// Binds `addr`; `retry` when our own previous responder for this name may
+/// Binds `addr`; `retry` when our own previous service for this name may
 /// still be closing its listeners.
 fn bind(addr: &[u8], retry: bool) -> Result<Listener> {
     let until = Instant::now() + Duration::from_secs(2);
