@@ -16,6 +16,14 @@
 //! where asking the kernel (`poll` on a socket, `kill(pid, 0)`) costs a
 //! system call (~180 ns on the development VM).
 //!
+//! A watcher can also *sleep* on the word ([`LifeWatch::sleep_word`], with
+//! `futex_waitv` beside the word it really waits for): the holder sets the
+//! `FUTEX_WAITERS` bit when it takes the token, so the kernel wakes a
+//! sleeper when it marks the owner dead, and glibc's unlock wakes one on an
+//! orderly release. Both wake only *one* sleeper, so a watcher that finds
+//! the token no longer alive wakes the rest ([`LifeWatch::wake_watchers`]).
+//! A peer's death thus ends a blocked wait at once, with no polling.
+//!
 //! # Safety
 //! The mutex lives in memory no other process can write: the memfd is
 //! sealed with `F_SEAL_FUTURE_WRITE` after the owner mapped it, so watchers
@@ -29,6 +37,7 @@
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -42,6 +51,8 @@ use crate::Result;
 const OWNER_DIED: u32 = 0x4000_0000;
 /// `FUTEX_TID_MASK`.
 const TID_MASK: u32 = 0x3fff_ffff;
+/// `FUTEX_WAITERS`: someone may sleep on the word; wake them on change.
+const FUTEX_WAITERS: u32 = 0x8000_0000;
 
 /// What a watcher sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +150,12 @@ impl LifeToken {
         if word(&token.region) & TID_MASK != crate::process::tid() {
             return Err(Errno::NOTSUP);
         }
+        // Ask for wake-ups: on death the kernel wakes a sleeper only when
+        // this bit is set; glibc's unlock does so too. Only the holder
+        // changes the word while it holds it.
+        if let Some(w) = token.region.atomic_u32(0) {
+            w.fetch_or(FUTEX_WAITERS, std::sync::atomic::Ordering::SeqCst);
+        }
         Ok(hold)
     }
 
@@ -156,6 +173,7 @@ impl LifeToken {
 impl Drop for LifeHold {
     fn drop(&mut self) {
         // SAFETY: this thread locked the mutex in `hold` (LifeHold is !Send).
+        // glibc's unlock wakes one sleeper, since `hold` set FUTEX_WAITERS.
         unsafe { libc::pthread_mutex_unlock(self.token.mutex()) };
     }
 }
@@ -186,6 +204,22 @@ impl LifeWatch {
     /// Whether the owner still holds the token.
     pub fn alive(&self) -> bool {
         self.state() == Life::Alive
+    }
+
+    /// The word to sleep on and the value it holds while the owner lives;
+    /// `None` once it no longer does. Sleeping while the word equals that
+    /// value ends when the owner releases the token or dies.
+    pub fn sleep_word(&self) -> Option<(&AtomicU32, u32)> {
+        let w = self.region.atomic_u32(0)?;
+        let v = w.load(std::sync::atomic::Ordering::SeqCst);
+        (life_of(v) == Life::Alive).then_some((w, v))
+    }
+
+    /// Wakes every sleeper on the word: the release or death woke only one.
+    pub fn wake_watchers(&self) {
+        if let Some(w) = self.region.atomic_u32(0) {
+            crate::futex::wake_all(w);
+        }
     }
 }
 
@@ -225,6 +259,70 @@ mod tests {
         let t2 = t.clone();
         std::thread::spawn(move || std::mem::forget(LifeToken::hold(&t2).unwrap())).join().unwrap();
         assert_eq!(w.state(), Life::Died);
+    }
+
+    /// Sleeps on the token until it is no longer alive; false on timeout.
+    fn sleep_until_gone(w: &LifeWatch) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while let Some((word, v)) = w.sleep_word() {
+            if crate::futex::wait(word, v, Some(deadline)) == crate::futex::Wake::TimedOut {
+                return false;
+            }
+        }
+        w.wake_watchers();
+        true
+    }
+
+    /// Whether thread `tid` of this process is blocked in `futex(2)`.
+    fn in_futex(tid: u32) -> bool {
+        let path = format!("/proc/self/task/{tid}/syscall");
+        std::fs::read_to_string(path).is_ok_and(|s| s.split(' ').next() == Some("202"))
+    }
+
+    #[test]
+    fn sleepers_wake_when_the_holder_dies_or_releases() {
+        for release in [false, true] {
+            let t = Arc::new(LifeToken::create().unwrap());
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let t2 = t.clone();
+            let holder = std::thread::spawn(move || {
+                let h = LifeToken::hold(&t2).unwrap();
+                held_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                if release {
+                    drop(h);
+                } else {
+                    std::mem::forget(h); // the thread exits holding it
+                }
+            });
+            held_rx.recv().unwrap();
+            // Two sleepers: the kernel (or glibc) wakes one, which wakes
+            // the other. Both must be asleep before the holder goes.
+            let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+            let sleepers: Vec<_> = (0..2)
+                .map(|_| {
+                    let w = LifeWatch::open(t.fd()).unwrap();
+                    let tid_tx = tid_tx.clone();
+                    std::thread::spawn(move || {
+                        tid_tx.send(crate::process::tid()).unwrap();
+                        sleep_until_gone(&w)
+                    })
+                })
+                .collect();
+            for tid in [tid_rx.recv().unwrap(), tid_rx.recv().unwrap()] {
+                while !in_futex(tid) {
+                    std::thread::yield_now();
+                }
+            }
+            go_tx.send(()).unwrap();
+            holder.join().unwrap();
+            for s in sleepers {
+                assert!(s.join().unwrap(), "a sleeper was not woken (release: {release})");
+            }
+            let w = LifeWatch::open(t.fd()).unwrap();
+            assert_eq!(w.state(), if release { Life::Released } else { Life::Died });
+        }
     }
 
     #[test]
