@@ -90,6 +90,47 @@ pub fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> Resul
     }
 }
 
+/// A futex word this process may only read (in a read-only mapping of
+/// another process's memory, such as a peer's life token): it can be
+/// loaded, slept on and woken, never stored to.
+#[derive(Clone, Copy, Debug)]
+pub struct WatchWord<'a>(&'a AtomicU32);
+
+impl<'a> WatchWord<'a> {
+    /// Wraps `word`, which must never be stored to through this handle.
+    pub(crate) fn new(word: &'a AtomicU32) -> WatchWord<'a> {
+        WatchWord(word)
+    }
+
+    /// The word's value.
+    pub fn load(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sleeps while the word equals `expected` (see [`wait`]).
+    pub fn wait(&self, expected: u32, deadline: Option<Instant>) -> Wake {
+        wait(self.0, expected, deadline)
+    }
+
+    /// Wakes every sleeper on the word (waking needs no write access).
+    pub fn wake_all(&self) -> usize {
+        wake_all(self.0)
+    }
+}
+
+/// Sleeps while `*word == expected` *and* `watch` holds `watch_expected`:
+/// a wake on either word, or either one changing, ends the sleep. This is
+/// how a waiter for data also hears of its peer's death.
+pub fn wait_or_watch(word: &AtomicU32, expected: u32, watch: WatchWord<'_>, watch_expected: u32, deadline: Option<Instant>) -> Wake {
+    match wait_any(&[(word, expected), (watch.0, watch_expected)], deadline) {
+        Ok(None) => Wake::TimedOut,
+        Ok(Some(_)) => Wake::Woken,
+        // Before Linux 5.16 (no futex_waitv): the data word alone; the
+        // caller's deadline or a later look at the watch word ends it.
+        Err(_) => wait(word, expected, deadline),
+    }
+}
+
 fn to_duration(ts: Timespec) -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

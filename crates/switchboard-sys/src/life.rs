@@ -37,13 +37,13 @@
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{fcntl_add_seals, ftruncate, memfd_create, MemfdFlags, SealFlags};
 use rustix::io::Errno;
 
+use crate::futex::WatchWord;
 use crate::mmap::{page_size, Protection, Region};
 use crate::Result;
 
@@ -209,16 +209,16 @@ impl LifeWatch {
     /// The word to sleep on and the value it holds while the owner lives;
     /// `None` once it no longer does. Sleeping while the word equals that
     /// value ends when the owner releases the token or dies.
-    pub fn sleep_word(&self) -> Option<(&AtomicU32, u32)> {
-        let w = self.region.atomic_u32(0)?;
-        let v = w.load(std::sync::atomic::Ordering::SeqCst);
+    pub fn sleep_word(&self) -> Option<(WatchWord<'_>, u32)> {
+        let w = self.region.watch_u32(0)?;
+        let v = w.load();
         (life_of(v) == Life::Alive).then_some((w, v))
     }
 
     /// Wakes every sleeper on the word: the release or death woke only one.
     pub fn wake_watchers(&self) {
-        if let Some(w) = self.region.atomic_u32(0) {
-            crate::futex::wake_all(w);
+        if let Some(w) = self.region.watch_u32(0) {
+            w.wake_all();
         }
     }
 }
@@ -265,7 +265,7 @@ mod tests {
     fn sleep_until_gone(w: &LifeWatch) -> bool {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while let Some((word, v)) = w.sleep_word() {
-            if crate::futex::wait(word, v, Some(deadline)) == crate::futex::Wake::TimedOut {
+            if word.wait(v, Some(deadline)) == crate::futex::Wake::TimedOut {
                 return false;
             }
         }

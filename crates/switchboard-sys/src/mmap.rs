@@ -151,6 +151,20 @@ impl Region {
         Some(unsafe { AtomicU32::from_ptr(self.as_ptr().add(offset).cast()) })
     }
 
+    /// The 4-byte-aligned word at `offset` as a futex word to load, sleep
+    /// on and wake — also in a read-only mapping, since nothing can store
+    /// through it; `None` when out of bounds or misaligned.
+    pub fn watch_u32(&self, offset: usize) -> Option<crate::futex::WatchWord<'_>> {
+        self.check(offset, 4).ok()?;
+        if offset % 4 != 0 {
+            return None;
+        }
+        // SAFETY: in bounds and aligned; the borrow is tied to `self`; the
+        // `WatchWord` only loads, waits and wakes, none of which writes, so
+        // it is sound on read-only memory too.
+        Some(crate::futex::WatchWord::new(unsafe { AtomicU32::from_ptr(self.as_ptr().add(offset).cast()) }))
+    }
+
     /// Loads the 4-byte-aligned word at `offset` (Acquire), also from a
     /// read-only mapping; `None` when out of bounds or misaligned.
     pub fn load_u32(&self, offset: usize) -> Option<u32> {
