@@ -25,7 +25,9 @@
 use std::time::{Duration, Instant};
 
 use crate::mutex::MutexState;
-use crate::ring::{wait_ready, wait_ready_or_peer, ConsumerState, ProducerState, Record, Ring, RingCtl, RingError};
+use crate::ring::{
+    wait_ready, wait_ready_or_peer, ConsumerState, Peer, ProducerState, Record, Ring, RingCtl, RingError,
+};
 use crate::ring::{RingMem, WaitMode, Waited, MIN_CAPACITY, RECORD_HEADER};
 use crate::segment::{Kind, Segment, SegmentError, Shared};
 use crate::sync::{AtomicU64, Ordering};
@@ -225,7 +227,7 @@ impl Queue {
     }
 
     /// Appends one message, waiting for room up to `timeout` (`None`: for
-    /// as long as `alive()` says the reader is there).
+    /// as long as `reader` says the reader is there).
     ///
     /// # Errors
     /// `TooBig` (nothing queued), `Full` when no room came in time,
@@ -235,7 +237,7 @@ impl Queue {
         origin: Origin,
         msg: &[u8],
         timeout: Option<Duration>,
-        alive: &dyn Fn() -> bool,
+        reader: Peer<'_>,
     ) -> Result<(), QueueError> {
         if msg.len() > self.max_message {
             return Err(QueueError::TooBig { max: self.max_message });
@@ -254,8 +256,7 @@ impl Queue {
             }
             let until = *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
             let ready = &mut || ring.has_room(&st, n + msg.len());
-            let check = crate::pipe::PEER_CHECK;
-            match wait_ready_or_peer(ready, ring.space_signal(), WaitMode::Blocking, until, check, alive) {
+            match wait_ready_or_peer(ready, ring.space_signal(), WaitMode::Blocking, until, reader) {
                 Waited::Ready => {}
                 Waited::TimedOut => return Err(QueueError::Full),
                 Waited::PeerGone => return Err(QueueError::Closed),
@@ -343,6 +344,8 @@ impl Queue {
 mod tests {
     use super::*;
 
+    const ALIVE: Peer<'static> = Peer { watch: None, alive: &|| true, every: Duration::from_millis(50) };
+
     fn read_all(q: &Queue, st: &mut ConsumerState) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         while let Some(next) = q.next(st).unwrap() {
@@ -358,13 +361,10 @@ mod tests {
         let (fd, q) = Queue::create(100, 0).unwrap();
         let w = Queue::open(&fd).unwrap();
         let net = Origin::Network { addr: [7; 16], port: 9, sender: 42 };
-        w.push(Origin::Local, b"one", Some(Duration::MAX), &|| true).unwrap();
-        w.push(net, b"", Some(Duration::MAX), &|| true).unwrap();
-        w.push(Origin::Local, &[5; 100], Some(Duration::MAX), &|| true).unwrap();
-        assert_eq!(
-            w.push(Origin::Local, &[5; 101], Some(Duration::MAX), &|| true),
-            Err(QueueError::TooBig { max: 100 })
-        );
+        w.push(Origin::Local, b"one", Some(Duration::MAX), ALIVE).unwrap();
+        w.push(net, b"", Some(Duration::MAX), ALIVE).unwrap();
+        w.push(Origin::Local, &[5; 100], Some(Duration::MAX), ALIVE).unwrap();
+        assert_eq!(w.push(Origin::Local, &[5; 101], Some(Duration::MAX), ALIVE), Err(QueueError::TooBig { max: 100 }));
         let mut st = q.reader();
         assert_eq!(q.count(&st).unwrap(), 3);
         let first = q.next(&st).unwrap().unwrap();
@@ -378,18 +378,26 @@ mod tests {
     fn a_full_queue_fails_a_writer_at_its_deadline_and_closing_stops_writers() {
         let (_fd, q) = Queue::create(1000, 0).unwrap();
         let now = Some(Duration::ZERO);
-        while q.push(Origin::Local, &[1; 1000], now, &|| true).is_ok() {}
-        assert_eq!(q.push(Origin::Local, &[1; 1000], now, &|| true), Err(QueueError::Full));
-        assert_eq!(q.push(Origin::Local, &[1; 1000], None, &|| false), Err(QueueError::Closed));
+        while q.push(Origin::Local, &[1; 1000], now, ALIVE).is_ok() {}
+        assert_eq!(q.push(Origin::Local, &[1; 1000], now, ALIVE), Err(QueueError::Full));
+        assert_eq!(
+            q.push(
+                Origin::Local,
+                &[1; 1000],
+                None,
+                Peer { watch: None, alive: &|| false, every: Duration::from_millis(50) }
+            ),
+            Err(QueueError::Closed)
+        );
         q.close();
-        assert_eq!(q.push(Origin::Local, b"x", Some(Duration::MAX), &|| true), Err(QueueError::Closed));
+        assert_eq!(q.push(Origin::Local, b"x", Some(Duration::MAX), ALIVE), Err(QueueError::Closed));
     }
 
     #[test]
     fn a_writer_that_dies_mid_message_leaves_nothing_the_reader_sees() {
         let (fd, q) = Queue::create(64, 4096).unwrap();
         let w = std::sync::Arc::new(Queue::open(&fd).unwrap());
-        w.push(Origin::Local, b"before", Some(Duration::MAX), &|| true).unwrap();
+        w.push(Origin::Local, b"before", Some(Duration::MAX), ALIVE).unwrap();
         // A writer thread takes the lock, scribbles a half record past the
         // published tail, and exits holding the lock.
         let w2 = w.clone();
@@ -402,7 +410,7 @@ mod tests {
         .unwrap();
         let mut st = q.reader();
         assert_eq!(q.count(&st).unwrap(), 1);
-        w.push(Origin::Local, b"after", Some(Duration::from_secs(5)), &|| true).unwrap();
+        w.push(Origin::Local, b"after", Some(Duration::from_secs(5)), ALIVE).unwrap();
         assert_eq!(read_all(&q, &mut st), vec![b"before".to_vec(), b"after".to_vec()]);
     }
 
@@ -431,7 +439,7 @@ mod tests {
             let (fd, q) = Queue::create(100, 4096).unwrap();
             let w = Queue::open(&fd).unwrap();
             for i in 0..5u8 {
-                w.push(Origin::Local, &[i; 40], Some(Duration::ZERO), &|| true).unwrap();
+                w.push(Origin::Local, &[i; 40], Some(Duration::ZERO), ALIVE).unwrap();
             }
             for (at, bytes) in &writes {
                 let _ = q.seg.write(*at, bytes);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::duplex::{Duplex, SegmentMem};
 use crate::mutex::MutexState;
-use crate::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
+use crate::ring::{wait_ready_or_peer, ConsumerState, Peer, ProducerState, Ring, RingError, WaitMode, Waited};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use switchboard_sys::{AsFd, OwnedFd};
@@ -280,7 +280,13 @@ impl Channel {
         deadline: Option<Instant>,
         peer_alive: &dyn Fn() -> bool,
     ) -> Result<(), ChannelError> {
-        match wait_ready_or_peer(ready, signal, self.wait, deadline, PEER_CHECK, peer_alive) {
+        match wait_ready_or_peer(
+            ready,
+            signal,
+            self.wait,
+            deadline,
+            Peer { watch: None, alive: peer_alive, every: PEER_CHECK },
+        ) {
             Waited::Ready => Ok(()),
             Waited::TimedOut => Err(ChannelError::TimedOut),
             Waited::PeerGone => {

@@ -27,7 +27,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sync::{futex, AtomicU32, AtomicU64, Ordering};
+use crate::sync::futex::{self, WatchWord};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes of a record header.
 pub const RECORD_HEADER: usize = 8;
@@ -436,20 +437,7 @@ pub fn wait_ready(
     mode: WaitMode,
     until: Option<Instant>,
 ) -> bool {
-    if ready() {
-        return true;
-    }
-    let spin_until = match mode {
-        WaitMode::BusyPoll => None,
-        WaitMode::Adaptive { spin } => Some(Instant::now() + spin),
-        // Straight to the futex: even a short spin would measure, and
-        // behave, like a spin.
-        WaitMode::Blocking => return sleep_until_ready(ready, signal, until),
-    };
-    match spin_for(ready, spin_until, until) {
-        Some(done) => done,
-        None => sleep_until_ready(ready, signal, until),
-    }
+    wait_watching(ready, signal, mode, until, None) == Waited::Ready
 }
 
 /// How [`wait_ready_or_peer`] ended.
@@ -459,47 +447,121 @@ pub enum Waited {
     Ready,
     /// The deadline passed.
     TimedOut,
-    /// `peer_alive()` said no (`ready()` was false just before).
+    /// The peer is gone (`ready()` was false just before).
     PeerGone,
 }
 
-/// [`wait_ready`] in slices of `check_every`, asking `peer_alive` between
-/// slices — a peer that dies wakes nobody, so a waiter must look.
+/// How often a waiter that watches its peer's word also asks the slow way
+/// (a socket hang-up): only a hostile peer's word needs it.
+pub const PEER_BACKSTOP: Duration = Duration::from_secs(1);
+
+/// What a waiter knows of its peer.
+#[derive(Clone, Copy)]
+pub struct Peer<'a> {
+    /// A word the kernel changes and wakes when the peer goes (a life
+    /// token's lock word), and the value it holds while the peer lives:
+    /// the waiter sleeps on it beside its ring word, so the peer's death
+    /// ends the wait at once.
+    pub watch: Option<(WatchWord<'a>, u32)>,
+    /// Asked every `every` while waiting. Without a watched word this is
+    /// how a death is noticed (a peer that dies wakes nobody); with one, a
+    /// backstop against a word a hostile peer keeps looking alive.
+    pub alive: &'a dyn Fn() -> bool,
+    /// How often `alive` is asked.
+    pub every: Duration,
+}
+
+impl std::fmt::Debug for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("watch", &self.watch.map(|(w, v)| (w.load(), v)))
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`wait_ready`] that also ends when the peer is gone: at once when its
+/// watched word changes, else when `alive()` says so at the next slice.
 pub fn wait_ready_or_peer(
     ready: &mut dyn FnMut() -> bool,
     signal: (&AtomicU32, &AtomicU32),
     mode: WaitMode,
     deadline: Option<Instant>,
-    check_every: Duration,
-    peer_alive: &dyn Fn() -> bool,
+    peer: Peer<'_>,
 ) -> Waited {
     loop {
-        let slice = Instant::now() + check_every;
-        if wait_ready(ready, signal, mode, Some(deadline.map_or(slice, |d| d.min(slice)))) {
-            return Waited::Ready;
+        let slice = Instant::now() + peer.every;
+        match wait_watching(ready, signal, mode, Some(deadline.map_or(slice, |d| d.min(slice))), peer.watch) {
+            Waited::Ready => return Waited::Ready,
+            Waited::PeerGone => {
+                // The kernel (or the owner's release) woke one sleeper:
+                // pass it on to every other waiter on the word.
+                if let Some((word, _)) = peer.watch {
+                    word.wake_all();
+                }
+                return Waited::PeerGone;
+            }
+            Waited::TimedOut => {}
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Waited::TimedOut;
         }
-        if !peer_alive() {
+        if !(peer.alive)() {
             return Waited::PeerGone;
         }
     }
 }
 
-/// Spins until `ready()` (`Some(true)`), `until` (`Some(false)`) or
+/// Spins (as `mode` says), then sleeps, until `ready()`, `until`, or the
+/// watched word leaves its value.
+fn wait_watching(
+    ready: &mut dyn FnMut() -> bool,
+    signal: (&AtomicU32, &AtomicU32),
+    mode: WaitMode,
+    until: Option<Instant>,
+    watch: Option<(WatchWord<'_>, u32)>,
+) -> Waited {
+    if ready() {
+        return Waited::Ready;
+    }
+    let spin_until = match mode {
+        WaitMode::BusyPoll => None,
+        WaitMode::Adaptive { spin } => Some(Instant::now() + spin),
+        // Straight to the futex: even a short spin would measure, and
+        // behave, like a spin.
+        WaitMode::Blocking => return sleep_until_ready(ready, signal, until, watch),
+    };
+    match spin_for(ready, spin_until, until, watch) {
+        Some(done) => done,
+        None => sleep_until_ready(ready, signal, until, watch),
+    }
+}
+
+fn gone(watch: Option<(WatchWord<'_>, u32)>) -> bool {
+    watch.is_some_and(|(w, alive)| w.load() != alive)
+}
+
+/// Spins until `ready()`, `until`, the peer's going (`Some`), or
 /// `spin_until` (`None`: go to sleep).
-fn spin_for(ready: &mut dyn FnMut() -> bool, spin_until: Option<Instant>, until: Option<Instant>) -> Option<bool> {
+fn spin_for(
+    ready: &mut dyn FnMut() -> bool,
+    spin_until: Option<Instant>,
+    until: Option<Instant>,
+    watch: Option<(WatchWord<'_>, u32)>,
+) -> Option<Waited> {
     let mut n: u32 = 0;
     loop {
         n = n.wrapping_add(1);
         if ready() {
-            return Some(true);
+            return Some(Waited::Ready);
         }
         if n % 64 == 0 {
+            if gone(watch) {
+                return Some(if ready() { Waited::Ready } else { Waited::PeerGone });
+            }
             let now = Instant::now();
             if until.is_some_and(|u| now >= u) {
-                return Some(false);
+                return Some(Waited::TimedOut);
             }
             if spin_until.is_some_and(|s| now >= s) {
                 return None;
@@ -513,21 +575,28 @@ fn sleep_until_ready(
     ready: &mut dyn FnMut() -> bool,
     (flag, seq): (&AtomicU32, &AtomicU32),
     until: Option<Instant>,
-) -> bool {
+    watch: Option<(WatchWord<'_>, u32)>,
+) -> Waited {
     loop {
         flag.store(1, Ordering::SeqCst);
         let seen = seq.load(Ordering::SeqCst);
         if ready() {
             flag.store(0, Ordering::SeqCst);
-            return true;
+            return Waited::Ready;
         }
-        let woke = futex::wait(seq, seen, until);
+        let woke = match watch {
+            Some((word, alive)) => futex::wait_or_watch(seq, seen, word, alive, until),
+            None => futex::wait(seq, seen, until),
+        };
         flag.store(0, Ordering::SeqCst);
         if ready() {
-            return true;
+            return Waited::Ready;
+        }
+        if gone(watch) {
+            return Waited::PeerGone;
         }
         if woke == futex::Wake::TimedOut {
-            return false;
+            return Waited::TimedOut;
         }
     }
 }

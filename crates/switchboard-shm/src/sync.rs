@@ -15,12 +15,38 @@ pub mod futex {
     use super::AtomicU32;
     use std::time::Instant;
 
-    pub use switchboard_sys::futex::Wake;
+    pub use switchboard_sys::futex::{Wake, WatchWord};
 
     /// Sleeps while `*word == expected`, until woken or `deadline`.
     #[cfg(not(loom))]
     pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
         switchboard_sys::futex::wait(word, expected, deadline)
+    }
+
+    /// Sleeps while `*word == expected` and `watch` holds `watch_expected`.
+    #[cfg(not(loom))]
+    pub fn wait_or_watch(
+        word: &AtomicU32,
+        expected: u32,
+        watch: WatchWord<'_>,
+        watch_expected: u32,
+        deadline: Option<Instant>,
+    ) -> Wake {
+        switchboard_sys::futex::wait_or_watch(word, expected, watch, watch_expected, deadline)
+    }
+
+    /// Under loom: a spurious wake-up (a watched word is a real futex word,
+    /// outside the model).
+    #[cfg(loom)]
+    pub fn wait_or_watch(
+        _word: &AtomicU32,
+        _expected: u32,
+        _watch: WatchWord<'_>,
+        _watch_expected: u32,
+        _deadline: Option<Instant>,
+    ) -> Wake {
+        loom::thread::yield_now();
+        Wake::Woken
     }
 
     /// Wakes up to `n` waiters.

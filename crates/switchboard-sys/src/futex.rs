@@ -121,7 +121,13 @@ impl<'a> WatchWord<'a> {
 /// Sleeps while `*word == expected` *and* `watch` holds `watch_expected`:
 /// a wake on either word, or either one changing, ends the sleep. This is
 /// how a waiter for data also hears of its peer's death.
-pub fn wait_or_watch(word: &AtomicU32, expected: u32, watch: WatchWord<'_>, watch_expected: u32, deadline: Option<Instant>) -> Wake {
+pub fn wait_or_watch(
+    word: &AtomicU32,
+    expected: u32,
+    watch: WatchWord<'_>,
+    watch_expected: u32,
+    deadline: Option<Instant>,
+) -> Wake {
     match wait_any(&[(word, expected), (watch.0, watch_expected)], deadline) {
         Ok(None) => Wake::TimedOut,
         Ok(Some(_)) => Wake::Woken,

@@ -10,11 +10,18 @@
 //! side learns of the other's death as a hang-up. Data moves through the
 //! rings, with futex wake-ups when a side sleeps (see [`WaitMode`]).
 //!
+//! Each side hands the other its process's life token during the
+//! handshake (`switchboard_sys::life`, held by the rendezvous responder
+//! thread): a blocked `send`/`recv` sleeps on its ring word *and* the
+//! peer's token word (`futex_waitv`), so the peer's death — `kill -9`
+//! included — ends the wait at once, with no polling.
+//!
 //! Decisions:
-//! - A blocked `send`/`recv` checks for a hung-up peer every
-//!   [`PEER_CHECK`]; a call that does not block does not check (a syscall
-//!   per message would cost more than the message), so a send to a peer
-//!   that was killed succeeds while its queue has room, as on a socket.
+//! - A send checks the peer's token first (one load): a send to a peer
+//!   that died is `BrokenPipe` at once.
+//! - A [`ShmLink::pair`] has no tokens to exchange (both ends are in this
+//!   process); a blocked call on one checks for a hung-up peer every
+//!   [`PEER_CHECK`].
 //! - A closed or dead peer's already-sent messages are still received;
 //!   `BrokenPipe` comes after the last of them.
 //! - A message larger than a ring is sent as several chunks; a receive that
@@ -29,8 +36,10 @@ use std::time::{Duration, Instant};
 
 use switchboard_shm::duplex::{Duplex, SegmentMem};
 use switchboard_shm::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
+use switchboard_shm::ring::{Peer, PEER_BACKSTOP};
+use switchboard_sys::life::LifeWatch;
 use switchboard_sys::socket::{Conn, Cred};
-use switchboard_sys::AsFd;
+use switchboard_sys::{AsFd, OwnedFd};
 
 use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
@@ -65,6 +74,8 @@ impl Default for ShmLinkOptions {
 pub struct ShmLink {
     duplex: Duplex,
     conn: Conn,
+    /// The peer process's life token (none for an in-process pair).
+    peer_life: Option<LifeWatch>,
     tx: usize,
     producer: ProducerState,
     consumer: ConsumerState,
@@ -80,10 +91,11 @@ fn ring_error(e: RingError) -> Error {
 }
 
 impl ShmLink {
-    fn new(duplex: Duplex, conn: Conn, tx: usize, opts: ShmLinkOptions) -> ShmLink {
+    fn new(duplex: Duplex, conn: Conn, peer_life: Option<LifeWatch>, tx: usize, opts: ShmLinkOptions) -> ShmLink {
         ShmLink {
             duplex,
             conn,
+            peer_life,
             tx,
             producer: ProducerState::default(),
             consumer: ConsumerState::default(),
@@ -100,7 +112,7 @@ impl ShmLink {
         let (a, b) = Conn::pair()?;
         let (fd, duplex) = Duplex::create(opts.capacity).map_err(|_| bad_capacity())?;
         let other = Duplex::open(&fd).map_err(|e| Error::Malformed(e.to_string()))?;
-        Ok((ShmLink::new(duplex, a, 0, opts), ShmLink::new(other, b, 1, opts)))
+        Ok((ShmLink::new(duplex, a, None, 0, opts), ShmLink::new(other, b, None, 1, opts)))
     }
 
     /// Connects to the [`ShmLinkListener`] bound under `name`.
@@ -114,10 +126,12 @@ impl ShmLink {
         let (scope, addr) = link_address(name)?;
         let (fd, duplex) = Duplex::create(opts.capacity).map_err(|_| bad_capacity())?;
         let deadline = rendezvous::answer_deadline(None);
+        let mine = rendezvous::process_life()?;
         let answer = rendezvous::connect(Family::LINK, &addr, deadline, Trust::for_scope(scope))
             .map_err(|f| f.into_error(name))?;
-        wire::send(&answer.conn, Family::LINK, Status::Granted, &[], &[fd.as_fd()])?;
-        Ok(ShmLink::new(duplex, answer.conn, 0, opts))
+        let peer_life = peer_life(answer.fds)?;
+        wire::send(&answer.conn, Family::LINK, Status::Granted, &[], &[fd.as_fd(), mine.fd()])?;
+        Ok(ShmLink::new(duplex, answer.conn, Some(peer_life), 0, opts))
     }
 
     /// Sets how this side waits.
@@ -137,7 +151,16 @@ impl ShmLink {
             ring.is_closed()
                 || if sending { ring.has_room(&self.producer, need) } else { ring.has_data(&self.consumer) }
         };
-        match wait_ready_or_peer(&mut ready, signal, self.opts.wait, deadline, PEER_CHECK, &|| !self.conn.hung_up()) {
+        let connected = || !self.conn.hung_up();
+        let peer = match &self.peer_life {
+            None => Peer { watch: None, alive: &connected, every: PEER_CHECK },
+            Some(life) => match life.sleep_word() {
+                Some(watch) => Peer { watch: Some(watch), alive: &connected, every: PEER_BACKSTOP },
+                None if ready() => return Ok(true),
+                None => return Err(Error::BrokenPipe),
+            },
+        };
+        match wait_ready_or_peer(&mut ready, signal, self.opts.wait, deadline, peer) {
             Waited::Ready => Ok(true),
             Waited::TimedOut => Ok(false),
             // One last look: the peer may have sent before dying.
@@ -158,6 +181,14 @@ impl ShmLink {
     }
 }
 
+/// The peer's life token, from the one descriptor that should carry it.
+fn peer_life(fds: Vec<OwnedFd>) -> Result<LifeWatch> {
+    let Ok([fd]) = <[_; 1]>::try_from(fds) else {
+        return Err(Error::Malformed("a link grant without the peer's life token".into()));
+    };
+    LifeWatch::open(&fd).map_err(|e| Error::Malformed(format!("the peer's life token: {e}")))
+}
+
 fn bad_capacity() -> Error {
     Error::InvalidParameter("ring capacity must be a power of two between 64 bytes and 2 GiB")
 }
@@ -166,6 +197,9 @@ impl Link for ShmLink {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         if msg.len() > self.opts.max_message {
             return Err(Error::InvalidParameter("message larger than the link's maximum"));
+        }
+        if self.peer_life.as_ref().is_some_and(|l| !l.alive()) {
+            return Err(Error::BrokenPipe);
         }
         let max_chunk = self.ring(self.tx).max_chunk();
         if msg.len() <= max_chunk {
@@ -227,13 +261,16 @@ impl Pending {
     }
 }
 
+/// The link family: the grant carries the listener's process life token;
+/// the connector answers with its segment and its own token.
 impl Handler for Pending {
     fn admit(&self, conn: Conn, _peer: Cred) {
         let mut conns = self.lock();
         conns.retain(|c| !c.hung_up());
+        let Ok(mine) = rendezvous::process_life() else { return };
         if conns.len() >= MAX_PENDING {
             let _ = wire::send(&conn, Family::LINK, Status::Busy, &[], &[]);
-        } else if wire::send(&conn, Family::LINK, Status::Granted, &[], &[]).is_ok() {
+        } else if wire::send(&conn, Family::LINK, Status::Granted, &[], &[mine.fd()]).is_ok() {
             conns.push_back(conn);
             self.arrived.notify_one();
         }
@@ -310,9 +347,12 @@ impl ShmLinkListener {
     fn handshake(&self, conn: Conn, deadline: Instant) -> Result<ShmLink> {
         let (_, fds) =
             rendezvous::receive(Family::LINK, &conn, Some(deadline)).map_err(|f: Failure| f.into_error("link"))?;
-        let [fd] = <[_; 1]>::try_from(fds).map_err(|_| Error::Malformed("a link hello without its segment".into()))?;
+        let Ok([fd, life]) = <[_; 2]>::try_from(fds) else {
+            return Err(Error::Malformed("a link hello without its segment and life token".into()));
+        };
         let duplex = Duplex::open(&fd).map_err(|e| Error::Malformed(e.to_string()))?;
+        let peer_life = peer_life(vec![life])?;
         let opts = ShmLinkOptions { capacity: duplex.capacity(), ..self.opts };
-        Ok(ShmLink::new(duplex, conn, 1, opts))
+        Ok(ShmLink::new(duplex, conn, Some(peer_life), 1, opts))
     }
 }

@@ -72,7 +72,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use switchboard_shm::mailslot::{Origin, Queue, QueueError};
-use switchboard_shm::ring::{ConsumerState, WaitMode};
+use switchboard_shm::pipe::PEER_CHECK;
+use switchboard_shm::ring::PEER_BACKSTOP;
+use switchboard_shm::ring::{ConsumerState, Peer, WaitMode};
 use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::{LifeToken, LifeWatch};
 use switchboard_sys::socket::{poll_readable, Conn, Cred};
@@ -260,7 +262,8 @@ impl Core {
         while let Ok((n, from)) = udp.recv_from(buf) {
             if let net::Verdict::Deliver(d) = net::judge(&buf[..n], &self.name, seen, &self.counters) {
                 let now = Some(Duration::ZERO);
-                let queued = self.queue.push(net::origin_of(from, d.sender), d.message, now, &|| true).is_ok();
+                let reader = Peer { watch: None, alive: &|| true, every: PEER_CHECK };
+                let queued = self.queue.push(net::origin_of(from, d.sender), d.message, now, reader).is_ok();
                 net::count_delivery(&self.counters, queued);
             }
         }
@@ -511,12 +514,15 @@ impl MailslotClient {
     pub fn write(&self, message: &[u8]) -> Result<()> {
         match &self.target {
             Target::Local { queue, life, name } => {
-                if !life.alive() {
-                    return Err(Error::NotFound(name.clone()));
-                }
+                // One load: a closed or dead server fails the write at once.
+                let Some((word, alive)) = life.sleep_word() else { return Err(Error::NotFound(name.clone())) };
+                // A writer waiting for room sleeps on the server's life
+                // token too: its close or death ends the wait at once.
+                let still = || life.alive();
+                let reader = Peer { watch: Some((word, alive)), alive: &still, every: PEER_BACKSTOP };
                 // WAIT_FOREVER overflows any deadline: the queue then waits for good.
                 let timeout = Some(self.write_timeout);
-                queue.push(Origin::Local, message, timeout, &|| life.alive()).map_err(|e| queue_error(e, name))
+                queue.push(Origin::Local, message, timeout, reader).map_err(|e| queue_error(e, name))
             }
             Target::Broadcast(b) => b.send(message),
         }

@@ -32,6 +32,7 @@ pub(crate) mod wire;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use switchboard_sys::life::LifeToken;
 use switchboard_sys::socket::{self, Conn, Cred, Listener};
 use switchboard_sys::{Errno, OwnedFd};
 
@@ -188,6 +189,16 @@ impl Drop for Service {
             r.remove(self.token);
         }
     }
+}
+
+/// This process's life token, to hand to a peer: it reads as died, and
+/// wakes whoever sleeps on it, when this process dies (see the `responder`
+/// module).
+///
+/// # Errors
+/// When the responder cannot start.
+pub(crate) fn process_life() -> Result<&'static LifeToken> {
+    Ok(&responder::get()?.life)
 }
 
 /// Why [`connect`] found no server to talk to.

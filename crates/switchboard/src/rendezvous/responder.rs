@@ -12,6 +12,11 @@
 //! doubling up to 100 ms, reset by the next success — because the
 //! listener stays readable and an immediate retry would spin.
 //!
+//! The responder thread also holds the process's *life token*
+//! (`switchboard_sys::life`): it lives exactly as long as the process, so
+//! the token reads as died — and wakes whoever sleeps on it — when the
+//! process dies, even by `kill -9`. Sessions hand it to their peers.
+//!
 //! Removing a service is synchronous: after [`Responder::remove`] returns,
 //! the responder holds nothing of it (unless the removal runs on the
 //! responder thread itself, from a handler, which cannot wait for itself).
@@ -23,6 +28,7 @@ use std::time::Duration;
 
 use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
+use switchboard_sys::life::LifeToken;
 use switchboard_sys::AsFd;
 
 use super::{Entry, Status};
@@ -39,6 +45,8 @@ thread_local! {
 
 pub(super) struct Responder {
     epoll: Epoll,
+    /// The process's life token, held by the responder thread.
+    pub(super) life: Arc<LifeToken>,
     wake: EventFd,
     services: Mutex<HashMap<u64, Arc<Entry>>>,
     next: Mutex<u64>,
@@ -61,6 +69,7 @@ pub(super) fn get() -> Result<&'static Responder> {
     }
     let r: &'static Responder = Box::leak(Box::new(Responder {
         epoll: Epoll::new()?,
+        life: Arc::new(LifeToken::create()?),
         wake: EventFd::new()?,
         services: Mutex::new(HashMap::new()),
         next: Mutex::new(WAKE + 1),
@@ -68,7 +77,20 @@ pub(super) fn get() -> Result<&'static Responder> {
         turned: Condvar::new(),
     }));
     r.epoll.add(r.wake.as_fd(), WAKE)?;
-    std::thread::Builder::new().name("switchboard-responder".into()).spawn(move || r.run()).map_err(Error::Io)?;
+    let (held_tx, held) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("switchboard-responder".into())
+        .spawn(move || match LifeToken::hold(&r.life) {
+            Ok(_hold) => {
+                let _ = held_tx.send(Ok(()));
+                r.run()
+            }
+            Err(e) => {
+                let _ = held_tx.send(Err(e));
+            }
+        })
+        .map_err(Error::Io)?;
+    held.recv().map_err(|_| Error::BrokenPipe)??;
     *started = Some(r);
     Ok(r)
 }
@@ -106,7 +128,7 @@ impl Responder {
         let _ = self.turned.wait_timeout_while(turns, Duration::from_secs(10), |t| *t < seen + 1);
     }
 
-    fn run(&self) {
+    fn run(&self) -> ! {
         ON_RESPONDER.with(|f| f.set(true));
         let mut ready = Vec::new();
         let mut backoff = Duration::ZERO;
