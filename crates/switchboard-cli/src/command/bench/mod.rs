@@ -7,9 +7,12 @@
 //! `futex`, `pipe`, `unix_stream`, `tcp`, `memcpy` (single core). Paths:
 //! `shm_link_busy`, `shm_link_adaptive`, `shm_link_blocking`, `stream_unix`,
 //! `stream_tcp`, `port`, `pipe_message_transact`, `mailslot` (write → read
-//! one way, a round trip through two mailslots). Each path reports its ratio to its floor measured
+//! one way, a round trip through two mailslots), and `peer_death` (not a
+//! ping-pong: a blocked reader's time from its peer's `kill -9` to its
+//! error, see the `death` module). Each path reports its ratio to its floor measured
 //! in the same run — absolute times drift on a shared VM, ratios much less.
 
+mod death;
 mod echo;
 mod plot;
 mod setup;
@@ -24,7 +27,7 @@ use serde_json::json;
 const PAYLOADS: [usize; 5] = [8, 64, 4096, 64 * 1024, 1 << 20];
 const FLOORS: [&str; 5] = ["spin", "futex", "pipe", "unix_stream", "tcp"];
 /// (path, its floor).
-const PATHS: [(&str, &str); 8] = [
+const PATHS: [(&str, &str); 9] = [
     ("shm_link_busy", "spin"),
     ("shm_link_adaptive", "spin"),
     ("shm_link_blocking", "futex"),
@@ -33,6 +36,7 @@ const PATHS: [(&str, &str); 8] = [
     ("port", "spin"),
     ("pipe_message_transact", "spin"),
     ("mailslot", "spin"),
+    (death::NAME, "futex"),
 ];
 
 /// One measured series.
@@ -71,7 +75,7 @@ fn rounds(payload: usize, quick: bool) -> (u32, u32) {
 
 /// Which payloads a scenario runs (ports carry fixed packets: one size).
 fn payloads_of(name: &str) -> &'static [usize] {
-    if name == "port" {
+    if name == "port" || name == death::NAME {
         &PAYLOADS[..1]
     } else {
         &PAYLOADS
@@ -112,7 +116,12 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
     for name in names {
         for &payload in payloads_of(name) {
             bar.set_message(format!("{name} {payload} B"));
-            measured.push(ping_pong(name, payload, quick, pinned)?);
+            let stat = if name == death::NAME {
+                death::measure(quick, pinned)?
+            } else {
+                ping_pong(name, payload, quick, pinned)?
+            };
+            measured.push(stat);
             bar.inc(1);
         }
     }
@@ -177,6 +186,9 @@ pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
     let [name, payload, rounds, pinned, rest @ ..] = args else { anyhow::bail!("bench-peer: missing arguments") };
     if pinned == "1" {
         switchboard::raw::pin_to_cpu(1)?;
+    }
+    if name == death::NAME {
+        return death::child(rest);
     }
     let payload: usize = payload.parse()?;
     let mut echo = setup::child(name, payload, rest)?;

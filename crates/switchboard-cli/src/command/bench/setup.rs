@@ -43,13 +43,20 @@ fn say_ready() -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
-fn unique(tag: &str) -> String {
+pub(super) fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!("bench-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-fn spawn(name: &str, payload: usize, rounds: u32, pinned: bool, args: &[&str], stdio: bool) -> anyhow::Result<Child> {
+pub(super) fn spawn(
+    name: &str,
+    payload: usize,
+    rounds: u32,
+    pinned: bool,
+    args: &[&str],
+    stdio: bool,
+) -> anyhow::Result<Child> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("bench-peer").args([name, &payload.to_string(), &rounds.to_string(), if pinned { "1" } else { "0" }]);
     cmd.args(args);
