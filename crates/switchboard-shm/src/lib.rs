@@ -40,6 +40,7 @@ pub mod event;
 #[cfg(not(loom))]
 pub mod mailslot;
 pub mod mutex;
+pub mod peer;
 #[cfg(not(loom))]
 pub mod pipe;
 pub mod port;

@@ -26,10 +26,10 @@
 use std::time::{Duration, Instant};
 
 use crate::mutex::{Locked, MutexState};
+use crate::peer::Peer;
 #[cfg(not(loom))]
 use crate::segment::{Kind, Segment, SegmentError, Shared};
 use crate::sync::{futex, AtomicU32, AtomicU64, Ordering};
-use crate::wait::LIVENESS_POLL;
 #[cfg(not(loom))]
 use switchboard_sys::{AsFd, OwnedFd};
 
@@ -356,11 +356,12 @@ impl<M: PortMem> PortQueue<M> {
         oldest
     }
 
-    /// Posts a packet. With `block`, waits for room while the queue is full.
+    /// Posts a packet. With `block`, waits for room while the queue is full
+    /// — and while `server` is there: a server gone closes the port.
     ///
     /// # Errors
     /// `Closed`; `QueueFull` when full and not blocking.
-    pub fn post(&self, p: Packet, block: bool) -> Result<(), PortError> {
+    pub fn post(&self, p: Packet, block: bool, server: Peer<'_>) -> Result<(), PortError> {
         loop {
             let ctl = self.ctl();
             let seen = ctl.space_seq.load(Ordering::SeqCst);
@@ -392,8 +393,13 @@ impl<M: PortMem> PortQueue<M> {
             if !block {
                 return Err(PortError::QueueFull);
             }
+            if server.gone_now() || !(server.alive)() {
+                server.wake_others();
+                self.close();
+                return Err(PortError::Closed);
+            }
             ctl.space_waiters.fetch_add(1, Ordering::SeqCst);
-            futex::wait(&ctl.space_seq, seen, Some(Instant::now() + LIVENESS_POLL));
+            server.sleep(&ctl.space_seq, seen, Some(Instant::now() + server.every));
             ctl.space_waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -415,17 +421,11 @@ impl<M: PortMem> PortQueue<M> {
     }
 
     /// Takes the next packet for consumer thread `me`, waiting until
-    /// `deadline`. `server_alive` is asked while waiting; when it answers
-    /// false the port is closed.
+    /// `deadline`. When `server` is gone while waiting, the port is closed.
     ///
     /// # Errors
     /// `Closed` (the port was closed while waiting), `TimedOut`, `TooManyWaiters`.
-    pub fn get(
-        &self,
-        me: u32,
-        deadline: Option<Instant>,
-        server_alive: &dyn Fn() -> bool,
-    ) -> Result<Packet, PortError> {
+    pub fn get(&self, me: u32, deadline: Option<Instant>, server: Peer<'_>) -> Result<Packet, PortError> {
         let w = {
             let _held = self.lock();
             if self.is_closed() {
@@ -455,13 +455,13 @@ impl<M: PortMem> PortQueue<M> {
         };
         spin_while_waiting(w, deadline);
         loop {
-            let until = Instant::now() + LIVENESS_POLL;
+            let until = Instant::now() + server.every;
             w.sleeping.store(1, Ordering::SeqCst);
             if w.state.load(Ordering::SeqCst) == WAITING {
-                futex::wait(&w.state, WAITING, Some(deadline.map_or(until, |d| d.min(until))));
+                server.sleep(&w.state, WAITING, Some(deadline.map_or(until, |d| d.min(until))));
             }
             w.sleeping.store(0, Ordering::SeqCst);
-            if let Some(done) = self.finish_wait(w, me, deadline, server_alive) {
+            if let Some(done) = self.finish_wait(w, me, deadline, server) {
                 return done;
             }
         }
@@ -473,7 +473,7 @@ impl<M: PortMem> PortQueue<M> {
         w: &Waiter,
         me: u32,
         deadline: Option<Instant>,
-        server_alive: &dyn Fn() -> bool,
+        server: Peer<'_>,
     ) -> Option<Result<Packet, PortError>> {
         // SYNC: Acquire pairs with the poster's Release store of GRANTED.
         match w.state.load(Ordering::SeqCst) {
@@ -491,9 +491,10 @@ impl<M: PortMem> PortQueue<M> {
         let _held = self.lock();
         if w.state.load(Ordering::SeqCst) != WAITING {
             drop(_held);
-            return self.finish_wait(w, me, deadline, server_alive);
+            return self.finish_wait(w, me, deadline, server);
         }
-        let outcome = if !server_alive() {
+        let outcome = if server.gone_now() || !(server.alive)() {
+            server.wake_others();
             self.close_locked();
             Err(PortError::Closed)
         } else if let Some(p) = self.take_queued(me) {
@@ -532,6 +533,9 @@ impl<M: PortMem> PortQueue<M> {
     fn close_locked(&self) {
         let ctl = self.ctl();
         ctl.closed.store(1, Ordering::SeqCst);
+        // Posters waiting for room learn of it at once too.
+        ctl.space_seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake(&ctl.space_seq, i32::MAX as u32);
         for w in &ctl.waiters {
             if w.state.compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 futex::wake(&w.state, 1);
@@ -617,16 +621,16 @@ mod tests {
     fn fifo_and_full_queue_policy() {
         let (_fd, q) = PortQueue::create(3, 8).unwrap();
         for n in 0..3 {
-            q.post(pk(n), false).unwrap();
+            q.post(pk(n), false, Peer::PRESENT).unwrap();
         }
-        assert_eq!(q.post(pk(9), false), Err(PortError::QueueFull));
+        assert_eq!(q.post(pk(9), false, Peer::PRESENT), Err(PortError::QueueFull));
         let me = switchboard_sys::process::tid();
         for n in 0..3 {
-            assert_eq!(q.get(me, Some(Instant::now()), &|| true), Ok(pk(n)));
+            assert_eq!(q.get(me, Some(Instant::now()), Peer::PRESENT), Ok(pk(n)));
         }
-        assert_eq!(q.get(me, Some(Instant::now()), &|| true), Err(PortError::TimedOut));
+        assert_eq!(q.get(me, Some(Instant::now()), Peer::PRESENT), Err(PortError::TimedOut));
         q.close();
-        assert_eq!(q.post(pk(1), false), Err(PortError::Closed));
+        assert_eq!(q.post(pk(1), false, Peer::PRESENT), Err(PortError::Closed));
     }
 
     #[test]
@@ -639,26 +643,26 @@ mod tests {
         w.packet.store(pk(77));
         w.state.store(GRANTED, Ordering::SeqCst);
         let me = switchboard_sys::process::tid();
-        assert_eq!(q.get(me, Some(Instant::now()), &|| true), Ok(pk(77)));
+        assert_eq!(q.get(me, Some(Instant::now()), Peer::PRESENT), Ok(pk(77)));
         assert_eq!(w.state.load(Ordering::SeqCst), EMPTY);
     }
 
     #[test]
     fn a_release_hands_over_the_oldest_queued_packet_first() {
         let (_fd, q) = PortQueue::create(8, 8).unwrap();
-        q.post(pk(1), false).unwrap();
+        q.post(pk(1), false, Peer::PRESENT).unwrap();
         // A live waiter appears while packet 1 is queued (as after a
         // concurrency limit lifts); the next post must give it packet 1.
         let w = &q.ctl().waiters[0];
         w.tid.store(switchboard_sys::process::tid(), Ordering::SeqCst);
         w.stamp.store(1, Ordering::SeqCst);
         w.state.store(WAITING, Ordering::SeqCst);
-        q.post(pk(2), false).unwrap();
+        q.post(pk(2), false, Peer::PRESENT).unwrap();
         assert_eq!(w.state.load(Ordering::SeqCst), GRANTED);
         assert_eq!(w.packet.load(), pk(1));
         w.state.store(EMPTY, Ordering::SeqCst);
         let me = switchboard_sys::process::tid();
-        assert_eq!(q.get(me, Some(Instant::now()), &|| true), Ok(pk(2)));
+        assert_eq!(q.get(me, Some(Instant::now()), Peer::PRESENT), Ok(pk(2)));
     }
 
     #[test]

@@ -27,6 +27,7 @@
 
 use std::time::{Duration, Instant};
 
+pub use crate::peer::{Peer, PEER_BACKSTOP};
 use crate::sync::futex::{self, WatchWord};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
@@ -451,35 +452,6 @@ pub enum Waited {
     PeerGone,
 }
 
-/// How often a waiter that watches its peer's word also asks the slow way
-/// (a socket hang-up): only a hostile peer's word needs it.
-pub const PEER_BACKSTOP: Duration = Duration::from_secs(1);
-
-/// What a waiter knows of its peer.
-#[derive(Clone, Copy)]
-pub struct Peer<'a> {
-    /// A word the kernel changes and wakes when the peer goes (a life
-    /// token's lock word), and the value it holds while the peer lives:
-    /// the waiter sleeps on it beside its ring word, so the peer's death
-    /// ends the wait at once.
-    pub watch: Option<(WatchWord<'a>, u32)>,
-    /// Asked every `every` while waiting. Without a watched word this is
-    /// how a death is noticed (a peer that dies wakes nobody); with one, a
-    /// backstop against a word a hostile peer keeps looking alive.
-    pub alive: &'a dyn Fn() -> bool,
-    /// How often `alive` is asked.
-    pub every: Duration,
-}
-
-impl std::fmt::Debug for Peer<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peer")
-            .field("watch", &self.watch.map(|(w, v)| (w.load(), v)))
-            .field("every", &self.every)
-            .finish_non_exhaustive()
-    }
-}
-
 /// [`wait_ready`] that also ends when the peer is gone: at once when its
 /// watched word changes, else when `alive()` says so at the next slice.
 pub fn wait_ready_or_peer(
@@ -494,11 +466,7 @@ pub fn wait_ready_or_peer(
         match wait_watching(ready, signal, mode, Some(deadline.map_or(slice, |d| d.min(slice))), peer.watch) {
             Waited::Ready => return Waited::Ready,
             Waited::PeerGone => {
-                // The kernel (or the owner's release) woke one sleeper:
-                // pass it on to every other waiter on the word.
-                if let Some((word, _)) = peer.watch {
-                    word.wake_all();
-                }
+                peer.wake_others();
                 return Waited::PeerGone;
             }
             Waited::TimedOut => {}

@@ -11,6 +11,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
+use switchboard_shm::peer::Peer;
 use switchboard_shm::port::{Packet, PortError, PortQueue};
 
 fn pk(n: u64) -> Packet {
@@ -26,11 +27,11 @@ fn port_loom_one_poster_order_is_kept() {
         let poster = {
             let q = q.clone();
             thread::spawn(move || {
-                q.post(pk(1), true).unwrap();
-                q.post(pk(2), true).unwrap();
+                q.post(pk(1), true, Peer::PRESENT).unwrap();
+                q.post(pk(2), true, Peer::PRESENT).unwrap();
             })
         };
-        let got: Vec<Packet> = (0..2).map(|_| q.get(1, None, &|| true).unwrap()).collect();
+        let got: Vec<Packet> = (0..2).map(|_| q.get(1, None, Peer::PRESENT).unwrap()).collect();
         poster.join().unwrap();
         assert_eq!(got, [pk(1), pk(2)]);
         assert_eq!(q.queued(), 0);
@@ -47,11 +48,11 @@ fn port_loom_two_consumers_each_packet_once() {
         let q = Arc::new(PortQueue::in_memory(2, 2));
         let consumer = {
             let q = q.clone();
-            thread::spawn(move || q.get(1, None, &|| true).unwrap())
+            thread::spawn(move || q.get(1, None, Peer::PRESENT).unwrap())
         };
-        q.post(pk(1), true).unwrap();
-        q.post(pk(2), true).unwrap();
-        let mine = q.get(2, None, &|| true).unwrap();
+        q.post(pk(1), true, Peer::PRESENT).unwrap();
+        q.post(pk(2), true, Peer::PRESENT).unwrap();
+        let mine = q.get(2, None, Peer::PRESENT).unwrap();
         let mut got = vec![consumer.join().unwrap(), mine];
         got.sort_by_key(|p| p.key);
         assert_eq!(got, [pk(1), pk(2)]);
@@ -67,11 +68,11 @@ fn port_loom_full_queue_blocks_then_delivers() {
         let poster = {
             let q = q.clone();
             thread::spawn(move || {
-                q.post(pk(1), true).unwrap();
-                q.post(pk(2), true).unwrap();
+                q.post(pk(1), true, Peer::PRESENT).unwrap();
+                q.post(pk(2), true, Peer::PRESENT).unwrap();
             })
         };
-        let got: Vec<Packet> = (0..2).map(|_| q.get(9, None, &|| true).unwrap()).collect();
+        let got: Vec<Packet> = (0..2).map(|_| q.get(9, None, Peer::PRESENT).unwrap()).collect();
         poster.join().unwrap();
         assert_eq!(got, [pk(1), pk(2)]);
     });
@@ -85,11 +86,11 @@ fn port_loom_close_releases_a_waiter() {
         let q = Arc::new(PortQueue::in_memory(2, 1));
         let consumer = {
             let q = q.clone();
-            thread::spawn(move || q.get(1, None, &|| true))
+            thread::spawn(move || q.get(1, None, Peer::PRESENT))
         };
-        let posted = q.post(pk(7), false);
+        let posted = q.post(pk(7), false, Peer::PRESENT);
         q.close();
-        assert_eq!(q.post(pk(8), false), Err(PortError::Closed));
+        assert_eq!(q.post(pk(8), false, Peer::PRESENT), Err(PortError::Closed));
         match consumer.join().unwrap() {
             Ok(p) => {
                 assert_eq!(posted, Ok(()));

@@ -15,9 +15,11 @@
 //! Decisions:
 //! - The *server* is the handle that created the port. Dropping it (or its
 //!   process dying) closes the port: waiters get `AbandonedWait` (735),
-//!   later posts `InvalidHandle` (6). A killed server is noticed by waiting
-//!   consumers within `switchboard_shm::wait::LIVENESS_POLL`; a post checks
-//!   only the closed flag (a liveness syscall per post would double its cost).
+//!   later posts `InvalidHandle` (6). The port carries its creator's
+//!   process life token (`switchboard_sys::life`): a post checks it with one
+//!   load, so a post after the server's `kill -9` fails at once, and a
+//!   consumer or a poster blocked on a full queue sleeps on it too, so the
+//!   server's death ends its wait at once.
 //! - Concurrency: a consumer counts as running from the get that returned a
 //!   packet until its next get (or its death). `0` means the number of CPUs.
 //! - A full queue blocks the poster, or fails with `QueueFull` (1816) when
@@ -36,8 +38,10 @@
 
 use std::time::{Duration, Instant};
 
+use switchboard_shm::peer::{Peer, PEER_BACKSTOP};
 use switchboard_shm::port::{PortError, PortQueue};
 use switchboard_shm::segment::Segment;
+use switchboard_sys::life::LifeWatch;
 use switchboard_sys::process::HandleValue;
 use switchboard_sys::socket::Conn;
 
@@ -107,7 +111,8 @@ impl<'a> PortBuilder<'a> {
         let mut make = || {
             let (fd, _q) = PortQueue::create(self.capacity, concurrency)
                 .map_err(|_| Error::InvalidParameter("port capacity must be 1..=1048576 packets"))?;
-            Ok((vec![fd], namespace::describe(Kind::Port, 0, self.overflow as u8)))
+            let life = crate::rendezvous::process_life()?.fd().try_clone_to_owned()?;
+            Ok((vec![fd, life], namespace::describe(Kind::Port, 0, self.overflow as u8)))
         };
         Port::attach(namespace::create_or_open(Kind::Port, &addr, &self.acl, &mut make)?)
     }
@@ -118,7 +123,8 @@ impl<'a> PortBuilder<'a> {
 pub struct Port {
     endpoint: Endpoint,
     queue: PortQueue<Segment>,
-    server: bool,
+    /// The server's process life token; `None` in the server's own handle.
+    server_life: Option<LifeWatch>,
     overflow: Overflow,
 }
 
@@ -195,10 +201,16 @@ impl Port {
     fn attach(endpoint: Endpoint) -> Result<Port> {
         let fd = endpoint.fd(0).ok_or_else(|| Error::Malformed("port without a queue".into()))?;
         let queue = PortQueue::open(fd).map_err(|e| Error::Malformed(e.to_string()))?;
-        let server = !endpoint.existed;
+        let server_life = match (endpoint.existed, endpoint.fd(1)) {
+            (false, _) => None,
+            (true, Some(life)) => Some(
+                LifeWatch::open(life).map_err(|e| Error::Malformed(format!("the port server's life token: {e}")))?,
+            ),
+            (true, None) => return Err(Error::Malformed("a port without its server's life token".into())),
+        };
         let overflow =
             if endpoint.info().protection == Overflow::Fail as u8 { Overflow::Fail } else { Overflow::Block };
-        Ok(Port { endpoint, queue, server, overflow })
+        Ok(Port { endpoint, queue, server_life, overflow })
     }
 
     /// Sends this port over a connection.
@@ -240,16 +252,35 @@ impl Port {
     /// `InvalidHandle` once the port is closed; `QueueFull` when full and
     /// the port's policy is [`Overflow::Fail`].
     pub fn post(&self, bytes: u32, key: u64, overlapped: u64) -> Result<()> {
+        let closed = || Error::InvalidHandle { wanted: "port", found: "a closed port" };
+        // One load: the server's death closes the port for posters at once.
+        if self.server_life.as_ref().is_some_and(|l| !l.alive()) {
+            self.queue.close();
+            return Err(closed());
+        }
         let block = self.overflow == Overflow::Block;
-        self.queue.post(Packet { bytes, key, overlapped }, block).map_err(|e| match e {
-            PortError::Closed => Error::InvalidHandle { wanted: "port", found: "a closed port" },
+        let backstop = || self.creator_alive();
+        self.queue.post(Packet { bytes, key, overlapped }, block, self.server(&backstop)).map_err(|e| match e {
+            PortError::Closed => closed(),
             other => port_error(other),
         })
     }
 
-    fn server_alive(&self) -> bool {
-        let creator = self.endpoint.info().creator_pid;
-        self.server || switchboard_sys::process::is_alive(creator)
+    /// The slow check behind the server's life token (a `kill(pid, 0)`).
+    fn creator_alive(&self) -> bool {
+        switchboard_sys::process::is_alive(self.endpoint.info().creator_pid)
+    }
+
+    /// The server as a waiter on the queue sees it: its token's word to
+    /// sleep on, `backstop` asked now and then.
+    fn server<'a>(&'a self, backstop: &'a dyn Fn() -> bool) -> Peer<'a> {
+        match &self.server_life {
+            None => Peer::PRESENT,
+            Some(life) => match life.sleep_word() {
+                Some(watch) => Peer { watch: Some(watch), alive: backstop, every: PEER_BACKSTOP },
+                None => Peer { watch: None, alive: &|| false, every: PEER_BACKSTOP },
+            },
+        }
     }
 
     /// Takes the oldest packet, waiting at most `timeout` (`None`: forever,
@@ -261,7 +292,8 @@ impl Port {
     pub fn get(&self, timeout: Option<Duration>) -> Result<Packet> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let me = switchboard_sys::process::tid();
-        self.queue.get(me, deadline, &|| self.server_alive()).map_err(port_error)
+        let backstop = || self.creator_alive();
+        self.queue.get(me, deadline, self.server(&backstop)).map_err(port_error)
     }
 
     /// Takes 1..=`entries.len()` packets as soon as one is available (S05);
@@ -287,7 +319,7 @@ impl Port {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        if self.server {
+        if self.server_life.is_none() {
             self.queue.close();
         }
     }

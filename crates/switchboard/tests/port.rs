@@ -232,6 +232,42 @@ fn port_s09_closing_wakes_waiters_and_refuses_posts() {
     assert!(matches!(client.post(1, 1, 1), Err(Error::InvalidHandle { .. })));
 }
 
+/// The server's death closes the port for posters too: a post blocked on a
+/// full queue wakes at the server's `kill -9` (it slept on the server's
+/// life token) and later posts fail at once. Before, the blocked post
+/// waited forever and a post to a dead server's port with room succeeded.
+#[test]
+fn port_s09_a_dead_servers_port_wakes_blocked_posters_and_refuses_posts() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let _port = Port::builder().name(util::args()[0].as_str()).capacity(1).concurrency(1).create().unwrap();
+        say("serving");
+        hear();
+        done();
+    }
+    let n = unique("p09dead");
+    let mut server =
+        Peer::spawn("port_s09_a_dead_servers_port_wakes_blocked_posters_and_refuses_posts", "server", &[&n]);
+    server.expect("serving");
+    let client = Port::open(&n).unwrap();
+    client.post(1, 1, 1).unwrap();
+    std::thread::scope(|s| {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let client = &client;
+        let blocked = s.spawn(move || {
+            tid_tx.send(switchboard_sys::process::tid()).unwrap();
+            client.post(2, 2, 2)
+        });
+        let tid = tid_rx.recv().unwrap();
+        util::eventually("the poster sleeps on the full queue", || util::asleep_in_futex(tid));
+        server.kill9();
+        let err = blocked.join().unwrap().unwrap_err();
+        assert_eq!(err.win32(), 6, "{err}");
+    });
+    let err = client.post(3, 3, 3).unwrap_err();
+    assert!(matches!(err, Error::InvalidHandle { .. }), "{err}");
+}
+
 #[test]
 fn port_s10_posters_and_consumers_killed_at_any_point_corrupt_nothing() {
     let _w = Watchdog::test();

@@ -62,6 +62,14 @@ pub fn done() -> ! {
     std::process::exit(0)
 }
 
+/// Whether thread `tid` of this process is asleep in `futex` or
+/// `futex_waitv` (as `/proc` shows it): a test can act on a blocked call
+/// knowing it is really blocked, without sleeping.
+pub fn asleep_in_futex(tid: u32) -> bool {
+    let call = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+    matches!(call.split(' ').next(), Some("202" | "449"))
+}
+
 /// A peer process.
 pub struct Peer {
     child: Child,
