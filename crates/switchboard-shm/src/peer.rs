@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use crate::sync::futex::{self, Wake, WatchWord};
 use crate::sync::AtomicU32;
 
+/// How often a waiter with no watched word asks whether its peer is
+/// still there.
+pub const PEER_CHECK: Duration = Duration::from_millis(50);
+
 /// How often a waiter that watches its peer's word also asks the slow way
 /// (a socket hang-up): only a hostile peer's word needs it.
 pub const PEER_BACKSTOP: Duration = Duration::from_secs(1);

@@ -18,7 +18,7 @@
 //!
 //! End 0 is the client (writes ring 0, reads ring 1), end 1 the server.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::duplex::{Duplex, SegmentMem};
 use crate::mutex::MutexState;
@@ -28,7 +28,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use switchboard_sys::{AsFd, OwnedFd};
 
 /// How often a waiting reader or writer asks whether the peer is alive.
-pub const PEER_CHECK: Duration = Duration::from_millis(50);
+pub use crate::peer::PEER_CHECK;
 
 /// One direction's shared bookkeeping. The positions themselves are the
 /// ring's published head and tail (one store each, so a holder killed at
@@ -216,16 +216,11 @@ impl Channel {
 
     /// Writes one message (or, for byte pipes, one run of bytes), waiting
     /// for room while the peer's buffer is full (backpressure: nothing is
-    /// dropped). `peer_alive` is asked every [`PEER_CHECK`] while waiting.
+    /// dropped). A wait ends when `peer` is gone.
     ///
     /// # Errors
     /// `Closed` when the reading end is gone, `Disconnected`, `TimedOut`, `Corrupt`.
-    pub fn write(
-        &self,
-        data: &[u8],
-        deadline: Option<Instant>,
-        peer_alive: &dyn Fn() -> bool,
-    ) -> Result<(), ChannelError> {
+    pub fn write(&self, data: &[u8], deadline: Option<Instant>, peer: Peer<'_>) -> Result<(), ChannelError> {
         let (ring, dir) = self.outbound();
         let _held = dir.write_lock.lock();
         // The ring's published tail is the one truth: a writer killed after
@@ -234,17 +229,17 @@ impl Channel {
         if dir.writing.load(Ordering::Acquire) != 0 {
             // A long message was cut short (its writer died or timed out
             // between two chunks): end it here, so ours cannot merge with it.
-            self.push(&ring, &mut st, &[], false, deadline, peer_alive)?;
+            self.push(&ring, &mut st, &[], false, deadline, peer)?;
             dir.writing.store(0, Ordering::Release);
         }
         let max = ring.max_chunk();
         if data.len() <= max {
-            return self.push(&ring, &mut st, data, false, deadline, peer_alive);
+            return self.push(&ring, &mut st, data, false, deadline, peer);
         }
         dir.writing.store(1, Ordering::Release);
         let mut chunks = data.chunks(max).peekable();
         while let Some(chunk) = chunks.next() {
-            self.push(&ring, &mut st, chunk, chunks.peek().is_some(), deadline, peer_alive)?;
+            self.push(&ring, &mut st, chunk, chunks.peek().is_some(), deadline, peer)?;
         }
         dir.writing.store(0, Ordering::Release);
         Ok(())
@@ -257,7 +252,7 @@ impl Channel {
         chunk: &[u8],
         more: bool,
         deadline: Option<Instant>,
-        peer_alive: &dyn Fn() -> bool,
+        peer: Peer<'_>,
     ) -> Result<(), ChannelError> {
         loop {
             if self.disconnected() {
@@ -267,26 +262,20 @@ impl Channel {
                 return Ok(());
             }
             let ready = &mut || ring.has_room(st, chunk.len());
-            self.wait(ready, ring.space_signal(), deadline, peer_alive)?;
+            self.wait(ready, ring.space_signal(), deadline, peer)?;
         }
     }
 
-    /// Waits for `ready`, asking `peer_alive` every [`PEER_CHECK`]; a dead
+    /// Waits for `ready` while `peer` is there; a dead
     /// peer closes the channel (the caller then sees `Closed`).
     fn wait(
         &self,
         ready: &mut dyn FnMut() -> bool,
         signal: (&AtomicU32, &AtomicU32),
         deadline: Option<Instant>,
-        peer_alive: &dyn Fn() -> bool,
+        peer: Peer<'_>,
     ) -> Result<(), ChannelError> {
-        match wait_ready_or_peer(
-            ready,
-            signal,
-            self.wait,
-            deadline,
-            Peer { watch: None, alive: peer_alive, every: PEER_CHECK },
-        ) {
+        match wait_ready_or_peer(ready, signal, self.wait, deadline, peer) {
             Waited::Ready => Ok(()),
             Waited::TimedOut => Err(ChannelError::TimedOut),
             Waited::PeerGone => {
@@ -308,7 +297,7 @@ impl Channel {
         buf: &mut [u8],
         framing: Framing,
         deadline: Option<Instant>,
-        peer_alive: &dyn Fn() -> bool,
+        peer: Peer<'_>,
     ) -> Result<ReadOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
         let _held = dir.read_lock.lock();
@@ -320,6 +309,13 @@ impl Channel {
             }
             let front = match ring.front(&st) {
                 Err(RingError::Closed) if copied > 0 => return Ok(ReadOutcome { len: copied, more: false }),
+                // Another thread may be closing the rings one after the
+                // other: finish it, so this thread's next write sees the
+                // channel closed too.
+                Err(RingError::Closed) => {
+                    self.close();
+                    return Err(ChannelError::Closed);
+                }
                 other => other?,
             };
             let Some(rec) = front else {
@@ -327,7 +323,7 @@ impl Channel {
                     return Ok(ReadOutcome { len: copied, more: false });
                 }
                 let ready = &mut || ring.has_data(&st) || ring.is_closed();
-                self.wait(ready, ring.data_signal(), deadline, peer_alive)?;
+                self.wait(ready, ring.data_signal(), deadline, peer)?;
                 continue;
             };
             let offset = dir.read_offset(st.position()).min(rec.len);

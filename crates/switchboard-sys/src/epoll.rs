@@ -35,6 +35,16 @@ impl Epoll {
         epoll::add(&self.0, fd, EventData::new_u64(token), EventFlags::IN)
     }
 
+    /// Watches `fd`, a connected socket, for its peer's hang-up only (the
+    /// peer closed its last copy, or died), reported as `token`. Data
+    /// arriving does not report.
+    ///
+    /// # Errors
+    /// As [`Epoll::add`].
+    pub fn add_hangup(&self, fd: BorrowedFd<'_>, token: u64) -> Result<()> {
+        epoll::add(&self.0, fd, EventData::new_u64(token), EventFlags::RDHUP | EventFlags::HUP)
+    }
+
     /// Stops watching `fd`. Must be called before the last descriptor of
     /// a file that other processes also hold is closed here: the kernel
     /// keeps watching an open file description until every copy is closed.
@@ -92,5 +102,19 @@ mod tests {
         set.delete(b.as_fd()).unwrap();
         set.wait(&mut ready, Some(Duration::ZERO)).unwrap();
         assert!(ready.is_empty(), "a deleted descriptor is no longer reported");
+    }
+
+    #[test]
+    fn a_hangup_watch_reports_the_peers_close_not_its_data() {
+        let set = Epoll::new().unwrap();
+        let (a, b) = crate::socket::Conn::pair().unwrap();
+        set.add_hangup(a.as_fd(), 3).unwrap();
+        b.send(b"data", &[]).unwrap();
+        let mut ready = Vec::new();
+        set.wait(&mut ready, Some(Duration::ZERO)).unwrap();
+        assert!(ready.is_empty(), "data is not a hang-up");
+        drop(b);
+        set.wait(&mut ready, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(ready, [3]);
     }
 }

@@ -187,6 +187,14 @@ impl Conn {
         Conn(fd)
     }
 
+    /// Another descriptor for the same connection (close-on-exec).
+    ///
+    /// # Errors
+    /// `EMFILE`.
+    pub fn try_clone(&self) -> Result<Conn> {
+        Ok(Conn(rustix::io::fcntl_dupfd_cloexec(&self.0, 0)?))
+    }
+
     /// The peer's credentials as recorded by the kernel.
     ///
     /// # Errors

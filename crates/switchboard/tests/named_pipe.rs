@@ -383,7 +383,8 @@ fn pipe_s23_peer_closed_reader_drains_then_broken_pipe_writer_gets_no_data() {
     let n = server.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"last words", "what was written before the death is read");
     assert!(matches!(server.read(&mut buf), Err(Error::BrokenPipe)));
-    assert!(matches!(server.write(b"x"), Err(Error::NoData)));
+    let w = server.write(b"x");
+    assert!(matches!(w, Err(Error::NoData)), "{w:?}");
     // Graceful close on the other side, same answers.
     let name2 = unique("s23b");
     let s2 = PipeServer::create(&name2).unwrap();

@@ -46,8 +46,8 @@ use crate::error::{Error, Result};
 use crate::namespace::{link_address, Acl};
 use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, Trust};
 
-/// How often a blocked call checks that the peer is still there.
-pub const PEER_CHECK: Duration = Duration::from_millis(50);
+/// How often a blocked call on an in-process pair checks that the peer is still there.
+pub use switchboard_shm::peer::PEER_CHECK;
 /// Most admitted connections waiting for [`ShmLinkListener::accept`];
 /// more are refused as busy.
 pub const MAX_PENDING: usize = 128;

@@ -48,12 +48,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use switchboard_shm::peer::{Peer, PEER_BACKSTOP, PEER_CHECK};
 use switchboard_shm::pipe::{Channel, ChannelError, Framing, PeekOutcome};
 use switchboard_sys::socket::{Conn, Cred, Listener};
 
 use crate::error::{Error, Result};
 use crate::namespace::{pipe_addresses, Acl};
-use crate::rendezvous::{self, wire, Answer, Failure, Family, Handler, Service, Status, Trust};
+use crate::rendezvous::{self, wire, Answer, Failure, Family, Handler, HangupWatch, Service, Status, Trust};
 
 /// Classic `PIPE_UNLIMITED_INSTANCES`.
 pub const UNLIMITED_INSTANCES: u32 = 255;
@@ -344,15 +345,7 @@ impl Pipe {
         if wire::send(&conn, Family::PIPE, Status::Granted, &body, &[seg_fd.as_fd()]).is_err() {
             return;
         }
-        let end = End {
-            conn,
-            chan,
-            seg_fd,
-            peer: cred,
-            pipe_type: self.opts.pipe_type,
-            access: self.opts.access,
-            server: true,
-        };
+        let end = End::new(conn, chan, seg_fd, cred, (self.opts.pipe_type, self.opts.access), true);
         st.slots.insert(id, Slot::Pending(Box::new(end)));
         self.changed.notify_all();
     }
@@ -396,6 +389,10 @@ struct End {
     pipe_type: PipeType,
     access: PipeAccess,
     server: bool,
+    /// Closes the channel the moment the other end hangs up (its last
+    /// holder closed, or died); `None` when the responder could not watch,
+    /// and blocked calls then look every `PEER_CHECK`.
+    watch: Option<HangupWatch>,
 }
 
 fn channel_error(e: ChannelError, writing: bool) -> Error {
@@ -409,8 +406,21 @@ fn channel_error(e: ChannelError, writing: bool) -> Error {
 }
 
 impl End {
-    fn peer_alive(&self) -> bool {
-        !self.conn.hung_up()
+    fn new(conn: Conn, chan: Channel, seg_fd: OwnedFd, peer: Cred, kind: (PipeType, PipeAccess), server: bool) -> End {
+        let watch = Channel::open(&seg_fd, 0).ok().and_then(|view| {
+            let on_gone = Box::new(move || view.close());
+            HangupWatch::start(&conn, on_gone).ok()
+        });
+        let (pipe_type, access) = kind;
+        End { conn, chan, seg_fd, peer, pipe_type, access, server, watch }
+    }
+
+    /// Runs `f` with this end's view of its peer: the hang-up watch closes
+    /// the channel at once, so asking the socket is only a backstop.
+    fn with_peer<T>(&self, f: impl FnOnce(Peer<'_>) -> T) -> T {
+        let connected = || !self.conn.hung_up();
+        let every = if self.watch.is_some() { PEER_BACKSTOP } else { PEER_CHECK };
+        f(Peer { watch: None, alive: &connected, every })
     }
 
     fn may_read(&self) -> bool {
@@ -426,7 +436,7 @@ impl End {
             return Err(Error::AccessDenied("this end of the pipe only writes"));
         }
         let framing = if mode == ReadMode::Message { Framing::Message } else { Framing::Bytes };
-        match self.chan.read(buf, framing, None, &|| self.peer_alive()) {
+        match self.with_peer(|peer| self.chan.read(buf, framing, None, peer)) {
             Ok(o) if o.more => Err(Error::MoreData { received: o.len }),
             Ok(o) => Ok(o.len),
             Err(e) => Err(channel_error(e, false)),
@@ -437,7 +447,7 @@ impl End {
         if self.may_read() && self.access != PipeAccess::Duplex {
             return Err(Error::AccessDenied("this end of the pipe only reads"));
         }
-        self.chan.write(data, None, &|| self.peer_alive()).map_err(|e| channel_error(e, true))
+        self.with_peer(|peer| self.chan.write(data, None, peer)).map_err(|e| channel_error(e, true))
     }
 
     fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
@@ -678,7 +688,7 @@ impl PipeClient {
         };
         let (pipe_type, access) = decode_kind(pipe_type, access)?;
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
-        let end = End { conn, chan, seg_fd, peer: owner, pipe_type, access, server: false };
+        let end = End::new(conn, chan, seg_fd, owner, (pipe_type, access), false);
         Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte) })
     }
 
@@ -787,7 +797,7 @@ impl PipeClient {
         let conn = Conn::from_fd(conn);
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
         let peer = conn.peer_cred()?;
-        let end = End { conn, chan, seg_fd, peer, pipe_type, access, server: false };
+        let end = End::new(conn, chan, seg_fd, peer, (pipe_type, access), false);
         Ok(PipeClient { end, read_mode: Mutex::new(read_mode) })
     }
 }

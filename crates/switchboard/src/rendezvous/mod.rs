@@ -201,6 +201,42 @@ pub(crate) fn process_life() -> Result<&'static LifeToken> {
     Ok(&responder::get()?.life)
 }
 
+/// A session's watch: while it lives, the responder calls `on_gone` once
+/// the connection's peer hangs up — closes its last copy or dies, `kill -9`
+/// included — at once, on the responder thread (keep it short: wake
+/// someone). Dropping the watch stops it; a call already under way may
+/// still finish.
+pub(crate) struct HangupWatch {
+    token: u64,
+}
+
+impl HangupWatch {
+    /// Watches `conn` (through a copy of its descriptor).
+    ///
+    /// # Errors
+    /// When the responder cannot start or watch (out of descriptors).
+    pub fn start(conn: &Conn, on_gone: Box<dyn Fn() + Send + Sync>) -> Result<HangupWatch> {
+        let session = responder::Session { conn: conn.try_clone()?, on_gone };
+        Ok(HangupWatch { token: responder::get()?.watch(session)? })
+    }
+}
+
+impl std::fmt::Debug for HangupWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HangupWatch").field("token", &self.token).finish()
+    }
+}
+
+impl Drop for HangupWatch {
+    fn drop(&mut self) {
+        // Without waiting: an end is dropped under its pipe's lock, which a
+        // handler on the responder thread may be waiting for.
+        if let Ok(r) = responder::get() {
+            r.forget(self.token);
+        }
+    }
+}
+
 /// Why [`connect`] found no server to talk to.
 #[derive(Debug)]
 pub(crate) enum Failure {

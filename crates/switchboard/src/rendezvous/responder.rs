@@ -17,6 +17,10 @@
 //! the token reads as died — and wakes whoever sleeps on it — when the
 //! process dies, even by `kill -9`. Sessions hand it to their peers.
 //!
+//! It also watches sessions: [`Responder::watch`] registers a connection
+//! for its peer's hang-up (`EPOLLRDHUP`: the peer closed its last copy, or
+//! died), and the responder calls the session's `on_gone` once, at once.
+//!
 //! Removing a service is synchronous: after [`Responder::remove`] returns,
 //! the responder holds nothing of it (unless the removal runs on the
 //! responder thread itself, from a handler, which cannot wait for itself).
@@ -30,6 +34,8 @@ use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeToken;
 use switchboard_sys::AsFd;
+
+use switchboard_sys::socket::Conn;
 
 use super::{Entry, Status};
 use crate::error::{Error, Result};
@@ -48,10 +54,35 @@ pub(super) struct Responder {
     /// The process's life token, held by the responder thread.
     pub(super) life: Arc<LifeToken>,
     wake: EventFd,
-    services: Mutex<HashMap<u64, Arc<Entry>>>,
+    services: Mutex<HashMap<u64, Watched>>,
     next: Mutex<u64>,
     turns: Mutex<u64>,
     turned: Condvar,
+}
+
+/// What a token stands for.
+#[derive(Clone)]
+enum Watched {
+    /// A listener: admit its clients.
+    Service(Arc<Entry>),
+    /// A session: tell `on_gone` when the peer hangs up.
+    Session(Arc<Session>),
+}
+
+/// A watched session: our own copy of the connection (so the watch never
+/// outlives the descriptor it watches) and what to do when the peer goes.
+pub(super) struct Session {
+    pub(super) conn: Conn,
+    pub(super) on_gone: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Watched {
+    fn fd(&self) -> switchboard_sys::BorrowedFd<'_> {
+        match self {
+            Watched::Service(e) => e.listener.as_fd(),
+            Watched::Session(s) => s.conn.as_fd(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,16 +127,30 @@ pub(super) fn get() -> Result<&'static Responder> {
 }
 
 impl Responder {
+    fn next_token(&self) -> u64 {
+        let mut next = lock(&self.next);
+        *next += 1;
+        *next
+    }
+
     /// Starts admitting clients for `entry`; returns its token.
     pub(super) fn add(&self, entry: Entry) -> Result<u64> {
-        let token = {
-            let mut next = lock(&self.next);
-            *next += 1;
-            *next
-        };
-        let entry = Arc::new(entry);
-        lock(&self.services).insert(token, entry.clone());
-        if let Err(e) = self.epoll.add(entry.listener.as_fd(), token) {
+        let token = self.next_token();
+        let watched = Watched::Service(Arc::new(entry));
+        lock(&self.services).insert(token, watched.clone());
+        if let Err(e) = self.epoll.add(watched.fd(), token) {
+            lock(&self.services).remove(&token);
+            return Err(e.into());
+        }
+        Ok(token)
+    }
+
+    /// Starts watching `session` for its peer's hang-up; returns its token.
+    pub(super) fn watch(&self, session: Session) -> Result<u64> {
+        let token = self.next_token();
+        let watched = Watched::Session(Arc::new(session));
+        lock(&self.services).insert(token, watched.clone());
+        if let Err(e) = self.epoll.add_hangup(watched.fd(), token) {
             lock(&self.services).remove(&token);
             return Err(e.into());
         }
@@ -113,12 +158,10 @@ impl Responder {
     }
 
     /// Stops admitting clients for `token` and waits until the responder
-    /// has let go of it.
+    /// has let go of it (so a dropped service's name is gone when this
+    /// returns).
     pub(super) fn remove(&self, token: u64) {
-        let Some(entry) = lock(&self.services).remove(&token) else { return };
-        let _ = self.epoll.delete(entry.listener.as_fd());
-        drop(entry);
-        if ON_RESPONDER.with(Cell::get) {
+        if !self.forget(token) || ON_RESPONDER.with(Cell::get) {
             return;
         }
         let turns = lock(&self.turns);
@@ -126,6 +169,15 @@ impl Responder {
         self.wake.notify();
         // One whole turn after the removal, the responder holds no clone.
         let _ = self.turned.wait_timeout_while(turns, Duration::from_secs(10), |t| *t < seen + 1);
+    }
+
+    /// Stops watching `token` without waiting: the responder may finish a
+    /// turn that already holds it. For session watches, whose owners may
+    /// hold locks a handler takes — waiting there could deadlock.
+    pub(super) fn forget(&self, token: u64) -> bool {
+        let Some(watched) = lock(&self.services).remove(&token) else { return false };
+        let _ = self.epoll.delete(watched.fd());
+        true
     }
 
     fn run(&self) -> ! {
@@ -141,9 +193,12 @@ impl Responder {
                     self.wake.drain();
                     continue;
                 }
-                let entry = lock(&self.services).get(token).cloned();
-                if let Some(entry) = entry {
-                    backoff = admit_batch(&entry, backoff);
+                let watched = lock(&self.services).get(token).cloned();
+                match watched {
+                    Some(Watched::Service(entry)) => backoff = admit_batch(&entry, backoff),
+                    // Once: a hang-up stays reported while watched.
+                    Some(Watched::Session(session)) if self.forget(*token) => (session.on_gone)(),
+                    Some(Watched::Session(_)) | None => {}
                 }
             }
             *lock(&self.turns) += 1;
