@@ -24,7 +24,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::mutex::MutexState;
+use crate::mutex::{LockGaveUp, MutexState};
 use crate::ring::{
     wait_ready, wait_ready_or_peer, ConsumerState, Peer, ProducerState, Record, Ring, RingCtl, RingError,
 };
@@ -245,16 +245,24 @@ impl Queue {
         let mut head = [0u8; ORIGIN_MAX];
         let n = origin.encode(&mut head);
         let ring = self.ring();
-        // An abandoned lock needs no repair: see the module docs.
-        let (_held, _outcome) = self.lock().lock();
-        let mut st = ProducerState::at(ring.published_tail());
-        // The clock is read only when the queue is full.
+        // The clock is read only when the lock is taken or the queue full.
         let mut deadline = None;
+        let mut until = || *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
+        // An abandoned lock needs no repair: see the module docs.
+        let _held = match self.lock().try_lock() {
+            Some((held, _outcome)) => held,
+            None => match self.lock().lock_until(until(), reader) {
+                Ok((held, _outcome)) => held,
+                Err(LockGaveUp::TimedOut) => return Err(QueueError::Full),
+                Err(LockGaveUp::PeerGone) => return Err(QueueError::Closed),
+            },
+        };
+        let mut st = ProducerState::at(ring.published_tail());
         loop {
             if ring.try_push_parts(&mut st, &[&head[..n], msg], false)? {
                 return Ok(());
             }
-            let until = *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
+            let until = until();
             let ready = &mut || ring.has_room(&st, n + msg.len());
             match wait_ready_or_peer(ready, ring.space_signal(), WaitMode::Blocking, until, reader) {
                 Waited::Ready => {}

@@ -16,6 +16,9 @@
 //! Thread ids can be reused after a thread dies; with Linux's default
 //! `pid_max` of 4 194 304 a reuse inside one wait is not a practical concern.
 
+use std::time::Instant;
+
+use crate::peer::Peer;
 use crate::sync::{AtomicU32, Ordering};
 use crate::wait::{wake_if_waiting, Outcome, Waitable};
 
@@ -139,6 +142,48 @@ impl MutexState {
     }
 }
 
+/// Why [`MutexState::lock_until`] gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockGaveUp {
+    /// The deadline passed with the lock held by another live thread.
+    TimedOut,
+    /// The peer the caller works with is gone.
+    PeerGone,
+}
+
+impl MutexState {
+    /// Takes the lock if it is free (or abandoned) now, without waiting.
+    pub fn try_lock(&self) -> Option<(Locked<'_>, Outcome)> {
+        self.try_take(self.arm()).map(|taken| (Locked(self), taken))
+    }
+
+    /// Takes the lock as [`MutexState::lock`] does, but gives up at
+    /// `deadline` or when `peer` is gone — so a lock word naming a live
+    /// thread that never lets go (a hostile peer can write any tid there)
+    /// holds the caller no longer than it chose to wait.
+    ///
+    /// # Errors
+    /// [`LockGaveUp`].
+    pub fn lock_until(&self, deadline: Option<Instant>, peer: Peer<'_>) -> Result<(Locked<'_>, Outcome), LockGaveUp> {
+        if let Some(taken) = self.try_lock() {
+            return Ok(taken);
+        }
+        loop {
+            let slice = Instant::now() + peer.every;
+            match crate::wait::wait_one(self, Some(deadline.map_or(slice, |d| d.min(slice)))) {
+                Outcome::TimedOut => {}
+                taken => return Ok((Locked(self), taken)),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(LockGaveUp::TimedOut);
+            }
+            if peer.gone_now() || !(peer.alive)() {
+                return Err(LockGaveUp::PeerGone);
+            }
+        }
+    }
+}
+
 impl Waitable for MutexState {
     fn try_take(&self, _: u32) -> Option<Outcome> {
         let mine = me();
@@ -181,6 +226,18 @@ impl Waitable for MutexState {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// A hostile peer can write the id of any live thread into the word:
+    /// `lock_until` still ends, at the deadline or when the peer is gone.
+    #[test]
+    fn a_lock_held_by_a_live_foreign_thread_gives_up_at_the_deadline_or_the_peers_end() {
+        let m = MutexState::default();
+        m.owner.store(1, Ordering::SeqCst); // pid 1: alive, and never lets go
+        let soon = Some(Instant::now() + std::time::Duration::from_millis(20));
+        assert_eq!(m.lock_until(soon, Peer::PRESENT).err(), Some(LockGaveUp::TimedOut));
+        let gone = Peer { watch: None, alive: &|| false, every: std::time::Duration::from_millis(5) };
+        assert_eq!(m.lock_until(None, gone).err(), Some(LockGaveUp::PeerGone));
+    }
 
     #[test]
     fn recursive_for_owner_and_refused_for_others() {

@@ -21,7 +21,7 @@
 use std::time::Instant;
 
 use crate::duplex::{Duplex, SegmentMem};
-use crate::mutex::MutexState;
+use crate::mutex::{LockGaveUp, Locked, MutexState};
 use crate::ring::{wait_ready_or_peer, ConsumerState, Peer, ProducerState, Ring, RingError, WaitMode, Waited};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -222,7 +222,7 @@ impl Channel {
     /// `Closed` when the reading end is gone, `Disconnected`, `TimedOut`, `Corrupt`.
     pub fn write(&self, data: &[u8], deadline: Option<Instant>, peer: Peer<'_>) -> Result<(), ChannelError> {
         let (ring, dir) = self.outbound();
-        let _held = dir.write_lock.lock();
+        let _held = self.take(&dir.write_lock, deadline, peer)?;
         // The ring's published tail is the one truth: a writer killed after
         // publishing a chunk but before any bookkeeping leaves nothing stale.
         let mut st = ProducerState::at(ring.published_tail());
@@ -266,6 +266,24 @@ impl Channel {
         }
     }
 
+    /// Takes one of the channel's shared locks within the caller's deadline
+    /// and while `peer` is there (a peer gone closes the channel).
+    fn take<'m>(
+        &self,
+        m: &'m MutexState,
+        deadline: Option<Instant>,
+        peer: Peer<'_>,
+    ) -> Result<Locked<'m>, ChannelError> {
+        match m.lock_until(deadline, peer) {
+            Ok((held, _)) => Ok(held),
+            Err(LockGaveUp::TimedOut) => Err(ChannelError::TimedOut),
+            Err(LockGaveUp::PeerGone) => {
+                self.close();
+                Err(ChannelError::Closed)
+            }
+        }
+    }
+
     /// Waits for `ready` while `peer` is there; a dead
     /// peer closes the channel (the caller then sees `Closed`).
     fn wait(
@@ -300,7 +318,7 @@ impl Channel {
         peer: Peer<'_>,
     ) -> Result<ReadOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
-        let _held = dir.read_lock.lock();
+        let _held = self.take(&dir.read_lock, deadline, peer)?;
         let mut st = ConsumerState::at(ring.published_head());
         let mut copied = 0;
         loop {
