@@ -106,6 +106,15 @@ pub enum Error {
     /// A network path that cannot be used, e.g. a broadcast over 424 bytes (classic 53).
     #[error("bad network path: {0}")]
     BadNetPath(&'static str),
+    /// The other side of a call refused it: its handler's fault, with the
+    /// classic code it chose (see `call::Fault`).
+    #[error("the other side failed the call: {message} (code {code})")]
+    Remote {
+        /// The classic error code the handler gave.
+        code: u32,
+        /// The handler's message.
+        message: String,
+    },
     /// Any other system error (classic code derived from errno).
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -138,6 +147,7 @@ impl Error {
             Error::InsufficientBuffer { .. } => 122,
             Error::AlreadyExists(_) => 183,
             Error::BadNetPath(_) => 53,
+            Error::Remote { code, .. } => *code,
             Error::Io(e) => match e.raw_os_error() {
                 Some(errno) if errno > 0 => errno_to_win32(errno),
                 _ => kind_to_win32(e.kind()),

@@ -21,6 +21,7 @@
 //! | Mailslots | [`mailslot`] | multi-writer queue in shared memory, robust-futex life token; UDP broadcast |
 //! | Sockets | [`socket`] | std sockets made close-on-exec, exclusive, with timeouts; shared by fd passing or pid + handle |
 //! | Names, ACLs, listing | [`name`], [`namespace`] | abstract `SOCK_SEQPACKET`, `SO_PEERCRED`, `/proc/net/unix` |
+//! | Calls (request/response, post, re-entrant dispatch) | [`call::Calls`] | any [`link::Link`] |
 //!
 //! Errors are one type, [`Error`], whose [`Error::win32`] is the classic
 //! error number.
@@ -43,6 +44,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod call;
 pub mod error;
 pub mod link;
 pub mod mailslot;

@@ -157,6 +157,46 @@ fn link_conformance_stream_tcp() {
 }
 
 #[test]
+fn link_conformance_message_mode_named_pipe() {
+    use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
+    conformance(&|| {
+        let name = unique("pipelink");
+        let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);
+        let server = opts.create(&name).unwrap();
+        let client = PipeClient::open(&name).unwrap();
+        server.connect().unwrap();
+        let max = 8 << 20;
+        let a = client.into_link().unwrap().with_max_message(max);
+        let b = server.into_link().unwrap().with_max_message(max);
+        (Box::new(a), Box::new(b))
+    });
+}
+
+#[test]
+fn link_pipe_a_message_over_the_maximum_is_malformed_and_the_next_one_arrives() {
+    use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
+    let _w = Watchdog::test();
+    let name = unique("pipelink-max");
+    let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);
+    let server = opts.create(&name).unwrap();
+    let mut a = PipeClient::open(&name).unwrap().into_link().unwrap();
+    server.connect().unwrap();
+    let mut b = server.into_link().unwrap().with_max_message(1024);
+    // Larger than the pipe's buffer: the sender waits for the reader.
+    let sender = std::thread::spawn(move || {
+        a.send(&[7u8; 300_000]).unwrap();
+        a.send(b"next").unwrap();
+        a
+    });
+    let mut buf = Vec::new();
+    assert!(matches!(b.recv_timeout(&mut buf, LONG), Err(Error::Malformed(_))));
+    b.recv_timeout(&mut buf, LONG).unwrap();
+    assert_eq!(buf, b"next");
+    let _a = sender.join().unwrap();
+    assert!(matches!(PipeClient::open(&unique("nope")).map(|c| c.into_link()), Err(Error::NotFound(_))));
+}
+
+#[test]
 fn link_stream_frame_over_the_maximum_is_malformed_not_a_huge_allocation() {
     let (a, b) = StreamLink::pair().unwrap();
     let mut a = a.with_max_message(u32::MAX as usize);

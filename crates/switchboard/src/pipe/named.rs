@@ -432,11 +432,15 @@ impl End {
     }
 
     fn read(&self, buf: &mut [u8], mode: ReadMode) -> Result<usize> {
+        self.read_deadline(buf, mode, None)
+    }
+
+    fn read_deadline(&self, buf: &mut [u8], mode: ReadMode, deadline: Option<Instant>) -> Result<usize> {
         if !self.may_read() {
             return Err(Error::AccessDenied("this end of the pipe only writes"));
         }
         let framing = if mode == ReadMode::Message { Framing::Message } else { Framing::Bytes };
-        match self.with_peer(|peer| self.chan.read(buf, framing, None, peer)) {
+        match self.with_peer(|peer| self.chan.read(buf, framing, deadline, peer)) {
             Ok(o) if o.more => Err(Error::MoreData { received: o.len }),
             Ok(o) => Ok(o.len),
             Err(e) => Err(channel_error(e, false)),
@@ -875,3 +879,124 @@ macro_rules! io_impls {
 }
 io_impls!(PipeClient);
 io_impls!(PipeServer);
+
+/// Which end a [`PipeLink`] speaks from.
+#[derive(Debug)]
+enum LinkEnd {
+    Client(PipeClient),
+    Server(PipeServer),
+}
+
+/// A message-mode named pipe as a [`Link`](crate::link::Link): each
+/// message is one pipe message, receives take deadlines, and the link
+/// contract holds (`tests/links.rs` runs its conformance suite over it).
+/// Make one with [`PipeClient::into_link`] or [`PipeServer::into_link`].
+///
+/// A pipe has no message limit of its own; the link's is
+/// [`crate::link::DEFAULT_MAX_MESSAGE`] unless set. A received message
+/// over it is read to its end, dropped, and reported `Malformed`.
+#[derive(Debug)]
+pub struct PipeLink {
+    end: LinkEnd,
+    max: usize,
+    /// The part of a message read before a receive timed out.
+    partial: Vec<u8>,
+}
+
+fn message_link(pipe_type: PipeType, end: LinkEnd) -> Result<PipeLink> {
+    if pipe_type != PipeType::Message {
+        return Err(Error::InvalidParameter("a pipe link needs a message-type pipe"));
+    }
+    Ok(PipeLink { end, max: crate::link::DEFAULT_MAX_MESSAGE, partial: Vec::new() })
+}
+
+impl PipeClient {
+    /// This end as a [`PipeLink`] (message read mode is set).
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a byte-type pipe.
+    pub fn into_link(self) -> Result<PipeLink> {
+        self.set_read_mode(ReadMode::Message)?;
+        message_link(self.end.pipe_type, LinkEnd::Client(self))
+    }
+}
+
+impl PipeServer {
+    /// This instance as a [`PipeLink`] (message read mode is set), once a
+    /// client is connected.
+    ///
+    /// # Errors
+    /// `InvalidParameter` for a byte-type pipe.
+    pub fn into_link(self) -> Result<PipeLink> {
+        self.set_read_mode(ReadMode::Message)?;
+        message_link(self.pipe.opts.pipe_type, LinkEnd::Server(self))
+    }
+}
+
+impl PipeLink {
+    /// Sets the largest message sent and accepted.
+    #[must_use]
+    pub fn with_max_message(mut self, max: usize) -> PipeLink {
+        self.max = max;
+        self
+    }
+}
+
+impl LinkEnd {
+    fn with<T>(&self, f: impl FnOnce(&End) -> Result<T>) -> Result<T> {
+        match self {
+            LinkEnd::Server(s) => f(&*s.end()?),
+            LinkEnd::Client(c) => f(&c.end),
+        }
+    }
+}
+
+/// Reads the rest of `end`'s current message into `partial`, keeping at
+/// most `max + 1` bytes (the rest of an oversized message is dropped).
+fn read_message(end: &End, partial: &mut Vec<u8>, max: usize, deadline: Option<Instant>) -> Result<()> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let (n, more) = match end.read_deadline(&mut chunk, ReadMode::Message, deadline) {
+            Ok(n) => (n, false),
+            Err(Error::MoreData { received }) => (received, true),
+            Err(e) => return Err(e),
+        };
+        let room = (max + 1).saturating_sub(partial.len());
+        partial.extend_from_slice(&chunk[..n.min(room)]);
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// The link contract's one word for "the other side is gone".
+fn gone(e: Error) -> Error {
+    match e {
+        Error::NoData | Error::PipeNotConnected => Error::BrokenPipe,
+        other => other,
+    }
+}
+
+impl crate::link::Link for PipeLink {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::InvalidParameter("message larger than the link's maximum"));
+        }
+        self.end.with(|end| end.write(msg)).map_err(gone)
+    }
+
+    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+        let max = self.max;
+        self.end.with(|end| read_message(end, &mut self.partial, max, deadline)).map_err(gone)?;
+        let whole = std::mem::take(&mut self.partial);
+        if whole.len() > self.max {
+            return Err(Error::Malformed("the peer sent a message over the maximum".into()));
+        }
+        *buf = whole;
+        Ok(())
+    }
+
+    fn max_message(&self) -> usize {
+        self.max
+    }
+}

@@ -1,0 +1,388 @@
+//! Calls: request/response over any [`Link`].
+//!
+//! A [`Calls`] owns one end of a link and speaks to the [`Calls`] at the
+//! other end. Each side may:
+//! - [`post`](Calls::post) a message: delivered in order, no reply (classic
+//!   `PostMessage`);
+//! - [`send`](Calls::send) a request and wait for its reply until a
+//!   deadline (classic `SendMessage`, an RPC call); or
+//!   [`begin`](Calls::begin) several and [`finish`](Calls::finish) them
+//!   in any order: many calls in flight;
+//! - serve the other side's requests with its [`Handler`]
+//!   ([`serve`](Calls::serve)).
+//!
+//! **Re-entrant dispatch.** A side blocked in its own `send` still serves
+//! the requests and posts that arrive meanwhile: the handler runs on the
+//! waiting thread, and may itself send (back to the caller, too). So A
+//! sends to B, B's handler sends to A, A's handler answers while A waits —
+//! as window messages, DDE and single-threaded objects require. A `Calls`
+//! is therefore owned by one thread at a time, like a classic window's
+//! message queue.
+//!
+//! **Deadlines and cancellation.** A send that reaches its deadline is
+//! `Timeout` (121) and tells the peer with a cancel message; the late
+//! reply, if one comes, is dropped. [`cancel`](Calls::cancel) does the same
+//! for a call begun earlier. The peer serves its requests in order, so a
+//! cancel reaches it after the request: a handler under way finishes, and
+//! its reply is discarded by the caller.
+//!
+//! **Peer death** is the link's: a call to a peer that closed or was
+//! killed is `BrokenPipe`, never a hang.
+//!
+//! ## Wire (one link message per call message, integers little-endian)
+//! | bytes | field |
+//! |---|---|
+//! | 0 | kind: 1 post, 2 request, 3 reply, 4 fault, 5 cancel |
+//! | 1..4 | zero (reserved) |
+//! | 4..12 | call id (`u64`; 0 for a post) |
+//! | 12..16 | method (`u32`; 0 for reply, fault and cancel) |
+//! | 16.. | body: arguments, result, or for a fault its code (`u32`) and UTF-8 message |
+//!
+//! Everything the peer sends is untrusted: a message that does not decode
+//! is `Malformed` (13) and poisons nothing; a reply to an unknown call is
+//! dropped.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use switchboard::call::{Calls, Fault, Handler};
+//! use switchboard::link::{ShmLink, ShmLinkOptions};
+//!
+//! struct Adder;
+//! impl Handler for Adder {
+//!     fn call(&self, _: &mut Calls, _method: u32, args: &[u8]) -> Result<Vec<u8>, Fault> {
+//!         let sum: u32 = args.iter().map(|b| u32::from(*b)).sum();
+//!         Ok(sum.to_le_bytes().to_vec())
+//!     }
+//! }
+//!
+//! let (a, b) = ShmLink::pair(ShmLinkOptions::default())?;
+//! let server = std::thread::spawn(move || {
+//!     let mut calls = Calls::new(b).with_handler(Arc::new(Adder));
+//!     calls.serve(Some(std::time::Instant::now() + Duration::from_secs(10)))
+//! });
+//! let mut client = Calls::new(a);
+//! let reply = client.send(1, &[1, 2, 3], Some(Duration::from_secs(10)))?;
+//! assert_eq!(reply, 6u32.to_le_bytes());
+//! drop(client); // the server's serve ends with BrokenPipe
+//! assert!(server.join().unwrap().is_err());
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::link::Link;
+
+const HEADER: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Post = 1,
+    Request = 2,
+    Reply = 3,
+    Fault = 4,
+    Cancel = 5,
+}
+
+/// A decoded call message.
+#[derive(Debug, PartialEq, Eq)]
+struct Message<'a> {
+    kind: Kind,
+    id: u64,
+    method: u32,
+    body: &'a [u8],
+}
+
+fn encode(kind: Kind, id: u64, method: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(&[kind as u8, 0, 0, 0]);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&method.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode(bytes: &[u8]) -> Result<Message<'_>> {
+    let malformed = |why: &str| Error::Malformed(format!("call message: {why}"));
+    if bytes.len() < HEADER {
+        return Err(malformed("shorter than its header"));
+    }
+    let kind = match bytes[0] {
+        1 => Kind::Post,
+        2 => Kind::Request,
+        3 => Kind::Reply,
+        4 => Kind::Fault,
+        5 => Kind::Cancel,
+        k => return Err(malformed(&format!("unknown kind {k}"))),
+    };
+    if bytes[1..4] != [0, 0, 0] {
+        return Err(malformed("reserved bytes are not zero"));
+    }
+    let id = u64::from_le_bytes(bytes[4..12].try_into().map_err(|_| malformed("id"))?);
+    let method = u32::from_le_bytes(bytes[12..16].try_into().map_err(|_| malformed("method"))?);
+    Ok(Message { kind, id, method, body: &bytes[HEADER..] })
+}
+
+/// A handler's refusal: a classic error code and a message for the caller,
+/// who gets it as [`Error::Remote`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The classic error code (`win32()` of the caller's error).
+    pub code: u32,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl Fault {
+    /// A fault with `code` and `message`.
+    pub fn new(code: u32, message: impl Into<String>) -> Fault {
+        Fault { code, message: message.into() }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut body = self.code.to_le_bytes().to_vec();
+        body.extend_from_slice(self.message.as_bytes());
+        body
+    }
+
+    fn decode(body: &[u8]) -> Result<Fault> {
+        let (code, text) =
+            body.split_at_checked(4).ok_or_else(|| Error::Malformed("a fault without its code".into()))?;
+        let code = u32::from_le_bytes(code.try_into().map_err(|_| Error::Malformed("fault code".into()))?);
+        Ok(Fault { code, message: String::from_utf8_lossy(text).into_owned() })
+    }
+}
+
+/// What a side does with the other side's requests and posts. Called on
+/// the thread that owns the [`Calls`], re-entrantly: a handler may send
+/// through `calls`, and requests arriving meanwhile are dispatched again.
+pub trait Handler: Send + Sync {
+    /// Answers request `method` with `args`.
+    ///
+    /// # Errors
+    /// A [`Fault`] the caller receives as [`Error::Remote`].
+    fn call(&self, calls: &mut Calls, method: u32, args: &[u8]) -> std::result::Result<Vec<u8>, Fault>;
+
+    /// Takes a posted message (no reply). By default: as a call whose
+    /// result is dropped.
+    fn post(&self, calls: &mut Calls, method: u32, args: &[u8]) {
+        let _ = self.call(calls, method, args);
+    }
+}
+
+/// A call begun with [`Calls::begin`], to [`finish`](Calls::finish) or
+/// [`cancel`](Calls::cancel).
+#[derive(Debug, PartialEq, Eq, Hash)]
+#[must_use = "a begun call is finished or cancelled"]
+pub struct Pending(u64);
+
+/// One end of a call conversation (see the module docs).
+pub struct Calls {
+    link: Box<dyn Link + Send>,
+    handler: Option<Arc<dyn Handler>>,
+    next_id: u64,
+    /// Calls begun and not yet finished or cancelled.
+    outstanding: HashSet<u64>,
+    /// Replies that arrived while another call was being waited for.
+    arrived: HashMap<u64, Result<Vec<u8>>>,
+    /// How deep the handler is nested right now.
+    depth: usize,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Calls")
+            .field("outstanding", &self.outstanding.len())
+            .field("depth", &self.depth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How deep re-entrant dispatch may nest before requests are refused
+/// (`Fault` 1214, classic `ERROR_STACK_OVERFLOW`-like guard).
+pub const MAX_DEPTH: usize = 64;
+
+impl Calls {
+    /// Speaks over `link`, serving nothing until [`Calls::with_handler`].
+    pub fn new(link: impl Link + Send + 'static) -> Calls {
+        Calls {
+            link: Box::new(link),
+            handler: None,
+            next_id: 1,
+            outstanding: HashSet::new(),
+            arrived: HashMap::new(),
+            depth: 0,
+        }
+    }
+
+    /// Serves the peer's requests and posts with `handler`. Without one, a
+    /// request is answered with fault 1 (classic `ERROR_INVALID_FUNCTION`)
+    /// and a post is dropped.
+    #[must_use]
+    pub fn with_handler(mut self, handler: Arc<dyn Handler>) -> Calls {
+        self.handler = Some(handler);
+        self
+    }
+
+    /// Posts `method` with `args`: no reply, delivered after everything sent
+    /// before it.
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the peer is gone; `InvalidParameter` over the
+    /// link's maximum.
+    pub fn post(&mut self, method: u32, args: &[u8]) -> Result<()> {
+        self.link.send(&encode(Kind::Post, 0, method, args))
+    }
+
+    /// Sends request `method` with `args` and waits at most `timeout`
+    /// (`None`: forever) for its reply, serving the peer meanwhile.
+    ///
+    /// # Errors
+    /// `Timeout` (121) at the deadline (the call is cancelled), [`Error::Remote`]
+    /// with the handler's fault, `BrokenPipe` when the peer is gone,
+    /// `Malformed` for bytes that do not decode.
+    pub fn send(&mut self, method: u32, args: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let call = self.begin(method, args)?;
+        self.finish(call, deadline)
+    }
+
+    /// Sends request `method` without waiting for its reply.
+    ///
+    /// # Errors
+    /// As [`Calls::post`].
+    pub fn begin(&mut self, method: u32, args: &[u8]) -> Result<Pending> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.link.send(&encode(Kind::Request, id, method, args))?;
+        self.outstanding.insert(id);
+        Ok(Pending(id))
+    }
+
+    /// Waits until `deadline` for the reply to `call`, serving the peer
+    /// meanwhile.
+    ///
+    /// # Errors
+    /// As [`Calls::send`].
+    pub fn finish(&mut self, call: Pending, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        loop {
+            if let Some(reply) = self.arrived.remove(&call.0) {
+                self.outstanding.remove(&call.0);
+                return reply;
+            }
+            match self.pump(deadline) {
+                Ok(()) => {}
+                Err(Error::Timeout) => {
+                    self.cancel(call)?;
+                    return Err(Error::Timeout);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Gives up on `call`: the peer is told, and a late reply is dropped.
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the peer is gone.
+    pub fn cancel(&mut self, call: Pending) -> Result<()> {
+        self.arrived.remove(&call.0);
+        if self.outstanding.remove(&call.0) {
+            self.link.send(&encode(Kind::Cancel, call.0, 0, &[]))?;
+        }
+        Ok(())
+    }
+
+    /// Serves the peer's requests and posts until `deadline` (`None`: until
+    /// the peer goes).
+    ///
+    /// # Errors
+    /// `Timeout` at the deadline, `BrokenPipe` when the peer is gone.
+    pub fn serve(&mut self, deadline: Option<Instant>) -> Result<()> {
+        loop {
+            self.pump(deadline)?;
+        }
+    }
+
+    /// Handles one incoming message (waiting for it until `deadline`).
+    fn pump(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let mut buf = Vec::new();
+        self.link.recv_deadline(&mut buf, deadline)?;
+        let msg = decode(&buf)?;
+        match msg.kind {
+            Kind::Reply => self.arrive(msg.id, Ok(msg.body.to_vec())),
+            Kind::Fault => {
+                let fault = Fault::decode(msg.body)?;
+                self.arrive(msg.id, Err(Error::Remote { code: fault.code, message: fault.message }));
+            }
+            Kind::Post => self.dispatch_post(msg.method, msg.body),
+            Kind::Request => self.dispatch_request(msg.id, msg.method, msg.body)?,
+            // Requests are served in order: by the time a cancel arrives,
+            // its request was answered; nothing is left to stop.
+            Kind::Cancel => {}
+        }
+        Ok(())
+    }
+
+    /// Keeps a reply for its waiter; one for a call nobody waits for (it
+    /// timed out, was cancelled, or never existed) is dropped.
+    fn arrive(&mut self, id: u64, reply: Result<Vec<u8>>) {
+        if self.outstanding.contains(&id) {
+            self.arrived.insert(id, reply);
+        }
+    }
+
+    fn dispatch_post(&mut self, method: u32, args: &[u8]) {
+        if let Some(h) = self.handler.clone() {
+            self.depth += 1;
+            h.post(self, method, args);
+            self.depth -= 1;
+        }
+    }
+
+    fn dispatch_request(&mut self, id: u64, method: u32, args: &[u8]) -> Result<()> {
+        let outcome = match self.handler.clone() {
+            None => Err(Fault::new(1, "this side serves no requests")),
+            Some(_) if self.depth >= MAX_DEPTH => Err(Fault::new(1214, "calls nested too deeply")),
+            Some(h) => {
+                self.depth += 1;
+                let r = h.call(self, method, args);
+                self.depth -= 1;
+                r
+            }
+        };
+        let reply = match outcome {
+            Ok(body) => encode(Kind::Reply, id, 0, &body),
+            Err(fault) => encode(Kind::Fault, id, 0, &fault.encode()),
+        };
+        self.link.send(&reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_malformed() {
+        let bytes = encode(Kind::Request, 7, 9, b"args");
+        assert_eq!(decode(&bytes).unwrap(), Message { kind: Kind::Request, id: 7, method: 9, body: b"args" });
+        assert!(decode(&bytes[..15]).is_err());
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        assert!(decode(&bad).is_err());
+        let mut bad = bytes;
+        bad[2] = 1;
+        assert!(decode(&bad).is_err());
+        for len in 0..40 {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 53 % 7) as u8).collect();
+            let _ = decode(&junk);
+        }
+        assert!(Fault::decode(&[1, 2]).is_err());
+        let f = Fault::new(87, "bad");
+        assert_eq!(Fault::decode(&f.encode()).unwrap(), f);
+    }
+}
