@@ -18,6 +18,11 @@
 //!   setting `consumer_waiting`; the producer bumps `data_seq` and wakes it
 //!   if the flag is set (Dekker-style, both `SeqCst`).
 //! - `space_seq`/`producer_waiting`: the same, the other way round.
+//! - The waiting words are bit sets: [`SLEEPING`] (a futex sleeper, set and
+//!   cleared around its sleep) and, in `consumer_waiting`, [`BELL`] (the
+//!   consumer armed its doorbell: the producer side rings it after
+//!   publishing, see [`Ring::bell_armed`]). Both are read-modify-written so
+//!   neither clobbers the other.
 //!
 //! Each side keeps its own index in private memory and only *publishes* it
 //! to the shared word; the peer's index is loaded, validated (`head <= tail
@@ -30,6 +35,11 @@ use std::time::{Duration, Instant};
 pub use crate::peer::{Peer, PEER_BACKSTOP};
 use crate::sync::futex::{self, WatchWord};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+/// Waiting-word bit: a futex sleeper is (or is about to be) asleep.
+pub const SLEEPING: u32 = 1;
+/// Waiting-word bit: the consumer sleeps on its doorbell, not the futex.
+pub const BELL: u32 = 2;
 
 /// Bytes of a record header.
 pub const RECORD_HEADER: usize = 8;
@@ -266,7 +276,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
         // SYNC: SeqCst (a Release) pairs with the consumer's load of tail, and
         // orders against its store of consumer_waiting (Dekker).
         self.ctl.tail.store(st.tail, Ordering::SeqCst);
-        if self.ctl.consumer_waiting.load(Ordering::SeqCst) != 0 {
+        if self.ctl.consumer_waiting.load(Ordering::SeqCst) & SLEEPING != 0 {
             self.ctl.data_seq.fetch_add(1, Ordering::SeqCst);
             futex::wake(&self.ctl.data_seq, 1);
         }
@@ -374,7 +384,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
         // SYNC: SeqCst (a Release) pairs with the producer's Acquire load of
         // head, and orders against its store of producer_waiting (Dekker).
         self.ctl.head.store(st.head, Ordering::SeqCst);
-        if self.ctl.producer_waiting.load(Ordering::SeqCst) != 0 {
+        if self.ctl.producer_waiting.load(Ordering::SeqCst) & SLEEPING != 0 {
             self.ctl.space_seq.fetch_add(1, Ordering::SeqCst);
             futex::wake(&self.ctl.space_seq, 1);
         }
@@ -398,6 +408,27 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// The consumer's sleep: (flag to raise, word to sleep on).
     pub fn data_signal(&self) -> (&AtomicU32, &AtomicU32) {
         (&self.ctl.consumer_waiting, &self.ctl.data_seq)
+    }
+
+    /// Arms (`true`) or disarms the consumer's doorbell. While armed, the
+    /// producer side rings the consumer's bell after each record it
+    /// publishes ([`Ring::bell_armed`]).
+    ///
+    /// Arm, *then* look for data ([`Ring::has_data`]) before sleeping on
+    /// the bell: the producer publishes, *then* looks at the bit (both
+    /// `SeqCst`, Dekker), so one of the two sees the other.
+    pub fn arm_bell(&self, on: bool) {
+        if on {
+            self.ctl.consumer_waiting.fetch_or(BELL, Ordering::SeqCst);
+        } else {
+            self.ctl.consumer_waiting.fetch_and(!BELL, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the consumer sleeps on its doorbell (the producer side asks
+    /// after publishing, and rings it).
+    pub fn bell_armed(&self) -> bool {
+        self.ctl.consumer_waiting.load(Ordering::SeqCst) & BELL != 0
     }
 
     /// The producer's sleep: (flag to raise, word to sleep on).
@@ -546,17 +577,17 @@ fn sleep_until_ready(
     watch: Option<(WatchWord<'_>, u32)>,
 ) -> Waited {
     loop {
-        flag.store(1, Ordering::SeqCst);
+        flag.fetch_or(SLEEPING, Ordering::SeqCst);
         let seen = seq.load(Ordering::SeqCst);
         if ready() {
-            flag.store(0, Ordering::SeqCst);
+            flag.fetch_and(!SLEEPING, Ordering::SeqCst);
             return Waited::Ready;
         }
         let woke = match watch {
             Some((word, alive)) => futex::wait_or_watch(seq, seen, word, alive, until),
             None => futex::wait(seq, seen, until),
         };
-        flag.store(0, Ordering::SeqCst);
+        flag.fetch_and(!SLEEPING, Ordering::SeqCst);
         if ready() {
             return Waited::Ready;
         }

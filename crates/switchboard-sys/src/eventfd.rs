@@ -18,6 +18,33 @@ impl EventFd {
         eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map(Self)
     }
 
+    /// Adopts a descriptor received from another process, after checking
+    /// it is an eventfd: anything else (a pipe the peer never reads, say)
+    /// could block or mislead the writer.
+    ///
+    /// # Errors
+    /// `EINVAL` for a descriptor that is not an eventfd.
+    pub fn adopt(fd: OwnedFd) -> Result<Self> {
+        use rustix::fd::AsRawFd;
+        let target =
+            std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| rustix::io::Errno::INVAL)?;
+        if target.as_os_str() != "anon_inode:[eventfd]" {
+            return Err(rustix::io::Errno::INVAL);
+        }
+        // Never block in notify, whatever the sender set.
+        let flags = rustix::fs::fcntl_getfl(&fd)?;
+        rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+        Ok(Self(fd))
+    }
+
+    /// Another descriptor for the same counter (close-on-exec).
+    ///
+    /// # Errors
+    /// `EMFILE`.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self(rustix::io::fcntl_dupfd_cloexec(&self.0, 0)?))
+    }
+
     /// Adds one to the counter, making the fd readable.
     pub fn notify(&self) {
         // A full counter (2^64 - 2) is already readable: nothing is lost.
@@ -34,5 +61,26 @@ impl EventFd {
 impl AsFd for EventFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adopt_takes_eventfds_only() {
+        let e = EventFd::new().unwrap();
+        let copy = EventFd::adopt(e.try_clone().unwrap().0).unwrap();
+        copy.notify();
+        let (r, _w) = crate::pipe::pipe().unwrap();
+        assert!(EventFd::adopt(r.into()).is_err(), "a pipe is not a doorbell");
+        let file = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        assert!(EventFd::adopt(file).is_err());
     }
 }

@@ -203,11 +203,17 @@ impl Conn {
         peer_cred(&self.0)
     }
 
-    /// Whether the peer hung up, for connections on which the peer sends
-    /// nothing after the handshake (readable = end of file). Never blocks;
-    /// a failed poll counts as still connected.
+    /// Whether the peer hung up (closed its last copy, or died): `POLLHUP`
+    /// or `POLLRDHUP`, not mere readability, so unread data from a live
+    /// peer does not count. Never blocks; a failed poll counts as still
+    /// connected.
     pub fn hung_up(&self) -> bool {
-        poll_readable(&[self.0.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut fds = [PollFd::new(&self.0, PollFlags::IN | PollFlags::RDHUP)];
+        match poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })) {
+            Ok(_) => fds[0].revents().intersects(PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR),
+            Err(_) => false,
+        }
     }
 
     /// Sends one message with up to [`MAX_FDS`] descriptors, without blocking.
@@ -441,7 +447,12 @@ mod tests {
         let mut buf = [0u8; 16];
         let (n, fds) = b.recv(&mut buf, None).unwrap().unwrap();
         assert_eq!((&buf[..n], fds.len()), (&b"hi"[..], 1));
+        assert!(!b.hung_up());
+        a.send(b"unread", &[]).unwrap();
+        assert!(!b.hung_up(), "unread data from a live peer is not a hang-up");
         drop(a);
+        assert!(b.hung_up());
+        assert_eq!(b.recv(&mut buf, None).unwrap().map(|(n, _)| n), Some(6));
         assert!(b.recv(&mut buf, None).unwrap().is_none());
     }
 }

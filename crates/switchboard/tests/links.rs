@@ -294,3 +294,95 @@ fn names_s10_listing_ignores_link_listeners_and_leaves_them_untouched() {
     b.recv_timeout(&mut buf, LONG).unwrap();
     assert_eq!(buf, b"after ls");
 }
+
+/// Doorbells: one poll loop waits on two links (to two peer processes) and
+/// a socket at once, receiving only with `try_recv`; a killed peer's
+/// doorbell rings too, and its link then says BrokenPipe.
+#[test]
+fn link_doorbell_one_poll_loop_waits_on_two_links_and_a_socket() {
+    use std::os::unix::net::UnixDatagram;
+    use switchboard_sys::AsFd;
+    let _w = Watchdog::test();
+    let test = "link_doorbell_one_poll_loop_waits_on_two_links_and_a_socket";
+    if role().is_some() {
+        let a = util::args();
+        let mut link = ShmLink::connect(&a[0], ShmLinkOptions::default()).unwrap();
+        for i in 0..100u32 {
+            link.send(&[a[1].as_bytes(), &i.to_le_bytes()].concat()).unwrap();
+        }
+        util::hold("sent");
+    }
+    let name = unique("doorbell");
+    let listener = ShmLinkListener::bind(&name).unwrap();
+    let mut peers = [Peer::spawn(test, "sender", &[&name, "a"]), Peer::spawn(test, "sender", &[&name, "b"])];
+    let mut links = [listener.accept(Some(LONG)).unwrap(), listener.accept(Some(LONG)).unwrap()];
+    let (sock, other) = UnixDatagram::pair().unwrap();
+    let poker = std::thread::spawn(move || other.send(b"socket").unwrap());
+    let (mut got, mut socket_seen) = (Vec::new(), false);
+    // Which link is peer a's: they connect in either order.
+    let mut from_a = [false, false];
+    let deadline = Instant::now() + LONG;
+    while got.len() < 200 || !socket_seen {
+        assert!(Instant::now() < deadline, "the loop did not get everything: {} messages", got.len());
+        let ring_now = links.iter_mut().map(|l| l.arm_doorbell()).collect::<Vec<_>>();
+        if !ring_now.iter().any(|r| *r) {
+            let fds = [links[0].doorbell().unwrap(), links[1].doorbell().unwrap(), sock.as_fd()];
+            switchboard_sys::socket::poll_readable(&fds, Some(LONG)).unwrap();
+        }
+        for (i, link) in links.iter_mut().enumerate() {
+            let mut buf = Vec::new();
+            while link.try_recv(&mut buf).is_ok() {
+                from_a[i] = buf[0] == b'a';
+                got.push(buf.clone());
+            }
+        }
+        let mut b = [0u8; 16];
+        if let Ok(n) = sock.recv(&mut b).map_err(drop).and_then(|n| if n > 0 { Ok(n) } else { Err(()) }) {
+            assert_eq!(&b[..n], b"socket");
+            socket_seen = true;
+            sock.set_nonblocking(true).unwrap();
+        }
+    }
+    poker.join().unwrap();
+    for tag in [b'a', b'b'] {
+        let mine: Vec<_> =
+            got.iter().filter(|m| m[0] == tag).map(|m| u32::from_le_bytes(m[1..5].try_into().unwrap())).collect();
+        assert_eq!(mine, (0..100).collect::<Vec<_>>(), "peer {} in order, exactly once", tag as char);
+    }
+    // A killed peer rings the doorbell (hang-up) and the link says so.
+    let a = if from_a[0] { 0 } else { 1 };
+    peers[0].expect("sent");
+    peers[0].kill9();
+    if !links[a].arm_doorbell() {
+        let fds = [links[a].doorbell().unwrap()];
+        assert_eq!(switchboard_sys::socket::poll_readable(&fds, Some(LONG)).unwrap(), [true]);
+    }
+    let mut buf = Vec::new();
+    assert!(matches!(links[a].try_recv(&mut buf), Err(Error::BrokenPipe)));
+    peers[1].expect("sent");
+    peers[1].dismiss();
+}
+
+/// Regression: a connection waiting for `accept` whose connector had
+/// already sent its segment was taken for hung up (it was readable) and
+/// dropped when the next connector arrived.
+#[test]
+fn link_connectors_waiting_for_accept_are_all_accepted() {
+    let _w = Watchdog::test();
+    let name = unique("waiting");
+    let listener = ShmLinkListener::bind(&name).unwrap();
+    let mut connectors: Vec<ShmLink> =
+        (0..3).map(|_| ShmLink::connect(&name, ShmLinkOptions::default()).unwrap()).collect();
+    for (i, c) in connectors.iter_mut().enumerate() {
+        c.send(&[i as u8]).unwrap();
+    }
+    let mut seen: Vec<u8> = (0..3).map(|_| recv_one(&mut listener.accept(Some(LONG)).unwrap())).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1, 2]);
+}
+
+fn recv_one(link: &mut ShmLink) -> u8 {
+    let mut buf = Vec::new();
+    link.recv_timeout(&mut buf, LONG).unwrap();
+    buf[0]
+}

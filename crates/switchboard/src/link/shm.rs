@@ -16,6 +16,15 @@
 //! peer's token word (`futex_waitv`), so the peer's death — `kill -9`
 //! included — ends the wait at once, with no polling.
 //!
+//! ## Doorbells
+//! Each side also hands the other an eventfd, its *bell*. A thread that
+//! waits on several things at once — links, pipes, sockets, in one `poll`
+//! loop or under tokio — arms the link's doorbell ([`ShmLink::arm_doorbell`])
+//! and sleeps on [`ShmLink::doorbell`], one descriptor that becomes readable
+//! when the peer publishes a message while the bell is armed, or when the
+//! peer hangs up. The peer rings only while the bell is armed (one load per
+//! send otherwise), and the next receive disarms it.
+//!
 //! Decisions:
 //! - A send checks the peer's token first (one load): a send to a peer
 //!   that died is `BrokenPipe` at once.
@@ -37,9 +46,11 @@ use std::time::{Duration, Instant};
 use switchboard_shm::duplex::{Duplex, SegmentMem};
 use switchboard_shm::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
 use switchboard_shm::ring::{Peer, PEER_BACKSTOP};
+use switchboard_sys::epoll::Epoll;
+use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeWatch;
 use switchboard_sys::socket::{Conn, Cred};
-use switchboard_sys::{AsFd, OwnedFd};
+use switchboard_sys::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
@@ -76,6 +87,10 @@ pub struct ShmLink {
     conn: Conn,
     /// The peer process's life token (none for an in-process pair).
     peer_life: Option<LifeWatch>,
+    bells: Bells,
+    /// The doorbell descriptor (this side's bell and the connection's
+    /// hang-up in one epoll set), made on first use.
+    doorbell: std::sync::OnceLock<Epoll>,
     tx: usize,
     producer: ProducerState,
     consumer: ConsumerState,
@@ -91,11 +106,14 @@ fn ring_error(e: RingError) -> Error {
 }
 
 impl ShmLink {
-    fn new(duplex: Duplex, conn: Conn, peer_life: Option<LifeWatch>, tx: usize, opts: ShmLinkOptions) -> ShmLink {
+    fn new(duplex: Duplex, conn: Conn, peer: (Option<LifeWatch>, Bells), tx: usize, opts: ShmLinkOptions) -> ShmLink {
+        let (peer_life, bells) = peer;
         ShmLink {
             duplex,
             conn,
             peer_life,
+            bells,
+            doorbell: std::sync::OnceLock::new(),
             tx,
             producer: ProducerState::default(),
             consumer: ConsumerState::default(),
@@ -112,7 +130,10 @@ impl ShmLink {
         let (a, b) = Conn::pair()?;
         let (fd, duplex) = Duplex::create(opts.capacity).map_err(|_| bad_capacity())?;
         let other = Duplex::open(&fd).map_err(|e| Error::Malformed(e.to_string()))?;
-        Ok((ShmLink::new(duplex, a, None, 0, opts), ShmLink::new(other, b, None, 1, opts)))
+        let (bell_a, bell_b) = (EventFd::new()?, EventFd::new()?);
+        let bells_a = Bells { peer: bell_b.try_clone()?, mine: bell_a.try_clone()?, armed: false };
+        let bells_b = Bells { peer: bell_a, mine: bell_b, armed: false };
+        Ok((ShmLink::new(duplex, a, (None, bells_a), 0, opts), ShmLink::new(other, b, (None, bells_b), 1, opts)))
     }
 
     /// Connects to the [`ShmLinkListener`] bound under `name`.
@@ -129,9 +150,13 @@ impl ShmLink {
         let mine = rendezvous::process_life()?;
         let answer = rendezvous::connect(Family::LINK, &addr, deadline, Trust::for_scope(scope))
             .map_err(|f| f.into_error(name))?;
-        let peer_life = peer_life(answer.fds)?;
-        wire::send(&answer.conn, Family::LINK, Status::Granted, &[], &[fd.as_fd(), mine.fd()])?;
-        Ok(ShmLink::new(duplex, answer.conn, Some(peer_life), 0, opts))
+        let Ok([life, bell]) = <[_; 2]>::try_from(answer.fds) else {
+            return Err(Error::Malformed("a link grant without the listener's life token and bell".into()));
+        };
+        let my_bell = EventFd::new()?;
+        wire::send(&answer.conn, Family::LINK, Status::Granted, &[], &[fd.as_fd(), mine.fd(), my_bell.as_fd()])?;
+        let peer = (Some(peer_life(life)?), Bells { mine: my_bell, peer: peer_bell(bell)?, armed: false });
+        Ok(ShmLink::new(duplex, answer.conn, peer, 0, opts))
     }
 
     /// Sets how this side waits.
@@ -172,8 +197,13 @@ impl ShmLink {
     fn push(&mut self, chunk: &[u8], more: bool) -> Result<()> {
         loop {
             let tx = self.tx;
-            let pushed = self.duplex.ring(tx).try_push(&mut self.producer, chunk, more).map_err(ring_error)?;
-            if pushed {
+            let ring = self.duplex.ring(tx);
+            if ring.try_push(&mut self.producer, chunk, more).map_err(ring_error)? {
+                // SYNC: the push published (SeqCst) before this load; the
+                // peer armed (SeqCst) before looking for data (Dekker).
+                if ring.bell_armed() {
+                    self.bells.peer.notify();
+                }
                 return Ok(());
             }
             self.await_ring(true, chunk.len(), None)?;
@@ -181,12 +211,60 @@ impl ShmLink {
     }
 }
 
-/// The peer's life token, from the one descriptor that should carry it.
-fn peer_life(fds: Vec<OwnedFd>) -> Result<LifeWatch> {
-    let Ok([fd]) = <[_; 1]>::try_from(fds) else {
-        return Err(Error::Malformed("a link grant without the peer's life token".into()));
-    };
+/// The peer's life token, from the descriptor that should carry it.
+fn peer_life(fd: OwnedFd) -> Result<LifeWatch> {
     LifeWatch::open(&fd).map_err(|e| Error::Malformed(format!("the peer's life token: {e}")))
+}
+
+/// The peer's bell, from the descriptor that should carry it.
+fn peer_bell(fd: OwnedFd) -> Result<EventFd> {
+    EventFd::adopt(fd).map_err(|_| Error::Malformed("the peer's bell is not an eventfd".into()))
+}
+
+/// This side's bell (rung by the peer) and the peer's (rung by us).
+#[derive(Debug)]
+struct Bells {
+    mine: EventFd,
+    peer: EventFd,
+    /// Whether this side armed its doorbell since its last receive.
+    armed: bool,
+}
+
+impl ShmLink {
+    /// One descriptor for `poll`/`epoll`/tokio that becomes readable when
+    /// a message arrives while the doorbell is armed, or the peer hangs up.
+    /// Arm it with [`ShmLink::arm_doorbell`] before each sleep on it.
+    ///
+    /// # Errors
+    /// When the epoll set cannot be made (out of descriptors).
+    pub fn doorbell(&self) -> Result<BorrowedFd<'_>> {
+        if self.doorbell.get().is_none() {
+            let set = Epoll::new()?;
+            set.add(self.bells.mine.as_fd(), 0)?;
+            set.add_hangup(self.conn.as_fd(), 1)?;
+            let _ = self.doorbell.set(set);
+        }
+        Ok(self.doorbell.get().expect("set above").as_fd())
+    }
+
+    /// Arms the doorbell before a sleep on [`ShmLink::doorbell`]: the peer
+    /// rings it at its next message. Returns `true` when there is no need
+    /// to sleep: a message (or the peer's close) is already there. The
+    /// next receive disarms it.
+    pub fn arm_doorbell(&mut self) -> bool {
+        self.bells.armed = true;
+        let ring = self.duplex.ring(1 - self.tx);
+        ring.arm_bell(true);
+        ring.has_data(&self.consumer) || ring.is_closed() || self.conn.hung_up()
+    }
+
+    fn disarm_doorbell(&mut self) {
+        if self.bells.armed {
+            self.ring(1 - self.tx).arm_bell(false);
+            self.bells.mine.drain();
+            self.bells.armed = false;
+        }
+    }
 }
 
 fn bad_capacity() -> Error {
@@ -213,6 +291,7 @@ impl Link for ShmLink {
     }
 
     fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+        self.disarm_doorbell();
         let rx = 1 - self.tx;
         loop {
             let popped = self.duplex.ring(rx).try_pop(&mut self.consumer, &mut self.partial);
@@ -251,27 +330,28 @@ impl Drop for ShmLink {
 /// Admitted connections waiting for `accept`.
 #[derive(Debug, Default)]
 struct Pending {
-    conns: Mutex<VecDeque<Conn>>,
+    /// Admitted connections with the bell this side granted them.
+    conns: Mutex<VecDeque<(Conn, EventFd)>>,
     arrived: Condvar,
 }
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Conn>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, EventFd)>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// The link family: the grant carries the listener's process life token;
-/// the connector answers with its segment and its own token.
+/// The link family: the grant carries the listener's process life token
+/// and bell; the connector answers with its segment, token and bell.
 impl Handler for Pending {
     fn admit(&self, conn: Conn, _peer: Cred) {
         let mut conns = self.lock();
-        conns.retain(|c| !c.hung_up());
-        let Ok(mine) = rendezvous::process_life() else { return };
+        conns.retain(|(c, _)| !c.hung_up());
+        let (Ok(mine), Ok(bell)) = (rendezvous::process_life(), EventFd::new()) else { return };
         if conns.len() >= MAX_PENDING {
             let _ = wire::send(&conn, Family::LINK, Status::Busy, &[], &[]);
-        } else if wire::send(&conn, Family::LINK, Status::Granted, &[], &[mine.fd()]).is_ok() {
-            conns.push_back(conn);
+        } else if wire::send(&conn, Family::LINK, Status::Granted, &[], &[mine.fd(), bell.as_fd()]).is_ok() {
+            conns.push_back((conn, bell));
             self.arrived.notify_one();
         }
     }
@@ -324,17 +404,17 @@ impl ShmLinkListener {
     pub fn accept(&self, timeout: Option<Duration>) -> Result<ShmLink> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
-            let conn = self.next_pending(deadline)?;
+            let pending = self.next_pending(deadline)?;
             // A connector sends its segment right after the grant.
             let handshake = rendezvous::answer_deadline(None);
             let by = deadline.map_or(handshake, |d| d.min(handshake));
-            if let Ok(link) = self.handshake(conn, by) {
+            if let Ok(link) = self.handshake(pending, by) {
                 return Ok(link);
             }
         }
     }
 
-    fn next_pending(&self, deadline: Option<Instant>) -> Result<Conn> {
+    fn next_pending(&self, deadline: Option<Instant>) -> Result<(Conn, EventFd)> {
         let mut conns = self.pending.lock();
         loop {
             if let Some(c) = conns.pop_front() {
@@ -344,15 +424,15 @@ impl ShmLinkListener {
         }
     }
 
-    fn handshake(&self, conn: Conn, deadline: Instant) -> Result<ShmLink> {
+    fn handshake(&self, (conn, mine): (Conn, EventFd), deadline: Instant) -> Result<ShmLink> {
         let (_, fds) =
             rendezvous::receive(Family::LINK, &conn, Some(deadline)).map_err(|f: Failure| f.into_error("link"))?;
-        let Ok([fd, life]) = <[_; 2]>::try_from(fds) else {
-            return Err(Error::Malformed("a link hello without its segment and life token".into()));
+        let Ok([fd, life, bell]) = <[_; 3]>::try_from(fds) else {
+            return Err(Error::Malformed("a link hello without its segment, life token and bell".into()));
         };
         let duplex = Duplex::open(&fd).map_err(|e| Error::Malformed(e.to_string()))?;
-        let peer_life = peer_life(vec![life])?;
+        let peer = (Some(peer_life(life)?), Bells { mine, peer: peer_bell(bell)?, armed: false });
         let opts = ShmLinkOptions { capacity: duplex.capacity(), ..self.opts };
-        Ok(ShmLink::new(duplex, conn, Some(peer_life), 1, opts))
+        Ok(ShmLink::new(duplex, conn, peer, 1, opts))
     }
 }
