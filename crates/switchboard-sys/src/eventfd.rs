@@ -74,7 +74,7 @@ mod tests {
         let copy = EventFd::adopt(e.try_clone().unwrap().0).unwrap();
         copy.notify();
         let (r, _w) = crate::pipe::pipe().unwrap();
-        assert!(EventFd::adopt(r.into()).is_err(), "a pipe is not a doorbell");
+        assert!(EventFd::adopt(r).is_err(), "a pipe is not a doorbell");
         let file = rustix::fs::open(
             "/dev/null",
             rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
