@@ -14,6 +14,7 @@
 //! | [`epoll`] | one wait over many descriptors | `epoll_create1`, `epoll_ctl`, `epoll_wait` |
 //! | [`eventfd`] | a counter fd for waking a poll loop | `eventfd(2)` |
 //! | [`net`] | shared UDP ports, broadcast addresses | `SO_REUSEADDR`, `SO_BROADCAST`, `getifaddrs` |
+//! | `reactor` (feature `tokio`) | a descriptor in tokio's reactor | `AsyncFd` registration |
 //! | [`life`] | "is the owner still there?" without a system call | robust process-shared `pthread_mutex_t` in a sealed memfd |
 //!
 //! A port to another OS provides the same modules with the same signatures
@@ -41,6 +42,8 @@ pub mod mmap;
 pub mod net;
 pub mod pipe;
 pub mod process;
+#[cfg(feature = "tokio")]
+pub mod reactor;
 pub mod socket;
 
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};

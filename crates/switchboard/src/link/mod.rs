@@ -4,6 +4,10 @@
 //! |---|---|---|
 //! | [`ShmLink`] | two SPSC byte rings in one sealed memfd, futex wake-ups | local, fastest |
 //! | [`StreamLink`] | Unix or TCP stream, length-prefixed frames | remote, or a local fallback |
+//! | `PipeLink` ([`crate::pipe::named::PipeLink`]) | a message-mode named pipe | classic pipe peers |
+//!
+//! With the `tokio` feature, `asyncio::AsyncShmLink` awaits a link's
+//! doorbell ([`ShmLink::doorbell`]) instead of parking a thread.
 //!
 //! ## The contract (checked by one conformance suite over every link)
 //! - Messages arrive whole, in order, exactly once; a zero-length message is a message.
@@ -19,6 +23,8 @@
 //! - Bytes from the peer are untrusted: a malformed frame or ring state is
 //!   `Malformed`, never a panic, UB or hang.
 
+#[cfg(feature = "tokio")]
+pub mod asyncio;
 mod shm;
 mod stream;
 
