@@ -297,3 +297,22 @@ fn a_closed_stdout_ends_the_command_quietly_with_exit_0() {
         assert_eq!(stderr(&out), "", "{args:?}");
     }
 }
+
+/// Regression: one stopped holder made `ls` drop other live objects (one
+/// 2 s deadline for all). Now each holder has its own, and the silent one
+/// is reported.
+#[test]
+fn names_s10_ls_reports_a_stopped_holder_and_still_lists_the_others() {
+    let (live, stopped) = (unique("ls-live"), unique("ls-stopped"));
+    let _live = Holder::start(&["event", "create", &live]);
+    let silent = Holder::start(&["event", "create", &stopped]);
+    let pid = silent.0.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let out = run(&["ls"]);
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&live), "the live object is listed: {}", stdout(&out));
+    assert!(!stdout(&out).contains(&stopped));
+    let err = stderr(&out);
+    assert!(err.contains(&stopped) && err.contains("did not answer") && err.contains(&pid), "{err}");
+}

@@ -445,39 +445,98 @@ pub struct ObjectEntry {
 }
 
 /// How long [`list`] waits for each holder.
-const LIST_TIMEOUT: Duration = Duration::from_millis(500);
+pub const LIST_TIMEOUT: Duration = Duration::from_millis(500);
+/// How many holders [`list`] asks at once.
+const LIST_PARALLEL: usize = 16;
+
+/// A name whose holder did not describe itself to [`listing`]: it did not
+/// answer within [`LIST_TIMEOUT`], or answered with something that is not
+/// a switchboard object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unanswered {
+    /// The abstract socket address (`sb1/…`), as `/proc/net/unix` shows it.
+    pub address: String,
+    /// The processes holding it (other than the caller).
+    pub holder_pids: Vec<u32>,
+    /// What happened, for people.
+    pub why: String,
+}
+
+/// What [`listing`] found: the objects that answered, and the names whose
+/// holders did not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Every live named object visible to the caller, sorted.
+    pub objects: Vec<ObjectEntry>,
+    /// Object names whose holders stayed silent or answered garbage.
+    pub unanswered: Vec<Unanswered>,
+}
 
 /// Lists every live named object visible to the caller: this user's Local
-/// objects and the Global objects whose ACL admits the caller.
+/// objects and the Global objects whose ACL admits the caller (00-S10).
+/// Holders that do not answer are left out; [`listing`] reports them.
 pub fn list() -> Vec<ObjectEntry> {
+    listing().objects
+}
+
+/// [`list`], with the names whose holders did not answer. Each holder gets
+/// its own [`LIST_TIMEOUT`], and up to 16 are asked at once, so a stopped
+/// or hostile holder delays the listing by one timeout and hides nothing
+/// else.
+pub fn listing() -> Listing {
     let prefixes = [Scope::Local, Scope::Global].map(|s| rendezvous::family_prefix(Family::OBJECT, s));
     let found: Vec<_> = prefixes.iter().flat_map(|p| socket::list_abstract_listeners(p)).collect();
-    let mut described = Vec::new();
-    for l in &found {
-        // Only what a holder says about itself is read here, never used:
-        // any owner may answer, each within its own deadline.
-        let addr = Address { bytes: l.name.clone(), scope: None, key: String::new(), trust: Trust::Anyone };
-        if let Ok(g) = hello(&addr, Instant::now() + LIST_TIMEOUT) {
-            described.push((l.inode, g.info));
-        }
-    }
-    let holders = holders_by_inode();
-    let mut out: Vec<ObjectEntry> = described
-        .into_iter()
-        .filter_map(|(inode, info)| {
-            let count = holders.get(&inode).map_or(0, Vec::len);
-            let owner_pid = if switchboard_sys::process::is_alive(info.creator_pid) {
-                info.creator_pid
-            } else {
-                holders.get(&inode).and_then(|p| p.first().copied()).unwrap_or(0)
-            };
-            Some(ObjectEntry { kind: info.kind, scope: info.scope?, name: info.name, owner_pid, holders: count })
+    let answers: Vec<Result<Option<ObjectInfo>, String>> = found
+        .chunks(LIST_PARALLEL)
+        .flat_map(|chunk| {
+            std::thread::scope(|s| {
+                let asks: Vec<_> = chunk.iter().map(|l| s.spawn(|| describe_holder(&l.name))).collect();
+                asks.into_iter()
+                    .map(|a| a.join().unwrap_or_else(|_| Err("the listing thread failed".into())))
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
-    out.extend(rendezvous_entries(Kind::Pipe, &holders));
-    out.extend(rendezvous_entries(Kind::Mailslot, &holders));
-    out.sort_by(|a, b| (a.scope as u8, &a.name, a.kind).cmp(&(b.scope as u8, &b.name, b.kind)));
-    out
+    let holders = holders_by_inode();
+    let mut listing = Listing::default();
+    for (l, answer) in found.iter().zip(answers) {
+        let pids = holders.get(&l.inode).cloned().unwrap_or_default();
+        match answer {
+            Ok(Some(info)) => listing.objects.extend(entry(info, &pids)),
+            // It went away while being listed: nothing to show.
+            Ok(None) => {}
+            Err(why) => listing.unanswered.push(Unanswered {
+                address: String::from_utf8_lossy(&l.name).into_owned(),
+                holder_pids: pids,
+                why,
+            }),
+        }
+    }
+    listing.objects.extend(rendezvous_entries(Kind::Pipe, &holders));
+    listing.objects.extend(rendezvous_entries(Kind::Mailslot, &holders));
+    listing.objects.sort_by(|a, b| (a.scope as u8, &a.name, a.kind).cmp(&(b.scope as u8, &b.name, b.kind)));
+    listing
+}
+
+/// Asks the holder at `address` to describe its object. Only what it says
+/// about itself is read, never used: any owner may answer.
+fn describe_holder(address: &[u8]) -> Result<Option<ObjectInfo>, String> {
+    let addr = Address { bytes: address.to_vec(), scope: None, key: String::new(), trust: Trust::Anyone };
+    match hello(&addr, Instant::now() + LIST_TIMEOUT) {
+        Ok(g) => Ok(Some(g.info)),
+        Err(Failure::Refused(e)) => Err(e.to_string()),
+        Err(Failure::Absent | Failure::Vanished) => Ok(None),
+    }
+}
+
+/// The entry for an object that described itself, held by `pids`.
+fn entry(info: ObjectInfo, pids: &[u32]) -> Option<ObjectEntry> {
+    let owner_pid = if switchboard_sys::process::is_alive(info.creator_pid) {
+        info.creator_pid
+    } else {
+        pids.first().copied().unwrap_or(0)
+    };
+    Some(ObjectEntry { kind: info.kind, scope: info.scope?, name: info.name, owner_pid, holders: pids.len() })
 }
 
 /// Named pipes and mailslots, machine-wide, from their rendezvous names
