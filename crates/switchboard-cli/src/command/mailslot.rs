@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::json;
 use switchboard::mailslot::{BroadcastConfig, MailslotClient, MailslotOptions, Sender, WAIT_FOREVER};
@@ -18,12 +17,12 @@ pub fn run(cmd: MailslotCmd) -> anyhow::Result<ExitCode> {
             serve(&name, opts, broadcast.then(|| config(&net)), count)
         }
         MailslotCmd::Read { name, timeout, count, broadcast, net } => {
-            let opts = MailslotOptions::new().read_timeout(Duration::from_millis(timeout));
+            let opts = MailslotOptions::new().read_timeout(timeout);
             serve(&name, opts, broadcast.then(|| config(&net)), Some(count))
         }
-        MailslotCmd::Write { name, messages, wait, net } => {
+        MailslotCmd::Write { name, messages, timeout, net } => {
             let mut client = MailslotClient::open_with(&name, &config(&net))?;
-            client.set_write_timeout(Duration::from_millis(wait));
+            client.set_write_timeout(timeout);
             for m in &messages {
                 client.write(m.as_bytes())?;
             }

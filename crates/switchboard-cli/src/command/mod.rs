@@ -41,8 +41,8 @@ pub(crate) fn hold(what: &str, existed: bool, hold: &Hold) -> anyhow::Result<Exi
     writeln!(out, "{verb} {what}")?;
     out.flush()?;
     drop(out);
-    match hold.seconds {
-        Some(s) => std::thread::sleep(Duration::from_secs(s)),
+    match hold.duration() {
+        Some(d) => std::thread::sleep(d),
         None => {
             note!("holding it; the object lives until this process exits (Ctrl-C)");
             loop {
@@ -51,10 +51,6 @@ pub(crate) fn hold(what: &str, existed: bool, hold: &Hold) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn timeout(ms: Option<u64>) -> Option<Duration> {
-    ms.map(Duration::from_millis)
 }
 
 /// Holders of a named object besides this process, as `ls` counts them.

@@ -16,9 +16,7 @@ const MAX_MESSAGE: usize = 1 << 20;
 pub fn run(cmd: PipeCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         PipeCmd::Serve { name, message, echo, clients } => serve(&name, message, echo, clients),
-        PipeCmd::Connect { name, wait, linger } => {
-            connect(&name, Duration::from_millis(wait), Duration::from_millis(linger))
-        }
+        PipeCmd::Connect { name, timeout, linger } => connect(&name, timeout, linger),
         PipeCmd::Send { name, messages } => {
             let client = PipeClient::open_wait(&name, Duration::from_secs(5))?;
             for m in &messages {
@@ -28,7 +26,7 @@ pub fn run(cmd: PipeCmd) -> anyhow::Result<ExitCode> {
         }
         PipeCmd::Call { name, message, timeout } => {
             let mut reply = vec![0u8; MAX_MESSAGE];
-            match call_named_pipe(&name, message.as_bytes(), &mut reply, Duration::from_millis(timeout)) {
+            match call_named_pipe(&name, message.as_bytes(), &mut reply, timeout) {
                 Ok(n) => {
                     out!("{}", String::from_utf8_lossy(&reply[..n]));
                     Ok(ExitCode::SUCCESS)

@@ -33,7 +33,7 @@ pub fn run(cmd: PortCmd) -> anyhow::Result<ExitCode> {
         PortCmd::Get { name, timeout, max } => {
             let port = Port::open(&name)?;
             let mut entries = vec![Packet::default(); max.max(1)];
-            match port.get_many(&mut entries, super::timeout(timeout.timeout)) {
+            match port.get_many(&mut entries, timeout.timeout) {
                 Ok(n) => {
                     for p in &entries[..n] {
                         out!("bytes={} key={} overlapped={}", p.bytes, p.key, p.overlapped);

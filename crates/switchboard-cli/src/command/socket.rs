@@ -34,9 +34,7 @@ fn parse(addr: &str) -> anyhow::Result<Addr> {
 
 pub fn run(cmd: SocketCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        SocketCmd::Listen { addr, count, timeout, reuse_port } => {
-            listen(&parse(&addr)?, count, timeout.map(Duration::from_millis), reuse_port)
-        }
+        SocketCmd::Listen { addr, count, timeout, reuse_port } => listen(&parse(&addr)?, count, timeout, reuse_port),
         SocketCmd::Send { addr, messages } => {
             let opts = SocketOptions::new();
             match parse(&addr)? {

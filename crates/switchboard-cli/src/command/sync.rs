@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use switchboard::sync::{Event, Mutex, Semaphore, WaitStatus};
 
-use super::{hold, timeout};
+use super::hold;
 use crate::cli::{EventCmd, MutexCmd, SemaphoreCmd};
 use crate::EXIT_TIMEOUT;
 
@@ -26,8 +26,8 @@ fn waited(status: WaitStatus, what: &str) -> ExitCode {
     }
 }
 
-fn wait_for(w: &dyn switchboard::sync::Waitable, ms: Option<u64>) -> WaitStatus {
-    match timeout(ms) {
+fn wait_for(w: &dyn switchboard::sync::Waitable, timeout: Option<std::time::Duration>) -> WaitStatus {
+    match timeout {
         Some(t) => w.wait_timeout(t),
         None => w.wait(),
     }
