@@ -130,6 +130,27 @@ pub struct Hold {
     /// Hold for this many seconds (older spelling of --hold).
     #[arg(long, hide = true, conflicts_with = "hold")]
     pub seconds: Option<u64>,
+    /// Hold it in the background: return once it exists, printing the
+    /// holder's pid.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+impl Command {
+    /// Whether the command asked to run in the background.
+    pub fn detach(&self) -> bool {
+        match self {
+            Command::Mapping(MappingCmd::Create { hold, .. })
+            | Command::Mutex(MutexCmd::Create { hold, .. })
+            | Command::Semaphore(SemaphoreCmd::Create { hold, .. })
+            | Command::Event(EventCmd::Create { hold, .. })
+            | Command::Port(PortCmd::Create { hold, .. }) => hold.detach,
+            Command::Pipe(PipeCmd::Serve { detach, .. }) | Command::Mailslot(MailslotCmd::Create { detach, .. }) => {
+                *detach
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Hold {
@@ -330,6 +351,10 @@ pub enum PipeCmd {
         /// Exit after serving this many clients (default: serve forever).
         #[arg(long)]
         clients: Option<u32>,
+        /// Serve in the background: return once the pipe exists, printing
+        /// the server's pid (what clients send is not printed).
+        #[arg(long)]
+        detach: bool,
     },
     /// Connect to a pipe: standard input goes to the pipe, the pipe to standard output.
     #[command(after_help = "Example:\n  echo hello | switchboard pipe connect demo-pipe --timeout 5s")]
@@ -421,6 +446,10 @@ pub enum MailslotCmd {
         /// Exit after this many messages.
         #[arg(long)]
         count: Option<u64>,
+        /// Serve in the background: return once the mailslot exists,
+        /// printing the server's pid (what arrives is not printed).
+        #[arg(long)]
+        detach: bool,
     },
     /// Create a mailslot, read up to --count messages, print them, and exit
     /// (exit code 3 when none arrives within --timeout).

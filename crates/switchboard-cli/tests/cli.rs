@@ -316,3 +316,24 @@ fn names_s10_ls_reports_a_stopped_holder_and_still_lists_the_others() {
     let err = stderr(&out);
     assert!(err.contains(&stopped) && err.contains("did not answer") && err.contains(&pid), "{err}");
 }
+
+/// The README's CLI walk-through runs top to bottom as written.
+#[test]
+fn readme_walkthrough_runs_top_to_bottom() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let after = readme.split("<!-- walkthrough").nth(1).expect("the README marks its walk-through");
+    let script = after.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("a sh block");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_switchboard")).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("bash").args(["-euo", "pipefail", "-c", script]).env("PATH", path).output().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    // Stop every background holder the walk-through started.
+    for pid in text.split("(detached, pid ").skip(1).filter_map(|rest| rest.split(')').next()) {
+        let _ = Command::new("kill").arg(pid).status();
+    }
+    assert!(out.status.success(), "the walk-through failed:\n{text}\n{err}");
+    for want in ["\nhi\n", "new text", "timed out: exit code 3", "ran under the mutex", "are you there?", "demo-inbox"]
+    {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}

@@ -202,6 +202,19 @@ pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
 }
 
+/// Points this process's standard output and error at `/dev/null`: for a
+/// process that detached from whoever started it, so that writing a line
+/// after its parent stopped reading neither fails nor kills it.
+///
+/// # Errors
+/// The kernel's `open` or `dup2` error.
+pub fn silence_stdio() -> Result<()> {
+    use rustix::fs::{open, Mode, OFlags};
+    let null = open("/dev/null", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    rustix::stdio::dup2_stdout(&null)?;
+    rustix::stdio::dup2_stderr(&null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,3 +33,12 @@ pub fn pin_to_cpu(cpu: usize) -> Result<()> {
 pub fn cpu_count() -> usize {
     switchboard_sys::process::online_cpus()
 }
+
+/// Points standard output and error at `/dev/null` (for a process that
+/// detached from the one that started it; see the CLI's `--detach`).
+///
+/// # Errors
+/// The system error.
+pub fn silence_stdio() -> Result<()> {
+    Ok(switchboard_sys::process::silence_stdio()?)
+}

@@ -12,7 +12,7 @@ use crate::EXIT_TIMEOUT;
 
 pub fn run(cmd: MailslotCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        MailslotCmd::Create { name, max_size, broadcast, net, count } => {
+        MailslotCmd::Create { name, max_size, broadcast, net, count, .. } => {
             let opts = MailslotOptions::new().max_message_size(max_size).read_timeout(WAIT_FOREVER);
             serve(&name, opts, broadcast.then(|| config(&net)), count)
         }
@@ -48,7 +48,12 @@ fn serve(
         None => opts,
     };
     let slot = opts.create(name)?;
-    note!("mailslot {} ready (pid {})", slot.name(), std::process::id());
+    if super::detach::detached() {
+        out!("mailslot {} ready", slot.name());
+        super::detach::ready();
+    } else {
+        note!("mailslot {} ready (pid {})", slot.name(), std::process::id());
+    }
     let mut buf = vec![0u8; slot.info()?.max_message_size];
     let mut read = 0;
     while count.is_none_or(|n| read < n) {

@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches.
 
 mod bench;
+mod detach;
 mod ls;
 mod mailslot;
 mod mapping;
@@ -17,6 +18,9 @@ use std::time::Duration;
 use crate::cli::{Command, Hold};
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    if command.detach() && !detach::detached() {
+        return detach::spawn();
+    }
     match command {
         Command::Ls { json } => ls::run(json),
         Command::Mapping(c) => mapping::run(c),
@@ -41,6 +45,7 @@ pub(crate) fn hold(what: &str, existed: bool, hold: &Hold) -> anyhow::Result<Exi
     writeln!(out, "{verb} {what}")?;
     out.flush()?;
     drop(out);
+    detach::ready();
     match hold.duration() {
         Some(d) => std::thread::sleep(d),
         None => {

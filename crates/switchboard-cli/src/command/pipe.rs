@@ -15,7 +15,7 @@ const MAX_MESSAGE: usize = 1 << 20;
 
 pub fn run(cmd: PipeCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        PipeCmd::Serve { name, message, echo, clients } => serve(&name, message, echo, clients),
+        PipeCmd::Serve { name, message, echo, clients, .. } => serve(&name, message, echo, clients),
         PipeCmd::Connect { name, timeout, linger } => connect(&name, timeout, linger),
         PipeCmd::Send { name, messages } => {
             let client = PipeClient::open_wait(&name, Duration::from_secs(5))?;
@@ -48,7 +48,12 @@ fn serve(name: &str, message: bool, echo: bool, clients: Option<u32>) -> anyhow:
         PipeOptions::new()
     };
     let server = opts.create(name)?;
-    note!("serving pipe {} (pid {})", server.name(), std::process::id());
+    if super::detach::detached() {
+        out!("serving pipe {}", server.name());
+        super::detach::ready();
+    } else {
+        note!("serving pipe {} (pid {})", server.name(), std::process::id());
+    }
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut served = 0;
     while clients.is_none_or(|n| served < n) {
