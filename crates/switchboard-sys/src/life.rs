@@ -273,12 +273,6 @@ mod tests {
         true
     }
 
-    /// Whether thread `tid` of this process is blocked in `futex(2)`.
-    fn in_futex(tid: u32) -> bool {
-        let path = format!("/proc/self/task/{tid}/syscall");
-        std::fs::read_to_string(path).is_ok_and(|s| s.split(' ').next() == Some("202"))
-    }
-
     #[test]
     fn sleepers_wake_when_the_holder_dies_or_releases() {
         for release in [false, true] {
@@ -311,7 +305,7 @@ mod tests {
                 })
                 .collect();
             for tid in [tid_rx.recv().unwrap(), tid_rx.recv().unwrap()] {
-                while !in_futex(tid) {
+                while !crate::process::blocked_in_futex(crate::process::pid(), tid) {
                     std::thread::yield_now();
                 }
             }

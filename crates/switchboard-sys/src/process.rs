@@ -202,6 +202,15 @@ pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
 }
 
+/// Whether thread `tid` of process `pid` is blocked in `futex(2)` or
+/// `futex_waitv(2)` right now (`/proc/PID/task/TID/syscall`): lets a test
+/// or benchmark act on a blocked call knowing it is blocked, without
+/// sleeping. `false` when it cannot tell.
+pub fn blocked_in_futex(pid: u32, tid: u32) -> bool {
+    let call = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).unwrap_or_default();
+    matches!(call.split(' ').next(), Some("202" | "449"))
+}
+
 /// Points this process's standard output and error at `/dev/null`: for a
 /// process that detached from whoever started it, so that writing a line
 /// after its parent stopped reading neither fails nor kills it.

@@ -42,3 +42,9 @@ pub fn cpu_count() -> usize {
 pub fn silence_stdio() -> Result<()> {
     Ok(switchboard_sys::process::silence_stdio()?)
 }
+
+/// Whether thread `tid` of process `pid` is blocked in a futex wait right
+/// now (for tests and benchmarks that act on a blocked call).
+pub fn blocked_in_futex(pid: u32, tid: u32) -> bool {
+    switchboard_sys::process::blocked_in_futex(pid, tid)
+}

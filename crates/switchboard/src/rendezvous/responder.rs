@@ -135,22 +135,24 @@ impl Responder {
 
     /// Starts admitting clients for `entry`; returns its token.
     pub(super) fn add(&self, entry: Entry) -> Result<u64> {
-        let token = self.next_token();
-        let watched = Watched::Service(Arc::new(entry));
-        lock(&self.services).insert(token, watched.clone());
-        if let Err(e) = self.epoll.add(watched.fd(), token) {
-            lock(&self.services).remove(&token);
-            return Err(e.into());
-        }
-        Ok(token)
+        self.insert(Watched::Service(Arc::new(entry)))
     }
 
     /// Starts watching `session` for its peer's hang-up; returns its token.
     pub(super) fn watch(&self, session: Session) -> Result<u64> {
+        self.insert(Watched::Session(Arc::new(session)))
+    }
+
+    /// Registers `watched` (a listener for readability, a session for
+    /// its peer's hang-up) under a fresh token.
+    fn insert(&self, watched: Watched) -> Result<u64> {
         let token = self.next_token();
-        let watched = Watched::Session(Arc::new(session));
         lock(&self.services).insert(token, watched.clone());
-        if let Err(e) = self.epoll.add_hangup(watched.fd(), token) {
+        let added = match &watched {
+            Watched::Service(_) => self.epoll.add(watched.fd(), token),
+            Watched::Session(_) => self.epoll.add_hangup(watched.fd(), token),
+        };
+        if let Err(e) = added {
             lock(&self.services).remove(&token);
             return Err(e.into());
         }

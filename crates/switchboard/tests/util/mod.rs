@@ -66,8 +66,7 @@ pub fn done() -> ! {
 /// `futex_waitv` (as `/proc` shows it): a test can act on a blocked call
 /// knowing it is really blocked, without sleeping.
 pub fn asleep_in_futex(tid: u32) -> bool {
-    let call = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
-    matches!(call.split(' ').next(), Some("202" | "449"))
+    switchboard_sys::process::blocked_in_futex(std::process::id(), tid)
 }
 
 /// A peer process.

@@ -66,11 +66,10 @@ fn one(pinned: bool) -> anyhow::Result<Duration> {
     Ok(heard.saturating_duration_since(killed))
 }
 
-/// Whether the main thread is blocked in `futex` or `futex_waitv`.
+/// Whether this process's main thread is blocked in its receive.
 fn main_thread_sleeps() -> bool {
-    let path = format!("/proc/self/task/{}/syscall", std::process::id());
-    let call = std::fs::read_to_string(path).unwrap_or_default();
-    matches!(call.split(' ').next(), Some("202" | "449"))
+    let me = std::process::id();
+    switchboard::raw::blocked_in_futex(me, me)
 }
 
 /// The peer: connect, say one message, then block until killed.
