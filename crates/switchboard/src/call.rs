@@ -36,7 +36,7 @@
 //! | 1..4 | zero (reserved) |
 //! | 4..12 | call id (`u64`; 0 for a post) |
 //! | 12..16 | method (`u32`; 0 for reply, fault and cancel) |
-//! | 16.. | body: arguments, result, or for a fault its code (`u32`) and UTF-8 message |
+//! | 16.. | body: arguments, result, or for a fault its code space (`u8`: 0 Win32, 1 HRESULT, 2 DDE, 3 RPC status), code (`u32`) and UTF-8 message |
 //!
 //! Everything the peer sends is untrusted: a message that does not decode
 //! is `Malformed` (13) and poisons nothing; a reply to an unknown call is
@@ -73,7 +73,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::link::Link;
 
 const HEADER: usize = 16;
@@ -126,32 +126,42 @@ fn decode(bytes: &[u8]) -> Result<Message<'_>> {
     Ok(Message { kind, id, method, body: &bytes[HEADER..] })
 }
 
-/// A handler's refusal: a classic error code and a message for the caller,
-/// who gets it as [`Error::Remote`].
+/// A handler's refusal: a classic code in its own space and a message for
+/// the caller, who gets it as [`Error::Remote`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {
-    /// The classic error code (`win32()` of the caller's error).
-    pub code: u32,
+    /// The classic code (the caller's `code()`; its `win32()` follows).
+    pub code: Code,
     /// What went wrong, for people.
     pub message: String,
 }
 
 impl Fault {
-    /// A fault with `code` and `message`.
+    /// A fault with Win32 error `code` and `message`.
     pub fn new(code: u32, message: impl Into<String>) -> Fault {
+        Fault::with_code(Code::Win32(code), message)
+    }
+
+    /// A fault with `code` in any space (an `HRESULT` for objects, …).
+    pub fn with_code(code: Code, message: impl Into<String>) -> Fault {
         Fault { code, message: message.into() }
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut body = self.code.to_le_bytes().to_vec();
+        let (space, value) = self.code.space();
+        let mut body = vec![space];
+        body.extend_from_slice(&value.to_le_bytes());
         body.extend_from_slice(self.message.as_bytes());
         body
     }
 
     fn decode(body: &[u8]) -> Result<Fault> {
-        let (code, text) =
-            body.split_at_checked(4).ok_or_else(|| Error::Malformed("a fault without its code".into()))?;
-        let code = u32::from_le_bytes(code.try_into().map_err(|_| Error::Malformed("fault code".into()))?);
+        let malformed = |why: &str| Error::Malformed(format!("call fault: {why}"));
+        let Some((&[space, a, b, c, d], text)) = body.split_first_chunk::<5>() else {
+            return Err(malformed("no code"));
+        };
+        let code =
+            Code::from_space(space, u32::from_le_bytes([a, b, c, d])).ok_or_else(|| malformed("unknown code"))?;
         Ok(Fault { code, message: String::from_utf8_lossy(text).into_owned() })
     }
 }
@@ -382,7 +392,11 @@ mod tests {
             let _ = decode(&junk);
         }
         assert!(Fault::decode(&[1, 2]).is_err());
-        let f = Fault::new(87, "bad");
-        assert_eq!(Fault::decode(&f.encode()).unwrap(), f);
+        assert!(Fault::decode(&[9, 0, 0, 0, 0]).is_err(), "unknown space");
+        assert!(Fault::decode(&[2, 0, 0, 1, 0]).is_err(), "a DDE code over 16 bits");
+        for code in [Code::Win32(87), Code::HResult(0x8000_4002), Code::Dde(0x4009), Code::RpcStatus(1722)] {
+            let f = Fault::with_code(code, "bad");
+            assert_eq!(Fault::decode(&f.encode()).unwrap(), f);
+        }
     }
 }

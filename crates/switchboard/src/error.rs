@@ -1,4 +1,10 @@
 //! The error type shared by every mechanism, with its classic code.
+//!
+//! Every [`Error`] answers [`Error::win32`], the classic Windows error
+//! number, and [`Error::code`], its code in the space it belongs to: most
+//! are Win32 codes; a fault from the other side of a call keeps the space
+//! its handler chose — an `HRESULT` (objects), a DDE `DMLERR_*`, or an RPC
+//! status — so each classic code stays in its own space ([`Code`]).
 
 use std::io;
 
@@ -108,10 +114,10 @@ pub enum Error {
     BadNetPath(&'static str),
     /// The other side of a call refused it: its handler's fault, with the
     /// classic code it chose (see `call::Fault`).
-    #[error("the other side failed the call: {message} (code {code})")]
+    #[error("the other side failed the call: {message} ({code})")]
     Remote {
-        /// The classic error code the handler gave.
-        code: u32,
+        /// The classic code the handler gave, in its space.
+        code: Code,
         /// The handler's message.
         message: String,
     },
@@ -147,11 +153,20 @@ impl Error {
             Error::InsufficientBuffer { .. } => 122,
             Error::AlreadyExists(_) => 183,
             Error::BadNetPath(_) => 53,
-            Error::Remote { code, .. } => *code,
+            Error::Remote { code, .. } => code.win32(),
             Error::Io(e) => match e.raw_os_error() {
                 Some(errno) if errno > 0 => errno_to_win32(errno),
                 _ => kind_to_win32(e.kind()),
             },
+        }
+    }
+
+    /// The error's classic code in its own space: `Win32` for every error
+    /// of this crate's own; a remote fault's as its handler chose.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Remote { code, .. } => *code,
+            other => Code::Win32(other.win32()),
         }
     }
 
@@ -248,12 +263,88 @@ impl From<Error> for io::Error {
     }
 }
 
+/// A classic error code in the space it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// A Win32 error number (`ERROR_*`, `GetLastError`).
+    Win32(u32),
+    /// A COM `HRESULT` (`E_NOINTERFACE`, `RPC_E_*`, …), as its bit pattern.
+    HResult(u32),
+    /// A DDEML error (`DMLERR_*`, 0x4000 and up).
+    Dde(u16),
+    /// An RPC status (`RPC_S_*`; these share the Win32 number space).
+    RpcStatus(u32),
+}
+
+/// `ERROR_GEN_FAILURE`: what a code with no Win32 equivalent reads as.
+const GEN_FAILURE: u32 = 31;
+
+impl Code {
+    /// The nearest Win32 error number: the number itself for Win32 and RPC
+    /// status codes, the embedded one for an `HRESULT` of the Win32
+    /// facility (`0x8007xxxx`), and `ERROR_GEN_FAILURE` (31) otherwise.
+    pub fn win32(self) -> u32 {
+        match self {
+            Code::Win32(c) | Code::RpcStatus(c) => c,
+            Code::HResult(h) if h >> 16 == 0x8007 => h & 0xffff,
+            Code::HResult(_) | Code::Dde(_) => GEN_FAILURE,
+        }
+    }
+
+    /// The space's tag on the call wire (see `call`).
+    pub(crate) fn space(self) -> (u8, u32) {
+        match self {
+            Code::Win32(c) => (0, c),
+            Code::HResult(h) => (1, h),
+            Code::Dde(d) => (2, u32::from(d)),
+            Code::RpcStatus(s) => (3, s),
+        }
+    }
+
+    /// The code of space tag `space`, value `value`; `None` for a tag or
+    /// value no space has.
+    pub(crate) fn from_space(space: u8, value: u32) -> Option<Code> {
+        Some(match space {
+            0 => Code::Win32(value),
+            1 => Code::HResult(value),
+            2 => Code::Dde(u16::try_from(value).ok()?),
+            3 => Code::RpcStatus(value),
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Code::Win32(c) => write!(f, "Win32 error {c}"),
+            Code::HResult(h) => write!(f, "HRESULT {h:#010x}"),
+            Code::Dde(d) => write!(f, "DMLERR {d:#06x}"),
+            Code::RpcStatus(s) => write!(f, "RPC status {s}"),
+        }
+    }
+}
+
 /// Shorthand for `Result<T, switchboard::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_code_space_keeps_its_code_and_maps_to_win32() {
+        assert_eq!(Code::Win32(5).win32(), 5);
+        assert_eq!(Code::RpcStatus(1722).win32(), 1722);
+        assert_eq!(Code::HResult(0x8007_0005).win32(), 5, "HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED)");
+        assert_eq!(Code::HResult(0x8000_4002).win32(), 31, "E_NOINTERFACE has no Win32 twin");
+        assert_eq!(Code::Dde(0x4009).win32(), 31);
+        let e = Error::Remote { code: Code::HResult(0x8000_4002), message: "no".into() };
+        assert_eq!((e.code(), e.win32()), (Code::HResult(0x8000_4002), 31));
+        assert_eq!(Error::NotFound("x".into()).code(), Code::Win32(2));
+        assert_eq!(Code::HResult(0x8000_4002).to_string(), "HRESULT 0x80004002");
+    }
 
     /// Regression: an I/O error without an errno (`tcp:127.0.0.1` without a
     /// port, an unresolvable host) panicked in `Errno::from_raw_os_error(0)`.

@@ -59,7 +59,7 @@ pub mod socket;
 pub mod sync;
 mod time;
 
-pub use error::{Error, Result};
+pub use error::{Code, Error, Result};
 pub use switchboard_sys::process::HandleValue;
 pub use switchboard_sys::socket::Conn as Connection;
 pub use switchboard_sys::socket::Listener as ConnectionListener;

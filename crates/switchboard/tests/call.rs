@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use switchboard::call::{Calls, Fault, Handler};
 use switchboard::link::{ShmLink, ShmLinkListener, ShmLinkOptions};
 use switchboard::sync::{Event, WaitStatus};
-use switchboard::Error;
+use switchboard::{Code, Error};
 use util::{role, unique, Peer, Watchdog};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -93,7 +93,8 @@ fn call_send_returns_the_reply_and_posts_arrive_in_order_without_one() {
     let notes = calls.send(NOTES, &[], Some(LONG)).unwrap();
     assert_eq!(notes, (0..100u8).collect::<Vec<_>>(), "posts arrive whole, in order, before a later send");
     let e = calls.send(FAIL, &[], Some(LONG)).unwrap_err();
-    assert!(matches!(&e, Error::Remote { code: 87, message } if message == "bad argument"), "{e}");
+    assert!(matches!(&e, Error::Remote { code: Code::Win32(87), message } if message == "bad argument"), "{e}");
+    assert_eq!(e.code(), Code::Win32(87));
     assert_eq!(e.win32(), 87);
     drop(calls);
     peer.finish();
