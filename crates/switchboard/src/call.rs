@@ -59,7 +59,7 @@
 //! let (a, b) = ShmLink::pair(ShmLinkOptions::default())?;
 //! let server = std::thread::spawn(move || {
 //!     let mut calls = Calls::new(b).with_handler(Arc::new(Adder));
-//!     calls.serve(Some(std::time::Instant::now() + Duration::from_secs(10)))
+//!     calls.serve(Duration::from_secs(10))
 //! });
 //! let mut client = Calls::new(a);
 //! let reply = client.send(1, &[1, 2, 3], Some(Duration::from_secs(10)))?;
@@ -69,12 +69,11 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use crate::error::{Code, Error, Result};
 use crate::link::Link;
+use crate::time::Deadline;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 const HEADER: usize = 16;
 
@@ -247,15 +246,16 @@ impl Calls {
         self.link.send(&encode(Kind::Post, 0, method, args))
     }
 
-    /// Sends request `method` with `args` and waits at most `timeout`
-    /// (`None`: forever) for its reply, serving the peer meanwhile.
+    /// Sends request `method` with `args` and waits until `deadline` (a
+    /// `Duration`, an `Instant`, `None` for never: see [`Deadline`]) for
+    /// its reply, serving the peer meanwhile.
     ///
     /// # Errors
     /// `Timeout` (121) at the deadline (the call is cancelled), [`Error::Remote`]
     /// with the handler's fault, `BrokenPipe` when the peer is gone,
     /// `Malformed` for bytes that do not decode.
-    pub fn send(&mut self, method: u32, args: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    pub fn send(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<Vec<u8>> {
+        let deadline = deadline.into();
         let call = self.begin(method, args)?;
         self.finish(call, deadline)
     }
@@ -277,7 +277,8 @@ impl Calls {
     ///
     /// # Errors
     /// As [`Calls::send`].
-    pub fn finish(&mut self, call: Pending, deadline: Option<Instant>) -> Result<Vec<u8>> {
+    pub fn finish(&mut self, call: Pending, deadline: impl Into<Deadline>) -> Result<Vec<u8>> {
+        let deadline = deadline.into();
         loop {
             if let Some(reply) = self.arrived.remove(&call.0) {
                 self.outstanding.remove(&call.0);
@@ -311,16 +312,17 @@ impl Calls {
     ///
     /// # Errors
     /// `Timeout` at the deadline, `BrokenPipe` when the peer is gone.
-    pub fn serve(&mut self, deadline: Option<Instant>) -> Result<()> {
+    pub fn serve(&mut self, deadline: impl Into<Deadline>) -> Result<()> {
+        let deadline = deadline.into();
         loop {
             self.pump(deadline)?;
         }
     }
 
     /// Handles one incoming message (waiting for it until `deadline`).
-    fn pump(&mut self, deadline: Option<Instant>) -> Result<()> {
+    fn pump(&mut self, deadline: Deadline) -> Result<()> {
         let mut buf = Vec::new();
-        self.link.recv_deadline(&mut buf, deadline)?;
+        self.link.recv_deadline(&mut buf, deadline.instant())?;
         let msg = decode(&buf)?;
         match msg.kind {
             Kind::Reply => self.arrive(msg.id, Ok(msg.body.to_vec())),

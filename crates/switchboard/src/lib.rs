@@ -57,9 +57,10 @@ pub mod raw;
 mod rendezvous;
 pub mod socket;
 pub mod sync;
-mod time;
+pub mod time;
 
 pub use error::{Code, Error, Result};
 pub use switchboard_sys::process::HandleValue;
 pub use switchboard_sys::socket::Conn as Connection;
 pub use switchboard_sys::socket::Listener as ConnectionListener;
+pub use time::Deadline;

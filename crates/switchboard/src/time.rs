@@ -1,8 +1,85 @@
-//! Waiting with a deadline: the one place a blocking call turns its
-//! deadline into a condition-variable wait.
+//! Deadlines: [`Deadline`], the one type a blocking call takes for "until
+//! when", and the one place a deadline becomes a condition-variable wait.
 
 use std::sync::{Condvar, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Until when a blocking call may wait: an instant, or never (wait for
+/// good). Every blocking call funnels its timeout into one.
+///
+/// Converts from a `Duration` (that long from now; one too long to
+/// represent means never), an `Instant`, and their `Option`s (`None`:
+/// never).
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard::Deadline;
+/// let soon = Deadline::after(Duration::from_millis(10));
+/// assert!(!soon.passed());
+/// assert_eq!(Deadline::from(None::<Duration>), Deadline::NEVER);
+/// assert!(Deadline::after(Duration::MAX).instant().is_none(), "too far: never");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// Wait for good.
+    pub const NEVER: Deadline = Deadline(None);
+
+    /// `timeout` from now (never, if that cannot be represented).
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// At `instant`.
+    pub fn at(instant: Instant) -> Deadline {
+        Deadline(Some(instant))
+    }
+
+    /// Now: a single attempt, no wait (the classic zero timeout).
+    pub fn now() -> Deadline {
+        Deadline(Some(Instant::now()))
+    }
+
+    /// The instant, or `None` for never.
+    pub fn instant(self) -> Option<Instant> {
+        self.0
+    }
+
+    /// Time left (zero once passed), or `None` for never.
+    pub fn remaining(self) -> Option<Duration> {
+        self.0.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the deadline has passed.
+    pub fn passed(self) -> bool {
+        self.0.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+impl From<Duration> for Deadline {
+    fn from(timeout: Duration) -> Deadline {
+        Deadline::after(timeout)
+    }
+}
+
+impl From<Option<Duration>> for Deadline {
+    fn from(timeout: Option<Duration>) -> Deadline {
+        timeout.map_or(Deadline::NEVER, Deadline::after)
+    }
+}
+
+impl From<Instant> for Deadline {
+    fn from(instant: Instant) -> Deadline {
+        Deadline::at(instant)
+    }
+}
+
+impl From<Option<Instant>> for Deadline {
+    fn from(instant: Option<Instant>) -> Deadline {
+        Deadline(instant)
+    }
+}
 
 use crate::error::{Error, Result};
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use switchboard::call::{Calls, Fault, Handler};
 use switchboard::link::{ShmLink, ShmLinkListener, ShmLinkOptions};
 use switchboard::sync::{Event, WaitStatus};
-use switchboard::{Code, Error};
+use switchboard::{Code, Deadline, Error};
 use util::{role, unique, Peer, Watchdog};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -66,7 +66,7 @@ impl Handler for Both {
 fn serve_parent() -> ! {
     let link = ShmLink::connect(&util::args()[0], ShmLinkOptions::default()).unwrap();
     let mut calls = Calls::new(link).with_handler(Arc::new(Both::default()));
-    let _ = calls.serve(None);
+    let _ = calls.serve(Deadline::NEVER);
     util::done()
 }
 
@@ -175,7 +175,7 @@ fn call_a_peer_killed_during_a_call_is_broken_pipe_not_a_hang() {
         });
         switchboard_sys::process::kill9(pid).unwrap();
     });
-    let e = calls.send(WAIT_FOR_EVENT, name.as_bytes(), None).unwrap_err();
+    let e = calls.send(WAIT_FOR_EVENT, name.as_bytes(), Deadline::NEVER).unwrap_err();
     assert!(matches!(e, Error::BrokenPipe), "{e}");
     killer.join().unwrap();
     let _ = peer.wait();
@@ -192,7 +192,8 @@ fn call_runs_over_a_message_mode_named_pipe_link() {
     let client = PipeClient::open(&name).unwrap().into_link().unwrap();
     server.connect().unwrap();
     let server = server.into_link().unwrap();
-    let served = std::thread::spawn(move || Calls::new(server).with_handler(Arc::new(Both::default())).serve(None));
+    let served =
+        std::thread::spawn(move || Calls::new(server).with_handler(Arc::new(Both::default())).serve(Deadline::NEVER));
     let mut calls = Calls::new(client).with_handler(Arc::new(Both::default()));
     let reply = calls.send(NEST, &[5], Some(LONG)).unwrap();
     assert_eq!(reply, [b'b', b'o', b't', b't', b'o', b'm', 1, 2, 3, 4, 5]);
