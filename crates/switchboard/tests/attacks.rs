@@ -130,6 +130,8 @@ fn names_s09_attack_another_users_squatted_names_are_refused_unless_trusted() {
     assert_eq!(trusted.owner_uid(), NOBODY);
     let created = Mapping::builder().name(global.as_str()).size(4096).trust_owner(NOBODY).create().unwrap();
     assert!(created.already_existed());
+    assert!(PipeClient::open_trusting(&pipe, NOBODY).is_ok(), "a pipe client that names the owner opens it");
+    assert!(MailslotClient::open_trusting(&slot, NOBODY).is_ok());
     attacker.dismiss();
 }
 

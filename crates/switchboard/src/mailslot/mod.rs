@@ -495,9 +495,24 @@ impl MailslotClient {
     /// # Errors
     /// As [`MailslotClient::open`]; `BadNetPath` when no interface is up.
     pub fn open_with(name: &str, config: &BroadcastConfig) -> Result<MailslotClient> {
+        MailslotClient::open_as(name, config, Trust::UserOrRoot)
+    }
+
+    /// Opens mailslot `name` served by a process of user `owner_uid`. A
+    /// plain [`MailslotClient::open`] believes only servers of the caller's
+    /// user or root, so that another user who created the name first
+    /// cannot receive what the caller writes.
+    ///
+    /// # Errors
+    /// As [`MailslotClient::open`].
+    pub fn open_trusting(name: &str, owner_uid: u32) -> Result<MailslotClient> {
+        MailslotClient::open_as(name, &BroadcastConfig::default(), Trust::Owner(owner_uid))
+    }
+
+    fn open_as(name: &str, config: &BroadcastConfig, trust: Trust) -> Result<MailslotClient> {
         let target = match parse(name)? {
             Name::MailslotBroadcast { name, .. } => Target::Broadcast(net::Broadcaster::new(&name, config)?),
-            Name::Mailslot(name) => open_local(name)?,
+            Name::Mailslot(name) => open_local(name, trust)?,
             _ => unreachable!("parse returns mailslot names only"),
         };
         Ok(MailslotClient { target, write_timeout: Duration::ZERO })
@@ -586,10 +601,10 @@ impl MailslotClient {
     }
 }
 
-fn open_local(name: String) -> Result<Target> {
+fn open_local(name: String, trust: Trust) -> Result<Target> {
     let deadline = rendezvous::answer_deadline(None);
     // The server closed while we asked: as good as never there.
-    let answer = rendezvous::connect(Family::MAILSLOT, &mailslot_address(&name), deadline, Trust::UserOrRoot)
+    let answer = rendezvous::connect(Family::MAILSLOT, &mailslot_address(&name), deadline, trust)
         .map_err(|f: Failure| f.into_error(&name))?;
     let (4, Ok([queue_fd, life_fd])) = (answer.body.len(), <[OwnedFd; 2]>::try_from(answer.fds)) else {
         return Err(Error::Malformed("a mailslot reply without its size and two descriptors".into()));

@@ -682,11 +682,25 @@ impl PipeClient {
     /// busy, `AccessDenied` by the pipe's ACL, `Timeout` when the server
     /// process does not answer.
     pub fn open(name: &str) -> Result<PipeClient> {
+        PipeClient::open_as(name, Trust::UserOrRoot)
+    }
+
+    /// Opens pipe `name` served by a process of user `owner_uid`. A plain
+    /// [`PipeClient::open`] believes only servers of the caller's user or
+    /// root, so that another user who created the name first cannot
+    /// receive what the caller writes.
+    ///
+    /// # Errors
+    /// As [`PipeClient::open`].
+    pub fn open_trusting(name: &str, owner_uid: u32) -> Result<PipeClient> {
+        PipeClient::open_as(name, Trust::Owner(owner_uid))
+    }
+
+    fn open_as(name: &str, trust: Trust) -> Result<PipeClient> {
         let (folded, open_addr, _) = pipe_addresses(name)?;
         let deadline = rendezvous::answer_deadline(None);
         let Answer { conn, owner, body, fds } =
-            rendezvous::connect(Family::PIPE, &open_addr, deadline, Trust::UserOrRoot)
-                .map_err(|f| f.into_error(&folded))?;
+            rendezvous::connect(Family::PIPE, &open_addr, deadline, trust).map_err(|f| f.into_error(&folded))?;
         let (&[pipe_type, access], Ok([seg_fd])) = (&body[..], <[OwnedFd; 1]>::try_from(fds)) else {
             return Err(bad_reply());
         };
