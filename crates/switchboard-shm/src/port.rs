@@ -25,7 +25,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::mutex::{Locked, MutexState};
+use crate::mutex::{LockGaveUp, Locked, MutexState};
 use crate::peer::Peer;
 #[cfg(not(loom))]
 use crate::segment::{Kind, Segment, SegmentError, Shared};
@@ -228,6 +228,22 @@ impl<M: PortMem> PortQueue<M> {
         self.mem.slot((index % self.capacity) as usize)
     }
 
+    /// The queue's lock for a call that may give up: at `deadline`
+    /// (`TimedOut`) or when `server` is gone (`Closed`, and the port is
+    /// closed) — so a lock word naming a live thread that never lets go
+    /// (a hostile peer can write any tid) holds a caller no longer than it
+    /// chose to wait. Only before the caller changed anything.
+    fn lock_within(&self, deadline: Option<Instant>, server: Peer<'_>) -> Result<Locked<'_>, PortError> {
+        match self.ctl().lock.lock_until(deadline, server) {
+            Ok((held, _)) => Ok(held),
+            Err(LockGaveUp::TimedOut) => Err(PortError::TimedOut),
+            Err(LockGaveUp::PeerGone) => {
+                server.wake_others();
+                Err(PortError::Closed)
+            }
+        }
+    }
+
     fn lock(&self) -> Locked<'_> {
         // Acquired or Abandoned: either way we own it, and every mutation
         // under it is crash-consistent, so the state is usable as it is.
@@ -366,7 +382,7 @@ impl<M: PortMem> PortQueue<M> {
             let ctl = self.ctl();
             let seen = ctl.space_seq.load(Ordering::SeqCst);
             {
-                let _held = self.lock();
+                let _held = self.lock_within(None, server)?;
                 if self.is_closed() {
                     return Err(PortError::Closed);
                 }
@@ -427,7 +443,7 @@ impl<M: PortMem> PortQueue<M> {
     /// `Closed` (the port was closed while waiting), `TimedOut`, `TooManyWaiters`.
     pub fn get(&self, me: u32, deadline: Option<Instant>, server: Peer<'_>) -> Result<Packet, PortError> {
         let w = {
-            let _held = self.lock();
+            let _held = self.lock_within(deadline, server)?;
             if self.is_closed() {
                 return Err(PortError::Closed);
             }
@@ -615,6 +631,30 @@ mod tests {
 
     fn pk(n: u64) -> Packet {
         Packet { bytes: n as u32, key: n, overlapped: !n }
+    }
+
+    /// A live thread that holds the queue's lock and never lets go (as a
+    /// hostile peer can fake) holds a get no longer than its deadline and
+    /// a post no longer than its server lives.
+    #[test]
+    fn a_wedged_lock_holds_a_get_until_its_deadline_and_a_post_while_the_server_lives() {
+        let (_fd, q) = PortQueue::create(3, 8).unwrap();
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let q = &q;
+            s.spawn(move || {
+                std::mem::forget(q.lock());
+                held_tx.send(()).unwrap();
+                let _ = done.recv();
+            });
+            held.recv().unwrap();
+            let soon = Some(Instant::now() + Duration::from_millis(20));
+            assert_eq!(q.get(1, soon, Peer::PRESENT), Err(PortError::TimedOut));
+            let gone = Peer { watch: None, alive: &|| false, every: Duration::from_millis(5) };
+            assert_eq!(q.post(pk(1), true, gone), Err(PortError::Closed));
+            done_tx.send(()).unwrap();
+        });
     }
 
     #[test]
