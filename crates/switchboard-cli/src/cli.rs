@@ -16,8 +16,21 @@ use clap::{Args, Parser, Subcommand};
                   Example:\n  switchboard event create ready --manual &\n  switchboard event wait ready --timeout 5s"
 )]
 pub struct Cli {
+    /// How verbs that report print it: `table` for people, `json` for
+    /// programs (`ls`, `bench`, `mailslot info`).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How reports are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// JSON for programs.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,7 +38,7 @@ pub enum Command {
     /// List every live named object: kind, scope, name, owner pid, holders.
     #[command(after_help = "Example:\n  switchboard ls --json")]
     Ls {
-        /// Print one JSON object per line.
+        /// Print one JSON object per line (same as `--format json`).
         #[arg(long)]
         json: bool,
     },

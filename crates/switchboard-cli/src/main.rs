@@ -38,7 +38,7 @@ pub const EXIT_TIMEOUT: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match command::run(cli.command) {
+    match command::run(cli.command, cli.format == cli::Format::Json) {
         Ok(code) => code,
         Err(err) => {
             report(&err);

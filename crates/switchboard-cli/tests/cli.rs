@@ -58,6 +58,12 @@ fn names_s10_cli_ls_and_mapping_verbs_work_from_a_shell() {
     assert!(line.contains("\"kind\":\"mapping\"") && line.contains("\"holders\":1"), "{line}");
     assert!(line.contains(&format!("\"owner_pid\":{}", holder.0.id())), "{line}");
     assert!(stdout(&run(&["ls"])).contains(&n));
+    // The global --format, before or after the verb, is the same.
+    for args in [&["--format", "json", "ls"][..], &["ls", "--format", "json"][..]] {
+        let ls = stdout(&run(args));
+        let line = ls.lines().find(|l| l.contains(&format!("\"{n}\""))).unwrap_or_else(|| panic!("{args:?}: {ls}"));
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "{line}");
+    }
     drop(holder);
     let gone = run(&["mapping", "read", &n]);
     assert_eq!(gone.status.code(), Some(1));

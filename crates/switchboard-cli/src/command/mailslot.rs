@@ -10,7 +10,7 @@ use switchboard::Error;
 use crate::cli::{BroadcastArgs, MailslotCmd};
 use crate::EXIT_TIMEOUT;
 
-pub fn run(cmd: MailslotCmd) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: MailslotCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         MailslotCmd::Create { name, max_size, broadcast, net, count, .. } => {
             let opts = MailslotOptions::new().max_message_size(max_size).read_timeout(WAIT_FOREVER);
@@ -28,7 +28,7 @@ pub fn run(cmd: MailslotCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        MailslotCmd::Info { name, json } => info(&name, json),
+        MailslotCmd::Info { name, json: j } => info(&name, j || json),
     }
 }
 

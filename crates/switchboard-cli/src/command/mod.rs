@@ -17,22 +17,23 @@ use std::time::Duration;
 
 use crate::cli::{Command, Hold};
 
-pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// Runs `command`; `json`: the global `--format json`.
+pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
     if command.detach() && !detach::detached() {
         return detach::spawn();
     }
     match command {
-        Command::Ls { json } => ls::run(json),
+        Command::Ls { json: j } => ls::run(j || json),
         Command::Mapping(c) => mapping::run(c),
         Command::Mutex(c) => sync::mutex(c),
         Command::Semaphore(c) => sync::semaphore(c),
         Command::Event(c) => sync::event(c),
         Command::Port(c) => port::run(c),
         Command::Pipe(c) => pipe::run(c),
-        Command::Mailslot(c) => mailslot::run(c),
+        Command::Mailslot(c) => mailslot::run(c, json),
         Command::Socket(c) => socket::run(c),
         Command::Tour { rounds } => tour::run(rounds),
-        Command::Bench { quick, json, plot, only } => bench::run(quick, json, plot, &only),
+        Command::Bench { quick, json: j, plot, only } => bench::run(quick, j || json, plot, &only),
         Command::BenchPeer { args } => bench::peer(&args),
         Command::TourPeer { role, args } => tour::peer(&role, &args),
     }
