@@ -445,7 +445,7 @@ pub struct ObjectEntry {
 }
 
 /// How long [`list`] waits for each holder.
-pub const LIST_TIMEOUT: Duration = Duration::from_millis(500);
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many holders [`list`] asks at once.
 const LIST_PARALLEL: usize = 16;
 
