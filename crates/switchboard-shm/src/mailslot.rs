@@ -272,6 +272,19 @@ impl Queue {
         }
     }
 
+    /// Arms (`true`) or disarms the reader's doorbell: while armed, a
+    /// writer rings the reader's bell after queueing a message (see
+    /// [`Ring::arm_bell`]).
+    pub fn arm_bell(&self, on: bool) {
+        self.ring().arm_bell(on);
+    }
+
+    /// Whether the reader sleeps on its doorbell (a writer asks after
+    /// queueing, and rings it).
+    pub fn bell_armed(&self) -> bool {
+        self.ring().bell_armed()
+    }
+
     /// The next message (reader side), or `None` when the queue is empty.
     ///
     /// # Errors

@@ -306,3 +306,43 @@ fn mailslot_s10_a_writer_waiting_for_room_wakes_when_the_server_closes() {
         assert_eq!(blocked.join().unwrap().unwrap_err().win32(), 2);
     });
 }
+
+/// Doorbells: a server waits on its mailslot's doorbell in a poll loop and
+/// takes messages with `try_read_from` only; writers in two processes ring
+/// it. (The loop could wait on links, pipes and sockets in the same poll.)
+#[test]
+fn mailslot_doorbell_a_poll_loop_reads_what_writers_in_other_processes_send() {
+    let _w = Watchdog::test();
+    let test = "mailslot_doorbell_a_poll_loop_reads_what_writers_in_other_processes_send";
+    if role().is_some() {
+        let a = util::args();
+        let w = MailslotClient::open(&a[0]).unwrap();
+        for i in 0..50u8 {
+            w.write(&[a[1].as_bytes()[0], i]).unwrap();
+        }
+        util::done();
+    }
+    let name = unique("bell");
+    let slot = MailslotOptions::new().queue_bytes(64 * 1024).create(&name).unwrap();
+    let mut writers = [Peer::spawn(test, "writer", &[&name, "a"]), Peer::spawn(test, "writer", &[&name, "b"])];
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    while got.len() < 100 {
+        if !slot.arm_doorbell() {
+            let ready =
+                switchboard_sys::socket::poll_readable(&[slot.doorbell()], Some(Duration::from_secs(60))).unwrap();
+            assert_eq!(ready, [true], "the doorbell rang");
+        }
+        while let Ok(r) = slot.try_read_from(&mut buf) {
+            got.push((buf[0], buf[1]));
+            assert_eq!(r.len, 2);
+        }
+    }
+    for tag in [b'a', b'b'] {
+        let mine: Vec<u8> = got.iter().filter(|(t, _)| *t == tag).map(|(_, i)| *i).collect();
+        assert_eq!(mine, (0..50).collect::<Vec<_>>(), "writer {} in order, exactly once", tag as char);
+    }
+    for w in &mut writers {
+        w.finish();
+    }
+}

@@ -61,11 +61,13 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
+#[cfg(feature = "tokio")]
+pub mod asyncio;
 mod net;
 
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -207,6 +209,7 @@ impl MailslotOptions {
             counters: net::Counters::default(),
             stop: AtomicBool::new(false),
             wake: EventFd::new()?,
+            bell: EventFd::new()?,
             port: udp.as_ref().and_then(|u| u.local_addr().ok()).map(|a| a.port()),
         });
         let (tx, rx) = mpsc::channel();
@@ -242,17 +245,30 @@ struct Core {
     stop: AtomicBool,
     /// Rung to stop the keeper thread.
     wake: EventFd,
+    /// The reader's doorbell: writers ring it while the reader armed it.
+    bell: EventFd,
     /// The UDP port broadcasts arrive on, when receiving them.
     port: Option<u16>,
 }
 
 /// A writer the ACL admitted: the mailslot family's body is the max
-/// message size (u32 LE); the descriptors are the queue and the server's
-/// life token.
+/// message size (u32 LE); the descriptors are the queue, the server's life
+/// token and the reader's doorbell.
 impl Handler for Core {
     fn admit(&self, conn: Conn, _peer: Cred) {
         let body = (self.queue.max_message() as u32).to_le_bytes();
-        let _ = wire::send(&conn, Family::MAILSLOT, Status::Granted, &body, &[self.queue_fd.as_fd(), self.life.fd()]);
+        let fds = [self.queue_fd.as_fd(), self.life.fd(), self.bell.as_fd()];
+        let _ = wire::send(&conn, Family::MAILSLOT, Status::Granted, &body, &fds);
+    }
+}
+
+/// After a message was queued: ring the reader's doorbell if it sleeps on
+/// it (one load otherwise).
+fn ring_if_armed(queue: &Queue, bell: &EventFd) {
+    // SYNC: the push published (SeqCst) before this load; the reader armed
+    // (SeqCst) before looking for a message (Dekker).
+    if queue.bell_armed() {
+        bell.notify();
     }
 }
 
@@ -264,6 +280,9 @@ impl Core {
                 let now = Some(Duration::ZERO);
                 let reader = Peer { watch: None, alive: &|| true, every: PEER_CHECK };
                 let queued = self.queue.push(net::origin_of(from, d.sender), d.message, now, reader).is_ok();
+                if queued {
+                    ring_if_armed(&self.queue, &self.bell);
+                }
                 net::count_delivery(&self.counters, queued);
             }
         }
@@ -397,10 +416,44 @@ impl Mailslot {
     /// # Errors
     /// As [`Mailslot::read`].
     pub fn read_from(&self, buf: &mut [u8]) -> Result<Received> {
+        self.read_within(buf, None)
+    }
+
+    /// Reads a message if one is queued, without waiting (whatever the
+    /// read timeout).
+    ///
+    /// # Errors
+    /// `Timeout` (121) when the mailslot is empty; as [`Mailslot::read`].
+    pub fn try_read_from(&self, buf: &mut [u8]) -> Result<Received> {
+        self.read_within(buf, Some(Instant::now()))
+    }
+
+    /// A descriptor for `poll`/`epoll`/tokio that becomes readable when a
+    /// writer queues a message while the doorbell is armed
+    /// ([`Mailslot::arm_doorbell`]); the next read disarms it. One loop can
+    /// so wait on this mailslot beside links, pipes and sockets.
+    pub fn doorbell(&self) -> BorrowedFd<'_> {
+        self.core.bell.as_fd()
+    }
+
+    /// Arms the doorbell before a sleep on it; `true` when a message is
+    /// already queued (read instead of sleeping).
+    pub fn arm_doorbell(&self) -> bool {
+        let st = lock(&self.reader);
+        self.core.queue.arm_bell(true);
+        self.core.queue.next(&st).map_or(true, |n| n.is_some())
+    }
+
+    /// `deadline` `None`: the mailslot's read timeout.
+    fn read_within(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<Received> {
         let queue = &self.core.queue;
         let mut st = lock(&self.reader);
+        if queue.bell_armed() {
+            queue.arm_bell(false);
+            self.core.bell.drain();
+        }
         // The clock is read only when the mailslot is empty.
-        let mut deadline = None;
+        let mut deadline = deadline.map(Some);
         loop {
             if let Some(next) = queue.next(&st).map_err(|e| queue_error(e, &self.core.name))? {
                 if buf.len() < next.len {
@@ -467,7 +520,7 @@ impl Drop for Mailslot {
 
 #[derive(Debug)]
 enum Target {
-    Local { queue: Queue, life: LifeWatch, name: String },
+    Local { queue: Queue, life: LifeWatch, name: String, bell: EventFd },
     Broadcast(net::Broadcaster),
 }
 
@@ -528,7 +581,7 @@ impl MailslotClient {
     /// `BadNetPath` (53) for a broadcast over 424 bytes.
     pub fn write(&self, message: &[u8]) -> Result<()> {
         match &self.target {
-            Target::Local { queue, life, name } => {
+            Target::Local { queue, life, name, bell } => {
                 // One load: a closed or dead server fails the write at once.
                 let Some((word, alive)) = life.sleep_word() else { return Err(Error::NotFound(name.clone())) };
                 // A writer waiting for room sleeps on the server's life
@@ -537,7 +590,9 @@ impl MailslotClient {
                 let reader = Peer { watch: Some((word, alive)), alive: &still, every: PEER_BACKSTOP };
                 // WAIT_FOREVER overflows any deadline: the queue then waits for good.
                 let timeout = Some(self.write_timeout);
-                queue.push(Origin::Local, message, timeout, reader).map_err(|e| queue_error(e, name))
+                queue.push(Origin::Local, message, timeout, reader).map_err(|e| queue_error(e, name))?;
+                ring_if_armed(queue, bell);
+                Ok(())
             }
             Target::Broadcast(b) => b.send(message),
         }
@@ -567,7 +622,7 @@ impl MailslotClient {
     /// `InvalidParameter` for a broadcast writer (no queue to look at),
     /// `NotFound` once the server is gone, `Malformed`.
     pub fn info(&self) -> Result<MailslotInfo> {
-        let Target::Local { queue, life, name } = &self.target else {
+        let Target::Local { queue, life, name, .. } = &self.target else {
             return Err(Error::InvalidParameter("a broadcast writer has no queue to look at"));
         };
         if !life.alive() {
@@ -606,15 +661,16 @@ fn open_local(name: String, trust: Trust) -> Result<Target> {
     // The server closed while we asked: as good as never there.
     let answer = rendezvous::connect(Family::MAILSLOT, &mailslot_address(&name), deadline, trust)
         .map_err(|f: Failure| f.into_error(&name))?;
-    let (4, Ok([queue_fd, life_fd])) = (answer.body.len(), <[OwnedFd; 2]>::try_from(answer.fds)) else {
-        return Err(Error::Malformed("a mailslot reply without its size and two descriptors".into()));
+    let (4, Ok([queue_fd, life_fd, bell])) = (answer.body.len(), <[OwnedFd; 3]>::try_from(answer.fds)) else {
+        return Err(Error::Malformed("a mailslot reply without its size, queue, life token and bell".into()));
     };
+    let bell = EventFd::adopt(bell).map_err(|_| Error::Malformed("the mailslot's bell is not an eventfd".into()))?;
     let queue = Queue::open(&queue_fd).map_err(|e| Error::Malformed(e.to_string()))?;
     let life = LifeWatch::open(&life_fd).map_err(|e| Error::Malformed(format!("life token: {e}")))?;
     if !life.alive() {
         return Err(Error::NotFound(name));
     }
-    Ok(Target::Local { queue, life, name })
+    Ok(Target::Local { queue, life, name, bell })
 }
 
 fn access_denied(what: &'static str) -> io::Error {
