@@ -25,6 +25,7 @@ use crate::mutex::{LockGaveUp, Locked, MutexState};
 use crate::ring::{wait_ready_or_peer, ConsumerState, Peer, ProducerState, Ring, RingError, WaitMode, Waited};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::{AsFd, OwnedFd};
 
 /// How often a waiting reader or writer asks whether the peer is alive.
@@ -141,6 +142,9 @@ pub struct Channel {
     duplex: Duplex,
     end: usize,
     wait: WaitMode,
+    /// The other end's doorbell: rung after publishing into its inbound
+    /// ring while it sleeps on it, and when this side closes.
+    peer_bell: Option<EventFd>,
 }
 
 impl Channel {
@@ -154,7 +158,7 @@ impl Channel {
         let ctl: &PipeCtl = duplex.extra();
         ctl.holders[0].store(1, Ordering::Relaxed);
         ctl.holders[1].store(1, Ordering::Relaxed);
-        Ok((fd, Channel { duplex, end: end & 1, wait: WaitMode::default() }))
+        Ok((fd, Channel { duplex, end: end & 1, wait: WaitMode::default(), peer_bell: None }))
     }
 
     /// Maps end `end` of a data plane received from a peer.
@@ -162,7 +166,38 @@ impl Channel {
     /// # Errors
     /// A [`SegmentError`] for anything that does not check out.
     pub fn open<Fd: AsFd>(fd: Fd, end: usize) -> Result<Channel, SegmentError> {
-        Ok(Channel { duplex: Duplex::open(fd)?, end: end & 1, wait: WaitMode::default() })
+        Ok(Channel { duplex: Duplex::open(fd)?, end: end & 1, wait: WaitMode::default(), peer_bell: None })
+    }
+
+    /// Sets the other end's doorbell (see [`Channel::arm_bell`]).
+    pub fn set_peer_bell(&mut self, bell: EventFd) {
+        self.peer_bell = Some(bell);
+    }
+
+    /// Arms (`true`) or disarms this end's doorbell: while armed, the other
+    /// end rings its bell (this end's eventfd) after each chunk it
+    /// publishes. Returns whether there is no need to sleep: data, or the
+    /// channel's end, is already there.
+    pub fn arm_bell(&self, on: bool) -> bool {
+        let (ring, _) = self.inbound();
+        ring.arm_bell(on);
+        ring.has_data(&ConsumerState::at(ring.published_head())) || ring.is_closed() || self.disconnected()
+    }
+
+    /// The other end's doorbell (to hand over with this end).
+    pub fn peer_bell(&self) -> Option<&EventFd> {
+        self.peer_bell.as_ref()
+    }
+
+    /// Whether this end armed its doorbell.
+    pub fn bell_armed(&self) -> bool {
+        self.inbound().0.bell_armed()
+    }
+
+    fn ring_peer(&self) {
+        if let Some(bell) = &self.peer_bell {
+            bell.notify();
+        }
     }
 
     /// Sets how this holder waits.
@@ -202,6 +237,7 @@ impl Channel {
     pub fn close(&self) {
         self.duplex.ring(0).close();
         self.duplex.ring(1).close();
+        self.ring_peer();
     }
 
     /// Server side: drops the client, discarding unread data both ways.
@@ -259,6 +295,11 @@ impl Channel {
                 return Err(ChannelError::Disconnected);
             }
             if ring.try_push(st, chunk, more)? {
+                // SYNC: published (SeqCst) before this load; the reader
+                // armed (SeqCst) before looking for data (Dekker).
+                if ring.bell_armed() {
+                    self.ring_peer();
+                }
                 return Ok(());
             }
             let ready = &mut || ring.has_room(st, chunk.len());

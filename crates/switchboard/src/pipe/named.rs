@@ -44,12 +44,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use switchboard_shm::peer::{Peer, PEER_BACKSTOP, PEER_CHECK};
 use switchboard_shm::pipe::{Channel, ChannelError, Framing, PeekOutcome};
+use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::socket::{Conn, Cred, Listener};
 
 use crate::error::{Error, Result};
@@ -341,11 +342,16 @@ impl Pipe {
             return;
         };
         let Ok((seg_fd, chan)) = Channel::create(ring_capacity(self.opts.buffer), 1) else { return };
+        // Both doorbells are made here: the server's (rung by the client)
+        // and the client's (rung by the server).
+        let (Ok(server_bell), Ok(client_bell)) = (EventFd::new(), EventFd::new()) else { return };
         let body = [self.opts.pipe_type as u8, self.opts.access as u8];
-        if wire::send(&conn, Family::PIPE, Status::Granted, &body, &[seg_fd.as_fd()]).is_err() {
+        let fds = [seg_fd.as_fd(), server_bell.as_fd(), client_bell.as_fd()];
+        if wire::send(&conn, Family::PIPE, Status::Granted, &body, &fds).is_err() {
             return;
         }
-        let end = End::new(conn, chan, seg_fd, cred, (self.opts.pipe_type, self.opts.access), true);
+        let kind = (self.opts.pipe_type, self.opts.access);
+        let end = End::new(conn, chan, seg_fd, cred, kind, true, (server_bell, client_bell));
         st.slots.insert(id, Slot::Pending(Box::new(end)));
         self.changed.notify_all();
     }
@@ -393,6 +399,8 @@ struct End {
     /// holder closed, or died); `None` when the responder could not watch,
     /// and blocked calls then look every `PEER_CHECK`.
     watch: Option<HangupWatch>,
+    /// This end's doorbell (the other end's bell is in `chan`).
+    bell: EventFd,
 }
 
 fn channel_error(e: ChannelError, writing: bool) -> Error {
@@ -406,13 +414,34 @@ fn channel_error(e: ChannelError, writing: bool) -> Error {
 }
 
 impl End {
-    fn new(conn: Conn, chan: Channel, seg_fd: OwnedFd, peer: Cred, kind: (PipeType, PipeAccess), server: bool) -> End {
-        let watch = Channel::open(&seg_fd, 0).ok().and_then(|view| {
-            let on_gone = Box::new(move || view.close());
+    /// `bells`: (this end's, the other end's).
+    fn new(
+        conn: Conn,
+        mut chan: Channel,
+        seg_fd: OwnedFd,
+        peer: Cred,
+        kind: (PipeType, PipeAccess),
+        server: bool,
+        bells: (EventFd, EventFd),
+    ) -> End {
+        let (bell, peer_bell) = bells;
+        chan.set_peer_bell(peer_bell);
+        // The other end's hang-up closes the channel and rings this end's
+        // bell, so a reader asleep on it learns of it too.
+        let watch = Channel::open(&seg_fd, 0).ok().zip(bell.try_clone().ok()).and_then(|(view, ring)| {
+            let on_gone = Box::new(move || {
+                view.close();
+                ring.notify();
+            });
             HangupWatch::start(&conn, on_gone).ok()
         });
         let (pipe_type, access) = kind;
-        End { conn, chan, seg_fd, peer, pipe_type, access, server, watch }
+        End { conn, chan, seg_fd, peer, pipe_type, access, server, watch, bell }
+    }
+
+    /// Arms this end's doorbell (see [`PipeClient::arm_doorbell`]).
+    fn arm_doorbell(&self) -> bool {
+        self.chan.arm_bell(true)
     }
 
     /// Runs `f` with this end's view of its peer: the hang-up watch closes
@@ -438,6 +467,10 @@ impl End {
     fn read_deadline(&self, buf: &mut [u8], mode: ReadMode, deadline: Option<Instant>) -> Result<usize> {
         if !self.may_read() {
             return Err(Error::AccessDenied("this end of the pipe only writes"));
+        }
+        if self.chan.bell_armed() {
+            self.chan.arm_bell(false);
+            self.bell.drain();
         }
         let framing = if mode == ReadMode::Message { Framing::Message } else { Framing::Bytes };
         match self.with_peer(|peer| self.chan.read(buf, framing, deadline, peer)) {
@@ -616,6 +649,31 @@ impl PipeServer {
         Ok(())
     }
 
+    /// Reads what is there without waiting (see [`PipeClient::try_read`]).
+    ///
+    /// # Errors
+    /// As [`PipeServer::read`]; `Timeout` when empty.
+    pub fn try_read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.end()?.read_deadline(buf, *lock(&self.read_mode), Some(Instant::now()))
+    }
+
+    /// The connected client's doorbell side, as [`PipeClient::doorbell`]
+    /// (a descriptor of its own, valid for this connection).
+    ///
+    /// # Errors
+    /// `PipeNotConnected`; `EMFILE`.
+    pub fn doorbell(&self) -> Result<OwnedFd> {
+        Ok(self.end()?.bell.as_fd().try_clone_to_owned()?)
+    }
+
+    /// Arms the doorbell (see [`PipeClient::arm_doorbell`]).
+    ///
+    /// # Errors
+    /// `PipeNotConnected`.
+    pub fn arm_doorbell(&self) -> Result<bool> {
+        Ok(self.end()?.arm_doorbell())
+    }
+
     /// The client's process id (S24).
     ///
     /// # Errors
@@ -701,12 +759,14 @@ impl PipeClient {
         let deadline = rendezvous::answer_deadline(None);
         let Answer { conn, owner, body, fds } =
             rendezvous::connect(Family::PIPE, &open_addr, deadline, trust).map_err(|f| f.into_error(&folded))?;
-        let (&[pipe_type, access], Ok([seg_fd])) = (&body[..], <[OwnedFd; 1]>::try_from(fds)) else {
+        let (&[pipe_type, access], Ok([seg_fd, server_bell, client_bell])) = (&body[..], <[OwnedFd; 3]>::try_from(fds))
+        else {
             return Err(bad_reply());
         };
         let (pipe_type, access) = decode_kind(pipe_type, access)?;
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
-        let end = End::new(conn, chan, seg_fd, owner, (pipe_type, access), false);
+        let bells = (adopt_bell(client_bell)?, adopt_bell(server_bell)?);
+        let end = End::new(conn, chan, seg_fd, owner, (pipe_type, access), false, bells);
         Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte) })
     }
 
@@ -774,6 +834,31 @@ impl PipeClient {
         Ok(())
     }
 
+    /// Reads what is there without waiting: `Timeout` (121) when nothing
+    /// is; otherwise as [`PipeClient::read`].
+    ///
+    /// # Errors
+    /// As [`PipeClient::read`]; `Timeout` when empty.
+    pub fn try_read(&self, buf: &mut [u8]) -> Result<usize> {
+        self.end.read_deadline(buf, *lock(&self.read_mode), Some(Instant::now()))
+    }
+
+    /// A descriptor for `poll`/`epoll`/tokio that becomes readable when the
+    /// server writes while the doorbell is armed ([`PipeClient::arm_doorbell`]),
+    /// or when the server's end goes; the next read disarms it. One loop can
+    /// so wait on this pipe beside links, mailslots and sockets. (Holders
+    /// that share this end share its doorbell too: one of them should wait
+    /// on it at a time.)
+    pub fn doorbell(&self) -> BorrowedFd<'_> {
+        self.end.bell.as_fd()
+    }
+
+    /// Arms the doorbell before a sleep on it; `true` when there is no need
+    /// to sleep (data, or the pipe's end, is already there).
+    pub fn arm_doorbell(&self) -> bool {
+        self.end.arm_doorbell()
+    }
+
     /// The server's process id (S24).
     pub fn server_process_id(&self) -> u32 {
         self.end.peer.pid
@@ -789,9 +874,11 @@ impl PipeClient {
     /// # Errors
     /// The system error when `via`'s peer is gone.
     pub fn send(&self, via: &Conn) -> Result<()> {
+        let peer_bell =
+            self.end.chan.peer_bell().ok_or_else(|| Error::Malformed("a pipe end without its bells".into()))?;
         self.end.chan.add_holder();
         let body = [self.end.pipe_type as u8, self.end.access as u8, *lock(&self.read_mode) as u8];
-        let fds = [self.end.conn.as_fd(), self.end.seg_fd.as_fd()];
+        let fds = [self.end.conn.as_fd(), self.end.seg_fd.as_fd(), self.end.bell.as_fd(), peer_bell.as_fd()];
         wire::send(via, Family::PIPE, Status::Granted, &body, &fds).inspect_err(|_| {
             self.end.chan.release_holder();
         })
@@ -807,7 +894,9 @@ impl PipeClient {
             Failure::Refused(e) => e,
             _ => Error::BrokenPipe,
         })?;
-        let (&[pipe_type, access, read_mode], Ok([conn, seg_fd])) = (&body[..], <[OwnedFd; 2]>::try_from(fds)) else {
+        let (&[pipe_type, access, read_mode], Ok([conn, seg_fd, bell, peer_bell])) =
+            (&body[..], <[OwnedFd; 4]>::try_from(fds))
+        else {
             return Err(Error::Malformed("not a pipe end".into()));
         };
         let (pipe_type, access) = decode_kind(pipe_type, access)?;
@@ -815,7 +904,8 @@ impl PipeClient {
         let conn = Conn::from_fd(conn);
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
         let peer = conn.peer_cred()?;
-        let end = End::new(conn, chan, seg_fd, peer, (pipe_type, access), false);
+        let bells = (adopt_bell(bell)?, adopt_bell(peer_bell)?);
+        let end = End::new(conn, chan, seg_fd, peer, (pipe_type, access), false, bells);
         Ok(PipeClient { end, read_mode: Mutex::new(read_mode) })
     }
 }
@@ -846,6 +936,11 @@ pub fn wait_named_pipe(name: &str, timeout: Option<Duration>) -> Result<()> {
         Err(Failure::Refused(e)) => Err(e),
         Err(_) => Err(Error::BrokenPipe),
     }
+}
+
+/// A doorbell a peer sent: only an eventfd will do.
+fn adopt_bell(fd: OwnedFd) -> Result<EventFd> {
+    EventFd::adopt(fd).map_err(|_| Error::Malformed("a pipe doorbell that is not an eventfd".into()))
 }
 
 fn bad_reply() -> Error {
