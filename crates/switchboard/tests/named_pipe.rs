@@ -466,3 +466,47 @@ fn pipe_s23_server_killed_with_a_client_connected_is_broken_pipe_not_a_hang() {
     assert!(matches!(client.write(b"x"), Err(Error::NoData)));
     assert!(matches!(PipeClient::open(&name), Err(Error::NotFound(_))), "the name died with its server");
 }
+
+/// Doorbells: a client waits on its pipe's doorbell in a poll loop and
+/// reads with `try_read` only, while a server in another process writes;
+/// the server's `kill -9` rings it too, and the pipe then says BrokenPipe.
+#[test]
+fn pipe_doorbell_a_poll_loop_reads_a_pipe_and_hears_its_servers_death() {
+    let _w = Watchdog::test();
+    let test = "pipe_doorbell_a_poll_loop_reads_a_pipe_and_hears_its_servers_death";
+    if role().is_some() {
+        let server = message_pipe().create(&util::args()[0]).unwrap();
+        say("listening");
+        server.connect().unwrap();
+        for i in 0..50u8 {
+            server.write(&[i]).unwrap();
+        }
+        hold("written");
+    }
+    let name = unique("pipe-bell");
+    let mut peer = Peer::spawn(test, "server", &[&name]);
+    peer.expect("listening");
+    let client = PipeClient::open(&name).unwrap();
+    client.set_read_mode(ReadMode::Message).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8];
+    while got.len() < 50 {
+        if !client.arm_doorbell() {
+            let ready =
+                switchboard_sys::socket::poll_readable(&[client.doorbell()], Some(Duration::from_secs(60))).unwrap();
+            assert_eq!(ready, [true]);
+        }
+        while let Ok(n) = client.try_read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(got, (0..50).collect::<Vec<u8>>());
+    peer.expect("written");
+    peer.kill9();
+    if !client.arm_doorbell() {
+        let ready =
+            switchboard_sys::socket::poll_readable(&[client.doorbell()], Some(Duration::from_secs(60))).unwrap();
+        assert_eq!(ready, [true], "the server's death rings the doorbell");
+    }
+    assert!(matches!(client.try_read(&mut buf), Err(Error::BrokenPipe)));
+}

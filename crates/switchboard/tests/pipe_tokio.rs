@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::{unique, Watchdog};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().enable_io().build().unwrap()
 }
 
 #[test]
@@ -56,5 +56,60 @@ fn pipe_tokio_a_read_cancelled_by_a_timeout_loses_nothing() {
         client.write(b"late but kept").unwrap();
         let n = rx.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"late but kept");
+    });
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Client reads await the pipe's doorbell: 20 of them wait at once on a
+/// single-threaded runtime without a thread each, then a writer thread
+/// answers them in reverse order; a read cancelled by a timeout loses
+/// nothing; the server's end reads as the end of the stream.
+#[test]
+fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
+    let _w = Watchdog::test();
+    let pairs: Vec<_> = (0..20)
+        .map(|i| {
+            let name = unique(&format!("tokio-bell{i}"));
+            let server = PipeOptions::new().create(&name).unwrap();
+            let client = PipeClient::open(&name).unwrap();
+            server.connect().unwrap();
+            (server, client)
+        })
+        .collect();
+    let (servers, clients): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().unwrap();
+    rt.block_on(async {
+        let mut pipes: Vec<AsyncPipe<PipeClient>> = clients.into_iter().map(AsyncPipe::new).collect();
+        let mut buf = [0u8; 16];
+        let early = tokio::time::timeout(Duration::from_millis(20), pipes[0].read(&mut buf));
+        assert!(early.await.is_err(), "nothing was written yet");
+        let before = threads();
+        let mut tasks = Vec::new();
+        for (i, mut pipe) in pipes.into_iter().enumerate() {
+            tasks.push(tokio::spawn(async move {
+                let mut buf = [0u8; 16];
+                let n = pipe.read(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], format!("to {i}").as_bytes());
+                pipe
+            }));
+        }
+        tokio::task::yield_now().await;
+        assert!(threads() <= before, "waiting reads took threads: {before} → {}", threads());
+        let writer = std::thread::spawn(move || {
+            for (i, s) in servers.iter().enumerate().rev() {
+                s.write(format!("to {i}").as_bytes()).unwrap();
+            }
+            servers
+        });
+        let mut pipes = Vec::new();
+        for t in tasks {
+            pipes.push(t.await.unwrap());
+        }
+        drop(writer.join().unwrap());
+        // Every server end is gone: end of stream.
+        assert_eq!(pipes[3].read(&mut buf).await.unwrap(), 0);
     });
 }

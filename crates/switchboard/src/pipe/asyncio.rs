@@ -1,18 +1,22 @@
 //! tokio `AsyncRead` / `AsyncWrite` for named pipes (feature `tokio`).
 //!
-//! A pipe end waits on a futex in shared memory, which no reactor can poll,
-//! so [`AsyncPipe`] runs each read and write on tokio's blocking pool
-//! (`spawn_blocking`) and wakes the task when it is done. An operation once
-//! started finishes even if the future that started it is dropped: its
-//! result is kept and handed to the next `poll_read` / `poll_write`, so no
-//! byte is lost to cancellation (only dropping the `AsyncPipe` itself
-//! discards a read still under way). Reads follow `std::io::Read` rules: a
-//! message cut short by the buffer gives what fitted, the end is `Ok(0)`.
+//! **Reads of a client end** await the end's doorbell
+//! ([`PipeClient::doorbell`]) in tokio's reactor: a waiting read parks no
+//! thread, and a read is taken only when `poll_read` returns it.
 //!
-//! A read under way holds one blocking-pool thread until data or the end of
-//! the pipe arrives, and tokio waits for such threads when a runtime shuts
-//! down: where a peer may stay silent, shut down with
-//! `Runtime::shutdown_timeout`.
+//! **Writes, and reads of a server end** (whose doorbell changes with
+//! each client), run on tokio's blocking pool (`spawn_blocking`): a write
+//! waits only while the peer's buffer is full. An operation once started
+//! finishes even if the future that started it is dropped: its result is
+//! kept and handed to the next `poll_read` / `poll_write`, so no byte is
+//! lost to cancellation (only dropping the `AsyncPipe` itself discards a
+//! read still under way). A server read under way holds one blocking-pool
+//! thread until data or the end of the pipe arrives, and tokio waits for
+//! such threads when a runtime shuts down: where a peer may stay silent,
+//! shut down with `Runtime::shutdown_timeout`.
+//!
+//! Reads follow `std::io::Read` rules: a message cut short by the buffer
+//! gives what fitted, the end is `Ok(0)`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -31,10 +35,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use std::os::fd::OwnedFd;
+
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::JoinHandle;
 
 use super::named::{io_read, PipeClient, PipeServer};
+use crate::error::Error;
 
 /// A pipe end whose reads and writes block the calling thread.
 pub trait BlockingEnd: Send + Sync + 'static {
@@ -48,6 +56,24 @@ pub trait BlockingEnd: Send + Sync + 'static {
     /// # Errors
     /// The pipe's error.
     fn write_blocking(&self, buf: &[u8]) -> io::Result<()>;
+
+    /// The end's doorbell, when its reads can be awaited on it.
+    fn doorbell(&self) -> Option<OwnedFd> {
+        None
+    }
+
+    /// Reads without waiting (`WouldBlock` when nothing is there).
+    ///
+    /// # Errors
+    /// The pipe's error.
+    fn read_now(&self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Arms the doorbell; `true` when a read would not wait.
+    fn arm(&self) -> bool {
+        true
+    }
 }
 
 impl BlockingEnd for PipeClient {
@@ -56,6 +82,18 @@ impl BlockingEnd for PipeClient {
     }
     fn write_blocking(&self, buf: &[u8]) -> io::Result<()> {
         Ok(self.write(buf)?)
+    }
+    fn doorbell(&self) -> Option<OwnedFd> {
+        PipeClient::doorbell(self).try_clone_to_owned().ok()
+    }
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.try_read(buf) {
+            Err(Error::Timeout) => Err(io::ErrorKind::WouldBlock.into()),
+            other => io_read(other),
+        }
+    }
+    fn arm(&self) -> bool {
+        self.arm_doorbell()
     }
 }
 
@@ -72,6 +110,8 @@ impl BlockingEnd for PipeServer {
 #[derive(Debug)]
 pub struct AsyncPipe<T> {
     end: Arc<T>,
+    /// The end's doorbell in tokio's reactor, when its reads await it.
+    bell: Option<AsyncFd<OwnedFd>>,
     reading: Option<JoinHandle<io::Result<Vec<u8>>>>,
     /// Bytes a finished read got that did not fit the caller's buffer.
     unread: Vec<u8>,
@@ -79,9 +119,10 @@ pub struct AsyncPipe<T> {
 }
 
 impl<T: BlockingEnd> AsyncPipe<T> {
-    /// Wraps a pipe end.
+    /// Wraps a pipe end; must be called inside a tokio runtime.
     pub fn new(end: T) -> AsyncPipe<T> {
-        AsyncPipe { end: Arc::new(end), reading: None, unread: Vec::new(), writing: None }
+        let bell = end.doorbell().and_then(|fd| switchboard_sys::reactor::register_readable(fd).ok());
+        AsyncPipe { end: Arc::new(end), bell, reading: None, unread: Vec::new(), writing: None }
     }
 
     /// The pipe end (for its other methods: `transact`, `peek`, …).
@@ -97,6 +138,9 @@ fn joined<R>(r: Result<io::Result<R>, tokio::task::JoinError>) -> io::Result<R> 
 impl<T: BlockingEnd> AsyncRead for AsyncPipe<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if let Some(bell) = &this.bell {
+            return poll_read_on_bell(&*this.end, bell, cx, buf);
+        }
         if this.unread.is_empty() {
             let task = this.reading.get_or_insert_with(|| {
                 let (end, room) = (this.end.clone(), buf.remaining());
@@ -116,6 +160,31 @@ impl<T: BlockingEnd> AsyncRead for AsyncPipe<T> {
         buf.put_slice(&this.unread[..n]);
         this.unread.drain(..n);
         Poll::Ready(Ok(()))
+    }
+}
+
+/// A read that awaits the end's doorbell: take what is there, else arm the
+/// bell and sleep in the reactor until it rings.
+fn poll_read_on_bell<T: BlockingEnd>(
+    end: &T,
+    bell: &AsyncFd<OwnedFd>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        match end.read_now(buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        if end.arm() {
+            continue;
+        }
+        let mut ready = ready!(bell.poll_read_ready(cx))?;
+        ready.clear_ready();
     }
 }
 
