@@ -77,8 +77,9 @@ struct Object<T> {
 }
 
 impl<T: Shared + std::fmt::Debug> Object<T> {
-    fn create(kind: Kind, seg_kind: SegKind, name: Option<&str>, acl: &Acl, init: impl Fn(&T)) -> Result<Self> {
-        let addr = namespace::address_for(kind, name)?;
+    fn create(kind: Kind, seg_kind: SegKind, common: &Common<'_>, init: impl Fn(&T)) -> Result<Self> {
+        let (name, acl) = (common.name, &common.acl);
+        let addr = namespace::address_for(kind, name)?.trusting(common.trust_owner);
         let mut make = || {
             let (fd, seg) = Segment::create(seg_kind, "switchboard-sync").map_err(segment_error)?;
             init(seg.object::<T>().map_err(segment_error)?);
@@ -252,8 +253,12 @@ impl Mutex {
     /// # Errors
     /// As [`Mutex::create`].
     pub fn create_with_acl<'a>(name: impl Into<Option<&'a str>>, initially_owned: bool, acl: &Acl) -> Result<Mutex> {
-        Object::create(Kind::Mutex, SegKind::Mutex, name.into(), acl, |s: &MutexState| s.init(initially_owned))
-            .map(Mutex)
+        Mutex::builder().name(name).initially_owned(initially_owned).acl(acl.clone()).create()
+    }
+
+    /// Starts building a mutex: `Mutex::builder().name("m").acl(..).create()`.
+    pub fn builder<'a>() -> MutexBuilder<'a> {
+        MutexBuilder { common: Common::default(), initially_owned: false }
     }
 
     /// Releases one acquisition (S12).
@@ -295,13 +300,13 @@ impl Semaphore {
         maximum: u32,
         acl: &Acl,
     ) -> Result<Semaphore> {
-        if maximum == 0 || maximum > i32::MAX as u32 || initial > maximum {
-            return Err(Error::InvalidParameter("need 0 <= initial <= maximum and 1 <= maximum <= 2^31-1"));
-        }
-        Object::create(Kind::Semaphore, SegKind::Semaphore, name.into(), acl, |s: &SemaphoreState| {
-            s.init(initial, maximum)
-        })
-        .map(Semaphore)
+        Semaphore::builder().name(name).initial(initial).maximum(maximum).acl(acl.clone()).create()
+    }
+
+    /// Starts building a semaphore (initial 0, maximum 1):
+    /// `Semaphore::builder().name("s").maximum(4).create()`.
+    pub fn builder<'a>() -> SemaphoreBuilder<'a> {
+        SemaphoreBuilder { common: Common::default(), initial: 0, maximum: 1 }
     }
 
     /// Adds `n` counts and returns the previous count (S15).
@@ -351,10 +356,13 @@ impl Event {
         initially_set: bool,
         acl: &Acl,
     ) -> Result<Event> {
-        Object::create(Kind::Event, SegKind::Event, name.into(), acl, |s: &EventState| {
-            s.init(manual_reset, initially_set)
-        })
-        .map(Event)
+        Event::builder().name(name).manual_reset(manual_reset).initially_set(initially_set).acl(acl.clone()).create()
+    }
+
+    /// Starts building an event (auto-reset, not set):
+    /// `Event::builder().name("e").manual_reset(true).create()`.
+    pub fn builder<'a>() -> EventBuilder<'a> {
+        EventBuilder { common: Common::default(), manual_reset: false, initially_set: false }
     }
 
     /// Signals: manual-reset releases every waiter and stays set; auto-reset
@@ -441,4 +449,155 @@ pub fn wait_any(objs: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Wai
 pub fn wait_all(objs: &[&dyn Waitable], timeout: Option<Duration>) -> Result<WaitMany> {
     let states = check_many(objs, true)?;
     Ok(many(shm_wait::wait_all(&states, timeout.and_then(deadline))))
+}
+
+/// What every sync-object builder sets.
+#[derive(Debug, Default)]
+struct Common<'a> {
+    name: Option<&'a str>,
+    acl: Acl,
+    trust_owner: Option<u32>,
+}
+
+impl Common<'_> {
+    fn name_for_open(&self) -> Result<&str> {
+        self.name.ok_or(Error::InvalidParameter("open needs a name"))
+    }
+}
+
+/// The setters every sync-object builder shares.
+macro_rules! common_setters {
+    () => {
+        /// The object's name (`None`: unnamed, shared only by handle).
+        pub fn name(mut self, name: impl Into<Option<&'a str>>) -> Self {
+            self.common.name = name.into();
+            self
+        }
+        /// Who besides this user may open it (default: nobody).
+        pub fn acl(mut self, acl: Acl) -> Self {
+            self.common.acl = acl;
+            self
+        }
+        /// When the `Global\` name exists already, also believe it if user
+        /// `uid` created it (by default only the caller's user or root).
+        pub fn trust_owner(mut self, uid: u32) -> Self {
+            self.common.trust_owner = Some(uid);
+            self
+        }
+    };
+}
+
+/// How to create or open a [`Mutex`]. Finish with `create` or `open`.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until create or open"]
+pub struct MutexBuilder<'a> {
+    common: Common<'a>,
+    initially_owned: bool,
+}
+
+impl<'a> MutexBuilder<'a> {
+    common_setters!();
+    /// Whether the creating thread owns it at once (ignored when it exists).
+    pub fn initially_owned(mut self, owned: bool) -> Self {
+        self.initially_owned = owned;
+        self
+    }
+    /// Creates the mutex, or opens the existing one.
+    ///
+    /// # Errors
+    /// `InvalidHandle` when the name holds another kind, `AccessDenied`
+    /// for a holder of another user not trusted, `InvalidName`.
+    pub fn create(self) -> Result<Mutex> {
+        let owned = self.initially_owned;
+        Object::create(Kind::Mutex, SegKind::Mutex, &self.common, |s: &MutexState| s.init(owned)).map(Mutex)
+    }
+    /// Opens the existing mutex.
+    ///
+    /// # Errors
+    /// `NotFound`, `InvalidHandle`, `AccessDenied`, `InvalidParameter` without a name.
+    pub fn open(self) -> Result<Mutex> {
+        Object::open(Kind::Mutex, SegKind::Mutex, self.common.name_for_open()?, self.common.trust_owner).map(Mutex)
+    }
+}
+
+/// How to create or open a [`Semaphore`]. Finish with `create` or `open`.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until create or open"]
+pub struct SemaphoreBuilder<'a> {
+    common: Common<'a>,
+    initial: u32,
+    maximum: u32,
+}
+
+impl<'a> SemaphoreBuilder<'a> {
+    common_setters!();
+    /// The initial count (default 0; ignored when it exists).
+    pub fn initial(mut self, n: u32) -> Self {
+        self.initial = n;
+        self
+    }
+    /// The maximum count (default 1; ignored when it exists).
+    pub fn maximum(mut self, n: u32) -> Self {
+        self.maximum = n;
+        self
+    }
+    /// Creates the semaphore, or opens the existing one (whose counts win).
+    ///
+    /// # Errors
+    /// `InvalidParameter` unless `0 <= initial <= maximum`,
+    /// `1 <= maximum <= i32::MAX`; as [`MutexBuilder::create`].
+    pub fn create(self) -> Result<Semaphore> {
+        let (initial, maximum) = (self.initial, self.maximum);
+        if maximum == 0 || maximum > i32::MAX as u32 || initial > maximum {
+            return Err(Error::InvalidParameter("need 0 <= initial <= maximum and 1 <= maximum <= 2^31-1"));
+        }
+        Object::create(Kind::Semaphore, SegKind::Semaphore, &self.common, |s: &SemaphoreState| s.init(initial, maximum))
+            .map(Semaphore)
+    }
+    /// Opens the existing semaphore.
+    ///
+    /// # Errors
+    /// As [`MutexBuilder::open`].
+    pub fn open(self) -> Result<Semaphore> {
+        let name = self.common.name_for_open()?;
+        Object::open(Kind::Semaphore, SegKind::Semaphore, name, self.common.trust_owner).map(Semaphore)
+    }
+}
+
+/// How to create or open an [`Event`]. Finish with `create` or `open`.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until create or open"]
+pub struct EventBuilder<'a> {
+    common: Common<'a>,
+    manual_reset: bool,
+    initially_set: bool,
+}
+
+impl<'a> EventBuilder<'a> {
+    common_setters!();
+    /// Manual-reset (stays set, releases every waiter) instead of auto-reset.
+    pub fn manual_reset(mut self, manual: bool) -> Self {
+        self.manual_reset = manual;
+        self
+    }
+    /// Whether it starts set (ignored when it exists).
+    pub fn initially_set(mut self, set: bool) -> Self {
+        self.initially_set = set;
+        self
+    }
+    /// Creates the event, or opens the existing one (whose mode and state win).
+    ///
+    /// # Errors
+    /// As [`MutexBuilder::create`].
+    pub fn create(self) -> Result<Event> {
+        let (manual, set) = (self.manual_reset, self.initially_set);
+        Object::create(Kind::Event, SegKind::Event, &self.common, |s: &EventState| s.init(manual, set)).map(Event)
+    }
+    /// Opens the existing event.
+    ///
+    /// # Errors
+    /// As [`MutexBuilder::open`].
+    pub fn open(self) -> Result<Event> {
+        Object::open(Kind::Event, SegKind::Event, self.common.name_for_open()?, self.common.trust_owner).map(Event)
+    }
 }

@@ -118,13 +118,15 @@ fn names_s09_attack_another_users_squatted_names_are_refused_unless_trusted() {
         let _m = Mapping::builder().name(global.as_str()).size(4096).acl(Acl::everyone()).create().unwrap();
         let _p = PipeOptions::new().acl(Acl::everyone()).create(&a[1]).unwrap();
         let _s = MailslotOptions::new().acl(Acl::everyone()).create(&a[2]).unwrap();
+        let event = format!("Global\\{}", a[3]);
+        let _e = Event::builder().name(event.as_str()).acl(Acl::everyone()).create().unwrap();
         hold("squatting");
     }
     if !root() {
         return;
     }
-    let (map, pipe, slot) = (unique("sq-map"), unique("sq-pipe"), unique("sq-slot"));
-    let mut attacker = Peer::spawn_as(NOBODY, test, "attacker", &[&map, &pipe, &slot]);
+    let (map, pipe, slot, event) = (unique("sq-map"), unique("sq-pipe"), unique("sq-slot"), unique("sq-event"));
+    let mut attacker = Peer::spawn_as(NOBODY, test, "attacker", &[&map, &pipe, &slot, &event]);
     attacker.expect("squatting");
     let global = format!("Global\\{map}");
     // Before, create opened the attacker's mapping and wrote into it.
@@ -142,6 +144,11 @@ fn names_s09_attack_another_users_squatted_names_are_refused_unless_trusted() {
     assert!(created.already_existed());
     assert!(PipeClient::open_trusting(&pipe, NOBODY).is_ok(), "a pipe client that names the owner opens it");
     assert!(MailslotClient::open_trusting(&slot, NOBODY).is_ok());
+    // Sync objects: refused on create, believed when the owner is named.
+    let event = format!("Global\\{event}");
+    assert_eq!(code(Event::builder().name(event.as_str()).create()), 5);
+    let trusted = Event::builder().name(event.as_str()).trust_owner(NOBODY).create().unwrap();
+    assert!(trusted.already_existed() && trusted.owner_uid() == NOBODY);
     attacker.dismiss();
 }
 
