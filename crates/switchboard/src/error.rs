@@ -34,9 +34,10 @@ pub enum Error {
     /// No object has this name (classic 2).
     #[error("no object named {0:?}")]
     NotFound(String),
-    /// The object's ACL or the requested access refuses the caller (classic 5).
+    /// The object's ACL or the requested access refuses the caller, or its
+    /// holder is not trusted (classic 5); the text names what refused.
     #[error("access denied: {0}")]
-    AccessDenied(&'static str),
+    AccessDenied(String),
     /// The OS refused to take a handle from another process (classic 5).
     #[error("the OS refused to take a handle from process {pid} ({errno}); ptrace policy (Yama ptrace_scope) or another user — pass the handle over a connection instead")]
     HandleTakingRefused {

@@ -162,7 +162,7 @@ impl<'a> MappingBuilder<'a> {
         let fd = memfd::duplicate(file)?;
         let writable = memfd::is_writable(&fd);
         if self.protection == Protection::ReadWrite && !writable {
-            return Err(Error::AccessDenied("the file is not open for writing"));
+            return Err(Error::AccessDenied("the file is not open for writing".into()));
         }
         let current = memfd::size(&fd)?;
         let size = match self.size {
@@ -172,7 +172,7 @@ impl<'a> MappingBuilder<'a> {
         };
         if size > current {
             if !writable || self.protection != Protection::ReadWrite {
-                return Err(Error::AccessDenied("the file must grow but the mapping is not writable"));
+                return Err(Error::AccessDenied("the file must grow but the mapping is not writable".into()));
             }
             memfd::set_size(&fd, size)?;
         }
@@ -286,7 +286,7 @@ impl Mapping {
     fn from_endpoint(endpoint: Endpoint, access: Access) -> Result<Mapping> {
         let protection = Protection::from_wire(endpoint.info().protection)?;
         if !protection.allows(access) {
-            return Err(Error::AccessDenied("the mapping's protection does not allow this access"));
+            return Err(Error::AccessDenied("the mapping's protection does not allow this access".into()));
         }
         let size = endpoint.info().size;
         let fd = endpoint.fd(0).ok_or_else(|| Error::Malformed("a mapping without its memory".into()))?;
@@ -338,11 +338,11 @@ impl Mapping {
             return Err(Error::MappedAlignment(offset));
         }
         if !access.within(self.access) {
-            return Err(Error::AccessDenied("the view asks for more access than the handle has"));
+            return Err(Error::AccessDenied("the view asks for more access than the handle has".into()));
         }
         let len = if len == 0 { self.size().saturating_sub(offset) } else { len as u64 };
         if len == 0 || offset.checked_add(len).is_none_or(|end| end > self.size()) {
-            return Err(Error::AccessDenied("the view extends past the end of the mapping"));
+            return Err(Error::AccessDenied("the view extends past the end of the mapping".into()));
         }
         let prot = match access {
             Access::Read => switchboard_sys::mmap::Protection::Read,
@@ -352,7 +352,9 @@ impl Mapping {
         let fd = self.inner.endpoint.fd(0).ok_or_else(|| Error::Malformed("mapping without memory".into()))?;
         let len = usize::try_from(len).map_err(|_| Error::InvalidParameter("view too large"))?;
         let region = Region::map(fd, offset, len, prot).map_err(|e| match e {
-            switchboard_sys::Errno::ACCESS => Error::AccessDenied("the backing descriptor does not allow this access"),
+            switchboard_sys::Errno::ACCESS => {
+                Error::AccessDenied("the backing descriptor does not allow this access".into())
+            }
             other => Error::sys(other),
         })?;
         Ok(View { region, offset, _mapping: self.inner.clone() })
@@ -370,7 +372,7 @@ pub struct View {
 fn access_error(e: AccessError) -> Error {
     match e {
         AccessError::OutOfBounds => Error::InvalidParameter("range outside the view"),
-        AccessError::ReadOnly => Error::AccessDenied("the view is read-only"),
+        AccessError::ReadOnly => Error::AccessDenied("the view is read-only".into()),
         AccessError::Fault => Error::ViewFault,
     }
 }
@@ -453,7 +455,7 @@ impl View {
 
     fn word_check(&self) -> Result<()> {
         if self.region.protection() == switchboard_sys::mmap::Protection::Read {
-            return Err(Error::AccessDenied("the view is read-only"));
+            return Err(Error::AccessDenied("the view is read-only".into()));
         }
         Ok(())
     }

@@ -166,7 +166,7 @@ impl StreamLinkListener {
                 let (s, _) = l.accept()?;
                 let conn = switchboard_sys::socket::Conn::from_fd(s.try_clone()?.into());
                 if conn.peer_cred().map(|c| c.uid) != Ok(switchboard_sys::process::uid()) {
-                    return Err(Error::AccessDenied("stream link peer is another user"));
+                    return Err(Error::AccessDenied("stream link peer is another user".into()));
                 }
                 Ok(StreamLink::new(Stream::Unix(s)))
             }

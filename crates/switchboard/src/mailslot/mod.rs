@@ -674,7 +674,7 @@ fn open_local(name: String, trust: Trust) -> Result<Target> {
 }
 
 fn access_denied(what: &'static str) -> io::Error {
-    Error::AccessDenied(what).into()
+    Error::AccessDenied(what.into()).into()
 }
 
 /// Reads one message (as [`Mailslot::read`]).

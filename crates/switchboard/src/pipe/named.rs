@@ -262,7 +262,7 @@ fn bind(addr: &[u8], retry: bool) -> Result<Listener> {
         match rendezvous::bind(addr)? {
             Some(l) => return Ok(l),
             None if retry && Instant::now() < until => std::thread::yield_now(),
-            None => return Err(Error::AccessDenied("the pipe name is held by another process")),
+            None => return Err(Error::AccessDenied("the pipe name is held by another process".into())),
         }
     }
 }
@@ -273,10 +273,10 @@ impl Pipe {
         let previous = reg.get(name);
         if let Some(pipe) = previous.and_then(Weak::upgrade) {
             if opts.first_instance {
-                return Err(Error::AccessDenied("first_instance: the pipe already exists"));
+                return Err(Error::AccessDenied("first_instance: the pipe already exists".into()));
             }
             if pipe.opts.access != opts.access {
-                return Err(Error::AccessDenied("another access mode than the existing instances"));
+                return Err(Error::AccessDenied("another access mode than the existing instances".into()));
             }
             return Ok(pipe);
         }
@@ -466,7 +466,7 @@ impl End {
 
     fn read_deadline(&self, buf: &mut [u8], mode: ReadMode, deadline: Option<Instant>) -> Result<usize> {
         if !self.may_read() {
-            return Err(Error::AccessDenied("this end of the pipe only writes"));
+            return Err(Error::AccessDenied("this end of the pipe only writes".into()));
         }
         if self.chan.bell_armed() {
             self.chan.arm_bell(false);
@@ -482,14 +482,14 @@ impl End {
 
     fn write(&self, data: &[u8]) -> Result<()> {
         if self.may_read() && self.access != PipeAccess::Duplex {
-            return Err(Error::AccessDenied("this end of the pipe only reads"));
+            return Err(Error::AccessDenied("this end of the pipe only reads".into()));
         }
         self.with_peer(|peer| self.chan.write(data, None, peer)).map_err(|e| channel_error(e, true))
     }
 
     fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
         if !self.may_read() {
-            return Err(Error::AccessDenied("this end of the pipe only writes"));
+            return Err(Error::AccessDenied("this end of the pipe only writes".into()));
         }
         let framing = if self.pipe_type == PipeType::Message { Framing::Message } else { Framing::Bytes };
         self.chan.peek(buf, framing).map_err(|e| channel_error(e, false))

@@ -290,11 +290,19 @@ pub(crate) fn connect(family: Family, addr: &[u8], deadline: Instant, trust: Tru
     };
     let owner = conn.peer_cred().map_err(Error::sys)?;
     if !trust.trusts(owner.uid) {
-        return Err(
-            Error::AccessDenied("the name is held by a process of another user, who was not named as trusted").into()
-        );
+        return Err(Error::AccessDenied(format!(
+            "{} is held by a process of user {}, who was not named as trusted",
+            String::from_utf8_lossy(addr),
+            owner.uid
+        ))
+        .into());
     }
-    let (body, fds) = receive(family, &conn, Some(deadline))?;
+    let (body, fds) = match receive(family, &conn, Some(deadline)) {
+        Err(Failure::Refused(Error::AccessDenied(why))) => {
+            return Err(Error::AccessDenied(format!("{}: {why}", String::from_utf8_lossy(addr))).into())
+        }
+        other => other?,
+    };
     Ok(Answer { conn, owner, body, fds })
 }
 
@@ -319,7 +327,7 @@ pub(crate) fn receive(
     let reply = wire::decode(family, &buf[..n])?;
     match reply.status {
         Status::Granted => Ok((reply.body.to_vec(), fds)),
-        Status::Denied => Err(Error::AccessDenied("the server's ACL does not admit this user").into()),
+        Status::Denied => Err(Error::AccessDenied("the server's ACL does not admit this user".into()).into()),
         Status::Busy => Err(Error::PipeBusy.into()),
     }
 }
