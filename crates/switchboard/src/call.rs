@@ -322,7 +322,7 @@ impl Calls {
     /// Handles one incoming message (waiting for it until `deadline`).
     fn pump(&mut self, deadline: Deadline) -> Result<()> {
         let mut buf = Vec::new();
-        self.link.recv_deadline(&mut buf, deadline.instant())?;
+        self.link.recv_deadline(&mut buf, deadline)?;
         let msg = decode(&buf)?;
         match msg.kind {
             Kind::Reply => self.arrive(msg.id, Ok(msg.body.to_vec())),

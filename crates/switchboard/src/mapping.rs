@@ -279,7 +279,7 @@ impl Mapping {
     ///
     /// # Errors
     /// `Timeout`, `InvalidHandle` when another kind was sent, `Malformed`.
-    pub fn receive(conn: &Conn, access: Access, timeout: Option<std::time::Duration>) -> Result<Mapping> {
+    pub fn receive(conn: &Conn, access: Access, timeout: impl Into<crate::time::Deadline>) -> Result<Mapping> {
         Mapping::from_endpoint(namespace::receive(Kind::Mapping, conn, timeout)?, access)
     }
 

@@ -36,8 +36,6 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
-use std::time::{Duration, Instant};
-
 use switchboard_shm::peer::{Peer, PEER_BACKSTOP};
 use switchboard_shm::port::{PortError, PortQueue};
 use switchboard_shm::segment::Segment;
@@ -194,7 +192,7 @@ impl Port {
     ///
     /// # Errors
     /// `Timeout`, `InvalidHandle`, `Malformed`.
-    pub fn receive(conn: &Conn, timeout: Option<Duration>) -> Result<Port> {
+    pub fn receive(conn: &Conn, timeout: impl Into<crate::time::Deadline>) -> Result<Port> {
         Port::attach(namespace::receive(Kind::Port, conn, timeout)?)
     }
 
@@ -289,8 +287,8 @@ impl Port {
     /// # Errors
     /// `WaitTimeout` (258) with no packet; `AbandonedWait` (735) when the port
     /// is closed.
-    pub fn get(&self, timeout: Option<Duration>) -> Result<Packet> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    pub fn get(&self, timeout: impl Into<crate::time::Deadline>) -> Result<Packet> {
+        let deadline = timeout.into().instant();
         let me = switchboard_sys::process::tid();
         let backstop = || self.creator_alive();
         self.queue.get(me, deadline, self.server(&backstop)).map_err(port_error)
@@ -301,7 +299,7 @@ impl Port {
     ///
     /// # Errors
     /// As [`Port::get`]; `InvalidParameter` for an empty slice.
-    pub fn get_many(&self, entries: &mut [Packet], timeout: Option<Duration>) -> Result<usize> {
+    pub fn get_many(&self, entries: &mut [Packet], timeout: impl Into<crate::time::Deadline>) -> Result<usize> {
         if entries.is_empty() {
             return Err(Error::InvalidParameter("get_many needs room for at least one packet"));
         }

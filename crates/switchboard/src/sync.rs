@@ -194,7 +194,7 @@ macro_rules! common {
             ///
             /// # Errors
             /// `Timeout`, `InvalidHandle` (another kind), `Malformed`.
-            pub fn receive(conn: &Conn, timeout: Option<Duration>) -> Result<$ty> {
+            pub fn receive(conn: &Conn, timeout: impl Into<crate::time::Deadline>) -> Result<$ty> {
                 Object::attach(namespace::receive($kind, conn, timeout)?, SegKind::$ty).map($ty)
             }
 
@@ -437,18 +437,18 @@ fn many(s: shm_wait::Signaled) -> WaitMany {
 ///
 /// # Errors
 /// `InvalidParameter` for 0 or more than 64 objects.
-pub fn wait_any(objs: &[&dyn Waitable], timeout: Option<Duration>) -> Result<WaitMany> {
+pub fn wait_any(objs: &[&dyn Waitable], timeout: impl Into<crate::time::Deadline>) -> Result<WaitMany> {
     let states = check_many(objs, false)?;
-    Ok(many(shm_wait::wait_any(&states, timeout.and_then(deadline))))
+    Ok(many(shm_wait::wait_any(&states, timeout.into().instant())))
 }
 
 /// Waits until every object is signalled and takes them all (S19).
 ///
 /// # Errors
 /// `InvalidParameter` for 0 or more than 64 objects, or the same object twice.
-pub fn wait_all(objs: &[&dyn Waitable], timeout: Option<Duration>) -> Result<WaitMany> {
+pub fn wait_all(objs: &[&dyn Waitable], timeout: impl Into<crate::time::Deadline>) -> Result<WaitMany> {
     let states = check_many(objs, true)?;
-    Ok(many(shm_wait::wait_all(&states, timeout.and_then(deadline))))
+    Ok(many(shm_wait::wait_all(&states, timeout.into().instant())))
 }
 
 /// What every sync-object builder sets.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 /// good). Every blocking call funnels its timeout into one.
 ///
 /// Converts from a `Duration` (that long from now; one too long to
-/// represent means never), an `Instant`, and their `Option`s (`None`:
-/// never).
+/// represent means never), an `Option<Duration>` (`None`: never) and an
+/// `Instant`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -75,8 +75,11 @@ impl From<Instant> for Deadline {
     }
 }
 
-impl From<Option<Instant>> for Deadline {
-    fn from(instant: Option<Instant>) -> Deadline {
+impl Deadline {
+    /// From an optional instant (`None`: never). Not a `From` impl, so that
+    /// a bare `None` passed for a deadline means "no timeout" without
+    /// naming its type.
+    pub fn from_instant(instant: Option<Instant>) -> Deadline {
         Deadline(instant)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use switchboard::socket::{peer_credentials, FrameStream, Framed, SocketOptions, UnixAddr};
@@ -92,7 +92,7 @@ fn listen(addr: &Addr, count: Option<u64>, timeout: Option<Duration>, reuse: boo
 fn print_frames<S: FrameStream>(mut f: Framed<S>, peer: &str, b: &mut Budget) -> anyhow::Result<Option<ExitCode>> {
     let mut buf = Vec::new();
     while b.left != Some(0) {
-        match f.recv_deadline(&mut buf, b.timeout.and_then(|t| Instant::now().checked_add(t))) {
+        match f.recv_deadline(&mut buf, b.timeout) {
             Ok(()) => {}
             Err(Error::BrokenPipe) => return Ok(None),
             Err(Error::Timeout) => {

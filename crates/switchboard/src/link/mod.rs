@@ -28,13 +28,14 @@ pub mod asyncio;
 mod shm;
 mod stream;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use self::shm::{ShmLink, ShmLinkListener, ShmLinkOptions};
 pub use self::stream::{StreamLink, StreamLinkListener};
 pub use switchboard_shm::ring::WaitMode;
 
 use crate::error::Result;
+use crate::time::Deadline;
 
 /// Default largest message: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
@@ -49,12 +50,12 @@ pub trait Link {
     fn send(&mut self, msg: &[u8]) -> Result<()>;
 
     /// Receives one message into `buf` (replacing its contents), waiting
-    /// until `deadline` (`None`: forever).
+    /// until `deadline` ([`Deadline::NEVER`]: for good).
     ///
     /// # Errors
     /// `Timeout` at the deadline, `BrokenPipe` when the peer is gone and
     /// everything it sent was received, `Malformed` for bad peer bytes.
-    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()>;
+    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()>;
 
     /// The largest message this link carries.
     fn max_message(&self) -> usize;
@@ -64,7 +65,7 @@ pub trait Link {
     /// # Errors
     /// As [`Link::recv_deadline`]; `Timeout` when nothing is there.
     fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        self.recv_deadline(buf, Some(Instant::now()))
+        self.recv_deadline(buf, Deadline::now())
     }
 
     /// Receives, waiting forever.
@@ -72,7 +73,7 @@ pub trait Link {
     /// # Errors
     /// As [`Link::recv_deadline`].
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        self.recv_deadline(buf, None)
+        self.recv_deadline(buf, Deadline::NEVER)
     }
 
     /// Receives, waiting at most `timeout`.
@@ -80,6 +81,6 @@ pub trait Link {
     /// # Errors
     /// As [`Link::recv_deadline`].
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<()> {
-        self.recv_deadline(buf, Instant::now().checked_add(timeout))
+        self.recv_deadline(buf, Deadline::after(timeout))
     }
 }

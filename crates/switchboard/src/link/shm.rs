@@ -41,7 +41,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use switchboard_shm::duplex::{Duplex, SegmentMem};
 use switchboard_shm::ring::{wait_ready_or_peer, ConsumerState, ProducerState, Ring, RingError, WaitMode, Waited};
@@ -56,6 +56,7 @@ use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
 use crate::namespace::{link_address, Acl};
 use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, Trust};
+use crate::time::Deadline;
 
 /// How often a blocked call on an in-process pair checks that the peer is still there.
 pub use switchboard_shm::peer::PEER_CHECK;
@@ -290,7 +291,8 @@ impl Link for ShmLink {
         Ok(())
     }
 
-    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
+        let deadline = deadline.instant();
         self.disarm_doorbell();
         let rx = 1 - self.tx;
         loop {
@@ -401,8 +403,8 @@ impl ShmLinkListener {
     ///
     /// # Errors
     /// `Timeout`.
-    pub fn accept(&self, timeout: Option<Duration>) -> Result<ShmLink> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    pub fn accept(&self, timeout: impl Into<crate::time::Deadline>) -> Result<ShmLink> {
+        let deadline = timeout.into().instant();
         loop {
             let pending = self.next_pending(deadline)?;
             // A connector sends its segment right after the grant.

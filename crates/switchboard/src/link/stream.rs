@@ -3,11 +3,11 @@
 //! that many bytes; a partial frame survives a timeout; a length over the
 //! maximum is `Malformed` and poisons the link).
 
+use crate::time::Deadline;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::time::Instant;
 
 use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
@@ -108,7 +108,7 @@ impl Link for StreamLink {
         self.framed.send(msg)
     }
 
-    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
         self.framed.recv_deadline(buf, deadline)
     }
 

@@ -401,8 +401,8 @@ pub(crate) fn open(kind: Kind, addr: &Address) -> Result<Endpoint> {
 }
 
 /// Receives an object another process sent with `send` (00-S08).
-pub(crate) fn receive(kind: Kind, conn: &Conn, timeout: Option<Duration>) -> Result<Endpoint> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+pub(crate) fn receive(kind: Kind, conn: &Conn, timeout: impl Into<crate::time::Deadline>) -> Result<Endpoint> {
+    let deadline = timeout.into().instant();
     match rendezvous::receive(Family::OBJECT, conn, deadline) {
         Ok((body, fds)) => adopt(kind, granted(&body, fds, None)?),
         Err(Failure::Absent | Failure::Vanished) => Err(Error::BrokenPipe),

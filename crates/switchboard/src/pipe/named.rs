@@ -541,11 +541,11 @@ impl PipeServer {
     ///
     /// # Errors
     /// `Timeout`.
-    pub fn connect_timeout(&self, timeout: Option<Duration>) -> Result<Connected> {
+    pub fn connect_timeout(&self, timeout: impl Into<crate::time::Deadline>) -> Result<Connected> {
         if lock(&self.active).is_some() {
             return Ok(Connected { already_connected: true });
         }
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = timeout.into().instant();
         let mut st = lock(&self.pipe.state);
         let mut first = true;
         loop {
@@ -888,8 +888,8 @@ impl PipeClient {
     ///
     /// # Errors
     /// `Timeout`, `Malformed`.
-    pub fn receive(via: &Conn, timeout: Option<Duration>) -> Result<PipeClient> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    pub fn receive(via: &Conn, timeout: impl Into<crate::time::Deadline>) -> Result<PipeClient> {
+        let deadline = timeout.into().instant();
         let (body, fds) = rendezvous::receive(Family::PIPE, via, deadline).map_err(|f| match f {
             Failure::Refused(e) => e,
             _ => Error::BrokenPipe,
@@ -1094,7 +1094,8 @@ impl crate::link::Link for PipeLink {
         self.end.with(|end| end.write(msg)).map_err(gone)
     }
 
-    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: crate::time::Deadline) -> Result<()> {
+        let deadline = deadline.instant();
         let max = self.max;
         self.end.with(|end| read_message(end, &mut self.partial, max, deadline)).map_err(gone)?;
         let whole = std::mem::take(&mut self.partial);

@@ -128,7 +128,8 @@ impl<S: FrameStream> Framed<S> {
     /// `Timeout` (the partial frame is kept for the next call),
     /// `BrokenPipe` at end of stream, `Malformed` for a length over the
     /// maximum (and ever after).
-    pub fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<()> {
+    pub fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: impl Into<crate::time::Deadline>) -> Result<()> {
+        let deadline = deadline.into().instant();
         if self.read_poisoned {
             return Err(Error::Malformed("the stream lost its frame boundary earlier".into()));
         }
@@ -154,7 +155,7 @@ impl<S: FrameStream> Framed<S> {
     /// # Errors
     /// As [`Framed::recv_deadline`].
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        self.recv_deadline(buf, None)
+        self.recv_deadline(buf, crate::time::Deadline::NEVER)
     }
 
     /// One read: through the scratch buffer when little is missing, else

@@ -359,8 +359,8 @@ fn checked<T: Shareable>(fd: OwnedFd) -> Result<T> {
 /// # Errors
 /// `InvalidHandle` for anything that is not a `T`, `Malformed` for a
 /// message that is not a socket, `Timeout`, `BrokenPipe`.
-pub fn receive_socket<T: Shareable>(via: &Conn, timeout: Option<Duration>) -> Result<T> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+pub fn receive_socket<T: Shareable>(via: &Conn, timeout: impl Into<crate::time::Deadline>) -> Result<T> {
+    let deadline = timeout.into().instant();
     let (body, fds) = rendezvous::receive(Family::SOCKET, via, deadline).map_err(|f| match f {
         Failure::Refused(e) => e,
         _ => Error::BrokenPipe,
