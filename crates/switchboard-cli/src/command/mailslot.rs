@@ -7,8 +7,86 @@ use serde_json::json;
 use switchboard::mailslot::{BroadcastConfig, MailslotClient, MailslotOptions, Sender, WAIT_FOREVER};
 use switchboard::Error;
 
-use crate::cli::{BroadcastArgs, MailslotCmd};
 use crate::EXIT_TIMEOUT;
+
+use crate::cli::parse_duration;
+use clap::{Args, Subcommand};
+use std::time::Duration;
+
+/// Where mailslot broadcasts go and arrive.
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// UDP port of broadcasts (default 13138, or $SWITCHBOARD_MAILSLOT_PORT).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailslotCmd {
+    /// Create a mailslot and print every message that arrives ("SENDER: TEXT"),
+    /// until Ctrl-C or --count messages. This process is its server.
+    #[command(after_help = "Example:\n  switchboard mailslot create inbox --max-size 400 &")]
+    Create {
+        /// `NAME` or `\\.\mailslot\NAME`.
+        name: String,
+        /// Largest message in bytes (0: any size).
+        #[arg(long, default_value_t = 0)]
+        max_size: usize,
+        /// Also receive broadcasts from the network (opens a UDP port).
+        #[arg(long)]
+        broadcast: bool,
+        #[command(flatten)]
+        net: BroadcastArgs,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Serve in the background: return once the mailslot exists,
+        /// printing the server's pid (what arrives is not printed).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Create a mailslot, read up to --count messages, print them, and exit
+    /// (exit code 3 when none arrives within --timeout).
+    #[command(after_help = "Example:\n  switchboard mailslot read inbox --count 2 --timeout 5s")]
+    Read {
+        /// The mailslot: `NAME` or `\\.\mailslot\NAME` (for write, `\\*\mailslot\NAME` broadcasts).
+        name: String,
+        /// Read timeout per message; 0 answers at once.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+        /// Messages to read.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Also receive broadcasts from the network (opens a UDP port).
+        #[arg(long)]
+        broadcast: bool,
+        #[command(flatten)]
+        net: BroadcastArgs,
+    },
+    /// Write each MESSAGE as one message; `\\*\mailslot\NAME` broadcasts.
+    #[command(after_help = "Example:\n  switchboard mailslot write inbox hello \"second message\"")]
+    Write {
+        /// The mailslot: `NAME` or `\\.\mailslot\NAME` (for write, `\\*\mailslot\NAME` broadcasts).
+        name: String,
+        /// The messages, each one mailslot message.
+        #[arg(required = true)]
+        messages: Vec<String>,
+        /// Wait this long for room in a full mailslot.
+        #[arg(long, alias = "wait", value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+        timeout: Duration,
+        #[command(flatten)]
+        net: BroadcastArgs,
+    },
+    /// Print a mailslot's max message size, queued count, next size and read timeout.
+    #[command(after_help = "Example:\n  switchboard mailslot info inbox --json")]
+    Info {
+        /// The mailslot: `NAME` or `\\.\mailslot\NAME` (for write, `\\*\mailslot\NAME` broadcasts).
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub fn run(cmd: MailslotCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {

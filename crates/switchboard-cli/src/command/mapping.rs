@@ -4,7 +4,61 @@ use std::process::ExitCode;
 
 use switchboard::mapping::{Access, Mapping};
 
-use crate::cli::MappingCmd;
+use crate::cli::Hold;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum MappingCmd {
+    /// Create (or open) a mapping and hold it.
+    #[command(after_help = "Example:\n  switchboard mapping create demo-map 4096 --init hello --hold 60s &")]
+    Create {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// Size in bytes (for --file, 0 = the file's size).
+        size: u64,
+        /// Back the mapping with this file instead of memory.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Initial contents written at offset 0 (only if newly created).
+        #[arg(long)]
+        init: Option<String>,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Write text into a mapping.
+    #[command(after_help = "Example:\n  switchboard mapping write demo-map \"new text\" --offset 0")]
+    Write {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// The text to write.
+        data: String,
+        /// Byte offset in the mapping.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Read bytes from a mapping (as text, or --hex).
+    #[command(after_help = "Example:\n  switchboard mapping read demo-map --len 8 --hex")]
+    Read {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// Byte offset in the mapping.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Bytes to read (default: up to the first NUL, at most 4 KiB).
+        #[arg(long)]
+        len: Option<usize>,
+        /// Print the bytes in hex instead of as text.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// Show a mapping's size, protection and holders.
+    #[command(after_help = "Example:\n  switchboard mapping info demo-map")]
+    Info {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+    },
+}
 
 pub fn run(cmd: MappingCmd) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -1,14 +1,14 @@
-//! One module per verb; `run` dispatches.
+//! One module per verb, holding its clap arguments and its run; `run` dispatches.
 
 mod bench;
 mod detach;
 mod ls;
-mod mailslot;
-mod mapping;
-mod pipe;
-mod port;
-mod socket;
-mod sync;
+pub(crate) mod mailslot;
+pub(crate) mod mapping;
+pub(crate) mod pipe;
+pub(crate) mod port;
+pub(crate) mod socket;
+pub(crate) mod sync;
 mod tour;
 
 use std::io::Write;

@@ -7,8 +7,66 @@ use std::time::Duration;
 use switchboard::pipe::named::{call_named_pipe, PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::Error;
 
-use crate::cli::PipeCmd;
 use crate::EXIT_TIMEOUT;
+
+use crate::cli::parse_duration;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum PipeCmd {
+    /// Serve a pipe: print every message (or line of bytes) each client sends;
+    /// clients are served one after another.
+    #[command(after_help = "Example:\n  switchboard pipe serve demo-pipe --message --echo &")]
+    Serve {
+        /// `NAME` or `\\.\pipe\NAME`.
+        name: String,
+        /// A message pipe (each write one message) instead of a byte pipe.
+        #[arg(long)]
+        message: bool,
+        /// Write every message back to its sender.
+        #[arg(long)]
+        echo: bool,
+        /// Exit after serving this many clients (default: serve forever).
+        #[arg(long)]
+        clients: Option<u32>,
+        /// Serve in the background: return once the pipe exists, printing
+        /// the server's pid (what clients send is not printed).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Connect to a pipe: standard input goes to the pipe, the pipe to standard output.
+    #[command(after_help = "Example:\n  echo hello | switchboard pipe connect demo-pipe --timeout 5s")]
+    Connect {
+        /// The pipe: `NAME` or `\\.\pipe\NAME`.
+        name: String,
+        /// Wait this long for a free instance.
+        #[arg(long, alias = "wait", value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+        /// After standard input ends, keep printing replies this long.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "300ms")]
+        linger: Duration,
+    },
+    /// Send each MESSAGE as one write, then close.
+    #[command(after_help = "Example:\n  switchboard pipe send demo-pipe one two")]
+    Send {
+        /// The pipe: `NAME` or `\\.\pipe\NAME`.
+        name: String,
+        /// The messages, each one write.
+        #[arg(required = true)]
+        messages: Vec<String>,
+    },
+    /// Send one message and print the one-message reply (classic CallNamedPipe).
+    #[command(after_help = "Example:\n  switchboard pipe call demo-pipe \"are you there?\"")]
+    Call {
+        /// The pipe: `NAME` or `\\.\pipe\NAME`.
+        name: String,
+        /// The request message.
+        message: String,
+        /// Wait this long for a free instance (exit code 3 when none).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+        timeout: Duration,
+    },
+}
 
 /// Largest message `serve` and `call` read in one go.
 const MAX_MESSAGE: usize = 1 << 20;

@@ -10,8 +10,39 @@ use anyhow::Context;
 use switchboard::socket::{peer_credentials, FrameStream, Framed, SocketOptions, UnixAddr};
 use switchboard::Error;
 
-use crate::cli::SocketCmd;
 use crate::EXIT_TIMEOUT;
+
+use crate::cli::parse_duration;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum SocketCmd {
+    /// Listen on ADDR and print every frame each client sends ("PEER: TEXT");
+    /// clients are served one after another. Unix peers show as "pid N uid U".
+    #[command(after_help = "Example:\n  switchboard socket listen unix:@frames --count 2 &")]
+    Listen {
+        /// `tcp:HOST:PORT` (port 0 picks one), `unix:PATH` or `unix:@NAME` (abstract).
+        addr: String,
+        /// Exit after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Wait at most this long for each frame (exit code 3 when none came).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// Let other sockets that ask share the port (SO_REUSEPORT).
+        #[arg(long)]
+        reuse_port: bool,
+    },
+    /// Connect to ADDR and send each MESSAGE as one frame.
+    #[command(after_help = "Example:\n  switchboard socket send unix:@frames hello world")]
+    Send {
+        /// `tcp:HOST:PORT`, `unix:PATH` or `unix:@NAME` (abstract).
+        addr: String,
+        /// The messages, each one frame.
+        #[arg(required = true)]
+        messages: Vec<String>,
+    },
+}
 
 /// Largest frame printed or sent.
 const MAX_FRAME: usize = 1 << 20;

@@ -6,8 +6,124 @@ use anyhow::Context;
 use switchboard::sync::{Event, Mutex, Semaphore, WaitStatus};
 
 use super::hold;
-use crate::cli::{EventCmd, MutexCmd, SemaphoreCmd};
 use crate::EXIT_TIMEOUT;
+
+use crate::cli::{Hold, Timeout};
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum MutexCmd {
+    /// Create (or open) a mutex and hold the handle (not the lock).
+    #[command(after_help = "Example:\n  switchboard mutex create build-lock &")]
+    Create {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Acquire the mutex, run a command, release.
+    #[command(after_help = "Example:\n  switchboard mutex run build-lock --timeout 30s -- make")]
+    Run {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show the owner, if any.
+    #[command(after_help = "Example:\n  switchboard mutex info build-lock")]
+    Info {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SemaphoreCmd {
+    /// Create (or open) a semaphore and hold it.
+    #[command(after_help = "Example:\n  switchboard semaphore create slots --initial 2 --maximum 2 &")]
+    Create {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// The initial count.
+        #[arg(long, default_value_t = 0)]
+        initial: u32,
+        /// The largest count.
+        #[arg(long, default_value_t = 1)]
+        maximum: u32,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Add counts; prints the previous count.
+    #[command(after_help = "Example:\n  switchboard semaphore release slots 1")]
+    Release {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// Counts to add.
+        #[arg(default_value_t = 1)]
+        count: u32,
+    },
+    /// Take one count.
+    #[command(after_help = "Example:\n  switchboard semaphore wait slots --timeout 5s")]
+    Wait {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
+    /// Show count and maximum.
+    #[command(after_help = "Example:\n  switchboard semaphore info slots")]
+    Info {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCmd {
+    /// Create (or open) an event and hold it.
+    #[command(after_help = "Example:\n  switchboard event create ready --manual &")]
+    Create {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// Manual-reset (default: auto-reset).
+        #[arg(long)]
+        manual: bool,
+        /// Initially signalled.
+        #[arg(long)]
+        set: bool,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Signal the event.
+    #[command(after_help = "Example:\n  switchboard event set ready")]
+    Set {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+    },
+    /// Un-signal the event.
+    #[command(after_help = "Example:\n  switchboard event reset ready")]
+    Reset {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+    },
+    /// Release current waiters and leave it unsignalled.
+    #[command(after_help = "Example:\n  switchboard event pulse ready")]
+    Pulse {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+    },
+    /// Wait until signalled.
+    #[command(after_help = "Example:\n  switchboard event wait ready --timeout 5s")]
+    Wait {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
+}
 
 fn waited(status: WaitStatus, what: &str) -> ExitCode {
     match status {
