@@ -22,9 +22,19 @@
 //! | Sockets | [`socket`] | std sockets made close-on-exec, exclusive, with timeouts; shared by fd passing or pid + handle |
 //! | Names, ACLs, listing | [`name`], [`namespace`] | abstract `SOCK_SEQPACKET`, `SO_PEERCRED`, `/proc/net/unix` |
 //! | Calls (request/response, post, re-entrant dispatch) | [`call::Calls`] | any [`link::Link`] |
+//! | Doorbells: one loop waits on links, pipes, mailslots and sockets | [`link::ShmLink::doorbell`], [`pipe::named::PipeClient::doorbell`], [`mailslot::Mailslot::doorbell`] | an eventfd rung only while its reader armed it; tokio adapters await it (feature `tokio`) |
+//!
+//! Underneath every named object is one rendezvous: a process's responder
+//! thread admits clients by their kernel-reported credentials and the
+//! object's ACL, clients connect within a deadline and believe only holders
+//! of their own user or root (or an owner they name), and a peer's death —
+//! `kill -9` included — ends a blocked wait at once (its robust-futex life
+//! token or its session socket's hang-up wakes the waiter).
 //!
 //! Errors are one type, [`Error`], whose [`Error::win32`] is the classic
-//! error number.
+//! error number and [`Error::code`] the code in its own space ([`Code`]);
+//! every blocking call takes a [`Deadline`] (a `Duration`, an `Instant`, or
+//! `None` for no timeout).
 //!
 //! ```
 //! use switchboard::mapping::{Access, Mapping};
