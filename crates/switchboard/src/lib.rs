@@ -54,6 +54,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "tokio")]
+mod bell;
 pub mod call;
 pub mod error;
 pub mod link;

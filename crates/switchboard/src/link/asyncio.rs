@@ -32,6 +32,25 @@ use tokio::io::unix::AsyncFd;
 use super::{Link, ShmLink};
 use crate::error::{Error, Result};
 
+/// One receive through the doorbell.
+struct Receive<'a> {
+    link: &'a mut ShmLink,
+    buf: &'a mut Vec<u8>,
+}
+
+impl crate::bell::Doorbelled for Receive<'_> {
+    type Output = Result<()>;
+    fn attempt(&mut self) -> Option<Result<()>> {
+        match self.link.try_recv(self.buf) {
+            Err(Error::Timeout) => None,
+            other => Some(other),
+        }
+    }
+    fn arm(&mut self) -> bool {
+        self.link.arm_doorbell()
+    }
+}
+
 /// A [`ShmLink`] whose receives are awaited (see the module docs).
 #[derive(Debug)]
 pub struct AsyncShmLink {
@@ -67,17 +86,7 @@ impl AsyncShmLink {
     /// `BrokenPipe` once the peer is gone and everything it sent was
     /// received, `Malformed`.
     pub async fn recv(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        loop {
-            match self.link.try_recv(buf) {
-                Err(Error::Timeout) => {}
-                other => return other,
-            }
-            if self.link.arm_doorbell() {
-                continue;
-            }
-            let mut ready = self.bell.readable().await?;
-            ready.clear_ready();
-        }
+        crate::bell::until_rung(&self.bell, &mut Receive { link: &mut self.link, buf }).await?
     }
 
     /// The link itself, for its blocking calls.

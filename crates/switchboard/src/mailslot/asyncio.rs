@@ -22,6 +22,25 @@ use tokio::io::unix::AsyncFd;
 use super::{Mailslot, Received};
 use crate::error::{Error, Result};
 
+/// One read through the doorbell.
+struct Read<'a> {
+    slot: &'a Mailslot,
+    buf: &'a mut [u8],
+}
+
+impl crate::bell::Doorbelled for Read<'_> {
+    type Output = Result<Received>;
+    fn attempt(&mut self) -> Option<Result<Received>> {
+        match self.slot.try_read_from(self.buf) {
+            Err(Error::Timeout) => None,
+            other => Some(other),
+        }
+    }
+    fn arm(&mut self) -> bool {
+        self.slot.arm_doorbell()
+    }
+}
+
 /// A [`Mailslot`] whose reads are awaited.
 #[derive(Debug)]
 pub struct AsyncMailslot {
@@ -47,17 +66,7 @@ impl AsyncMailslot {
     /// # Errors
     /// `InsufficientBuffer` (the message stays queued), `Malformed`.
     pub async fn read_from(&self, buf: &mut [u8]) -> Result<Received> {
-        loop {
-            match self.slot.try_read_from(buf) {
-                Err(Error::Timeout) => {}
-                other => return other,
-            }
-            if self.slot.arm_doorbell() {
-                continue;
-            }
-            let mut ready = self.bell.readable().await?;
-            ready.clear_ready();
-        }
+        crate::bell::until_rung(&self.bell, &mut Read { slot: &self.slot, buf }).await?
     }
 
     /// The mailslot itself.

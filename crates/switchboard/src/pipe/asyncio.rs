@@ -139,7 +139,8 @@ impl<T: BlockingEnd> AsyncRead for AsyncPipe<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if let Some(bell) = &this.bell {
-            return poll_read_on_bell(&*this.end, bell, cx, buf);
+            return crate::bell::poll_rung(bell, cx, &mut Read { end: &*this.end, buf })
+                .map(|r| r.and_then(|read| read));
         }
         if this.unread.is_empty() {
             let task = this.reading.get_or_insert_with(|| {
@@ -163,28 +164,26 @@ impl<T: BlockingEnd> AsyncRead for AsyncPipe<T> {
     }
 }
 
-/// A read that awaits the end's doorbell: take what is there, else arm the
-/// bell and sleep in the reactor until it rings.
-fn poll_read_on_bell<T: BlockingEnd>(
-    end: &T,
-    bell: &AsyncFd<OwnedFd>,
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-) -> Poll<io::Result<()>> {
-    loop {
-        match end.read_now(buf.initialize_unfilled()) {
+/// One read of an end through its doorbell.
+struct Read<'a, 'b, T> {
+    end: &'a T,
+    buf: &'a mut ReadBuf<'b>,
+}
+
+impl<T: BlockingEnd> crate::bell::Doorbelled for Read<'_, '_, T> {
+    type Output = io::Result<()>;
+    fn attempt(&mut self) -> Option<io::Result<()>> {
+        match self.end.read_now(self.buf.initialize_unfilled()) {
             Ok(n) => {
-                buf.advance(n);
-                return Poll::Ready(Ok(()));
+                self.buf.advance(n);
+                Some(Ok(()))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Poll::Ready(Err(e)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(Err(e)),
         }
-        if end.arm() {
-            continue;
-        }
-        let mut ready = ready!(bell.poll_read_ready(cx))?;
-        ready.clear_ready();
+    }
+    fn arm(&mut self) -> bool {
+        self.end.arm()
     }
 }
 
