@@ -305,7 +305,9 @@ mod tests {
                 })
                 .collect();
             for tid in [tid_rx.recv().unwrap(), tid_rx.recv().unwrap()] {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
                 while !crate::process::blocked_in_futex(crate::process::pid(), tid) {
+                    assert!(std::time::Instant::now() < until, "sleeper {tid} never showed as asleep in /proc");
                     std::thread::yield_now();
                 }
             }
