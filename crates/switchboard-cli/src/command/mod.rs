@@ -7,6 +7,7 @@ pub(crate) mod mailslot;
 pub(crate) mod mapping;
 pub(crate) mod pipe;
 pub(crate) mod port;
+mod scenario;
 pub(crate) mod socket;
 pub(crate) mod sync;
 mod tour;

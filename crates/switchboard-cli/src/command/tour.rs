@@ -24,32 +24,18 @@ use switchboard::{Connection, ConnectionListener, HandleValue};
 /// A child waits at most this long for anything.
 const PEER_PATIENCE: Duration = Duration::from_secs(30);
 
-struct Row {
+pub(crate) struct Row {
     mechanism: &'static str,
     exchanged: String,
     result: String,
     time: String,
 }
 
-type Step = fn(&Names, u32) -> anyhow::Result<Row>;
-
-const STEPS: [Step; 12] = [
-    mapping_row,
-    semaphore_row,
-    event_row,
-    mutex_row,
-    wait_any_row,
-    handle_row,
-    shm_link_row,
-    port_row,
-    anon_pipe_row,
-    named_pipe_row,
-    mailslot_row,
-    socket_row,
-];
+/// A tour row: runs one mechanism with real processes.
+pub(crate) type Step = fn(&Names, u32) -> anyhow::Result<Row>;
 
 /// Unique object names for one tour.
-struct Names(String);
+pub(crate) struct Names(String);
 
 impl Names {
     fn get(&self, what: &str) -> String {
@@ -67,7 +53,7 @@ pub fn run(rounds: u32) -> anyhow::Result<ExitCode> {
         "round trip",
     ]);
     let mut failed = 0;
-    for step in STEPS {
+    for step in super::scenario::tour_steps() {
         match step(&names, rounds.max(1)) {
             Ok(r) => {
                 table.add_row([r.mechanism.to_owned(), r.exchanged, r.result, r.time]);
@@ -126,7 +112,7 @@ fn acquired(s: WaitStatus) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mapping_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn mapping_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let (m, req, rep) = (names.get("map"), names.get("req"), names.get("rep"));
     let mapping = Mapping::create(m.as_str(), 4096)?;
     let (ping, pong) = (Event::create(req.as_str(), false, false)?, Event::create(rep.as_str(), false, false)?);
@@ -151,7 +137,7 @@ fn mapping_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn semaphore_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn semaphore_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let (a, b) = (names.get("sem-a"), names.get("sem-b"));
     let (there, back) = (Semaphore::create(a.as_str(), 0, 1)?, Semaphore::create(b.as_str(), 0, 1)?);
     let child = spawn("semaphore", &[&a, &b, &rounds.to_string()])?;
@@ -172,7 +158,7 @@ fn semaphore_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn event_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn event_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     let go = names.get("go");
     let event = Event::create(go.as_str(), true, false)?;
     let children: Vec<Child> = (0..3).map(|_| spawn("event-waiter", &[&go])).collect::<Result<_, _>>()?;
@@ -193,7 +179,7 @@ fn event_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn mutex_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn mutex_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     let n = names.get("mutex");
     let mutex = Mutex::create(n.as_str(), false)?;
     let mut child = spawn("mutex-owner", &[&n])?;
@@ -213,7 +199,7 @@ fn mutex_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn wait_any_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn wait_any_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     let (m, s, e) = (names.get("any-m"), names.get("any-s"), names.get("any-e"));
     let mutex = Mutex::create(m.as_str(), false)?;
     let sem = Semaphore::create(s.as_str(), 0, 1)?;
@@ -237,7 +223,7 @@ fn wait_any_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn handle_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn handle_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     let mapping = Mapping::create(None, 4096)?;
     mapping.map_view(Access::Write, 0, 0)?.write(0, b"hello from the parent")?;
     let pid = std::process::id().to_string();
@@ -256,7 +242,7 @@ fn handle_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn shm_link_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn shm_link_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let name = names.get("link");
     let listener = ShmLinkListener::bind(&name)?;
     let child = spawn("link-echo", &[&name, &rounds.to_string()])?;
@@ -284,7 +270,7 @@ fn shm_link_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn port_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn port_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let (there_name, back_name) = (names.get("port-a"), names.get("port-b"));
     let (there, back) = (Port::create(there_name.as_str(), 1)?, Port::create(back_name.as_str(), 1)?);
     let pid = std::process::id().to_string();
@@ -306,7 +292,7 @@ fn port_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn anon_pipe_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn anon_pipe_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     let (child_in, to_child) = anon::pipe()?;
     let (mut from_child, child_out) = anon::pipe()?;
     let mut cmd = Command::new(std::env::current_exe()?);
@@ -328,7 +314,7 @@ fn anon_pipe_row(_names: &Names, _rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn named_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn named_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let name = names.get("pipe");
     let mut child = spawn("pipe-echo", &[&name, &rounds.to_string()])?;
     ensure!(first_line(&mut child)? == "ready", "the pipe server did not start");
@@ -354,7 +340,7 @@ fn named_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn mailslot_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn mailslot_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let (mine, theirs) = (names.get("slot-a"), names.get("slot-b"));
     let inbox = MailslotOptions::new().read_timeout(PEER_PATIENCE).create(&mine)?;
     let mut child = spawn("slot-echo", &[&mine, &theirs, &rounds.to_string()])?;
@@ -381,7 +367,7 @@ fn mailslot_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn socket_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+pub(crate) fn socket_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let rendezvous = names.get("socket");
     let via = ConnectionListener::bind(rendezvous.as_bytes())?;
     let tcp = SocketOptions::new().tcp_listen("127.0.0.1:0")?;
@@ -414,7 +400,7 @@ fn socket_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
-fn leftovers_row(names: &Names) -> [String; 4] {
+pub(crate) fn leftovers_row(names: &Names) -> [String; 4] {
     let left: Vec<String> = switchboard::namespace::list()
         .into_iter()
         .filter(|e| e.name.starts_with(&names.0) && e.holders > 0)

@@ -26,18 +26,11 @@ use serde_json::json;
 
 const PAYLOADS: [usize; 5] = [8, 64, 4096, 64 * 1024, 1 << 20];
 const FLOORS: [&str; 5] = ["spin", "futex", "pipe", "unix_stream", "tcp"];
-/// (path, its floor).
-const PATHS: [(&str, &str); 9] = [
-    ("shm_link_busy", "spin"),
-    ("shm_link_adaptive", "spin"),
-    ("shm_link_blocking", "futex"),
-    ("stream_unix", "unix_stream"),
-    ("stream_tcp", "tcp"),
-    ("port", "spin"),
-    ("pipe_message_transact", "spin"),
-    ("mailslot", "spin"),
-    (death::NAME, "futex"),
-];
+
+/// Every (path, its floor), from the scenario table.
+fn paths() -> impl Iterator<Item = (&'static str, &'static str)> {
+    super::scenario::bench_paths()
+}
 
 /// One measured series.
 #[derive(Clone, Debug)]
@@ -85,18 +78,18 @@ fn payloads_of(name: &str) -> &'static [usize] {
 /// The floors and paths to measure: all, or the chosen paths and their floors.
 fn chosen(only: &[String]) -> anyhow::Result<Vec<&'static str>> {
     if only.is_empty() {
-        return Ok(FLOORS.iter().copied().chain(PATHS.iter().map(|p| p.0)).collect());
+        return Ok(FLOORS.iter().copied().chain(paths().map(|p| p.0)).collect());
     }
-    let mut paths = Vec::new();
+    let mut wanted = Vec::new();
     for want in only {
-        let Some(&(path, floor)) = PATHS.iter().find(|p| p.0 == want) else {
-            let known: Vec<&str> = PATHS.iter().map(|p| p.0).collect();
+        let Some((path, floor)) = paths().find(|p| p.0 == want) else {
+            let known: Vec<&str> = paths().map(|p| p.0).collect();
             anyhow::bail!("unknown path {want:?}; paths: {}", known.join(", "));
         };
-        paths.push((path, floor));
+        wanted.push((path, floor));
     }
-    let mut names: Vec<&'static str> = FLOORS.iter().copied().filter(|f| paths.iter().any(|p| p.1 == *f)).collect();
-    names.extend(paths.iter().map(|p| p.0));
+    let mut names: Vec<&'static str> = FLOORS.iter().copied().filter(|f| wanted.iter().any(|p| p.1 == *f)).collect();
+    names.extend(wanted.iter().map(|p| p.0));
     Ok(names)
 }
 
@@ -127,7 +120,7 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
     }
     bar.finish_and_clear();
     let (paths, floor_stats): (Vec<Stat>, Vec<Stat>) =
-        measured.into_iter().partition(|s| PATHS.iter().any(|p| p.0 == s.name));
+        measured.into_iter().partition(|s| paths().any(|p| p.0 == s.name));
     floors.extend(floor_stats);
     let report = Report { cpus, pinned, floors, paths };
     if json_out {
@@ -209,7 +202,7 @@ struct Report {
 
 impl Report {
     fn floor_of(&self, path: &str, payload: usize) -> Option<&Stat> {
-        let floor = PATHS.iter().find(|p| p.0 == path)?.1;
+        let floor = paths().find(|p| p.0 == path)?.1;
         self.floors.iter().find(|f| f.name == floor && f.payload == payload)
     }
 
@@ -235,7 +228,7 @@ impl Report {
             .paths
             .iter()
             .map(|p| {
-                let floor = PATHS.iter().find(|x| x.0 == p.name).map(|x| x.1);
+                let floor = paths().find(|x| x.0 == p.name).map(|x| x.1);
                 let mut v = json!({"name": p.name, "payload": p.payload, "rtt_p50_ns": ns(p.p50),
                     "rtt_p99_ns": ns(p.p99), "floor": floor, "ratio": self.ratio(p)});
                 if p.payload >= 64 * 1024 {
@@ -262,7 +255,7 @@ impl Report {
         let us = |d: Duration| format!("{:.2} µs", d.as_nanos() as f64 / 1000.0);
         for (kind, stats) in [("floor", &self.floors), ("path", &self.paths)] {
             for s in stats {
-                let floor = PATHS.iter().find(|p| p.0 == s.name).map_or("", |p| p.1);
+                let floor = paths().find(|p| p.0 == s.name).map_or("", |p| p.1);
                 let ratio = self.ratio(s).map_or(String::new(), |r| format!("{r:.2}"));
                 let gbps = if s.payload >= 64 * 1024 { format!("{:.1}", s.gbps()) } else { String::new() };
                 t.add_row([
@@ -281,14 +274,13 @@ impl Report {
     }
 
     fn plot(&self, path: &std::path::Path) -> anyhow::Result<()> {
-        let series: Vec<plot::Series> = PATHS
-            .iter()
+        let series: Vec<plot::Series> = paths()
             .map(|(name, _)| plot::Series {
                 name,
                 points: self
                     .paths
                     .iter()
-                    .filter(|p| p.name == *name)
+                    .filter(|p| p.name == name)
                     .filter_map(|p| Some((p.payload as f64, self.ratio(p)?)))
                     .collect(),
             })
