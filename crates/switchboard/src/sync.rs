@@ -29,7 +29,7 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switchboard_shm::segment::{Kind as SegKind, Segment, Shared};
 use switchboard_shm::wait as shm_wait;
@@ -39,6 +39,7 @@ use switchboard_sys::socket::Conn;
 
 use crate::error::{Error, Result};
 use crate::namespace::{self, Acl, Endpoint, Kind};
+use crate::time::Deadline;
 
 /// The most objects one wait may name (classic `MAXIMUM_WAIT_OBJECTS`).
 pub const MAXIMUM_WAIT_OBJECTS: usize = 64;
@@ -62,10 +63,6 @@ impl From<shm_wait::Outcome> for WaitStatus {
             shm_wait::Outcome::TimedOut => WaitStatus::TimedOut,
         }
     }
-}
-
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 /// A named object in a shared segment, of state type `T`.
@@ -114,22 +111,22 @@ fn segment_error(e: switchboard_shm::segment::SegmentError) -> Error {
 
 /// Something [`wait_any`] and [`wait_all`] can wait on.
 pub trait Waitable: sealed::Sealed {
-    /// Waits until signalled or `deadline` (`None`: forever).
-    fn wait_deadline(&self, deadline: Option<Instant>) -> WaitStatus;
+    /// Waits until signalled or `deadline` ([`Deadline::NEVER`]: for good).
+    fn wait_deadline(&self, deadline: Deadline) -> WaitStatus;
 
     /// Waits without blocking.
     fn try_wait(&self) -> WaitStatus {
-        self.wait_deadline(Some(Instant::now()))
+        self.wait_deadline(Deadline::now())
     }
 
     /// Waits forever.
     fn wait(&self) -> WaitStatus {
-        self.wait_deadline(None)
+        self.wait_deadline(Deadline::NEVER)
     }
 
     /// Waits at most `timeout`.
     fn wait_timeout(&self, timeout: Duration) -> WaitStatus {
-        self.wait_deadline(deadline(timeout))
+        self.wait_deadline(Deadline::after(timeout))
     }
 }
 
@@ -152,8 +149,8 @@ macro_rules! common {
         }
 
         impl Waitable for $ty {
-            fn wait_deadline(&self, deadline: Option<Instant>) -> WaitStatus {
-                shm_wait::wait_one(self.0.state(), deadline).into()
+            fn wait_deadline(&self, deadline: Deadline) -> WaitStatus {
+                shm_wait::wait_one(self.0.state(), deadline.instant()).into()
             }
         }
 
