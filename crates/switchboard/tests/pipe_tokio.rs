@@ -113,3 +113,40 @@ fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
         assert_eq!(pipes[3].read(&mut buf).await.unwrap(), 0);
     });
 }
+
+/// A server end's reads await its current client's doorbell, registered
+/// again after a disconnect and a new client, parking no thread.
+#[test]
+fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
+    let _w = Watchdog::test();
+    let name = unique("tokio-server-bell");
+    let server = PipeOptions::new().create(&name).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().unwrap();
+    rt.block_on(async {
+        let mut rx = AsyncPipe::new(server);
+        for (i, word) in ["first client", "second client"].into_iter().enumerate() {
+            // The client waits for a free instance: after a disconnect the
+            // instance listens again only once connect is called.
+            let name = name.clone();
+            let (opened_tx, opened) = std::sync::mpsc::channel();
+            let (go_tx, go) = std::sync::mpsc::channel::<()>();
+            let writer = std::thread::spawn(move || {
+                let client = PipeClient::open_wait(&name, Duration::from_secs(60)).unwrap();
+                opened_tx.send(()).unwrap();
+                go.recv().unwrap();
+                client.write(word.as_bytes()).unwrap();
+                client
+            });
+            rx.get_ref().connect().unwrap();
+            opened.recv().unwrap();
+            let before = threads();
+            go_tx.send(()).unwrap();
+            let mut buf = [0u8; 32];
+            let n = rx.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], word.as_bytes(), "client {i}");
+            assert!(threads() <= before, "the read took a thread: {before} → {}", threads());
+            drop(writer.join().unwrap());
+            rx.get_ref().disconnect().unwrap();
+        }
+    });
+}

@@ -1,19 +1,16 @@
 //! tokio `AsyncRead` / `AsyncWrite` for named pipes (feature `tokio`).
 //!
-//! **Reads of a client end** await the end's doorbell
-//! ([`PipeClient::doorbell`]) in tokio's reactor: a waiting read parks no
-//! thread, and a read is taken only when `poll_read` returns it.
+//! **Reads** await the end's doorbell ([`PipeClient::doorbell`],
+//! [`PipeServer::doorbell`]) in tokio's reactor: a waiting read parks no
+//! thread, and a read is taken only when `poll_read` returns it. A server
+//! end's doorbell belongs to its current client, so it is registered again
+//! when the client changes. (An end type without a doorbell reads on the
+//! blocking pool, as writes do.)
 //!
-//! **Writes, and reads of a server end** (whose doorbell changes with
-//! each client), run on tokio's blocking pool (`spawn_blocking`): a write
-//! waits only while the peer's buffer is full. An operation once started
+//! **Writes** run on tokio's blocking pool (`spawn_blocking`): a write
+//! waits only while the peer's buffer is full. A write once started
 //! finishes even if the future that started it is dropped: its result is
-//! kept and handed to the next `poll_read` / `poll_write`, so no byte is
-//! lost to cancellation (only dropping the `AsyncPipe` itself discards a
-//! read still under way). A server read under way holds one blocking-pool
-//! thread until data or the end of the pipe arrives, and tokio waits for
-//! such threads when a runtime shuts down: where a peer may stay silent,
-//! shut down with `Runtime::shutdown_timeout`.
+//! handed to the next `poll_write`, so no byte is lost to cancellation.
 //!
 //! Reads follow `std::io::Read` rules: a message cut short by the buffer
 //! gives what fitted, the end is `Ok(0)`.
@@ -62,6 +59,12 @@ pub trait BlockingEnd: Send + Sync + 'static {
         None
     }
 
+    /// Which doorbell `doorbell` would give now: it changes when the end's
+    /// peer does (`None`: none now).
+    fn doorbell_key(&self) -> Option<usize> {
+        None
+    }
+
     /// Reads without waiting (`WouldBlock` when nothing is there).
     ///
     /// # Errors
@@ -86,6 +89,9 @@ impl BlockingEnd for PipeClient {
     fn doorbell(&self) -> Option<OwnedFd> {
         PipeClient::doorbell(self).try_clone_to_owned().ok()
     }
+    fn doorbell_key(&self) -> Option<usize> {
+        Some(0)
+    }
     fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self.try_read(buf) {
             Err(Error::Timeout) => Err(io::ErrorKind::WouldBlock.into()),
@@ -104,14 +110,31 @@ impl BlockingEnd for PipeServer {
     fn write_blocking(&self, buf: &[u8]) -> io::Result<()> {
         Ok(self.write(buf)?)
     }
+    fn doorbell(&self) -> Option<OwnedFd> {
+        PipeServer::doorbell(self).ok()
+    }
+    fn doorbell_key(&self) -> Option<usize> {
+        self.connection_key()
+    }
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.try_read(buf) {
+            Err(Error::Timeout) => Err(io::ErrorKind::WouldBlock.into()),
+            other => io_read(other),
+        }
+    }
+    fn arm(&self) -> bool {
+        // Not connected: no need to sleep; the read says so.
+        self.arm_doorbell().unwrap_or(true)
+    }
 }
 
 /// A named-pipe end for tokio. Must be used inside a tokio runtime.
 #[derive(Debug)]
 pub struct AsyncPipe<T> {
     end: Arc<T>,
-    /// The end's doorbell in tokio's reactor, when its reads await it.
-    bell: Option<AsyncFd<OwnedFd>>,
+    /// The end's doorbell in tokio's reactor, with its key, when its
+    /// reads await it.
+    bell: Option<(usize, AsyncFd<OwnedFd>)>,
     reading: Option<JoinHandle<io::Result<Vec<u8>>>>,
     /// Bytes a finished read got that did not fit the caller's buffer.
     unread: Vec<u8>,
@@ -119,10 +142,20 @@ pub struct AsyncPipe<T> {
 }
 
 impl<T: BlockingEnd> AsyncPipe<T> {
-    /// Wraps a pipe end; must be called inside a tokio runtime.
+    /// Wraps a pipe end.
     pub fn new(end: T) -> AsyncPipe<T> {
-        let bell = end.doorbell().and_then(|fd| switchboard_sys::reactor::register_readable(fd).ok());
-        AsyncPipe { end: Arc::new(end), bell, reading: None, unread: Vec::new(), writing: None }
+        AsyncPipe { end: Arc::new(end), bell: None, reading: None, unread: Vec::new(), writing: None }
+    }
+
+    /// The end's doorbell in the reactor, registered again when the end's
+    /// peer changed; `None` when it has none (read on the blocking pool).
+    fn current_bell(&mut self) -> Option<&AsyncFd<OwnedFd>> {
+        let key = self.end.doorbell_key()?;
+        if self.bell.as_ref().map(|(k, _)| *k) != Some(key) {
+            let fd = self.end.doorbell().and_then(|fd| switchboard_sys::reactor::register_readable(fd).ok());
+            self.bell = fd.map(|fd| (key, fd));
+        }
+        self.bell.as_ref().map(|(_, fd)| fd)
     }
 
     /// The pipe end (for its other methods: `transact`, `peek`, …).
@@ -138,9 +171,12 @@ fn joined<R>(r: Result<io::Result<R>, tokio::task::JoinError>) -> io::Result<R> 
 impl<T: BlockingEnd> AsyncRead for AsyncPipe<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Some(bell) = &this.bell {
-            return crate::bell::poll_rung(bell, cx, &mut Read { end: &*this.end, buf })
-                .map(|r| r.and_then(|read| read));
+        if this.unread.is_empty() && this.reading.is_none() {
+            let end = this.end.clone();
+            if let Some(bell) = this.current_bell() {
+                return crate::bell::poll_rung(bell, cx, &mut Read { end: &*end, buf })
+                    .map(|r| r.and_then(|read| read));
+            }
         }
         if this.unread.is_empty() {
             let task = this.reading.get_or_insert_with(|| {

@@ -401,6 +401,8 @@ struct End {
     watch: Option<HangupWatch>,
     /// This end's doorbell (the other end's bell is in `chan`).
     bell: EventFd,
+    /// Unique in this process: tells one connection's end from the next.
+    id: usize,
 }
 
 fn channel_error(e: ChannelError, writing: bool) -> Error {
@@ -436,7 +438,9 @@ impl End {
             HangupWatch::start(&conn, on_gone).ok()
         });
         let (pipe_type, access) = kind;
-        End { conn, chan, seg_fd, peer, pipe_type, access, server, watch, bell }
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        End { conn, chan, seg_fd, peer, pipe_type, access, server, watch, bell, id }
     }
 
     /// Arms this end's doorbell (see [`PipeClient::arm_doorbell`]).
@@ -664,6 +668,12 @@ impl PipeServer {
     /// `PipeNotConnected`; `EMFILE`.
     pub fn doorbell(&self) -> Result<OwnedFd> {
         Ok(self.end()?.bell.as_fd().try_clone_to_owned()?)
+    }
+
+    /// Which client is connected now, as a key that changes with it
+    /// (`None`: none).
+    pub(crate) fn connection_key(&self) -> Option<usize> {
+        self.end().ok().map(|end| end.id)
     }
 
     /// Arms the doorbell (see [`PipeClient::arm_doorbell`]).
