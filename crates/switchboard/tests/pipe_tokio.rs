@@ -115,7 +115,8 @@ fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
 }
 
 /// A server end's reads await its current client's doorbell, registered
-/// again after a disconnect and a new client, parking no thread.
+/// again after a disconnect and a new client, parking no thread: each read
+/// is pending (asleep in the reactor) before its client writes.
 #[test]
 fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
     let _w = Watchdog::test();
@@ -140,11 +141,18 @@ fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
             rx.get_ref().connect().unwrap();
             opened.recv().unwrap();
             let before = threads();
-            go_tx.send(()).unwrap();
-            let mut buf = [0u8; 32];
-            let n = rx.read(&mut buf).await.unwrap();
-            assert_eq!(&buf[..n], word.as_bytes(), "client {i}");
+            let reading = tokio::spawn(async move {
+                let mut buf = [0u8; 32];
+                let n = rx.read(&mut buf).await.unwrap();
+                (rx, buf[..n].to_vec())
+            });
+            // The read runs until it must wait, then the client writes.
+            tokio::task::yield_now().await;
             assert!(threads() <= before, "the read took a thread: {before} → {}", threads());
+            go_tx.send(()).unwrap();
+            let (back, got) = reading.await.unwrap();
+            rx = back;
+            assert_eq!(got, word.as_bytes(), "client {i}");
             drop(writer.join().unwrap());
             rx.get_ref().disconnect().unwrap();
         }
