@@ -401,7 +401,9 @@ struct End {
     watch: Option<HangupWatch>,
     /// This end's doorbell (the other end's bell is in `chan`).
     bell: EventFd,
-    /// Unique in this process: tells one connection's end from the next.
+    /// Unique in this process: tells one connection's end from the next
+    /// (the tokio adapter registers a new client's doorbell by it).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     id: usize,
 }
 
@@ -672,6 +674,7 @@ impl PipeServer {
 
     /// Which client is connected now, as a key that changes with it
     /// (`None`: none).
+    #[cfg(feature = "tokio")]
     pub(crate) fn connection_key(&self) -> Option<usize> {
         self.end().ok().map(|end| end.id)
     }
