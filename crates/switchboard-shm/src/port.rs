@@ -110,7 +110,10 @@ pub struct PortCtl {
     capacity: AtomicU32,
     space_waiters: AtomicU32,
     space_seq: AtomicU32,
-    _pad: AtomicU32,
+    /// Consumers sleeping on the port's doorbell (each adds one when it
+    /// arms, takes it back at its next get). Posters ring the bell while it
+    /// is non-zero; one left by a dead consumer costs a ring per post.
+    bells: AtomicU32,
     head: AtomicU64,
     tail: AtomicU64,
     stamp: AtomicU64,
@@ -264,6 +267,23 @@ impl<M: PortMem> PortQueue<M> {
     /// Consumers currently registered as waiting.
     pub fn waiting(&self) -> u64 {
         self.ctl().waiters.iter().filter(|w| w.state.load(Ordering::SeqCst) == WAITING).count() as u64
+    }
+
+    /// Counts one more (`true`) or one fewer consumer sleeping on the
+    /// port's doorbell. Arm, *then* look at [`PortQueue::queued`]; a poster
+    /// queues, *then* looks at [`PortQueue::bell_armed`] (both `SeqCst`).
+    pub fn arm_bell(&self, on: bool) {
+        let bells = &self.ctl().bells;
+        if on {
+            bells.fetch_add(1, Ordering::SeqCst);
+        } else {
+            let _ = bells.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        }
+    }
+
+    /// Whether some consumer sleeps on the doorbell (a poster rings it).
+    pub fn bell_armed(&self) -> bool {
+        self.ctl().bells.load(Ordering::SeqCst) != 0
     }
 
     /// Whether the port was closed.
@@ -613,7 +633,7 @@ impl PortQueue<HeapPort> {
             capacity: AtomicU32::new(capacity),
             space_waiters: AtomicU32::new(0),
             space_seq: AtomicU32::new(0),
-            _pad: AtomicU32::new(0),
+            bells: AtomicU32::new(0),
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
             stamp: AtomicU64::new(0),

@@ -18,7 +18,8 @@ pub(crate) trait Doorbelled {
     fn arm(&mut self) -> bool;
 }
 
-/// Polls `source` through its doorbell `bell` (registered with tokio).
+/// Polls `source` through its doorbell `bell` (registered with tokio), for
+/// one task at a time (`poll_read_ready` keeps a single waker).
 pub(crate) fn poll_rung<D: Doorbelled>(
     bell: &AsyncFd<OwnedFd>,
     cx: &mut Context<'_>,
@@ -36,7 +37,18 @@ pub(crate) fn poll_rung<D: Doorbelled>(
     }
 }
 
-/// Awaits `source` through its doorbell `bell`.
+/// Awaits `source` through its doorbell `bell`. Unlike [`poll_rung`]
+/// (one waker slot: for a single task, as `AsyncRead` is), several tasks
+/// may await one bell at once: each is woken when it rings.
 pub(crate) async fn until_rung<D: Doorbelled>(bell: &AsyncFd<OwnedFd>, source: &mut D) -> io::Result<D::Output> {
-    std::future::poll_fn(|cx| poll_rung(bell, cx, source)).await
+    loop {
+        if let Some(out) = source.attempt() {
+            return Ok(out);
+        }
+        if source.arm() {
+            continue;
+        }
+        let mut rung = bell.readable().await?;
+        rung.clear_ready();
+    }
 }

@@ -22,7 +22,7 @@
 //! | Sockets | [`socket`] | std sockets made close-on-exec, exclusive, with timeouts; shared by fd passing or pid + handle |
 //! | Names, ACLs, listing | [`name`], [`namespace`] | abstract `SOCK_SEQPACKET`, `SO_PEERCRED`, `/proc/net/unix` |
 //! | Calls (request/response, post, re-entrant dispatch) | [`call::Calls`] | any [`link::Link`] |
-//! | Doorbells: one loop waits on links, pipes, mailslots and sockets | [`link::ShmLink::doorbell`], [`pipe::named::PipeClient::doorbell`], [`mailslot::Mailslot::doorbell`] | an eventfd rung only while its reader armed it; tokio adapters await it (feature `tokio`) |
+//! | Doorbells: one loop waits on links, pipes, mailslots, ports and sockets | [`link::ShmLink::doorbell`], [`pipe::named::PipeClient::doorbell`], [`mailslot::Mailslot::doorbell`], [`port::Port::doorbell`] | an eventfd rung only while its reader armed it; tokio adapters await it (feature `tokio`) |
 //!
 //! Underneath every named object is one rendezvous: a process's responder
 //! thread admits clients by their kernel-reported credentials and the

@@ -39,14 +39,17 @@
 use switchboard_shm::peer::{Peer, PEER_BACKSTOP};
 use switchboard_shm::port::{PortError, PortQueue};
 use switchboard_shm::segment::Segment;
+use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeWatch;
 use switchboard_sys::process::HandleValue;
 use switchboard_sys::socket::Conn;
+use switchboard_sys::{AsFd, BorrowedFd};
 
 pub use switchboard_shm::port::Packet;
 
 use crate::error::{Error, Result};
 use crate::namespace::{self, Acl, Endpoint, Kind};
+use crate::time::Deadline;
 
 /// What a post does when the queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,7 +113,8 @@ impl<'a> PortBuilder<'a> {
             let (fd, _q) = PortQueue::create(self.capacity, concurrency)
                 .map_err(|_| Error::InvalidParameter("port capacity must be 1..=1048576 packets"))?;
             let life = crate::rendezvous::process_life()?.fd().try_clone_to_owned()?;
-            Ok((vec![fd, life], namespace::describe(Kind::Port, 0, self.overflow as u8)))
+            let bell = EventFd::new()?.as_fd().try_clone_to_owned()?;
+            Ok((vec![fd, life, bell], namespace::describe(Kind::Port, 0, self.overflow as u8)))
         };
         Port::attach(namespace::create_or_open(Kind::Port, &addr, &self.acl, &mut make)?)
     }
@@ -124,6 +128,11 @@ pub struct Port {
     /// The server's process life token; `None` in the server's own handle.
     server_life: Option<LifeWatch>,
     overflow: Overflow,
+    /// The port's doorbell, shared by every holder: rung by a post while a
+    /// consumer sleeps on it.
+    bell: EventFd,
+    /// Whether this handle armed the doorbell since its last get.
+    armed: std::sync::atomic::AtomicBool,
 }
 
 fn port_error(e: PortError) -> Error {
@@ -192,7 +201,7 @@ impl Port {
     ///
     /// # Errors
     /// `Timeout`, `InvalidHandle`, `Malformed`.
-    pub fn receive(conn: &Conn, timeout: impl Into<crate::time::Deadline>) -> Result<Port> {
+    pub fn receive(conn: &Conn, timeout: impl Into<Deadline>) -> Result<Port> {
         Port::attach(namespace::receive(Kind::Port, conn, timeout)?)
     }
 
@@ -208,7 +217,10 @@ impl Port {
         };
         let overflow =
             if endpoint.info().protection == Overflow::Fail as u8 { Overflow::Fail } else { Overflow::Block };
-        Ok(Port { endpoint, queue, server_life, overflow })
+        let bell = endpoint.fd(2).ok_or_else(|| Error::Malformed("a port without its doorbell".into()))?;
+        let bell = EventFd::adopt(bell.try_clone_to_owned()?)
+            .map_err(|_| Error::Malformed("the port's doorbell is not an eventfd".into()))?;
+        Ok(Port { endpoint, queue, server_life, overflow, bell, armed: std::sync::atomic::AtomicBool::new(false) })
     }
 
     /// Sends this port over a connection.
@@ -261,7 +273,13 @@ impl Port {
         self.queue.post(Packet { bytes, key, overlapped }, block, self.server(&backstop)).map_err(|e| match e {
             PortError::Closed => closed(),
             other => port_error(other),
-        })
+        })?;
+        // SYNC: the post published (SeqCst) before this load; a consumer
+        // arms (SeqCst) before looking at the queue (Dekker).
+        if self.queue.bell_armed() {
+            self.bell.notify();
+        }
+        Ok(())
     }
 
     /// The slow check behind the server's life token (a `kill(pid, 0)`).
@@ -287,7 +305,8 @@ impl Port {
     /// # Errors
     /// `WaitTimeout` (258) with no packet; `AbandonedWait` (735) when the port
     /// is closed.
-    pub fn get(&self, timeout: impl Into<crate::time::Deadline>) -> Result<Packet> {
+    pub fn get(&self, timeout: impl Into<Deadline>) -> Result<Packet> {
+        self.disarm_doorbell();
         let deadline = timeout.into().instant();
         let me = switchboard_sys::process::tid();
         let backstop = || self.creator_alive();
@@ -299,7 +318,7 @@ impl Port {
     ///
     /// # Errors
     /// As [`Port::get`]; `InvalidParameter` for an empty slice.
-    pub fn get_many(&self, entries: &mut [Packet], timeout: impl Into<crate::time::Deadline>) -> Result<usize> {
+    pub fn get_many(&self, entries: &mut [Packet], timeout: impl Into<Deadline>) -> Result<usize> {
         if entries.is_empty() {
             return Err(Error::InvalidParameter("get_many needs room for at least one packet"));
         }
@@ -312,13 +331,122 @@ impl Port {
     /// Closes the port for everyone (S09); the server's handle does this on drop.
     pub fn close(&self) {
         self.queue.close();
+        self.bell.notify();
+    }
+
+    /// Takes a queued packet without waiting (see [`Port::get`]).
+    ///
+    /// # Errors
+    /// `WaitTimeout` (258) when none is queued; `AbandonedWait` when closed.
+    pub fn try_get(&self) -> Result<Packet> {
+        self.get(Deadline::now())
+    }
+
+    /// A descriptor for `poll`/`epoll`/tokio that becomes readable when a
+    /// packet is posted while this handle's doorbell is armed
+    /// ([`Port::arm_doorbell`]), or the port closes; the next get disarms
+    /// it. Every holder shares the one bell: a post wakes every sleeper on
+    /// it, and one of them gets the packet.
+    pub fn doorbell(&self) -> BorrowedFd<'_> {
+        self.bell.as_fd()
+    }
+
+    /// Arms the doorbell before a sleep on it; `true` when there is no need
+    /// to sleep (a packet is queued, or the port is closed).
+    pub fn arm_doorbell(&self) -> bool {
+        if !self.armed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.queue.arm_bell(true);
+        }
+        self.queue.queued() > 0 || self.queue.is_closed()
+    }
+
+    fn disarm_doorbell(&self) {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.queue.arm_bell(false);
+            self.bell.drain();
+        }
     }
 }
 
 impl Drop for Port {
     fn drop(&mut self) {
         if self.server_life.is_none() {
-            self.queue.close();
+            self.close();
+        }
+    }
+}
+
+/// A [`Port`] whose gets are awaited in tokio's reactor on the port's
+/// doorbell (feature `tokio`): a waiting get parks no thread.
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub struct AsyncPort {
+    port: Port,
+    bell: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+#[cfg(feature = "tokio")]
+impl AsyncPort {
+    /// Wraps `port`; must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// When the doorbell cannot be registered.
+    pub fn new(port: Port) -> Result<AsyncPort> {
+        let bell = switchboard_sys::reactor::register_readable(port.doorbell().try_clone_to_owned()?)?;
+        Ok(AsyncPort { port, bell })
+    }
+
+    /// Takes the next packet, awaiting one without a thread. Cancel-safe:
+    /// a packet is taken only when this returns it.
+    ///
+    /// # Errors
+    /// `AbandonedWait` (735) once the port is closed.
+    pub async fn get(&self) -> Result<Packet> {
+        let mut get = Get { port: &self.port, armed: false };
+        crate::bell::until_rung(&self.bell, &mut get).await?
+    }
+
+    /// The port itself.
+    pub fn get_ref(&self) -> &Port {
+        &self.port
+    }
+}
+
+/// One get through the doorbell. Each waiting get counts itself among the
+/// port's sleepers (several may wait on one handle at once) and takes
+/// itself back when it ends, even when cancelled.
+#[cfg(feature = "tokio")]
+struct Get<'a> {
+    port: &'a Port,
+    armed: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl crate::bell::Doorbelled for Get<'_> {
+    type Output = Result<Packet>;
+    fn attempt(&mut self) -> Option<Result<Packet>> {
+        let deadline = Deadline::now().instant();
+        let me = switchboard_sys::process::tid();
+        let backstop = || self.port.creator_alive();
+        match self.port.queue.get(me, deadline, self.port.server(&backstop)).map_err(port_error) {
+            Err(Error::WaitTimeout) => None,
+            other => Some(other),
+        }
+    }
+    fn arm(&mut self) -> bool {
+        if !self.armed {
+            self.armed = true;
+            self.port.queue.arm_bell(true);
+        }
+        self.port.queue.queued() > 0 || self.port.queue.is_closed()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for Get<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.port.queue.arm_bell(false);
         }
     }
 }

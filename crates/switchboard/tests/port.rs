@@ -330,3 +330,44 @@ fn port_s10_a_consumer_killed_while_waiting_never_swallows_a_packet() {
         assert_eq!(port.get(LONG).unwrap().bytes, i, "packet {i} went to the dead consumer");
     }
 }
+
+/// Doorbells: a consumer waits on the port's doorbell in a poll loop and
+/// takes packets with `try_get` only, while a poster in another process
+/// posts; closing the port rings it too.
+#[test]
+fn port_doorbell_a_poll_loop_takes_what_another_process_posts() {
+    let _w = Watchdog::test();
+    let test = "port_doorbell_a_poll_loop_takes_what_another_process_posts";
+    if role().is_some() {
+        let port = Port::open(&util::args()[0]).unwrap();
+        hear();
+        for i in 0..100u64 {
+            port.post(1, i, 0).unwrap();
+        }
+        done();
+    }
+    let name = unique("port-bell");
+    let port = Port::builder().name(name.as_str()).capacity(256).create().unwrap();
+    let mut poster = Peer::spawn(test, "poster", &[&name]);
+    // Asleep on the doorbell before anything is posted.
+    assert!(!port.arm_doorbell(), "nothing queued yet");
+    poster.tell("go");
+    let mut got = Vec::new();
+    while got.len() < 100 {
+        if !port.arm_doorbell() {
+            let ready = switchboard_sys::socket::poll_readable(&[port.doorbell()], Some(LONG.unwrap())).unwrap();
+            assert_eq!(ready, [true], "the doorbell rang");
+        }
+        while let Ok(p) = port.try_get() {
+            got.push(p.key);
+        }
+    }
+    assert_eq!(got, (0..100).collect::<Vec<u64>>());
+    poster.finish();
+    // A close rings it: a sleeper learns the port is gone.
+    let other = Port::open(&name).unwrap();
+    assert!(!other.arm_doorbell());
+    port.close();
+    assert_eq!(switchboard_sys::socket::poll_readable(&[other.doorbell()], Some(LONG.unwrap())).unwrap(), [true]);
+    assert!(matches!(other.try_get(), Err(Error::AbandonedWait)));
+}
