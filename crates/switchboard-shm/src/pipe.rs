@@ -281,6 +281,24 @@ impl Channel {
         Ok(())
     }
 
+    /// Writes `data` only if it can go in whole at once, without waiting:
+    /// `Ok(false)` (nothing written) when it is larger than one chunk, the
+    /// ring lacks room, or another holder is writing.
+    ///
+    /// # Errors
+    /// As [`Channel::write`], `TimedOut` aside.
+    pub fn try_write(&self, data: &[u8], peer: Peer<'_>) -> Result<bool, ChannelError> {
+        if data.len() > self.outbound().0.max_chunk() {
+            return Ok(false);
+        }
+        // One chunk with a deadline already passed: written whole, or not at all.
+        match self.write(data, Some(Instant::now()), peer) {
+            Ok(()) => Ok(true),
+            Err(ChannelError::TimedOut) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn push(
         &self,
         ring: &Ring<'_, SegmentMem<'_>>,

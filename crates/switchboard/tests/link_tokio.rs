@@ -11,6 +11,14 @@ use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions};
 use switchboard::Error;
 use util::{role, unique, Peer, Watchdog};
 
+/// These tests run one at a time: some count this process's threads, which
+/// a test running beside them would change.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
@@ -20,6 +28,7 @@ fn threads() -> usize {
 #[test]
 fn link_tokio_many_awaited_receives_park_no_threads() {
     let _w = Watchdog::test();
+    let _one_at_a_time = serial();
     let test = "link_tokio_many_awaited_receives_park_no_threads";
     if role().is_some() {
         let a = util::args();
@@ -75,6 +84,7 @@ fn link_tokio_many_awaited_receives_park_no_threads() {
 #[test]
 fn link_tokio_pair_echo() {
     let _w = Watchdog::test();
+    let _one_at_a_time = serial();
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
     let (a, mut b) = ShmLink::pair(ShmLinkOptions::default()).unwrap();
     let echo = std::thread::spawn(move || {

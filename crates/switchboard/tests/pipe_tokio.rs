@@ -17,6 +17,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn pipe_tokio_async_write_and_read_carry_a_stream_through_a_small_buffer() {
     let _w = Watchdog::test();
+    let _one_at_a_time = serial();
     let name = unique("tokio");
     let server = PipeOptions::new().buffer(4096).create(&name).unwrap();
     let client = PipeClient::open(&name).unwrap();
@@ -44,6 +45,7 @@ fn pipe_tokio_async_write_and_read_carry_a_stream_through_a_small_buffer() {
 #[test]
 fn pipe_tokio_a_read_cancelled_by_a_timeout_loses_nothing() {
     let _w = Watchdog::test();
+    let _one_at_a_time = serial();
     let name = unique("tokio-cancel");
     let server = PipeOptions::new().create(&name).unwrap();
     let client = PipeClient::open(&name).unwrap();
@@ -59,6 +61,14 @@ fn pipe_tokio_a_read_cancelled_by_a_timeout_loses_nothing() {
     });
 }
 
+/// These tests run one at a time: some count this process's threads, which
+/// a test running beside them would change.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
@@ -70,6 +80,7 @@ fn threads() -> usize {
 #[test]
 fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
     let _w = Watchdog::test();
+    let _one_at_a_time = serial();
     let pairs: Vec<_> = (0..20)
         .map(|i| {
             let name = unique(&format!("tokio-bell{i}"));
@@ -120,6 +131,7 @@ fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
 #[test]
 fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
     let _w = Watchdog::test();
+    let _one_at_a_time = serial();
     let name = unique("tokio-server-bell");
     let server = PipeOptions::new().create(&name).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().unwrap();
@@ -156,5 +168,41 @@ fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
             drop(writer.join().unwrap());
             rx.get_ref().disconnect().unwrap();
         }
+    });
+}
+
+/// Writes that fit go straight into the pipe: 200 small writes start no
+/// blocking-pool thread; one larger than the buffer still arrives whole.
+#[test]
+fn pipe_tokio_writes_that_fit_take_no_thread() {
+    let _w = Watchdog::test();
+    let _one_at_a_time = serial();
+    let name = unique("tokio-write");
+    let server =
+        PipeOptions::new().pipe_type(switchboard::pipe::named::PipeType::Message).buffer(4096).create(&name).unwrap();
+    let client = PipeClient::open(&name).unwrap();
+    server.connect().unwrap();
+    server.set_read_mode(switchboard::pipe::named::ReadMode::Message).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    rt.block_on(async {
+        let mut tx = AsyncPipe::new(client);
+        let before = threads();
+        for i in 0..200u32 {
+            tx.write_all(&i.to_le_bytes()).await.unwrap();
+            let mut buf = [0u8; 8];
+            let n = server.read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], i.to_le_bytes());
+        }
+        assert_eq!(threads(), before, "a write that fits took a thread");
+        // Larger than the 4 KiB buffer: through the blocking pool, whole.
+        let big = vec![7u8; 20_000];
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 32_000];
+            let n = server.read(&mut buf).unwrap();
+            buf.truncate(n);
+            buf
+        });
+        tx.write_all(&big).await.unwrap();
+        assert_eq!(reader.join().unwrap(), big);
     });
 }

@@ -7,10 +7,12 @@
 //! when the client changes. (An end type without a doorbell reads on the
 //! blocking pool, as writes do.)
 //!
-//! **Writes** run on tokio's blocking pool (`spawn_blocking`): a write
-//! waits only while the peer's buffer is full. A write once started
-//! finishes even if the future that started it is dropped: its result is
-//! handed to the next `poll_write`, so no byte is lost to cancellation.
+//! **Writes** go straight into the pipe when they fit at once (one chunk,
+//! room in the ring); one that must wait for room, or is larger than a
+//! chunk, runs on tokio's blocking pool (`spawn_blocking`). A write once
+//! started finishes even if the future that started it is dropped: its
+//! result is handed to the next `poll_write`, so no byte is lost to
+//! cancellation.
 //!
 //! Reads follow `std::io::Read` rules: a message cut short by the buffer
 //! gives what fitted, the end is `Ok(0)`.
@@ -77,6 +79,15 @@ pub trait BlockingEnd: Send + Sync + 'static {
     fn arm(&self) -> bool {
         true
     }
+
+    /// Writes all of `buf` if it fits at once (`Ok(false)`: nothing
+    /// written, it would have to wait).
+    ///
+    /// # Errors
+    /// The pipe's error.
+    fn write_now(&self, _buf: &[u8]) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl BlockingEnd for PipeClient {
@@ -100,6 +111,9 @@ impl BlockingEnd for PipeClient {
     }
     fn arm(&self) -> bool {
         self.arm_doorbell()
+    }
+    fn write_now(&self, buf: &[u8]) -> io::Result<bool> {
+        Ok(self.try_write(buf)?)
     }
 }
 
@@ -125,6 +139,9 @@ impl BlockingEnd for PipeServer {
     fn arm(&self) -> bool {
         // Not connected: no need to sleep; the read says so.
         self.arm_doorbell().unwrap_or(true)
+    }
+    fn write_now(&self, buf: &[u8]) -> io::Result<bool> {
+        Ok(self.try_write(buf)?)
     }
 }
 
@@ -226,6 +243,10 @@ impl<T: BlockingEnd> crate::bell::Doorbelled for Read<'_, '_, T> {
 impl<T: BlockingEnd> AsyncWrite for AsyncPipe<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        // Most writes fit at once: no thread for them.
+        if this.writing.is_none() && this.end.write_now(buf)? {
+            return Poll::Ready(Ok(buf.len()));
+        }
         let task = this.writing.get_or_insert_with(|| {
             let (end, data) = (this.end.clone(), buf.to_vec());
             tokio::task::spawn_blocking(move || end.write_blocking(&data).map(|()| data.len()))

@@ -493,6 +493,14 @@ impl End {
         self.with_peer(|peer| self.chan.write(data, None, peer)).map_err(|e| channel_error(e, true))
     }
 
+    /// Writes `data` if it fits at once (see `Channel::try_write`).
+    fn try_write(&self, data: &[u8]) -> Result<bool> {
+        if self.may_read() && self.access != PipeAccess::Duplex {
+            return Err(Error::AccessDenied("this end of the pipe only reads".into()));
+        }
+        self.with_peer(|peer| self.chan.try_write(data, peer)).map_err(|e| channel_error(e, true))
+    }
+
     fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
         if !self.may_read() {
             return Err(Error::AccessDenied("this end of the pipe only writes".into()));
@@ -653,6 +661,14 @@ impl PipeServer {
         check_read_mode(self.pipe.opts.pipe_type, mode)?;
         *lock(&self.read_mode) = mode;
         Ok(())
+    }
+
+    /// Writes if it fits at once (see [`PipeClient::try_write`]).
+    ///
+    /// # Errors
+    /// As [`PipeServer::write`].
+    pub fn try_write(&self, data: &[u8]) -> Result<bool> {
+        self.end()?.try_write(data)
     }
 
     /// Reads what is there without waiting (see [`PipeClient::try_read`]).
@@ -845,6 +861,15 @@ impl PipeClient {
         check_read_mode(self.end.pipe_type, mode)?;
         *lock(&self.read_mode) = mode;
         Ok(())
+    }
+
+    /// Writes `data` only if it can go in whole at once, without waiting:
+    /// `Ok(false)` (nothing written) when it would have to wait for room.
+    ///
+    /// # Errors
+    /// As [`PipeClient::write`].
+    pub fn try_write(&self, data: &[u8]) -> Result<bool> {
+        self.end.try_write(data)
     }
 
     /// Reads what is there without waiting: `Timeout` (121) when nothing
