@@ -39,9 +39,11 @@
 use switchboard_shm::peer::{Peer, PEER_BACKSTOP};
 use switchboard_shm::port::{PortError, PortQueue};
 use switchboard_shm::segment::Segment;
+use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeWatch;
 use switchboard_sys::process::HandleValue;
+use switchboard_sys::process::Pidfd;
 use switchboard_sys::socket::Conn;
 use switchboard_sys::{AsFd, BorrowedFd};
 
@@ -133,6 +135,10 @@ pub struct Port {
     bell: EventFd,
     /// Whether this handle armed the doorbell since its last get.
     armed: std::sync::atomic::AtomicBool,
+    /// The doorbell descriptor: the bell, and the server process's pidfd
+    /// (readable when it exits, kept open here), in one epoll set; made on
+    /// first use.
+    doorbell: std::sync::OnceLock<(Epoll, Option<Pidfd>)>,
 }
 
 fn port_error(e: PortError) -> Error {
@@ -220,7 +226,8 @@ impl Port {
         let bell = endpoint.fd(2).ok_or_else(|| Error::Malformed("a port without its doorbell".into()))?;
         let bell = EventFd::adopt(bell.try_clone_to_owned()?)
             .map_err(|_| Error::Malformed("the port's doorbell is not an eventfd".into()))?;
-        Ok(Port { endpoint, queue, server_life, overflow, bell, armed: std::sync::atomic::AtomicBool::new(false) })
+        let armed = std::sync::atomic::AtomicBool::new(false);
+        Ok(Port { endpoint, queue, server_life, overflow, bell, armed, doorbell: std::sync::OnceLock::new() })
     }
 
     /// Sends this port over a connection.
@@ -307,6 +314,7 @@ impl Port {
     /// is closed.
     pub fn get(&self, timeout: impl Into<Deadline>) -> Result<Packet> {
         self.disarm_doorbell();
+        self.check_server()?;
         let deadline = timeout.into().instant();
         let me = switchboard_sys::process::tid();
         let backstop = || self.creator_alive();
@@ -334,6 +342,15 @@ impl Port {
         self.bell.notify();
     }
 
+    /// One load: a dead server's port is closed for consumers at once.
+    fn check_server(&self) -> Result<()> {
+        if self.server_life.as_ref().is_some_and(|l| !l.alive()) {
+            self.close();
+            return Err(Error::AbandonedWait);
+        }
+        Ok(())
+    }
+
     /// Takes a queued packet without waiting (see [`Port::get`]).
     ///
     /// # Errors
@@ -344,11 +361,33 @@ impl Port {
 
     /// A descriptor for `poll`/`epoll`/tokio that becomes readable when a
     /// packet is posted while this handle's doorbell is armed
-    /// ([`Port::arm_doorbell`]), or the port closes; the next get disarms
-    /// it. Every holder shares the one bell: a post wakes every sleeper on
-    /// it, and one of them gets the packet.
-    pub fn doorbell(&self) -> BorrowedFd<'_> {
-        self.bell.as_fd()
+    /// ([`Port::arm_doorbell`]), the port closes, or its server process
+    /// ends (`kill -9` included: its pidfd is in the set); the next get
+    /// disarms it. Every holder shares the one bell: a post wakes every
+    /// sleeper on it, and one of them gets the packet.
+    ///
+    /// # Errors
+    /// When the epoll set cannot be made (out of descriptors).
+    pub fn doorbell(&self) -> Result<BorrowedFd<'_>> {
+        if self.doorbell.get().is_none() {
+            let set = Epoll::new()?;
+            set.add(self.bell.as_fd(), 0)?;
+            let mut server = None;
+            if let Some(life) = &self.server_life {
+                // Checked alive after the pidfd is open, so the pidfd cannot
+                // be a later process's that reused the pid.
+                match Pidfd::open(self.endpoint.info().creator_pid) {
+                    Ok(pidfd) if life.alive() => {
+                        set.add(pidfd.as_fd(), 1)?;
+                        server = Some(pidfd);
+                    }
+                    // Already gone: ring, so that the next get reports it.
+                    _ => self.bell.notify(),
+                }
+            }
+            let _ = self.doorbell.set((set, server));
+        }
+        Ok(self.doorbell.get().expect("set above").0.as_fd())
     }
 
     /// Arms the doorbell before a sleep on it; `true` when there is no need
@@ -392,7 +431,7 @@ impl AsyncPort {
     /// # Errors
     /// When the doorbell cannot be registered.
     pub fn new(port: Port) -> Result<AsyncPort> {
-        let bell = switchboard_sys::reactor::register_readable(port.doorbell().try_clone_to_owned()?)?;
+        let bell = switchboard_sys::reactor::register_readable(port.doorbell()?.try_clone_to_owned()?)?;
         Ok(AsyncPort { port, bell })
     }
 
@@ -425,6 +464,9 @@ struct Get<'a> {
 impl crate::bell::Doorbelled for Get<'_> {
     type Output = Result<Packet>;
     fn attempt(&mut self) -> Option<Result<Packet>> {
+        if let Err(e) = self.port.check_server() {
+            return Some(Err(e));
+        }
         let deadline = Deadline::now().instant();
         let me = switchboard_sys::process::tid();
         let backstop = || self.port.creator_alive();

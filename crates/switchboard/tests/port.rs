@@ -355,7 +355,8 @@ fn port_doorbell_a_poll_loop_takes_what_another_process_posts() {
     let mut got = Vec::new();
     while got.len() < 100 {
         if !port.arm_doorbell() {
-            let ready = switchboard_sys::socket::poll_readable(&[port.doorbell()], Some(LONG.unwrap())).unwrap();
+            let ready =
+                switchboard_sys::socket::poll_readable(&[port.doorbell().unwrap()], Some(LONG.unwrap())).unwrap();
             assert_eq!(ready, [true], "the doorbell rang");
         }
         while let Ok(p) = port.try_get() {
@@ -368,6 +369,32 @@ fn port_doorbell_a_poll_loop_takes_what_another_process_posts() {
     let other = Port::open(&name).unwrap();
     assert!(!other.arm_doorbell());
     port.close();
-    assert_eq!(switchboard_sys::socket::poll_readable(&[other.doorbell()], Some(LONG.unwrap())).unwrap(), [true]);
+    assert_eq!(
+        switchboard_sys::socket::poll_readable(&[other.doorbell().unwrap()], Some(LONG.unwrap())).unwrap(),
+        [true]
+    );
     assert!(matches!(other.try_get(), Err(Error::AbandonedWait)));
+}
+
+/// A consumer asleep on a port's doorbell hears its server's `kill -9`:
+/// the server's pidfd is in the doorbell, and the next get says the port
+/// is gone.
+#[test]
+fn port_doorbell_rings_when_the_server_is_killed() {
+    let _w = Watchdog::test();
+    let test = "port_doorbell_rings_when_the_server_is_killed";
+    if role().is_some() {
+        let _port = Port::create(util::args()[0].as_str(), 1).unwrap();
+        hold("serving");
+    }
+    let name = unique("port-bell-death");
+    let mut server = Peer::spawn(test, "server", &[&name]);
+    server.expect("serving");
+    let client = Port::open(&name).unwrap();
+    assert!(!client.arm_doorbell());
+    let bell = client.doorbell().unwrap();
+    assert_eq!(switchboard_sys::socket::poll_readable(&[bell], Some(std::time::Duration::ZERO)).unwrap(), [false]);
+    server.kill9();
+    assert_eq!(switchboard_sys::socket::poll_readable(&[bell], LONG).unwrap(), [true], "the server's death rang it");
+    assert!(matches!(client.try_get(), Err(Error::AbandonedWait)));
 }
