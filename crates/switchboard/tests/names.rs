@@ -274,7 +274,15 @@ fn names_s10_listing_shows_kind_scope_name_owner_and_holders() {
     let mut peer = Peer::spawn("names_s10_listing_shows_kind_scope_name_owner_and_holders", "creator", &[&n]);
     peer.expect("created");
     let _mine = Mutex::open(&n).unwrap();
-    let entries: Vec<_> = list().into_iter().filter(|e| e.name == n).collect();
+    // A process that another test is starting right now holds copies of
+    // this process's descriptors between its fork and its exec: wait for
+    // the count to settle rather than catch one in that window.
+    let settled = || {
+        let entries: Vec<_> = list().into_iter().filter(|e| e.name == n).collect();
+        (entries.len() == 2 && entries.iter().all(|e| e.holders == 1)).then_some(entries)
+    };
+    util::eventually("the listing settles on the peer as the only other holder", || settled().is_some());
+    let entries = settled().unwrap_or_else(|| list().into_iter().filter(|e| e.name == n).collect());
     assert_eq!(entries.len(), 2, "{entries:?}");
     let local = entries.iter().find(|e| e.scope == Scope::Local).unwrap();
     assert_eq!((local.kind, local.owner_pid, local.holders), (Kind::Mutex, peer.pid, 1));
