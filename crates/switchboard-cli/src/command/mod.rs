@@ -1,6 +1,6 @@
 //! One module per verb, holding its clap arguments and its run; `run` dispatches.
 
-mod bench;
+pub(crate) mod bench;
 mod detach;
 mod ls;
 pub(crate) mod mailslot;

@@ -12,29 +12,94 @@
 //! error, see the `death` module). Each path reports its ratio to its floor measured
 //! in the same run — absolute times drift on a shared VM, ratios much less.
 
-mod death;
+pub(crate) mod death;
 mod echo;
 mod plot;
-mod setup;
+pub(crate) mod setup;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 const PAYLOADS: [usize; 5] = [8, 64, 4096, 64 * 1024, 1 << 20];
-const FLOORS: [&str; 5] = ["spin", "futex", "pipe", "unix_stream", "tcp"];
+/// Every payload, for paths that take any size.
+pub(crate) const ALL_PAYLOADS: &[usize] = &PAYLOADS;
+/// The smallest payload only (ports carry fixed packets; peer death moves none).
+pub(crate) const SMALLEST_PAYLOAD: &[usize] = &[8];
+
+/// How a path is measured.
+#[derive(Clone, Copy)]
+pub(crate) enum Setup {
+    /// A ping-pong between the parent's side and the child's.
+    Echo(setup::ParentSide, setup::ChildSide),
+    /// Measured its own way; the second is the child's side.
+    Measured(fn(bool, bool) -> anyhow::Result<Stat>, fn(&[String]) -> anyhow::Result<ExitCode>),
+}
+
+/// A measured path or floor: its name, its floor (`""` for a floor
+/// itself), how it is set up, and the payloads it runs.
+pub(crate) struct BenchPath {
+    pub name: &'static str,
+    pub floor: &'static str,
+    pub setup: Setup,
+    pub payloads: &'static [usize],
+}
+
+/// The physical floors (memcpy aside, which needs no peer).
+const FLOORS: [BenchPath; 5] = [
+    BenchPath {
+        name: "spin",
+        floor: "",
+        setup: Setup::Echo(setup::cache_line_parent, setup::cache_line_child),
+        payloads: ALL_PAYLOADS,
+    },
+    BenchPath {
+        name: "futex",
+        floor: "",
+        setup: Setup::Echo(setup::cache_line_parent, setup::cache_line_child),
+        payloads: ALL_PAYLOADS,
+    },
+    BenchPath {
+        name: "pipe",
+        floor: "",
+        setup: Setup::Echo(setup::os_pipe_parent, setup::os_pipe_child),
+        payloads: ALL_PAYLOADS,
+    },
+    BenchPath {
+        name: "unix_stream",
+        floor: "",
+        setup: Setup::Echo(setup::unix_stream_parent, setup::unix_stream_child),
+        payloads: ALL_PAYLOADS,
+    },
+    BenchPath {
+        name: "tcp",
+        floor: "",
+        setup: Setup::Echo(setup::tcp_parent, setup::tcp_child),
+        payloads: ALL_PAYLOADS,
+    },
+];
 
 /// Every (path, its floor), from the scenario table.
 fn paths() -> impl Iterator<Item = (&'static str, &'static str)> {
-    super::scenario::bench_paths()
+    super::scenario::bench_paths().map(|p| (p.name, p.floor))
+}
+
+/// The floor or path called `name`.
+fn find(name: &str) -> anyhow::Result<&'static BenchPath> {
+    FLOORS
+        .iter()
+        .chain(super::scenario::bench_paths())
+        .find(|p| p.name == name)
+        .with_context(|| format!("unknown benchmark {name}"))
 }
 
 /// One measured series.
 #[derive(Clone, Debug)]
-struct Stat {
+pub(crate) struct Stat {
     name: &'static str,
     payload: usize,
     p50: Duration,
@@ -66,19 +131,15 @@ fn rounds(payload: usize, quick: bool) -> (u32, u32) {
     }
 }
 
-/// Which payloads a scenario runs (ports carry fixed packets: one size).
+/// Which payloads a floor or path runs.
 fn payloads_of(name: &str) -> &'static [usize] {
-    if name == "port" || name == death::NAME {
-        &PAYLOADS[..1]
-    } else {
-        &PAYLOADS
-    }
+    find(name).map_or(ALL_PAYLOADS, |p| p.payloads)
 }
 
 /// The floors and paths to measure: all, or the chosen paths and their floors.
 fn chosen(only: &[String]) -> anyhow::Result<Vec<&'static str>> {
     if only.is_empty() {
-        return Ok(FLOORS.iter().copied().chain(paths().map(|p| p.0)).collect());
+        return Ok(FLOORS.iter().map(|f| f.name).chain(paths().map(|p| p.0)).collect());
     }
     let mut wanted = Vec::new();
     for want in only {
@@ -88,7 +149,8 @@ fn chosen(only: &[String]) -> anyhow::Result<Vec<&'static str>> {
         };
         wanted.push((path, floor));
     }
-    let mut names: Vec<&'static str> = FLOORS.iter().copied().filter(|f| wanted.iter().any(|p| p.1 == *f)).collect();
+    let mut names: Vec<&'static str> =
+        FLOORS.iter().map(|f| f.name).filter(|f| wanted.iter().any(|p| p.1 == *f)).collect();
     names.extend(wanted.iter().map(|p| p.0));
     Ok(names)
 }
@@ -109,10 +171,9 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
     for name in names {
         for &payload in payloads_of(name) {
             bar.set_message(format!("{name} {payload} B"));
-            let stat = if name == death::NAME {
-                death::measure(quick, pinned)?
-            } else {
-                ping_pong(name, payload, quick, pinned)?
+            let stat = match find(name)?.setup {
+                Setup::Echo(parent, _) => ping_pong(name, parent, payload, quick, pinned)?,
+                Setup::Measured(measure, _) => measure(quick, pinned)?,
             };
             measured.push(stat);
             bar.inc(1);
@@ -153,9 +214,15 @@ fn memcpy(payload: usize, quick: bool) -> Stat {
     Stat::from_samples("memcpy", payload, samples)
 }
 
-fn ping_pong(name: &'static str, payload: usize, quick: bool, pinned: bool) -> anyhow::Result<Stat> {
+fn ping_pong(
+    name: &'static str,
+    parent: setup::ParentSide,
+    payload: usize,
+    quick: bool,
+    pinned: bool,
+) -> anyhow::Result<Stat> {
     let (warm, n) = rounds(payload, quick);
-    let (mut echo, mut child) = setup::parent(name, payload, warm + n, pinned)?;
+    let (mut echo, mut child) = parent(&setup::Run { name, payload, rounds: warm + n, pinned })?;
     let msg = vec![0xa5u8; payload];
     let mut buf = Vec::with_capacity(payload);
     let mut samples = Vec::with_capacity(n as usize);
@@ -180,11 +247,12 @@ pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
     if pinned == "1" {
         switchboard::raw::pin_to_cpu(1)?;
     }
-    if name == death::NAME {
-        return death::child(rest);
-    }
+    let child = match find(name)?.setup {
+        Setup::Measured(_, child) => return child(rest),
+        Setup::Echo(_, child) => child,
+    };
     let payload: usize = payload.parse()?;
-    let mut echo = setup::child(name, payload, rest)?;
+    let mut echo = child(name, payload, rest)?;
     let mut buf = Vec::with_capacity(payload);
     for _ in 0..rounds.parse::<u32>()? {
         echo.recv(&mut buf, payload)?;

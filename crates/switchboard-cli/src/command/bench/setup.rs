@@ -7,7 +7,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions, StreamLink, StreamLinkListener, WaitMode};
 use switchboard::mailslot::{Mailslot, MailslotClient, MailslotOptions};
 use switchboard::mapping::{Access, Mapping};
@@ -88,135 +88,190 @@ fn shared(view: switchboard::mapping::View, me: usize, payload: usize) -> Spin {
     Spin { view, me, sent: 0, seen: 0, max: area(payload) }
 }
 
-/// The parent's side of scenario `name`, and the running child.
-pub fn parent(name: &str, payload: usize, rounds: u32, pinned: bool) -> anyhow::Result<(Box<dyn Echo>, Child)> {
-    let peer = |args: &[&str]| spawn(name, payload, rounds, pinned, args, false);
-    Ok(match name {
-        "spin" | "futex" => {
-            let n = unique(name);
-            let m = Mapping::create(n.as_str(), (DATA + 2 * area(payload)) as u64)?;
-            let spin = shared(m.map_view(Access::Write, 0, 0)?, 0, payload);
-            let child = peer(&[&n])?;
-            if name == "spin" {
-                (Box::new(spin), child)
-            } else {
-                (Box::new(Futex(spin)), child)
-            }
-        }
-        "pipe" => {
-            let mut child = spawn(name, payload, rounds, pinned, &[], true)?;
-            let (w, r) = (child.stdin.take().context("stdin")?, child.stdout.take().context("stdout")?);
-            (Box::new(Bytes { reader: r, writer: w }), child)
-        }
-        "unix_stream" => {
-            let n = unique(name);
-            let l = UnixListener::bind_addr(&abstract_addr(&n)?)?;
-            let child = peer(&[&n])?;
-            let (s, _) = l.accept()?;
-            s.set_read_timeout(Some(PATIENCE))?;
-            (Box::new(Bytes { reader: s.try_clone()?, writer: s }), child)
-        }
-        "tcp" => {
-            let l = TcpListener::bind("127.0.0.1:0")?;
-            let child = peer(&[&l.local_addr()?.port().to_string()])?;
-            let (s, _) = l.accept()?;
-            s.set_nodelay(true)?;
-            s.set_read_timeout(Some(PATIENCE))?;
-            (Box::new(Bytes { reader: s.try_clone()?, writer: s }), child)
-        }
-        "shm_link_busy" | "shm_link_adaptive" | "shm_link_blocking" => {
-            let n = unique(name);
-            let l = ShmLinkListener::bind(&n)?;
-            let child = peer(&[&n])?;
-            let mut link = l.accept(Some(PATIENCE))?;
-            link.set_wait_mode(wait_mode(name));
-            (Box::new(Linked(Box::new(link))), child)
-        }
-        "stream_unix" => {
-            let n = unique(name);
-            let l = StreamLinkListener::bind_unix(&n)?;
-            let child = peer(&[&n])?;
-            (Box::new(Linked(Box::new(l.accept()?))), child)
-        }
-        "stream_tcp" => {
-            let l = StreamLinkListener::bind_tcp("127.0.0.1:0")?;
-            let child = peer(&[&l.port().context("port")?.to_string()])?;
-            (Box::new(Linked(Box::new(l.accept()?))), child)
-        }
-        "port" => {
-            let (a, b) = (unique("port-a"), unique("port-b"));
-            let (there, back) = (Port::create(a.as_str(), 1)?, Port::create(b.as_str(), 1)?);
-            let child = peer(&[&a, &b])?;
-            (Box::new(Ported { there, back }), child)
-        }
-        "pipe_message_transact" => {
-            // The child serves; it says "ready" once the pipe exists.
-            let n = unique(name);
-            let mut child = spawn(name, payload, rounds, pinned, &[&n], true)?;
-            ready(&mut child)?;
-            let client = PipeClient::open(&n)?;
-            client.set_read_mode(ReadMode::Message)?;
-            (Box::new(Transact { client, request: Vec::new() }), child)
-        }
-        "mailslot" => {
-            let (mine, theirs) = (unique("slot-a"), unique("slot-b"));
-            let inbox = inbox(&mine, payload)?;
-            let mut child = spawn(name, payload, rounds, pinned, &[&mine, &theirs], true)?;
-            ready(&mut child)?;
-            (Box::new(Slotted { inbox, out: MailslotClient::open(&theirs)? }), child)
-        }
-        other => bail!("unknown benchmark {other}"),
-    })
+/// One run of a path: its name and what the parent measures.
+pub struct Run<'a> {
+    /// The path's name (also the child's role).
+    pub name: &'a str,
+    /// Bytes per message.
+    pub payload: usize,
+    /// Round trips the child answers.
+    pub rounds: u32,
+    /// Whether the child pins itself to CPU 1.
+    pub pinned: bool,
 }
 
-/// The child's side of scenario `name`.
-pub fn child(name: &str, payload: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
-    let arg = |i: usize| args.get(i).map(String::as_str).context("missing bench-peer argument");
-    Ok(match name {
-        "spin" | "futex" => {
-            let spin = shared(Mapping::open(arg(0)?, Access::Write)?.map_view(Access::Write, 0, 0)?, 1, payload);
-            if name == "spin" {
-                Box::new(spin)
-            } else {
-                Box::new(Futex(spin))
-            }
-        }
-        "pipe" => {
-            // Unbuffered: std's stdout is line-buffered and would hold a short message back.
-            use std::os::fd::AsFd;
-            let out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-            let inp = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-            Box::new(Bytes { reader: inp, writer: out })
-        }
-        "unix_stream" => {
-            let s = UnixStream::connect_addr(&abstract_addr(arg(0)?)?)?;
-            Box::new(Bytes { reader: s.try_clone()?, writer: s })
-        }
-        "tcp" => {
-            let s = TcpStream::connect(("127.0.0.1", arg(0)?.parse::<u16>()?))?;
-            s.set_nodelay(true)?;
-            Box::new(Bytes { reader: s.try_clone()?, writer: s })
-        }
-        "shm_link_busy" | "shm_link_adaptive" | "shm_link_blocking" => {
-            let opts = ShmLinkOptions { wait: wait_mode(name), ..ShmLinkOptions::default() };
-            Box::new(Linked(Box::new(ShmLink::connect(arg(0)?, opts)?)))
-        }
-        "stream_unix" => Box::new(Linked(Box::new(StreamLink::connect_unix(arg(0)?)?) as Box<dyn Link>)),
-        "stream_tcp" => Box::new(Linked(Box::new(StreamLink::connect_tcp(("127.0.0.1", arg(0)?.parse::<u16>()?))?))),
-        "port" => Box::new(Ported { there: Port::open(arg(1)?)?, back: Port::open(arg(0)?)? }),
-        "pipe_message_transact" => {
-            let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).buffer(PIPE_BUFFER);
-            let server = opts.create(arg(0)?)?;
-            say_ready()?;
-            server.connect_timeout(Some(PATIENCE))?;
-            Box::new(Serving(server))
-        }
-        "mailslot" => {
-            let inbox = inbox(arg(1)?, payload)?;
-            let out = MailslotClient::open(arg(0)?)?;
-            say_ready()?;
-            Box::new(Slotted { inbox, out })
-        }
-        other => bail!("unknown benchmark {other}"),
-    })
+impl Run<'_> {
+    /// Starts the child with `args` (its stdin and stdout closed).
+    fn peer(&self, args: &[&str]) -> anyhow::Result<Child> {
+        spawn(self.name, self.payload, self.rounds, self.pinned, args, false)
+    }
+
+    /// Starts the child with `args`, its stdin and stdout piped to us.
+    fn peer_piped(&self, args: &[&str]) -> anyhow::Result<Child> {
+        spawn(self.name, self.payload, self.rounds, self.pinned, args, true)
+    }
+}
+
+/// The parent's side of a path: its echo and the running child.
+pub type ParentSide = fn(&Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)>;
+/// The child's side of a path, from its name, payload and arguments.
+pub type ChildSide = fn(&str, usize, &[String]) -> anyhow::Result<Box<dyn Echo>>;
+
+fn arg(args: &[String], i: usize) -> anyhow::Result<&str> {
+    args.get(i).map(String::as_str).context("missing bench-peer argument")
+}
+
+/// `spin` and `futex`: one shared cache line, spun on or slept on.
+pub fn cache_line_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let n = unique(run.name);
+    let m = Mapping::create(n.as_str(), (DATA + 2 * area(run.payload)) as u64)?;
+    let spin = shared(m.map_view(Access::Write, 0, 0)?, 0, run.payload);
+    let child = run.peer(&[&n])?;
+    Ok(if run.name == "spin" { (Box::new(spin), child) } else { (Box::new(Futex(spin)), child) })
+}
+
+/// See [`cache_line_parent`].
+pub fn cache_line_child(name: &str, payload: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let spin = shared(Mapping::open(arg(args, 0)?, Access::Write)?.map_view(Access::Write, 0, 0)?, 1, payload);
+    Ok(if name == "spin" { Box::new(spin) } else { Box::new(Futex(spin)) })
+}
+
+/// `pipe`: the child's stdin and stdout.
+pub fn os_pipe_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let mut child = run.peer_piped(&[])?;
+    let (w, r) = (child.stdin.take().context("stdin")?, child.stdout.take().context("stdout")?);
+    Ok((Box::new(Bytes { reader: r, writer: w }), child))
+}
+
+/// See [`os_pipe_parent`].
+pub fn os_pipe_child(_: &str, _: usize, _: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    // Unbuffered: std's stdout is line-buffered and would hold a short message back.
+    use std::os::fd::AsFd;
+    let out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let inp = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    Ok(Box::new(Bytes { reader: inp, writer: out }))
+}
+
+/// `unix_stream`: a Unix stream socket.
+pub fn unix_stream_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let n = unique(run.name);
+    let l = UnixListener::bind_addr(&abstract_addr(&n)?)?;
+    let child = run.peer(&[&n])?;
+    let (s, _) = l.accept()?;
+    s.set_read_timeout(Some(PATIENCE))?;
+    Ok((Box::new(Bytes { reader: s.try_clone()?, writer: s }), child))
+}
+
+/// See [`unix_stream_parent`].
+pub fn unix_stream_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let s = UnixStream::connect_addr(&abstract_addr(arg(args, 0)?)?)?;
+    Ok(Box::new(Bytes { reader: s.try_clone()?, writer: s }))
+}
+
+/// `tcp`: a loopback TCP connection.
+pub fn tcp_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let child = run.peer(&[&l.local_addr()?.port().to_string()])?;
+    let (s, _) = l.accept()?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(PATIENCE))?;
+    Ok((Box::new(Bytes { reader: s.try_clone()?, writer: s }), child))
+}
+
+/// See [`tcp_parent`].
+pub fn tcp_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let s = TcpStream::connect(("127.0.0.1", arg(args, 0)?.parse::<u16>()?))?;
+    s.set_nodelay(true)?;
+    Ok(Box::new(Bytes { reader: s.try_clone()?, writer: s }))
+}
+
+/// `shm_link_*`: a shared-memory link in the path's wait mode.
+pub fn shm_link_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let n = unique(run.name);
+    let l = ShmLinkListener::bind(&n)?;
+    let child = run.peer(&[&n])?;
+    let mut link = l.accept(Some(PATIENCE))?;
+    link.set_wait_mode(wait_mode(run.name));
+    Ok((Box::new(Linked(Box::new(link))), child))
+}
+
+/// See [`shm_link_parent`].
+pub fn shm_link_child(name: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let opts = ShmLinkOptions { wait: wait_mode(name), ..ShmLinkOptions::default() };
+    Ok(Box::new(Linked(Box::new(ShmLink::connect(arg(args, 0)?, opts)?))))
+}
+
+/// `stream_unix`: a framed Unix stream link.
+pub fn stream_unix_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let n = unique(run.name);
+    let l = StreamLinkListener::bind_unix(&n)?;
+    let child = run.peer(&[&n])?;
+    Ok((Box::new(Linked(Box::new(l.accept()?))), child))
+}
+
+/// See [`stream_unix_parent`].
+pub fn stream_unix_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    Ok(Box::new(Linked(Box::new(StreamLink::connect_unix(arg(args, 0)?)?) as Box<dyn Link>)))
+}
+
+/// `stream_tcp`: a framed TCP link.
+pub fn stream_tcp_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let l = StreamLinkListener::bind_tcp("127.0.0.1:0")?;
+    let child = run.peer(&[&l.port().context("port")?.to_string()])?;
+    Ok((Box::new(Linked(Box::new(l.accept()?))), child))
+}
+
+/// See [`stream_tcp_parent`].
+pub fn stream_tcp_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    Ok(Box::new(Linked(Box::new(StreamLink::connect_tcp(("127.0.0.1", arg(args, 0)?.parse::<u16>()?))?))))
+}
+
+/// `port`: a packet each way through two completion ports.
+pub fn port_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let (a, b) = (unique("port-a"), unique("port-b"));
+    let (there, back) = (Port::create(a.as_str(), 1)?, Port::create(b.as_str(), 1)?);
+    let child = run.peer(&[&a, &b])?;
+    Ok((Box::new(Ported { there, back }), child))
+}
+
+/// See [`port_parent`].
+pub fn port_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    Ok(Box::new(Ported { there: Port::open(arg(args, 1)?)?, back: Port::open(arg(args, 0)?)? }))
+}
+
+/// `pipe_message_transact`: the child serves a message pipe; the parent
+/// transacts (it says "ready" once the pipe exists).
+pub fn pipe_transact_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let n = unique(run.name);
+    let mut child = run.peer_piped(&[&n])?;
+    ready(&mut child)?;
+    let client = PipeClient::open(&n)?;
+    client.set_read_mode(ReadMode::Message)?;
+    Ok((Box::new(Transact { client, request: Vec::new() }), child))
+}
+
+/// See [`pipe_transact_parent`].
+pub fn pipe_transact_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).buffer(PIPE_BUFFER);
+    let server = opts.create(arg(args, 0)?)?;
+    say_ready()?;
+    server.connect_timeout(Some(PATIENCE))?;
+    Ok(Box::new(Serving(server)))
+}
+
+/// `mailslot`: a message each way through two mailslots.
+pub fn mailslot_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let (mine, theirs) = (unique("slot-a"), unique("slot-b"));
+    let inbox = inbox(&mine, run.payload)?;
+    let mut child = run.peer_piped(&[&mine, &theirs])?;
+    ready(&mut child)?;
+    Ok((Box::new(Slotted { inbox, out: MailslotClient::open(&theirs)? }), child))
+}
+
+/// See [`mailslot_parent`].
+pub fn mailslot_child(_: &str, payload: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let inbox = inbox(arg(args, 1)?, payload)?;
+    let out = MailslotClient::open(arg(args, 0)?)?;
+    say_ready()?;
+    Ok(Box::new(Slotted { inbox, out }))
 }
