@@ -1,16 +1,20 @@
 //! Every mechanism's place in `tour` and `bench`, in one table: adding a
-//! mechanism to both is adding one [`Scenario`] — its tour row and its
-//! bench paths with their floors and set-ups (the parent's side and the
-//! child's), named here and written beside the mechanism's other code.
+//! mechanism to both is adding one [`Scenario`] — its tour row and the tour
+//! peers it starts, and its bench paths with their floors, payloads and
+//! set-ups (the parent's side and the child's). The functions it names are
+//! written in `tour.rs` and `bench/setup.rs`; nothing else dispatches by
+//! name.
 
 use super::bench::setup;
 use super::bench::{death, BenchPath, Setup, ALL_PAYLOADS, SMALLEST_PAYLOAD};
-use super::tour::{self, Step};
+use super::tour::{self, PeerRole, Step};
 
 /// One mechanism in the tour and the bench.
 pub struct Scenario {
     /// Its tour row (`None`: not in the tour).
     pub tour: Option<Step>,
+    /// The tour peers its row starts (`switchboard tour-peer ROLE`).
+    pub peers: &'static [(&'static str, PeerRole)],
     /// Its bench paths.
     pub bench: &'static [BenchPath],
 }
@@ -27,14 +31,15 @@ const fn echo(
 
 /// Every mechanism, in tour order.
 pub const SCENARIOS: [Scenario; 12] = [
-    Scenario { tour: Some(tour::mapping_row), bench: &[] },
-    Scenario { tour: Some(tour::semaphore_row), bench: &[] },
-    Scenario { tour: Some(tour::event_row), bench: &[] },
-    Scenario { tour: Some(tour::mutex_row), bench: &[] },
-    Scenario { tour: Some(tour::wait_any_row), bench: &[] },
-    Scenario { tour: Some(tour::handle_row), bench: &[] },
+    Scenario { tour: Some(tour::mapping_row), peers: &[("echo", tour::echo_peer)], bench: &[] },
+    Scenario { tour: Some(tour::semaphore_row), peers: &[("semaphore", tour::semaphore_peer)], bench: &[] },
+    Scenario { tour: Some(tour::event_row), peers: &[("event-waiter", tour::event_waiter_peer)], bench: &[] },
+    Scenario { tour: Some(tour::mutex_row), peers: &[("mutex-owner", tour::mutex_owner_peer)], bench: &[] },
+    Scenario { tour: Some(tour::wait_any_row), peers: &[("hold-and-set", tour::hold_and_set_peer)], bench: &[] },
+    Scenario { tour: Some(tour::handle_row), peers: &[("take-handle", tour::take_handle_peer)], bench: &[] },
     Scenario {
         tour: Some(tour::shm_link_row),
+        peers: &[("link-echo", tour::link_echo_peer)],
         bench: &[
             echo("shm_link_busy", "spin", setup::shm_link_parent, setup::shm_link_child, ALL_PAYLOADS),
             echo("shm_link_adaptive", "spin", setup::shm_link_parent, setup::shm_link_child, ALL_PAYLOADS),
@@ -49,11 +54,13 @@ pub const SCENARIOS: [Scenario; 12] = [
     },
     Scenario {
         tour: Some(tour::port_row),
+        peers: &[("port-echo", tour::port_echo_peer)],
         bench: &[echo("port", "spin", setup::port_parent, setup::port_child, SMALLEST_PAYLOAD)],
     },
-    Scenario { tour: Some(tour::anon_pipe_row), bench: &[] },
+    Scenario { tour: Some(tour::anon_pipe_row), peers: &[("upper", tour::upper_peer)], bench: &[] },
     Scenario {
         tour: Some(tour::named_pipe_row),
+        peers: &[("pipe-echo", tour::pipe_echo_peer)],
         bench: &[echo(
             "pipe_message_transact",
             "spin",
@@ -64,10 +71,12 @@ pub const SCENARIOS: [Scenario; 12] = [
     },
     Scenario {
         tour: Some(tour::mailslot_row),
+        peers: &[("slot-echo", tour::slot_echo_peer)],
         bench: &[echo("mailslot", "spin", setup::mailslot_parent, setup::mailslot_child, ALL_PAYLOADS)],
     },
     Scenario {
         tour: Some(tour::socket_row),
+        peers: &[("socket-echo", tour::socket_echo_peer)],
         bench: &[
             echo("stream_unix", "unix_stream", setup::stream_unix_parent, setup::stream_unix_child, ALL_PAYLOADS),
             echo("stream_tcp", "tcp", setup::stream_tcp_parent, setup::stream_tcp_child, ALL_PAYLOADS),
@@ -78,6 +87,11 @@ pub const SCENARIOS: [Scenario; 12] = [
 /// The tour's rows, in order.
 pub fn tour_steps() -> impl Iterator<Item = Step> {
     SCENARIOS.iter().filter_map(|s| s.tour)
+}
+
+/// The tour peer called `role`.
+pub fn tour_peer(role: &str) -> Option<PeerRole> {
+    SCENARIOS.iter().flat_map(|s| s.peers.iter()).find(|(name, _)| *name == role).map(|(_, run)| *run)
 }
 
 /// The bench's paths, in order.

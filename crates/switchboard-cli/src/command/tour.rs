@@ -412,111 +412,153 @@ pub(crate) fn leftovers_row(names: &Names) -> [String; 4] {
 }
 
 /// The child side.
+/// A tour peer's side: `switchboard tour-peer ROLE ARG…`.
+pub(crate) type PeerRole = fn(&[String]) -> anyhow::Result<()>;
+
+fn arg(args: &[String], i: usize) -> anyhow::Result<&str> {
+    args.get(i).map(String::as_str).context("missing tour-peer argument")
+}
+
+/// The child side of the tour: the role's function from the scenario table.
 pub fn peer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
-    let arg = |i: usize| args.get(i).map(String::as_str).context("missing tour-peer argument");
-    match role {
-        "echo" => {
-            let view = Mapping::open(arg(0)?, Access::Write)?.map_view(Access::Write, 0, 0)?;
-            let (req, rep) = (Event::open(arg(1)?)?, Event::open(arg(2)?)?);
-            for _ in 0..arg(3)?.parse::<u32>()? {
-                acquired(req.wait_timeout(PEER_PATIENCE))?;
-                view.write(64, &view.read_vec(0, 64)?)?;
-                rep.set();
-            }
-        }
-        "semaphore" => {
-            let (there, back) = (Semaphore::open(arg(0)?)?, Semaphore::open(arg(1)?)?);
-            for _ in 0..arg(2)?.parse::<u32>()? {
-                acquired(there.wait_timeout(PEER_PATIENCE))?;
-                back.release(1)?;
-            }
-        }
-        "event-waiter" => {
-            let e = Event::open(arg(0)?)?;
-            out!("waiting");
-            acquired(e.wait_timeout(PEER_PATIENCE))?;
-        }
-        "mutex-owner" => {
-            let m = Mutex::open(arg(0)?)?;
-            acquired(m.wait_timeout(PEER_PATIENCE))?;
-            out!("owned");
-            std::thread::sleep(PEER_PATIENCE);
-        }
-        "hold-and-set" => {
-            let m = Mutex::open(arg(0)?)?;
-            acquired(m.wait_timeout(PEER_PATIENCE))?;
-            out!("holding");
-            Event::open(arg(1)?)?.set();
-        }
-        "take-handle" => {
-            let handle = HandleValue(arg(1)?.parse()?);
-            match Mapping::from_process(arg(0)?.parse()?, handle, Access::Read) {
-                Ok(m) => {
-                    let bytes = m.map_view(Access::Read, 0, 0)?.read_vec(0, 21)?;
-                    out!("read {}", String::from_utf8_lossy(&bytes));
-                }
-                Err(e) => out!("refused {e}"),
-            }
-        }
-        "link-echo" => {
-            let mut link = ShmLink::connect(arg(0)?, ShmLinkOptions::default())?;
-            let mut buf = Vec::new();
-            for _ in 0..=arg(1)?.parse::<u32>()? {
-                link.recv_timeout(&mut buf, PEER_PATIENCE)?;
-                link.send(&buf)?;
-            }
-        }
-        "port-echo" => {
-            let there = Port::from_process(arg(0)?.parse()?, HandleValue(arg(1)?.parse()?))?;
-            let back = Port::open(arg(2)?)?;
-            for _ in 0..arg(3)?.parse::<u32>()? {
-                let p = there.get(Some(PEER_PATIENCE))?;
-                back.post(p.bytes, p.key, p.overlapped)?;
-            }
-        }
-        "upper" => {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            out!("{}", line.to_uppercase().trim_end_matches('\n'));
-        }
-        "pipe-echo" => {
-            let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);
-            let server = opts.create(arg(0)?)?;
-            out!("ready");
-            server.connect_timeout(Some(PEER_PATIENCE))?;
-            let mut buf = [0u8; 64];
-            for _ in 0..arg(1)?.parse::<u32>()? {
-                let n = server.read(&mut buf)?;
-                server.write(&buf[..n])?;
-            }
-        }
-        "slot-echo" => {
-            let inbox = MailslotOptions::new().read_timeout(PEER_PATIENCE).create(arg(1)?)?;
-            let back = MailslotClient::open(arg(0)?)?;
-            out!("ready");
-            let mut buf = [0u8; 64];
-            for _ in 0..arg(2)?.parse::<u32>()? {
-                let n = inbox.read(&mut buf)?;
-                back.write(&buf[..n])?;
-            }
-        }
-        "socket-echo" => {
-            let conn = Connection::connect(
-                arg(0)?.as_bytes(),
-                Some(std::time::Instant::now() + std::time::Duration::from_secs(10)),
-            )?;
-            let listener: std::net::TcpListener = socket::receive_socket(&conn, Some(PEER_PATIENCE))?;
-            let opts = SocketOptions::new().read_timeout(Some(PEER_PATIENCE));
-            let (stream, _) = opts.accept(&listener)?;
-            stream.set_nodelay(true)?;
-            let mut framed = Framed::new(stream, 64);
-            let mut buf = Vec::new();
-            for _ in 0..arg(1)?.parse::<u32>()? {
-                framed.recv(&mut buf)?;
-                framed.send(&buf)?;
-            }
-        }
-        other => bail!("unknown tour role {other}"),
-    }
+    let Some(run) = super::scenario::tour_peer(role) else { bail!("unknown tour role {role}") };
+    run(args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tour peer `echo`.
+pub(crate) fn echo_peer(args: &[String]) -> anyhow::Result<()> {
+    let view = Mapping::open(arg(args, 0)?, Access::Write)?.map_view(Access::Write, 0, 0)?;
+    let (req, rep) = (Event::open(arg(args, 1)?)?, Event::open(arg(args, 2)?)?);
+    for _ in 0..arg(args, 3)?.parse::<u32>()? {
+        acquired(req.wait_timeout(PEER_PATIENCE))?;
+        view.write(64, &view.read_vec(0, 64)?)?;
+        rep.set();
+    }
+    Ok(())
+}
+
+/// The tour peer `semaphore`.
+pub(crate) fn semaphore_peer(args: &[String]) -> anyhow::Result<()> {
+    let (there, back) = (Semaphore::open(arg(args, 0)?)?, Semaphore::open(arg(args, 1)?)?);
+    for _ in 0..arg(args, 2)?.parse::<u32>()? {
+        acquired(there.wait_timeout(PEER_PATIENCE))?;
+        back.release(1)?;
+    }
+    Ok(())
+}
+
+/// The tour peer `event-waiter`.
+pub(crate) fn event_waiter_peer(args: &[String]) -> anyhow::Result<()> {
+    let e = Event::open(arg(args, 0)?)?;
+    out!("waiting");
+    acquired(e.wait_timeout(PEER_PATIENCE))?;
+    Ok(())
+}
+
+/// The tour peer `mutex-owner`.
+pub(crate) fn mutex_owner_peer(args: &[String]) -> anyhow::Result<()> {
+    let m = Mutex::open(arg(args, 0)?)?;
+    acquired(m.wait_timeout(PEER_PATIENCE))?;
+    out!("owned");
+    std::thread::sleep(PEER_PATIENCE);
+    Ok(())
+}
+
+/// The tour peer `hold-and-set`.
+pub(crate) fn hold_and_set_peer(args: &[String]) -> anyhow::Result<()> {
+    let m = Mutex::open(arg(args, 0)?)?;
+    acquired(m.wait_timeout(PEER_PATIENCE))?;
+    out!("holding");
+    Event::open(arg(args, 1)?)?.set();
+    Ok(())
+}
+
+/// The tour peer `take-handle`.
+pub(crate) fn take_handle_peer(args: &[String]) -> anyhow::Result<()> {
+    let handle = HandleValue(arg(args, 1)?.parse()?);
+    match Mapping::from_process(arg(args, 0)?.parse()?, handle, Access::Read) {
+        Ok(m) => {
+            let bytes = m.map_view(Access::Read, 0, 0)?.read_vec(0, 21)?;
+            out!("read {}", String::from_utf8_lossy(&bytes));
+        }
+        Err(e) => out!("refused {e}"),
+    }
+    Ok(())
+}
+
+/// The tour peer `link-echo`.
+pub(crate) fn link_echo_peer(args: &[String]) -> anyhow::Result<()> {
+    let mut link = ShmLink::connect(arg(args, 0)?, ShmLinkOptions::default())?;
+    let mut buf = Vec::new();
+    for _ in 0..=arg(args, 1)?.parse::<u32>()? {
+        link.recv_timeout(&mut buf, PEER_PATIENCE)?;
+        link.send(&buf)?;
+    }
+    Ok(())
+}
+
+/// The tour peer `port-echo`.
+pub(crate) fn port_echo_peer(args: &[String]) -> anyhow::Result<()> {
+    let there = Port::from_process(arg(args, 0)?.parse()?, HandleValue(arg(args, 1)?.parse()?))?;
+    let back = Port::open(arg(args, 2)?)?;
+    for _ in 0..arg(args, 3)?.parse::<u32>()? {
+        let p = there.get(Some(PEER_PATIENCE))?;
+        back.post(p.bytes, p.key, p.overlapped)?;
+    }
+    Ok(())
+}
+
+/// The tour peer `upper`.
+pub(crate) fn upper_peer(_args: &[String]) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    out!("{}", line.to_uppercase().trim_end_matches('\n'));
+    Ok(())
+}
+
+/// The tour peer `pipe-echo`.
+pub(crate) fn pipe_echo_peer(args: &[String]) -> anyhow::Result<()> {
+    let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);
+    let server = opts.create(arg(args, 0)?)?;
+    out!("ready");
+    server.connect_timeout(Some(PEER_PATIENCE))?;
+    let mut buf = [0u8; 64];
+    for _ in 0..arg(args, 1)?.parse::<u32>()? {
+        let n = server.read(&mut buf)?;
+        server.write(&buf[..n])?;
+    }
+    Ok(())
+}
+
+/// The tour peer `slot-echo`.
+pub(crate) fn slot_echo_peer(args: &[String]) -> anyhow::Result<()> {
+    let inbox = MailslotOptions::new().read_timeout(PEER_PATIENCE).create(arg(args, 1)?)?;
+    let back = MailslotClient::open(arg(args, 0)?)?;
+    out!("ready");
+    let mut buf = [0u8; 64];
+    for _ in 0..arg(args, 2)?.parse::<u32>()? {
+        let n = inbox.read(&mut buf)?;
+        back.write(&buf[..n])?;
+    }
+    Ok(())
+}
+
+/// The tour peer `socket-echo`.
+pub(crate) fn socket_echo_peer(args: &[String]) -> anyhow::Result<()> {
+    let conn = Connection::connect(
+        arg(args, 0)?.as_bytes(),
+        Some(std::time::Instant::now() + std::time::Duration::from_secs(10)),
+    )?;
+    let listener: std::net::TcpListener = socket::receive_socket(&conn, Some(PEER_PATIENCE))?;
+    let opts = SocketOptions::new().read_timeout(Some(PEER_PATIENCE));
+    let (stream, _) = opts.accept(&listener)?;
+    stream.set_nodelay(true)?;
+    let mut framed = Framed::new(stream, 64);
+    let mut buf = Vec::new();
+    for _ in 0..arg(args, 1)?.parse::<u32>()? {
+        framed.recv(&mut buf)?;
+        framed.send(&buf)?;
+    }
+    Ok(())
 }
