@@ -19,7 +19,7 @@ use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::port::Port;
 use switchboard::socket::{self, Framed, SocketOptions};
 use switchboard::sync::{wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
-use switchboard::{Connection, ConnectionListener, HandleValue};
+use switchboard::HandleValue;
 
 /// A child waits at most this long for anything.
 const PEER_PATIENCE: Duration = Duration::from_secs(30);
@@ -369,11 +369,11 @@ pub(crate) fn mailslot_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
 
 pub(crate) fn socket_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     let rendezvous = names.get("socket");
-    let via = ConnectionListener::bind(rendezvous.as_bytes())?;
+    let via = socket::HandOff::bind(&rendezvous)?;
     let tcp = SocketOptions::new().tcp_listen("127.0.0.1:0")?;
     let addr = tcp.local_addr()?;
     let child = spawn("socket-echo", &[&rendezvous, &rounds.to_string()])?;
-    let conn = socket::accept_connection(&via, PEER_PATIENCE)?;
+    let conn = via.accept(PEER_PATIENCE)?;
     socket::send_socket(&conn, &tcp)?;
     // Our copy goes: from now on only the child's copy accepts.
     drop(tcp);
@@ -546,10 +546,7 @@ pub(crate) fn slot_echo_peer(args: &[String]) -> anyhow::Result<()> {
 
 /// The tour peer `socket-echo`.
 pub(crate) fn socket_echo_peer(args: &[String]) -> anyhow::Result<()> {
-    let conn = Connection::connect(
-        arg(args, 0)?.as_bytes(),
-        Some(std::time::Instant::now() + std::time::Duration::from_secs(10)),
-    )?;
+    let conn = socket::HandOff::connect(arg(args, 0)?, PEER_PATIENCE)?;
     let listener: std::net::TcpListener = socket::receive_socket(&conn, Some(PEER_PATIENCE))?;
     let opts = SocketOptions::new().read_timeout(Some(PEER_PATIENCE));
     let (stream, _) = opts.accept(&listener)?;

@@ -3,7 +3,7 @@
 //! A listener is a rendezvous service of the link family
 //! (`sb1/L<uid>/l/<name>`): the responder admits connectors its ACL allows
 //! (default: this user only) and grants them at once; admitted connections
-//! wait, at most [`MAX_PENDING`] of them, for [`ShmLinkListener::accept`].
+//! wait, at most 128 of them, for [`ShmLinkListener::accept`].
 //! The connecting side creates the segment and sends it with `SCM_RIGHTS`
 //! in a link-family message; the acceptor checks the segment's layout.
 //! After that the socket carries nothing: it stays open only so that each
@@ -39,8 +39,7 @@
 //!   link up (as a socket connect completes into the backlog); messages
 //!   sent meanwhile wait in the ring.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_shm::duplex::{Duplex, SegmentMem};
@@ -49,20 +48,17 @@ use switchboard_shm::ring::{Peer, PEER_BACKSTOP};
 use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeWatch;
-use switchboard_sys::socket::{Conn, Cred};
+use switchboard_sys::socket::Conn;
 use switchboard_sys::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
 use crate::namespace::{link_address, Acl};
-use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, Trust};
+use crate::rendezvous::{self, wire, Backlog, Failure, Family, Service, Status, Trust};
 use crate::time::Deadline;
 
 /// How often a blocked call on an in-process pair checks that the peer is still there.
 pub use switchboard_shm::peer::PEER_CHECK;
-/// Most admitted connections waiting for [`ShmLinkListener::accept`];
-/// more are refused as busy.
-pub const MAX_PENDING: usize = 128;
 
 /// How a [`ShmLink`] is set up. Chosen by the connecting side (it creates the rings).
 #[derive(Clone, Copy, Debug)]
@@ -329,40 +325,20 @@ impl Drop for ShmLink {
     }
 }
 
-/// Admitted connections waiting for `accept`.
-#[derive(Debug, Default)]
-struct Pending {
-    /// Admitted connections with the bell this side granted them.
-    conns: Mutex<VecDeque<(Conn, EventFd)>>,
-    arrived: Condvar,
-}
-
-impl Pending {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, EventFd)>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The link family: the grant carries the listener's process life token
-/// and bell; the connector answers with its segment, token and bell.
-impl Handler for Pending {
-    fn admit(&self, conn: Conn, _peer: Cred) {
-        let mut conns = self.lock();
-        conns.retain(|(c, _)| !c.hung_up());
-        let (Ok(mine), Ok(bell)) = (rendezvous::process_life(), EventFd::new()) else { return };
-        if conns.len() >= MAX_PENDING {
-            let _ = wire::send(&conn, Family::LINK, Status::Busy, &[], &[]);
-        } else if wire::send(&conn, Family::LINK, Status::Granted, &[], &[mine.fd(), bell.as_fd()]).is_ok() {
-            conns.push_back((conn, bell));
-            self.arrived.notify_one();
-        }
-    }
+/// The link family's grant: the listener's process life token and a bell
+/// for this link (kept until `accept`); the connector answers with its
+/// segment, token and bell.
+fn link_grant() -> Option<(Vec<OwnedFd>, EventFd)> {
+    let life = rendezvous::process_life().ok()?.fd().try_clone_to_owned().ok()?;
+    let bell = EventFd::new().ok()?;
+    let copy = bell.as_fd().try_clone_to_owned().ok()?;
+    Some((vec![life, copy], bell))
 }
 
 /// Accepts [`ShmLink`]s under a name.
 #[derive(Debug)]
 pub struct ShmLinkListener {
-    pending: Arc<Pending>,
+    pending: Arc<Backlog<EventFd>>,
     _service: Service,
     opts: ShmLinkOptions,
 }
@@ -384,7 +360,7 @@ impl ShmLinkListener {
     pub fn bind_with_acl(name: &str, acl: &Acl) -> Result<ShmLinkListener> {
         let (_, addr) = link_address(name)?;
         let listener = rendezvous::bind(&addr)?.ok_or_else(|| Error::Io(std::io::ErrorKind::AddrInUse.into()))?;
-        let pending = Arc::new(Pending::default());
+        let pending = Arc::new(Backlog::new(Family::LINK, link_grant));
         let acl = acl.clone().with_owner(switchboard_sys::process::uid());
         let service = Service::start(Family::LINK, Arc::new(listener), acl, pending.clone())?;
         Ok(ShmLinkListener { pending, _service: service, opts: ShmLinkOptions::default() })
@@ -406,23 +382,13 @@ impl ShmLinkListener {
     pub fn accept(&self, timeout: impl Into<crate::time::Deadline>) -> Result<ShmLink> {
         let deadline = timeout.into().instant();
         loop {
-            let pending = self.next_pending(deadline)?;
+            let pending = self.pending.next(deadline)?;
             // A connector sends its segment right after the grant.
             let handshake = rendezvous::answer_deadline(None);
             let by = deadline.map_or(handshake, |d| d.min(handshake));
             if let Ok(link) = self.handshake(pending, by) {
                 return Ok(link);
             }
-        }
-    }
-
-    fn next_pending(&self, deadline: Option<Instant>) -> Result<(Conn, EventFd)> {
-        let mut conns = self.pending.lock();
-        loop {
-            if let Some(c) = conns.pop_front() {
-                return Ok(c);
-            }
-            conns = crate::time::wait_until(&self.pending.arrived, conns, deadline)?;
         }
     }
 

@@ -26,8 +26,11 @@
 //! objects of services do on Windows), unless it named that owner as
 //! trusted. A Local name must be held by the caller's own uid.
 
+mod backlog;
 mod responder;
 pub(crate) mod wire;
+
+pub(crate) use backlog::Backlog;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

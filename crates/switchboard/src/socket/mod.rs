@@ -47,7 +47,8 @@ mod framed;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use switchboard_sys::net::{self as sysnet, SocketShape, UnixKind};
 use switchboard_sys::process::HandleValue;
@@ -59,7 +60,7 @@ pub use switchboard_sys::net::UnixAddr;
 pub use switchboard_sys::socket::Cred;
 
 use crate::error::{Error, Result};
-use crate::rendezvous::{self, wire, Failure, Family, Status};
+use crate::rendezvous::{self, wire, Backlog, Failure, Family, Service, Status};
 
 /// Default write timeout of every socket made here.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -371,21 +372,79 @@ pub fn receive_socket<T: Shareable>(via: &Conn, timeout: impl Into<crate::time::
     }
 }
 
-/// Waits up to `timeout` for one connection on `l` (a rendezvous bound
-/// with `ConnectionListener::bind(abstract name)`), to send sockets over.
+/// A named meeting point for handing sockets between processes (S03): a
+/// rendezvous service of the socket family. One side binds it and
+/// accepts; the other connects; each then holds a [`Conn`] to pass sockets
+/// over with [`send_socket`] and [`receive_socket`]. Admission is the
+/// rendezvous's: this user only unless an ACL says otherwise, and the
+/// connector believes only a holder of its own user (or root, for a
+/// `Global\` name).
 ///
-/// # Errors
-/// `Timeout`, the accept error.
-pub fn accept_connection(l: &crate::ConnectionListener, timeout: Duration) -> Result<Conn> {
-    let deadline = Instant::now().checked_add(timeout);
-    loop {
-        match switchboard_sys::socket::wait_readable(l.as_fd(), deadline) {
-            Err(Errno::TIMEDOUT) => return Err(Error::Timeout),
-            other => other?,
-        }
-        if let Some(conn) = l.accept()? {
-            return Ok(conn);
-        }
+/// ```
+/// use std::time::Duration;
+/// use switchboard::socket::{receive_socket, send_socket, HandOff, SocketOptions};
+/// let name = format!("doc-handoff-{}", std::process::id());
+/// let point = HandOff::bind(&name)?;
+/// let giver = std::thread::spawn(move || -> switchboard::Result<()> {
+///     let conn = HandOff::connect(&name, Duration::from_secs(10))?;
+///     let udp = SocketOptions::new().udp_bind("127.0.0.1:0")?;
+///     send_socket(&conn, &udp)
+/// });
+/// let conn = point.accept(Duration::from_secs(10))?;
+/// let _udp: std::net::UdpSocket = receive_socket(&conn, Duration::from_secs(10))?;
+/// giver.join().unwrap()?;
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct HandOff {
+    backlog: Arc<Backlog<()>>,
+    _service: Service,
+}
+
+impl HandOff {
+    /// Binds `name` (`NAME`, `Local\NAME` or `Global\NAME`), admitting
+    /// only this user.
+    ///
+    /// # Errors
+    /// `InvalidName`; `AlreadyExists` when another point has the name.
+    pub fn bind(name: &str) -> Result<HandOff> {
+        HandOff::bind_with_acl(name, &crate::namespace::Acl::owner_only())
+    }
+
+    /// As [`HandOff::bind`], admitting whom `acl` allows too.
+    ///
+    /// # Errors
+    /// As [`HandOff::bind`].
+    pub fn bind_with_acl(name: &str, acl: &crate::namespace::Acl) -> Result<HandOff> {
+        let (scope, key) = crate::name::Name::parse_object(name)?;
+        let addr = rendezvous::address(Family::SOCKET, scope, &key);
+        let listener = rendezvous::bind(&addr)?.ok_or_else(|| Error::AlreadyExists(name.to_owned()))?;
+        let backlog = Arc::new(Backlog::new(Family::SOCKET, || Some((Vec::new(), ()))));
+        let acl = acl.clone().with_owner(switchboard_sys::process::uid());
+        let service = Service::start(Family::SOCKET, Arc::new(listener), acl, backlog.clone())?;
+        Ok(HandOff { backlog, _service: service })
+    }
+
+    /// The next connection to this point, waiting until `deadline`.
+    ///
+    /// # Errors
+    /// `Timeout`.
+    pub fn accept(&self, deadline: impl Into<crate::time::Deadline>) -> Result<Conn> {
+        Ok(self.backlog.next(deadline.into().instant())?.0)
+    }
+
+    /// Connects to the point `name`, within `deadline` (never: the default
+    /// answer time).
+    ///
+    /// # Errors
+    /// `NotFound` when nobody binds it, `AccessDenied`, `Timeout`.
+    pub fn connect(name: &str, deadline: impl Into<crate::time::Deadline>) -> Result<Conn> {
+        let (scope, key) = crate::name::Name::parse_object(name)?;
+        let addr = rendezvous::address(Family::SOCKET, scope, &key);
+        let by = deadline.into().instant().unwrap_or_else(|| rendezvous::answer_deadline(None));
+        let answer = rendezvous::connect(Family::SOCKET, &addr, by, rendezvous::Trust::for_scope(scope))
+            .map_err(|f| f.into_error(name))?;
+        Ok(answer.conn)
     }
 }
 

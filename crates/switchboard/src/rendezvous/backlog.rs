@@ -1,0 +1,75 @@
+//! A service's backlog: admitted connections waiting for the owner's
+//! `accept`, for families whose server takes clients one at a time (links,
+//! socket hand-off points).
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use switchboard_sys::socket::{Conn, Cred};
+use switchboard_sys::{AsFd, OwnedFd};
+
+use super::{wire, Family, Handler, Status};
+use crate::error::Result;
+
+/// Most admitted connections waiting for `accept`; more are told busy.
+pub(crate) const MAX_PENDING: usize = 128;
+
+/// What the grant carries to a new connection (its descriptors), and what
+/// the server keeps with it until `accept` (e.g. the link's bell).
+pub(crate) type Grant<T> = fn() -> Option<(Vec<OwnedFd>, T)>;
+
+/// Admitted connections of one service, waiting for [`Backlog::next`].
+pub(crate) struct Backlog<T> {
+    family: Family,
+    grant: Grant<T>,
+    conns: Mutex<VecDeque<(Conn, T)>>,
+    arrived: Condvar,
+}
+
+impl<T> std::fmt::Debug for Backlog<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backlog").field("family", &self.family).finish_non_exhaustive()
+    }
+}
+
+impl<T> Backlog<T> {
+    pub fn new(family: Family, grant: Grant<T>) -> Backlog<T> {
+        Backlog { family, grant, conns: Mutex::new(VecDeque::new()), arrived: Condvar::new() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, T)>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The oldest waiting connection, waiting until `deadline` for one.
+    ///
+    /// # Errors
+    /// `Timeout`.
+    pub fn next(&self, deadline: Option<Instant>) -> Result<(Conn, T)> {
+        let mut conns = self.lock();
+        loop {
+            if let Some(c) = conns.pop_front() {
+                return Ok(c);
+            }
+            conns = crate::time::wait_until(&self.arrived, conns, deadline)?;
+        }
+    }
+}
+
+impl<T: Send> Handler for Backlog<T> {
+    fn admit(&self, conn: Conn, _peer: Cred) {
+        let mut conns = self.lock();
+        conns.retain(|(c, _)| !c.hung_up());
+        if conns.len() >= MAX_PENDING {
+            let _ = wire::send(&conn, self.family, Status::Busy, &[], &[]);
+            return;
+        }
+        let Some((fds, kept)) = (self.grant)() else { return };
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        if wire::send(&conn, self.family, Status::Granted, &[], &borrowed).is_ok() {
+            conns.push_back((conn, kept));
+            self.arrived.notify_one();
+        }
+    }
+}
