@@ -18,14 +18,6 @@ use util::{hold, role, say, unique, Peer, Watchdog};
 
 const NOBODY: u32 = 65534;
 
-/// The attacks run one at a time: the flood test counts this process's
-/// descriptors, which a test running beside it would change.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn root() -> bool {
     let me = switchboard_sys::process::uid();
     if me != 0 {
@@ -65,7 +57,7 @@ fn code<T>(r: switchboard::Result<T>) -> u32 {
 #[test]
 fn names_s09_attack_another_users_full_backlog_cannot_hang_create_open_or_ls() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let test = "names_s09_attack_another_users_full_backlog_cannot_hang_create_open_or_ls";
     if role().is_some() {
         let a = util::args();
@@ -110,7 +102,7 @@ fn names_s09_attack_another_users_full_backlog_cannot_hang_create_open_or_ls() {
 #[test]
 fn names_s09_attack_another_users_squatted_names_are_refused_unless_trusted() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let test = "names_s09_attack_another_users_squatted_names_are_refused_unless_trusted";
     if role().is_some() {
         let a = util::args();
@@ -177,7 +169,7 @@ fn open_fds() -> usize {
 #[test]
 fn pipe_s14_attack_wait_queries_are_acl_checked_and_bounded() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let test = "pipe_s14_attack_wait_queries_are_acl_checked_and_bounded";
     if role().is_some() {
         let a = util::args();
@@ -218,7 +210,7 @@ fn pipe_s14_attack_wait_queries_are_acl_checked_and_bounded() {
 #[test]
 fn names_s08_attack_a_holder_that_sends_a_file_for_the_listener_is_refused() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let test = "names_s08_attack_a_holder_that_sends_a_file_for_the_listener_is_refused";
     if role().is_some() {
         let name = &util::args()[0];

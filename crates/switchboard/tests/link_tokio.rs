@@ -11,24 +11,12 @@ use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions};
 use switchboard::Error;
 use util::{role, unique, Peer, Watchdog};
 
-/// These tests run one at a time: some count this process's threads, which
-/// a test running beside them would change.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
 /// 100 receives wait at once on a single-threaded runtime without a thread
 /// each; a peer process then answers them in reverse order.
 #[test]
 fn link_tokio_many_awaited_receives_park_no_threads() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let test = "link_tokio_many_awaited_receives_park_no_threads";
     if role().is_some() {
         let a = util::args();
@@ -50,7 +38,7 @@ fn link_tokio_many_awaited_receives_park_no_threads() {
     peer.expect("connected");
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
     rt.block_on(async {
-        let before = threads();
+        let before = util::thread_count();
         let mut tasks = Vec::new();
         for link in links {
             let mut link = AsyncShmLink::new(link).unwrap();
@@ -61,7 +49,7 @@ fn link_tokio_many_awaited_receives_park_no_threads() {
             }));
         }
         tokio::task::yield_now().await;
-        assert!(threads() <= before, "waiting receives took threads: {before} → {}", threads());
+        assert!(util::thread_count() <= before, "waiting receives took threads: {before} → {}", util::thread_count());
         peer.tell("go");
         let mut got = Vec::new();
         let mut kept = Vec::new();
@@ -84,7 +72,7 @@ fn link_tokio_many_awaited_receives_park_no_threads() {
 #[test]
 fn link_tokio_pair_echo() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
     let (a, mut b) = ShmLink::pair(ShmLinkOptions::default()).unwrap();
     let echo = std::thread::spawn(move || {

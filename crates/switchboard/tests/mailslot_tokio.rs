@@ -10,10 +10,6 @@ use switchboard::mailslot::asyncio::AsyncMailslot;
 use switchboard::mailslot::{Mailslot, MailslotClient};
 use util::{role, unique, Peer, Watchdog};
 
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
 /// 20 mailslots awaited at once on a single-threaded runtime without a
 /// thread each; a writer process fills them in reverse order.
 #[test]
@@ -38,7 +34,7 @@ fn mailslot_tokio_awaited_reads_park_no_threads() {
             .collect();
         // Each mailslot server has a keeper thread of its own; the waits
         // must add none.
-        let before = threads();
+        let before = util::thread_count();
         let mut tasks = Vec::new();
         for (slot, name) in slots.into_iter().zip(names.iter().cloned()) {
             tasks.push(tokio::spawn(async move {
@@ -48,7 +44,7 @@ fn mailslot_tokio_awaited_reads_park_no_threads() {
             }));
         }
         tokio::task::yield_now().await;
-        assert!(threads() <= before, "waiting reads took threads: {before} → {}", threads());
+        assert!(util::thread_count() <= before, "waiting reads took threads: {before} → {}", util::thread_count());
         writer.tell("go");
         for t in tasks {
             t.await.unwrap();

@@ -17,7 +17,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn pipe_tokio_async_write_and_read_carry_a_stream_through_a_small_buffer() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let name = unique("tokio");
     let server = PipeOptions::new().buffer(4096).create(&name).unwrap();
     let client = PipeClient::open(&name).unwrap();
@@ -45,7 +45,7 @@ fn pipe_tokio_async_write_and_read_carry_a_stream_through_a_small_buffer() {
 #[test]
 fn pipe_tokio_a_read_cancelled_by_a_timeout_loses_nothing() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let name = unique("tokio-cancel");
     let server = PipeOptions::new().create(&name).unwrap();
     let client = PipeClient::open(&name).unwrap();
@@ -61,18 +61,6 @@ fn pipe_tokio_a_read_cancelled_by_a_timeout_loses_nothing() {
     });
 }
 
-/// These tests run one at a time: some count this process's threads, which
-/// a test running beside them would change.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
 /// Client reads await the pipe's doorbell: 20 of them wait at once on a
 /// single-threaded runtime without a thread each, then a writer thread
 /// answers them in reverse order; a read cancelled by a timeout loses
@@ -80,7 +68,7 @@ fn threads() -> usize {
 #[test]
 fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let pairs: Vec<_> = (0..20)
         .map(|i| {
             let name = unique(&format!("tokio-bell{i}"));
@@ -97,7 +85,7 @@ fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
         let mut buf = [0u8; 16];
         let early = tokio::time::timeout(Duration::from_millis(20), pipes[0].read(&mut buf));
         assert!(early.await.is_err(), "nothing was written yet");
-        let before = threads();
+        let before = util::thread_count();
         let mut tasks = Vec::new();
         for (i, mut pipe) in pipes.into_iter().enumerate() {
             tasks.push(tokio::spawn(async move {
@@ -108,7 +96,7 @@ fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
             }));
         }
         tokio::task::yield_now().await;
-        assert!(threads() <= before, "waiting reads took threads: {before} → {}", threads());
+        assert!(util::thread_count() <= before, "waiting reads took threads: {before} → {}", util::thread_count());
         let writer = std::thread::spawn(move || {
             for (i, s) in servers.iter().enumerate().rev() {
                 s.write(format!("to {i}").as_bytes()).unwrap();
@@ -131,7 +119,7 @@ fn pipe_tokio_client_reads_await_the_doorbell_without_a_thread_each() {
 #[test]
 fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let name = unique("tokio-server-bell");
     let server = PipeOptions::new().create(&name).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build().unwrap();
@@ -152,7 +140,7 @@ fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
             });
             rx.get_ref().connect().unwrap();
             opened.recv().unwrap();
-            let before = threads();
+            let before = util::thread_count();
             let reading = tokio::spawn(async move {
                 let mut buf = [0u8; 32];
                 let n = rx.read(&mut buf).await.unwrap();
@@ -160,7 +148,7 @@ fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
             });
             // The read runs until it must wait, then the client writes.
             tokio::task::yield_now().await;
-            assert!(threads() <= before, "the read took a thread: {before} → {}", threads());
+            assert!(util::thread_count() <= before, "the read took a thread: {before} → {}", util::thread_count());
             go_tx.send(()).unwrap();
             let (back, got) = reading.await.unwrap();
             rx = back;
@@ -176,7 +164,7 @@ fn pipe_tokio_server_reads_follow_the_doorbell_of_each_client() {
 #[test]
 fn pipe_tokio_writes_that_fit_take_no_thread() {
     let _w = Watchdog::test();
-    let _one_at_a_time = serial();
+    let _one_at_a_time = util::serial();
     let name = unique("tokio-write");
     let server =
         PipeOptions::new().pipe_type(switchboard::pipe::named::PipeType::Message).buffer(4096).create(&name).unwrap();
@@ -186,14 +174,14 @@ fn pipe_tokio_writes_that_fit_take_no_thread() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
     rt.block_on(async {
         let mut tx = AsyncPipe::new(client);
-        let before = threads();
+        let before = util::thread_count();
         for i in 0..200u32 {
             tx.write_all(&i.to_le_bytes()).await.unwrap();
             let mut buf = [0u8; 8];
             let n = server.read(&mut buf).unwrap();
             assert_eq!(&buf[..n], i.to_le_bytes());
         }
-        assert_eq!(threads(), before, "a write that fits took a thread");
+        assert_eq!(util::thread_count(), before, "a write that fits took a thread");
         // Larger than the 4 KiB buffer: through the blocking pool, whole.
         let big = vec![7u8; 20_000];
         let reader = std::thread::spawn(move || {

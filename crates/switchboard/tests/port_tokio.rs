@@ -9,10 +9,6 @@ use std::sync::Arc;
 use switchboard::port::{AsyncPort, Port};
 use util::{role, unique, Peer, Watchdog};
 
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
 /// 10 gets wait at once on one port (one handle, shared by the tasks) on a
 /// single-threaded runtime without a thread each; a poster process then
 /// posts 10 packets, one for each. (Regression: the first version woke
@@ -35,7 +31,7 @@ fn port_tokio_awaited_gets_park_no_threads() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
     rt.block_on(async {
         let port = Arc::new(AsyncPort::new(port).unwrap());
-        let before = threads();
+        let before = util::thread_count();
         let tasks: Vec<_> = (0..10)
             .map(|_| {
                 let port = port.clone();
@@ -43,7 +39,7 @@ fn port_tokio_awaited_gets_park_no_threads() {
             })
             .collect();
         tokio::task::yield_now().await;
-        assert!(threads() <= before, "waiting gets took threads: {before} → {}", threads());
+        assert!(util::thread_count() <= before, "waiting gets took threads: {before} → {}", util::thread_count());
         poster.tell("go");
         let mut keys = Vec::new();
         for t in tasks {

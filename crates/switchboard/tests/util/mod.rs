@@ -69,6 +69,19 @@ pub fn asleep_in_futex(tid: u32) -> bool {
     switchboard_sys::process::blocked_in_futex(std::process::id(), tid)
 }
 
+/// The threads of this process (for tests that show a wait parks none).
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Runs the tests of one binary that take it one at a time: tests that
+/// count this process's threads or descriptors, which a test running
+/// beside them would change.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A peer process.
 pub struct Peer {
     child: Child,
