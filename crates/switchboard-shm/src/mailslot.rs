@@ -40,6 +40,8 @@ const DATA_OFFSET: usize = 512;
 /// Bytes of the largest origin header.
 pub const ORIGIN_MAX: usize = 27;
 const LOCAL: u8 = 0;
+/// The least a writer waits for another writer's append to finish.
+const LOCK_GRACE: Duration = Duration::from_secs(1);
 const NETWORK: u8 = 1;
 
 #[repr(C)]
@@ -248,10 +250,14 @@ impl Queue {
         // The clock is read only when the lock is taken or the queue full.
         let mut deadline = None;
         let mut until = || *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
-        // An abandoned lock needs no repair: see the module docs.
+        // An abandoned lock needs no repair: see the module docs. Another
+        // writer holds the lock only for one append, so waiting for it is
+        // not waiting for room: even a zero write timeout waits up to
+        // LOCK_GRACE for it (past that the holder is stalled, and the write
+        // fails as if full).
         let _held = match self.lock().try_lock() {
             Some((held, _outcome)) => held,
-            None => match self.lock().lock_until(until(), reader) {
+            None => match self.lock().lock_until(lock_deadline(until()), reader) {
                 Ok((held, _outcome)) => held,
                 Err(LockGaveUp::TimedOut) => return Err(QueueError::Full),
                 Err(LockGaveUp::PeerGone) => return Err(QueueError::Closed),
@@ -361,6 +367,13 @@ impl Queue {
     }
 }
 
+/// When a writer stops waiting for the write lock: its own deadline, but
+/// no sooner than [`LOCK_GRACE`] from now.
+fn lock_deadline(deadline: Option<Instant>) -> Option<Instant> {
+    let grace = Instant::now().checked_add(LOCK_GRACE)?;
+    deadline.map(|d| d.max(grace))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +425,27 @@ mod tests {
         );
         q.close();
         assert_eq!(q.push(Origin::Local, b"x", Some(Duration::MAX), ALIVE), Err(QueueError::Closed));
+    }
+
+    #[test]
+    fn a_zero_timeout_writer_waits_out_another_writers_append_but_not_a_stalled_one() {
+        let (fd, q) = Queue::create(64, 4096).unwrap();
+        let w = Queue::open(&fd).unwrap();
+        let zero = Some(Duration::ZERO);
+        std::thread::scope(|s| {
+            let held = q.lock().lock();
+            let writer = s.spawn(|| w.push(Origin::Local, b"after you", zero, ALIVE));
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+            assert_eq!(writer.join().unwrap(), Ok(()), "contention is not a full queue");
+        });
+        let _stalled = q.lock().lock();
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            assert_eq!(s.spawn(|| w.push(Origin::Local, b"x", zero, ALIVE)).join().unwrap(), Err(QueueError::Full));
+        });
+        assert!(started.elapsed() >= LOCK_GRACE, "gave the holder its grace");
+        assert_eq!(read_all(&q, &mut q.reader()), vec![b"after you".to_vec()]);
     }
 
     #[test]

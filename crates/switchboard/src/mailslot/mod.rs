@@ -608,7 +608,9 @@ impl MailslotClient {
 
     /// How long a write waits for room in a full queue (default `ZERO`:
     /// fail at once with `QueueFull`; [`WAIT_FOREVER`] waits while the
-    /// server lives).
+    /// server lives). Waiting behind another writer's append is not waiting
+    /// for room: every write waits up to a second for that, whatever its
+    /// timeout, so concurrent writers never see a spurious `QueueFull`.
     pub fn set_write_timeout(&mut self, timeout: Duration) {
         self.write_timeout = timeout;
     }
