@@ -522,12 +522,15 @@ impl<M: PortMem> PortQueue<M> {
                 w.state.store(EMPTY, Ordering::SeqCst);
                 return Some(Err(PortError::Closed));
             }
-            _ => {}
+            WAITING => {}
+            // Only this waiter empties its own slot: anything else is a
+            // peer's scribble.
+            _ => return Some(Err(PortError::Corrupt)),
         }
         let _held = self.lock();
         if w.state.load(Ordering::SeqCst) != WAITING {
-            drop(_held);
-            return self.finish_wait(w, me, deadline, server);
+            // Granted or closed meanwhile: the caller asks again.
+            return None;
         }
         let outcome = if server.gone_now() || !(server.alive)() {
             server.wake_others();
@@ -674,6 +677,25 @@ mod tests {
             let gone = Peer { watch: None, alive: &|| false, every: Duration::from_millis(5) };
             assert_eq!(q.post(pk(1), true, gone), Err(PortError::Closed));
             done_tx.send(()).unwrap();
+        });
+    }
+
+    /// Regression: a waiter state no poster writes made `get` recurse until
+    /// the stack overflowed.
+    #[test]
+    fn a_scribbled_waiter_state_fails_the_waiting_get_as_corrupt() {
+        let (_fd, q) = PortQueue::create(3, 8).unwrap();
+        std::thread::scope(|s| {
+            let get = s.spawn(|| q.get(1, None, Peer::PRESENT));
+            let w = loop {
+                if let Some(w) = q.ctl().waiters.iter().find(|w| w.state.load(Ordering::SeqCst) == WAITING) {
+                    break w;
+                }
+                std::thread::yield_now();
+            };
+            w.state.store(0x5eed, Ordering::SeqCst);
+            futex::wake(&w.state, 1);
+            assert_eq!(get.join().unwrap(), Err(PortError::Corrupt));
         });
     }
 

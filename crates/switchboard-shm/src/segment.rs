@@ -77,6 +77,9 @@ pub enum SegmentError {
     WrongKind(u32),
     /// The header's size disagrees with the descriptor's, or is too small.
     BadSize,
+    /// The descriptor's size is not sealed, so its sender could still
+    /// shrink it under us: not a segment switchboard made.
+    Unsealed,
     /// A system call failed.
     Sys(Errno),
 }
@@ -88,6 +91,7 @@ impl fmt::Display for SegmentError {
             SegmentError::BadVersion(v) => write!(f, "segment layout version {v}, expected {LAYOUT_VERSION}"),
             SegmentError::WrongKind(k) => write!(f, "segment holds object kind {k}"),
             SegmentError::BadSize => write!(f, "segment size does not match its header"),
+            SegmentError::Unsealed => write!(f, "the segment's size is not sealed (not made by switchboard)"),
             SegmentError::Sys(e) => write!(f, "system error: {e}"),
         }
     }
@@ -152,8 +156,10 @@ impl Segment {
     /// A [`SegmentError`] naming the first check that failed.
     pub fn open<Fd: AsFd>(fd: Fd, kind: Kind) -> Result<Segment, SegmentError> {
         let len = switchboard_sys::memfd::size(&fd)?;
-        if !(SYNC_SEGMENT_SIZE as u64..=MAX_SEGMENT_SIZE).contains(&len) || !switchboard_sys::memfd::is_size_sealed(&fd)
-        {
+        if !switchboard_sys::memfd::is_size_sealed(&fd) {
+            return Err(SegmentError::Unsealed);
+        }
+        if !(SYNC_SEGMENT_SIZE as u64..=MAX_SEGMENT_SIZE).contains(&len) {
             return Err(SegmentError::BadSize);
         }
         let region = Region::map(&fd, 0, len as usize, Protection::ReadWrite)?;
@@ -275,7 +281,7 @@ mod tests {
         assert_eq!(Segment::open(&raw, Kind::Event).unwrap_err(), SegmentError::BadMagic);
         let small = switchboard_sys::memfd::create_sealed("small", 16).unwrap();
         let unsealed = rustix_free_unsealed();
-        assert_eq!(Segment::open(&unsealed, Kind::Event).unwrap_err(), SegmentError::BadSize);
+        assert_eq!(Segment::open(&unsealed, Kind::Event).unwrap_err(), SegmentError::Unsealed);
         assert_eq!(Segment::open(&small, Kind::Event).unwrap_err(), SegmentError::BadSize);
     }
 }

@@ -53,6 +53,10 @@ pub fn gid() -> u32 {
     rustix::process::getgid().as_raw()
 }
 
+/// No pid or tid reaches this (the kernel's `PID_MAX_LIMIT`, 2^22: pids
+/// stay below `pid_max`, which cannot be set higher).
+pub const PID_MAX_LIMIT: u32 = 1 << 22;
+
 /// Whether a thread or process with this id exists (`kill(id, 0)`; `EPERM`
 /// means it exists but belongs to someone else).
 ///
@@ -60,6 +64,12 @@ pub fn gid() -> u32 {
 /// answers for threads too. An id can be reused after its owner died; with
 /// the default `pid_max` of 4 million that takes a long time.
 pub fn is_alive(id: u32) -> bool {
+    // A word from shared memory may hold anything: 0, or a value that as a
+    // pid would mean a process group or "every process" (`kill(-1, 0)`
+    // answers "alive"), is no thread at all.
+    if id == 0 || id >= PID_MAX_LIMIT {
+        return false;
+    }
     let Some(pid) = Pid::from_raw(id as i32) else { return false };
     !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
 }
@@ -243,6 +253,15 @@ mod tests {
         let other = std::thread::spawn(|| (tid(), pid())).join().unwrap();
         assert_ne!(other.0, main.0);
         assert_eq!(other.1, main.1);
+    }
+
+    /// Regression: an owner word of 0xffffffff became `kill(-1, 0)`, which
+    /// answers "alive" (and a debug build panicked in `Pid::from_raw`).
+    #[test]
+    fn ids_no_thread_can_have_are_not_alive() {
+        for id in [0, PID_MAX_LIMIT, 1 << 31, u32::MAX, u32::MAX - 1] {
+            assert!(!is_alive(id), "{id:#x}");
+        }
     }
 
     #[test]

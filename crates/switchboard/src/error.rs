@@ -16,7 +16,7 @@ use switchboard_sys::Errno;
 #[non_exhaustive]
 pub enum Error {
     /// The name is empty, too long, or contains `\` or NUL (classic 123).
-    #[error("invalid name {name:?}: {why}")]
+    #[error("invalid name {}: {why}", Shown(name))]
     InvalidName {
         /// The offending name.
         name: String,
@@ -24,7 +24,7 @@ pub enum Error {
         why: &'static str,
     },
     /// The name is held by an object of another kind (classic 6).
-    #[error("the name is in use by a {found} (wanted a {wanted})")]
+    #[error("the name is in use by an object of another kind ({found}; wanted: {wanted})")]
     InvalidHandle {
         /// The kind that was asked for.
         wanted: &'static str,
@@ -32,7 +32,7 @@ pub enum Error {
         found: &'static str,
     },
     /// No object has this name (classic 2).
-    #[error("no object named {0:?}")]
+    #[error("no object named {}", Shown(.0))]
     NotFound(String),
     /// The object's ACL or the requested access refuses the caller, or its
     /// holder is not trusted (classic 5); the text names what refused.
@@ -108,7 +108,7 @@ pub enum Error {
         needed: usize,
     },
     /// The object exists and only one may (classic 183).
-    #[error("{0:?} already exists")]
+    #[error("{} already exists", Shown(.0))]
     AlreadyExists(String),
     /// A network path that cannot be used, e.g. a broadcast over 424 bytes (classic 53).
     #[error("bad network path: {0}")]
@@ -125,6 +125,23 @@ pub enum Error {
     /// Any other system error (classic code derived from errno).
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// A name or address as an error message shows it: quoted, and cut to its
+/// first [`SHOWN_MAX`] characters with its full length noted, so a 100 KB
+/// name does not come back whole in every message.
+struct Shown<'a>(&'a str);
+
+/// Characters of a name an error message shows.
+const SHOWN_MAX: usize = 200;
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(SHOWN_MAX) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}… ({} bytes in all)", &self.0[..cut], self.0.len()),
+        }
+    }
 }
 
 impl Error {
@@ -175,6 +192,7 @@ impl Error {
     pub fn win32_name(&self) -> &'static str {
         match self.win32() {
             2 => "ERROR_FILE_NOT_FOUND",
+            4 => "ERROR_TOO_MANY_OPEN_FILES",
             5 => "ERROR_ACCESS_DENIED",
             6 => "ERROR_INVALID_HANDLE",
             8 => "ERROR_NOT_ENOUGH_MEMORY",
@@ -228,6 +246,7 @@ fn errno_to_win32(errno: i32) -> u32 {
     match Errno::from_raw_os_error(errno) {
         Errno::NOENT => 2,
         Errno::ACCESS | Errno::PERM => 5,
+        Errno::MFILE | Errno::NFILE => 4,
         Errno::BADF => 6,
         Errno::NOMEM | Errno::NOSPC => 8,
         Errno::INVAL => 87,
@@ -356,11 +375,28 @@ mod tests {
         assert_eq!(Error::Io(io::Error::new(io::ErrorKind::InvalidInput, "no port")).win32(), 87);
         assert_eq!(Error::Io(io::Error::from_raw_os_error(0)).win32(), 31);
         assert_eq!(Error::Io(io::Error::from_raw_os_error(libc_enoent())).win32(), 2);
+        let emfile = Error::sys(Errno::MFILE);
+        assert_eq!((emfile.win32(), emfile.win32_name()), (4, "ERROR_TOO_MANY_OPEN_FILES"));
+        assert_eq!(Error::sys(Errno::NFILE).win32(), 4);
         for e in ["x:1", "no-such-host.invalid:80"] {
             if let Err(err) = std::net::ToSocketAddrs::to_socket_addrs(e) {
                 let _ = Error::Io(err).win32();
             }
         }
+    }
+
+    #[test]
+    fn a_huge_name_is_not_echoed_whole() {
+        let name = "n".repeat(100_000);
+        for e in [
+            Error::NotFound(name.clone()),
+            Error::AlreadyExists(name.clone()),
+            Error::InvalidName { name: name.clone(), why: "too long" },
+        ] {
+            let text = e.to_string();
+            assert!(text.len() < 400 && text.contains("100000 bytes in all"), "{text}");
+        }
+        assert_eq!(Error::NotFound("short".into()).to_string(), r#"no object named "short""#);
     }
 
     fn libc_enoent() -> i32 {

@@ -85,6 +85,9 @@ pub enum Access {
     Copy,
 }
 
+/// The largest size the kernel can give a file (`MAX_LFS_FILESIZE`).
+const MAX_MAPPING_SIZE: u64 = i64::MAX as u64;
+
 impl Access {
     fn within(self, handle: Access) -> bool {
         !(self == Access::Write && handle != Access::Write)
@@ -138,7 +141,8 @@ impl<'a> MappingBuilder<'a> {
     /// Creates the mapping, or opens the existing one of that name (S02).
     ///
     /// # Errors
-    /// `InvalidParameter` for size 0 (memory-backed), `FileInvalid` for an
+    /// `InvalidParameter` for size 0 (memory-backed) or one over
+    /// 2^63 - 1 bytes (what the kernel can size a file to), `FileInvalid` for an
     /// empty file with size 0, `AccessDenied` when the file's open mode does
     /// not allow the protection or it must grow but is read-only,
     /// `InvalidHandle` when the name holds another kind, `InvalidName`.
@@ -150,6 +154,9 @@ impl<'a> MappingBuilder<'a> {
     }
 
     fn make(&self) -> Result<(Vec<OwnedFd>, namespace::ObjectInfo)> {
+        if self.size > MAX_MAPPING_SIZE {
+            return Err(Error::InvalidParameter("the size is over the largest a mapping can have (2^63 - 1 bytes)"));
+        }
         let (fd, size) = match self.file {
             None if self.size == 0 => return Err(Error::InvalidParameter("a memory-backed mapping needs a size")),
             None => (memfd::create_sealed("switchboard-mapping", self.size)?, self.size),

@@ -40,6 +40,9 @@ fn mapping_s01_create_is_zero_filled_and_size_zero_is_invalid() {
     let err = Mapping::create(unique("s01z").as_str(), 0).unwrap_err();
     assert_eq!(err.win32(), 87, "{err}");
     assert!(!util::listed(&unique("s01z")));
+    let err = Mapping::create(unique("s01h").as_str(), u64::MAX).unwrap_err();
+    assert_eq!(err.win32(), 87, "{err}");
+    assert!(err.to_string().contains("largest a mapping can have"), "says why: {err}");
 }
 
 #[test]
