@@ -197,6 +197,45 @@ fn mailslot_s04_cli_mailslot_verbs_create_write_info_read() {
     assert_eq!(empty.status.code(), Some(3), "an empty mailslot with timeout 0: {}", stderr(&empty));
 }
 
+/// `mailslot info`, run from another process than the server, shows the
+/// server's network counts.
+#[test]
+fn mailslot_s11_cli_info_shows_the_network_drop_counters() {
+    let n = unique("netslot");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let created = run(&["mailslot", "create", &n, "--broadcast", "--port", &port, "--detach"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let said = stdout(&created);
+    let pid = said.split("(detached, pid ").nth(1).and_then(|r| r.split(')').next()).expect("--detach says the pid");
+    let _server = Killed(pid.to_owned());
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for junk in [&b"not a datagram"[..], b""] {
+        tx.send_to(junk, ("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let info = loop {
+        let info = stdout(&run(&["mailslot", "info", &n, "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+        if v["network"]["malformed"].as_u64() == Some(2) || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(info["network"]["malformed"].as_u64(), Some(2), "{info}");
+    assert_eq!(info["network"]["delivered"].as_u64(), Some(0), "{info}");
+    let text = stdout(&run(&["mailslot", "info", &n]));
+    assert!(text.contains("2 malformed"), "{text}");
+}
+
+/// Kills the process with this pid when dropped (a detached holder).
+struct Killed(String);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.0).status();
+    }
+}
+
 /// Starts `switchboard socket listen …` and returns it with its first stderr line.
 fn socket_listener(args: &[&str]) -> (std::process::Child, String) {
     let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();

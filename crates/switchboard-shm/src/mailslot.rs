@@ -51,13 +51,38 @@ struct SlotInfo {
     max_message: AtomicU64,
     /// The server's read timeout in ms (`u64::MAX`: forever), for writers' info.
     read_timeout_ms: AtomicU64,
+    /// The server's network counts, by [`NetCount`], for writers' info.
+    /// Only the server adds to them; a writer that scribbles them fools
+    /// only what it is shown.
+    net: [AtomicU64; NET_COUNTS],
 }
+
+/// What a mailslot's server counts of the datagrams that reach it from the
+/// network (spec 03-S11..S13); kept in the segment so that a writer's
+/// `info` shows them too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetCount {
+    /// Queued as a message.
+    Delivered,
+    /// A repeat of a (sender, sequence) already seen.
+    Duplicate,
+    /// Did not decode.
+    Malformed,
+    /// Well formed, for another mailslot name.
+    Foreign,
+    /// Dropped because the queue was full.
+    Overflowed,
+}
+
+/// How many [`NetCount`]s there are.
+pub const NET_COUNTS: usize = 5;
 
 #[allow(unsafe_code)]
 // SAFETY: repr(C), atomics only, any bit pattern valid.
 unsafe impl Shared for SlotInfo {}
 
 const _: () = assert!(CTL_OFFSET + std::mem::size_of::<RingCtl>() <= DATA_OFFSET);
+const _: () = assert!(INFO_OFFSET + std::mem::size_of::<SlotInfo>() <= LOCK_OFFSET);
 
 /// Where a message came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,6 +379,16 @@ impl Queue {
     /// The server's read timeout as it published it.
     pub fn read_timeout_ms(&self) -> u64 {
         self.info().read_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// Counts one datagram from the network (server side).
+    pub fn count_net(&self, what: NetCount) {
+        self.info().net[what as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The network counts, indexed by [`NetCount`].
+    pub fn net_counts(&self) -> [u64; NET_COUNTS] {
+        std::array::from_fn(|i| self.info().net[i].load(Ordering::Relaxed))
     }
 
     /// Closes the queue: waiting and later writers get `Closed`.

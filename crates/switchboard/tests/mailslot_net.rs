@@ -146,6 +146,9 @@ fn mailslot_s11_malformed_datagrams_are_dropped_and_counted() {
     util::eventually("the sentinel counted", || server.network_stats().delivered == 1);
     assert_eq!(server.network_stats().malformed, bad.len() as u64);
     assert_eq!(server.info().unwrap().count, 0);
+    // Writers see the same counts: they live in the queue's segment.
+    let seen_by_writer = MailslotClient::open(&name).unwrap().info().unwrap().network;
+    assert_eq!(seen_by_writer, server.network_stats());
 }
 
 #[test]

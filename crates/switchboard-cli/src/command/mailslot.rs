@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::json;
-use switchboard::mailslot::{BroadcastConfig, MailslotClient, MailslotOptions, Sender, WAIT_FOREVER};
+use switchboard::mailslot::{BroadcastConfig, MailslotClient, MailslotOptions, NetStats, Sender, WAIT_FOREVER};
 use switchboard::Error;
 
 use crate::EXIT_TIMEOUT;
@@ -157,6 +157,7 @@ fn serve(
 
 fn info(name: &str, as_json: bool) -> anyhow::Result<ExitCode> {
     let i = MailslotClient::open(name)?.info()?;
+    let n = i.network;
     let timeout = if i.read_timeout == WAIT_FOREVER { None } else { Some(i.read_timeout.as_millis() as u64) };
     if as_json {
         let v = json!({
@@ -164,12 +165,29 @@ fn info(name: &str, as_json: bool) -> anyhow::Result<ExitCode> {
             "next_size": i.next_size,
             "count": i.count,
             "read_timeout_ms": timeout,
+            "network": {
+                "delivered": n.delivered,
+                "duplicates": n.duplicates,
+                "malformed": n.malformed,
+                "foreign": n.foreign,
+                "overflowed": n.overflowed,
+            },
         });
         out!("{v}");
     } else {
         let next = i.next_size.map_or("none".to_owned(), |n| format!("{n} B"));
         let t = timeout.map_or("forever".to_owned(), |ms| format!("{ms} ms"));
         out!("max message {} B, {} queued, next {next}, read timeout {t}", i.max_message_size, i.count);
+        if n != NetStats::default() {
+            out!(
+                "network: {} delivered; dropped {} duplicate, {} malformed, {} for another name, {} on a full queue",
+                n.delivered,
+                n.duplicates,
+                n.malformed,
+                n.foreign,
+                n.overflowed
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

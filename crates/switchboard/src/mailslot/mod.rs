@@ -73,7 +73,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use switchboard_shm::mailslot::{Origin, Queue, QueueError};
+use switchboard_shm::mailslot::{NetCount, Origin, Queue, QueueError};
 use switchboard_shm::pipe::PEER_CHECK;
 use switchboard_shm::ring::PEER_BACKSTOP;
 use switchboard_shm::ring::{ConsumerState, Peer, WaitMode};
@@ -206,7 +206,6 @@ impl MailslotOptions {
             queue,
             queue_fd,
             life: Arc::new(LifeToken::create()?),
-            counters: net::Counters::default(),
             stop: AtomicBool::new(false),
             wake: EventFd::new()?,
             bell: EventFd::new()?,
@@ -241,7 +240,6 @@ struct Core {
     queue: Queue,
     queue_fd: OwnedFd,
     life: Arc<LifeToken>,
-    counters: net::Counters,
     stop: AtomicBool,
     /// Rung to stop the keeper thread.
     wake: EventFd,
@@ -276,15 +274,21 @@ impl Core {
     /// Queues every datagram waiting on `udp` that is for this mailslot.
     fn drain(&self, udp: &UdpSocket, seen: &mut net::Seen, buf: &mut [u8]) {
         while let Ok((n, from)) = udp.recv_from(buf) {
-            if let net::Verdict::Deliver(d) = net::judge(&buf[..n], &self.name, seen, &self.counters) {
-                let now = Some(Duration::ZERO);
-                let reader = Peer { watch: None, alive: &|| true, every: PEER_CHECK };
-                let queued = self.queue.push(net::origin_of(from, d.sender), d.message, now, reader).is_ok();
-                if queued {
-                    ring_if_armed(&self.queue, &self.bell);
+            let counted = match net::judge(&buf[..n], &self.name, seen) {
+                net::Verdict::Dropped(why) => why,
+                net::Verdict::Deliver(d) => {
+                    let now = Some(Duration::ZERO);
+                    let reader = Peer { watch: None, alive: &|| true, every: PEER_CHECK };
+                    match self.queue.push(net::origin_of(from, d.sender), d.message, now, reader) {
+                        Ok(()) => {
+                            ring_if_armed(&self.queue, &self.bell);
+                            NetCount::Delivered
+                        }
+                        Err(_) => NetCount::Overflowed,
+                    }
                 }
-                net::count_delivery(&self.counters, queued);
-            }
+            };
+            self.queue.count_net(counted);
         }
     }
 }
@@ -361,6 +365,9 @@ pub struct MailslotInfo {
     pub count: usize,
     /// The read timeout.
     pub read_timeout: Duration,
+    /// What the server's network receiver has seen (all zero when it does
+    /// not receive broadcasts).
+    pub network: NetStats,
 }
 
 /// A mailslot server: the only reader of its messages.
@@ -477,7 +484,9 @@ impl Mailslot {
         let st = lock(&self.reader);
         let (next_size, count) = sizes(&self.core.queue, &st).map_err(|e| queue_error(e, &self.core.name))?;
         let read_timeout = *lock(&self.read_timeout);
-        Ok(MailslotInfo { max_message_size: self.core.queue.max_message(), next_size, count, read_timeout })
+        let q = &self.core.queue;
+        let network = NetStats::from_counts(q.net_counts());
+        Ok(MailslotInfo { max_message_size: q.max_message(), next_size, count, read_timeout, network })
     }
 
     /// Changes the read timeout, and nothing else (S07).
@@ -489,7 +498,7 @@ impl Mailslot {
     /// What the network receiver has delivered and dropped. A message is
     /// counted just after it is queued, so a reader may see it first.
     pub fn network_stats(&self) -> NetStats {
-        self.core.counters.snapshot()
+        NetStats::from_counts(self.core.queue.net_counts())
     }
 
     /// The UDP port broadcasts arrive on (`None`: not receiving them). With
@@ -641,7 +650,8 @@ impl MailslotClient {
         };
         let ms = queue.read_timeout_ms();
         let read_timeout = if ms == u64::MAX { WAIT_FOREVER } else { Duration::from_millis(ms) };
-        Ok(MailslotInfo { max_message_size: queue.max_message(), next_size, count, read_timeout })
+        let network = NetStats::from_counts(queue.net_counts());
+        Ok(MailslotInfo { max_message_size: queue.max_message(), next_size, count, read_timeout, network })
     }
 
     /// Whether this writer broadcasts.

@@ -27,7 +27,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use switchboard_shm::mailslot::{NetCount, NET_COUNTS};
 
 use crate::error::{Error, Result};
 
@@ -83,24 +85,16 @@ pub struct NetStats {
     pub overflowed: u64,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    delivered: AtomicU64,
-    duplicates: AtomicU64,
-    malformed: AtomicU64,
-    foreign: AtomicU64,
-    overflowed: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> NetStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+impl NetStats {
+    /// The stats from a queue's counts (indexed by [`NetCount`]).
+    pub(crate) fn from_counts(c: [u64; NET_COUNTS]) -> NetStats {
+        let at = |what: NetCount| c[what as usize];
         NetStats {
-            delivered: get(&self.delivered),
-            duplicates: get(&self.duplicates),
-            malformed: get(&self.malformed),
-            foreign: get(&self.foreign),
-            overflowed: get(&self.overflowed),
+            delivered: at(NetCount::Delivered),
+            duplicates: at(NetCount::Duplicate),
+            malformed: at(NetCount::Malformed),
+            foreign: at(NetCount::Foreign),
+            overflowed: at(NetCount::Overflowed),
         }
     }
 }
@@ -194,32 +188,23 @@ impl Seen {
 }
 
 /// What the receiver should do with one datagram.
+#[derive(Debug)]
 pub(crate) enum Verdict<'a> {
     Deliver(Datagram<'a>),
-    Dropped,
+    /// Dropped, and why (what to count).
+    Dropped(NetCount),
 }
 
-/// Classifies a datagram for the mailslot `name`, counting what is dropped.
-pub(crate) fn judge<'a>(bytes: &'a [u8], name: &str, seen: &mut Seen, counters: &Counters) -> Verdict<'a> {
-    let Some(d) = decode(bytes) else {
-        counters.malformed.fetch_add(1, Ordering::Relaxed);
-        return Verdict::Dropped;
-    };
+/// Classifies a datagram for the mailslot `name`.
+pub(crate) fn judge<'a>(bytes: &'a [u8], name: &str, seen: &mut Seen) -> Verdict<'a> {
+    let Some(d) = decode(bytes) else { return Verdict::Dropped(NetCount::Malformed) };
     if d.name != name && d.name.to_lowercase() != name {
-        counters.foreign.fetch_add(1, Ordering::Relaxed);
-        return Verdict::Dropped;
+        return Verdict::Dropped(NetCount::Foreign);
     }
     if !seen.admit(d.sender, d.seq) {
-        counters.duplicates.fetch_add(1, Ordering::Relaxed);
-        return Verdict::Dropped;
+        return Verdict::Dropped(NetCount::Duplicate);
     }
     Verdict::Deliver(d)
-}
-
-/// Counts the outcome of queueing a delivered datagram.
-pub(crate) fn count_delivery(counters: &Counters, queued: bool) {
-    let c = if queued { &counters.delivered } else { &counters.overflowed };
-    c.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The sender's address as the queue stores it.
@@ -338,13 +323,14 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 1024, ..Default::default() })]
 
-        /// Any datagram is delivered, or dropped and counted exactly once.
+        /// Any datagram is delivered as it decodes, or dropped with a reason.
         #[test]
         fn any_datagram_is_judged_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..MAX_DATAGRAM + 2)) {
-            let (mut seen, counters) = (Seen::default(), Counters::default());
-            let delivered = matches!(judge(&bytes, "box", &mut seen, &counters), Verdict::Deliver(_));
-            let s = counters.snapshot();
-            proptest::prop_assert_eq!(u64::from(!delivered), s.malformed + s.foreign + s.duplicates);
+            let mut seen = Seen::default();
+            match judge(&bytes, "box", &mut seen) {
+                Verdict::Deliver(d) => proptest::prop_assert_eq!(decode(&bytes), Some(d)),
+                Verdict::Dropped(why) => proptest::prop_assert!(why != NetCount::Delivered && why != NetCount::Overflowed),
+            }
         }
 
         /// A valid datagram with any name and message decodes to what was sent.
