@@ -15,6 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use switchboard::mailslot::{MailslotClient, MailslotOptions};
+use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 use util::{done, role, say, unique, Peer, Watchdog};
 
 /// A small deterministic generator (xorshift64*), so a failure repeats.
@@ -45,13 +46,17 @@ impl Rng {
 /// user may do this).
 fn segment_named(pid: u32, debug_name: &str) -> File {
     let want = format!("/memfd:{debug_name}");
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
-        let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-        if target.to_string_lossy().starts_with(&want) {
-            return std::fs::OpenOptions::new().read(true).write(true).open(entry.path()).unwrap();
+    // A segment whose descriptor was closed after mapping is still in the
+    // process's mappings.
+    for dir in ["fd", "map_files"] {
+        for entry in std::fs::read_dir(format!("/proc/{pid}/{dir}")).unwrap().flatten() {
+            let Ok(target) = std::fs::read_link(entry.path()) else { continue };
+            if target.to_string_lossy().starts_with(&want) {
+                return std::fs::OpenOptions::new().read(true).write(true).open(entry.path()).unwrap();
+            }
         }
     }
-    panic!("no {want} among process {pid}'s descriptors");
+    panic!("no {want} among process {pid}'s descriptors or mappings");
 }
 
 /// Scribbles `rounds` times over `seg`: every round writes a few nasty
@@ -148,4 +153,64 @@ fn peer_exited(peer: &mut Peer) -> bool {
         .ok()
         .and_then(|_| std::fs::read_to_string(format!("/proc/{}/stat", peer.pid)).ok())
         .is_none_or(|s| s.contains(") Z "))
+}
+
+/// A named pipe's server keeps reading while its client scribbles over the
+/// channel segment (the duplex rings pipes and links share) and keeps
+/// writing: every read ends with a message or a typed error, and once the
+/// client is gone the server's read ends too.
+#[test]
+fn pipe_hostile_a_scribbled_channel_never_hangs_or_panics_the_server() {
+    let _w = Watchdog::test();
+    let test = "pipe_hostile_a_scribbled_channel_never_hangs_or_panics_the_server";
+    if role().is_some() {
+        let a = util::args();
+        let c = PipeClient::open(&a[0]).unwrap();
+        for _ in 0..3 {
+            c.write(b"before").unwrap();
+        }
+        say("wrote");
+        util::hear();
+        let seg = segment_named(std::process::id(), "switchboard-link");
+        let mut rng = Rng(a[1].parse().unwrap());
+        // A write may block for good on a ring scribbled "full" (pipe
+        // writes wait while the server lives): it runs on its own thread,
+        // which the exit below ends.
+        std::thread::spawn(move || loop {
+            let _ = c.write(b"still here");
+            std::thread::sleep(Duration::from_millis(2));
+        });
+        scribble(&seg, &mut rng, 2000, &mut || std::thread::sleep(Duration::from_micros(200)));
+        done();
+    }
+    let name = unique("hostilepipe");
+    let server = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).create(&name).unwrap();
+    let seed = 0xbad_5eed_u64 ^ u64::from(std::process::id());
+    eprintln!("seed {seed}");
+    let mut peer = Peer::spawn(test, "scribbler", &[&name, &seed.to_string()]);
+    server.connect().unwrap();
+    peer.expect("wrote");
+    let mut buf = [0u8; 64];
+    for _ in 0..3 {
+        let n = server.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"before", "the pipe works before the scribbling");
+    }
+    peer.tell("scribble");
+    let (mut reads, mut errors) = (0u32, std::collections::BTreeMap::<u32, u32>::new());
+    // Until the client is gone and a read says so.
+    loop {
+        match server.read(&mut buf) {
+            Ok(_) => reads += 1,
+            Err(e) => {
+                *errors.entry(e.win32()).or_default() += 1;
+                if peer_exited(&mut peer) {
+                    break;
+                }
+            }
+        }
+    }
+    peer.finish();
+    eprintln!("{reads} messages read; errors by code: {errors:?}");
+    drop(server);
+    assert!(!util::listed(&name), "the name is gone with its server");
 }
