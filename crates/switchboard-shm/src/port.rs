@@ -50,6 +50,11 @@ const EMPTY: u32 = 0;
 const WAITING: u32 = 1;
 const GRANTED: u32 = 2;
 const ABANDONED: u32 = 3;
+/// A poster claimed the waiter (under the lock) and is writing its packet.
+const GRANTING: u32 = 4;
+/// How long past its deadline a waiter gives a poster that claimed it to
+/// finish the grant, before calling the slot corrupt.
+const GRANT_GRACE: Duration = Duration::from_secs(1);
 
 /// One completion packet. Opaque: never interpreted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -247,6 +252,8 @@ impl<M: PortMem> PortQueue<M> {
         }
     }
 
+    /// Unbounded: only tests take it so (to wedge it).
+    #[cfg(test)]
     fn lock(&self) -> Locked<'_> {
         // Acquired or Abandoned: either way we own it, and every mutation
         // under it is crash-consistent, so the state is usable as it is.
@@ -370,7 +377,7 @@ impl<M: PortMem> PortQueue<M> {
             } else {
                 // Nothing was ever taken: the queue's front is its only end.
                 self.slot(tail).store(w.packet.load());
-                ctl.tail.store(tail + 1, Ordering::SeqCst);
+                ctl.tail.store(tail.wrapping_add(1), Ordering::SeqCst);
             }
             w.state.store(EMPTY, Ordering::SeqCst);
         }
@@ -386,9 +393,9 @@ impl<M: PortMem> PortQueue<M> {
         }
         let oldest = self.slot(head).load();
         // The freed head slot makes room for `p` even in a full queue.
-        ctl.head.store(head + 1, Ordering::SeqCst);
+        ctl.head.store(head.wrapping_add(1), Ordering::SeqCst);
         self.slot(tail).store(p);
-        ctl.tail.store(tail + 1, Ordering::SeqCst);
+        ctl.tail.store(tail.wrapping_add(1), Ordering::SeqCst);
         oldest
     }
 
@@ -407,7 +414,14 @@ impl<M: PortMem> PortQueue<M> {
                     return Err(PortError::Closed);
                 }
                 if self.may_release() {
-                    if let Some(w) = self.latest_waiter() {
+                    // Claimed before anything changes: a waiter giving up at
+                    // its deadline (CAS WAITING→EMPTY, without the lock)
+                    // either wins, and the packet is queued below, or loses
+                    // and waits for the grant.
+                    let claimed = self.latest_waiter().filter(|w| {
+                        w.state.compare_exchange(WAITING, GRANTING, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                    });
+                    if let Some(w) = claimed {
                         w.packet.store(self.oldest_then_enqueue(p));
                         self.set_running(w.tid.load(Ordering::Relaxed), true);
                         // SYNC: Release pairs with the waiter's Acquire load of state.
@@ -422,7 +436,7 @@ impl<M: PortMem> PortQueue<M> {
                 if tail.wrapping_sub(head) < self.capacity {
                     self.slot(tail).store(p);
                     // Published only after the packet is written (crash-consistent).
-                    ctl.tail.store(tail + 1, Ordering::SeqCst);
+                    ctl.tail.store(tail.wrapping_add(1), Ordering::SeqCst);
                     return Ok(());
                 }
             }
@@ -447,7 +461,7 @@ impl<M: PortMem> PortQueue<M> {
             return None;
         }
         let p = self.slot(head).load();
-        ctl.head.store(head + 1, Ordering::SeqCst);
+        ctl.head.store(head.wrapping_add(1), Ordering::SeqCst);
         self.set_running(me, true);
         if ctl.space_waiters.load(Ordering::SeqCst) > 0 {
             ctl.space_seq.fetch_add(1, Ordering::SeqCst);
@@ -485,7 +499,7 @@ impl<M: PortMem> PortQueue<M> {
                 .find(|w| w.state.load(Ordering::SeqCst) == EMPTY)
                 .ok_or(PortError::TooManyWaiters)?;
             w.tid.store(me, Ordering::Relaxed);
-            w.stamp.store(ctl.stamp.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
+            w.stamp.store(ctl.stamp.fetch_add(1, Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
             w.state.store(WAITING, Ordering::SeqCst);
             w
         };
@@ -511,23 +525,19 @@ impl<M: PortMem> PortQueue<M> {
         deadline: Option<Instant>,
         server: Peer<'_>,
     ) -> Option<Result<Packet, PortError>> {
-        // SYNC: Acquire pairs with the poster's Release store of GRANTED.
-        match w.state.load(Ordering::SeqCst) {
-            GRANTED => {
-                let p = w.packet.load();
-                w.state.store(EMPTY, Ordering::SeqCst);
-                return Some(Ok(p));
-            }
-            ABANDONED => {
-                w.state.store(EMPTY, Ordering::SeqCst);
-                return Some(Err(PortError::Closed));
-            }
-            WAITING => {}
-            // Only this waiter empties its own slot: anything else is a
-            // peer's scribble.
-            _ => return Some(Err(PortError::Corrupt)),
+        if let Some(done) = self.settled(w, deadline, server) {
+            return Some(done);
         }
-        let _held = self.lock();
+        // The lock word is the peer's to scribble: wait for it no longer
+        // than the deadline, and then give up the slot without it.
+        let _held = match self.ctl().lock.lock_until(deadline, server) {
+            Ok((held, _)) => held,
+            Err(LockGaveUp::TimedOut) => return self.give_up(w, PortError::TimedOut),
+            Err(LockGaveUp::PeerGone) => {
+                server.wake_others();
+                return self.give_up(w, PortError::Closed);
+            }
+        };
         if w.state.load(Ordering::SeqCst) != WAITING {
             // Granted or closed meanwhile: the caller asks again.
             return None;
@@ -547,9 +557,52 @@ impl<M: PortMem> PortQueue<M> {
         Some(outcome)
     }
 
+    /// The outcome a waiter's slot already holds, if any (`None`: still
+    /// waiting, or a grant in progress).
+    fn settled(&self, w: &Waiter, deadline: Option<Instant>, server: Peer<'_>) -> Option<Result<Packet, PortError>> {
+        // SYNC: Acquire pairs with the poster's Release store of GRANTED.
+        match w.state.load(Ordering::SeqCst) {
+            GRANTED => {
+                let p = w.packet.load();
+                w.state.store(EMPTY, Ordering::SeqCst);
+                Some(Ok(p))
+            }
+            ABANDONED => {
+                w.state.store(EMPTY, Ordering::SeqCst);
+                Some(Err(PortError::Closed))
+            }
+            WAITING => None,
+            GRANTING => {
+                // A poster is writing the packet under the lock: moments.
+                // One that never finishes (a peer's scribble) ends the wait
+                // as corrupt a grace period after the deadline.
+                if deadline.is_some_and(|d| Instant::now() >= d + GRANT_GRACE) {
+                    return Some(Err(PortError::Corrupt));
+                }
+                server.sleep(&w.state, GRANTING, Some(Instant::now() + Duration::from_millis(10)));
+                None
+            }
+            // Only this waiter empties its own slot: anything else is a
+            // peer's scribble.
+            _ => Some(Err(PortError::Corrupt)),
+        }
+    }
+
+    /// Leaves the wait without the lock: the slot goes back to EMPTY unless
+    /// a poster claimed it first (then the grant is awaited as usual).
+    fn give_up(&self, w: &Waiter, why: PortError) -> Option<Result<Packet, PortError>> {
+        match w.state.compare_exchange(WAITING, EMPTY, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => Some(Err(why)),
+            Err(_) => None,
+        }
+    }
+
     /// Takes up to `max` more queued packets without waiting (for get-many).
+    /// (A lock word a peer wedged costs it at most [`GRANT_GRACE`], then
+    /// nothing more is taken.)
     pub fn drain(&self, me: u32, max: usize, out: &mut Vec<Packet>) {
-        let _held = self.lock();
+        let until = Some(Instant::now() + GRANT_GRACE);
+        let Ok(_held) = self.ctl().lock.lock_until(until, Peer::PRESENT) else { return };
         while out.len() < max {
             // The caller is already running; do not count it twice.
             self.set_running(me, false);
@@ -564,9 +617,15 @@ impl<M: PortMem> PortQueue<M> {
     }
 
     /// Closes the port: every waiter is woken with `Closed`, later posts fail.
+    ///
+    /// Closing never waits on a lock word a peer wedged: past
+    /// [`GRANT_GRACE`] it closes without the lock, which is safe because
+    /// every step of closing is one atomic operation a poster's claim
+    /// races fairly with.
     pub fn close(&self) {
-        let _held = self.lock();
+        let held = self.ctl().lock.lock_until(Some(Instant::now() + GRANT_GRACE), Peer::PRESENT);
         self.close_locked();
+        drop(held);
     }
 
     fn close_locked(&self) {
@@ -696,6 +755,33 @@ mod tests {
             w.state.store(0x5eed, Ordering::SeqCst);
             futex::wake(&w.state, 1);
             assert_eq!(get.join().unwrap(), Err(PortError::Corrupt));
+        });
+    }
+
+    /// A lock wedged while a get already waits (registered in the waiter
+    /// table) holds it no longer than its deadline either, and the slot is
+    /// given back; a poster claiming first would have won the race instead.
+    #[test]
+    fn a_lock_wedged_after_a_get_registered_holds_it_only_until_its_deadline() {
+        let (_fd, q) = PortQueue::create(3, 8).unwrap();
+        std::thread::scope(|s| {
+            let q = &q;
+            let get = s.spawn(move || q.get(1, Some(Instant::now() + Duration::from_millis(300)), Peer::PRESENT));
+            while !q.ctl().waiters.iter().any(|w| w.state.load(Ordering::SeqCst) == WAITING) {
+                std::thread::yield_now();
+            }
+            // A live thread that takes the lock and never lets go.
+            let (held_tx, held) = std::sync::mpsc::channel();
+            let (done_tx, done) = std::sync::mpsc::channel::<()>();
+            s.spawn(move || {
+                std::mem::forget(q.lock());
+                held_tx.send(()).unwrap();
+                let _ = done.recv();
+            });
+            held.recv().unwrap();
+            assert_eq!(get.join().unwrap(), Err(PortError::TimedOut));
+            assert!(q.ctl().waiters.iter().all(|w| w.state.load(Ordering::SeqCst) == EMPTY), "slot given back");
+            done_tx.send(()).unwrap();
         });
     }
 

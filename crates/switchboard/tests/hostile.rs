@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use switchboard::mailslot::{MailslotClient, MailslotOptions};
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
+use switchboard::port::Port;
 use util::{done, role, say, unique, Peer, Watchdog};
 
 /// A small deterministic generator (xorshift64*), so a failure repeats.
@@ -212,5 +213,61 @@ fn pipe_hostile_a_scribbled_channel_never_hangs_or_panics_the_server() {
     peer.finish();
     eprintln!("{reads} messages read; errors by code: {errors:?}");
     drop(server);
+    assert!(!util::listed(&name), "the name is gone with its server");
+}
+
+/// A completion port's server keeps taking packets, each get with a
+/// deadline, while a process that opened the port scribbles over its queue
+/// and waiter table and keeps posting: every get ends by its deadline with a
+/// packet or a typed error. (Before issue 10, a scribbled waiter state made
+/// the get recurse until the stack overflowed.)
+#[test]
+fn port_hostile_a_scribbled_queue_never_hangs_or_panics_a_get() {
+    let _w = Watchdog::test();
+    let test = "port_hostile_a_scribbled_queue_never_hangs_or_panics_a_get";
+    if role().is_some() {
+        let a = util::args();
+        let port = Port::open(&a[0]).unwrap();
+        for i in 0..3 {
+            port.post(i, 7, 0).unwrap();
+        }
+        say("posted");
+        util::hear();
+        let seg = segment_named(std::process::id(), "switchboard-port");
+        let mut rng = Rng(a[1].parse().unwrap());
+        // A post may wait on a lock word scribbled to a live thread, for as
+        // long as the server lives: on its own thread, which exit ends.
+        std::thread::spawn(move || loop {
+            let _ = port.post(9, 9, 9);
+            std::thread::sleep(Duration::from_millis(2));
+        });
+        scribble(&seg, &mut rng, 2000, &mut || std::thread::sleep(Duration::from_micros(200)));
+        done();
+    }
+    let name = unique("hostileport");
+    let port = Port::create(name.as_str(), 1).unwrap();
+    let seed = 0xc0de_5eed_u64 ^ u64::from(std::process::id());
+    eprintln!("seed {seed}");
+    let mut peer = Peer::spawn(test, "scribbler", &[&name, &seed.to_string()]);
+    peer.expect("posted");
+    for i in 0..3 {
+        let p = port.get(Duration::from_secs(60)).unwrap();
+        assert_eq!((p.bytes, p.key), (i, 7), "the port works before the scribbling");
+    }
+    peer.tell("scribble");
+    let (mut gets, mut errors) = (0u32, std::collections::BTreeMap::<u32, u32>::new());
+    let mut step = |port: &Port| match port.get(Duration::from_millis(20)) {
+        Ok(_) => gets += 1,
+        Err(e) => *errors.entry(e.win32()).or_default() += 1,
+    };
+    while !peer_exited(&mut peer) {
+        step(&port);
+    }
+    peer.finish();
+    for _ in 0..10 {
+        step(&port);
+    }
+    eprintln!("{gets} packets taken; errors by code: {errors:?}");
+    drop(port);
     assert!(!util::listed(&name), "the name is gone with its server");
 }
