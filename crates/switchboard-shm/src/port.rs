@@ -598,7 +598,7 @@ impl<M: PortMem> PortQueue<M> {
     }
 
     /// Takes up to `max` more queued packets without waiting (for get-many).
-    /// (A lock word a peer wedged costs it at most [`GRANT_GRACE`], then
+    /// (A lock word a peer wedged costs it at most a second, then
     /// nothing more is taken.)
     pub fn drain(&self, me: u32, max: usize, out: &mut Vec<Packet>) {
         let until = Some(Instant::now() + GRANT_GRACE);
@@ -619,7 +619,7 @@ impl<M: PortMem> PortQueue<M> {
     /// Closes the port: every waiter is woken with `Closed`, later posts fail.
     ///
     /// Closing never waits on a lock word a peer wedged: past
-    /// [`GRANT_GRACE`] it closes without the lock, which is safe because
+    /// a second it closes without the lock, which is safe because
     /// every step of closing is one atomic operation a poster's claim
     /// races fairly with.
     pub fn close(&self) {
