@@ -240,7 +240,8 @@ impl<M: PortMem> PortQueue<M> {
     /// (`TimedOut`) or when `server` is gone (`Closed`, and the port is
     /// closed) — so a lock word naming a live thread that never lets go
     /// (a hostile peer can write any tid) holds a caller no longer than it
-    /// chose to wait. Only before the caller changed anything.
+    /// chose to wait. Only where giving up leaves nothing half done: before
+    /// the caller changed anything, or a waiter that can take back its slot.
     fn lock_within(&self, deadline: Option<Instant>, server: Peer<'_>) -> Result<Locked<'_>, PortError> {
         match self.ctl().lock.lock_until(deadline, server) {
             Ok((held, _)) => Ok(held),
@@ -530,13 +531,9 @@ impl<M: PortMem> PortQueue<M> {
         }
         // The lock word is the peer's to scribble: wait for it no longer
         // than the deadline, and then give up the slot without it.
-        let _held = match self.ctl().lock.lock_until(deadline, server) {
-            Ok((held, _)) => held,
-            Err(LockGaveUp::TimedOut) => return self.give_up(w, PortError::TimedOut),
-            Err(LockGaveUp::PeerGone) => {
-                server.wake_others();
-                return self.give_up(w, PortError::Closed);
-            }
+        let _held = match self.lock_within(deadline, server) {
+            Ok(held) => held,
+            Err(why) => return self.give_up(w, why),
         };
         if w.state.load(Ordering::SeqCst) != WAITING {
             // Granted or closed meanwhile: the caller asks again.

@@ -78,6 +78,51 @@ fn scribble(seg: &File, rng: &mut Rng, rounds: usize, between: &mut dyn FnMut())
     }
 }
 
+/// Peer side: scribbles over this process's segment `debug_name` with the
+/// parent's seed while `use_it` keeps using the mechanism on its own thread
+/// (a call may block for good on a ring scribbled "full"; the exit ends
+/// it), then exits.
+fn scribble_beside(debug_name: &str, mut use_it: impl FnMut() + Send + 'static) -> ! {
+    let seg = segment_named(std::process::id(), debug_name);
+    let mut rng = Rng(util::args()[1].parse().unwrap());
+    std::thread::spawn(move || loop {
+        use_it();
+        std::thread::sleep(Duration::from_millis(2));
+    });
+    scribble(&seg, &mut rng, 2000, &mut || std::thread::sleep(Duration::from_micros(200)));
+    done()
+}
+
+/// Starts `test` as the scribbler of `name`, with a seed (printed, so a
+/// failure repeats) and this process's pid.
+fn scribbler(test: &str, name: &str, salt: u64) -> Peer {
+    let seed = salt ^ u64::from(std::process::id());
+    eprintln!("seed {seed}");
+    Peer::spawn(test, "scribbler", &[name, &seed.to_string(), &std::process::id().to_string()])
+}
+
+/// What the victim's calls returned: how many succeeded, and the errors by
+/// classic code.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: u32,
+    errors: std::collections::BTreeMap<u32, u32>,
+}
+
+impl Tally {
+    /// Counts one call's result; whether it failed.
+    fn count<T>(&mut self, r: switchboard::Result<T>) -> bool {
+        match r {
+            Ok(_) => self.ok += 1,
+            Err(e) => {
+                *self.errors.entry(e.win32()).or_default() += 1;
+                return true;
+            }
+        }
+        false
+    }
+}
+
 /// A mailslot's server keeps reading (and asking for its info) while a
 /// writer scribbles over the queue segment and keeps writing: every read
 /// ends within its timeout with a message or a typed error, and the server
@@ -113,10 +158,7 @@ fn mailslot_hostile_a_scribbled_queue_never_hangs_or_panics_the_server() {
     let name = unique("hostile");
     let slot =
         MailslotOptions::new().max_message_size(64).read_timeout(Duration::from_millis(20)).create(&name).unwrap();
-    let seed = 0x5eed_1234_u64 ^ u64::from(std::process::id());
-    eprintln!("seed {seed}");
-    let me = std::process::id().to_string();
-    let mut peer = Peer::spawn(test, "scribbler", &[&name, &seed.to_string(), &me]);
+    let mut peer = scribbler(test, &name, 0x5eed_1234);
     peer.expect("wrote");
     let mut buf = [0u8; 64];
     for _ in 0..3 {
@@ -124,12 +166,9 @@ fn mailslot_hostile_a_scribbled_queue_never_hangs_or_panics_the_server() {
         assert_eq!(&buf[..n], b"before", "the queue works before the scribbling");
     }
     peer.tell("scribble");
-    let (mut reads, mut errors) = (0u32, std::collections::BTreeMap::<u32, u32>::new());
+    let mut tally = Tally::default();
     let mut step = |slot: &switchboard::mailslot::Mailslot| {
-        match slot.read(&mut buf) {
-            Ok(_) => reads += 1,
-            Err(e) => *errors.entry(e.win32()).or_default() += 1,
-        }
+        tally.count(slot.read(&mut buf));
         let _ = slot.info();
     };
     while peer.try_next().is_none() && !peer_exited(&mut peer) {
@@ -139,6 +178,7 @@ fn mailslot_hostile_a_scribbled_queue_never_hangs_or_panics_the_server() {
     for _ in 0..10 {
         step(&slot);
     }
+    let Tally { ok: reads, errors } = tally;
     eprintln!("{reads} messages read; errors by code: {errors:?}");
     // Timeouts, malformed data, and (a scribbled "closed" flag) the queue
     // read as closed; a message of a scribbled length does not fit.
@@ -149,11 +189,9 @@ fn mailslot_hostile_a_scribbled_queue_never_hangs_or_panics_the_server() {
     assert!(!util::listed(&name), "the name is gone with its server");
 }
 
+/// Whether the peer has exited (gone, or a zombie not yet reaped).
 fn peer_exited(peer: &mut Peer) -> bool {
-    std::fs::metadata(format!("/proc/{}/status", peer.pid))
-        .ok()
-        .and_then(|_| std::fs::read_to_string(format!("/proc/{}/stat", peer.pid)).ok())
-        .is_none_or(|s| s.contains(") Z "))
+    std::fs::read_to_string(format!("/proc/{}/stat", peer.pid)).map_or(true, |s| s.contains(") Z "))
 }
 
 /// A named pipe's server keeps reading while its client scribbles over the
@@ -172,23 +210,14 @@ fn pipe_hostile_a_scribbled_channel_never_hangs_or_panics_the_server() {
         }
         say("wrote");
         util::hear();
-        let seg = segment_named(std::process::id(), "switchboard-link");
-        let mut rng = Rng(a[1].parse().unwrap());
-        // A write may block for good on a ring scribbled "full" (pipe
-        // writes wait while the server lives): it runs on its own thread,
-        // which the exit below ends.
-        std::thread::spawn(move || loop {
+        // Pipe writes wait for room while the server lives.
+        scribble_beside("switchboard-link", move || {
             let _ = c.write(b"still here");
-            std::thread::sleep(Duration::from_millis(2));
         });
-        scribble(&seg, &mut rng, 2000, &mut || std::thread::sleep(Duration::from_micros(200)));
-        done();
     }
     let name = unique("hostilepipe");
     let server = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).create(&name).unwrap();
-    let seed = 0xbad_5eed_u64 ^ u64::from(std::process::id());
-    eprintln!("seed {seed}");
-    let mut peer = Peer::spawn(test, "scribbler", &[&name, &seed.to_string()]);
+    let mut peer = scribbler(test, &name, 0xbad_5eed);
     server.connect().unwrap();
     peer.expect("wrote");
     let mut buf = [0u8; 64];
@@ -197,21 +226,11 @@ fn pipe_hostile_a_scribbled_channel_never_hangs_or_panics_the_server() {
         assert_eq!(&buf[..n], b"before", "the pipe works before the scribbling");
     }
     peer.tell("scribble");
-    let (mut reads, mut errors) = (0u32, std::collections::BTreeMap::<u32, u32>::new());
+    let mut tally = Tally::default();
     // Until the client is gone and a read says so.
-    loop {
-        match server.read(&mut buf) {
-            Ok(_) => reads += 1,
-            Err(e) => {
-                *errors.entry(e.win32()).or_default() += 1;
-                if peer_exited(&mut peer) {
-                    break;
-                }
-            }
-        }
-    }
+    while !(tally.count(server.read(&mut buf)) && peer_exited(&mut peer)) {}
     peer.finish();
-    eprintln!("{reads} messages read; errors by code: {errors:?}");
+    eprintln!("{} messages read; errors by code: {:?}", tally.ok, tally.errors);
     drop(server);
     assert!(!util::listed(&name), "the name is gone with its server");
 }
@@ -233,32 +252,24 @@ fn port_hostile_a_scribbled_queue_never_hangs_or_panics_a_get() {
         }
         say("posted");
         util::hear();
-        let seg = segment_named(std::process::id(), "switchboard-port");
-        let mut rng = Rng(a[1].parse().unwrap());
-        // A post may wait on a lock word scribbled to a live thread, for as
-        // long as the server lives: on its own thread, which exit ends.
-        std::thread::spawn(move || loop {
+        // A post waits on a lock word scribbled to a live thread while the
+        // server lives.
+        scribble_beside("switchboard-port", move || {
             let _ = port.post(9, 9, 9);
-            std::thread::sleep(Duration::from_millis(2));
         });
-        scribble(&seg, &mut rng, 2000, &mut || std::thread::sleep(Duration::from_micros(200)));
-        done();
     }
     let name = unique("hostileport");
     let port = Port::create(name.as_str(), 1).unwrap();
-    let seed = 0xc0de_5eed_u64 ^ u64::from(std::process::id());
-    eprintln!("seed {seed}");
-    let mut peer = Peer::spawn(test, "scribbler", &[&name, &seed.to_string()]);
+    let mut peer = scribbler(test, &name, 0xc0de_5eed);
     peer.expect("posted");
     for i in 0..3 {
         let p = port.get(Duration::from_secs(60)).unwrap();
         assert_eq!((p.bytes, p.key), (i, 7), "the port works before the scribbling");
     }
     peer.tell("scribble");
-    let (mut gets, mut errors) = (0u32, std::collections::BTreeMap::<u32, u32>::new());
-    let mut step = |port: &Port| match port.get(Duration::from_millis(20)) {
-        Ok(_) => gets += 1,
-        Err(e) => *errors.entry(e.win32()).or_default() += 1,
+    let mut tally = Tally::default();
+    let mut step = |port: &Port| {
+        tally.count(port.get(Duration::from_millis(20)));
     };
     while !peer_exited(&mut peer) {
         step(&port);
@@ -267,7 +278,7 @@ fn port_hostile_a_scribbled_queue_never_hangs_or_panics_a_get() {
     for _ in 0..10 {
         step(&port);
     }
-    eprintln!("{gets} packets taken; errors by code: {errors:?}");
+    eprintln!("{} packets taken; errors by code: {:?}", tally.ok, tally.errors);
     drop(port);
     assert!(!util::listed(&name), "the name is gone with its server");
 }
