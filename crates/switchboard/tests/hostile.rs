@@ -17,6 +17,7 @@ use std::time::Duration;
 use switchboard::mailslot::{MailslotClient, MailslotOptions};
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::port::Port;
+use switchboard::sync::{wait_all, wait_any, Event, Mutex, Semaphore, WaitStatus};
 use util::{done, role, say, unique, Peer, Watchdog};
 
 /// A small deterministic generator (xorshift64*), so a failure repeats.
@@ -46,18 +47,31 @@ impl Rng {
 /// `memfd:<debug_name>`, opened again for writing (any process of the same
 /// user may do this).
 fn segment_named(pid: u32, debug_name: &str) -> File {
+    segments_named(pid, debug_name).swap_remove(0)
+}
+
+/// Every segment of process `pid` whose memfd name starts
+/// `memfd:<debug_name>`, each once, opened again for writing.
+fn segments_named(pid: u32, debug_name: &str) -> Vec<File> {
     let want = format!("/memfd:{debug_name}");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut found = Vec::new();
     // A segment whose descriptor was closed after mapping is still in the
     // process's mappings.
     for dir in ["fd", "map_files"] {
         for entry in std::fs::read_dir(format!("/proc/{pid}/{dir}")).unwrap().flatten() {
             let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-            if target.to_string_lossy().starts_with(&want) {
-                return std::fs::OpenOptions::new().read(true).write(true).open(entry.path()).unwrap();
+            if !target.to_string_lossy().starts_with(&want) {
+                continue;
+            }
+            let file = std::fs::OpenOptions::new().read(true).write(true).open(entry.path()).unwrap();
+            if seen.insert(std::os::unix::fs::MetadataExt::ino(&file.metadata().unwrap())) {
+                found.push(file);
             }
         }
     }
-    panic!("no {want} among process {pid}'s descriptors or mappings");
+    assert!(!found.is_empty(), "no {want} among process {pid}'s descriptors or mappings");
+    found
 }
 
 /// Scribbles `rounds` times over `seg`: every round writes a few nasty
@@ -281,4 +295,97 @@ fn port_hostile_a_scribbled_queue_never_hangs_or_panics_a_get() {
     eprintln!("{} packets taken; errors by code: {:?}", tally.ok, tally.errors);
     drop(port);
     assert!(!util::listed(&name), "the name is gone with its server");
+}
+
+/// A mutex, a semaphore and an event are waited on, alone and together,
+/// with short timeouts, while a process that opened them scribbles over
+/// their segments (owner, recursion, count, maximum, signal and waiter
+/// words) and keeps using them: every wait ends by its timeout, and each
+/// call returns a status or a typed error. A mutex scribbled to a live
+/// thread is simply held (as a mutex held by a peer that never lets go is);
+/// one scribbled to an id no thread can have is abandoned.
+#[test]
+fn sync_hostile_scribbled_objects_never_hang_or_panic_a_wait() {
+    let _w = Watchdog::test();
+    let test = "sync_hostile_scribbled_objects_never_hang_or_panic_a_wait";
+    if role().is_some() {
+        let a = util::args();
+        let m = Mutex::open(&format!("{}m", a[0])).unwrap();
+        let s = Semaphore::open(&format!("{}s", a[0])).unwrap();
+        let e = Event::open(&format!("{}e", a[0])).unwrap();
+        say("opened");
+        util::hear();
+        let segs = segments_named(std::process::id(), "switchboard-sync");
+        assert_eq!(segs.len(), 3, "one segment per object");
+        let mut rng = Rng(a[1].parse().unwrap());
+        let mut round = 0u32;
+        for seg in &segs {
+            scribble(seg, &mut rng, 700, &mut || {
+                round += 1;
+                if round % 50 == 0 {
+                    if m.wait_timeout(Duration::from_millis(1)) != WaitStatus::TimedOut {
+                        let _ = m.release();
+                    }
+                    let _ = s.release(1);
+                    e.set();
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            });
+        }
+        done();
+    }
+    let name = unique("hostilesync");
+    let m = Mutex::create(format!("{name}m").as_str(), false).unwrap();
+    let s = Semaphore::create(format!("{name}s").as_str(), 0, 4).unwrap();
+    let e = Event::create(format!("{name}e").as_str(), false, false).unwrap();
+    let mut peer = scribbler(test, &name, 0x5a5a_0001);
+    peer.expect("opened");
+    assert_eq!(m.wait_timeout(Duration::from_millis(1)), WaitStatus::Acquired, "the mutex works before");
+    m.release().unwrap();
+    peer.tell("scribble");
+    let short = Duration::from_millis(20);
+    let mut statuses = std::collections::BTreeMap::<String, u32>::new();
+    let mut tally = Tally::default();
+    // CPU and wall time spent in waits that timed out: those slept.
+    let (mut cpu, mut wall) = (Duration::ZERO, Duration::ZERO);
+    while !peer_exited(&mut peer) {
+        let waits: [&dyn Fn() -> WaitStatus; 3] =
+            [&|| m.wait_timeout(short), &|| s.wait_timeout(short), &|| e.wait_timeout(short)];
+        for wait in waits {
+            let (cpu0, wall0) = (thread_cpu(), std::time::Instant::now());
+            let status = wait();
+            if status == WaitStatus::TimedOut {
+                cpu += thread_cpu() - cpu0;
+                wall += wall0.elapsed();
+            }
+            *statuses.entry(format!("{status:?}")).or_default() += 1;
+        }
+        tally.count(s.release(1));
+        e.set();
+        tally.count(wait_any(&[&m, &s, &e], short));
+        tally.count(wait_all(&[&m, &s, &e], short));
+        // Whatever of the mutex this thread holds (a scribbled recursion
+        // count may be huge: the rest is abandoned when the test ends).
+        for _ in 0..8 {
+            let _ = m.release();
+        }
+        e.reset();
+    }
+    peer.finish();
+    eprintln!("waits: {statuses:?}; other calls: {} ok, errors by code {:?}", tally.ok, tally.errors);
+    eprintln!("timed-out waits: {cpu:?} of CPU in {wall:?}");
+    // Too many posts (a scribbled count or maximum).
+    for code in tally.errors.keys() {
+        assert!([298].contains(code), "unexpected errors {:?}", tally.errors);
+    }
+    // A wait that times out sleeps: one that a scribble made spin would
+    // burn its whole timeout on the CPU.
+    assert!(cpu < wall / 2, "timed-out waits spun: {cpu:?} of CPU in {wall:?}");
+}
+
+/// CPU time this thread has used, from the scheduler's count in
+/// nanoseconds.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    Duration::from_nanos(stat.split_whitespace().next().unwrap().parse().unwrap())
 }
