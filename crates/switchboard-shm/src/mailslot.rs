@@ -40,8 +40,6 @@ const DATA_OFFSET: usize = 512;
 /// Bytes of the largest origin header.
 pub const ORIGIN_MAX: usize = 27;
 const LOCAL: u8 = 0;
-/// The least a writer waits for another writer's append to finish.
-const LOCK_GRACE: Duration = Duration::from_secs(1);
 const NETWORK: u8 = 1;
 
 #[repr(C)]
@@ -278,7 +276,7 @@ impl Queue {
         // An abandoned lock needs no repair: see the module docs. Another
         // writer holds the lock only for one append, so waiting for it is
         // not waiting for room: even a zero write timeout waits up to
-        // LOCK_GRACE for it (past that the holder is stalled, and the write
+        // `stall_grace()` for it (past that the holder is stalled, and the write
         // fails as if full).
         let _held = match self.lock().try_lock() {
             Some((held, _outcome)) => held,
@@ -403,9 +401,9 @@ impl Queue {
 }
 
 /// When a writer stops waiting for the write lock: its own deadline, but
-/// no sooner than [`LOCK_GRACE`] from now.
+/// no sooner than [`stall_grace`](crate::peer::stall_grace) from now.
 fn lock_deadline(deadline: Option<Instant>) -> Option<Instant> {
-    let grace = Instant::now().checked_add(LOCK_GRACE)?;
+    let grace = Instant::now().checked_add(crate::peer::stall_grace())?;
     deadline.map(|d| d.max(grace))
 }
 
@@ -479,7 +477,7 @@ mod tests {
         std::thread::scope(|s| {
             assert_eq!(s.spawn(|| w.push(Origin::Local, b"x", zero, ALIVE)).join().unwrap(), Err(QueueError::Full));
         });
-        assert!(started.elapsed() >= LOCK_GRACE, "gave the holder its grace");
+        assert!(started.elapsed() >= crate::peer::stall_grace(), "gave the holder its grace");
         assert_eq!(read_all(&q, &mut q.reader()), vec![b"after you".to_vec()]);
     }
 

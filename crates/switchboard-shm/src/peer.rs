@@ -72,3 +72,26 @@ impl Peer<'_> {
         }
     }
 }
+
+/// Microseconds of [`stall_grace`]; a plain std atomic (not loom's): a
+/// process-wide setting, not shared state under test.
+static STALL_GRACE_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+
+/// How long a caller that must not wait for long gives the holder of a
+/// segment's lock (whose every critical section is a few stores) before
+/// calling it stalled — a stopped process, or a lock word a hostile peer
+/// wrote: a mailslot write's wait for the write lock, a port post's wait
+/// for the port's lock, a port waiter's wait for a claimed grant. One
+/// second unless [`set_stall_grace`] changed it.
+pub fn stall_grace() -> Duration {
+    Duration::from_micros(STALL_GRACE_US.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Sets [`stall_grace`] for this process. For the fuzz targets, whose
+/// inputs wedge locks on purpose and would otherwise wait a second per
+/// call; the behaviour is otherwise the same.
+#[doc(hidden)]
+pub fn set_stall_grace(grace: Duration) {
+    let us = u64::try_from(grace.as_micros()).unwrap_or(u64::MAX);
+    STALL_GRACE_US.store(us, std::sync::atomic::Ordering::Relaxed);
+}

@@ -426,11 +426,34 @@ impl Channel {
     /// Looks at what is readable without consuming it: copies from the
     /// current message (message framing) or from everything (bytes).
     ///
+    /// Takes no lock, so it never waits — not behind a read blocked for
+    /// data (the classic peek does not wait for a pending read either), nor
+    /// behind a lock word a hostile peer wrote. A peek that raced a reader
+    /// (the head or the partial-read offset moved while it copied) looks
+    /// again; one that keeps racing answers with its last look, which is
+    /// bounds-checked like any other.
+    ///
     /// # Errors
     /// `Corrupt`.
     pub fn peek(&self, buf: &mut [u8], framing: Framing) -> Result<PeekOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
-        let _held = dir.read_lock.lock();
+        let position = || {
+            let head = ring.published_head();
+            (head, dir.read_offset(head))
+        };
+        let mut tries = 0;
+        loop {
+            let before = position();
+            let out = self.peek_once(buf, framing)?;
+            tries += 1;
+            if position() == before || tries == 64 {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn peek_once(&self, buf: &mut [u8], framing: Framing) -> Result<PeekOutcome, ChannelError> {
+        let (ring, dir) = self.inbound();
         let st = ConsumerState::at(ring.published_head());
         let records = ring.records(&st)?;
         let mut skip = dir.read_offset(st.position());

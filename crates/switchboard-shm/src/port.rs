@@ -52,9 +52,6 @@ const GRANTED: u32 = 2;
 const ABANDONED: u32 = 3;
 /// A poster claimed the waiter (under the lock) and is writing its packet.
 const GRANTING: u32 = 4;
-/// How long past its deadline a waiter gives a poster that claimed it to
-/// finish the grant, before calling the slot corrupt.
-const GRANT_GRACE: Duration = Duration::from_secs(1);
 
 /// One completion packet. Opaque: never interpreted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -172,6 +169,8 @@ pub enum PortError {
     TooManyWaiters,
     /// The segment's parameters are impossible.
     Corrupt,
+    /// The port's lock stayed held past [`stall_grace`](crate::peer::stall_grace) (a post).
+    Stalled,
 }
 
 /// A port queue over its memory (a mapped [`Segment`] outside loom).
@@ -404,13 +403,17 @@ impl<M: PortMem> PortQueue<M> {
     /// — and while `server` is there: a server gone closes the port.
     ///
     /// # Errors
-    /// `Closed`; `QueueFull` when full and not blocking.
+    /// `Closed`; `QueueFull` when full and not blocking; `Stalled` when the
+    /// lock's holder keeps it past [`stall_grace`](crate::peer::stall_grace).
     pub fn post(&self, p: Packet, block: bool, server: Peer<'_>) -> Result<(), PortError> {
         loop {
             let ctl = self.ctl();
             let seen = ctl.space_seq.load(Ordering::SeqCst);
             {
-                let _held = self.lock_within(None, server)?;
+                let _held = match self.lock_within(Some(Instant::now() + crate::peer::stall_grace()), server) {
+                    Err(PortError::TimedOut) => return Err(PortError::Stalled),
+                    other => other?,
+                };
                 if self.is_closed() {
                     return Err(PortError::Closed);
                 }
@@ -573,7 +576,7 @@ impl<M: PortMem> PortQueue<M> {
                 // A poster is writing the packet under the lock: moments.
                 // One that never finishes (a peer's scribble) ends the wait
                 // as corrupt a grace period after the deadline.
-                if deadline.is_some_and(|d| Instant::now() >= d + GRANT_GRACE) {
+                if deadline.is_some_and(|d| Instant::now() >= d + crate::peer::stall_grace()) {
                     return Some(Err(PortError::Corrupt));
                 }
                 server.sleep(&w.state, GRANTING, Some(Instant::now() + Duration::from_millis(10)));
@@ -598,7 +601,7 @@ impl<M: PortMem> PortQueue<M> {
     /// (A lock word a peer wedged costs it at most a second, then
     /// nothing more is taken.)
     pub fn drain(&self, me: u32, max: usize, out: &mut Vec<Packet>) {
-        let until = Some(Instant::now() + GRANT_GRACE);
+        let until = Some(Instant::now() + crate::peer::stall_grace());
         let Ok(_held) = self.ctl().lock.lock_until(until, Peer::PRESENT) else { return };
         while out.len() < max {
             // The caller is already running; do not count it twice.
@@ -620,7 +623,7 @@ impl<M: PortMem> PortQueue<M> {
     /// every step of closing is one atomic operation a poster's claim
     /// races fairly with.
     pub fn close(&self) {
-        let held = self.ctl().lock.lock_until(Some(Instant::now() + GRANT_GRACE), Peer::PRESENT);
+        let held = self.ctl().lock.lock_until(Some(Instant::now() + crate::peer::stall_grace()), Peer::PRESENT);
         self.close_locked();
         drop(held);
     }
@@ -714,9 +717,10 @@ mod tests {
 
     /// A live thread that holds the queue's lock and never lets go (as a
     /// hostile peer can fake) holds a get no longer than its deadline and
-    /// a post no longer than its server lives.
+    /// a post no longer than its server lives or the stall grace lasts
+    /// (before issue 10 a post waited for good: found by the fuzz target).
     #[test]
-    fn a_wedged_lock_holds_a_get_until_its_deadline_and_a_post_while_the_server_lives() {
+    fn a_wedged_lock_holds_a_get_until_its_deadline_and_a_post_for_its_grace() {
         let (_fd, q) = PortQueue::create(3, 8).unwrap();
         let (held_tx, held) = std::sync::mpsc::channel();
         let (done_tx, done) = std::sync::mpsc::channel::<()>();
@@ -732,6 +736,9 @@ mod tests {
             assert_eq!(q.get(1, soon, Peer::PRESENT), Err(PortError::TimedOut));
             let gone = Peer { watch: None, alive: &|| false, every: Duration::from_millis(5) };
             assert_eq!(q.post(pk(1), true, gone), Err(PortError::Closed));
+            let started = Instant::now();
+            assert_eq!(q.post(pk(2), false, Peer::PRESENT), Err(PortError::Stalled));
+            assert!(started.elapsed() >= crate::peer::stall_grace(), "the holder had its grace");
             done_tx.send(()).unwrap();
         });
     }

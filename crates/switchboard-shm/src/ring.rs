@@ -2,7 +2,8 @@
 //!
 //! Layout: a [`RingCtl`] (cache-padded indices and futex words) and a data
 //! area of `cap` bytes (a power of two). Positions are `u64` byte counts that
-//! only grow; `pos & (cap - 1)` is the offset in the data area. A record is
+//! only grow (wrapping: a peer may publish any value, and no arithmetic on
+//! one may overflow); `pos & (cap - 1)` is the offset in the data area. A record is
 //! an 8-byte header — `u32` length with bit 31 "more chunks follow", `u32`
 //! [`RECORD_MAGIC`] — then the payload, padded to 8 bytes. Records may wrap
 //! around the end of the data area (copied in two parts); headers never do,
@@ -257,8 +258,9 @@ impl<'a, M: RingMem> Ring<'a, M> {
         }
         // SYNC: Acquire pairs with the consumer's Release store of head in try_pop.
         let head = self.ctl.head.load(Ordering::Acquire);
-        let used =
-            st.tail.checked_sub(head).filter(|u| *u <= self.cap).ok_or(RingError::Corrupt("head ahead of tail"))?;
+        let used = Some(st.tail.wrapping_sub(head))
+            .filter(|u| *u <= self.cap)
+            .ok_or(RingError::Corrupt("head ahead of tail"))?;
         let need = (RECORD_HEADER + align8(len)) as u64;
         if self.cap - used < need {
             return Ok(false);
@@ -266,13 +268,13 @@ impl<'a, M: RingMem> Ring<'a, M> {
         let mut header = [0u8; RECORD_HEADER];
         header[..4].copy_from_slice(&(len as u32 | if more { MORE } else { 0 }).to_le_bytes());
         header[4..].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
-        let mut at = st.tail + RECORD_HEADER as u64;
+        let mut at = st.tail.wrapping_add(RECORD_HEADER as u64);
         for part in parts {
             self.write_wrapped(at, part);
-            at += part.len() as u64;
+            at = at.wrapping_add(part.len() as u64);
         }
         self.write_wrapped(st.tail, &header);
-        st.tail += need;
+        st.tail = st.tail.wrapping_add(need);
         // SYNC: SeqCst (a Release) pairs with the consumer's load of tail, and
         // orders against its store of consumer_waiting (Dekker).
         self.ctl.tail.store(st.tail, Ordering::SeqCst);
@@ -299,7 +301,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
     fn available(&self, st: &ConsumerState) -> Result<u64, RingError> {
         // SYNC: Acquire (SeqCst) pairs with the producer's store of tail in try_push.
         let tail = self.ctl.tail.load(Ordering::SeqCst);
-        tail.checked_sub(st.head).filter(|a| *a <= self.cap).ok_or(RingError::Corrupt("tail outside the ring"))
+        Some(tail.wrapping_sub(st.head)).filter(|a| *a <= self.cap).ok_or(RingError::Corrupt("tail outside the ring"))
     }
 
     /// Whether a chunk is waiting (for wait loops).
@@ -311,7 +313,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
     pub fn has_room(&self, st: &ProducerState, len: usize) -> bool {
         let head = self.ctl.head.load(Ordering::SeqCst);
         let need = (RECORD_HEADER + align8(len)) as u64;
-        st.tail.checked_sub(head).is_none_or(|used| self.cap.saturating_sub(used) >= need) || self.is_closed()
+        self.cap.saturating_sub(st.tail.wrapping_sub(head)) >= need || self.is_closed()
     }
 
     /// The record at `pos` (`avail` bytes published from there): its
@@ -356,7 +358,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// Copies payload bytes of the record at `pos` (a position
     /// [`Ring::records`] returned, with `from + buf.len()` within its length).
     pub fn read_record(&self, pos: u64, from: usize, buf: &mut [u8]) {
-        self.read_wrapped(pos + (RECORD_HEADER + from) as u64, buf);
+        self.read_wrapped(pos.wrapping_add((RECORD_HEADER + from) as u64), buf);
     }
 
     /// Every published record from the consumer's position on, as
@@ -365,13 +367,14 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// # Errors
     /// `Corrupt` for impossible indices or headers.
     pub fn records(&self, st: &ConsumerState) -> Result<Vec<(u64, usize, bool)>, RingError> {
-        let end = st.head + self.available(st)?;
-        let mut pos = st.head;
+        let avail = self.available(st)?;
+        let mut seen = 0;
         let mut out = Vec::new();
-        while pos < end {
-            let (len, more, need) = self.record_at(pos, end - pos)?;
+        while seen < avail {
+            let pos = st.head.wrapping_add(seen);
+            let (len, more, need) = self.record_at(pos, avail - seen)?;
             out.push((pos, len, more));
-            pos += need;
+            seen += need;
         }
         Ok(out)
     }
@@ -380,7 +383,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// `st`, already validated) and tells a waiting producer there is room.
     pub fn pop_front(&self, st: &mut ConsumerState, rec: &Record) {
         let need = rec.size;
-        st.head += need;
+        st.head = st.head.wrapping_add(need);
         // SYNC: SeqCst (a Release) pairs with the producer's Acquire load of
         // head, and orders against its store of producer_waiting (Dekker).
         self.ctl.head.store(st.head, Ordering::SeqCst);
@@ -652,5 +655,32 @@ mod tests {
         // A consumer index ahead of the producer's.
         ctl.head.store(1 << 50, Ordering::SeqCst);
         assert!(matches!(ring.try_push(&mut p, &[1], false), Err(RingError::Corrupt(_))));
+    }
+
+    /// Positions a peer published just below `u64::MAX` (found by the fuzz
+    /// target: the producer's `tail + 8` overflowed and panicked) wrap, and
+    /// records keep their order across the wrap, peeked and popped.
+    #[test]
+    fn positions_wrap_past_u64_max() {
+        let ctl = RingCtl::new();
+        let mem = VecMem(RefCell::new(vec![0; 64]));
+        let ring = Ring::new(&ctl, &mem, 64).unwrap();
+        let start = u64::MAX - 39; // 8-aligned, as every record start is
+        ctl.head.store(start, Ordering::SeqCst);
+        ctl.tail.store(start, Ordering::SeqCst);
+        let (mut p, mut c) = (ProducerState::at(ring.published_tail()), ConsumerState::at(ring.published_head()));
+        let mut out = Vec::new();
+        for i in 0..20u8 {
+            let msg = vec![i; usize::from(i % 12)];
+            assert!(ring.try_push(&mut p, &msg, false).unwrap());
+            assert!(ring.try_push(&mut p, &[i], false).unwrap());
+            assert_eq!(ring.records(&c).unwrap().len(), 2, "both records, across the wrap");
+            for want in [&msg[..], &[i]] {
+                out.clear();
+                assert_eq!(ring.try_pop(&mut c, &mut out).unwrap(), Some(false));
+                assert_eq!(out, want);
+            }
+        }
+        assert!(c.position() < start, "the positions wrapped");
     }
 }

@@ -125,6 +125,20 @@ fn decode(bytes: &[u8]) -> Result<Message<'_>> {
     Ok(Message { kind, id, method, body: &bytes[HEADER..] })
 }
 
+/// Asserts that a message `decode` accepts (and its fault, if it is one)
+/// encodes back to the same bytes (for the fuzz targets).
+#[cfg(feature = "fuzz")]
+pub(crate) fn check_decode(bytes: &[u8]) {
+    let Ok(msg) = decode(bytes) else { return };
+    assert_eq!(encode(msg.kind, msg.id, msg.method, msg.body), bytes, "a decoded message encodes back the same");
+    if msg.kind == Kind::Fault {
+        if let Ok(fault) = Fault::decode(msg.body) {
+            let again = fault.encode();
+            assert_eq!(again[..5], msg.body[..5], "a decoded fault's code encodes back the same");
+        }
+    }
+}
+
 /// A handler's refusal: a classic code in its own space and a message for
 /// the caller, who gets it as [`Error::Remote`].
 #[derive(Clone, Debug, PartialEq, Eq)]

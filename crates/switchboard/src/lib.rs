@@ -58,6 +58,9 @@
 mod bell;
 pub mod call;
 pub mod error;
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod link;
 pub mod mailslot;
 pub mod mapping;

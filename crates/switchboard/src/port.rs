@@ -148,6 +148,7 @@ fn port_error(e: PortError) -> Error {
         PortError::TimedOut => Error::WaitTimeout,
         PortError::TooManyWaiters => Error::InvalidParameter("more than 64 consumers wait on this port"),
         PortError::Corrupt => Error::Malformed("port queue".into()),
+        PortError::Stalled => Error::Timeout,
     }
 }
 
@@ -267,7 +268,10 @@ impl Port {
     ///
     /// # Errors
     /// `InvalidHandle` once the port is closed; `QueueFull` when full and
-    /// the port's policy is [`Overflow::Fail`].
+    /// the port's policy is [`Overflow::Fail`]; `Timeout` (121) when a
+    /// thread holding the port's lock keeps it for a second (a stopped
+    /// process, or a lock word a hostile peer wrote) — a post never waits
+    /// on another thread longer than that.
     pub fn post(&self, bytes: u32, key: u64, overlapped: u64) -> Result<()> {
         let closed = || Error::InvalidHandle { wanted: "port", found: "a closed port" };
         // One load: the server's death closes the port for posters at once.

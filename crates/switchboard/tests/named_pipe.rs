@@ -327,6 +327,34 @@ fn pipe_s21_peek_never_consumes() {
     assert_eq!(&rest[..2], b"o!");
 }
 
+/// A peek answers at once while another thread's read of the same end
+/// waits for data (as the classic peek does beside a pending read); the
+/// read still gets the message. (Before issue 10 the peek waited behind the
+/// reader's lock — and behind a lock word a hostile peer wrote, for good.)
+#[test]
+fn pipe_s21_peek_answers_at_once_beside_a_blocked_read() {
+    let _w = Watchdog::test();
+    let name = unique("s21b");
+    let server = message_pipe().create(&name).unwrap();
+    let client = message_client(&name);
+    std::thread::scope(|s| {
+        let (tid_tx, tid) = std::sync::mpsc::channel();
+        let server = &server;
+        let reader = s.spawn(move || {
+            tid_tx.send(switchboard_sys::process::tid()).unwrap();
+            let mut buf = [0u8; 8];
+            let n = server.read(&mut buf).unwrap();
+            buf[..n].to_vec()
+        });
+        let tid = tid.recv().unwrap();
+        util::eventually("the read is asleep", || util::asleep_in_futex(tid));
+        let p = server.peek(&mut [0u8; 4]).unwrap();
+        assert_eq!((p.copied, p.available), (0, 0), "nothing yet, and no wait for the read");
+        client.write(b"late").unwrap();
+        assert_eq!(reader.join().unwrap(), b"late");
+    });
+}
+
 #[test]
 fn pipe_s22_transact_and_call_named_pipe() {
     let _w = Watchdog::test();

@@ -63,7 +63,7 @@
 
 #[cfg(feature = "tokio")]
 pub mod asyncio;
-mod net;
+pub(crate) mod net;
 
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};

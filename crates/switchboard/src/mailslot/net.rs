@@ -136,6 +136,17 @@ pub(crate) fn decode(d: &[u8]) -> Option<Datagram<'_>> {
     Some(Datagram { sender, seq, name, message })
 }
 
+/// Asserts that a datagram `decode` accepts encodes back to the same
+/// bytes (for the fuzz targets).
+#[cfg(feature = "fuzz")]
+pub(crate) fn check_round_trip(d: &[u8]) {
+    if let Some(got) = decode(d) {
+        let mut out = [0u8; MAX_DATAGRAM];
+        let n = encode(&mut out, got.sender, got.seq, got.name, got.message);
+        assert_eq!(&out[..n], d, "a decoded datagram encodes back the same");
+    }
+}
+
 /// The last [`WINDOW`] sequence numbers seen from one sender.
 #[derive(Debug, Default, Clone, Copy)]
 struct Window {

@@ -70,6 +70,10 @@ impl Family {
     /// Sockets handed between processes (no address: sent over a
     /// connection the two already share).
     pub const SOCKET: Family = Family(b's');
+    /// Every family.
+    #[cfg(feature = "fuzz")]
+    pub const ALL: [Family; 6] =
+        [Family::OBJECT, Family::PIPE, Family::PIPE_WAIT, Family::MAILSLOT, Family::LINK, Family::SOCKET];
 
     fn tag(self) -> char {
         char::from(self.0)
