@@ -212,6 +212,25 @@ pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
 }
 
+/// Raises this process's limit on open descriptors (`RLIMIT_NOFILE`) so
+/// that at least `want` fit, as far as the hard limit allows — or beyond
+/// it, for a process allowed to raise it (root). Returns the soft limit
+/// now in force. Children inherit it.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    let soft = now.current.unwrap_or(u64::MAX);
+    if soft >= want {
+        return soft;
+    }
+    let hard = now.maximum.unwrap_or(u64::MAX);
+    if hard < want && setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: Some(want) }).is_ok() {
+        return want;
+    }
+    let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want.min(hard)), maximum: now.maximum });
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
 /// Whether thread `tid` of process `pid` is blocked in `futex(2)` or
 /// `futex_waitv(2)` right now (`/proc/PID/task/TID/syscall`): lets a test
 /// or benchmark act on a blocked call knowing it is blocked, without

@@ -301,3 +301,10 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Raises this process's descriptor limit to at least `want` (children
+/// inherit it), failing the test when the machine does not allow it.
+pub fn raise_fd_limit(want: u64) {
+    let got = switchboard_sys::process::raise_fd_limit(want);
+    assert!(got >= want, "this test needs {want} open descriptors; the limit is {got}");
+}
