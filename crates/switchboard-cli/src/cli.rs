@@ -117,6 +117,25 @@ pub enum Command {
         #[arg(long, value_name = "PATH,…", value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Every mechanism at once from several processes, killing them at
+    /// random; checks nothing acknowledged is lost, nothing is left behind
+    /// and memory stays flat.
+    #[command(after_help = "Example:\n  switchboard soak --minutes 10\n\n\
+                            Prints a progress line every 10 s and a report at the end; exits 1 if a check failed.")]
+    Soak {
+        /// How long to run (fractions allowed: 0.5 is 30 s).
+        #[arg(long, default_value_t = 1.0)]
+        minutes: f64,
+        /// Worker processes running at once (each drives every mechanism).
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Seed of the kill schedule (default: from the process id; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// (internal) a worker of `soak`.
+    #[command(hide = true)]
+    SoakPeer { args: Vec<String> },
     /// (internal) the child side of `bench`.
     #[command(hide = true)]
     BenchPeer { args: Vec<String> },

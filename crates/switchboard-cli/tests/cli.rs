@@ -108,6 +108,30 @@ fn cli_invalid_name_and_usage_errors_have_distinct_exit_codes() {
     assert_eq!(run(&["no-such-verb"]).status.code(), Some(2));
 }
 
+/// A short soak: every mechanism from several processes with kills, and
+/// its report says nothing acknowledged was lost and nothing was left.
+/// (`.ci/run` runs a minute of it; the issue-10 note has a 10-minute run.)
+#[test]
+fn cli_soak_loses_nothing_acknowledged_and_leaves_nothing() {
+    let out = run(&["soak", "--minutes", "0.15", "--seed", "7"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for carrier in ["mailslot", "port", "pipe", "link"] {
+        let line = text.lines().find(|l| l.trim_start().starts_with(carrier)).unwrap_or_default();
+        assert!(line.contains("all arrived once and in order"), "{carrier}: {text}");
+        let count: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert!(count > 0, "{carrier} carried messages: {text}");
+    }
+    assert!(text.contains("left behind: nothing") && text.contains("soak: passed"), "{text}");
+    let kills: u32 = text
+        .split(" workers killed")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(kills > 0, "workers were killed: {text}");
+}
+
 #[test]
 fn cli_tour_exercises_every_mechanism_with_real_processes() {
     let out = run(&["tour", "--rounds", "50"]);

@@ -8,6 +8,7 @@ pub(crate) mod mapping;
 pub(crate) mod pipe;
 pub(crate) mod port;
 mod scenario;
+mod soak;
 pub(crate) mod socket;
 pub(crate) mod sync;
 mod tour;
@@ -37,6 +38,8 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Bench { quick, json: j, plot, only } => bench::run(quick, j || json, plot, &only),
         Command::BenchPeer { args } => bench::peer(&args),
         Command::TourPeer { role, args } => tour::peer(&role, &args),
+        Command::Soak { minutes, workers, seed } => soak::run(minutes, workers, seed),
+        Command::SoakPeer { args } => soak::peer(&args),
     }
 }
 
