@@ -46,13 +46,8 @@ fn replay(target: &str, mutations: usize, entry: fn(&[u8])) {
         entry(data);
         eprintln!("{target}/{name}: {:?}", t.elapsed());
     }
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ target.len() as u64;
-    let mut next = move || {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
+    let mut rng = util::Rng(0x9e37_79b9_7f4a_7c15 ^ target.len() as u64);
+    let mut next = move || rng.next();
     let started = std::time::Instant::now();
     let mut round = 0;
     while round < mutations && started.elapsed() < BUDGET {

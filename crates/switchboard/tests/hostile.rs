@@ -18,19 +18,14 @@ use switchboard::mailslot::{MailslotClient, MailslotOptions};
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::port::Port;
 use switchboard::sync::{wait_all, wait_any, Event, Mutex, Semaphore, WaitStatus};
-use util::{done, role, say, unique, Peer, Watchdog};
+use util::{done, role, say, unique, Peer, Rng, Watchdog};
 
-/// A small deterministic generator (xorshift64*), so a failure repeats.
-struct Rng(u64);
+/// Values a hostile writer would try.
+trait Nasty {
+    fn nasty(&mut self) -> u64;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
+impl Nasty for Rng {
     /// A value a hostile writer would try: extremes, off-by-ones, small
     /// numbers, or noise.
     fn nasty(&mut self) -> u64 {

@@ -308,3 +308,17 @@ pub fn raise_fd_limit(want: u64) {
     let got = switchboard_sys::process::raise_fd_limit(want);
     assert!(got >= want, "this test needs {want} open descriptors; the limit is {got}");
 }
+
+/// A small deterministic generator (xorshift64*), so a failure repeats
+/// from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
