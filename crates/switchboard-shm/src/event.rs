@@ -53,25 +53,32 @@ impl EventState {
     }
 
     /// Signals the event: releases all waiters (manual) or one (auto).
-    pub fn set(&self) {
-        self.word.fetch_or(SIGNALLED, Ordering::SeqCst);
+    /// Returns whether it was signalled before.
+    pub fn set(&self) -> bool {
+        let before = self.word.fetch_or(SIGNALLED, Ordering::SeqCst);
         self.wake();
+        before & SIGNALLED != 0
     }
 
-    /// Un-signals the event.
-    pub fn reset(&self) {
-        self.word.fetch_and(!SIGNALLED, Ordering::SeqCst);
+    /// Un-signals the event. Returns whether it was signalled before.
+    pub fn reset(&self) -> bool {
+        self.word.fetch_and(!SIGNALLED, Ordering::SeqCst) & SIGNALLED != 0
     }
 
     /// Releases the waiters present now (manual: all; auto: one) and leaves
-    /// the event unsignalled.
-    pub fn pulse(&self) {
+    /// the event unsignalled. Returns whether it was signalled before.
+    pub fn pulse(&self) -> bool {
         if self.is_manual() {
-            let _ =
+            let before =
                 self.word.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |w| Some(((w >> 1).wrapping_add(1)) << 1));
             self.wake();
+            before.unwrap_or_else(|w| w) & SIGNALLED != 0
         } else if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.set();
+            self.set()
+        } else {
+            // Nobody to release: the event ends reset, even one that was
+            // set (as `PulseEvent` leaves it).
+            self.reset()
         }
     }
 }

@@ -363,20 +363,23 @@ impl Event {
     }
 
     /// Signals: manual-reset releases every waiter and stays set; auto-reset
-    /// releases one waiter (or stays set until one waits).
-    pub fn set(&self) {
-        self.0.state().set();
+    /// releases one waiter (or stays set until one waits). Returns whether
+    /// the event was signalled before (the previous state `NtSetEvent`
+    /// gives).
+    pub fn set(&self) -> bool {
+        self.0.state().set()
     }
 
-    /// Un-signals.
-    pub fn reset(&self) {
-        self.0.state().reset();
+    /// Un-signals. Returns whether the event was signalled before.
+    pub fn reset(&self) -> bool {
+        self.0.state().reset()
     }
 
     /// Releases the waiters present now (manual: all, auto: one) and leaves
-    /// the event unsignalled.
-    pub fn pulse(&self) {
-        self.0.state().pulse();
+    /// the event unsignalled, even when it was set and nobody waited (as
+    /// `PulseEvent` does). Returns whether it was signalled before.
+    pub fn pulse(&self) -> bool {
+        self.0.state().pulse()
     }
 
     /// Whether the event is signalled.

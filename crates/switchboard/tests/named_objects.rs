@@ -123,7 +123,9 @@ impl Obj {
             Obj::Semaphore(o) => {
                 o.release(1).unwrap();
             }
-            Obj::Event(o) => o.set(),
+            Obj::Event(o) => {
+                o.set();
+            }
             Obj::Port(o) => o.post(1, 2, 3).unwrap(),
         }
     }

@@ -204,6 +204,21 @@ fn mapping_s17_event_set_reset_pulse_wait() {
     assert!(!e.is_set());
 }
 
+/// Wine `sync.c` (test_event): `PulseEvent` on an auto-reset event that is
+/// set and has no waiter leaves it reset, as it does a manual-reset one.
+#[test]
+fn mapping_s17_wine_test_event_pulse_leaves_a_set_event_reset() {
+    for manual in [false, true] {
+        let e = Event::create(None, manual, true).unwrap();
+        assert!(e.pulse(), "it was set");
+        assert!(!e.is_set(), "manual reset {manual}: reset after the pulse");
+        assert_eq!(e.wait_timeout(Duration::ZERO), WaitStatus::TimedOut);
+        // ntdll sync.c: set and reset give the previous state.
+        assert!(!e.set() && e.set(), "manual reset {manual}: unset, then set");
+        assert!(e.reset() && !e.reset(), "manual reset {manual}: set, then unset");
+    }
+}
+
 #[test]
 fn mapping_s18_auto_reset_releases_one_manual_releases_all() {
     let _w = Watchdog::test();
@@ -265,7 +280,9 @@ fn mapping_s19_wait_any_and_wait_all_across_processes() {
         assert_eq!(m.wait(), WaitStatus::Acquired);
         say("holding");
         match hear().as_str() {
-            "set" => e.set(),
+            "set" => {
+                e.set();
+            }
             _ => {
                 s.release(1).unwrap();
                 e.set();

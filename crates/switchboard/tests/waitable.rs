@@ -22,7 +22,13 @@ struct Unsignalled {
 fn event() -> Unsignalled {
     let e = Event::create(None, true, false).unwrap();
     let other = Event::from_process(std::process::id(), e.handle()).unwrap();
-    Unsignalled { kind: "event", obj: Box::new(e), signal: Box::new(move || other.set()) }
+    Unsignalled {
+        kind: "event",
+        obj: Box::new(e),
+        signal: Box::new(move || {
+            other.set();
+        }),
+    }
 }
 
 fn semaphore() -> Unsignalled {

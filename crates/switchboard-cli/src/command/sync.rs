@@ -204,7 +204,7 @@ pub fn semaphore(cmd: SemaphoreCmd) -> anyhow::Result<ExitCode> {
 }
 
 pub fn event(cmd: EventCmd) -> anyhow::Result<ExitCode> {
-    let (name, action): (String, fn(&Event)) = match cmd {
+    let (name, action): (String, fn(&Event) -> bool) = match cmd {
         EventCmd::Create { name, manual, set, hold: h } => {
             let e = Event::create(name.as_str(), manual, set)?;
             let mode = if e.is_manual_reset() { "manual-reset" } else { "auto-reset" };
@@ -218,7 +218,7 @@ pub fn event(cmd: EventCmd) -> anyhow::Result<ExitCode> {
         EventCmd::Reset { name } => (name, Event::reset),
         EventCmd::Pulse { name } => (name, Event::pulse),
     };
-    action(&Event::open(&name)?);
-    out!("event {name}: done");
+    let was = if action(&Event::open(&name)?) { "set" } else { "not set" };
+    out!("event {name}: done (it was {was})");
     Ok(ExitCode::SUCCESS)
 }
