@@ -58,7 +58,27 @@ fn mailslot_s02_only_one_server_per_name_across_processes() {
     peer.dismiss();
     // Max size 0 means any size (up to the documented bound).
     let any = Mailslot::create(&unique("ms02any"), 0, Duration::ZERO).unwrap();
-    assert_eq!(any.info().unwrap().max_message_size, switchboard::mailslot::ANY_SIZE_LIMIT);
+    assert_eq!(any.largest_message(), switchboard::mailslot::ANY_SIZE_LIMIT);
+}
+
+/// Wine `mailslot.c`: `CreateMailslot` takes a max message size of
+/// 0xFFFFFFFF, and `GetMailslotInfo` reports the size as given — 0 stays 0
+/// (any size), 0xFFFFFFFF stays 0xFFFFFFFF — while both carry messages.
+#[test]
+fn mailslot_s08_wine_test_mailslot_info_reports_the_max_size_as_given() {
+    let _w = Watchdog::test();
+    for given in [0usize, 0xFFFF_FFFF, 7] {
+        let name = unique("ms08max");
+        let slot = Mailslot::create(&name, given, Duration::ZERO).unwrap();
+        assert_eq!(slot.info().unwrap().max_message_size, given, "reported as given");
+        let w = MailslotClient::open(&name).unwrap();
+        w.write(b"1234567").unwrap();
+        let mut buf = vec![0u8; slot.largest_message()];
+        assert_eq!(slot.read(&mut buf).unwrap(), 7);
+        if given == 7 {
+            assert!(matches!(w.write(b"12345678"), Err(Error::InvalidParameter(_))), "a real limit still holds");
+        }
+    }
 }
 
 #[test]
@@ -138,7 +158,11 @@ fn mailslot_s07_the_read_timeout_applies_to_every_read() {
     assert!(matches!(server.read(&mut buf), Err(Error::Timeout)));
     assert!(t.elapsed() >= Duration::from_millis(100));
     let info = server.info().unwrap();
-    assert_eq!((info.read_timeout, info.max_message_size), (Duration::from_millis(100), 64 * 1024));
+    assert_eq!(
+        (info.read_timeout, info.max_message_size),
+        (Duration::from_millis(100), 0),
+        "max 0 is reported as given"
+    );
     // Forever: a read blocks until a writer in another process writes.
     server.set_read_timeout(WAIT_FOREVER);
     let mut peer = Peer::spawn("mailslot_s07_the_read_timeout_applies_to_every_read", "writer", &[&name]);

@@ -132,7 +132,7 @@ fn serve(
     } else {
         note!("mailslot {} ready (pid {})", slot.name(), std::process::id());
     }
-    let mut buf = vec![0u8; slot.info()?.max_message_size];
+    let mut buf = vec![0u8; slot.largest_message()];
     let mut read = 0;
     while count.is_none_or(|n| read < n) {
         let r = match slot.read_from(&mut buf) {

@@ -30,7 +30,12 @@
 //!   and switchboard lets nobody in unless told to. A server that does not
 //!   opt in receives only local writers.
 //! - A max message size of 0 ("any size") means up to [`ANY_SIZE_LIMIT`]
-//!   bytes: the queue holds at least two maximal messages.
+//!   bytes: the queue holds at least two maximal messages. So does a size
+//!   above [`LARGEST_MAX`] (such as `0xFFFFFFFF`, which Windows accepts):
+//!   no queue holds two such messages. The server's [`Mailslot::info`]
+//!   reports the size as it was given (0 stays 0), as `GetMailslotInfo`
+//!   does; a writer's info and [`MailslotClient::max_message_size`] report
+//!   the size its writes may have.
 //! - A full queue fails a write with `QueueFull` (1816, the classic
 //!   not-enough-quota) at once: classic mailslot writes never block. Set
 //!   [`MailslotClient::set_write_timeout`] to wait for room instead.
@@ -92,6 +97,9 @@ use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, T
 pub const WAIT_FOREVER: Duration = Duration::MAX;
 /// The largest message of a mailslot created with max size 0 ("any size").
 pub const ANY_SIZE_LIMIT: usize = 64 * 1024;
+/// The largest max message size a queue is sized for; a larger one means
+/// any size, as 0 does.
+pub const LARGEST_MAX: usize = 1 << 28;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -155,7 +163,8 @@ impl MailslotOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Largest message in bytes (0: any size up to [`ANY_SIZE_LIMIT`]).
+    /// Largest message in bytes (0, or more than [`LARGEST_MAX`]: any size
+    /// up to [`ANY_SIZE_LIMIT`]).
     pub fn max_message_size(mut self, n: usize) -> Self {
         self.max_message_size = n;
         self
@@ -197,7 +206,11 @@ impl MailslotOptions {
         let folded = local_name(name)?;
         let addr = mailslot_address(&folded);
         let Some(listener) = rendezvous::bind(&addr)? else { return Err(Error::AlreadyExists(folded)) };
-        let max = if self.max_message_size == 0 { ANY_SIZE_LIMIT } else { self.max_message_size };
+        let max = match self.max_message_size {
+            0 => ANY_SIZE_LIMIT,
+            n if n > LARGEST_MAX => ANY_SIZE_LIMIT,
+            n => n,
+        };
         let (queue_fd, queue) = Queue::create(max, self.queue_bytes)
             .map_err(|_| Error::InvalidParameter("the mailslot's max message size is too large"))?;
         let udp = self.broadcast.as_ref().map(net::bind_receiver).transpose()?;
@@ -227,6 +240,7 @@ impl MailslotOptions {
             service: None,
             keeper: Some(keeper),
             wait: self.wait,
+            given_max: self.max_message_size,
         };
         slot.service = Some(Service::start(Family::MAILSLOT, Arc::new(listener), acl, core)?);
         Ok(slot)
@@ -357,7 +371,9 @@ pub struct Received {
 /// What [`Mailslot::info`] reports (classic `GetMailslotInfo`, S08).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MailslotInfo {
-    /// Largest message in bytes.
+    /// Largest message in bytes: the server reports the size as it was
+    /// given at create (0: any size); a writer, the size its writes may
+    /// have.
     pub max_message_size: usize,
     /// Size of the next message, `None` when the mailslot is empty.
     pub next_size: Option<usize>,
@@ -380,6 +396,8 @@ pub struct Mailslot {
     service: Option<Service>,
     keeper: Option<JoinHandle<()>>,
     wait: WaitMode,
+    /// The max message size as the creator gave it (what `info` reports).
+    given_max: usize,
 }
 
 /// (next message size, message count) from reader position `st`.
@@ -486,7 +504,14 @@ impl Mailslot {
         let read_timeout = *lock(&self.read_timeout);
         let q = &self.core.queue;
         let network = NetStats::from_counts(q.net_counts());
-        Ok(MailslotInfo { max_message_size: q.max_message(), next_size, count, read_timeout, network })
+        Ok(MailslotInfo { max_message_size: self.given_max, next_size, count, read_timeout, network })
+    }
+
+    /// The largest message a writer may send (the max message size, or
+    /// [`ANY_SIZE_LIMIT`] for "any size"): a read buffer this long takes
+    /// every message.
+    pub fn largest_message(&self) -> usize {
+        self.core.queue.max_message()
     }
 
     /// Changes the read timeout, and nothing else (S07).
