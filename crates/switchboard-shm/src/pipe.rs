@@ -90,6 +90,10 @@ unsafe impl Shared for PipeCtl {}
 pub enum ChannelError {
     /// The other end is closed or dead (reads: after draining).
     Closed,
+    /// The other end went away while this write waited for room (classic
+    /// `ERROR_BROKEN_PIPE` there, where a write that finds it gone gets
+    /// `ERROR_NO_DATA`).
+    Broken,
     /// The server disconnected this instance.
     Disconnected,
     /// The deadline passed.
@@ -132,7 +136,8 @@ pub struct PeekOutcome {
     pub copied: usize,
     /// Bytes readable in total.
     pub available: usize,
-    /// Bytes left in the current message (0 for byte framing).
+    /// Bytes of the current message a read would still find after taking
+    /// what was copied (classic `lpBytesLeftThisMessage`; 0 for byte framing).
     pub left_in_message: usize,
 }
 
@@ -308,11 +313,16 @@ impl Channel {
         deadline: Option<Instant>,
         peer: Peer<'_>,
     ) -> Result<(), ChannelError> {
+        let mut waited = false;
         loop {
             if self.disconnected() {
                 return Err(ChannelError::Disconnected);
             }
-            if ring.try_push(st, chunk, more)? {
+            let pushed = match ring.try_push(st, chunk, more) {
+                Err(RingError::Closed) if waited => return Err(ChannelError::Broken),
+                other => other?,
+            };
+            if pushed {
                 // SYNC: published (SeqCst) before this load; the reader
                 // armed (SeqCst) before looking for data (Dekker).
                 if ring.bell_armed() {
@@ -321,7 +331,11 @@ impl Channel {
                 return Ok(());
             }
             let ready = &mut || ring.has_room(st, chunk.len());
-            self.wait(ready, ring.space_signal(), deadline, peer)?;
+            waited = true;
+            match self.wait(ready, ring.space_signal(), deadline, peer) {
+                Err(ChannelError::Closed) => return Err(ChannelError::Broken),
+                other => other?,
+            }
         }
     }
 
@@ -413,6 +427,12 @@ impl Channel {
             }
             // Popping moves the ring's head, which voids the offset at once.
             ring.pop_front(&mut st, &rec);
+            // A zero-length message at the front is a read of 0 bytes in
+            // byte framing too (the classic pipe returns it, then the
+            // writer's close).
+            if rec.len == 0 && !rec.more && copied == 0 {
+                return Ok(ReadOutcome { len: 0, more: false });
+            }
             let full = copied == buf.len();
             match framing {
                 Framing::Message if !rec.more => return Ok(ReadOutcome { len: copied, more: false }),
@@ -434,7 +454,8 @@ impl Channel {
     /// bounds-checked like any other.
     ///
     /// # Errors
-    /// `Corrupt`.
+    /// `Closed` when nothing is left and the other end is gone,
+    /// `Disconnected`, `Corrupt`.
     pub fn peek(&self, buf: &mut [u8], framing: Framing) -> Result<PeekOutcome, ChannelError> {
         let (ring, dir) = self.inbound();
         let position = || {
@@ -442,14 +463,23 @@ impl Channel {
             (head, dir.read_offset(head))
         };
         let mut tries = 0;
-        loop {
+        let out = loop {
             let before = position();
             let out = self.peek_once(buf, framing)?;
             tries += 1;
             if position() == before || tries == 64 {
-                return Ok(out);
+                break out;
             }
+        };
+        // Nothing left to read and nobody to write more: say so, as a read
+        // would (a peek-polling loop must learn the peer left).
+        if out.available == 0 && self.disconnected() {
+            return Err(ChannelError::Disconnected);
         }
+        if out.available == 0 && ring.is_closed() {
+            return Err(ChannelError::Closed);
+        }
+        Ok(out)
     }
 
     fn peek_once(&self, buf: &mut [u8], framing: Framing) -> Result<PeekOutcome, ChannelError> {
@@ -464,13 +494,15 @@ impl Channel {
             skip = 0;
             let part = len - from;
             out.available += part;
-            if in_message {
-                out.left_in_message += part;
-            }
             if in_message || framing == Framing::Bytes {
                 let n = part.min(buf.len() - out.copied);
                 ring.read_record(pos, from, &mut buf[out.copied..out.copied + n]);
                 out.copied += n;
+                // What a read would still find of this message after
+                // taking what was copied (classic `lpBytesLeftThisMessage`).
+                if in_message {
+                    out.left_in_message += part - n;
+                }
             }
             in_message &= more;
         }

@@ -93,6 +93,19 @@ pub enum Error {
     /// Server I/O on an instance with no connected client (classic 233).
     #[error("no process is on the other end of the pipe")]
     PipeNotConnected,
+    /// Server I/O on an instance that listens and has never had a client
+    /// since (classic 536, `ERROR_PIPE_LISTENING`).
+    #[error("the pipe instance is waiting for a client to connect")]
+    PipeListening,
+    /// A pipe operation on the wrong kind of pipe or end: transact on a
+    /// byte pipe or in byte read mode, a server peek with no client
+    /// (classic 230, `ERROR_BAD_PIPE`).
+    #[error("the pipe state is invalid for this operation: {0}")]
+    BadPipe(&'static str),
+    /// Something asked for is not there (classic 1168, `ERROR_NOT_FOUND`):
+    /// a pipe's client process after the client left.
+    #[error("not found: {0}")]
+    ElementNotFound(&'static str),
     /// A one-message reply did not fit the buffer; `received` bytes were
     /// copied and the rest stays readable (classic 234).
     #[error("more data is available ({received} bytes copied)")]
@@ -167,6 +180,9 @@ impl Error {
             Error::PipeBusy => 231,
             Error::NoData => 232,
             Error::PipeNotConnected => 233,
+            Error::PipeListening => 536,
+            Error::BadPipe(_) => 230,
+            Error::ElementNotFound(_) => 1168,
             Error::MoreData { .. } => 234,
             Error::InsufficientBuffer { .. } => 122,
             Error::AlreadyExists(_) => 183,
@@ -212,6 +228,9 @@ impl Error {
             231 => "ERROR_PIPE_BUSY",
             232 => "ERROR_NO_DATA",
             233 => "ERROR_PIPE_NOT_CONNECTED",
+            230 => "ERROR_BAD_PIPE",
+            536 => "ERROR_PIPE_LISTENING",
+            1168 => "ERROR_NOT_FOUND",
             234 => "ERROR_MORE_DATA",
             122 => "ERROR_INSUFFICIENT_BUFFER",
             183 => "ERROR_ALREADY_EXISTS",
@@ -272,7 +291,7 @@ impl From<Error> for io::Error {
             }
             Error::Timeout => io::Error::new(io::ErrorKind::TimedOut, e),
             Error::BrokenPipe | Error::NoData => io::Error::new(io::ErrorKind::BrokenPipe, e),
-            Error::PipeNotConnected => io::Error::new(io::ErrorKind::NotConnected, e),
+            Error::PipeNotConnected | Error::PipeListening => io::Error::new(io::ErrorKind::NotConnected, e),
             Error::AlreadyExists(_) => io::Error::new(io::ErrorKind::AlreadyExists, e),
             Error::InvalidName { .. } | Error::InvalidParameter(_) | Error::MappedAlignment(_) => {
                 io::Error::new(io::ErrorKind::InvalidInput, e)

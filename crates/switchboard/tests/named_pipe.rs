@@ -317,11 +317,13 @@ fn pipe_s21_peek_never_consumes() {
     server.write(b"hello!").unwrap();
     server.write(b"xyz").unwrap();
     let p = client.peek(&mut buf).unwrap();
-    assert_eq!((p.copied, p.available, p.left_in_message), (4, 9, 6));
+    // Left in the message: what a read would still find after the copy
+    // (classic lpBytesLeftThisMessage).
+    assert_eq!((p.copied, p.available, p.left_in_message), (4, 9, 2));
     assert_eq!(&buf, b"hell");
     assert!(matches!(client.read(&mut buf), Err(Error::MoreData { received: 4 })));
     let p = client.peek(&mut buf).unwrap();
-    assert_eq!((p.copied, p.available, p.left_in_message), (2, 5, 2), "after a partial read");
+    assert_eq!((p.copied, p.available, p.left_in_message), (2, 5, 0), "after a partial read");
     let mut rest = [0u8; 8];
     assert_eq!(client.read(&mut rest).unwrap(), 2);
     assert_eq!(&rest[..2], b"o!");
@@ -389,7 +391,131 @@ fn pipe_s22_transact_and_call_named_pipe() {
     let bytes = unique("s22b");
     let _s = PipeServer::create(&bytes).unwrap();
     let c = PipeClient::open(&bytes).unwrap();
-    assert!(matches!(c.transact(b"x", &mut [0u8; 4]), Err(Error::InvalidParameter(_))));
+    // Wine pipe.c: transact on a byte pipe is ERROR_BAD_PIPE.
+    let err = c.transact(b"x", &mut [0u8; 4]).unwrap_err();
+    assert!(matches!(err, Error::BadPipe(_)) && err.win32() == 230, "{err:?}");
+}
+
+/// Wine `pipe.c` (test_TransactNamedPipe): a transact while unread data
+/// waits in the pipe fails with ERROR_PIPE_BUSY and sends nothing — the
+/// stale data is not taken for the reply.
+#[test]
+fn pipe_s22_wine_test_transact_busy_with_unread_data_sends_nothing() {
+    let _w = Watchdog::test();
+    let name = unique("s22busy");
+    let server = message_pipe().create(&name).unwrap();
+    let client = message_client(&name);
+    server.connect().unwrap();
+    server.write(b"stale").unwrap();
+    let err = client.transact(b"request", &mut [0u8; 16]).unwrap_err();
+    assert!(matches!(err, Error::PipeBusy) && err.win32() == 231, "{err:?}");
+    assert_eq!(server.peek(&mut []).unwrap().available, 0, "the request was not sent");
+    let mut buf = [0u8; 16];
+    let n = client.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"stale", "the unread data is still there");
+}
+
+/// Wine `pipe.c` (test_DisconnectNamedPipe): I/O on an instance that has
+/// never had a client is ERROR_PIPE_LISTENING; after a disconnect, server
+/// and client I/O are ERROR_PIPE_NOT_CONNECTED, the client's peek too, the
+/// server's peek ERROR_BAD_PIPE, and the client's process id
+/// ERROR_NOT_FOUND.
+#[test]
+fn pipe_s16_wine_test_disconnect_named_pipe_codes() {
+    let _w = Watchdog::test();
+    let name = unique("s16codes");
+    let server = message_pipe().create(&name).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(server.write(b"x").unwrap_err().win32(), 536, "write before any client");
+    assert_eq!(server.read(&mut buf).unwrap_err().win32(), 536, "read before any client");
+    let client = message_client(&name);
+    server.connect().unwrap();
+    client.write(b"waiting").unwrap();
+    server.disconnect().unwrap();
+    assert_eq!(client.write(b"x").unwrap_err().win32(), 233);
+    assert_eq!(server.read(&mut buf).unwrap_err().win32(), 233, "read after disconnect, data waiting");
+    assert_eq!(server.disconnect().unwrap_err().win32(), 233, "disconnect twice");
+    assert_eq!(client.peek(&mut buf).unwrap_err().win32(), 233, "the client's peek");
+    assert_eq!(server.peek(&mut buf).unwrap_err().win32(), 230, "the server's peek");
+    assert_eq!(server.client_process_id().unwrap_err().win32(), 1168);
+}
+
+/// Wine `pipe.c` (test_CloseHandle): once the other end closed, the
+/// reader still peeks and reads what was sent; then read and peek say
+/// ERROR_BROKEN_PIPE (a peek-polling loop learns the peer left) and a
+/// write ERROR_NO_DATA. A zero-length message followed by the close reads
+/// as 0 bytes first, in byte read mode too.
+#[test]
+fn pipe_s23_wine_test_close_handle_peek_and_read_after_the_peer_closed() {
+    let _w = Watchdog::test();
+    for zero_length in [false, true] {
+        let name = unique("s23close");
+        let server = message_pipe().create(&name).unwrap();
+        let client = PipeClient::open(&name).unwrap(); // byte read mode, as clients start
+        server.connect().unwrap();
+        let sent: &[u8] = if zero_length { b"" } else { b"Hello World" };
+        server.write(sent).unwrap();
+        drop(server);
+        let mut buf = [0u8; 32];
+        if !zero_length {
+            assert_eq!(client.peek(&mut []).unwrap().available, sent.len(), "peek sees what is left");
+        }
+        assert_eq!(client.read(&mut buf).unwrap(), sent.len(), "zero-length message: {zero_length}");
+        assert_eq!(&buf[..sent.len()], sent);
+        assert_eq!(client.read(&mut buf).unwrap_err().win32(), 109, "then the close");
+        assert_eq!(client.peek(&mut buf).unwrap_err().win32(), 109, "peek says so too");
+        assert_eq!(client.write(b"x").unwrap_err().win32(), 232, "a write: no reader");
+    }
+}
+
+/// A write waiting for room when the reader closes fails with
+/// ERROR_BROKEN_PIPE (109); a write started after the close, ERROR_NO_DATA
+/// (232), every time.
+#[test]
+fn pipe_s25_wine_test_a_blocked_write_whose_reader_closes_is_broken_pipe() {
+    let _w = Watchdog::test();
+    let name = unique("s25broken");
+    let server = PipeOptions::new().buffer(4096).create(&name).unwrap();
+    let client = PipeClient::open(&name).unwrap();
+    server.connect().unwrap();
+    std::thread::scope(|s| {
+        let (tid_tx, tid) = std::sync::mpsc::channel();
+        let writer = s.spawn(move || {
+            tid_tx.send(switchboard_sys::process::tid()).unwrap();
+            // Far more than the buffer holds: the write waits for room.
+            client.write(&vec![7u8; 1 << 20])
+        });
+        let tid = tid.recv().unwrap();
+        util::eventually("the write waits for room", || util::asleep_in_futex(tid));
+        drop(server);
+        assert_eq!(writer.join().unwrap().unwrap_err().win32(), 109);
+    });
+    for _ in 0..20 {
+        let server = PipeServer::create(&name).unwrap();
+        let client = PipeClient::open(&name).unwrap();
+        server.connect().unwrap();
+        drop(client);
+        assert_eq!(server.write(b"after").unwrap_err().win32(), 232);
+    }
+}
+
+/// Wine `pipe.c`: a client goes to the instance that has listened longest,
+/// not to the first one created.
+#[test]
+fn pipe_s12_wine_test_a_client_goes_to_the_instance_listening_longest() {
+    let _w = Watchdog::test();
+    let name = unique("s12oldest");
+    let a = PipeServer::create(&name).unwrap();
+    let b = PipeServer::create(&name).unwrap();
+    let _c1 = PipeClient::open(&name).unwrap();
+    assert!(a.connect_timeout(Duration::ZERO).is_ok(), "a listened first");
+    a.disconnect().unwrap();
+    // a listens again, after b: the next client is b's.
+    assert!(matches!(a.connect_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+    let _c2 = PipeClient::open(&name).unwrap();
+    assert!(b.connect_timeout(Duration::ZERO).is_ok(), "b has listened longest now");
+    let _c3 = PipeClient::open(&name).unwrap();
+    assert!(a.connect_timeout(Duration::ZERO).is_ok());
 }
 
 #[test]
@@ -537,4 +663,61 @@ fn pipe_doorbell_a_poll_loop_reads_a_pipe_and_hears_its_servers_death() {
         assert_eq!(ready, [true], "the server's death rings the doorbell");
     }
     assert!(matches!(client.try_read(&mut buf), Err(Error::BrokenPipe)));
+}
+
+/// Wine `pipe.c`: a server that closes its last instance and creates the
+/// same name again at once (as servers do in a loop) succeeds, with or
+/// without a client that was connected.
+#[test]
+fn pipe_s10_wine_test_closing_the_last_instance_frees_the_name_at_once() {
+    let _w = Watchdog::test();
+    let name = unique("recreate");
+    let mut old_client = None;
+    for round in 0..60 {
+        let server = message_pipe().max_instances(1).create(&name).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        if round % 3 == 0 {
+            continue;
+        }
+        let client = message_client(&name);
+        server.connect().unwrap();
+        client.write(b"x").unwrap();
+        assert_eq!(server.read(&mut [0u8; 4]).unwrap(), 1);
+        drop(server);
+        // The old client may still hold its end (it then reads BrokenPipe).
+        if round % 3 == 1 {
+            old_client = Some(client);
+        } else {
+            assert!(matches!(old_client.take().map(|c| c.read(&mut [0u8; 4])), None | Some(Err(Error::BrokenPipe))));
+        }
+    }
+}
+
+/// The same across processes: one process closes its last instance, and
+/// another creates the name the moment it hears so.
+#[test]
+fn pipe_s10_wine_test_another_process_creates_the_name_once_the_last_instance_closed() {
+    let _w = Watchdog::test();
+    let test = "pipe_s10_wine_test_another_process_creates_the_name_once_the_last_instance_closed";
+    if role().is_some() {
+        let name = &util::args()[0];
+        for _ in 0..20 {
+            let server = message_pipe().create(name).unwrap();
+            let client = message_client(name);
+            server.connect().unwrap();
+            drop(client);
+            drop(server);
+            say("closed");
+            hear();
+        }
+        done();
+    }
+    let name = unique("recreate2");
+    let mut peer = Peer::spawn(test, "closer", &[&name]);
+    for round in 0..20 {
+        peer.expect("closed");
+        let server = message_pipe().create(&name).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        drop(server);
+        peer.tell("again");
+    }
+    peer.finish();
 }

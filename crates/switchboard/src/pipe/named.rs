@@ -191,8 +191,9 @@ impl PipeOptions {
 
 #[derive(Debug)]
 enum Slot {
-    /// Clients may connect to it.
-    Listening,
+    /// Clients may connect to it; listening since this stamp (a client
+    /// goes to the instance listening longest, as the classic pipe does).
+    Listening(u64),
     /// A client connected; the server has not called `connect` yet.
     Pending(Box<End>),
     /// Connected (or its client left; busy until `disconnect`).
@@ -207,6 +208,16 @@ struct Instances {
     next_id: u64,
     /// `wait_named_pipe` callers to tell when an instance listens.
     waiters: Vec<Conn>,
+    /// Orders instances by when they started listening.
+    listen_clock: u64,
+}
+
+impl Instances {
+    /// The next listening stamp.
+    fn stamp(&mut self) -> u64 {
+        self.listen_clock += 1;
+        self.listen_clock
+    }
 }
 
 /// Everything of one pipe name in this process.
@@ -290,7 +301,7 @@ impl Pipe {
         let pipe = Arc::new(Pipe {
             name: name.to_owned(),
             opts,
-            state: Mutex::new(Instances { slots: HashMap::new(), next_id: 1, waiters: Vec::new() }),
+            state: Mutex::new(Instances { slots: HashMap::new(), next_id: 1, waiters: Vec::new(), listen_clock: 0 }),
             changed: Condvar::new(),
             services: Mutex::new(Vec::new()),
         });
@@ -310,7 +321,8 @@ impl Pipe {
         }
         let id = st.next_id;
         st.next_id += 1;
-        st.slots.insert(id, Slot::Listening);
+        let since = st.stamp();
+        st.slots.insert(id, Slot::Listening(since));
         self.listening_now(&mut st);
         Ok(id)
     }
@@ -336,7 +348,12 @@ impl Pipe {
     /// instance's channel segment.
     fn answer_open(&self, conn: Conn, cred: Cred) {
         let mut st = lock(&self.state);
-        let free = st.slots.iter().filter(|(_, s)| matches!(s, Slot::Listening)).map(|(id, _)| *id).min();
+        let free = st
+            .slots
+            .iter()
+            .filter_map(|(id, s)| if let Slot::Listening(since) = s { Some((*since, *id)) } else { None })
+            .min()
+            .map(|(_, id)| id);
         let Some(id) = free else {
             let _ = wire::send(&conn, Family::PIPE, Status::Busy, &[], &[]);
             return;
@@ -362,7 +379,7 @@ impl Pipe {
     /// hung up; past that it is told `Busy`.
     fn answer_query(&self, conn: Conn) {
         let mut st = lock(&self.state);
-        let listening = st.slots.values().filter(|s| matches!(s, Slot::Listening)).count();
+        let listening = st.slots.values().filter(|s| matches!(s, Slot::Listening(_))).count();
         if listening > 0 {
             let _ = self.send_query_reply(&conn, listening);
             return;
@@ -410,7 +427,7 @@ struct End {
 fn channel_error(e: ChannelError, writing: bool) -> Error {
     match e {
         ChannelError::Closed if writing => Error::NoData,
-        ChannelError::Closed => Error::BrokenPipe,
+        ChannelError::Closed | ChannelError::Broken => Error::BrokenPipe,
         ChannelError::Disconnected => Error::PipeNotConnected,
         ChannelError::TimedOut => Error::Timeout,
         ChannelError::Corrupt(why) => Error::Malformed(why.into()),
@@ -511,7 +528,12 @@ impl End {
 
     fn transact(&self, request: &[u8], reply: &mut [u8], mode: ReadMode) -> Result<usize> {
         if self.pipe_type != PipeType::Message || mode != ReadMode::Message {
-            return Err(Error::InvalidParameter("transact needs a message pipe in message read mode"));
+            return Err(Error::BadPipe("transact needs a message pipe in message read mode"));
+        }
+        // Unread data would be taken for the reply: refuse, and send
+        // nothing (classic `TransactNamedPipe`).
+        if self.chan.has_data() {
+            return Err(Error::PipeBusy);
         }
         self.write(request)?;
         self.read(reply, mode)
@@ -566,8 +588,9 @@ impl PipeServer {
             if self.adopt_pending(&mut st).is_some() {
                 return Ok(Connected { already_connected: first });
             }
-            if !matches!(st.slots.get(&self.id), Some(Slot::Listening)) {
-                st.slots.insert(self.id, Slot::Listening);
+            if !matches!(st.slots.get(&self.id), Some(Slot::Listening(_))) {
+                let since = st.stamp();
+                st.slots.insert(self.id, Slot::Listening(since));
                 self.pipe.listening_now(&mut st);
             }
             first = false;
@@ -597,11 +620,17 @@ impl PipeServer {
     }
 
     /// The connected end (a client that connected before `connect` counts).
+    /// With none: `PipeListening` while the instance listens (it has had
+    /// no client since), `PipeNotConnected` after a disconnect.
     fn end(&self) -> Result<Arc<End>> {
         if let Some(end) = lock(&self.active).clone() {
             return Ok(end);
         }
-        self.adopt_pending(&mut lock(&self.pipe.state)).ok_or(Error::PipeNotConnected)
+        let mut st = lock(&self.pipe.state);
+        self.adopt_pending(&mut st).ok_or_else(|| match st.slots.get(&self.id) {
+            Some(Slot::Listening(_)) => Error::PipeListening,
+            _ => Error::PipeNotConnected,
+        })
     }
 
     /// Makes a client that connected to this instance (`Pending`) its
@@ -640,9 +669,15 @@ impl PipeServer {
     /// Looks without consuming (S21).
     ///
     /// # Errors
-    /// `PipeNotConnected`, `AccessDenied`.
+    /// `BadPipe` with no client (as the classic peek on a disconnected
+    /// server end), `BrokenPipe` once the client left and its data is read,
+    /// `AccessDenied`.
     pub fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
-        self.end()?.peek(buf)
+        let end = self.end().map_err(|e| match e {
+            Error::PipeNotConnected | Error::PipeListening => Error::BadPipe("no client is connected"),
+            other => other,
+        })?;
+        end.peek(buf)
     }
 
     /// Writes `request` and reads one reply message (S22).
@@ -706,9 +741,16 @@ impl PipeServer {
     /// The client's process id (S24).
     ///
     /// # Errors
-    /// `PipeNotConnected`.
+    /// `ElementNotFound` (1168) with no client connected, as the classic
+    /// `GetNamedPipeClientProcessId` after a disconnect.
     pub fn client_process_id(&self) -> Result<u32> {
-        Ok(self.end()?.peer.pid)
+        match self.end() {
+            Ok(end) => Ok(end.peer.pid),
+            Err(Error::PipeNotConnected | Error::PipeListening) => {
+                Err(Error::ElementNotFound("no client is connected"))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The client's user id (S24).
