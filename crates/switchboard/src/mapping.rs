@@ -70,27 +70,44 @@ impl Protection {
     }
 
     fn allows(self, access: Access) -> bool {
-        !matches!((self, access), (Protection::ReadOnly | Protection::WriteCopy, Access::Write))
+        !matches!((self, access), (Protection::ReadOnly | Protection::WriteCopy, Access::Write | Access::All))
     }
 }
 
 /// The access a handle or view asks for (`FILE_MAP_*`).
+///
+/// As on Windows, a handle's access is a set of rights, not a level: a
+/// handle opened with `Write` maps write views (which read too) but not
+/// read views; one opened with `Read` maps read and copy views. `All`
+/// (`FILE_MAP_ALL_ACCESS`, what a creator's handle has) maps any view the
+/// mapping's protection allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// `FILE_MAP_READ`.
     Read,
-    /// `FILE_MAP_WRITE` (read and write).
+    /// `FILE_MAP_WRITE` (a view that reads and writes).
     Write,
     /// `FILE_MAP_COPY`: writes stay private to the view.
     Copy,
+    /// `FILE_MAP_ALL_ACCESS`: a handle that maps any view; as a view, the
+    /// same as `Write`.
+    All,
 }
 
 /// The largest size the kernel can give a file (`MAX_LFS_FILESIZE`).
 const MAX_MAPPING_SIZE: u64 = i64::MAX as u64;
 
 impl Access {
+    /// Whether a handle with `handle` access may map a view with this
+    /// access (Wine's `virtual.c`: a `FILE_MAP_WRITE` handle cannot map a
+    /// `FILE_MAP_READ` view; a `FILE_MAP_READ` one cannot map a write view).
     fn within(self, handle: Access) -> bool {
-        !(self == Access::Write && handle != Access::Write)
+        match (self, handle) {
+            (_, Access::All) => true,
+            (Access::Write | Access::All, Access::Write) => true,
+            (Access::Read | Access::Copy, Access::Read | Access::Copy) => true,
+            _ => false,
+        }
     }
 }
 
@@ -150,7 +167,7 @@ impl<'a> MappingBuilder<'a> {
         let addr = namespace::address_for(Kind::Mapping, self.name)?.trusting(self.trust_owner);
         let mut make = || self.make();
         let endpoint = namespace::create_or_open(Kind::Mapping, &addr, &self.acl, &mut make)?;
-        Mapping::from_endpoint(endpoint, Access::Write.min_for(self.protection))
+        Mapping::from_endpoint(endpoint, Access::All.min_for(self.protection))
     }
 
     fn make(&self) -> Result<(Vec<OwnedFd>, namespace::ObjectInfo)> {
@@ -351,9 +368,12 @@ impl Mapping {
         if len == 0 || offset.checked_add(len).is_none_or(|end| end > self.size()) {
             return Err(Error::AccessDenied("the view extends past the end of the mapping".into()));
         }
+        if !self.inner.protection.allows(access) {
+            return Err(Error::AccessDenied("the mapping's protection does not allow this view".into()));
+        }
         let prot = match access {
             Access::Read => switchboard_sys::mmap::Protection::Read,
-            Access::Write => switchboard_sys::mmap::Protection::ReadWrite,
+            Access::Write | Access::All => switchboard_sys::mmap::Protection::ReadWrite,
             Access::Copy => switchboard_sys::mmap::Protection::CopyOnWrite,
         };
         let fd = self.inner.endpoint.fd(0).ok_or_else(|| Error::Malformed("mapping without memory".into()))?;

@@ -126,6 +126,31 @@ fn mapping_s05_views_cannot_exceed_the_mappings_protection() {
     assert!(matches!(read_only.write(0, b"x"), Err(Error::AccessDenied(_))));
 }
 
+/// Wine `virtual.c` (test_MapViewOfFile): a handle's access is a set of
+/// rights — one opened with FILE_MAP_WRITE maps a write view but not a
+/// read view (ERROR_ACCESS_DENIED), one opened with FILE_MAP_READ maps a
+/// read or copy view but not a write view; FILE_MAP_ALL_ACCESS (and the
+/// creator's handle) maps any.
+#[test]
+fn mapping_s05_wine_test_map_view_of_file_needs_the_handles_exact_right() {
+    let n = unique("s05rights");
+    let creator = Mapping::create(n.as_str(), 4096).unwrap();
+    for view in [Access::Read, Access::Write, Access::Copy, Access::All] {
+        creator.map_view(view, 0, 0).unwrap_or_else(|e| panic!("the creator maps {view:?}: {e}"));
+    }
+    let write = Mapping::open(&n, Access::Write).unwrap();
+    let err = write.map_view(Access::Read, 0, 0).unwrap_err();
+    assert_eq!(err.win32(), 5, "a write handle, a read view: {err}");
+    write.map_view(Access::Write, 0, 0).unwrap().write(0, b"rw").unwrap();
+    let read = Mapping::open(&n, Access::Read).unwrap();
+    assert_eq!(read.map_view(Access::Write, 0, 0).unwrap_err().win32(), 5);
+    assert_eq!(read.map_view(Access::Read, 0, 0).unwrap().read_vec(0, 2).unwrap(), b"rw");
+    read.map_view(Access::Copy, 0, 0).unwrap();
+    let all = Mapping::open(&n, Access::All).unwrap();
+    all.map_view(Access::Read, 0, 0).unwrap();
+    all.map_view(Access::Write, 0, 0).unwrap();
+}
+
 #[test]
 fn mapping_s06_view_offsets_granularity_length_and_coherence() {
     let _w = Watchdog::test();

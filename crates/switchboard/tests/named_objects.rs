@@ -44,7 +44,7 @@ impl Kind {
 
     fn open(self, name: &str) -> switchboard::Result<Obj> {
         Ok(match self {
-            Kind::Mapping => Obj::Mapping(Mapping::open(name, Access::Write)?),
+            Kind::Mapping => Obj::Mapping(Mapping::open(name, Access::All)?),
             Kind::Mutex => Obj::Mutex(Mutex::open(name)?),
             Kind::Semaphore => Obj::Semaphore(Semaphore::open(name)?),
             Kind::Event => Obj::Event(Event::open(name)?),
@@ -55,7 +55,7 @@ impl Kind {
     fn receive(self, conn: &Connection) -> switchboard::Result<Obj> {
         let t = Some(Duration::from_secs(60));
         Ok(match self {
-            Kind::Mapping => Obj::Mapping(Mapping::receive(conn, Access::Write, t)?),
+            Kind::Mapping => Obj::Mapping(Mapping::receive(conn, Access::All, t)?),
             Kind::Mutex => Obj::Mutex(Mutex::receive(conn, t)?),
             Kind::Semaphore => Obj::Semaphore(Semaphore::receive(conn, t)?),
             Kind::Event => Obj::Event(Event::receive(conn, t)?),
@@ -65,7 +65,7 @@ impl Kind {
 
     fn take(self, pid: u32, handle: HandleValue) -> switchboard::Result<Obj> {
         Ok(match self {
-            Kind::Mapping => Obj::Mapping(Mapping::from_process(pid, handle, Access::Write)?),
+            Kind::Mapping => Obj::Mapping(Mapping::from_process(pid, handle, Access::All)?),
             Kind::Mutex => Obj::Mutex(Mutex::from_process(pid, handle)?),
             Kind::Semaphore => Obj::Semaphore(Semaphore::from_process(pid, handle)?),
             Kind::Event => Obj::Event(Event::from_process(pid, handle)?),
