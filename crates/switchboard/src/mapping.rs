@@ -102,12 +102,12 @@ impl Access {
     /// access (Wine's `virtual.c`: a `FILE_MAP_WRITE` handle cannot map a
     /// `FILE_MAP_READ` view; a `FILE_MAP_READ` one cannot map a write view).
     fn within(self, handle: Access) -> bool {
-        match (self, handle) {
-            (_, Access::All) => true,
-            (Access::Write | Access::All, Access::Write) => true,
-            (Access::Read | Access::Copy, Access::Read | Access::Copy) => true,
-            _ => false,
-        }
+        matches!(
+            (self, handle),
+            (_, Access::All)
+                | (Access::Write | Access::All, Access::Write)
+                | (Access::Read | Access::Copy, Access::Read | Access::Copy)
+        )
     }
 }
 
