@@ -286,6 +286,32 @@ impl Channel {
         Ok(())
     }
 
+    /// Waits until the other end has read everything this end wrote (the
+    /// classic `FlushFileBuffers` on a pipe): an echo server that writes,
+    /// flushes and disconnects does not destroy its reply.
+    ///
+    /// # Errors
+    /// `Broken` when the other end went away leaving some of it unread,
+    /// `Disconnected`, `TimedOut`, `Corrupt`.
+    pub fn flush(&self, deadline: Option<Instant>, peer: Peer<'_>) -> Result<(), ChannelError> {
+        let (ring, _) = self.outbound();
+        loop {
+            if self.disconnected() {
+                return Err(ChannelError::Disconnected);
+            }
+            let unread = ring.published_tail().wrapping_sub(ring.published_head());
+            if unread == 0 {
+                return Ok(());
+            }
+            if ring.is_closed() {
+                return Err(ChannelError::Broken);
+            }
+            let tail = ring.published_tail();
+            let ready = &mut || ring.published_head() == tail || ring.is_closed() || self.disconnected();
+            self.wait(ready, ring.space_signal(), deadline, peer)?;
+        }
+    }
+
     /// Writes `data` only if it can go in whole at once, without waiting:
     /// `Ok(false)` (nothing written) when it is larger than one chunk, the
     /// ring lacks room, or another holder is writing.

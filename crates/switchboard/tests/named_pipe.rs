@@ -721,3 +721,69 @@ fn pipe_s10_wine_test_another_process_creates_the_name_once_the_last_instance_cl
     }
     peer.finish();
 }
+
+/// `FlushFileBuffers` on a pipe: returns once the other process has read
+/// everything written, so an echo server that writes, flushes and
+/// disconnects never destroys its reply; a reader that leaves with data
+/// unread makes the flush BrokenPipe.
+#[test]
+fn pipe_s16_flush_waits_until_the_reader_has_read_everything() {
+    let _w = Watchdog::test();
+    let test = "pipe_s16_flush_waits_until_the_reader_has_read_everything";
+    if role().is_some() {
+        let client = message_client(&util::args()[0]);
+        say("connected");
+        hear();
+        let mut buf = [0u8; 16];
+        for _ in 0..3 {
+            let n = client.read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"reply");
+        }
+        hold("read");
+    }
+    let name = unique("flush");
+    let server = message_pipe().create(&name).unwrap();
+    let mut peer = Peer::spawn(test, "reader", &[&name]);
+    server.connect().unwrap();
+    peer.expect("connected");
+    for _ in 0..3 {
+        server.write(b"reply").unwrap();
+    }
+    std::thread::scope(|s| {
+        let (tid_tx, tid) = std::sync::mpsc::channel();
+        let server = &server;
+        let flushed = s.spawn(move || {
+            tid_tx.send(switchboard_sys::process::tid()).unwrap();
+            server.flush()
+        });
+        let tid = tid.recv().unwrap();
+        util::eventually("the flush waits", || util::asleep_in_futex(tid));
+        assert!(!flushed.is_finished(), "nothing was read yet: the flush waits");
+        peer.tell("read now");
+        peer.expect("read");
+        flushed.join().unwrap().unwrap();
+    });
+    server.disconnect().unwrap();
+    peer.dismiss();
+    // A reader gone with data unread.
+    let server = message_pipe().create(&name).unwrap();
+    let client = message_client(&name);
+    server.connect().unwrap();
+    server.write(b"never read").unwrap();
+    drop(client);
+    assert_eq!(server.flush().unwrap_err().win32(), 109);
+}
+
+/// `GetNamedPipeInfo` / `GetNamedPipeHandleState` for a server: type, read
+/// mode, buffer, maximum and current instances.
+#[test]
+fn pipe_s09_wine_test_named_pipe_info_describes_the_instance() {
+    let name = unique("info");
+    let opts = message_pipe().max_instances(3).buffer(5000);
+    let a = opts.create(&name).unwrap();
+    let info = a.info();
+    assert_eq!((info.pipe_type, info.read_mode, info.buffer), (PipeType::Message, ReadMode::Message, 8192));
+    assert_eq!((info.max_instances, info.instances), (3, 1));
+    let _b = opts.create(&name).unwrap();
+    assert_eq!(a.info().instances, 2);
+}

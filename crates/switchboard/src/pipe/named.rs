@@ -510,6 +510,10 @@ impl End {
         self.with_peer(|peer| self.chan.write(data, None, peer)).map_err(|e| channel_error(e, true))
     }
 
+    fn flush(&self) -> Result<()> {
+        self.with_peer(|peer| self.chan.flush(None, peer)).map_err(|e| channel_error(e, true))
+    }
+
     /// Writes `data` if it fits at once (see `Channel::try_write`).
     fn try_write(&self, data: &[u8]) -> Result<bool> {
         if self.may_read() && self.access != PipeAccess::Duplex {
@@ -666,6 +670,17 @@ impl PipeServer {
         self.end()?.write(data)
     }
 
+    /// Waits until the client has read everything written to it (classic
+    /// `FlushFileBuffers`): write, flush, then [`PipeServer::disconnect`]
+    /// loses no reply.
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the client left with some of it unread,
+    /// `PipeNotConnected`, `PipeListening`.
+    pub fn flush(&self) -> Result<()> {
+        self.end()?.flush()
+    }
+
     /// Looks without consuming (S21).
     ///
     /// # Errors
@@ -765,6 +780,35 @@ impl PipeServer {
     pub fn name(&self) -> &str {
         &self.pipe.name
     }
+
+    /// What the classic `GetNamedPipeInfo` and `GetNamedPipeHandleState`
+    /// tell a server: type, read mode, buffer size, instances.
+    pub fn info(&self) -> PipeInfo {
+        let instances = lock(&self.pipe.state).slots.len();
+        PipeInfo {
+            pipe_type: self.pipe.opts.pipe_type,
+            read_mode: *lock(&self.read_mode),
+            buffer: ring_capacity(self.pipe.opts.buffer),
+            max_instances: self.pipe.opts.max_instances,
+            instances,
+        }
+    }
+}
+
+/// A server end's view of its pipe ([`PipeServer::info`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipeInfo {
+    /// Byte or message pipe.
+    pub pipe_type: PipeType,
+    /// This end's read mode.
+    pub read_mode: ReadMode,
+    /// Bytes each direction buffers (the size asked for, rounded up to a
+    /// power of two between 4 KiB and 16 MiB).
+    pub buffer: usize,
+    /// Most instances ([`UNLIMITED_INSTANCES`]: no limit).
+    pub max_instances: u32,
+    /// Instances that exist now.
+    pub instances: usize,
 }
 
 impl Drop for PipeServer {
@@ -882,9 +926,21 @@ impl PipeClient {
     /// Looks without consuming (S21).
     ///
     /// # Errors
-    /// `AccessDenied` on a write-only end.
+    /// `BrokenPipe` once the server left and its data is read,
+    /// `PipeNotConnected` after a disconnect, `AccessDenied` on a
+    /// write-only end.
     pub fn peek(&self, buf: &mut [u8]) -> Result<PipePeek> {
         self.end.peek(buf)
+    }
+
+    /// Waits until the server has read everything written to it (classic
+    /// `FlushFileBuffers`).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the server left with some of it unread,
+    /// `PipeNotConnected` after a disconnect.
+    pub fn flush(&self) -> Result<()> {
+        self.end.flush()
     }
 
     /// Writes `request` and reads one reply message (S22).
