@@ -141,19 +141,7 @@ impl ShmLink {
     /// refuses us, `PipeBusy` when too many connections wait for its
     /// accept, `Timeout`, `InvalidParameter`.
     pub fn connect(name: &str, opts: ShmLinkOptions) -> Result<ShmLink> {
-        let (scope, addr) = link_address(name)?;
-        let (fd, duplex) = Duplex::create(opts.capacity).map_err(|_| bad_capacity())?;
-        let deadline = rendezvous::answer_deadline(None);
-        let mine = rendezvous::process_life()?;
-        let answer = rendezvous::connect(Family::LINK, &addr, deadline, Trust::for_scope(scope))
-            .map_err(|f| f.into_error(name))?;
-        let Ok([life, bell]) = <[_; 2]>::try_from(answer.fds) else {
-            return Err(Error::Malformed("a link grant without the listener's life token and bell".into()));
-        };
-        let my_bell = EventFd::new()?;
-        wire::send(&answer.conn, Family::LINK, Status::Granted, &[], &[fd.as_fd(), mine.fd(), my_bell.as_fd()])?;
-        let peer = (Some(peer_life(life)?), Bells { mine: my_bell, peer: peer_bell(bell)?, armed: false });
-        Ok(ShmLink::new(duplex, answer.conn, peer, 0, opts))
+        Granted::ask(name, opts)?.hello()
     }
 
     /// Sets how this side waits.
@@ -205,6 +193,40 @@ impl ShmLink {
             }
             self.await_ring(true, chunk.len(), None)?;
         }
+    }
+}
+
+/// A connect half done: the listener granted it; the hello (the segment,
+/// this process's life token and bell) is still to send.
+struct Granted {
+    conn: Conn,
+    fd: OwnedFd,
+    duplex: Duplex,
+    life: OwnedFd,
+    bell: OwnedFd,
+    opts: ShmLinkOptions,
+}
+
+impl Granted {
+    fn ask(name: &str, opts: ShmLinkOptions) -> Result<Granted> {
+        let (scope, addr) = link_address(name)?;
+        let (fd, duplex) = Duplex::create(opts.capacity).map_err(|_| bad_capacity())?;
+        let deadline = rendezvous::answer_deadline(None);
+        let answer = rendezvous::connect(Family::LINK, &addr, deadline, Trust::for_scope(scope))
+            .map_err(|f| f.into_error(name))?;
+        let Ok([life, bell]) = <[_; 2]>::try_from(answer.fds) else {
+            return Err(Error::Malformed("a link grant without the listener's life token and bell".into()));
+        };
+        Ok(Granted { conn: answer.conn, fd, duplex, life, bell, opts })
+    }
+
+    fn hello(self) -> Result<ShmLink> {
+        let mine = rendezvous::process_life()?;
+        let my_bell = EventFd::new()?;
+        let fds = [self.fd.as_fd(), mine.fd(), my_bell.as_fd()];
+        wire::send(&self.conn, Family::LINK, Status::Granted, &[], &fds)?;
+        let peer = (Some(peer_life(self.life)?), Bells { mine: my_bell, peer: peer_bell(self.bell)?, armed: false });
+        Ok(ShmLink::new(self.duplex, self.conn, peer, 0, self.opts))
     }
 }
 
@@ -374,27 +396,39 @@ impl ShmLinkListener {
     }
 
     /// Accepts one link, waiting at most `timeout` (`None`: forever).
-    /// A connector whose segment does not arrive by the deadline, or is
-    /// malformed, is dropped and the wait goes on.
+    /// A connector whose segment does not arrive within the handshake
+    /// timeout, or is malformed, is dropped and the wait goes on; one whose
+    /// segment is still on its way when `timeout` ends stays queued for the
+    /// next accept (found by `switchboard soak`: an accept with a short
+    /// timeout used to drop a well-behaved connector, whose connect then
+    /// failed with a broken pipe).
     ///
     /// # Errors
     /// `Timeout`.
     pub fn accept(&self, timeout: impl Into<crate::time::Deadline>) -> Result<ShmLink> {
         let deadline = timeout.into().instant();
         loop {
-            let pending = self.pending.next(deadline)?;
-            // A connector sends its segment right after the grant.
-            let handshake = rendezvous::answer_deadline(None);
+            let (conn, mine, admitted) = self.pending.next(deadline)?;
+            // A connector sends its segment right after the grant: it has
+            // the answer timeout from its admission, whatever accepts wait.
+            let handshake = admitted + rendezvous::ANSWER_TIMEOUT;
             let by = deadline.map_or(handshake, |d| d.min(handshake));
-            if let Ok(link) = self.handshake(pending, by) {
-                return Ok(link);
+            match rendezvous::receive(Family::LINK, &conn, Some(by)) {
+                Err(Failure::Refused(Error::Timeout)) if by < handshake => {
+                    self.pending.put_back((conn, mine, admitted));
+                    return Err(Error::Timeout);
+                }
+                Err(_) => continue,
+                Ok((_, fds)) => {
+                    if let Ok(link) = self.handshake(conn, mine, fds) {
+                        return Ok(link);
+                    }
+                }
             }
         }
     }
 
-    fn handshake(&self, (conn, mine): (Conn, EventFd), deadline: Instant) -> Result<ShmLink> {
-        let (_, fds) =
-            rendezvous::receive(Family::LINK, &conn, Some(deadline)).map_err(|f: Failure| f.into_error("link"))?;
+    fn handshake(&self, conn: Conn, mine: EventFd, fds: Vec<OwnedFd>) -> Result<ShmLink> {
         let Ok([fd, life, bell]) = <[_; 3]>::try_from(fds) else {
             return Err(Error::Malformed("a link hello without its segment, life token and bell".into()));
         };
@@ -402,5 +436,30 @@ impl ShmLinkListener {
         let peer = (Some(peer_life(life)?), Bells { mine, peer: peer_bell(bell)?, armed: false });
         let opts = ShmLinkOptions { capacity: duplex.capacity(), ..self.opts };
         Ok(ShmLink::new(duplex, conn, peer, 1, opts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A connector granted but not yet done with its hello when an accept
+    /// times out stays queued for the next accept (found by `switchboard
+    /// soak`: the accept dropped it, and the connect failed with a broken
+    /// pipe).
+    #[test]
+    fn an_accept_that_times_out_keeps_a_connector_mid_handshake() {
+        let name = format!("unit-accept-{}", std::process::id());
+        let listener = ShmLinkListener::bind(&name).unwrap();
+        let opts = ShmLinkOptions { capacity: 4096, ..ShmLinkOptions::default() };
+        let granted = Granted::ask(&name, opts).unwrap();
+        assert!(matches!(listener.accept(Duration::ZERO), Err(Error::Timeout)), "no hello yet");
+        let mut mine = granted.hello().expect("the connector was kept");
+        let mut theirs = listener.accept(Duration::from_secs(60)).unwrap();
+        mine.send(b"kept").unwrap();
+        let mut got = Vec::new();
+        theirs.recv_timeout(&mut got, Duration::from_secs(60)).unwrap();
+        assert_eq!(got, b"kept");
     }
 }

@@ -23,7 +23,8 @@ pub(crate) type Grant<T> = fn() -> Option<(Vec<OwnedFd>, T)>;
 pub(crate) struct Backlog<T> {
     family: Family,
     grant: Grant<T>,
-    conns: Mutex<VecDeque<(Conn, T)>>,
+    /// Each with when it was admitted.
+    conns: Mutex<VecDeque<(Conn, T, Instant)>>,
     arrived: Condvar,
 }
 
@@ -38,15 +39,16 @@ impl<T> Backlog<T> {
         Backlog { family, grant, conns: Mutex::new(VecDeque::new()), arrived: Condvar::new() }
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, T)>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, T, Instant)>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The oldest waiting connection, waiting until `deadline` for one.
+    /// The oldest waiting connection, and when it was admitted, waiting
+    /// until `deadline` for one.
     ///
     /// # Errors
     /// `Timeout`.
-    pub fn next(&self, deadline: Option<Instant>) -> Result<(Conn, T)> {
+    pub fn next(&self, deadline: Option<Instant>) -> Result<(Conn, T, Instant)> {
         let mut conns = self.lock();
         loop {
             if let Some(c) = conns.pop_front() {
@@ -55,12 +57,19 @@ impl<T> Backlog<T> {
             conns = crate::time::wait_until(&self.arrived, conns, deadline)?;
         }
     }
+
+    /// Puts a connection [`Backlog::next`] gave back at the front, for the
+    /// next `next` (its accept ran out of time before it was done with it).
+    pub fn put_back(&self, conn: (Conn, T, Instant)) {
+        self.lock().push_front(conn);
+        self.arrived.notify_one();
+    }
 }
 
 impl<T: Send> Handler for Backlog<T> {
     fn admit(&self, conn: Conn, _peer: Cred) {
         let mut conns = self.lock();
-        conns.retain(|(c, _)| !c.hung_up());
+        conns.retain(|(c, _, _)| !c.hung_up());
         if conns.len() >= MAX_PENDING {
             let _ = wire::send(&conn, self.family, Status::Busy, &[], &[]);
             return;
@@ -68,7 +77,7 @@ impl<T: Send> Handler for Backlog<T> {
         let Some((fds, kept)) = (self.grant)() else { return };
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
         if wire::send(&conn, self.family, Status::Granted, &[], &borrowed).is_ok() {
-            conns.push_back((conn, kept));
+            conns.push_back((conn, kept, Instant::now()));
             self.arrived.notify_one();
         }
     }
