@@ -375,7 +375,8 @@ fn sync_hostile_scribbled_objects_never_hang_or_panic_a_wait() {
     }
     // A wait that times out sleeps: one that a scribble made spin would
     // burn its whole timeout on the CPU.
-    assert!(cpu < wall / 2, "timed-out waits spun: {cpu:?} of CPU in {wall:?}");
+    // (A run whose every wait was satisfied has nothing to judge.)
+    assert!(wall.is_zero() || cpu < wall / 2, "timed-out waits spun: {cpu:?} of CPU in {wall:?}");
 }
 
 /// CPU time this thread has used, from the scheduler's count in
