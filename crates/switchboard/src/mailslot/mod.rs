@@ -29,6 +29,9 @@
 //! - Receiving broadcasts is opt-in: it opens a UDP port to the network,
 //!   and switchboard lets nobody in unless told to. A server that does not
 //!   opt in receives only local writers.
+//! - A bare `NAME` is accepted beside `\\.\mailslot\NAME` (Windows
+//!   refuses it at create with `ERROR_INVALID_NAME`), for the reasons the
+//!   pipe module gives.
 //! - A max message size of 0 ("any size") means up to [`ANY_SIZE_LIMIT`]
 //!   bytes: the queue holds at least two maximal messages. So does a size
 //!   above [`LARGEST_MAX`] (such as `0xFFFFFFFF`, which Windows accepts):

@@ -28,6 +28,23 @@
 //!   checks every 50 ms that the peer is alive, so a peer killed with
 //!   `kill -9` turns into `BrokenPipe` / `NoData`, never a hang.
 //!
+//! ## Where it differs from Windows on purpose
+//! Wine's `pipe.c` pins the classic behaviour; these differences are kept:
+//! - A bare `NAME` is accepted beside `\\.\pipe\NAME` (Windows refuses
+//!   it with `ERROR_INVALID_NAME`). Here a bare name cannot mean a file,
+//!   as `CreateFile("name")` would; every correct Windows program passes
+//!   the prefix and works unchanged; Rust callers and the CLI use short
+//!   names. Only a program that counts on the refusal sees a difference.
+//! - A writer killed in the middle of a message longer than one ring
+//!   chunk leaves the part it wrote, which the next writer ends (S18:
+//!   another holder of the same end may be continuing it); Windows
+//!   discards it.
+//! - A server write just after the client process was *killed* may
+//!   succeed until the hang-up is seen (microseconds later, by the
+//!   process's responder); after a client's close it is `NoData` at once.
+//! - Overlapped (asynchronous) I/O completing on a port (spec 04-S11) is
+//!   not built yet; `pipe::asyncio` serves async Rust.
+//!
 //! ```
 //! use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 //!
