@@ -79,6 +79,22 @@ impl MutexState {
         self.owner_pid.store(pid, Ordering::Relaxed);
     }
 
+    /// How many acquisitions the owner holds (0 when free).
+    pub fn recursion(&self) -> u32 {
+        match self.owner.load(Ordering::SeqCst) {
+            0 => 0,
+            _ => self.recursion.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the owner died holding it and nobody has taken it since.
+    pub fn is_abandoned(&self) -> bool {
+        match self.owner.load(Ordering::SeqCst) {
+            0 => false,
+            tid => !alive(tid),
+        }
+    }
+
     /// The owning thread id and process id, if owned.
     pub fn owner(&self) -> Option<(u32, u32)> {
         match self.owner.load(Ordering::SeqCst) {

@@ -270,6 +270,81 @@ impl Mutex {
     pub fn owner(&self) -> Option<(u32, u32)> {
         self.0.state().owner()
     }
+
+    /// What the classic `NtQueryMutant` tells: the owner's recursion count,
+    /// whether the calling thread owns it, and whether it is abandoned
+    /// (its owner died holding it and nobody has waited on it since).
+    pub fn info(&self) -> MutexInfo {
+        let state = self.0.state();
+        let owner = state.owner();
+        MutexInfo {
+            recursion: state.recursion(),
+            owned_by_caller: owner.is_some_and(|(tid, _)| tid == switchboard_sys::process::tid()),
+            abandoned: state.is_abandoned(),
+            owner,
+        }
+    }
+}
+
+/// A mutex's state ([`Mutex::info`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MutexInfo {
+    /// The owning (thread id, process id), if owned.
+    pub owner: Option<(u32, u32)>,
+    /// Acquisitions the owner holds (0 when free; the classic
+    /// `CurrentCount` is `1 - recursion`).
+    pub recursion: u32,
+    /// Whether the calling thread owns it.
+    pub owned_by_caller: bool,
+    /// Whether its owner died holding it and nobody has taken it since.
+    pub abandoned: bool,
+}
+
+/// An object [`signal_and_wait`] can signal: a mutex is released, a
+/// semaphore released by one, an event set.
+pub trait Signalable: sealed::Sealed {
+    /// Signals it.
+    ///
+    /// # Errors
+    /// `NotOwner` for a mutex the caller does not own, `TooManyPosts` for
+    /// a semaphore at its maximum.
+    fn signal(&self) -> Result<()>;
+}
+
+impl Signalable for Mutex {
+    fn signal(&self) -> Result<()> {
+        self.release()
+    }
+}
+
+impl Signalable for Semaphore {
+    fn signal(&self) -> Result<()> {
+        self.release(1).map(drop)
+    }
+}
+
+impl Signalable for Event {
+    fn signal(&self) -> Result<()> {
+        self.set();
+        Ok(())
+    }
+}
+
+/// Signals `signal`, then waits on `wait` (classic `SignalObjectAndWait`).
+/// As there, the two steps are not one atomic operation: another thread may
+/// act between them, but this one is already waiting by the time
+/// `wait_for` returns, so a peer that answers `signal` by signalling `wait`
+/// is never missed (the wait sees the state, not an edge).
+///
+/// # Errors
+/// As [`Signalable::signal`]; nothing is waited for when it fails.
+pub fn signal_and_wait(
+    signal: &dyn Signalable,
+    wait: &dyn Waitable,
+    timeout: impl Into<crate::time::Deadline>,
+) -> Result<WaitStatus> {
+    signal.signal()?;
+    Ok(wait.wait_deadline(timeout.into()))
 }
 
 /// A named counting semaphore (S15–S16).

@@ -6,7 +6,9 @@ mod util;
 
 use std::time::Duration;
 
-use switchboard::sync::{wait_all, wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
+use switchboard::sync::{
+    signal_and_wait, wait_all, wait_any, Event, Mutex, MutexInfo, Semaphore, WaitMany, WaitStatus, Waitable,
+};
 use switchboard::Error;
 use util::{done, hear, hold, role, say, unique, Peer, Watchdog};
 
@@ -111,6 +113,66 @@ fn mapping_s13_owner_killed_abandons_the_mutex_to_the_next_waiter() {
     });
     assert_eq!(m.try_wait(), WaitStatus::Acquired, "after release it is an ordinary mutex again");
     m.release().unwrap();
+}
+
+/// ntdll `sync.c` (test_mutant, `NtQueryMutant`): the recursion count,
+/// whether the caller owns it, and the abandoned state — set while the
+/// owner (another process, killed) is dead and nobody has taken it, cleared
+/// by the next acquisition.
+#[test]
+fn mapping_s13_wine_test_mutant_query_reports_recursion_owner_and_abandonment() {
+    let _w = Watchdog::test();
+    if role().is_some() {
+        own_mutex_until_told();
+    }
+    let n = unique("s13q");
+    let m = Mutex::create(n.as_str(), true).unwrap();
+    assert_eq!(m.wait_timeout(Duration::ZERO), WaitStatus::Acquired);
+    let info = m.info();
+    assert_eq!((info.recursion, info.owned_by_caller, info.abandoned), (2, true, false));
+    m.release().unwrap();
+    m.release().unwrap();
+    assert_eq!(m.info(), MutexInfo { owner: None, recursion: 0, owned_by_caller: false, abandoned: false });
+    let mut peer =
+        Peer::spawn("mapping_s13_wine_test_mutant_query_reports_recursion_owner_and_abandonment", "owner", &[&n]);
+    peer.expect("owned");
+    let info = m.info();
+    assert_eq!((info.recursion, info.owned_by_caller, info.abandoned), (1, false, false));
+    peer.kill9();
+    assert!(m.info().abandoned, "its owner died holding it");
+    assert_eq!(m.wait_timeout(Duration::ZERO), WaitStatus::Abandoned);
+    let info = m.info();
+    assert_eq!((info.recursion, info.owned_by_caller, info.abandoned), (1, true, false), "taken over");
+    m.release().unwrap();
+}
+
+/// `SignalObjectAndWait`: signal one object, then wait on another; a peer
+/// that answers the signal by signalling back is never missed. A failed
+/// signal (a mutex the caller does not own) waits for nothing.
+#[test]
+fn mapping_s19_signal_and_wait_signals_one_and_waits_on_another() {
+    let _w = Watchdog::test();
+    let test = "mapping_s19_signal_and_wait_signals_one_and_waits_on_another";
+    if role().is_some() {
+        let a = util::args();
+        let ping = Event::open(&a[0]).unwrap();
+        let pong = Semaphore::open(&a[1]).unwrap();
+        for _ in 0..100 {
+            assert_eq!(ping.wait_timeout(LONG), WaitStatus::Acquired);
+            pong.release(1).unwrap();
+        }
+        done();
+    }
+    let (ping_name, pong_name) = (unique("s19ping"), unique("s19pong"));
+    let ping = Event::create(ping_name.as_str(), false, false).unwrap();
+    let pong = Semaphore::create(pong_name.as_str(), 0, 1).unwrap();
+    let mut peer = Peer::spawn(test, "ponger", &[&ping_name, &pong_name]);
+    for _ in 0..100 {
+        assert_eq!(signal_and_wait(&ping, &pong, LONG).unwrap(), WaitStatus::Acquired);
+    }
+    peer.finish();
+    let m = Mutex::create(None, false).unwrap();
+    assert!(matches!(signal_and_wait(&m, &pong, LONG), Err(Error::NotOwner)), "not the owner: no wait");
 }
 
 #[test]
