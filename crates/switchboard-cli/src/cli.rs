@@ -10,7 +10,7 @@ pub use crate::command::mapping::MappingCmd;
 pub use crate::command::pipe::PipeCmd;
 pub use crate::command::port::PortCmd;
 pub use crate::command::socket::SocketCmd;
-pub use crate::command::sync::{EventCmd, MutexCmd, SemaphoreCmd};
+pub use crate::command::sync::{EventCmd, MutexCmd, SemaphoreCmd, TimerCmd};
 
 /// Classic inter-process communication mechanisms, natively on Linux.
 #[derive(Debug, Parser)]
@@ -70,6 +70,12 @@ pub enum Command {
         after_help = "Example:\n  switchboard event create ready --manual &\n  switchboard event set ready"
     )]
     Event(EventCmd),
+    /// Waitable timer: signalled when due, once or every period.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  switchboard timer create tick &\n  switchboard timer set tick 1s --period 1s\n  switchboard timer wait tick"
+    )]
+    Timer(TimerCmd),
     /// Completion port (a cross-process packet queue).
     #[command(
         subcommand,
@@ -183,6 +189,7 @@ impl Command {
             | Command::Mutex(MutexCmd::Create { hold, .. })
             | Command::Semaphore(SemaphoreCmd::Create { hold, .. })
             | Command::Event(EventCmd::Create { hold, .. })
+            | Command::Timer(TimerCmd::Create { hold, .. })
             | Command::Port(PortCmd::Create { hold, .. }) => hold.detach,
             Command::Pipe(PipeCmd::Serve { detach, .. }) | Command::Mailslot(MailslotCmd::Create { detach, .. }) => {
                 *detach

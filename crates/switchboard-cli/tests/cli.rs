@@ -80,6 +80,21 @@ fn cli_event_wait_timeout_exits_3_and_set_releases() {
     assert!(run(&["event", "wait", &n, "--timeout", "10000"]).status.success());
 }
 
+/// `switchboard timer`: a created timer is not running (a wait times out),
+/// one set from another command releases a wait when due, and cancel says
+/// whether it was running.
+#[test]
+fn cli_timer_create_set_wait_cancel() {
+    let n = unique("timer");
+    let _holder = Holder::start(&["timer", "create", &n, "--manual"]);
+    assert_eq!(run(&["timer", "wait", &n, "--timeout", "10"]).status.code(), Some(3), "not running");
+    assert!(stdout(&run(&["timer", "set", &n, "100ms"])).contains("due in 100ms"));
+    let waited = run(&["timer", "wait", &n, "--timeout", "60s"]);
+    assert!(waited.status.success() && stdout(&waited).contains("signalled"), "{}", stderr(&waited));
+    assert!(run(&["timer", "set", &n, "1h", "--period", "1s"]).status.success());
+    assert!(stdout(&run(&["timer", "cancel", &n])).contains("it was running"));
+}
+
 #[test]
 fn cli_semaphore_over_release_shows_the_classic_code() {
     let n = unique("sem");

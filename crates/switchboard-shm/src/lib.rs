@@ -49,4 +49,6 @@ pub mod ring;
 pub mod segment;
 pub mod semaphore;
 pub mod sync;
+#[cfg(not(loom))]
+pub mod timer;
 pub mod wait;

@@ -42,6 +42,8 @@ pub enum Kind {
     Port = 5,
     /// A mailslot's message queue.
     Mailslot = 6,
+    /// A waitable timer.
+    Timer = 7,
 }
 
 /// A type that may be placed in shared memory.
@@ -259,6 +261,7 @@ const _: () = {
     assert!(std::mem::size_of::<crate::mutex::MutexState>() == 16);
     assert!(std::mem::size_of::<crate::semaphore::SemaphoreState>() == 12);
     assert!(std::mem::size_of::<crate::event::EventState>() == 12);
+    assert!(std::mem::size_of::<crate::timer::TimerState>() == 32);
     assert!(OBJECT_OFFSET >= std::mem::size_of::<Header>());
 };
 

@@ -65,6 +65,11 @@ pub trait Waitable {
     fn has_owner(&self) -> bool {
         false
     }
+    /// When this object becomes signalled by itself (a timer's due time):
+    /// a waiter sleeps no longer than that.
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Result of [`wait_any`] and [`wait_all`].
@@ -171,7 +176,15 @@ fn sleep_loop(
         let words: Vec<(&AtomicU32, u32)> = objs.iter().map(|o| o.sleep_word()).collect();
         let got = attempt();
         if got.is_none() {
-            sleep_on(&words, sleep_until(deadline, poll));
+            let until = sleep_until(deadline, poll);
+            let due = objs.iter().filter_map(|o| o.wake_at()).min();
+            sleep_on(
+                &words,
+                match (until, due) {
+                    (Some(u), Some(d)) => Some(u.min(d)),
+                    (u, d) => u.or(d),
+                },
+            );
         }
         objs.iter().for_each(|o| {
             o.waiters().fetch_sub(1, Ordering::SeqCst);

@@ -212,6 +212,17 @@ pub fn set_thread_ids(uid: u32, gid: u32) -> Result<()> {
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
 }
 
+/// This machine's monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds: the
+/// same clock in every process, so a time stored in shared memory means
+/// the same to each.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
+}
+
 /// Raises this process's limit on open descriptors (`RLIMIT_NOFILE`) so
 /// that at least `want` fit, as far as the hard limit allows — or beyond
 /// it, for a process allowed to raise it (root). Returns the soft limit

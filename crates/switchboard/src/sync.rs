@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use switchboard_shm::segment::{Kind as SegKind, Segment, Shared};
 use switchboard_shm::wait as shm_wait;
-use switchboard_shm::{event::EventState, mutex::MutexState, semaphore::SemaphoreState};
+use switchboard_shm::{event::EventState, mutex::MutexState, semaphore::SemaphoreState, timer::TimerState};
 use switchboard_sys::process::HandleValue;
 use switchboard_sys::socket::Conn;
 
@@ -674,5 +674,90 @@ impl<'a> EventBuilder<'a> {
     /// As [`MutexBuilder::open`].
     pub fn open(self) -> Result<Event> {
         Object::open(Kind::Event, SegKind::Event, self.common.name_for_open()?, self.common.trust_owner).map(Event)
+    }
+}
+
+/// A named waitable timer (classic `CreateWaitableTimer`): signalled when
+/// its due time comes, and again every period if it has one. No thread
+/// keeps time: the due time is in the shared segment, on the machine's
+/// monotonic clock, and waiters sleep until it.
+///
+/// A manual-reset (notification) timer stays signalled once due, until it
+/// is set again; an auto-reset (synchronization) timer releases one waiter
+/// per firing.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard::sync::{Timer, WaitStatus};
+///
+/// let t = Timer::builder().manual_reset(true).create()?;
+/// t.set(Duration::from_millis(20), None);
+/// assert_eq!(t.wait_timeout(Duration::from_secs(5)), WaitStatus::Acquired);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Timer(Object<TimerState>);
+common!(Timer, Kind::Timer);
+
+impl Timer {
+    /// Starts building a timer (auto-reset):
+    /// `Timer::builder().name("t").manual_reset(true).create()`.
+    pub fn builder<'a>() -> TimerBuilder<'a> {
+        TimerBuilder { common: Common::default(), manual_reset: false }
+    }
+
+    /// Sets it due `due` from now, then every `period` (`None`: once), as
+    /// `SetWaitableTimer` with a relative due time; a signalled timer
+    /// becomes unsignalled. Returns whether it was running.
+    pub fn set(&self, due: Duration, period: Option<Duration>) -> bool {
+        self.0.state().set(due, period)
+    }
+
+    /// Stops it; a signalled timer stays signalled (`CancelWaitableTimer`).
+    /// Returns whether it was running.
+    pub fn cancel(&self) -> bool {
+        self.0.state().cancel()
+    }
+
+    /// Whether a wait would be satisfied now.
+    pub fn is_signalled(&self) -> bool {
+        self.0.state().is_signalled()
+    }
+
+    /// Whether it is a manual-reset (notification) timer.
+    pub fn is_manual_reset(&self) -> bool {
+        self.0.state().is_manual()
+    }
+}
+
+/// How to create or open a [`Timer`]. Finish with `create` or `open`.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until create or open"]
+pub struct TimerBuilder<'a> {
+    common: Common<'a>,
+    manual_reset: bool,
+}
+
+impl<'a> TimerBuilder<'a> {
+    common_setters!();
+    /// Manual-reset (stays signalled once due) instead of auto-reset.
+    pub fn manual_reset(mut self, manual: bool) -> Self {
+        self.manual_reset = manual;
+        self
+    }
+    /// Creates the timer (not running), or opens the existing one.
+    ///
+    /// # Errors
+    /// As [`MutexBuilder::create`].
+    pub fn create(self) -> Result<Timer> {
+        let manual = self.manual_reset;
+        Object::create(Kind::Timer, SegKind::Timer, &self.common, |s: &TimerState| s.init(manual)).map(Timer)
+    }
+    /// Opens the existing timer.
+    ///
+    /// # Errors
+    /// As [`MutexBuilder::open`].
+    pub fn open(self) -> Result<Timer> {
+        Object::open(Kind::Timer, SegKind::Timer, self.common.name_for_open()?, self.common.trust_owner).map(Timer)
     }
 }

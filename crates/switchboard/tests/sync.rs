@@ -7,7 +7,7 @@ mod util;
 use std::time::Duration;
 
 use switchboard::sync::{
-    signal_and_wait, wait_all, wait_any, Event, Mutex, MutexInfo, Semaphore, WaitMany, WaitStatus, Waitable,
+    signal_and_wait, wait_all, wait_any, Event, Mutex, MutexInfo, Semaphore, Timer, WaitMany, WaitStatus, Waitable,
 };
 use switchboard::Error;
 use util::{done, hear, hold, role, say, unique, Peer, Watchdog};
@@ -392,4 +392,61 @@ fn mapping_s19_wait_any_and_wait_all_across_processes() {
     peer.expect("done");
     peer.finish();
     m.release().unwrap();
+}
+
+/// Wine `sync.c` (test_waitable_timer): a named manual-reset timer set in
+/// one process releases a waiter in another when it comes due (the waiter
+/// sleeps until the due time: its own timeout is far longer), and stays
+/// signalled until it is set again; cancel stops a running timer.
+#[test]
+fn mapping_s19_wine_test_waitable_timer_across_processes() {
+    let _w = Watchdog::test();
+    let test = "mapping_s19_wine_test_waitable_timer_across_processes";
+    if role().is_some() {
+        let t = Timer::builder().name(util::args()[0].as_str()).open().unwrap();
+        say("waiting");
+        let started = std::time::Instant::now();
+        assert_eq!(t.wait_timeout(Duration::from_secs(100)), WaitStatus::Acquired, "released when due");
+        // Woken by the due time (50 ms), not by its own timeout: nothing
+        // but the timer ends this wait early.
+        assert!(started.elapsed() < Duration::from_secs(50), "slept until its timeout");
+        say("released");
+        done();
+    }
+    let n = unique("timer");
+    let t = Timer::builder().name(n.as_str()).manual_reset(true).create().unwrap();
+    assert!(t.is_manual_reset() && !t.is_signalled(), "created not running");
+    let mut peer = Peer::spawn(test, "waiter", &[&n]);
+    peer.expect("waiting");
+    assert!(!t.set(Duration::from_millis(50), None), "it was not running");
+    peer.expect("released");
+    peer.finish();
+    assert!(t.is_signalled(), "a manual-reset timer stays signalled");
+    assert_eq!(t.wait_timeout(Duration::ZERO), WaitStatus::Acquired);
+    t.set(Duration::from_secs(3600), None);
+    assert!(!t.is_signalled(), "set again: unsignalled until due");
+    assert!(t.cancel(), "it was running");
+    assert_eq!(t.wait_timeout(Duration::from_millis(20)), WaitStatus::TimedOut);
+}
+
+/// An auto-reset (synchronization) timer releases one wait per firing; a
+/// periodic one fires again one period later, and a wait-any over a timer
+/// and an event takes whichever is signalled.
+#[test]
+fn mapping_s19_wine_test_waitable_timer_auto_reset_and_periodic() {
+    let _w = Watchdog::test();
+    let t = Timer::builder().create().unwrap();
+    t.set(Duration::ZERO, None);
+    assert_eq!(t.wait_timeout(LONG), WaitStatus::Acquired);
+    assert_eq!(t.wait_timeout(Duration::ZERO), WaitStatus::TimedOut, "one-shot: one firing");
+    t.set(Duration::ZERO, Some(Duration::from_millis(10)));
+    for firing in 0..3 {
+        assert_eq!(t.wait_timeout(LONG), WaitStatus::Acquired, "firing {firing}");
+    }
+    t.set(Duration::ZERO, Some(Duration::from_secs(3600)));
+    assert_eq!(t.wait_timeout(LONG), WaitStatus::Acquired);
+    assert_eq!(t.wait_timeout(Duration::ZERO), WaitStatus::TimedOut, "the next firing is an hour on");
+    let e = Event::create(None, false, false).unwrap();
+    t.set(Duration::from_millis(30), None);
+    assert_eq!(wait_any(&[&e, &t], LONG).unwrap(), WaitMany::Signaled(1), "the timer, when due");
 }

@@ -30,6 +30,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Mutex(c) => sync::mutex(c),
         Command::Semaphore(c) => sync::semaphore(c),
         Command::Event(c) => sync::event(c),
+        Command::Timer(c) => sync::timer(c),
         Command::Port(c) => port::run(c),
         Command::Pipe(c) => pipe::run(c),
         Command::Mailslot(c) => mailslot::run(c, json),

@@ -1,14 +1,14 @@
-//! `switchboard mutex|semaphore|event …`.
+//! `switchboard mutex|semaphore|event|timer …`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use switchboard::sync::{Event, Mutex, Semaphore, WaitStatus};
+use switchboard::sync::{Event, Mutex, Semaphore, Timer, WaitStatus};
 
 use super::hold;
 use crate::EXIT_TIMEOUT;
 
-use crate::cli::{Hold, Timeout};
+use crate::cli::{parse_duration, Hold, Timeout};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +123,73 @@ pub enum EventCmd {
         #[command(flatten)]
         timeout: Timeout,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimerCmd {
+    /// Create (or open) a waitable timer (not running) and hold it.
+    #[command(after_help = "Example:\n  switchboard timer create tick --manual &")]
+    Create {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// Manual-reset (stays signalled once due; default: auto-reset, one waiter per firing).
+        #[arg(long)]
+        manual: bool,
+        #[command(flatten)]
+        hold: Hold,
+    },
+    /// Start it: due after DUE, then every --period.
+    #[command(after_help = "Example:\n  switchboard timer set tick 2s --period 500ms")]
+    Set {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        /// When it is first due, from now (500ms, 5s, 2m; a bare number is milliseconds).
+        #[arg(value_parser = parse_duration)]
+        due: std::time::Duration,
+        /// Fire again every this long (default: once).
+        #[arg(long, value_parser = parse_duration)]
+        period: Option<std::time::Duration>,
+    },
+    /// Stop it (a signalled timer stays signalled).
+    #[command(after_help = "Example:\n  switchboard timer cancel tick")]
+    Cancel {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+    },
+    /// Wait until it is due.
+    #[command(after_help = "Example:\n  switchboard timer wait tick --timeout 5s")]
+    Wait {
+        /// The object's name: `NAME` or `Local\NAME` (this user), `Global\NAME` (machine-wide).
+        name: String,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
+}
+
+pub fn timer(cmd: TimerCmd) -> anyhow::Result<ExitCode> {
+    let open = |name: &str| Timer::builder().name(name).open();
+    match cmd {
+        TimerCmd::Create { name, manual, hold: h } => {
+            let t = Timer::builder().name(name.as_str()).manual_reset(manual).create()?;
+            let mode = if t.is_manual_reset() { "manual-reset" } else { "auto-reset" };
+            hold(&format!("timer {name} ({mode})"), t.already_existed(), &h)
+        }
+        TimerCmd::Set { name, due, period } => {
+            open(&name)?.set(due, period);
+            let every = period.map_or(String::new(), |p| format!(", then every {p:?}"));
+            out!("timer {name}: due in {due:?}{every}");
+            Ok(ExitCode::SUCCESS)
+        }
+        TimerCmd::Cancel { name } => {
+            let was = if open(&name)?.cancel() { "it was running" } else { "it was not running" };
+            out!("timer {name}: cancelled ({was})");
+            Ok(ExitCode::SUCCESS)
+        }
+        TimerCmd::Wait { name, timeout } => {
+            let t = open(&name)?;
+            Ok(waited(wait_for(&t, timeout.timeout), &format!("timer {name}")))
+        }
+    }
 }
 
 fn waited(status: WaitStatus, what: &str) -> ExitCode {

@@ -67,6 +67,8 @@ pub enum Kind {
     Pipe,
     /// A mailslot (listed only: mailslots have their own rendezvous).
     Mailslot,
+    /// A waitable timer.
+    Timer,
 }
 
 impl Kind {
@@ -80,6 +82,7 @@ impl Kind {
             Kind::Port => "port",
             Kind::Pipe => "pipe",
             Kind::Mailslot => "mailslot",
+            Kind::Timer => "timer",
         }
     }
 
