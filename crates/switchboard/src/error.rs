@@ -102,6 +102,10 @@ pub enum Error {
     /// (classic 230, `ERROR_BAD_PIPE`).
     #[error("the pipe state is invalid for this operation: {0}")]
     BadPipe(&'static str),
+    /// An overlapped operation was cancelled (classic 995,
+    /// `ERROR_OPERATION_ABORTED`).
+    #[error("the I/O operation was cancelled")]
+    OperationAborted,
     /// Something asked for is not there (classic 1168, `ERROR_NOT_FOUND`):
     /// a pipe's client process after the client left.
     #[error("not found: {0}")]
@@ -183,6 +187,7 @@ impl Error {
             Error::PipeListening => 536,
             Error::BadPipe(_) => 230,
             Error::ElementNotFound(_) => 1168,
+            Error::OperationAborted => 995,
             Error::MoreData { .. } => 234,
             Error::InsufficientBuffer { .. } => 122,
             Error::AlreadyExists(_) => 183,
@@ -231,6 +236,7 @@ impl Error {
             230 => "ERROR_BAD_PIPE",
             536 => "ERROR_PIPE_LISTENING",
             1168 => "ERROR_NOT_FOUND",
+            995 => "ERROR_OPERATION_ABORTED",
             234 => "ERROR_MORE_DATA",
             122 => "ERROR_INSUFFICIENT_BUFFER",
             183 => "ERROR_ALREADY_EXISTS",

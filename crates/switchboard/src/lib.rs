@@ -66,6 +66,7 @@ pub mod mailslot;
 pub mod mapping;
 pub mod name;
 pub mod namespace;
+pub mod overlapped;
 pub mod pipe;
 pub mod port;
 pub mod raw;

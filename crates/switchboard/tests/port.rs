@@ -398,3 +398,114 @@ fn port_doorbell_rings_when_the_server_is_killed() {
     assert_eq!(switchboard_sys::socket::poll_readable(&[bell], LONG).unwrap(), [true], "the server's death rang it");
     assert!(matches!(client.try_get(), Err(Error::AbandonedWait)));
 }
+
+/// 04-S11: a named pipe's server end associated with a port — overlapped
+/// reads of messages a client process writes complete as packets with the
+/// association's key, the overlapped id and the byte count, and `take`
+/// gives the data; an overlapped write completes the same way once the
+/// client can read it.
+#[test]
+fn port_s11_overlapped_pipe_reads_and_writes_complete_on_the_port() {
+    use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
+    let _w = Watchdog::test();
+    let test = "port_s11_overlapped_pipe_reads_and_writes_complete_on_the_port";
+    if role().is_some() {
+        let client = PipeClient::open(&util::args()[0]).unwrap();
+        client.set_read_mode(ReadMode::Message).unwrap();
+        for msg in ["one", "two!", "three"] {
+            client.write(msg.as_bytes()).unwrap();
+        }
+        let mut buf = [0u8; 16];
+        let n = client.read(&mut buf).unwrap();
+        say(std::str::from_utf8(&buf[..n]).unwrap());
+        done();
+    }
+    let name = unique("s11pipe");
+    let port = std::sync::Arc::new(Port::create(None, 1).unwrap());
+    let server = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).create(&name).unwrap();
+    let mut peer = Peer::spawn(test, "client", &[&name]);
+    server.connect().unwrap();
+    let io = port.associate(server, 42).unwrap();
+    for id in 1..=3 {
+        io.read(64, id).unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let p = port.get(LONG).unwrap();
+        assert_eq!(p.key, 42);
+        let data = io.take(p.overlapped).expect("the result waits for take").unwrap();
+        assert_eq!(p.bytes as usize, data.len());
+        got.push((p.overlapped, String::from_utf8(data).unwrap()));
+    }
+    assert_eq!(got, [(1, "one".into()), (2, "two!".into()), (3, "three".into())], "in the order started");
+    io.write(b"reply".to_vec(), 9).unwrap();
+    let p = port.get(LONG).unwrap();
+    assert_eq!((p.key, p.overlapped, p.bytes), (42, 9, 5));
+    assert_eq!(io.take(9).unwrap().unwrap(), b"");
+    peer.expect("reply");
+    peer.finish();
+}
+
+/// 04-S11 and `CancelIoEx`: a pending overlapped read, and one queued
+/// behind it, cancelled, each complete with a packet of 0 bytes and the
+/// error OperationAborted (995); a read pending when the writer process is
+/// killed completes with BrokenPipe (109) — never a hang.
+#[test]
+fn port_s11_cancel_and_peer_death_complete_pending_reads() {
+    use switchboard::pipe::named::{PipeClient, PipeServer};
+    let _w = Watchdog::test();
+    let test = "port_s11_cancel_and_peer_death_complete_pending_reads";
+    if role().is_some() {
+        let _client = PipeClient::open(&util::args()[0]).unwrap();
+        hold("connected");
+    }
+    let name = unique("s11cancel");
+    let port = std::sync::Arc::new(Port::create(None, 1).unwrap());
+    let server = PipeServer::create(&name).unwrap();
+    let mut peer = Peer::spawn(test, "client", &[&name]);
+    peer.expect("connected");
+    server.connect().unwrap();
+    let io = port.associate(server, 5).unwrap();
+    io.read(16, 1).unwrap();
+    io.read(16, 2).unwrap();
+    assert!(matches!(io.read(16, 2), Err(Error::InvalidParameter(_))), "an id in use");
+    assert!(io.cancel(2), "queued");
+    assert!(io.cancel(1), "running");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let p = port.get(LONG).unwrap();
+        assert_eq!((p.key, p.bytes), (5, 0));
+        let err = io.take(p.overlapped).unwrap().unwrap_err();
+        assert_eq!(err.win32(), 995, "{err:?}");
+        ids.push(p.overlapped);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2]);
+    assert!(!io.cancel(1), "nothing left to cancel");
+    io.read(16, 3).unwrap();
+    peer.kill9();
+    let p = port.get(LONG).unwrap();
+    assert_eq!((p.overlapped, p.bytes), (3, 0));
+    assert_eq!(io.take(3).unwrap().unwrap_err().win32(), 109);
+}
+
+/// 04-S11 with a mailslot: overlapped reads of what writer processes send.
+#[test]
+fn port_s11_overlapped_mailslot_reads_complete_on_the_port() {
+    use switchboard::mailslot::{Mailslot, MailslotClient};
+    let _w = Watchdog::test();
+    let test = "port_s11_overlapped_mailslot_reads_complete_on_the_port";
+    if role().is_some() {
+        MailslotClient::open(&util::args()[0]).unwrap().write(b"posted by mail").unwrap();
+        done();
+    }
+    let name = unique("s11slot");
+    let port = std::sync::Arc::new(Port::create(None, 1).unwrap());
+    let io = port.associate(Mailslot::create(&name, 0, Duration::ZERO).unwrap(), 3).unwrap();
+    io.read(64, 77).unwrap();
+    Peer::spawn(test, "writer", &[&name]).finish();
+    let p = port.get(LONG).unwrap();
+    assert_eq!((p.key, p.overlapped, p.bytes), (3, 77, 14));
+    assert_eq!(io.take(77).unwrap().unwrap(), b"posted by mail");
+    assert!(io.source().info().is_ok(), "the source stays usable");
+}

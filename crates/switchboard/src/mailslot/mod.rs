@@ -472,6 +472,11 @@ impl Mailslot {
         self.core.queue.next(&st).map_or(true, |n| n.is_some())
     }
 
+    /// Reads one message, waiting until `deadline` (`Timeout` then).
+    pub(crate) fn read_deadline(&self, buf: &mut [u8], deadline: Instant) -> Result<Received> {
+        self.read_within(buf, Some(deadline))
+    }
+
     /// `deadline` `None`: the mailslot's read timeout.
     fn read_within(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<Received> {
         let queue = &self.core.queue;

@@ -42,8 +42,9 @@
 //! - A server write just after the client process was *killed* may
 //!   succeed until the hang-up is seen (microseconds later, by the
 //!   process's responder); after a client's close it is `NoData` at once.
-//! - Overlapped (asynchronous) I/O completing on a port (spec 04-S11) is
-//!   not built yet; `pipe::asyncio` serves async Rust.
+//! - Overlapped I/O completes on a port through an association
+//!   ([`crate::overlapped`], spec 04-S11), which owns the end; the result
+//!   is taken by overlapped id rather than written into a caller's buffer.
 //!
 //! ```
 //! use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
@@ -738,6 +739,11 @@ impl PipeServer {
         self.end()?.try_write(data)
     }
 
+    /// Reads, waiting until `deadline` (`Timeout` then).
+    pub(crate) fn read_deadline(&self, buf: &mut [u8], deadline: Instant) -> Result<usize> {
+        self.end()?.read_deadline(buf, *lock(&self.read_mode), Some(deadline))
+    }
+
     /// Reads what is there without waiting (see [`PipeClient::try_read`]).
     ///
     /// # Errors
@@ -985,6 +991,11 @@ impl PipeClient {
     /// As [`PipeClient::write`].
     pub fn try_write(&self, data: &[u8]) -> Result<bool> {
         self.end.try_write(data)
+    }
+
+    /// Reads, waiting until `deadline` (`Timeout` then).
+    pub(crate) fn read_deadline(&self, buf: &mut [u8], deadline: Instant) -> Result<usize> {
+        self.end.read_deadline(buf, *lock(&self.read_mode), Some(deadline))
     }
 
     /// Reads what is there without waiting: `Timeout` (121) when nothing
