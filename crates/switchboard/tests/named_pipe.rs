@@ -787,3 +787,38 @@ fn pipe_s09_wine_test_named_pipe_info_describes_the_instance() {
     let _b = opts.create(&name).unwrap();
     assert_eq!(a.info().instances, 2);
 }
+
+/// Per-handle read and write timeouts: a read with nothing to read and a
+/// write with no room each end with Timeout (121) after the handle's
+/// timeout, lose nothing, and the pipe goes on working.
+#[test]
+fn pipe_s25_read_and_write_timeouts_end_a_wait_and_lose_nothing() {
+    let _w = Watchdog::test();
+    let name = unique("timeouts");
+    let server = PipeOptions::new().buffer(4096).create(&name).unwrap();
+    let client = PipeClient::open(&name).unwrap();
+    server.connect().unwrap();
+    server.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut buf = [0u8; 8];
+    assert_eq!(server.read(&mut buf).unwrap_err().win32(), 121, "nothing to read");
+    client.write(b"late").unwrap();
+    assert_eq!(server.read(&mut buf).unwrap(), 4, "what came later is read");
+    client.set_write_timeout(Some(Duration::from_millis(20)));
+    let mut written = 0;
+    let err = loop {
+        match client.write(&[1u8; 512]) {
+            Ok(()) => written += 512,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.win32(), 121, "no room: {err:?}");
+    server.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut drained = 0;
+    let mut big = [0u8; 4096];
+    while let Ok(n) = server.read(&mut big) {
+        drained += n;
+    }
+    assert_eq!(drained, written, "every byte of the writes that succeeded, nothing of the one that timed out");
+    client.write(b"again").unwrap();
+    assert_eq!(server.read(&mut big).unwrap(), 5);
+}

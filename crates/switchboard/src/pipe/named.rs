@@ -203,7 +203,13 @@ impl PipeOptions {
         let (folded, open_addr, query_addr) = pipe_addresses(name)?;
         let pipe = Pipe::find_or_bind(&folded, &open_addr, &query_addr, self)?;
         let id = pipe.add_instance(self)?;
-        Ok(PipeServer { pipe, id, read_mode: Mutex::new(self.read_mode), active: Mutex::new(None) })
+        Ok(PipeServer {
+            pipe,
+            id,
+            read_mode: Mutex::new(self.read_mode),
+            active: Mutex::new(None),
+            timeouts: Timeouts::default(),
+        })
     }
 }
 
@@ -522,10 +528,14 @@ impl End {
     }
 
     fn write(&self, data: &[u8]) -> Result<()> {
+        self.write_deadline(data, None)
+    }
+
+    fn write_deadline(&self, data: &[u8], deadline: Option<Instant>) -> Result<()> {
         if self.may_read() && self.access != PipeAccess::Duplex {
             return Err(Error::AccessDenied("this end of the pipe only reads".into()));
         }
-        self.with_peer(|peer| self.chan.write(data, None, peer)).map_err(|e| channel_error(e, true))
+        self.with_peer(|peer| self.chan.write(data, deadline, peer)).map_err(|e| channel_error(e, true))
     }
 
     fn flush(&self) -> Result<()> {
@@ -575,6 +585,29 @@ pub struct PipeServer {
     id: u64,
     read_mode: Mutex<ReadMode>,
     active: Mutex<Option<Arc<End>>>,
+    timeouts: Timeouts,
+}
+
+/// A handle's read and write timeouts (`None`: wait as long as it takes).
+#[derive(Debug, Default)]
+struct Timeouts(Mutex<(Option<Duration>, Option<Duration>)>);
+
+impl Timeouts {
+    fn read(&self) -> Option<Instant> {
+        lock(&self.0).0.map(|t| Instant::now() + t)
+    }
+    fn write(&self) -> Option<Instant> {
+        lock(&self.0).1.map(|t| Instant::now() + t)
+    }
+    fn set(&self, read: Option<Option<Duration>>, write: Option<Option<Duration>>) {
+        let mut t = lock(&self.0);
+        if let Some(r) = read {
+            t.0 = r;
+        }
+        if let Some(w) = write {
+            t.1 = w;
+        }
+    }
 }
 
 impl PipeServer {
@@ -677,7 +710,7 @@ impl PipeServer {
     /// # Errors
     /// `MoreData`, `BrokenPipe`, `PipeNotConnected`, `AccessDenied`.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
-        self.end()?.read(buf, *lock(&self.read_mode))
+        self.end()?.read_deadline(buf, *lock(&self.read_mode), self.timeouts.read())
     }
 
     /// Writes one message (message type) or bytes, waiting for room (S25).
@@ -685,7 +718,20 @@ impl PipeServer {
     /// # Errors
     /// `NoData` when the client is gone, `PipeNotConnected`, `AccessDenied`.
     pub fn write(&self, data: &[u8]) -> Result<()> {
-        self.end()?.write(data)
+        self.end()?.write_deadline(data, self.timeouts.write())
+    }
+
+    /// Sets how long a read waits for data (`None`: as long as it takes),
+    /// after which it fails with `Timeout` (121). For this handle only.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        self.timeouts.set(Some(timeout), None);
+    }
+
+    /// Sets how long a write waits for room (`None`: as long as it takes),
+    /// after which it fails with `Timeout` (121); a message longer than the
+    /// buffer may then have gone in part, and the next write ends it.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.timeouts.set(None, Some(timeout));
     }
 
     /// Waits until the client has read everything written to it (classic
@@ -852,6 +898,7 @@ fn check_read_mode(pipe_type: PipeType, mode: ReadMode) -> Result<()> {
 pub struct PipeClient {
     end: End,
     read_mode: Mutex<ReadMode>,
+    timeouts: Timeouts,
 }
 
 fn decode_kind(pipe_type: u8, access: u8) -> Result<(PipeType, PipeAccess)> {
@@ -905,7 +952,7 @@ impl PipeClient {
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
         let bells = (adopt_bell(client_bell)?, adopt_bell(server_bell)?);
         let end = End::new(conn, chan, seg_fd, owner, (pipe_type, access), false, bells);
-        Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte) })
+        Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte), timeouts: Timeouts::default() })
     }
 
     /// Opens pipe `name`, waiting up to `timeout` for a free instance
@@ -935,7 +982,7 @@ impl PipeClient {
     /// `MoreData`, `BrokenPipe` once the server is gone and all is read,
     /// `PipeNotConnected` after the server disconnected, `AccessDenied`.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
-        self.end.read(buf, *lock(&self.read_mode))
+        self.end.read_deadline(buf, *lock(&self.read_mode), self.timeouts.read())
     }
 
     /// Writes one message (message type) or bytes, waiting for room (S25).
@@ -943,7 +990,20 @@ impl PipeClient {
     /// # Errors
     /// `NoData` when the server end is gone, `PipeNotConnected`, `AccessDenied`.
     pub fn write(&self, data: &[u8]) -> Result<()> {
-        self.end.write(data)
+        self.end.write_deadline(data, self.timeouts.write())
+    }
+
+    /// Sets how long a read waits for data (`None`: as long as it takes),
+    /// after which it fails with `Timeout` (121). For this handle only.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        self.timeouts.set(Some(timeout), None);
+    }
+
+    /// Sets how long a write waits for room (`None`: as long as it takes),
+    /// after which it fails with `Timeout` (121); a message longer than the
+    /// buffer may then have gone in part, and the next write ends it.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.timeouts.set(None, Some(timeout));
     }
 
     /// Looks without consuming (S21).
@@ -1070,7 +1130,7 @@ impl PipeClient {
         let peer = conn.peer_cred()?;
         let bells = (adopt_bell(bell)?, adopt_bell(peer_bell)?);
         let end = End::new(conn, chan, seg_fd, peer, (pipe_type, access), false, bells);
-        Ok(PipeClient { end, read_mode: Mutex::new(read_mode) })
+        Ok(PipeClient { end, read_mode: Mutex::new(read_mode), timeouts: Timeouts::default() })
     }
 }
 
