@@ -822,3 +822,27 @@ fn pipe_s25_read_and_write_timeouts_end_a_wait_and_lose_nothing() {
     client.write(b"again").unwrap();
     assert_eq!(server.read(&mut big).unwrap(), 5);
 }
+
+/// Wine `pipe.c` (PIPE_NOWAIT): in non-blocking mode a read of an empty
+/// pipe fails at once with ERROR_NO_DATA, and a connect with no client with
+/// ERROR_PIPE_LISTENING — the instance then listens, and the next connect
+/// after a client came succeeds.
+#[test]
+fn pipe_s12_wine_test_nowait_read_and_connect_answer_at_once() {
+    let _w = Watchdog::test();
+    let name = unique("nowait");
+    let server = message_pipe().create(&name).unwrap();
+    server.set_nowait(true);
+    assert_eq!(server.connect().unwrap_err().win32(), 536, "no client yet");
+    let client = message_client(&name);
+    server.connect().unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(server.read(&mut buf).unwrap_err().win32(), 232, "nothing to read");
+    client.set_nowait(true);
+    assert_eq!(client.read(&mut buf).unwrap_err().win32(), 232);
+    client.write(b"now").unwrap();
+    assert_eq!(server.read(&mut buf).unwrap(), 3);
+    server.set_nowait(false);
+    server.set_read_timeout(Some(Duration::from_millis(10)));
+    assert_eq!(server.read(&mut buf).unwrap_err().win32(), 121, "blocking again, within its timeout");
+}

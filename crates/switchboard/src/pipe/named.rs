@@ -588,11 +588,28 @@ pub struct PipeServer {
     timeouts: Timeouts,
 }
 
-/// A handle's read and write timeouts (`None`: wait as long as it takes).
+/// A handle's read and write timeouts (`None`: wait as long as it takes),
+/// and whether it is in non-blocking mode (`PIPE_NOWAIT`).
 #[derive(Debug, Default)]
-struct Timeouts(Mutex<(Option<Duration>, Option<Duration>)>);
+struct Timeouts(Mutex<(Option<Duration>, Option<Duration>)>, std::sync::atomic::AtomicBool);
 
 impl Timeouts {
+    fn nowait(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A read of `end`: at once in non-blocking mode (`NoData` when empty,
+    /// as the classic `PIPE_NOWAIT` read), otherwise within the timeout.
+    fn read_on(&self, end: &End, buf: &mut [u8], mode: ReadMode) -> Result<usize> {
+        if !self.nowait() {
+            return end.read_deadline(buf, mode, self.read());
+        }
+        match end.read_deadline(buf, mode, Some(Instant::now())) {
+            Err(Error::Timeout) => Err(Error::NoData),
+            other => other,
+        }
+    }
+
     fn read(&self) -> Option<Instant> {
         lock(&self.0).0.map(|t| Instant::now() + t)
     }
@@ -625,6 +642,12 @@ impl PipeServer {
     /// # Errors
     /// None today; the signature leaves room for the network gateway.
     pub fn connect(&self) -> Result<Connected> {
+        if self.timeouts.nowait() {
+            return self.connect_timeout(Duration::ZERO).map_err(|e| match e {
+                Error::Timeout => Error::PipeListening,
+                other => other,
+            });
+        }
         self.connect_timeout(None)
     }
 
@@ -710,7 +733,7 @@ impl PipeServer {
     /// # Errors
     /// `MoreData`, `BrokenPipe`, `PipeNotConnected`, `AccessDenied`.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
-        self.end()?.read_deadline(buf, *lock(&self.read_mode), self.timeouts.read())
+        self.timeouts.read_on(&*self.end()?, buf, *lock(&self.read_mode))
     }
 
     /// Writes one message (message type) or bytes, waiting for room (S25).
@@ -732,6 +755,14 @@ impl PipeServer {
     /// buffer may then have gone in part, and the next write ends it.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) {
         self.timeouts.set(None, Some(timeout));
+    }
+
+    /// Non-blocking mode (classic `PIPE_NOWAIT`): a read with nothing to
+    /// read fails at once with `NoData` (232), and [`PipeServer::connect`] with no client
+    /// fails at once with `PipeListening` (536) while the instance listens. Writes still wait
+    /// for room (use `try_write` not to).
+    pub fn set_nowait(&self, nowait: bool) {
+        self.timeouts.1.store(nowait, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Waits until the client has read everything written to it (classic
@@ -982,7 +1013,7 @@ impl PipeClient {
     /// `MoreData`, `BrokenPipe` once the server is gone and all is read,
     /// `PipeNotConnected` after the server disconnected, `AccessDenied`.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
-        self.end.read_deadline(buf, *lock(&self.read_mode), self.timeouts.read())
+        self.timeouts.read_on(&self.end, buf, *lock(&self.read_mode))
     }
 
     /// Writes one message (message type) or bytes, waiting for room (S25).
@@ -1004,6 +1035,13 @@ impl PipeClient {
     /// buffer may then have gone in part, and the next write ends it.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) {
         self.timeouts.set(None, Some(timeout));
+    }
+
+    /// Non-blocking mode (classic `PIPE_NOWAIT`): a read with nothing to
+    /// read fails at once with `NoData` (232). Writes still wait
+    /// for room (use `try_write` not to).
+    pub fn set_nowait(&self, nowait: bool) {
+        self.timeouts.1.store(nowait, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Looks without consuming (S21).
