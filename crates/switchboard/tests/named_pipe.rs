@@ -340,16 +340,11 @@ fn pipe_s21_peek_answers_at_once_beside_a_blocked_read() {
     let server = message_pipe().create(&name).unwrap();
     let client = message_client(&name);
     std::thread::scope(|s| {
-        let (tid_tx, tid) = std::sync::mpsc::channel();
-        let server = &server;
-        let reader = s.spawn(move || {
-            tid_tx.send(switchboard_sys::process::tid()).unwrap();
+        let reader = util::spawn_asleep(s, || {
             let mut buf = [0u8; 8];
             let n = server.read(&mut buf).unwrap();
             buf[..n].to_vec()
         });
-        let tid = tid.recv().unwrap();
-        util::eventually("the read is asleep", || util::asleep_in_futex(tid));
         let p = server.peek(&mut [0u8; 4]).unwrap();
         assert_eq!((p.copied, p.available), (0, 0), "nothing yet, and no wait for the read");
         client.write(b"late").unwrap();
@@ -479,14 +474,8 @@ fn pipe_s25_wine_test_a_blocked_write_whose_reader_closes_is_broken_pipe() {
     let client = PipeClient::open(&name).unwrap();
     server.connect().unwrap();
     std::thread::scope(|s| {
-        let (tid_tx, tid) = std::sync::mpsc::channel();
-        let writer = s.spawn(move || {
-            tid_tx.send(switchboard_sys::process::tid()).unwrap();
-            // Far more than the buffer holds: the write waits for room.
-            client.write(&vec![7u8; 1 << 20])
-        });
-        let tid = tid.recv().unwrap();
-        util::eventually("the write waits for room", || util::asleep_in_futex(tid));
+        // Far more than the buffer holds: the write waits for room.
+        let writer = util::spawn_asleep(s, || client.write(&vec![7u8; 1 << 20]));
         drop(server);
         assert_eq!(writer.join().unwrap().unwrap_err().win32(), 109);
     });
@@ -750,14 +739,7 @@ fn pipe_s16_flush_waits_until_the_reader_has_read_everything() {
         server.write(b"reply").unwrap();
     }
     std::thread::scope(|s| {
-        let (tid_tx, tid) = std::sync::mpsc::channel();
-        let server = &server;
-        let flushed = s.spawn(move || {
-            tid_tx.send(switchboard_sys::process::tid()).unwrap();
-            server.flush()
-        });
-        let tid = tid.recv().unwrap();
-        util::eventually("the flush waits", || util::asleep_in_futex(tid));
+        let flushed = util::spawn_asleep(s, || server.flush());
         assert!(!flushed.is_finished(), "nothing was read yet: the flush waits");
         peer.tell("read now");
         peer.expect("read");

@@ -578,6 +578,36 @@ impl Drop for End {
     }
 }
 
+/// The settings every handle of a pipe end has: its read and write
+/// timeouts and non-blocking mode (in a `Timeouts` field named `timeouts`).
+macro_rules! handle_settings {
+    () => {
+        /// Sets how long a read waits for data (`None`: as long as it
+        /// takes), after which it fails with `Timeout` (121). For this
+        /// handle only.
+        pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+            self.timeouts.set(Some(timeout), None);
+        }
+
+        /// Sets how long a write waits for room (`None`: as long as it
+        /// takes), after which it fails with `Timeout` (121); a message
+        /// longer than the buffer may then have gone in part, and the next
+        /// write ends it.
+        pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+            self.timeouts.set(None, Some(timeout));
+        }
+
+        /// Non-blocking mode (classic `PIPE_NOWAIT`): a read with nothing
+        /// to read fails at once with `NoData` (232), and a server's
+        /// [`PipeServer::connect`] with no client fails at once with
+        /// `PipeListening` (536) while the instance listens. Writes still
+        /// wait for room (use `try_write` not to).
+        pub fn set_nowait(&self, nowait: bool) {
+            self.timeouts.1.store(nowait, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+}
+
 /// One server instance of a named pipe.
 #[derive(Debug)]
 pub struct PipeServer {
@@ -744,26 +774,7 @@ impl PipeServer {
         self.end()?.write_deadline(data, self.timeouts.write())
     }
 
-    /// Sets how long a read waits for data (`None`: as long as it takes),
-    /// after which it fails with `Timeout` (121). For this handle only.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
-        self.timeouts.set(Some(timeout), None);
-    }
-
-    /// Sets how long a write waits for room (`None`: as long as it takes),
-    /// after which it fails with `Timeout` (121); a message longer than the
-    /// buffer may then have gone in part, and the next write ends it.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.timeouts.set(None, Some(timeout));
-    }
-
-    /// Non-blocking mode (classic `PIPE_NOWAIT`): a read with nothing to
-    /// read fails at once with `NoData` (232), and [`PipeServer::connect`] with no client
-    /// fails at once with `PipeListening` (536) while the instance listens. Writes still wait
-    /// for room (use `try_write` not to).
-    pub fn set_nowait(&self, nowait: bool) {
-        self.timeouts.1.store(nowait, std::sync::atomic::Ordering::Relaxed);
-    }
+    handle_settings!();
 
     /// Waits until the client has read everything written to it (classic
     /// `FlushFileBuffers`): write, flush, then [`PipeServer::disconnect`]
@@ -1024,25 +1035,7 @@ impl PipeClient {
         self.end.write_deadline(data, self.timeouts.write())
     }
 
-    /// Sets how long a read waits for data (`None`: as long as it takes),
-    /// after which it fails with `Timeout` (121). For this handle only.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
-        self.timeouts.set(Some(timeout), None);
-    }
-
-    /// Sets how long a write waits for room (`None`: as long as it takes),
-    /// after which it fails with `Timeout` (121); a message longer than the
-    /// buffer may then have gone in part, and the next write ends it.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.timeouts.set(None, Some(timeout));
-    }
-
-    /// Non-blocking mode (classic `PIPE_NOWAIT`): a read with nothing to
-    /// read fails at once with `NoData` (232). Writes still wait
-    /// for room (use `try_write` not to).
-    pub fn set_nowait(&self, nowait: bool) {
-        self.timeouts.1.store(nowait, std::sync::atomic::Ordering::Relaxed);
-    }
+    handle_settings!();
 
     /// Looks without consuming (S21).
     ///

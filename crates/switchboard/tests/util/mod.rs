@@ -322,3 +322,20 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
+
+/// Runs `f` on a thread of scope `s` and returns once that thread is
+/// asleep in the kernel (a futex wait): the call `f` makes is really
+/// blocked, with no sleep to guess how long that takes.
+pub fn spawn_asleep<'scope, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    let (tid_tx, tid) = channel();
+    let handle = s.spawn(move || {
+        tid_tx.send(switchboard_sys::process::tid()).expect("the spawner waits for the tid");
+        f()
+    });
+    let tid = tid.recv().expect("the thread started");
+    eventually("the thread is asleep in the kernel", || asleep_in_futex(tid));
+    handle
+}
