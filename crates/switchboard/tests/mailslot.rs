@@ -370,3 +370,42 @@ fn mailslot_doorbell_a_poll_loop_reads_what_writers_in_other_processes_send() {
         w.finish();
     }
 }
+
+/// Wine `mailslot.c` (mailslot_test), call by call: an empty slot's read
+/// times out (121) even into a zero-length buffer; the server cannot
+/// write; two writers' messages and a zero-length one come out in order,
+/// with the info's next size and count after each write and read; a
+/// buffer one byte short is InsufficientBuffer (122) and keeps the message.
+#[test]
+fn mailslot_s08_wine_test_mailslot_info_and_order_call_by_call() {
+    let _w = Watchdog::test();
+    let name = unique("winems");
+    let slot = Mailslot::create(&name, 0, Duration::ZERO).unwrap();
+    assert_eq!(slot.read(&mut []).unwrap_err().win32(), 121, "a zero-length read of an empty slot");
+    let mut buf = [0u8; 16];
+    assert_eq!(slot.read(&mut buf).unwrap_err().win32(), 121);
+    let info = |s: &Mailslot| {
+        let i = s.info().unwrap();
+        (i.next_size, i.count)
+    };
+    assert_eq!(info(&slot), (None, 0));
+    let (w1, w2) = (MailslotClient::open(&name).unwrap(), MailslotClient::open(&name).unwrap());
+    w1.write(b"a").unwrap();
+    assert_eq!(info(&slot), (Some(1), 1));
+    w2.write(b"bc").unwrap();
+    assert_eq!(info(&slot), (Some(1), 2));
+    w2.write(b"").unwrap();
+    assert_eq!(info(&slot), (Some(1), 3));
+    assert_eq!(slot.read(&mut buf).unwrap(), 1);
+    assert_eq!(&buf[..1], b"a");
+    assert_eq!(info(&slot), (Some(2), 2));
+    assert_eq!(slot.read(&mut buf).unwrap(), 2);
+    assert_eq!(&buf[..2], b"bc");
+    assert_eq!(info(&slot), (Some(0), 1), "the zero-length message is next");
+    assert_eq!(slot.read(&mut buf).unwrap(), 0);
+    assert_eq!(info(&slot), (None, 0));
+    assert_eq!(slot.read(&mut buf).unwrap_err().win32(), 121);
+    w1.write(b"xy").unwrap();
+    assert_eq!(slot.read(&mut buf[..1]).unwrap_err().win32(), 122, "one byte short");
+    assert_eq!(info(&slot), (Some(2), 1), "the message stays");
+}
