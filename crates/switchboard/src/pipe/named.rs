@@ -281,6 +281,19 @@ fn registry() -> MutexGuard<'static, HashMap<String, Weak<Pipe>>> {
     PIPES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Names whose last instance this process closed lately, and when. Their
+/// addresses are unbound on close, but a child this process is starting
+/// (between its `fork` and its `exec`) holds copies of every descriptor
+/// for a moment: a create of such a name waits that out instead of calling
+/// the name another process's.
+fn released() -> MutexGuard<'static, HashMap<String, Instant>> {
+    static RELEASED: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Mutex::default);
+    RELEASED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How long a name this process released counts as ours to wait for.
+const RELEASE_MEMORY: Duration = Duration::from_secs(5);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -315,7 +328,8 @@ impl Pipe {
             }
             return Ok(pipe);
         }
-        let retry = previous.is_some();
+        let recently = released().get(name).is_some_and(|at| at.elapsed() < RELEASE_MEMORY);
+        let retry = previous.is_some() || recently;
         let open = bind(open_addr, retry)?;
         let query = bind(query_addr, retry)?;
         let uid = switchboard_sys::process::uid();
@@ -923,8 +937,35 @@ pub struct PipeInfo {
 }
 
 impl Drop for PipeServer {
+    /// The last instance of a name unbinds it here and now, so the name is
+    /// free the moment this returns (Wine's pipe.c: a server closes its last
+    /// instance and creates the name again at once). It must not wait for
+    /// the pipe's last reference: the responder thread holds one for a
+    /// moment while it admits a client, and a name released on that thread
+    /// was still bound when this drop returned (found by a loaded test run).
     fn drop(&mut self) {
-        lock(&self.pipe.state).slots.remove(&self.id);
+        let mut reg = registry();
+        let last = {
+            let mut st = lock(&self.pipe.state);
+            st.slots.remove(&self.id);
+            st.slots.is_empty()
+        };
+        if !last {
+            return;
+        }
+        // A create from now on makes a new pipe of this name.
+        if reg.get(&self.pipe.name).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.pipe))) {
+            reg.remove(&self.pipe.name);
+        }
+        let services = std::mem::take(&mut *lock(&self.pipe.services));
+        {
+            let mut released = released();
+            released.retain(|_, at| at.elapsed() < RELEASE_MEMORY);
+            released.insert(self.pipe.name.clone(), Instant::now());
+        }
+        drop(reg);
+        // Unbinds both addresses and waits until the responder let go of them.
+        drop(services);
     }
 }
 
