@@ -409,3 +409,19 @@ fn mailslot_s08_wine_test_mailslot_info_and_order_call_by_call() {
     assert_eq!(slot.read(&mut buf[..1]).unwrap_err().win32(), 122, "one byte short");
     assert_eq!(info(&slot), (Some(2), 1), "the message stays");
 }
+
+/// A server that closes its mailslot and creates the name again at once
+/// succeeds (as `CreateMailslot` after `CloseHandle` does), round after
+/// round, even while other threads start processes.
+#[test]
+fn mailslot_s02_closing_a_mailslot_frees_the_name_at_once() {
+    let _w = Watchdog::test();
+    let name = unique("msrecreate");
+    for round in 0..60 {
+        let slot = Mailslot::create(&name, 0, Duration::ZERO).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        if round % 2 == 0 {
+            MailslotClient::open(&name).unwrap().write(b"x").unwrap();
+        }
+        drop(slot);
+    }
+}

@@ -381,7 +381,8 @@ impl ShmLinkListener {
     /// As [`ShmLinkListener::bind`].
     pub fn bind_with_acl(name: &str, acl: &Acl) -> Result<ShmLinkListener> {
         let (_, addr) = link_address(name)?;
-        let listener = rendezvous::bind(&addr)?.ok_or_else(|| Error::Io(std::io::ErrorKind::AddrInUse.into()))?;
+        let listener =
+            rendezvous::bind_server(&addr)?.ok_or_else(|| Error::Io(std::io::ErrorKind::AddrInUse.into()))?;
         let pending = Arc::new(Backlog::new(Family::LINK, link_grant));
         let acl = acl.clone().with_owner(switchboard_sys::process::uid());
         let service = Service::start(Family::LINK, Arc::new(listener), acl, pending.clone())?;

@@ -208,7 +208,7 @@ impl MailslotOptions {
     pub fn create(&self, name: &str) -> Result<Mailslot> {
         let folded = local_name(name)?;
         let addr = mailslot_address(&folded);
-        let Some(listener) = rendezvous::bind(&addr)? else { return Err(Error::AlreadyExists(folded)) };
+        let Some(listener) = rendezvous::bind_server(&addr)? else { return Err(Error::AlreadyExists(folded)) };
         let max = match self.max_message_size {
             0 => ANY_SIZE_LIMIT,
             n if n > LARGEST_MAX => ANY_SIZE_LIMIT,

@@ -281,19 +281,6 @@ fn registry() -> MutexGuard<'static, HashMap<String, Weak<Pipe>>> {
     PIPES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Names whose last instance this process closed lately, and when. Their
-/// addresses are unbound on close, but a child this process is starting
-/// (between its `fork` and its `exec`) holds copies of every descriptor
-/// for a moment: a create of such a name waits that out instead of calling
-/// the name another process's.
-fn released() -> MutexGuard<'static, HashMap<String, Instant>> {
-    static RELEASED: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Mutex::default);
-    RELEASED.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How long a name this process released counts as ours to wait for.
-const RELEASE_MEMORY: Duration = Duration::from_secs(5);
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -307,7 +294,7 @@ fn ring_capacity(hint: usize) -> usize {
 fn bind(addr: &[u8], retry: bool) -> Result<Listener> {
     let until = Instant::now() + Duration::from_secs(2);
     loop {
-        match rendezvous::bind(addr)? {
+        match rendezvous::bind_server(addr)? {
             Some(l) => return Ok(l),
             None if retry && Instant::now() < until => std::thread::yield_now(),
             None => return Err(Error::AccessDenied("the pipe name is held by another process".into())),
@@ -328,8 +315,7 @@ impl Pipe {
             }
             return Ok(pipe);
         }
-        let recently = released().get(name).is_some_and(|at| at.elapsed() < RELEASE_MEMORY);
-        let retry = previous.is_some() || recently;
+        let retry = previous.is_some();
         let open = bind(open_addr, retry)?;
         let query = bind(query_addr, retry)?;
         let uid = switchboard_sys::process::uid();
@@ -958,11 +944,6 @@ impl Drop for PipeServer {
             reg.remove(&self.pipe.name);
         }
         let services = std::mem::take(&mut *lock(&self.pipe.services));
-        {
-            let mut released = released();
-            released.retain(|_, at| at.elapsed() < RELEASE_MEMORY);
-            released.insert(self.pipe.name.clone(), Instant::now());
-        }
         drop(reg);
         // Unbinds both addresses and waits until the responder let go of them.
         drop(services);

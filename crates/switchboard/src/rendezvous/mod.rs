@@ -160,6 +160,41 @@ struct Entry {
 /// A named server: while it lives, the responder admits its clients.
 pub(crate) struct Service {
     token: u64,
+    /// The address this service's name owns, when it is one a server
+    /// binds alone (pipes, mailslots, links, hand-off points — not objects,
+    /// whose holders share one listener): remembered as released here when
+    /// the service ends (see [`bind_server`]).
+    owned: Option<Vec<u8>>,
+}
+
+/// Addresses of server names this process released lately, and when.
+fn released() -> std::sync::MutexGuard<'static, std::collections::HashMap<Vec<u8>, Instant>> {
+    static RELEASED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Vec<u8>, Instant>>> =
+        std::sync::LazyLock::new(Default::default);
+    RELEASED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How long a server name this process released counts as its own.
+const RELEASE_MEMORY: Duration = Duration::from_secs(5);
+/// How long [`bind_server`] waits for such a name to come free.
+const RELEASE_GRACE: Duration = Duration::from_secs(2);
+
+/// Binds `addr` for a server that owns its name alone; `None` when another
+/// socket holds it. A name this process released in the last few seconds
+/// is waited for (up to [`RELEASE_GRACE`]): its service unbound it
+/// synchronously, but a child this process is starting holds copies of
+/// every descriptor between its `fork` and its `exec`, and a server that
+/// closes its name and creates it again at once (as classic servers do in
+/// a loop) must not take that copy for another process's name.
+pub(crate) fn bind_server(addr: &[u8]) -> Result<Option<Listener>> {
+    let ours = released().get(addr).is_some_and(|at| at.elapsed() < RELEASE_MEMORY);
+    let until = Instant::now() + RELEASE_GRACE;
+    loop {
+        match bind(addr)? {
+            None if ours && Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+            other => return Ok(other),
+        }
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -184,9 +219,10 @@ impl Service {
     /// When the responder cannot start or watch the listener (out of
     /// descriptors or threads).
     pub fn start(family: Family, listener: Arc<Listener>, acl: Acl, handler: Arc<dyn Handler>) -> Result<Service> {
+        let owned = (family != Family::OBJECT).then(|| listener.name().ok()).flatten();
         let entry = Entry { family, listener, acl, handler };
         let token = responder::get()?.add(entry)?;
-        Ok(Service { token })
+        Ok(Service { token, owned })
     }
 }
 
@@ -194,6 +230,11 @@ impl Drop for Service {
     fn drop(&mut self) {
         if let Ok(r) = responder::get() {
             r.remove(self.token);
+        }
+        if let Some(addr) = self.owned.take() {
+            let mut released = released();
+            released.retain(|_, at| at.elapsed() < RELEASE_MEMORY);
+            released.insert(addr, Instant::now());
         }
     }
 }

@@ -418,7 +418,7 @@ impl HandOff {
     pub fn bind_with_acl(name: &str, acl: &crate::namespace::Acl) -> Result<HandOff> {
         let (scope, key) = crate::name::Name::parse_object(name)?;
         let addr = rendezvous::address(Family::SOCKET, scope, &key);
-        let listener = rendezvous::bind(&addr)?.ok_or_else(|| Error::AlreadyExists(name.to_owned()))?;
+        let listener = rendezvous::bind_server(&addr)?.ok_or_else(|| Error::AlreadyExists(name.to_owned()))?;
         let backlog = Arc::new(Backlog::new(Family::SOCKET, || Some((Vec::new(), ()))));
         let acl = acl.clone().with_owner(switchboard_sys::process::uid());
         let service = Service::start(Family::SOCKET, Arc::new(listener), acl, backlog.clone())?;
