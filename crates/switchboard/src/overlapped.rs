@@ -113,6 +113,9 @@ struct State {
     queued: VecDeque<(u64, Op)>,
     /// The operation running now, and whether it was cancelled.
     running: Option<(u64, bool)>,
+    /// Whether the running operation is a write (which waits for room as
+    /// long as the reader lives, and is not cut short by a cancel).
+    writing: bool,
     /// Finished operations' results, by overlapped id, until taken.
     done: HashMap<u64, Result<Vec<u8>>>,
     closing: bool,
@@ -130,14 +133,18 @@ impl Shared {
     }
 }
 
-/// A source bound to a port (see the module docs). Dropping it stops its
-/// I/O thread once the running operation ends (within [`CANCEL_SLICE`]
-/// for a read); operations still queued complete as cancelled.
+/// A source bound to a port (see the module docs). Dropping it cancels a
+/// running read and waits for it (within [`CANCEL_SLICE`]); a running
+/// write is not waited for — it ends when its reader reads or leaves, and
+/// only then is the source closed. Operations still queued complete as
+/// cancelled.
 #[derive(Debug)]
 pub struct Association<S: Source> {
     source: Arc<S>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    port: Arc<Port>,
+    key: u64,
 }
 
 impl Port {
@@ -155,7 +162,7 @@ impl Port {
             .name("switchboard-overlapped".into())
             .spawn(move || run(&*src, &sh, &port, key))
             .map_err(Error::Io)?;
-        Ok(Association { source, shared, thread: Some(thread) })
+        Ok(Association { source, shared, thread: Some(thread), port: self.clone(), key })
     }
 }
 
@@ -199,9 +206,10 @@ impl<S: Source> Association<S> {
         self.shared.lock().done.remove(&overlapped)
     }
 
-    /// Cancels operation `overlapped` (classic `CancelIoEx`): queued or
-    /// running, it completes with `OperationAborted` (995) — its packet
-    /// still arrives. Returns whether there was such an operation to cancel.
+    /// Cancels operation `overlapped` (classic `CancelIoEx`): a queued
+    /// operation or a running read completes with `OperationAborted` (995)
+    /// — its packet still arrives; a write already running completes as it
+    /// would have. Returns whether there was such an operation to cancel.
     pub fn cancel(&self, overlapped: u64) -> bool {
         let mut st = self.shared.lock();
         if let Some(at) = st.queued.iter().position(|(id, _)| *id == overlapped) {
@@ -236,6 +244,12 @@ impl<S: Source> Drop for Association<S> {
                 *cancelled = true;
             }
             self.shared.changed.notify_all();
+            if st.writing {
+                // Detached: it finishes the write, posts it, and ends; what
+                // is queued behind it completes now.
+                close_queued(&mut st, &self.port, self.key);
+                return;
+            }
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -250,11 +264,12 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
         let (id, op) = {
             let mut st = shared.lock();
             loop {
+                if st.closing {
+                    close_queued(&mut st, port, key);
+                    return;
+                }
                 if let Some(next) = st.queued.pop_front() {
                     break next;
-                }
-                if st.closing {
-                    return;
                 }
                 st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
@@ -264,7 +279,11 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
             let _ = port.post(0, key, id);
             continue;
         }
-        shared.lock().running = Some((id, false));
+        {
+            let mut st = shared.lock();
+            st.running = Some((id, false));
+            st.writing = matches!(op, Op::Write(_));
+        }
         let result = match op {
             Op::Read(len) => read(source, shared, len),
             Op::Write(data) => source.write_all(&data).map(|()| (data.len(), Vec::new())),
@@ -277,19 +296,20 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
         {
             let mut st = shared.lock();
             st.running = None;
+            st.writing = false;
             st.done.insert(id, outcome);
         }
         let _ = port.post(u32::try_from(bytes).unwrap_or(u32::MAX), key, id);
-        // Queued operations of a closing association complete as cancelled.
-        let mut st = shared.lock();
-        if st.closing {
-            let rest: Vec<u64> = st.queued.drain(..).map(|(id, _)| id).collect();
-            for id in rest {
-                st.done.insert(id, Err(Error::OperationAborted));
-                let _ = port.post(0, key, id);
-            }
-            return;
+    }
+}
+
+/// A closing association's queued operations complete as cancelled.
+fn close_queued(st: &mut State, port: &Port, key: u64) {
+    for (id, op) in st.queued.drain(..).collect::<Vec<_>>() {
+        if !matches!(op, Op::Cancelled) {
+            st.done.insert(id, Err(Error::OperationAborted));
         }
+        let _ = port.post(0, key, id);
     }
 }
 

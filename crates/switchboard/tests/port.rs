@@ -509,3 +509,31 @@ fn port_s11_overlapped_mailslot_reads_complete_on_the_port() {
     assert_eq!(io.take(77).unwrap().unwrap(), b"posted by mail");
     assert!(io.source().info().is_ok(), "the source stays usable");
 }
+
+/// Dropping an association never hangs: a write waiting for a reader that
+/// does not read is left to finish on its own (the packet comes when the
+/// reader leaves), and operations still queued complete as cancelled.
+#[test]
+fn port_s11_dropping_an_association_never_waits_for_a_stuck_write() {
+    use switchboard::pipe::named::{PipeClient, PipeOptions};
+    let _w = Watchdog::test();
+    let name = unique("s11drop");
+    let port = std::sync::Arc::new(Port::create(None, 1).unwrap());
+    let server = PipeOptions::new().buffer(4096).create(&name).unwrap();
+    let client = PipeClient::open(&name).unwrap();
+    server.connect().unwrap();
+    let io = port.associate(server, 1).unwrap();
+    // Far more than the buffer holds, and the client does not read.
+    io.write(vec![3u8; 1 << 20], 10).unwrap();
+    io.read(16, 11).unwrap();
+    util::eventually("the write started (it cannot finish: nobody reads)", || {
+        client.peek(&mut []).is_ok_and(|p| p.available > 0)
+    });
+    drop(io);
+    drop(client);
+    // Both complete: the queued read as cancelled, the write as broken
+    // once its reader left.
+    let mut ids: Vec<(u64, u32)> = (0..2).map(|_| port.get(LONG).unwrap()).map(|p| (p.overlapped, p.bytes)).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [(10, 0), (11, 0)]);
+}
