@@ -13,9 +13,11 @@
 //! | Named mutex | [`sync::Mutex`] | futex word holding the owner tid; death by `kill(tid, 0)` |
 //! | Named semaphore | [`sync::Semaphore`] | futex word holding the count |
 //! | Named event | [`sync::Event`] | futex word: signalled bit + pulse generation |
-//! | Wait on several | [`sync::wait_any`], [`sync::wait_all`] | `futex_waitv` |
+//! | Waitable timer | [`sync::Timer`] | due time on `CLOCK_MONOTONIC` in shared memory; waiters sleep until it |
+//! | Wait on several, signal and wait | [`sync::wait_any`], [`sync::wait_all`], [`sync::signal_and_wait`] | `futex_waitv` |
 //! | Shared-memory and stream links | [`link::ShmLink`], [`link::StreamLink`] | byte rings in a memfd, futex wake-ups; framed Unix/TCP streams |
 //! | Completion ports | [`port::Port`] | packet queue in shared memory, LIFO consumer release |
+//! | Overlapped I/O on a port | [`port::Port::associate`], [`overlapped::Association`] | an I/O thread per association posts each completion |
 //! | Anonymous pipes | [`pipe::anon`] | kernel pipes, close-on-exec, child stdio |
 //! | Named pipes | [`pipe::named`] | abstract-socket rendezvous, data in a shared-memory link |
 //! | Mailslots | [`mailslot`] | multi-writer queue in shared memory, robust-futex life token; UDP broadcast |
