@@ -309,11 +309,14 @@ impl<'a, M: RingMem> Ring<'a, M> {
         !matches!(self.available(st), Ok(0))
     }
 
-    /// Whether `len` bytes of payload would fit now (for wait loops).
+    /// Whether `len` bytes of payload would fit now (for wait loops). An
+    /// impossible consumer index also ends the wait, so that the push then
+    /// reports it as `Corrupt` instead of waiting for room that never comes.
     pub fn has_room(&self, st: &ProducerState, len: usize) -> bool {
         let head = self.ctl.head.load(Ordering::SeqCst);
         let need = (RECORD_HEADER + align8(len)) as u64;
-        self.cap.saturating_sub(st.tail.wrapping_sub(head)) >= need || self.is_closed()
+        let used = st.tail.wrapping_sub(head);
+        used > self.cap || self.cap - used >= need || self.is_closed()
     }
 
     /// The record at `pos` (`avail` bytes published from there): its
@@ -654,6 +657,7 @@ mod tests {
         assert!(matches!(ring.try_pop(&mut c, &mut Vec::new()), Err(RingError::Corrupt(_))));
         // A consumer index ahead of the producer's.
         ctl.head.store(1 << 50, Ordering::SeqCst);
+        assert!(ring.has_room(&p, 1), "a waiting producer stops waiting, and its push says why");
         assert!(matches!(ring.try_push(&mut p, &[1], false), Err(RingError::Corrupt(_))));
     }
 
