@@ -289,24 +289,15 @@ fn ring_capacity(hint: usize) -> usize {
     hint.clamp(4096, 16 << 20).next_power_of_two()
 }
 
-/// Binds `addr`; `retry` when our own previous service for this name may
-/// still be closing its listeners.
-fn bind(addr: &[u8], retry: bool) -> Result<Listener> {
-    let until = Instant::now() + Duration::from_secs(2);
-    loop {
-        match rendezvous::bind_server(addr)? {
-            Some(l) => return Ok(l),
-            None if retry && Instant::now() < until => std::thread::yield_now(),
-            None => return Err(Error::AccessDenied("the pipe name is held by another process".into())),
-        }
-    }
+/// Binds `addr` (a name this process just released is waited for there).
+fn bind(addr: &[u8]) -> Result<Listener> {
+    rendezvous::bind_server(addr)?.ok_or_else(|| Error::AccessDenied("the pipe name is held by another process".into()))
 }
 
 impl Pipe {
     fn find_or_bind(name: &str, open_addr: &[u8], query_addr: &[u8], opts: &PipeOptions) -> Result<Arc<Pipe>> {
         let mut reg = registry();
-        let previous = reg.get(name);
-        if let Some(pipe) = previous.and_then(Weak::upgrade) {
+        if let Some(pipe) = reg.get(name).and_then(Weak::upgrade) {
             if opts.first_instance {
                 return Err(Error::AccessDenied("first_instance: the pipe already exists".into()));
             }
@@ -315,9 +306,8 @@ impl Pipe {
             }
             return Ok(pipe);
         }
-        let retry = previous.is_some();
-        let open = bind(open_addr, retry)?;
-        let query = bind(query_addr, retry)?;
+        let open = bind(open_addr)?;
+        let query = bind(query_addr)?;
         let uid = switchboard_sys::process::uid();
         let mut opts = opts.clone();
         opts.acl = opts.acl.with_owner(uid);
@@ -603,7 +593,7 @@ macro_rules! handle_settings {
         /// `PipeListening` (536) while the instance listens. Writes still
         /// wait for room (use `try_write` not to).
         pub fn set_nowait(&self, nowait: bool) {
-            self.timeouts.1.store(nowait, std::sync::atomic::Ordering::Relaxed);
+            self.timeouts.set_nowait(nowait);
         }
     };
 }
@@ -621,11 +611,18 @@ pub struct PipeServer {
 /// A handle's read and write timeouts (`None`: wait as long as it takes),
 /// and whether it is in non-blocking mode (`PIPE_NOWAIT`).
 #[derive(Debug, Default)]
-struct Timeouts(Mutex<(Option<Duration>, Option<Duration>)>, std::sync::atomic::AtomicBool);
+struct Timeouts {
+    read_write: Mutex<(Option<Duration>, Option<Duration>)>,
+    nowait: std::sync::atomic::AtomicBool,
+}
 
 impl Timeouts {
     fn nowait(&self) -> bool {
-        self.1.load(std::sync::atomic::Ordering::Relaxed)
+        self.nowait.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_nowait(&self, nowait: bool) {
+        self.nowait.store(nowait, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A read of `end`: at once in non-blocking mode (`NoData` when empty,
@@ -641,13 +638,13 @@ impl Timeouts {
     }
 
     fn read(&self) -> Option<Instant> {
-        lock(&self.0).0.map(|t| Instant::now() + t)
+        lock(&self.read_write).0.map(|t| Instant::now() + t)
     }
     fn write(&self) -> Option<Instant> {
-        lock(&self.0).1.map(|t| Instant::now() + t)
+        lock(&self.read_write).1.map(|t| Instant::now() + t)
     }
     fn set(&self, read: Option<Option<Duration>>, write: Option<Option<Duration>>) {
-        let mut t = lock(&self.0);
+        let mut t = lock(&self.read_write);
         if let Some(r) = read {
             t.0 = r;
         }
