@@ -176,15 +176,8 @@ fn sleep_loop(
         let words: Vec<(&AtomicU32, u32)> = objs.iter().map(|o| o.sleep_word()).collect();
         let got = attempt();
         if got.is_none() {
-            let until = sleep_until(deadline, poll);
             let due = objs.iter().filter_map(|o| o.wake_at()).min();
-            sleep_on(
-                &words,
-                match (until, due) {
-                    (Some(u), Some(d)) => Some(u.min(d)),
-                    (u, d) => u.or(d),
-                },
-            );
+            sleep_on(&words, [sleep_until(deadline, poll), due].into_iter().flatten().min());
         }
         objs.iter().for_each(|o| {
             o.waiters().fetch_sub(1, Ordering::SeqCst);
