@@ -101,9 +101,6 @@ impl Source for Mailslot {
 enum Op {
     Read(usize),
     Write(Vec<u8>),
-    /// Cancelled while queued: its result is recorded; only its packet is
-    /// left to post.
-    Cancelled,
 }
 
 /// What the I/O thread and the association share.
@@ -215,9 +212,8 @@ impl<S: Source> Association<S> {
         if let Some(at) = st.queued.iter().position(|(id, _)| *id == overlapped) {
             st.queued.remove(at);
             st.done.insert(overlapped, Err(Error::OperationAborted));
-            // The packet: posted by the I/O thread, which owns the port.
-            st.queued.push_front((overlapped, Op::Cancelled));
-            self.shared.changed.notify_all();
+            drop(st);
+            let _ = self.port.post(0, self.key, overlapped);
             return true;
         }
         match &mut st.running {
@@ -247,7 +243,8 @@ impl<S: Source> Drop for Association<S> {
             if st.writing {
                 // Detached: it finishes the write, posts it, and ends; what
                 // is queued behind it completes now.
-                close_queued(&mut st, &self.port, self.key);
+                drop(st);
+                close_queued(&self.shared, &self.port, self.key);
                 return;
             }
         }
@@ -265,7 +262,8 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
             let mut st = shared.lock();
             loop {
                 if st.closing {
-                    close_queued(&mut st, port, key);
+                    drop(st);
+                    close_queued(shared, port, key);
                     return;
                 }
                 if let Some(next) = st.queued.pop_front() {
@@ -274,11 +272,6 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
                 st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         };
-        // A cancelled queued operation: its result is recorded; post it.
-        if matches!(op, Op::Cancelled) {
-            let _ = port.post(0, key, id);
-            continue;
-        }
         {
             let mut st = shared.lock();
             st.running = Some((id, false));
@@ -287,7 +280,6 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
         let result = match op {
             Op::Read(len) => read(source, shared, len),
             Op::Write(data) => source.write_all(&data).map(|()| (data.len(), Vec::new())),
-            Op::Cancelled => unreachable!("posted above"),
         };
         let (bytes, outcome) = match result {
             Ok((n, data)) => (n, Ok(data)),
@@ -303,12 +295,18 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
     }
 }
 
-/// A closing association's queued operations complete as cancelled.
-fn close_queued(st: &mut State, port: &Port, key: u64) {
-    for (id, op) in st.queued.drain(..).collect::<Vec<_>>() {
-        if !matches!(op, Op::Cancelled) {
+/// A closing association's queued operations complete as cancelled (posted
+/// with the state unlocked: a full port may make a post wait).
+fn close_queued(shared: &Shared, port: &Port, key: u64) {
+    let ids: Vec<u64> = {
+        let mut st = shared.lock();
+        let ids: Vec<u64> = st.queued.drain(..).map(|(id, _)| id).collect();
+        for &id in &ids {
             st.done.insert(id, Err(Error::OperationAborted));
         }
+        ids
+    };
+    for id in ids {
         let _ = port.post(0, key, id);
     }
 }
