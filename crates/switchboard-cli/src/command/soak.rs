@@ -141,7 +141,7 @@ pub fn run(minutes: f64, workers: usize, seed: Option<u64>) -> anyhow::Result<Ex
             next_progress += every;
             let rss = rss_kib(std::process::id());
             rss_samples.push((started.elapsed(), rss));
-            let total: HashMap<u64, Acked> = servers.acked_snapshot(&acked);
+            let total: HashMap<u64, Acked> = snapshot(&acked);
             let sums = sum_acked(&total);
             note!(
                 "soak: {:>4.0}s  acknowledged mailslot {} port {} pipe {} link {} increments {}  kills {kills}  rss {rss} KiB",
@@ -166,7 +166,7 @@ pub fn run(minutes: f64, workers: usize, seed: Option<u64>) -> anyhow::Result<Ex
     }
     // Everything acknowledged is in a queue or on its way: give the servers
     // time to take it.
-    let acked = servers.acked_snapshot(&acked);
+    let acked = snapshot(&acked);
     let settle = Instant::now() + Duration::from_secs(30);
     while !all_arrived(&acked, &received) && Instant::now() < settle {
         std::thread::sleep(Duration::from_millis(20));
@@ -263,6 +263,11 @@ fn sum_acked(all: &HashMap<u64, Acked>) -> Acked {
 
 fn all_arrived(acked: &HashMap<u64, Acked>, received: &Received) -> bool {
     acked.iter().all(|(&w, a)| (0..CARRIERS.len()).all(|c| received.track(w, c).next >= a.sent[c]))
+}
+
+/// What the workers have acknowledged so far.
+fn snapshot(acked: &StdMutex<HashMap<u64, Acked>>) -> HashMap<u64, Acked> {
+    acked.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// xorshift64*: the kill schedule repeats for a seed.
@@ -407,10 +412,6 @@ impl Servers {
             });
         }));
         Ok(Servers { threads, _mutex: mutex, counter })
-    }
-
-    fn acked_snapshot(&self, acked: &Arc<StdMutex<HashMap<u64, Acked>>>) -> HashMap<u64, Acked> {
-        acked.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Joins the server threads (the caller raised `stop`) and reads the
