@@ -30,7 +30,7 @@ use crate::ring::{
 };
 use crate::ring::{RingMem, WaitMode, Waited, MIN_CAPACITY, RECORD_HEADER};
 use crate::segment::{Kind, Segment, SegmentError, Shared};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use switchboard_sys::{AsFd, OwnedFd};
 
 const INFO_OFFSET: usize = 64;
@@ -351,6 +351,18 @@ impl Queue {
     pub fn wait_message(&self, st: &ConsumerState, deadline: Option<Instant>, mode: WaitMode) -> bool {
         let ring = self.ring();
         wait_ready(&mut || ring.has_data(st), ring.data_signal(), mode, deadline)
+    }
+
+    /// The queue as an object to wait on without reading (see
+    /// [`Ring::watch_signal`]): (word, count of its sleepers).
+    pub fn watch_signal(&self) -> (&AtomicU32, &AtomicU32) {
+        let ctl: &RingCtl = self.seg.object_at(CTL_OFFSET).expect("inside the checked layout");
+        Ring::new(ctl, Mem(&self.seg), self.capacity).expect("capacity checked").watch_signal()
+    }
+
+    /// Whether a message is queued past `st`.
+    pub fn has_message(&self, st: &ConsumerState) -> bool {
+        self.ring().has_data(st)
     }
 
     /// The reader's starting position.

@@ -535,6 +535,18 @@ impl Channel {
         Ok(out)
     }
 
+    /// The inbound ring's watch signal (see [`Ring::watch_signal`]).
+    pub fn watch_signal(&self) -> (&AtomicU32, &AtomicU32) {
+        self.inbound().0.watch_signal()
+    }
+
+    /// Whether a read would not wait: data, or the channel's end (closed
+    /// or disconnected), is there.
+    pub fn readable(&self) -> bool {
+        let (ring, _) = self.inbound();
+        self.has_data() || ring.is_closed() || self.disconnected()
+    }
+
     /// Whether this holder could read now without waiting (for polling).
     pub fn has_data(&self) -> bool {
         let (ring, _) = self.inbound();

@@ -116,6 +116,11 @@ pub struct PortCtl {
     /// arms, takes it back at its next get). Posters ring the bell while it
     /// is non-zero; one left by a dead consumer costs a ring per post.
     bells: AtomicU32,
+    /// Bumped when a packet joins the queue or the port closes, while
+    /// `watchers` (threads waiting on the port as an object, without
+    /// taking a packet) is non-zero; they sleep on it.
+    watch_seq: AtomicU32,
+    watchers: AtomicU32,
     head: AtomicU64,
     tail: AtomicU64,
     stamp: AtomicU64,
@@ -293,6 +298,29 @@ impl<M: PortMem> PortQueue<M> {
         self.ctl().bells.load(Ordering::SeqCst) != 0
     }
 
+    /// The port as an object to wait on, without taking a packet (the
+    /// classic wait on a port handle): (word to sleep on, count of its
+    /// sleepers). Register in the count, *then* read the word, *then* look
+    /// at [`PortQueue::signalled`]: a post queues, *then* bumps the word
+    /// if the count is non-zero (both `SeqCst`).
+    pub fn watch_signal(&self) -> (&AtomicU32, &AtomicU32) {
+        (&self.ctl().watch_seq, &self.ctl().watchers)
+    }
+
+    /// Whether a wait on the port as an object is satisfied: a packet is
+    /// queued, or the port is closed (a get would not wait).
+    pub fn signalled(&self) -> bool {
+        self.queued() > 0 || self.is_closed()
+    }
+
+    fn wake_watchers(&self) {
+        let ctl = self.ctl();
+        if ctl.watchers.load(Ordering::SeqCst) != 0 {
+            ctl.watch_seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&ctl.watch_seq, i32::MAX as u32);
+        }
+    }
+
     /// Whether the port was closed.
     pub fn is_closed(&self) -> bool {
         self.ctl().closed.load(Ordering::SeqCst) != 0
@@ -441,6 +469,7 @@ impl<M: PortMem> PortQueue<M> {
                     self.slot(tail).store(p);
                     // Published only after the packet is written (crash-consistent).
                     ctl.tail.store(tail.wrapping_add(1), Ordering::SeqCst);
+                    self.wake_watchers();
                     return Ok(());
                 }
             }
@@ -631,6 +660,7 @@ impl<M: PortMem> PortQueue<M> {
     fn close_locked(&self) {
         let ctl = self.ctl();
         ctl.closed.store(1, Ordering::SeqCst);
+        self.wake_watchers();
         // Posters waiting for room learn of it at once too.
         ctl.space_seq.fetch_add(1, Ordering::SeqCst);
         futex::wake(&ctl.space_seq, i32::MAX as u32);
@@ -696,6 +726,8 @@ impl PortQueue<HeapPort> {
             space_waiters: AtomicU32::new(0),
             space_seq: AtomicU32::new(0),
             bells: AtomicU32::new(0),
+            watch_seq: AtomicU32::new(0),
+            watchers: AtomicU32::new(0),
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
             stamp: AtomicU64::new(0),

@@ -60,7 +60,10 @@ pub struct RingCtl {
     _pad1: [u64; 7],
     data_seq: AtomicU32,
     consumer_waiting: AtomicU32,
-    _pad2: [u32; 14],
+    /// Threads waiting for the ring to become readable without reading
+    /// (a wait on a pipe end as an object); the producer wakes them all.
+    watchers: AtomicU32,
+    _pad2: [u32; 13],
     space_seq: AtomicU32,
     producer_waiting: AtomicU32,
     closed: AtomicU32,
@@ -82,7 +85,8 @@ impl RingCtl {
             _pad1: [0; 7],
             data_seq: AtomicU32::new(0),
             consumer_waiting: AtomicU32::new(0),
-            _pad2: [0; 14],
+            watchers: AtomicU32::new(0),
+            _pad2: [0; 13],
             space_seq: AtomicU32::new(0),
             producer_waiting: AtomicU32::new(0),
             closed: AtomicU32::new(0),
@@ -278,9 +282,11 @@ impl<'a, M: RingMem> Ring<'a, M> {
         // SYNC: SeqCst (a Release) pairs with the consumer's load of tail, and
         // orders against its store of consumer_waiting (Dekker).
         self.ctl.tail.store(st.tail, Ordering::SeqCst);
-        if self.ctl.consumer_waiting.load(Ordering::SeqCst) & SLEEPING != 0 {
+        let sleeping = self.ctl.consumer_waiting.load(Ordering::SeqCst) & SLEEPING != 0;
+        let watched = self.ctl.watchers.load(Ordering::SeqCst) != 0;
+        if sleeping || watched {
             self.ctl.data_seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake(&self.ctl.data_seq, 1);
+            futex::wake(&self.ctl.data_seq, if watched { u32::MAX >> 1 } else { 1 });
         }
         Ok(true)
     }
@@ -414,6 +420,17 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// The consumer's sleep: (flag to raise, word to sleep on).
     pub fn data_signal(&self) -> (&AtomicU32, &AtomicU32) {
         (&self.ctl.consumer_waiting, &self.ctl.data_seq)
+    }
+
+    /// A wait for data without reading it (a pipe end waited on as an
+    /// object): (word to sleep on, count of such waiters). Register in the
+    /// count, *then* read the word, *then* look for data; the producer
+    /// publishes, *then* bumps the word and wakes every watcher if the
+    /// count is non-zero (both `SeqCst`). The consumer's own flag is not
+    /// touched, so a watcher and a blocked read never hide a wake from
+    /// each other.
+    pub fn watch_signal(&self) -> (&'a AtomicU32, &'a AtomicU32) {
+        (&self.ctl.data_seq, &self.ctl.watchers)
     }
 
     /// Arms (`true`) or disarms the consumer's doorbell. While armed, the

@@ -28,6 +28,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::sync::futex::WatchWord;
 use crate::sync::{AtomicU32, Ordering};
 
 /// How often a waiter on an object with an owner re-checks that the owner
@@ -61,6 +62,16 @@ pub trait Waitable {
     fn sleep_word(&self) -> (&AtomicU32, u32);
     /// The count of sleeping waiters, so that releasers can skip the wake.
     fn waiters(&self) -> &AtomicU32;
+    /// A second word to sleep on, which this process may only read (a
+    /// peer's life token: its death makes a pipe end signalled), and the
+    /// value it holds while nothing changed.
+    fn watch_word(&self) -> Option<(WatchWord<'_>, u32)> {
+        None
+    }
+    /// Called after the waiter registered in [`Waitable::waiters`] and
+    /// before it reads its words and looks again: an object whose word is
+    /// changed by a helper (a descriptor's readiness) arms the helper here.
+    fn prepare_sleep(&self) {}
     /// Whether a sleeping waiter must wake periodically to detect a dead owner.
     fn has_owner(&self) -> bool {
         false
@@ -120,8 +131,9 @@ fn take_first(objs: &[&dyn Waitable], armed: &[u32]) -> Option<Signaled> {
 /// Waits until any object can be taken and takes the lowest-indexed one.
 ///
 /// # Panics
-/// If `objs` is empty or longer than [`switchboard_sys::futex::WAITV_MAX`]
-/// (callers validate this and return `InvalidParameter`).
+/// If `objs` is empty or longer than half of
+/// [`switchboard_sys::futex::WAITV_MAX`] (each object may bring two words;
+/// callers validate this and return `InvalidParameter`).
 pub fn wait_any(objs: &[&dyn Waitable], deadline: Option<Instant>) -> Signaled {
     let armed: Vec<u32> = objs.iter().map(|o| o.arm()).collect();
     sleep_loop(objs, deadline, || take_first(objs, &armed))
@@ -161,7 +173,7 @@ fn sleep_loop(
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Option<Signaled>,
 ) -> Signaled {
-    assert!(!objs.is_empty() && objs.len() <= switchboard_sys::futex::WAITV_MAX);
+    assert!(!objs.is_empty() && 2 * objs.len() <= switchboard_sys::futex::WAITV_MAX);
     let poll = objs.iter().any(|o| o.has_owner());
     loop {
         if let Some(s) = attempt() {
@@ -172,12 +184,14 @@ fn sleep_loop(
         }
         objs.iter().for_each(|o| {
             o.waiters().fetch_add(1, Ordering::SeqCst);
+            o.prepare_sleep();
         });
         let words: Vec<(&AtomicU32, u32)> = objs.iter().map(|o| o.sleep_word()).collect();
+        let watches: Vec<(WatchWord<'_>, u32)> = objs.iter().filter_map(|o| o.watch_word()).collect();
         let got = attempt();
         if got.is_none() {
             let due = objs.iter().filter_map(|o| o.wake_at()).min();
-            sleep_on(&words, [sleep_until(deadline, poll), due].into_iter().flatten().min());
+            sleep_on(&words, &watches, [sleep_until(deadline, poll), due].into_iter().flatten().min());
         }
         objs.iter().for_each(|o| {
             o.waiters().fetch_sub(1, Ordering::SeqCst);
@@ -189,18 +203,19 @@ fn sleep_loop(
 }
 
 #[cfg(not(loom))]
-fn sleep_on(words: &[(&AtomicU32, u32)], until: Option<Instant>) {
-    if let [(word, expected)] = words {
+fn sleep_on(words: &[(&AtomicU32, u32)], watches: &[(WatchWord<'_>, u32)], until: Option<Instant>) {
+    if let ([(word, expected)], []) = (words, watches) {
         switchboard_sys::futex::wait(word, *expected, until);
     } else {
-        // EINVAL/ENOSYS cannot happen for 1..=128 words on Linux >= 5.16;
-        // if it did, the loop would simply spin through `attempt`.
-        let _ = switchboard_sys::futex::wait_any(words, until);
+        // EINVAL/ENOSYS cannot happen for 1..=128 words on Linux >= 5.16
+        // (callers wait on at most 64 objects, each with at most two
+        // words); if it did, the loop would simply spin through `attempt`.
+        let _ = switchboard_sys::futex::wait_any_watching(words, watches, until);
     }
 }
 
 #[cfg(loom)]
-fn sleep_on(_words: &[(&AtomicU32, u32)], _until: Option<Instant>) {
+fn sleep_on(_words: &[(&AtomicU32, u32)], _watches: &[(WatchWord<'_>, u32)], _until: Option<Instant>) {
     loom::thread::yield_now();
 }
 
@@ -209,5 +224,50 @@ fn sleep_on(_words: &[(&AtomicU32, u32)], _until: Option<Instant>) {
 pub(crate) fn wake_if_waiting(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
     if waiters.load(Ordering::SeqCst) > 0 {
         crate::sync::futex::wake(word, n);
+    }
+}
+
+/// An object that is signalled while `ready()` holds, and that a wait
+/// does not take (a port with packets queued, a pipe end with data to
+/// read: the classic wait on such a handle leaves the packet or the data
+/// for the call that takes it).
+///
+/// Whoever makes `ready()` true bumps `word` and wakes every sleeper on it
+/// when `count` is non-zero; a waiter registers in `count`, *then* reads
+/// `word`, *then* asks `ready()` (both sides `SeqCst`, Dekker).
+pub struct Watched<'a, F: Fn() -> bool> {
+    /// The word the readiness changes.
+    pub word: &'a AtomicU32,
+    /// The count of sleepers on `word`.
+    pub count: &'a AtomicU32,
+    /// Whether the object is signalled now.
+    pub ready: F,
+    /// A peer's life-token word to sleep on as well (its death makes the
+    /// object signalled), and its value while the peer lives.
+    pub watch: Option<(WatchWord<'a>, u32)>,
+    /// Whether a sleeper must look again every [`LIVENESS_POLL`] (a peer's
+    /// death that nobody would wake it for).
+    pub poll: bool,
+}
+
+impl<F: Fn() -> bool> Waitable for Watched<'_, F> {
+    fn try_take(&self, _: u32) -> Option<Outcome> {
+        (self.ready)().then_some(Outcome::Acquired)
+    }
+    fn available(&self, _: u32) -> bool {
+        (self.ready)()
+    }
+    fn untake(&self) {}
+    fn sleep_word(&self) -> (&AtomicU32, u32) {
+        (self.word, self.word.load(Ordering::SeqCst))
+    }
+    fn waiters(&self) -> &AtomicU32 {
+        self.count
+    }
+    fn watch_word(&self) -> Option<(WatchWord<'_>, u32)> {
+        self.watch
+    }
+    fn has_owner(&self) -> bool {
+        self.poll
     }
 }

@@ -64,15 +64,31 @@ pub fn wake_all(word: &AtomicU32) -> usize {
 /// # Errors
 /// `EINVAL` for more than [`WAITV_MAX`] words, `ENOSYS` before Linux 5.16.
 pub fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> Result<Option<usize>> {
-    if words.is_empty() || words.len() > WAITV_MAX {
+    wait_any_watching(words, &[], deadline)
+}
+
+/// [`wait_any`] over `words` and, after them, `watches` (words this
+/// process may only read); an index at or past `words.len()` is a watch.
+///
+/// # Errors
+/// As [`wait_any`], counting both lists together.
+pub fn wait_any_watching(
+    words: &[(&AtomicU32, u32)],
+    watches: &[(WatchWord<'_>, u32)],
+    deadline: Option<Instant>,
+) -> Result<Option<usize>> {
+    let n = words.len() + watches.len();
+    if n == 0 || n > WAITV_MAX {
         return Err(Errno::INVAL);
     }
     let Some(left) = remaining(deadline) else { return Ok(None) };
     let waits: Vec<futex::Wait> = words
         .iter()
+        .copied()
+        .chain(watches.iter().map(|(w, v)| (w.0, *v)))
         .map(|(word, expected)| {
             let mut w = futex::Wait::new();
-            w.val = u64::from(*expected);
+            w.val = u64::from(expected);
             w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
             w.flags = futex::WaitFlags::SIZE_U32;
             w

@@ -15,6 +15,7 @@
 //! | [`eventfd`] | a counter fd for waking a poll loop | `eventfd(2)` |
 //! | [`net`] | shared UDP ports, broadcast addresses | `SO_REUSEADDR`, `SO_BROADCAST`, `getifaddrs` |
 //! | `reactor` (feature `tokio`) | a descriptor in tokio's reactor | `AsyncFd` registration |
+//! | [`ready`] | a descriptor's readiness as a futex word (sync objects and descriptors in one wait) | one `epoll` thread per process, `EPOLLONESHOT` |
 //! | [`life`] | "is the owner still there?" without a system call | robust process-shared `pthread_mutex_t` in a sealed memfd |
 //!
 //! A port to another OS provides the same modules with the same signatures
@@ -42,6 +43,7 @@ pub mod mmap;
 pub mod net;
 pub mod pipe;
 pub mod process;
+pub mod ready;
 #[cfg(feature = "tokio")]
 pub mod reactor;
 pub mod socket;

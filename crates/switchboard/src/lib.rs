@@ -71,6 +71,7 @@ pub mod namespace;
 pub mod overlapped;
 pub mod pipe;
 pub mod port;
+pub mod process;
 pub mod raw;
 mod rendezvous;
 pub mod socket;

@@ -38,6 +38,7 @@
 
 use switchboard_shm::peer::{Peer, PEER_BACKSTOP};
 use switchboard_shm::port::{PortError, PortQueue};
+use switchboard_shm::wait::Watched;
 use switchboard_shm::segment::Segment;
 use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
@@ -410,6 +411,22 @@ impl Port {
         }
     }
 }
+
+impl crate::sync::sealed::Sealed for Port {
+    fn waiter(&self) -> crate::sync::sealed::Waiter<'_> {
+        let (word, count) = self.queue.watch_signal();
+        let ready = move || self.queue.signalled() || self.server_life.as_ref().is_some_and(|l| !l.alive());
+        let watch = self.server_life.as_ref().and_then(|l| l.sleep_word());
+        crate::sync::sealed::Waiter::Made(Box::new(Watched { word, count, ready, watch, poll: false }))
+    }
+    fn identity(&self) -> u64 {
+        self.endpoint.identity()
+    }
+}
+
+/// Signalled while a packet is queued or the port is closed (its server
+/// gone included): a [`Port::get`] would not wait. The wait takes nothing.
+impl crate::sync::Waitable for Port {}
 
 impl Drop for Port {
     fn drop(&mut self) {

@@ -110,9 +110,25 @@ fn segment_error(e: switchboard_shm::segment::SegmentError) -> Error {
 }
 
 /// Something [`wait_any`] and [`wait_all`] can wait on.
+///
+/// Besides the sync objects here, these are waitable, and a wait leaves
+/// them as they are (it takes nothing):
+/// - a completion port ([`crate::port::Port`]): signalled while a packet
+///   is queued or the port is closed — a get would not wait;
+/// - a named pipe end ([`crate::pipe::PipeServer`],
+///   [`crate::pipe::PipeClient`]): signalled while a read would not wait
+///   (data, or the other end gone); a server instance with no client is
+///   never signalled, as a classic pipe handle with no I/O pending (an
+///   anonymous pipe is an OS pipe: wait on `Readable::new(&reader)`);
+/// - a mailslot ([`crate::mailslot::Mailslot`]): signalled while a message
+///   is queued;
+/// - a process ([`crate::process::Process`]): signalled once it has ended;
+/// - any descriptor ([`Readable`], a socket say): signalled while readable.
 pub trait Waitable: sealed::Sealed {
     /// Waits until signalled or `deadline` ([`Deadline::NEVER`]: for good).
-    fn wait_deadline(&self, deadline: Deadline) -> WaitStatus;
+    fn wait_deadline(&self, deadline: Deadline) -> WaitStatus {
+        shm_wait::wait_one(self.waiter().get(), deadline.instant()).into()
+    }
 
     /// Waits without blocking.
     fn try_wait(&self) -> WaitStatus {
@@ -130,29 +146,52 @@ pub trait Waitable: sealed::Sealed {
     }
 }
 
-mod sealed {
+pub(crate) mod sealed {
+    /// What a wait holds for one object: its state in shared memory, or a
+    /// view of it made for this wait.
+    pub enum Waiter<'a> {
+        /// The object's own state.
+        Shared(&'a dyn switchboard_shm::wait::Waitable),
+        /// A view made for this wait.
+        Made(Box<dyn switchboard_shm::wait::Waitable + 'a>),
+    }
+
+    impl Waiter<'_> {
+        pub fn get(&self) -> &dyn switchboard_shm::wait::Waitable {
+            match self {
+                Waiter::Shared(w) => *w,
+                Waiter::Made(w) => w.as_ref(),
+            }
+        }
+    }
+
     pub trait Sealed {
-        fn state(&self) -> &dyn switchboard_shm::wait::Waitable;
+        fn waiter(&self) -> Waiter<'_>;
+        /// Tells objects apart for wait-all (the same object twice is an
+        /// error there).
         fn identity(&self) -> u64;
     }
 }
 
+use sealed::Waiter;
+
+/// Identities of objects that are not in the namespace, kept apart from
+/// the namespace's (socket inode numbers) by their top bits.
+pub(crate) const PROCESS_IDENTITY: u64 = 1 << 63;
+pub(crate) const DESCRIPTOR_IDENTITY: u64 = 1 << 62;
+
 macro_rules! common {
     ($ty:ident, $kind:expr) => {
         impl sealed::Sealed for $ty {
-            fn state(&self) -> &dyn switchboard_shm::wait::Waitable {
-                self.0.state()
+            fn waiter(&self) -> Waiter<'_> {
+                Waiter::Shared(self.0.state())
             }
             fn identity(&self) -> u64 {
                 self.0.endpoint.identity()
             }
         }
 
-        impl Waitable for $ty {
-            fn wait_deadline(&self, deadline: Deadline) -> WaitStatus {
-                shm_wait::wait_one(self.0.state(), deadline.instant()).into()
-            }
-        }
+        impl Waitable for $ty {}
 
         impl $ty {
             /// Opens an existing object by name.
@@ -474,6 +513,106 @@ impl Event {
     }
 }
 
+/// A descriptor's readiness as a waitable object: signalled while the
+/// descriptor is readable (or hung up). Nothing is taken by the wait.
+///
+/// The kernel cannot wake a futex word for a descriptor, so one thread per
+/// process (`switchboard-ready`, started on first use, asleep in
+/// `epoll_wait` otherwise) carries the readiness over (see
+/// `switchboard_sys::ready`). In [`wait_all`], a descriptor that is already
+/// readable is looked at again whenever another object changes.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    word: switchboard_sys::ready::ReadyWord,
+    waiters: std::sync::atomic::AtomicU32,
+}
+
+impl Ready {
+    pub(crate) fn new(fd: std::os::fd::BorrowedFd<'_>) -> Result<Ready> {
+        let word = switchboard_sys::ready::ReadyWord::new(fd).map_err(Error::sys)?;
+        Ok(Ready { word, waiters: std::sync::atomic::AtomicU32::new(0) })
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.word.is_ready()
+    }
+}
+
+impl shm_wait::Waitable for Ready {
+    fn try_take(&self, _: u32) -> Option<shm_wait::Outcome> {
+        self.is_ready().then_some(shm_wait::Outcome::Acquired)
+    }
+    fn available(&self, _: u32) -> bool {
+        self.is_ready()
+    }
+    fn untake(&self) {}
+    fn sleep_word(&self) -> (&std::sync::atomic::AtomicU32, u32) {
+        (self.word.word(), self.word.word().load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn waiters(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.waiters
+    }
+    fn prepare_sleep(&self) {
+        // A descriptor already readable is not armed: a one-shot armed on
+        // it would fire at once, and a wait-all still waiting for another
+        // object would spin through the bridge.
+        if !self.is_ready() {
+            self.word.arm();
+        }
+    }
+}
+
+/// Any descriptor — a socket, a FIFO, an eventfd — as an object
+/// [`wait_any`] and [`wait_all`] can wait on beside sync objects, ports
+/// and pipes: signalled while it is readable or hung up. The wait reads
+/// nothing.
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use std::io::Write;
+/// use switchboard::sync::{wait_any, Event, Readable, WaitMany};
+///
+/// let (mut a, b) = UnixStream::pair()?;
+/// let quit = Event::create(None, true, false)?;
+/// let socket = Readable::new(&b)?;
+/// a.write_all(b"hello")?;
+/// assert_eq!(wait_any(&[&quit, &socket], None)?, WaitMany::Signaled(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Readable {
+    ready: Ready,
+    identity: u64,
+}
+
+impl Readable {
+    /// Watches `fd` (a copy of it: the caller's descriptor stays its own).
+    ///
+    /// # Errors
+    /// `AccessDenied`-class system errors for a descriptor epoll cannot
+    /// watch (a regular file), out of descriptors.
+    pub fn new(fd: impl std::os::fd::AsFd) -> Result<Readable> {
+        let identity = DESCRIPTOR_IDENTITY | switchboard_sys::ready::identity(fd.as_fd());
+        Ok(Readable { ready: Ready::new(fd.as_fd())?, identity })
+    }
+
+    /// Whether the descriptor is readable (or hung up) now.
+    pub fn is_ready(&self) -> bool {
+        self.ready.is_ready()
+    }
+}
+
+impl sealed::Sealed for Readable {
+    fn waiter(&self) -> Waiter<'_> {
+        Waiter::Shared(&self.ready)
+    }
+    fn identity(&self) -> u64 {
+        self.identity
+    }
+}
+
+impl Waitable for Readable {}
+
 /// How [`wait_any`] or [`wait_all`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitMany {
@@ -485,7 +624,7 @@ pub enum WaitMany {
     TimedOut,
 }
 
-fn check_many<'a>(objs: &[&'a dyn Waitable], distinct: bool) -> Result<Vec<&'a dyn shm_wait::Waitable>> {
+fn check_many<'a>(objs: &[&'a dyn Waitable], distinct: bool) -> Result<Vec<Waiter<'a>>> {
     if objs.is_empty() || objs.len() > MAXIMUM_WAIT_OBJECTS {
         return Err(Error::InvalidParameter("wait on 1 to 64 objects"));
     }
@@ -496,7 +635,11 @@ fn check_many<'a>(objs: &[&'a dyn Waitable], distinct: bool) -> Result<Vec<&'a d
             return Err(Error::InvalidParameter("wait-all names the same object twice"));
         }
     }
-    Ok(objs.iter().map(|o| o.state()).collect())
+    Ok(objs.iter().map(|o| o.waiter()).collect())
+}
+
+fn views<'a>(waiters: &'a [Waiter<'_>]) -> Vec<&'a dyn shm_wait::Waitable> {
+    waiters.iter().map(|w| w.get()).collect()
 }
 
 fn many(s: shm_wait::Signaled) -> WaitMany {
@@ -513,8 +656,8 @@ fn many(s: shm_wait::Signaled) -> WaitMany {
 /// # Errors
 /// `InvalidParameter` for 0 or more than 64 objects.
 pub fn wait_any(objs: &[&dyn Waitable], timeout: impl Into<crate::time::Deadline>) -> Result<WaitMany> {
-    let states = check_many(objs, false)?;
-    Ok(many(shm_wait::wait_any(&states, timeout.into().instant())))
+    let waiters = check_many(objs, false)?;
+    Ok(many(shm_wait::wait_any(&views(&waiters), timeout.into().instant())))
 }
 
 /// Waits until every object is signalled and takes them all (S19).
@@ -522,8 +665,8 @@ pub fn wait_any(objs: &[&dyn Waitable], timeout: impl Into<crate::time::Deadline
 /// # Errors
 /// `InvalidParameter` for 0 or more than 64 objects, or the same object twice.
 pub fn wait_all(objs: &[&dyn Waitable], timeout: impl Into<crate::time::Deadline>) -> Result<WaitMany> {
-    let states = check_many(objs, true)?;
-    Ok(many(shm_wait::wait_all(&states, timeout.into().instant())))
+    let waiters = check_many(objs, true)?;
+    Ok(many(shm_wait::wait_all(&views(&waiters), timeout.into().instant())))
 }
 
 /// What every sync-object builder sets.

@@ -403,6 +403,24 @@ pub struct Mailslot {
     given_max: usize,
 }
 
+impl crate::sync::sealed::Sealed for Mailslot {
+    fn waiter(&self) -> crate::sync::sealed::Waiter<'_> {
+        let queue = &self.core.queue;
+        let (word, count) = queue.watch_signal();
+        // The reader's published position: a read in another thread may
+        // hold the reader's lock for as long as it waits.
+        let ready = move || queue.has_message(&queue.published_reader());
+        let w = switchboard_shm::wait::Watched { word, count, ready, watch: None, poll: false };
+        crate::sync::sealed::Waiter::Made(Box::new(w))
+    }
+    fn identity(&self) -> u64 {
+        crate::sync::DESCRIPTOR_IDENTITY | switchboard_sys::ready::identity(self.core.queue_fd.as_fd())
+    }
+}
+
+/// Signalled while a message is queued. The wait reads nothing.
+impl crate::sync::Waitable for Mailslot {}
+
 /// (next message size, message count) from reader position `st`.
 fn sizes(queue: &Queue, st: &ConsumerState) -> std::result::Result<(Option<usize>, usize), QueueError> {
     Ok((queue.next(st)?.map(|n| n.len), queue.count(st)?))

@@ -562,6 +562,54 @@ impl End {
     }
 }
 
+impl End {
+    /// Tells ends apart for wait-all: the instance's memory, and the side.
+    fn identity(&self) -> u64 {
+        crate::sync::DESCRIPTOR_IDENTITY | switchboard_sys::ready::identity(self.seg_fd.as_fd()) << 1 | u64::from(self.server)
+    }
+}
+
+/// A pipe end as an object to wait on: signalled while a read would not
+/// wait (data, or the other end gone). The wait reads nothing. With no
+/// end (a server instance with no client) it is never signalled.
+struct EndWaiter<E> {
+    end: Option<E>,
+    /// The word and count slept on with no end (nobody changes them).
+    idle: (std::sync::atomic::AtomicU32, std::sync::atomic::AtomicU32),
+}
+
+impl<E: std::ops::Deref<Target = End>> EndWaiter<E> {
+    fn new(end: Option<E>) -> Self {
+        EndWaiter { end, idle: Default::default() }
+    }
+
+    fn readable(&self) -> bool {
+        // Without a hang-up watch, nobody closes the channel when the
+        // other end goes: ask the socket (the waiter also polls).
+        self.end.as_ref().is_some_and(|e| e.chan.readable() || (e.watch.is_none() && e.conn.hung_up()))
+    }
+}
+
+impl<E: std::ops::Deref<Target = End>> switchboard_shm::wait::Waitable for EndWaiter<E> {
+    fn try_take(&self, _: u32) -> Option<switchboard_shm::wait::Outcome> {
+        self.readable().then_some(switchboard_shm::wait::Outcome::Acquired)
+    }
+    fn available(&self, _: u32) -> bool {
+        self.readable()
+    }
+    fn untake(&self) {}
+    fn sleep_word(&self) -> (&std::sync::atomic::AtomicU32, u32) {
+        let word = self.end.as_ref().map_or(&self.idle.0, |e| e.chan.watch_signal().0);
+        (word, word.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn waiters(&self) -> &std::sync::atomic::AtomicU32 {
+        self.end.as_ref().map_or(&self.idle.1, |e| e.chan.watch_signal().1)
+    }
+    fn has_owner(&self) -> bool {
+        self.end.as_ref().is_some_and(|e| e.watch.is_none())
+    }
+}
+
 impl Drop for End {
     fn drop(&mut self) {
         self.chan.release_holder();
@@ -953,6 +1001,33 @@ fn check_read_mode(pipe_type: PipeType, mode: ReadMode) -> Result<()> {
     }
     Ok(())
 }
+
+impl crate::sync::sealed::Sealed for PipeServer {
+    fn waiter(&self) -> crate::sync::sealed::Waiter<'_> {
+        crate::sync::sealed::Waiter::Made(Box::new(EndWaiter::new(self.end().ok())))
+    }
+    fn identity(&self) -> u64 {
+        self.end().map_or(crate::sync::DESCRIPTOR_IDENTITY | (self as *const PipeServer as u64), |e| e.identity())
+    }
+}
+
+/// Signalled while a read would not wait: data, or the client gone. With
+/// no client connected, never (as a classic pipe handle with no I/O
+/// pending). The wait reads nothing.
+impl crate::sync::Waitable for PipeServer {}
+
+impl crate::sync::sealed::Sealed for PipeClient {
+    fn waiter(&self) -> crate::sync::sealed::Waiter<'_> {
+        crate::sync::sealed::Waiter::Made(Box::new(EndWaiter::new(Some(&self.end))))
+    }
+    fn identity(&self) -> u64 {
+        self.end.identity()
+    }
+}
+
+/// Signalled while a read would not wait: data, or the server gone or
+/// disconnected. The wait reads nothing.
+impl crate::sync::Waitable for PipeClient {}
 
 /// A client end of a named pipe.
 #[derive(Debug)]
