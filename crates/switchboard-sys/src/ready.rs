@@ -144,7 +144,7 @@ impl ReadyWord {
 /// Tells files apart: equal for two descriptors of one open file
 /// (device and inode number), 0 when `fstat` fails.
 pub fn identity(fd: BorrowedFd<'_>) -> u64 {
-    rustix::fs::fstat(fd).map_or(0, |st| (st.st_dev as u64).rotate_left(40) ^ st.st_ino as u64)
+    rustix::fs::fstat(fd).map_or(0, |st| st.st_dev.rotate_left(40) ^ st.st_ino)
 }
 
 impl AsFd for ReadyWord {
