@@ -115,8 +115,8 @@ fn segment_error(e: switchboard_shm::segment::SegmentError) -> Error {
 /// them as they are (it takes nothing):
 /// - a completion port ([`crate::port::Port`]): signalled while a packet
 ///   is queued or the port is closed — a get would not wait;
-/// - a named pipe end ([`crate::pipe::PipeServer`],
-///   [`crate::pipe::PipeClient`]): signalled while a read would not wait
+/// - a named pipe end ([`crate::pipe::named::PipeServer`],
+///   [`crate::pipe::named::PipeClient`]): signalled while a read would not wait
 ///   (data, or the other end gone); a server instance with no client is
 ///   never signalled, as a classic pipe handle with no I/O pending (an
 ///   anonymous pipe is an OS pipe: wait on `Readable::new(&reader)`);

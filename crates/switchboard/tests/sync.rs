@@ -450,3 +450,138 @@ fn mapping_s19_wine_test_waitable_timer_auto_reset_and_periodic() {
     t.set(Duration::from_millis(30), None);
     assert_eq!(wait_any(&[&e, &t], LONG).unwrap(), WaitMany::Signaled(1), "the timer, when due");
 }
+
+/// Spec 01-S19 over the handles that are not sync objects (Wine `sync.c`
+/// test_WaitForMultipleObjects with file and process handles): a port, a
+/// named pipe end, a mailslot and a process wait beside an event, each
+/// signalled by another process, and the wait takes nothing — the packet,
+/// the bytes and the message are still there for the call that reads them.
+#[test]
+fn mapping_s19_wine_test_waitformultipleobjects_port_pipe_mailslot_and_process() {
+    use switchboard::mailslot::{Mailslot, MailslotClient};
+    use switchboard::pipe::named::{PipeClient, PipeServer};
+    use switchboard::port::Port;
+    use switchboard::process::Process;
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let a = util::args();
+        let port = Port::open(&a[0]).unwrap();
+        let pipe = PipeClient::open(&a[1]).unwrap();
+        let slot = MailslotClient::open(&a[2]).unwrap();
+        say("open");
+        loop {
+            match hear().as_str() {
+                "post" => port.post(7, 8, 9).unwrap(),
+                "pipe" => pipe.write(b"bytes").unwrap(),
+                "slot" => slot.write(b"message").unwrap(),
+                _ => hold("holding"),
+            }
+            say("sent");
+        }
+    }
+    let test = "mapping_s19_wine_test_waitformultipleobjects_port_pipe_mailslot_and_process";
+    let (pn, sn, mn) = (unique("s19port"), unique("s19pipe"), unique("s19slot"));
+    let port = Port::create(pn.as_str(), 0).unwrap();
+    let server = PipeServer::create(&sn).unwrap();
+    let slot = Mailslot::create(&mn, 0, Duration::ZERO).unwrap();
+    let quit = Event::create(None, true, false).unwrap();
+    let short = Some(Duration::from_millis(20));
+
+    // A server instance with no client is never signalled.
+    assert_eq!(wait_any(&[&quit, &server], short).unwrap(), WaitMany::TimedOut);
+
+    let mut peer = Peer::spawn(test, "peer", &[&pn, &sn, &mn]);
+    peer.expect("open");
+    server.connect().unwrap();
+    let process = Process::open(peer.pid).unwrap();
+    let objs: [&dyn Waitable; 5] = [&quit, &port, &server, &slot, &process];
+    assert_eq!(wait_any(&objs, short).unwrap(), WaitMany::TimedOut);
+
+    peer.tell("post");
+    assert_eq!(wait_any(&objs, Some(LONG)).unwrap(), WaitMany::Signaled(1), "the port, once a packet is queued");
+    peer.expect("sent");
+    assert_eq!(wait_any(&objs, short).unwrap(), WaitMany::Signaled(1), "the wait took nothing");
+    let p = port.get(Duration::ZERO).unwrap();
+    assert_eq!((p.bytes, p.key, p.overlapped), (7, 8, 9));
+    assert_eq!(wait_any(&objs, short).unwrap(), WaitMany::TimedOut);
+
+    peer.tell("pipe");
+    assert_eq!(wait_any(&objs, Some(LONG)).unwrap(), WaitMany::Signaled(2), "the pipe end, once data came");
+    peer.expect("sent");
+    assert_eq!(server.wait_timeout(Duration::ZERO), WaitStatus::Acquired, "the wait read nothing");
+    let mut buf = [0u8; 16];
+    assert_eq!(server.read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"bytes");
+
+    peer.tell("slot");
+    assert_eq!(wait_any(&objs, Some(LONG)).unwrap(), WaitMany::Signaled(3), "the mailslot, once a message came");
+    peer.expect("sent");
+    assert_eq!(slot.read(&mut buf).unwrap(), 7, "the wait read nothing");
+    assert_eq!(wait_any(&objs, short).unwrap(), WaitMany::TimedOut);
+
+    // The peer is killed: its pipe end hangs up (a read would not wait)
+    // and the process is signalled, and stays so.
+    peer.kill9();
+    assert_eq!(wait_all(&[&server, &process], Some(LONG)).unwrap(), WaitMany::Signaled(0));
+    assert_eq!(wait_any(&[&quit, &process], short).unwrap(), WaitMany::Signaled(1));
+    assert!(process.has_ended());
+    assert!(matches!(Process::open(u32::MAX >> 2), Err(Error::InvalidParameter(_))));
+}
+
+/// Wait-all over a process that already ended and a mutex another process
+/// holds: the waiter sleeps (it does not spin through a descriptor that
+/// stays readable) until the mutex comes free, then owns it.
+#[test]
+fn mapping_s19_wait_all_over_an_ended_process_and_a_held_mutex_sleeps_until_both() {
+    use switchboard::process::Process;
+    let _w = Watchdog::test();
+    if role().is_some() {
+        let m = Mutex::open(&util::args()[0]).unwrap();
+        assert_eq!(m.wait(), WaitStatus::Acquired);
+        say("holding");
+        hear();
+        m.release().unwrap();
+        hold("released");
+    }
+    let test = "mapping_s19_wait_all_over_an_ended_process_and_a_held_mutex_sleeps_until_both";
+    let mn = unique("s19all");
+    let m = Mutex::create(mn.as_str(), false).unwrap();
+    let mut ended = std::process::Command::new("true").spawn().unwrap();
+    let gone = Process::open(ended.id()).unwrap();
+    ended.wait().unwrap();
+    assert!(gone.has_ended());
+    let mut peer = Peer::spawn(test, "holder", &[&mn]);
+    peer.expect("holding");
+    std::thread::scope(|s| {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (gone, m) = (&gone, &m);
+        let waiter = util::spawn_asleep(s, move || {
+            tid_tx.send(switchboard_sys::process::tid()).unwrap();
+            let got = wait_all(&[gone, m], Some(LONG)).unwrap();
+            let owner = m.owner();
+            m.release().unwrap();
+            (got, owner)
+        });
+        let tid = tid_rx.recv().unwrap();
+        // Asleep, and staying asleep: a spin through the bridge would
+        // switch in and out of the kernel thousands of times a second.
+        let switches = |tid: u32| -> u64 {
+            let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let before = switches(tid);
+        std::thread::sleep(Duration::from_millis(300));
+        let woke = switches(tid) - before;
+        assert!(woke < 50, "the wait-all thread woke {woke} times in 300 ms");
+        peer.tell("release");
+        let (got, owner) = waiter.join().unwrap();
+        assert_eq!(got, WaitMany::Signaled(0));
+        assert_eq!(owner.map(|(_, p)| p), Some(std::process::id()), "wait-all took the mutex");
+    });
+    peer.expect("released");
+    peer.dismiss();
+}
