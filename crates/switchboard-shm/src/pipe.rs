@@ -174,6 +174,11 @@ impl Channel {
         Ok(Channel { duplex: Duplex::open(fd)?, end: end & 1, wait: WaitMode::default(), peer_bell: None })
     }
 
+    /// Bytes each direction's ring holds.
+    pub fn capacity(&self) -> usize {
+        self.duplex.capacity()
+    }
+
     /// Sets the other end's doorbell (see [`Channel::arm_bell`]).
     pub fn set_peer_bell(&mut self, bell: EventFd) {
         self.peer_bell = Some(bell);

@@ -135,11 +135,32 @@ fn pipe_s14_wait_named_pipe_waits_times_out_and_fails_fast_without_a_pipe() {
     });
 }
 
+/// S15 is about clients that opened: one that was granted the instance
+/// and left without acknowledging it (it refused the server, or died
+/// mid-open) does not hold the instance for the next client.
+#[test]
+fn pipe_s15_a_client_that_never_acknowledged_the_grant_does_not_hold_the_instance() {
+    let name = unique("s15-unacked");
+    let server = PipeOptions::new().max_instances(1).create(&name).unwrap();
+    let deadline = Some(std::time::Instant::now() + Duration::from_secs(60));
+    let raw = Connection::connect(format!("sb1/G/p/{}", name.to_lowercase()).as_bytes(), deadline).unwrap();
+    let mut reply = [0u8; 4096];
+    let got = raw.recv(&mut reply, deadline).unwrap();
+    assert!(got.is_some_and(|(n, fds)| n > 0 && fds.len() == 3), "the server granted its one instance");
+    drop(raw);
+    let client = PipeClient::open(&name).expect("the unacknowledged grant does not hold the instance");
+    server.connect().unwrap();
+    client.write(b"x").unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(server.read(&mut buf).unwrap(), 1);
+}
+
 #[test]
 fn pipe_s15_an_instance_whose_client_left_stays_busy_until_disconnect_and_connect() {
     let name = unique("s15");
     let server = PipeOptions::new().max_instances(1).create(&name).unwrap();
     drop(PipeClient::open(&name).unwrap());
+    assert!(matches!(PipeClient::open(&name), Err(Error::PipeBusy)), "busy before the server connected");
     server.connect().unwrap();
     assert!(matches!(PipeClient::open(&name), Err(Error::PipeBusy)), "busy while not disconnected");
     server.disconnect().unwrap();
@@ -756,8 +777,8 @@ fn pipe_s16_flush_waits_until_the_reader_has_read_everything() {
     assert_eq!(server.flush().unwrap_err().win32(), 109);
 }
 
-/// `GetNamedPipeInfo` / `GetNamedPipeHandleState` for a server: type, read
-/// mode, buffer, maximum and current instances.
+/// `GetNamedPipeInfo` / `GetNamedPipeHandleState` for a server and a
+/// client: type, read mode, buffer, maximum and current instances.
 #[test]
 fn pipe_s09_wine_test_named_pipe_info_describes_the_instance() {
     let name = unique("info");
@@ -768,6 +789,14 @@ fn pipe_s09_wine_test_named_pipe_info_describes_the_instance() {
     assert_eq!((info.max_instances, info.instances), (3, 1));
     let _b = opts.create(&name).unwrap();
     assert_eq!(a.info().instances, 2);
+    // The client end: what the server told it when it opened (classic
+    // GetNamedPipeInfo on a client handle), in its own read mode.
+    let client = PipeClient::open(&name).unwrap();
+    let info = client.info();
+    assert_eq!((info.pipe_type, info.read_mode, info.buffer), (PipeType::Message, ReadMode::Byte, 8192));
+    assert_eq!((info.max_instances, info.instances), (3, 2));
+    client.set_read_mode(ReadMode::Message).unwrap();
+    assert_eq!(client.info().read_mode, ReadMode::Message);
 }
 
 /// Per-handle read and write timeouts: a read with nothing to read and a

@@ -22,6 +22,11 @@
 //! - A client end can be handed to another process ([`PipeClient::send`],
 //!   [`PipeClient::receive`]); both then read and write the same end, and a
 //!   message-mode read cut short by one is continued by the other (S18).
+//! - A client that never finished opening — it refused the server (the
+//!   holder was not of a trusted user), or died between the grant and its
+//!   acknowledgement — does not hold the instance: the next client that
+//!   needs it gets it. One that opened and left keeps it busy until the
+//!   server disconnects and connects (S15).
 //! - After [`PipeServer::disconnect`] the client's calls fail with
 //!   `PipeNotConnected` (233); unread data both ways is discarded.
 //! - Writes wait while the peer's buffer is full (S25); a waiting call
@@ -362,12 +367,27 @@ impl Pipe {
     /// instance's channel segment.
     fn answer_open(&self, conn: Conn, cred: Cred) {
         let mut st = lock(&self.state);
-        let free = st
-            .slots
-            .iter()
-            .filter_map(|(id, s)| if let Slot::Listening(since) = s { Some((*since, *id)) } else { None })
-            .min()
-            .map(|(_, id)| id);
+        let listening = |st: &Instances| {
+            st.slots
+                .iter()
+                .filter_map(|(id, s)| if let Slot::Listening(since) = s { Some((*since, *id)) } else { None })
+                .min()
+                .map(|(_, id)| id)
+        };
+        let mut free = listening(&st);
+        if free.is_none() {
+            // A client granted an instance that left without acknowledging
+            // the grant never opened (it refused this server, or died
+            // mid-open): it does not keep the instance busy (S15 is about
+            // clients that opened).
+            let stamp = st.stamp();
+            for slot in st.slots.values_mut() {
+                if matches!(slot, Slot::Pending(end) if end.conn.hung_up() && !end.client_confirmed()) {
+                    *slot = Slot::Listening(stamp);
+                }
+            }
+            free = listening(&st);
+        }
         let Some(id) = free else {
             let _ = wire::send(&conn, Family::PIPE, Status::Busy, &[], &[]);
             return;
@@ -376,7 +396,8 @@ impl Pipe {
         // Both doorbells are made here: the server's (rung by the client)
         // and the client's (rung by the server).
         let (Ok(server_bell), Ok(client_bell)) = (EventFd::new(), EventFd::new()) else { return };
-        let body = [self.opts.pipe_type as u8, self.opts.access as u8];
+        let limits = Limits { max_instances: self.opts.max_instances, instances: st.slots.len() as u32 };
+        let body = limits.append_to(vec![self.opts.pipe_type as u8, self.opts.access as u8]);
         let fds = [seg_fd.as_fd(), server_bell.as_fd(), client_bell.as_fd()];
         if wire::send(&conn, Family::PIPE, Status::Granted, &body, &fds).is_err() {
             return;
@@ -432,6 +453,8 @@ struct End {
     watch: Option<HangupWatch>,
     /// This end's doorbell (the other end's bell is in `chan`).
     bell: EventFd,
+    /// Server side: the client acknowledged the grant (it opened).
+    confirmed: std::sync::atomic::AtomicBool,
     /// Unique in this process: tells one connection's end from the next
     /// (the tokio adapter registers a new client's doorbell by it).
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
@@ -473,7 +496,7 @@ impl End {
         let (pipe_type, access) = kind;
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        End { conn, chan, seg_fd, peer, pipe_type, access, server, watch, bell, id }
+        End { conn, chan, seg_fd, peer, pipe_type, access, server, watch, bell, confirmed: Default::default(), id }
     }
 
     /// Arms this end's doorbell (see [`PipeClient::arm_doorbell`]).
@@ -562,7 +585,24 @@ impl End {
     }
 }
 
+/// What a client sends on its connection once it has checked and taken
+/// the server's grant: it has opened.
+const OPENED: [u8; 1] = [b'o'];
+
 impl End {
+    /// Server side: whether the client acknowledged the grant ([`OPENED`]);
+    /// looked for without waiting, remembered once seen.
+    fn client_confirmed(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.confirmed.load(SeqCst) {
+            let mut buf = [0u8; 8];
+            if let Ok(Some((n, _))) = self.conn.recv(&mut buf, Some(Instant::now())) {
+                self.confirmed.store(buf[..n] == OPENED, SeqCst);
+            }
+        }
+        self.confirmed.load(SeqCst)
+    }
+
     /// Tells ends apart for wait-all: the instance's memory, and the side.
     fn identity(&self) -> u64 {
         crate::sync::DESCRIPTOR_IDENTITY | switchboard_sys::ready::identity(self.seg_fd.as_fd()) << 1 | u64::from(self.server)
@@ -951,7 +991,7 @@ impl PipeServer {
     }
 }
 
-/// A server end's view of its pipe ([`PipeServer::info`]).
+/// An end's view of its pipe ([`PipeServer::info`], [`PipeClient::info`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipeInfo {
     /// Byte or message pipe.
@@ -1035,6 +1075,32 @@ pub struct PipeClient {
     end: End,
     read_mode: Mutex<ReadMode>,
     timeouts: Timeouts,
+    limits: Limits,
+}
+
+/// What the server tells a client of its pipe's instances when it opens
+/// (the tail of the open reply and of a handed-over end: two `u32` LE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Limits {
+    max_instances: u32,
+    /// Instances when the client opened.
+    instances: u32,
+}
+
+impl Limits {
+    fn append_to(self, mut body: Vec<u8>) -> Vec<u8> {
+        body.extend_from_slice(&self.max_instances.to_le_bytes());
+        body.extend_from_slice(&self.instances.to_le_bytes());
+        body
+    }
+
+    /// (the head, the limits) of a body ending in [`Limits`]; `None` when
+    /// it is too short. The values are the peer's word, used only to report.
+    fn split(body: &[u8]) -> Option<(&[u8], Limits)> {
+        let (head, tail) = body.split_at_checked(body.len().checked_sub(8)?)?;
+        let word = |i: usize| u32::from_le_bytes(tail[i..i + 4].try_into().expect("4 bytes"));
+        Some((head, Limits { max_instances: word(0), instances: word(4) }))
+    }
 }
 
 fn decode_kind(pipe_type: u8, access: u8) -> Result<(PipeType, PipeAccess)> {
@@ -1080,7 +1146,8 @@ impl PipeClient {
         let deadline = rendezvous::answer_deadline(None);
         let Answer { conn, owner, body, fds } =
             rendezvous::connect(Family::PIPE, &open_addr, deadline, trust).map_err(|f| f.into_error(&folded))?;
-        let (&[pipe_type, access], Ok([seg_fd, server_bell, client_bell])) = (&body[..], <[OwnedFd; 3]>::try_from(fds))
+        let (Some((&[pipe_type, access], limits)), Ok([seg_fd, server_bell, client_bell])) =
+            (Limits::split(&body), <[OwnedFd; 3]>::try_from(fds))
         else {
             return Err(bad_reply());
         };
@@ -1088,7 +1155,10 @@ impl PipeClient {
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
         let bells = (adopt_bell(client_bell)?, adopt_bell(server_bell)?);
         let end = End::new(conn, chan, seg_fd, owner, (pipe_type, access), false, bells);
-        Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte), timeouts: Timeouts::default() })
+        // Opened: the server may now hold the instance for this client
+        // even after it leaves (S15). A server already gone reads nothing.
+        let _ = end.conn.send(&OPENED, &[]);
+        Ok(PipeClient { end, read_mode: Mutex::new(ReadMode::Byte), timeouts: Timeouts::default(), limits })
     }
 
     /// Opens pipe `name`, waiting up to `timeout` for a free instance
@@ -1218,6 +1288,20 @@ impl PipeClient {
         self.end.pipe_type
     }
 
+    /// What the classic `GetNamedPipeInfo` and `GetNamedPipeHandleState`
+    /// tell a client: type, this end's read mode, the buffer each direction
+    /// holds, and the pipe's instances as the server said when this client
+    /// opened (the server keeps the live count; classic asks it each time).
+    pub fn info(&self) -> PipeInfo {
+        PipeInfo {
+            pipe_type: self.end.pipe_type,
+            read_mode: *lock(&self.read_mode),
+            buffer: self.end.chan.capacity(),
+            max_instances: self.limits.max_instances,
+            instances: self.limits.instances as usize,
+        }
+    }
+
     /// Hands this end to another process over `via`; both then hold it.
     ///
     /// # Errors
@@ -1226,7 +1310,8 @@ impl PipeClient {
         let peer_bell =
             self.end.chan.peer_bell().ok_or_else(|| Error::Malformed("a pipe end without its bells".into()))?;
         self.end.chan.add_holder();
-        let body = [self.end.pipe_type as u8, self.end.access as u8, *lock(&self.read_mode) as u8];
+        let body =
+            self.limits.append_to(vec![self.end.pipe_type as u8, self.end.access as u8, *lock(&self.read_mode) as u8]);
         let fds = [self.end.conn.as_fd(), self.end.seg_fd.as_fd(), self.end.bell.as_fd(), peer_bell.as_fd()];
         wire::send(via, Family::PIPE, Status::Granted, &body, &fds).inspect_err(|_| {
             self.end.chan.release_holder();
@@ -1243,8 +1328,8 @@ impl PipeClient {
             Failure::Refused(e) => e,
             _ => Error::BrokenPipe,
         })?;
-        let (&[pipe_type, access, read_mode], Ok([conn, seg_fd, bell, peer_bell])) =
-            (&body[..], <[OwnedFd; 4]>::try_from(fds))
+        let (Some((&[pipe_type, access, read_mode], limits)), Ok([conn, seg_fd, bell, peer_bell])) =
+            (Limits::split(&body), <[OwnedFd; 4]>::try_from(fds))
         else {
             return Err(Error::Malformed("not a pipe end".into()));
         };
@@ -1255,7 +1340,7 @@ impl PipeClient {
         let peer = conn.peer_cred()?;
         let bells = (adopt_bell(bell)?, adopt_bell(peer_bell)?);
         let end = End::new(conn, chan, seg_fd, peer, (pipe_type, access), false, bells);
-        Ok(PipeClient { end, read_mode: Mutex::new(read_mode), timeouts: Timeouts::default() })
+        Ok(PipeClient { end, read_mode: Mutex::new(read_mode), timeouts: Timeouts::default(), limits })
     }
 }
 
