@@ -97,6 +97,10 @@ pub enum Error {
     /// since (classic 536, `ERROR_PIPE_LISTENING`).
     #[error("the pipe instance is waiting for a client to connect")]
     PipeListening,
+    /// A client connected before the server's connect (`ERROR_PIPE_CONNECTED`, 535):
+    /// what an overlapped connect reports, at once and with no packet.
+    #[error("a client is already connected")]
+    PipeConnected,
     /// A pipe operation on the wrong kind of pipe or end: transact on a
     /// byte pipe or in byte read mode, a server peek with no client
     /// (classic 230, `ERROR_BAD_PIPE`).
@@ -185,6 +189,7 @@ impl Error {
             Error::NoData => 232,
             Error::PipeNotConnected => 233,
             Error::PipeListening => 536,
+            Error::PipeConnected => 535,
             Error::BadPipe(_) => 230,
             Error::ElementNotFound(_) => 1168,
             Error::OperationAborted => 995,
@@ -298,6 +303,7 @@ impl From<Error> for io::Error {
             Error::Timeout => io::Error::new(io::ErrorKind::TimedOut, e),
             Error::BrokenPipe | Error::NoData => io::Error::new(io::ErrorKind::BrokenPipe, e),
             Error::PipeNotConnected | Error::PipeListening => io::Error::new(io::ErrorKind::NotConnected, e),
+            Error::PipeConnected => io::Error::new(io::ErrorKind::AlreadyExists, e),
             Error::AlreadyExists(_) => io::Error::new(io::ErrorKind::AlreadyExists, e),
             Error::InvalidName { .. } | Error::InvalidParameter(_) | Error::MappedAlignment(_) => {
                 io::Error::new(io::ErrorKind::InvalidInput, e)

@@ -10,6 +10,8 @@
 //! result: the bytes read, or the error (classic `GetQueuedCompletionStatus`
 //! returning `FALSE` with the packet). [`Association::cancel`] ends a
 //! pending operation with `OperationAborted` (995), as `CancelIoEx` does.
+//! On a pipe server instance, [`Association::connect`] is the overlapped
+//! `ConnectNamedPipe`: its packet says a client connected.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -67,6 +69,16 @@ pub trait Source: Send + Sync + 'static {
     /// # Errors
     /// The source's write errors; `AccessDenied` for a source that only reads.
     fn write_all(&self, data: &[u8]) -> Result<()>;
+
+    /// Waits until `deadline` for a client (a pipe server instance; see
+    /// [`Association::connect`]).
+    ///
+    /// # Errors
+    /// `Timeout` at the deadline; `InvalidFunction`-class
+    /// `InvalidParameter` for a source that is not a server instance.
+    fn connect_until(&self, _deadline: Instant) -> Result<()> {
+        Err(Error::InvalidParameter("only a pipe server instance connects"))
+    }
 }
 
 impl Source for PipeServer {
@@ -75,6 +87,9 @@ impl Source for PipeServer {
     }
     fn write_all(&self, data: &[u8]) -> Result<()> {
         self.write(data)
+    }
+    fn connect_until(&self, deadline: Instant) -> Result<()> {
+        self.connect_timeout(deadline).map(drop)
     }
 }
 
@@ -101,6 +116,7 @@ impl Source for Mailslot {
 enum Op {
     Read(usize),
     Write(Vec<u8>),
+    Connect,
 }
 
 /// What the I/O thread and the association share.
@@ -225,9 +241,28 @@ impl<S: Source> Association<S> {
         }
     }
 
-    /// The associated source (to connect, disconnect or read its state).
+    /// The associated source (to disconnect, or read its state).
     pub fn source(&self) -> &S {
         &self.source
+    }
+}
+
+impl Association<PipeServer> {
+    /// Starts an overlapped connect with id `overlapped` (classic
+    /// `ConnectNamedPipe` with an `OVERLAPPED` on an instance bound to a
+    /// port): the instance listens, and a packet `(0, key, overlapped)`
+    /// arrives when a client connects. As there, a client that connected
+    /// before the call makes it fail at once with `PipeConnected` (535) and
+    /// no packet comes. It runs in order with the association's other
+    /// operations; [`Association::cancel`] ends it with `OperationAborted`.
+    ///
+    /// # Errors
+    /// `PipeConnected`; as [`Association::read`].
+    pub fn connect(&self, overlapped: u64) -> Result<()> {
+        if self.source.is_connected() {
+            return Err(Error::PipeConnected);
+        }
+        self.start(overlapped, Op::Connect)
     }
 }
 
@@ -278,8 +313,15 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
             st.writing = matches!(op, Op::Write(_));
         }
         let result = match op {
-            Op::Read(len) => read(source, shared, len),
+            Op::Read(len) => in_slices(shared, |until| {
+                let mut buf = vec![0u8; len];
+                source.read_until(&mut buf, until).map(|n| {
+                    buf.truncate(n);
+                    (n, buf)
+                })
+            }),
             Op::Write(data) => source.write_all(&data).map(|()| (data.len(), Vec::new())),
+            Op::Connect => in_slices(shared, |until| source.connect_until(until).map(|()| (0, Vec::new()))),
         };
         let (bytes, outcome) = match result {
             Ok((n, data)) => (n, Ok(data)),
@@ -311,20 +353,16 @@ fn close_queued(shared: &Shared, port: &Port, key: u64) {
     }
 }
 
-/// One overlapped read: waits in slices, looking for a cancel between them.
-fn read(source: &dyn Source, shared: &Shared, len: usize) -> Result<(usize, Vec<u8>)> {
-    let mut buf = vec![0u8; len];
+/// One overlapped wait (a read, a connect): `attempt` waits until the
+/// instant it is given, in slices, with a look for a cancel between them.
+fn in_slices(shared: &Shared, mut attempt: impl FnMut(Instant) -> Result<(usize, Vec<u8>)>) -> Result<(usize, Vec<u8>)> {
     loop {
         if shared.lock().running.is_some_and(|(_, cancelled)| cancelled) {
             return Err(Error::OperationAborted);
         }
-        match source.read_until(&mut buf, Instant::now() + CANCEL_SLICE) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok((n, buf));
-            }
+        match attempt(Instant::now() + CANCEL_SLICE) {
             Err(Error::Timeout) => {}
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
 }

@@ -489,6 +489,50 @@ fn port_s11_cancel_and_peer_death_complete_pending_reads() {
     assert_eq!(io.take(3).unwrap().unwrap_err().win32(), 109);
 }
 
+/// 04-S11 with `ConnectNamedPipe` (Wine `pipe.c` test_overlapped and
+/// test_completion): an overlapped connect on an instance bound to a port
+/// completes as a packet `(0, key, id)` when a client process connects, and
+/// a read started behind it then gets the client's message; a connect while
+/// a client is already there fails at once with PIPE_CONNECTED (535) and
+/// posts nothing; a pending connect is cancelled with OperationAborted.
+#[test]
+fn port_s11_wine_test_overlapped_connect_named_pipe_completes_on_the_port() {
+    use switchboard::pipe::named::{PipeClient, PipeServer};
+    let _w = Watchdog::test();
+    let test = "port_s11_wine_test_overlapped_connect_named_pipe_completes_on_the_port";
+    if role().is_some() {
+        hear();
+        let client = PipeClient::open(&util::args()[0]).unwrap();
+        client.write(b"hello").unwrap();
+        hold("connected");
+    }
+    let name = unique("s11connect");
+    let port = std::sync::Arc::new(Port::create(None, 1).unwrap());
+    let io = port.associate(PipeServer::create(&name).unwrap(), 77).unwrap();
+    io.connect(1).unwrap();
+    io.read(16, 2).unwrap();
+    assert!(matches!(port.get(Duration::from_millis(20)), Err(Error::WaitTimeout)), "no client yet");
+    let mut peer = Peer::spawn(test, "client", &[&name]);
+    peer.tell("connect");
+    let p = port.get(LONG).unwrap();
+    assert_eq!((p.key, p.overlapped, p.bytes), (77, 1, 0), "the connect completes first");
+    assert_eq!(io.take(1).unwrap().unwrap(), b"");
+    let p = port.get(LONG).unwrap();
+    assert_eq!((p.overlapped, p.bytes), (2, 5));
+    assert_eq!(io.take(2).unwrap().unwrap(), b"hello");
+    peer.expect("connected");
+    let e = io.connect(3).unwrap_err();
+    assert_eq!(e.win32(), 535, "{e:?}");
+    assert!(matches!(port.get(Duration::from_millis(20)), Err(Error::WaitTimeout)), "and no packet");
+    peer.dismiss();
+    io.source().disconnect().unwrap();
+    io.connect(4).unwrap();
+    assert!(io.cancel(4));
+    let p = port.get(LONG).unwrap();
+    assert_eq!((p.overlapped, p.bytes), (4, 0));
+    assert_eq!(io.take(4).unwrap().unwrap_err().win32(), 995);
+}
+
 /// 04-S11 with a mailslot: overlapped reads of what writer processes send.
 #[test]
 fn port_s11_overlapped_mailslot_reads_complete_on_the_port() {

@@ -766,6 +766,12 @@ impl PipeServer {
         self.connect_timeout(None)
     }
 
+    /// Whether a client is connected: the active one, or one that
+    /// connected and waits for [`PipeServer::connect`] to adopt it.
+    pub fn is_connected(&self) -> bool {
+        lock(&self.active).is_some() || matches!(lock(&self.pipe.state).slots.get(&self.id), Some(Slot::Pending(_)))
+    }
+
     /// [`PipeServer::connect`], giving up after `timeout` with `Timeout` (121).
     ///
     /// # Errors
