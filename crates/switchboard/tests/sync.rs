@@ -175,6 +175,41 @@ fn mapping_s19_signal_and_wait_signals_one_and_waits_on_another() {
     assert!(matches!(signal_and_wait(&m, &pong, LONG), Err(Error::NotOwner)), "not the owner: no wait");
 }
 
+/// Wine `sync.c` test_signalandwait, call by call: an auto-reset event
+/// signalled and waited on in one call is taken by the wait; a wait on an
+/// unsignalled object times out after the signal went through; a semaphore
+/// signalled past its maximum fails (TOO_MANY_POSTS, 298) and nothing is
+/// waited for; 64 signalled events satisfy one wait.
+#[test]
+fn mapping_s19_wine_test_signalandwait_call_by_call() {
+    let zero = Duration::ZERO;
+    let (e0, e1) = (Event::create(None, false, false).unwrap(), Event::create(None, true, true).unwrap());
+    assert_eq!(signal_and_wait(&e0, &e1, zero).unwrap(), WaitStatus::Acquired);
+    assert!(e0.is_set(), "e0 is now signalled");
+    assert_eq!(signal_and_wait(&e0, &e0, zero).unwrap(), WaitStatus::Acquired);
+    assert_eq!(e0.try_wait(), WaitStatus::TimedOut, "the wait took the auto-reset event");
+    assert_eq!(signal_and_wait(&e0, &e0, zero).unwrap(), WaitStatus::Acquired);
+    e1.reset();
+    assert_eq!(signal_and_wait(&e0, &e1, zero).unwrap(), WaitStatus::TimedOut);
+    assert!(e0.is_set(), "signalled even though the wait timed out");
+
+    let (s0, s1) = (Semaphore::create(None, 0, 1).unwrap(), Semaphore::create(None, 1, 1).unwrap());
+    assert_eq!(signal_and_wait(&s0, &s1, zero).unwrap(), WaitStatus::Acquired);
+    let e = signal_and_wait(&s0, &s1, zero).unwrap_err();
+    assert_eq!(e.win32(), 298, "{e:?}");
+    assert_eq!(s1.count(), 0, "nothing was waited for");
+    assert_eq!(s0.release(1).unwrap_err().win32(), 298);
+    assert_eq!(s1.release(1).unwrap(), 0);
+
+    let events: Vec<Event> = (0..64).map(|_| Event::create(None, true, true).unwrap()).collect();
+    let all: Vec<&dyn Waitable> = events.iter().map(|e| e as &dyn Waitable).collect();
+    assert_eq!(wait_any(&all, zero).unwrap(), WaitMany::Signaled(0));
+    assert_eq!(wait_all(&all, zero).unwrap(), WaitMany::Signaled(0));
+    let e = Event::create(None, true, true).unwrap();
+    let too_many: Vec<&dyn Waitable> = all.iter().copied().chain([&e as &dyn Waitable]).collect();
+    assert_eq!(wait_any(&too_many, zero).unwrap_err().win32(), 87, "65 objects");
+}
+
 #[test]
 fn mapping_s14_mutex_wait_returns_acquired_abandoned_or_timeout() {
     let _w = Watchdog::test();
