@@ -76,6 +76,23 @@ pub enum Command {
         after_help = "Example:\n  switchboard timer create tick &\n  switchboard timer set tick 1s --period 1s\n  switchboard timer wait tick"
     )]
     Timer(TimerCmd),
+    /// Wait for any (or all) of several objects: events, mutexes,
+    /// semaphores, timers, ports, processes (classic WaitForMultipleObjects).
+    #[command(after_help = "Example:\n  switchboard wait event:ready process:4242 --timeout 30s\n  \
+                            switchboard wait --all semaphore:slots mutex:build-lock\n\n\
+                            Prints which object was signalled (by its position, from 0). A mutex or \
+                            semaphore waited for is taken; a port or process is only looked at.")]
+    Wait {
+        /// `KIND:NAME` for each object — kind `event`, `mutex`, `semaphore`,
+        /// `timer` or `port` and its name, or `process:PID`.
+        #[arg(required = true, value_name = "KIND:NAME")]
+        objects: Vec<String>,
+        /// Wait until every object is signalled at once (default: any one).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
     /// Completion port (a cross-process packet queue).
     #[command(
         subcommand,

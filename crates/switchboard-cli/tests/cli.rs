@@ -95,6 +95,29 @@ fn cli_timer_create_set_wait_cancel() {
     assert!(stdout(&run(&["timer", "cancel", &n])).contains("it was running"));
 }
 
+/// `switchboard wait`: any of an event and a process (the process ending
+/// is what releases it), all of them, a timeout, and a bad spec.
+#[test]
+fn cli_wait_on_an_event_and_a_process() {
+    let n = unique("waitev");
+    let _holder = Holder::start(&["event", "create", &n, "--manual"]);
+    let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+    let ev = format!("event:{n}");
+    let proc = format!("process:{}", child.id());
+    let waited = run(&["wait", &ev, &proc, "--timeout", "60s"]);
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    assert!(stdout(&waited).contains(&format!("1 {proc}: signalled")), "{}", stdout(&waited));
+    // Ended and not yet reaped: still there to open, and signalled.
+    assert_eq!(run(&["wait", "--all", &ev, &proc, "--timeout", "10"]).status.code(), Some(3), "the event is not set");
+    assert!(run(&["event", "set", &n]).status.success());
+    let all = run(&["wait", "--all", &ev, &proc, "--timeout", "60s"]);
+    assert!(stdout(&all).contains("all 2 signalled"), "{}", stderr(&all));
+    child.wait().unwrap();
+    let bad = run(&["wait", "pipe:x"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("cannot be waited on"), "{}", stderr(&bad));
+}
+
 #[test]
 fn cli_semaphore_over_release_shows_the_classic_code() {
     let n = unique("sem");

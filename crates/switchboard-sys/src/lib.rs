@@ -43,9 +43,9 @@ pub mod mmap;
 pub mod net;
 pub mod pipe;
 pub mod process;
-pub mod ready;
 #[cfg(feature = "tokio")]
 pub mod reactor;
+pub mod ready;
 pub mod socket;
 
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};

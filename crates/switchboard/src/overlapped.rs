@@ -355,7 +355,10 @@ fn close_queued(shared: &Shared, port: &Port, key: u64) {
 
 /// One overlapped wait (a read, a connect): `attempt` waits until the
 /// instant it is given, in slices, with a look for a cancel between them.
-fn in_slices(shared: &Shared, mut attempt: impl FnMut(Instant) -> Result<(usize, Vec<u8>)>) -> Result<(usize, Vec<u8>)> {
+fn in_slices(
+    shared: &Shared,
+    mut attempt: impl FnMut(Instant) -> Result<(usize, Vec<u8>)>,
+) -> Result<(usize, Vec<u8>)> {
     loop {
         if shared.lock().running.is_some_and(|(_, cancelled)| cancelled) {
             return Err(Error::OperationAborted);

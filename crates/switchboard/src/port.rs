@@ -38,8 +38,8 @@
 
 use switchboard_shm::peer::{Peer, PEER_BACKSTOP};
 use switchboard_shm::port::{PortError, PortQueue};
-use switchboard_shm::wait::Watched;
 use switchboard_shm::segment::Segment;
+use switchboard_shm::wait::Watched;
 use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeWatch;

@@ -31,6 +31,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Semaphore(c) => sync::semaphore(c),
         Command::Event(c) => sync::event(c),
         Command::Timer(c) => sync::timer(c),
+        Command::Wait { objects, all, timeout } => sync::wait(&objects, all, timeout.timeout),
         Command::Port(c) => port::run(c),
         Command::Pipe(c) => pipe::run(c),
         Command::Mailslot(c) => mailslot::run(c, json),

@@ -209,6 +209,51 @@ fn waited(status: WaitStatus, what: &str) -> ExitCode {
     }
 }
 
+/// `switchboard wait`: any (or all) of `objects`, each `KIND:NAME`.
+pub fn wait(objects: &[String], all: bool, timeout: Option<std::time::Duration>) -> anyhow::Result<ExitCode> {
+    use switchboard::sync::{wait_all, wait_any, WaitMany, Waitable};
+    let held: Vec<Box<dyn Waitable>> = objects.iter().map(|spec| open_waitable(spec)).collect::<anyhow::Result<_>>()?;
+    let refs: Vec<&dyn Waitable> = held.iter().map(|o| o.as_ref()).collect();
+    let got = if all { wait_all(&refs, timeout) } else { wait_any(&refs, timeout) }?;
+    Ok(match got {
+        WaitMany::Signaled(_) if all => {
+            out!("all {} signalled", refs.len());
+            ExitCode::SUCCESS
+        }
+        WaitMany::Signaled(i) => {
+            out!("{i} {}: signalled", objects[i]);
+            ExitCode::SUCCESS
+        }
+        WaitMany::Abandoned(i) => {
+            out!("{i} {}: abandoned (its owner died holding it; check the data it protects)", objects[i]);
+            ExitCode::SUCCESS
+        }
+        WaitMany::TimedOut => {
+            note!("timed out (WAIT_TIMEOUT, 258)");
+            ExitCode::from(EXIT_TIMEOUT)
+        }
+    })
+}
+
+fn open_waitable(spec: &str) -> anyhow::Result<Box<dyn switchboard::sync::Waitable>> {
+    let (kind, name) = spec
+        .split_once(':')
+        .with_context(|| format!("{spec:?}: give KIND:NAME (event, mutex, semaphore, timer, port) or process:PID"))?;
+    let opened: Box<dyn switchboard::sync::Waitable> = match kind {
+        "event" => Box::new(Event::open(name)?),
+        "mutex" => Box::new(Mutex::open(name)?),
+        "semaphore" => Box::new(Semaphore::open(name)?),
+        "timer" => Box::new(Timer::open(name)?),
+        "port" => Box::new(switchboard::port::Port::open(name)?),
+        "process" => {
+            let pid = name.parse().with_context(|| format!("{name:?} is not a process id"))?;
+            Box::new(switchboard::process::Process::open(pid)?)
+        }
+        other => anyhow::bail!("{other:?} cannot be waited on: use event, mutex, semaphore, timer, port or process"),
+    };
+    Ok(opened)
+}
+
 fn wait_for(w: &dyn switchboard::sync::Waitable, timeout: Option<std::time::Duration>) -> WaitStatus {
     match timeout {
         Some(t) => w.wait_timeout(t),

@@ -47,6 +47,15 @@
 //! - A server write just after the client process was *killed* may
 //!   succeed until the hang-up is seen (microseconds later, by the
 //!   process's responder); after a client's close it is `NoData` at once.
+//! - A pipe end waited on as an object ([`crate::sync::wait_any`]) is
+//!   signalled while a read would not wait (data, or the other end gone).
+//!   A Windows pipe handle is signalled while no I/O is pending on it — at
+//!   once after `CreateNamedPipe` (Wine's `test_signaled`) — which says
+//!   nothing about data; programs wait on an overlapped event instead,
+//!   which [`crate::overlapped`] gives as a port packet.
+//! - In byte read mode a peek reports 0 bytes left in the message;
+//!   Windows reports the count it copied, negated as a `DWORD` (Wine's
+//!   `pipe.c`: `left == -4` after a 4-byte peek), which no program can use.
 //! - Overlapped I/O completes on a port through an association
 //!   ([`crate::overlapped`], spec 04-S11), which owns the end; the result
 //!   is taken by overlapped id rather than written into a caller's buffer.
@@ -605,7 +614,9 @@ impl End {
 
     /// Tells ends apart for wait-all: the instance's memory, and the side.
     fn identity(&self) -> u64 {
-        crate::sync::DESCRIPTOR_IDENTITY | switchboard_sys::ready::identity(self.seg_fd.as_fd()) << 1 | u64::from(self.server)
+        crate::sync::DESCRIPTOR_IDENTITY
+            | switchboard_sys::ready::identity(self.seg_fd.as_fd()) << 1
+            | u64::from(self.server)
     }
 }
 
