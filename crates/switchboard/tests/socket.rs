@@ -269,6 +269,21 @@ fn socket_s05_frames_have_a_maximum_and_an_oversized_one_is_an_error_not_an_allo
     }
     slow.recv(&mut buf).unwrap();
     assert_eq!(buf, b"chunked");
+    // A large frame (read straight into place) arriving in pieces across
+    // timeouts, with the next frame right behind it in the same write.
+    let (e, mut raw2) = UnixStream::pair().unwrap();
+    let mut big_rx = Framed::new(e, 1 << 20);
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let stream = [&(big.len() as u32).to_le_bytes()[..], &big, &3u32.to_le_bytes(), b"end"].concat();
+    for piece in stream.chunks(30_000) {
+        let t = Instant::now() + Duration::from_millis(1);
+        assert!(matches!(big_rx.recv_deadline(&mut buf, t), Err(Error::Timeout)));
+        raw2.write_all(piece).unwrap();
+    }
+    big_rx.recv(&mut buf).unwrap();
+    assert!(buf == big, "the large frame came out whole");
+    big_rx.recv(&mut buf).unwrap();
+    assert_eq!(buf, b"end", "and the frame behind it");
     // A hostile length: an error at once, no allocation of 4 GiB.
     raw.write_all(&u32::MAX.to_le_bytes()).unwrap();
     let mut small = Vec::with_capacity(16);

@@ -47,6 +47,12 @@ pub struct Framed<S> {
     /// Bytes received and not yet returned: the frame being received, and
     /// possibly the start of the next one.
     partial: Vec<u8>,
+    /// The length of the frame whose header was taken from `partial` and
+    /// whose payload is still arriving (kept across a timeout).
+    frame_len: Option<usize>,
+    /// A large frame's payload as it arrives, read straight into place; it
+    /// becomes the caller's buffer (swapped, not copied).
+    body: Vec<u8>,
     read_poisoned: bool,
     write_poisoned: bool,
     /// The socket's current read timeout, to skip `setsockopt` when unchanged.
@@ -65,6 +71,27 @@ fn io_error(e: std::io::Error) -> Error {
     }
 }
 
+/// Writes a frame's header and body with one `writev` (more only when the
+/// stream takes part of it), without copying them together.
+fn write_frame(w: &mut impl Write, header: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let total = header.len() + body.len();
+    let mut done = 0;
+    while done < total {
+        let wrote = if done < header.len() {
+            w.write_vectored(&[std::io::IoSlice::new(&header[done..]), std::io::IoSlice::new(body)])
+        } else {
+            w.write(&body[done - header.len()..])
+        };
+        match wrote {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl<S: FrameStream> Framed<S> {
     /// Frames over `stream`, at most `max` bytes each (capped at `u32::MAX`).
     pub fn new(stream: S, max: usize) -> Framed<S> {
@@ -72,6 +99,8 @@ impl<S: FrameStream> Framed<S> {
             stream,
             max: max.min(u32::MAX as usize),
             partial: Vec::new(),
+            frame_len: None,
+            body: Vec::new(),
             read_poisoned: false,
             write_poisoned: false,
             read_timeout: None,
@@ -108,15 +137,7 @@ impl<S: FrameStream> Framed<S> {
             return Err(Error::Malformed("an earlier send failed part-way; the frame boundary is lost".into()));
         }
         let header = (msg.len() as u32).to_le_bytes();
-        let r = if msg.len() <= 64 * 1024 {
-            let mut frame = Vec::with_capacity(4 + msg.len());
-            frame.extend_from_slice(&header);
-            frame.extend_from_slice(msg);
-            self.stream.write_all(&frame)
-        } else {
-            self.stream.write_all(&header).and_then(|()| self.stream.write_all(msg))
-        };
-        r.map_err(|e| {
+        write_frame(&mut self.stream, &header, msg).map_err(|e| {
             self.write_poisoned = true;
             io_error(e)
         })
@@ -133,21 +154,68 @@ impl<S: FrameStream> Framed<S> {
         if self.read_poisoned {
             return Err(Error::Malformed("the stream lost its frame boundary earlier".into()));
         }
-        if !self.fill(4, deadline)? {
-            return Err(Error::Timeout);
+        let len = match self.frame_len {
+            Some(len) => len,
+            None => {
+                if !self.fill(4, deadline)? {
+                    return Err(Error::Timeout);
+                }
+                let len = u32::from_le_bytes(self.partial[..4].try_into().expect("4 bytes")) as usize;
+                if len > self.max {
+                    self.read_poisoned = true;
+                    return Err(Error::Malformed(format!("frame of {len} bytes exceeds the maximum {}", self.max)));
+                }
+                self.partial.drain(..4);
+                self.frame_len = Some(len);
+                len
+            }
+        };
+        if self.body.is_empty() && (self.partial.len() >= len || len - self.partial.len() <= SCRATCH) {
+            // Small, or nearly here: through `partial`, which may also take
+            // the start of the next frame in the same read.
+            if !self.fill(len, deadline)? {
+                return Err(Error::Timeout);
+            }
+            buf.clear();
+            buf.extend_from_slice(&self.partial[..len]);
+            self.partial.drain(..len);
+        } else {
+            // Large: what arrived moves to `body` (everything in `partial`
+            // belongs to this frame), the rest is read straight into it,
+            // and it becomes the caller's buffer without a copy.
+            if self.body.is_empty() {
+                std::mem::swap(&mut self.body, &mut self.partial);
+            }
+            if !self.fill_body(len, deadline)? {
+                return Err(Error::Timeout);
+            }
+            buf.clear();
+            std::mem::swap(buf, &mut self.body);
         }
-        let len = u32::from_le_bytes(self.partial[..4].try_into().expect("4 bytes")) as usize;
-        if len > self.max {
-            self.read_poisoned = true;
-            return Err(Error::Malformed(format!("frame of {len} bytes exceeds the maximum {}", self.max)));
-        }
-        if !self.fill(4 + len, deadline)? {
-            return Err(Error::Timeout);
-        }
-        buf.clear();
-        buf.extend_from_slice(&self.partial[4..4 + len]);
-        self.partial.drain(..4 + len);
+        self.frame_len = None;
         Ok(())
+    }
+
+    /// Reads until `body` holds `len` bytes, straight from the stream (no
+    /// scratch, no zero-filling); `Ok(false)` on timeout, `body` kept.
+    fn fill_body(&mut self, len: usize, deadline: Option<Instant>) -> Result<bool> {
+        self.body.reserve(len - self.body.len());
+        while self.body.len() < len {
+            self.bound_read(deadline)?;
+            let missing = (len - self.body.len()) as u64;
+            match (&mut self.stream).take(missing).read_to_end(&mut self.body) {
+                Ok(0) => return Err(Error::BrokenPipe),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(true)
     }
 
     /// Receives one frame, waiting as long as it takes.
