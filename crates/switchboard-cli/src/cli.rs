@@ -117,6 +117,14 @@ pub enum Command {
         after_help = "Example:\n  switchboard socket listen unix:@frames --count 1 &\n  switchboard socket send unix:@frames hello"
     )]
     Socket(SocketCmd),
+    /// Which mechanism for a job: answers to a few questions (flags, or
+    /// asked on a terminal) → recommendations with reasons and round trips
+    /// measured here.
+    #[command(after_help = "Example:\n  switchboard advise --fanout many-to-one --size 512\n  \
+                            switchboard advise --reach network --json\n\n\
+                            With no flags on a terminal, it asks. Each measured row is a quick bench on this machine \
+                            (a few seconds); --no-measure gives the reasons alone.")]
+    Advise(crate::command::advise::Answers),
     /// Start real child processes, exercise every mechanism, print a table.
     #[command(after_help = "Example:\n  switchboard tour --rounds 500")]
     Tour {

@@ -444,3 +444,61 @@ fn readme_walkthrough_runs_top_to_bottom() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+/// `switchboard advise`: each answer leads to its recommendations, first
+/// the best one, with a reason; measured rows carry a round trip.
+#[test]
+fn cli_advise_answers_lead_to_their_mechanisms() {
+    let mechanisms = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["advise", "--no-measure", "--json"];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let rows = v["recommendations"].as_array().unwrap().clone();
+        assert!(rows.iter().all(|r| !r["why"].as_str().unwrap().is_empty()), "every row has its reason");
+        rows.iter().map(|r| r["mechanism"].as_str().unwrap().to_owned()).collect()
+    };
+    let first = |args: &[&str]| mechanisms(args)[0].clone();
+    assert_eq!(first(&[]), "shared-memory link", "two local processes, small messages");
+    assert!(mechanisms(&[]).contains(&"named pipe".to_owned()));
+    assert_eq!(first(&["--peer", "child"]), "anonymous pipe");
+    assert_eq!(mechanisms(&["--fanout", "many-to-one"]), ["mailslot", "completion port"]);
+    assert_eq!(first(&["--fanout", "broadcast"]), "manual-reset event + file mapping");
+    assert_eq!(mechanisms(&["--reach", "network"]), ["socket (TCP, framed)"]);
+    assert!(mechanisms(&["--reach", "network", "--fanout", "broadcast"]).contains(&"mailslot broadcast".to_owned()));
+    assert_eq!(mechanisms(&["--foreign"]), ["socket (TCP, framed)", "socket (Unix, framed)"]);
+    assert!(mechanisms(&["--size", "1048576"]).contains(&"file mapping (shared memory)".to_owned()));
+    assert_eq!(first(&["--persist"]), "file mapping backed by a file");
+    assert_eq!(first(&["--window"]), "window messages, data copy, clipboard");
+    // Measured: a quick bench of each candidate on this machine.
+    let out = run(&["advise", "--fanout", "many-to-one", "--size", "64", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for row in v["recommendations"].as_array().unwrap() {
+        let us = row["round_trip_p50_us"].as_f64().unwrap_or_else(|| panic!("measured: {row}"));
+        assert!(us > 0.0, "{row}");
+    }
+    let table = stdout(&run(&["advise", "--no-measure", "--peer", "child"]));
+    assert!(table.contains("anonymous pipe") && table.contains("round trip here"), "{table}");
+}
+
+/// `switchboard advise` on a terminal (a pty from `script`) asks its
+/// questions and answers from what was typed.
+#[test]
+fn cli_advise_asks_its_questions_on_a_terminal() {
+    let exe = env!("CARGO_BIN_EXE_switchboard");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{exe} advise --no-measure"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the advisor on a pty");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"local\nno\nnamed\nmany-to-one\nsmall\nno\nno\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Across the network, or this machine only?"), "{text}");
+    assert!(text.contains("mailslot") && text.contains("completion port"), "the typed answers were used: {text}");
+}

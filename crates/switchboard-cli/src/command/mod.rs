@@ -1,5 +1,6 @@
 //! One module per verb, holding its clap arguments and its run; `run` dispatches.
 
+pub(crate) mod advise;
 pub(crate) mod bench;
 mod detach;
 mod ls;
@@ -36,6 +37,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Pipe(c) => pipe::run(c),
         Command::Mailslot(c) => mailslot::run(c, json),
         Command::Socket(c) => socket::run(c),
+        Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),
         Command::Bench { quick, json: j, plot, only } => bench::run(quick, j || json, plot, &only),
         Command::BenchPeer { args } => bench::peer(&args),

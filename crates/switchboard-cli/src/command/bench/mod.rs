@@ -196,6 +196,24 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The p50 round trip of floor or path `name` (or `memcpy`), quick, at the
+/// payload it runs that is nearest to `size` (for `switchboard advise`):
+/// (p50, that payload).
+///
+/// # Errors
+/// An unknown name, or the bench's own errors.
+pub(crate) fn measure(name: &str, size: usize) -> anyhow::Result<(Duration, usize)> {
+    let runs = if name == "memcpy" { ALL_PAYLOADS } else { find(name)?.payloads };
+    let payload = *runs.iter().min_by_key(|p| p.abs_diff(size)).context("a path with no payloads")?;
+    if name == "memcpy" {
+        return Ok((memcpy(payload, true).p50, payload));
+    }
+    let path = find(name)?;
+    let Setup::Echo(parent, _) = path.setup else { anyhow::bail!("{name} is not measured as a round trip") };
+    let pinned = switchboard::raw::cpu_count() >= 2 && switchboard::raw::pin_to_cpu(0).is_ok();
+    Ok((ping_pong(path.name, parent, payload, true, pinned)?.p50, payload))
+}
+
 fn memcpy(payload: usize, quick: bool) -> Stat {
     let (warm, n) = rounds(payload, quick);
     let src = vec![0x5au8; payload];
