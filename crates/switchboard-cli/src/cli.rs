@@ -147,6 +147,10 @@ pub enum Command {
         /// Measure only these paths (comma-separated) and their floors.
         #[arg(long, value_name = "PATH,…", value_delimiter = ',')]
         only: Vec<String>,
+        /// Run both processes on one CPU (where spinning steals the peer's
+        /// time); by default they run on two.
+        #[arg(long)]
+        same_core: bool,
     },
     /// Every mechanism at once from several processes, killing them at
     /// random; checks nothing acknowledged is lost, nothing is left behind

@@ -13,17 +13,17 @@ use switchboard::Error;
 
 use super::echo::PATIENCE;
 use super::setup::{spawn, unique};
-use super::Stat;
+use super::{Placement, Stat};
 
 /// The scenario's name, as `--only` takes it.
 pub const NAME: &str = "peer_death";
 
 /// One sample per peer: `warm + n` peers started and killed.
-pub fn measure(quick: bool, pinned: bool) -> anyhow::Result<Stat> {
+pub fn measure(quick: bool, placement: Placement) -> anyhow::Result<Stat> {
     let (warm, n) = if quick { (3, 30) } else { (5, 150) };
     let mut samples = Vec::with_capacity(n);
     for i in 0..warm + n {
-        let took = one(pinned)?;
+        let took = one(placement)?;
         if i >= warm {
             samples.push(took);
         }
@@ -37,10 +37,10 @@ fn blocking() -> ShmLinkOptions {
 
 /// Starts a peer, blocks reading from it, kills it; the time from the kill
 /// to the reader's error.
-fn one(pinned: bool) -> anyhow::Result<Duration> {
+fn one(placement: Placement) -> anyhow::Result<Duration> {
     let name = unique("death");
     let listener = ShmLinkListener::bind(&name)?.with_options(blocking());
-    let child = spawn(NAME, 8, 1, pinned, &[&name], false)?;
+    let child = spawn(NAME, 8, 1, placement, &[&name], false)?;
     let mut link = listener.accept(Some(PATIENCE))?;
     let mut buf = Vec::new();
     link.recv_timeout(&mut buf, PATIENCE).context("the peer's first message")?;

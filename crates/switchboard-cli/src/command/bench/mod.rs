@@ -37,7 +37,7 @@ pub(crate) enum Setup {
     /// A ping-pong between the parent's side and the child's.
     Echo(setup::ParentSide, setup::ChildSide),
     /// Measured its own way; the second is the child's side.
-    Measured(fn(bool, bool) -> anyhow::Result<Stat>, fn(&[String]) -> anyhow::Result<ExitCode>),
+    Measured(fn(bool, Placement) -> anyhow::Result<Stat>, fn(&[String]) -> anyhow::Result<ExitCode>),
 }
 
 /// A measured path or floor: its name, its floor (`""` for a floor
@@ -95,6 +95,49 @@ fn find(name: &str) -> anyhow::Result<&'static BenchPath> {
         .chain(super::scenario::bench_paths())
         .find(|p| p.name == name)
         .with_context(|| format!("unknown benchmark {name}"))
+}
+
+/// Where the two processes of a measurement run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Wherever the scheduler puts them (one CPU, or pinning refused).
+    Free,
+    /// This process on CPU 0, the peer on CPU 1.
+    Apart,
+    /// Both on CPU 0 (`--same-core`): a spinning waiter then keeps its
+    /// peer from running for the rest of its quantum.
+    SameCore,
+}
+
+impl Placement {
+    /// Pins this process and says where the peer goes.
+    fn choose(same_core: bool) -> Placement {
+        let pinned = switchboard::raw::pin_to_cpu(0).is_ok();
+        match (same_core, pinned, switchboard::raw::cpu_count() >= 2) {
+            (true, true, _) => Placement::SameCore,
+            (false, true, true) => Placement::Apart,
+            _ => Placement::Free,
+        }
+    }
+
+    /// How the peer is told (its command line).
+    pub(crate) fn arg(self) -> &'static str {
+        match self {
+            Placement::Free => "free",
+            Placement::Apart => "apart",
+            Placement::SameCore => "same-core",
+        }
+    }
+
+    /// The peer's side: pins itself as `arg` says.
+    fn apply(arg: &str) -> anyhow::Result<()> {
+        match arg {
+            "apart" => switchboard::raw::pin_to_cpu(1)?,
+            "same-core" => switchboard::raw::pin_to_cpu(0)?,
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// One measured series.
@@ -155,10 +198,16 @@ fn chosen(only: &[String]) -> anyhow::Result<Vec<&'static str>> {
     Ok(names)
 }
 
-pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: &[String]) -> anyhow::Result<ExitCode> {
+pub fn run(
+    quick: bool,
+    json_out: bool,
+    plot: Option<std::path::PathBuf>,
+    only: &[String],
+    same_core: bool,
+) -> anyhow::Result<ExitCode> {
     let names = chosen(only)?;
     let cpus = switchboard::raw::cpu_count();
-    let pinned = cpus >= 2 && switchboard::raw::pin_to_cpu(0).is_ok();
+    let placement = Placement::choose(same_core);
     let total: u64 = names.iter().map(|n| payloads_of(n).len() as u64).sum::<u64>() + PAYLOADS.len() as u64;
     let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")?);
     let mut floors = Vec::new();
@@ -172,8 +221,8 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
         for &payload in payloads_of(name) {
             bar.set_message(format!("{name} {payload} B"));
             let stat = match find(name)?.setup {
-                Setup::Echo(parent, _) => ping_pong(name, parent, payload, quick, pinned)?,
-                Setup::Measured(measure, _) => measure(quick, pinned)?,
+                Setup::Echo(parent, _) => ping_pong(name, parent, payload, quick, placement)?,
+                Setup::Measured(measure, _) => measure(quick, placement)?,
             };
             measured.push(stat);
             bar.inc(1);
@@ -183,11 +232,16 @@ pub fn run(quick: bool, json_out: bool, plot: Option<std::path::PathBuf>, only: 
     let (paths, floor_stats): (Vec<Stat>, Vec<Stat>) =
         measured.into_iter().partition(|s| paths().any(|p| p.0 == s.name));
     floors.extend(floor_stats);
-    let report = Report { cpus, pinned, floors, paths };
+    let report = Report { cpus, placement, floors, paths };
     if json_out {
         out!("{}", serde_json::to_string_pretty(&report.json())?);
     } else {
         out!("{}", report.table());
+        match placement {
+            Placement::SameCore => out!("Both processes ran on CPU 0 (--same-core)."),
+            Placement::Apart => out!("The two processes ran on CPUs 0 and 1."),
+            Placement::Free => out!("The processes ran where the scheduler put them (not pinned)."),
+        }
     }
     if let Some(path) = plot {
         report.plot(&path)?;
@@ -210,8 +264,7 @@ pub(crate) fn measure(name: &str, size: usize) -> anyhow::Result<(Duration, usiz
     }
     let path = find(name)?;
     let Setup::Echo(parent, _) = path.setup else { anyhow::bail!("{name} is not measured as a round trip") };
-    let pinned = switchboard::raw::cpu_count() >= 2 && switchboard::raw::pin_to_cpu(0).is_ok();
-    Ok((ping_pong(path.name, parent, payload, true, pinned)?.p50, payload))
+    Ok((ping_pong(path.name, parent, payload, true, Placement::choose(false))?.p50, payload))
 }
 
 fn memcpy(payload: usize, quick: bool) -> Stat {
@@ -237,10 +290,10 @@ fn ping_pong(
     parent: setup::ParentSide,
     payload: usize,
     quick: bool,
-    pinned: bool,
+    placement: Placement,
 ) -> anyhow::Result<Stat> {
     let (warm, n) = rounds(payload, quick);
-    let (mut echo, mut child) = parent(&setup::Run { name, payload, rounds: warm + n, pinned })?;
+    let (mut echo, mut child) = parent(&setup::Run { name, payload, rounds: warm + n, placement })?;
     let msg = vec![0xa5u8; payload];
     let mut buf = Vec::with_capacity(payload);
     let mut samples = Vec::with_capacity(n as usize);
@@ -261,10 +314,8 @@ fn ping_pong(
 
 /// The child side: `switchboard bench-peer NAME PAYLOAD ROUNDS PINNED ARG…`.
 pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
-    let [name, payload, rounds, pinned, rest @ ..] = args else { anyhow::bail!("bench-peer: missing arguments") };
-    if pinned == "1" {
-        switchboard::raw::pin_to_cpu(1)?;
-    }
+    let [name, payload, rounds, placement, rest @ ..] = args else { anyhow::bail!("bench-peer: missing arguments") };
+    Placement::apply(placement)?;
     let child = match find(name)?.setup {
         Setup::Measured(_, child) => return child(rest),
         Setup::Echo(_, child) => child,
@@ -281,7 +332,7 @@ pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
 
 struct Report {
     cpus: usize,
-    pinned: bool,
+    placement: Placement,
     floors: Vec<Stat>,
     paths: Vec<Stat>,
 }
@@ -331,7 +382,8 @@ impl Report {
         let model =
             cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']));
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        json!({"cpus": self.cpus, "pinned": self.pinned, "cpu_model": model, "kernel": kernel.trim()})
+        json!({"cpus": self.cpus, "pinned": self.placement != Placement::Free, "placement": self.placement.arg(),
+               "cpu_model": model, "kernel": kernel.trim()})
     }
 
     fn table(&self) -> Table {

@@ -16,6 +16,7 @@ use switchboard::port::Port;
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
 use super::echo::{Bytes, Echo, Futex, Linked, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
+use super::Placement;
 
 /// Ring size of the benchmark pipe: the shared-memory link's default, so
 /// the two compare like for like.
@@ -53,12 +54,12 @@ pub(super) fn spawn(
     name: &str,
     payload: usize,
     rounds: u32,
-    pinned: bool,
+    placement: Placement,
     args: &[&str],
     stdio: bool,
 ) -> anyhow::Result<Child> {
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("bench-peer").args([name, &payload.to_string(), &rounds.to_string(), if pinned { "1" } else { "0" }]);
+    cmd.arg("bench-peer").args([name, &payload.to_string(), &rounds.to_string(), placement.arg()]);
     cmd.args(args);
     if stdio {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
@@ -97,18 +98,18 @@ pub struct Run<'a> {
     /// Round trips the child answers.
     pub rounds: u32,
     /// Whether the child pins itself to CPU 1.
-    pub pinned: bool,
+    pub placement: Placement,
 }
 
 impl Run<'_> {
     /// Starts the child with `args` (its stdin and stdout closed).
     fn peer(&self, args: &[&str]) -> anyhow::Result<Child> {
-        spawn(self.name, self.payload, self.rounds, self.pinned, args, false)
+        spawn(self.name, self.payload, self.rounds, self.placement, args, false)
     }
 
     /// Starts the child with `args`, its stdin and stdout piped to us.
     fn peer_piped(&self, args: &[&str]) -> anyhow::Result<Child> {
-        spawn(self.name, self.payload, self.rounds, self.pinned, args, true)
+        spawn(self.name, self.payload, self.rounds, self.placement, args, true)
     }
 }
 
