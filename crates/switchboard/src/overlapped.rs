@@ -301,17 +301,17 @@ fn run(source: &dyn Source, shared: &Shared, port: &Port, key: u64) {
                     close_queued(shared, port, key);
                     return;
                 }
-                if let Some(next) = st.queued.pop_front() {
-                    break next;
+                if let Some((id, op)) = st.queued.pop_front() {
+                    // Running from the moment it leaves the queue, in the
+                    // same critical section: a cancel never finds it in
+                    // neither place.
+                    st.running = Some((id, false));
+                    st.writing = matches!(op, Op::Write(_));
+                    break (id, op);
                 }
                 st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         };
-        {
-            let mut st = shared.lock();
-            st.running = Some((id, false));
-            st.writing = matches!(op, Op::Write(_));
-        }
         let result = match op {
             Op::Read(len) => in_slices(shared, |until| {
                 let mut buf = vec![0u8; len];
