@@ -200,22 +200,15 @@ impl<S: FrameStream> Framed<S> {
     /// scratch, no zero-filling); `Ok(false)` on timeout, `body` kept.
     fn fill_body(&mut self, len: usize, deadline: Option<Instant>) -> Result<bool> {
         self.body.reserve(len - self.body.len());
-        while self.body.len() < len {
-            self.bound_read(deadline)?;
-            let missing = (len - self.body.len()) as u64;
-            match (&mut self.stream).take(missing).read_to_end(&mut self.body) {
-                Ok(0) => return Err(Error::BrokenPipe),
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Ok(false);
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(e)),
-            }
-        }
-        Ok(true)
+        self.read_until(
+            len,
+            deadline,
+            |s| s.body.len(),
+            |s, len| {
+                let missing = (len - s.body.len()) as u64;
+                (&mut s.stream).take(missing).read_to_end(&mut s.body)
+            },
+        )
     }
 
     /// Receives one frame, waiting as long as it takes.
@@ -265,9 +258,21 @@ impl<S: FrameStream> Framed<S> {
 
     /// Reads until `partial` holds at least `want` bytes; `Ok(false)` on timeout.
     fn fill(&mut self, want: usize, deadline: Option<Instant>) -> Result<bool> {
-        while self.partial.len() < want {
+        self.read_until(want, deadline, |s| s.partial.len(), Self::read_some)
+    }
+
+    /// Calls `read` until `held` reaches `want`, each read bounded by
+    /// `deadline`; `Ok(false)` on timeout (what arrived is kept).
+    fn read_until(
+        &mut self,
+        want: usize,
+        deadline: Option<Instant>,
+        held: fn(&Self) -> usize,
+        read: fn(&mut Self, usize) -> std::io::Result<usize>,
+    ) -> Result<bool> {
+        while held(self) < want {
             self.bound_read(deadline)?;
-            match self.read_some(want) {
+            match read(self, want) {
                 Ok(0) => return Err(Error::BrokenPipe),
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
