@@ -356,8 +356,7 @@ impl Queue {
     /// The queue as an object to wait on without reading (see
     /// [`Ring::watch_signal`]): (word, count of its sleepers).
     pub fn watch_signal(&self) -> (&AtomicU32, &AtomicU32) {
-        let ctl: &RingCtl = self.seg.object_at(CTL_OFFSET).expect("inside the checked layout");
-        Ring::new(ctl, Mem(&self.seg), self.capacity).expect("capacity checked").watch_signal()
+        self.ring().watch_signal()
     }
 
     /// Whether a message is queued past `st`.
