@@ -111,9 +111,7 @@ impl Pidfd {
 
     /// Whether the process is still running (its pidfd is not yet readable).
     pub fn is_alive(&self) -> bool {
-        let mut fds = [rustix::event::PollFd::new(&self.0, rustix::event::PollFlags::IN)];
-        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
-        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
+        matches!(crate::ready::poll_readable(self.0.as_fd()), Ok(0))
     }
 
     /// Duplicates descriptor `handle` of the target process into ours

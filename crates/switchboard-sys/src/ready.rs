@@ -135,10 +135,16 @@ impl ReadyWord {
 
     /// Whether the descriptor is readable (or hung up) now.
     pub fn is_ready(&self) -> bool {
-        let mut fds = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::IN)];
-        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
-        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+        matches!(poll_readable(self.fd.as_fd()), Ok(n) if n > 0)
     }
+}
+
+/// One `poll` for readability (or hang-up) that does not wait: how many
+/// descriptors are ready (0 or 1).
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>) -> Result<usize> {
+    let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+    let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+    rustix::event::poll(&mut fds, Some(&zero))
 }
 
 /// Tells files apart: equal for two descriptors of one open file
