@@ -778,9 +778,10 @@ impl PipeServer {
     }
 
     /// Whether a client is connected: the active one, or one that
-    /// connected and waits for [`PipeServer::connect`] to adopt it.
+    /// connected before [`PipeServer::connect`] (which this adopts, as the
+    /// instance's I/O does).
     pub fn is_connected(&self) -> bool {
-        lock(&self.active).is_some() || matches!(lock(&self.pipe.state).slots.get(&self.id), Some(Slot::Pending(_)))
+        self.end().is_ok()
     }
 
     /// [`PipeServer::connect`], giving up after `timeout` with `Timeout` (121).
