@@ -257,12 +257,13 @@ pub fn run(
 /// # Errors
 /// An unknown name, or the bench's own errors.
 pub(crate) fn measure(name: &str, size: usize) -> anyhow::Result<(Duration, usize)> {
-    let runs = if name == "memcpy" { ALL_PAYLOADS } else { find(name)?.payloads };
-    let payload = *runs.iter().min_by_key(|p| p.abs_diff(size)).context("a path with no payloads")?;
+    let nearest = |runs: &[usize]| runs.iter().copied().min_by_key(|p| p.abs_diff(size)).context("no payloads");
     if name == "memcpy" {
+        let payload = nearest(ALL_PAYLOADS)?;
         return Ok((memcpy(payload, true).p50, payload));
     }
     let path = find(name)?;
+    let payload = nearest(path.payloads)?;
     let Setup::Echo(parent, _) = path.setup else { anyhow::bail!("{name} is not measured as a round trip") };
     Ok((ping_pong(path.name, parent, payload, true, Placement::choose(false))?.p50, payload))
 }
