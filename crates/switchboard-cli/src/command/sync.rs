@@ -215,24 +215,16 @@ pub fn wait(objects: &[String], all: bool, timeout: Option<std::time::Duration>)
     let held: Vec<Box<dyn Waitable>> = objects.iter().map(|spec| open_waitable(spec)).collect::<anyhow::Result<_>>()?;
     let refs: Vec<&dyn Waitable> = held.iter().map(|o| o.as_ref()).collect();
     let got = if all { wait_all(&refs, timeout) } else { wait_any(&refs, timeout) }?;
-    Ok(match got {
+    let (status, what) = match got {
         WaitMany::Signaled(_) if all => {
             out!("all {} signalled", refs.len());
-            ExitCode::SUCCESS
+            return Ok(ExitCode::SUCCESS);
         }
-        WaitMany::Signaled(i) => {
-            out!("{i} {}: signalled", objects[i]);
-            ExitCode::SUCCESS
-        }
-        WaitMany::Abandoned(i) => {
-            out!("{i} {}: abandoned (its owner died holding it; check the data it protects)", objects[i]);
-            ExitCode::SUCCESS
-        }
-        WaitMany::TimedOut => {
-            note!("timed out (WAIT_TIMEOUT, 258)");
-            ExitCode::from(EXIT_TIMEOUT)
-        }
-    })
+        WaitMany::Signaled(i) => (WaitStatus::Acquired, format!("{i} {}", objects[i])),
+        WaitMany::Abandoned(i) => (WaitStatus::Abandoned, format!("{i} {}", objects[i])),
+        WaitMany::TimedOut => (WaitStatus::TimedOut, "wait".to_owned()),
+    };
+    Ok(waited(status, &what))
 }
 
 fn open_waitable(spec: &str) -> anyhow::Result<Box<dyn switchboard::sync::Waitable>> {
