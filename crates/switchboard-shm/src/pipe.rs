@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crate::duplex::{Duplex, SegmentMem};
 use crate::mutex::{LockGaveUp, Locked, MutexState};
-use crate::ring::{wait_ready_or_peer, ConsumerState, Peer, ProducerState, Ring, RingError, WaitMode, Waited};
+use crate::ring::{wait_ready_or_peer, ConsumerState, Peer, ProducerState, Ring, RingError, Signal, WaitMode, Waited};
 use crate::segment::{SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use switchboard_sys::eventfd::EventFd;
@@ -393,7 +393,7 @@ impl Channel {
     fn wait(
         &self,
         ready: &mut dyn FnMut() -> bool,
-        signal: (&AtomicU32, &AtomicU32),
+        signal: Signal<'_>,
         deadline: Option<Instant>,
         peer: Peer<'_>,
     ) -> Result<(), ChannelError> {

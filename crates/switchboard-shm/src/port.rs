@@ -29,7 +29,7 @@ use crate::mutex::{LockGaveUp, Locked, MutexState};
 use crate::peer::Peer;
 #[cfg(not(loom))]
 use crate::segment::{Kind, Segment, SegmentError, Shared};
-use crate::sync::{futex, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{cpu, futex, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
 use switchboard_sys::{AsFd, OwnedFd};
 
@@ -121,6 +121,10 @@ pub struct PortCtl {
     /// taking a packet) is non-zero; they sleep on it.
     watch_seq: AtomicU32,
     watchers: AtomicU32,
+    /// Where a poster last woke a sleeping consumer (a [`cpu`] stamp): a
+    /// consumer does not spin for a packet from a poster on its own CPU.
+    poster_cpu: AtomicU32,
+    _pad: AtomicU32,
     head: AtomicU64,
     tail: AtomicU64,
     stamp: AtomicU64,
@@ -459,6 +463,7 @@ impl<M: PortMem> PortQueue<M> {
                         // SYNC: Release pairs with the waiter's Acquire load of state.
                         w.state.store(GRANTED, Ordering::SeqCst);
                         if w.sleeping.load(Ordering::SeqCst) != 0 {
+                            cpu::stamp(&ctl.poster_cpu);
                             futex::wake(&w.state, 1);
                         }
                         return Ok(());
@@ -536,7 +541,9 @@ impl<M: PortMem> PortQueue<M> {
             w.state.store(WAITING, Ordering::SeqCst);
             w
         };
-        spin_while_waiting(w, deadline);
+        if !cpu::shared_with(&self.ctl().poster_cpu) {
+            spin_while_waiting(w, deadline);
+        }
         loop {
             let until = Instant::now() + server.every;
             w.sleeping.store(1, Ordering::SeqCst);
@@ -728,6 +735,8 @@ impl PortQueue<HeapPort> {
             bells: AtomicU32::new(0),
             watch_seq: AtomicU32::new(0),
             watchers: AtomicU32::new(0),
+            poster_cpu: AtomicU32::new(0),
+            _pad: AtomicU32::new(0),
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
             stamp: AtomicU64::new(0),

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::peer::{Peer, PEER_BACKSTOP};
 use crate::sync::futex::{self, WatchWord};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{cpu, AtomicU32, AtomicU64, Ordering};
 
 /// Waiting-word bit: a futex sleeper is (or is about to be) asleep.
 pub const SLEEPING: u32 = 1;
@@ -55,9 +55,14 @@ pub const MIN_CAPACITY: usize = 64;
 #[derive(Debug)]
 pub struct RingCtl {
     tail: AtomicU64,
-    _pad0: [u64; 7],
+    /// Where the producer last woke the consumer (a [`cpu`] stamp), on
+    /// the line it writes anyway.
+    producer_cpu: AtomicU32,
+    _pad0: [u32; 13],
     head: AtomicU64,
-    _pad1: [u64; 7],
+    /// Where the consumer last woke the producer.
+    consumer_cpu: AtomicU32,
+    _pad1: [u32; 13],
     data_seq: AtomicU32,
     consumer_waiting: AtomicU32,
     /// Threads waiting for the ring to become readable without reading
@@ -80,9 +85,11 @@ impl RingCtl {
     pub fn new() -> RingCtl {
         RingCtl {
             tail: AtomicU64::new(0),
-            _pad0: [0; 7],
+            producer_cpu: AtomicU32::new(0),
+            _pad0: [0; 13],
             head: AtomicU64::new(0),
-            _pad1: [0; 7],
+            consumer_cpu: AtomicU32::new(0),
+            _pad1: [0; 13],
             data_seq: AtomicU32::new(0),
             consumer_waiting: AtomicU32::new(0),
             watchers: AtomicU32::new(0),
@@ -285,6 +292,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
         let sleeping = self.ctl.consumer_waiting.load(Ordering::SeqCst) & SLEEPING != 0;
         let watched = self.ctl.watchers.load(Ordering::SeqCst) != 0;
         if sleeping || watched {
+            cpu::stamp(&self.ctl.producer_cpu);
             self.ctl.data_seq.fetch_add(1, Ordering::SeqCst);
             futex::wake(&self.ctl.data_seq, if watched { u32::MAX >> 1 } else { 1 });
         }
@@ -397,6 +405,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
         // head, and orders against its store of producer_waiting (Dekker).
         self.ctl.head.store(st.head, Ordering::SeqCst);
         if self.ctl.producer_waiting.load(Ordering::SeqCst) & SLEEPING != 0 {
+            cpu::stamp(&self.ctl.consumer_cpu);
             self.ctl.space_seq.fetch_add(1, Ordering::SeqCst);
             futex::wake(&self.ctl.space_seq, 1);
         }
@@ -417,9 +426,10 @@ impl<'a, M: RingMem> Ring<'a, M> {
         Ok(Some(rec.more))
     }
 
-    /// The consumer's sleep: (flag to raise, word to sleep on).
-    pub fn data_signal(&self) -> (&AtomicU32, &AtomicU32) {
-        (&self.ctl.consumer_waiting, &self.ctl.data_seq)
+    /// How the consumer waits for data: its flag, its word, and where the
+    /// producer last ran.
+    pub fn data_signal(&self) -> Signal<'_> {
+        Signal { flag: &self.ctl.consumer_waiting, seq: &self.ctl.data_seq, peer_cpu: &self.ctl.producer_cpu }
     }
 
     /// A wait for data without reading it (a pipe end waited on as an
@@ -454,10 +464,23 @@ impl<'a, M: RingMem> Ring<'a, M> {
         self.ctl.consumer_waiting.load(Ordering::SeqCst) & BELL != 0
     }
 
-    /// The producer's sleep: (flag to raise, word to sleep on).
-    pub fn space_signal(&self) -> (&AtomicU32, &AtomicU32) {
-        (&self.ctl.producer_waiting, &self.ctl.space_seq)
+    /// How the producer waits for room: its flag, its word, and where the
+    /// consumer last ran.
+    pub fn space_signal(&self) -> Signal<'_> {
+        Signal { flag: &self.ctl.producer_waiting, seq: &self.ctl.space_seq, peer_cpu: &self.ctl.consumer_cpu }
     }
+}
+
+/// How one side of a ring waits ([`Ring::data_signal`], [`Ring::space_signal`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Signal<'a> {
+    /// The waiting-word bits this side raises ([`SLEEPING`]).
+    flag: &'a AtomicU32,
+    /// The word it sleeps on, bumped by the other side.
+    seq: &'a AtomicU32,
+    /// The other side's [`cpu`] stamp: an adaptive wait does not spin for
+    /// a peer that last ran on its own CPU.
+    peer_cpu: &'a AtomicU32,
 }
 
 /// How a side waits for its ring.
@@ -467,7 +490,9 @@ pub enum WaitMode {
     BusyPoll,
     /// Spin for `spin`, then sleep on the futex. A cross-core futex wake
     /// costs ~4–5 µs per hop on a typical VM, so a spin budget shorter than
-    /// that degrades to always sleeping.
+    /// that degrades to always sleeping. A peer that last ran on the
+    /// waiter's own CPU cannot answer while it spins: then it sleeps at
+    /// once (see [`cpu`]).
     Adaptive {
         /// The spin budget.
         spin: Duration,
@@ -484,14 +509,9 @@ impl Default for WaitMode {
 
 /// Waits until `ready()` or `until`; returns whether it became ready.
 ///
-/// `signal` is the (waiting flag, sequence word) pair of the side that waits
-/// ([`Ring::data_signal`] or [`Ring::space_signal`]).
-pub fn wait_ready(
-    ready: &mut dyn FnMut() -> bool,
-    signal: (&AtomicU32, &AtomicU32),
-    mode: WaitMode,
-    until: Option<Instant>,
-) -> bool {
+/// `signal` is the side that waits ([`Ring::data_signal`] or
+/// [`Ring::space_signal`]).
+pub fn wait_ready(ready: &mut dyn FnMut() -> bool, signal: Signal<'_>, mode: WaitMode, until: Option<Instant>) -> bool {
     wait_watching(ready, signal, mode, until, None) == Waited::Ready
 }
 
@@ -510,7 +530,7 @@ pub enum Waited {
 /// watched word changes, else when `alive()` says so at the next slice.
 pub fn wait_ready_or_peer(
     ready: &mut dyn FnMut() -> bool,
-    signal: (&AtomicU32, &AtomicU32),
+    signal: Signal<'_>,
     mode: WaitMode,
     deadline: Option<Instant>,
     peer: Peer<'_>,
@@ -538,7 +558,7 @@ pub fn wait_ready_or_peer(
 /// watched word leaves its value.
 fn wait_watching(
     ready: &mut dyn FnMut() -> bool,
-    signal: (&AtomicU32, &AtomicU32),
+    signal: Signal<'_>,
     mode: WaitMode,
     until: Option<Instant>,
     watch: Option<(WatchWord<'_>, u32)>,
@@ -548,6 +568,9 @@ fn wait_watching(
     }
     let spin_until = match mode {
         WaitMode::BusyPoll => None,
+        WaitMode::Adaptive { .. } if cpu::shared_with(signal.peer_cpu) => {
+            return sleep_until_ready(ready, signal, until, watch)
+        }
         WaitMode::Adaptive { spin } => Some(Instant::now() + spin),
         // Straight to the futex: even a short spin would measure, and
         // behave, like a spin.
@@ -595,7 +618,7 @@ fn spin_for(
 
 fn sleep_until_ready(
     ready: &mut dyn FnMut() -> bool,
-    (flag, seq): (&AtomicU32, &AtomicU32),
+    Signal { flag, seq, .. }: Signal<'_>,
     until: Option<Instant>,
     watch: Option<(WatchWord<'_>, u32)>,
 ) -> Waited {
@@ -676,6 +699,28 @@ mod tests {
         ctl.head.store(1 << 50, Ordering::SeqCst);
         assert!(ring.has_room(&p, 1), "a waiting producer stops waiting, and its push says why");
         assert!(matches!(ring.try_push(&mut p, &[1], false), Err(RingError::Corrupt(_))));
+    }
+
+    /// A peer whose last wake came from this thread's CPU cannot run while
+    /// this thread spins: an adaptive wait sleeps at once instead of
+    /// burning its spin budget (here ten seconds, so a spin would use the
+    /// whole 300 ms wait in CPU time).
+    #[test]
+    fn an_adaptive_wait_does_not_spin_for_a_peer_on_its_own_cpu() {
+        use switchboard_sys::process::{current_cpu, pin_to_cpu, thread_cpu_time};
+        pin_to_cpu(current_cpu()).unwrap();
+        let ctl = RingCtl::new();
+        let mem = VecMem(RefCell::new(vec![0; 64]));
+        let ring = Ring::new(&ctl, &mem, 64).unwrap();
+        cpu::stamp(&ctl.producer_cpu);
+        assert!(cpu::shared_with(&ctl.producer_cpu));
+        let before = thread_cpu_time();
+        let mode = WaitMode::Adaptive { spin: Duration::from_secs(10) };
+        let until = Instant::now() + Duration::from_millis(300);
+        assert!(!wait_ready(&mut || false, ring.data_signal(), mode, Some(until)));
+        assert!(Instant::now() >= until, "the wait lasted until its deadline");
+        let used = thread_cpu_time() - before;
+        assert!(used < Duration::from_millis(100), "spun for a peer on the same CPU: {used:?} of CPU");
     }
 
     /// Positions a peer published just below `u64::MAX` (found by the fuzz

@@ -199,6 +199,18 @@ pub fn pin_to_cpu(cpu: usize) -> Result<()> {
     rustix::thread::sched_setaffinity(None, &set)
 }
 
+/// The CPU the calling thread runs on now (`sched_getcpu`, through the
+/// vDSO: no system call). It may have moved by the time the caller looks.
+pub fn current_cpu() -> usize {
+    rustix::thread::sched_getcpu()
+}
+
+/// The CPU time the calling thread has used.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(t.tv_sec.unsigned_abs(), u32::try_from(t.tv_nsec).unwrap_or(0))
+}
+
 /// Changes the *calling thread's* gid and uid (raw `setgid`/`setuid`, not
 /// broadcast to other threads as libc does). Sockets it connects and
 /// handles it takes then carry the new identity.
