@@ -4,7 +4,8 @@
 //! area of `cap` bytes (a power of two). Positions are `u64` byte counts that
 //! only grow (wrapping: a peer may publish any value, and no arithmetic on
 //! one may overflow); `pos & (cap - 1)` is the offset in the data area. A record is
-//! an 8-byte header — `u32` length with bit 31 "more chunks follow", `u32`
+//! an 8-byte header — `u32` length with bit 31 "more chunks follow" and
+//! bit 30 "marked" (a record its user gives a meaning of its own), `u32`
 //! [`RECORD_MAGIC`] — then the payload, padded to 8 bytes. Records may wrap
 //! around the end of the data area (copied in two parts); headers never do,
 //! since every record starts 8-aligned and `cap` is a multiple of 8.
@@ -47,6 +48,9 @@ pub const RECORD_HEADER: usize = 8;
 /// The second word of every record header.
 pub const RECORD_MAGIC: u32 = 0x5342_5231; // "SBR1"
 const MORE: u32 = 1 << 31;
+/// Header bit: a record its user marked (a link's loaned sample), never
+/// part of a chunked message. Free since a chunk is under 2^29 bytes.
+const MARK: u32 = 1 << 30;
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: usize = 64;
 
@@ -144,6 +148,8 @@ pub struct Record {
     pub len: usize,
     /// More chunks of the same message follow.
     pub more: bool,
+    /// Pushed with [`Ring::try_push_marked`].
+    pub marked: bool,
     /// Bytes the record takes in the ring (header and padding included).
     size: u64,
 }
@@ -262,6 +268,21 @@ impl<'a, M: RingMem> Ring<'a, M> {
     /// # Panics
     /// If the parts together are longer than [`Ring::max_chunk`] (a caller bug).
     pub fn try_push_parts(&self, st: &mut ProducerState, parts: &[&[u8]], more: bool) -> Result<bool, RingError> {
+        self.push_record(st, parts, if more { MORE } else { 0 })
+    }
+
+    /// Appends one marked record (see [`Record::marked`]) if there is room.
+    ///
+    /// # Errors
+    /// As [`Ring::try_push`].
+    ///
+    /// # Panics
+    /// If `chunk` is longer than [`Ring::max_chunk`] (a caller bug).
+    pub fn try_push_marked(&self, st: &mut ProducerState, chunk: &[u8]) -> Result<bool, RingError> {
+        self.push_record(st, &[chunk], MARK)
+    }
+
+    fn push_record(&self, st: &mut ProducerState, parts: &[&[u8]], flags: u32) -> Result<bool, RingError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         assert!(len <= self.max_chunk(), "chunk larger than max_chunk");
         if self.is_closed() {
@@ -277,7 +298,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
             return Ok(false);
         }
         let mut header = [0u8; RECORD_HEADER];
-        header[..4].copy_from_slice(&(len as u32 | if more { MORE } else { 0 }).to_le_bytes());
+        header[..4].copy_from_slice(&(len as u32 | flags).to_le_bytes());
         header[4..].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
         let mut at = st.tail.wrapping_add(RECORD_HEADER as u64);
         for part in parts {
@@ -335,7 +356,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
 
     /// The record at `pos` (`avail` bytes published from there): its
     /// payload length, whether more chunks follow, and its size in the ring.
-    fn record_at(&self, pos: u64, avail: u64) -> Result<(usize, bool, u64), RingError> {
+    fn record_at(&self, pos: u64, avail: u64) -> Result<Record, RingError> {
         if avail < RECORD_HEADER as u64 || avail % 8 != 0 {
             return Err(RingError::Corrupt("partial record published"));
         }
@@ -345,12 +366,16 @@ impl<'a, M: RingMem> Ring<'a, M> {
         if u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) != RECORD_MAGIC {
             return Err(RingError::Corrupt("bad record magic"));
         }
-        let len = (word & !MORE) as usize;
-        let need = (RECORD_HEADER + align8(len)) as u64;
-        if len > self.max_chunk() || need > avail {
+        let len = (word & !(MORE | MARK)) as usize;
+        let size = (RECORD_HEADER + align8(len)) as u64;
+        if len > self.max_chunk() || size > avail {
             return Err(RingError::Corrupt("record longer than what was published"));
         }
-        Ok((len, word & MORE != 0, need))
+        let (more, marked) = (word & MORE != 0, word & MARK != 0);
+        if more && marked {
+            return Err(RingError::Corrupt("a marked record is never a chunk"));
+        }
+        Ok(Record { len, more, marked, size })
     }
 
     /// The front record, validated, or `None` when the ring is empty.
@@ -363,7 +388,7 @@ impl<'a, M: RingMem> Ring<'a, M> {
         if avail == 0 {
             return if self.is_closed() { Err(RingError::Closed) } else { Ok(None) };
         }
-        self.record_at(st.head, avail).map(|(len, more, size)| Some(Record { len, more, size }))
+        self.record_at(st.head, avail).map(Some)
     }
 
     /// Copies payload bytes `from..from + buf.len()` of the front record
@@ -389,9 +414,9 @@ impl<'a, M: RingMem> Ring<'a, M> {
         let mut out = Vec::new();
         while seen < avail {
             let pos = st.head.wrapping_add(seen);
-            let (len, more, need) = self.record_at(pos, avail - seen)?;
-            out.push((pos, len, more));
-            seen += need;
+            let rec = self.record_at(pos, avail - seen)?;
+            out.push((pos, rec.len, rec.more));
+            seen += rec.size;
         }
         Ok(out)
     }

@@ -46,6 +46,7 @@ pub mod process;
 #[cfg(feature = "tokio")]
 pub mod reactor;
 pub mod ready;
+pub mod sealed;
 pub mod socket;
 
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -317,8 +317,20 @@ pub fn peek_packet_len<Fd: AsFd>(fd: Fd) -> Result<usize> {
 /// # Errors
 /// `ETIMEDOUT` at the deadline.
 pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
+    wait_for(fd, rustix::event::PollFlags::IN, deadline)
+}
+
+/// Waits until `fd` has room to write (or is hung up), or `deadline` passes.
+///
+/// # Errors
+/// `ETIMEDOUT` at the deadline.
+pub fn wait_writable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
+    wait_for(fd, rustix::event::PollFlags::OUT, deadline)
+}
+
+fn wait_for(fd: BorrowedFd<'_>, events: rustix::event::PollFlags, deadline: Option<Instant>) -> Result<()> {
     loop {
-        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let mut fds = [rustix::event::PollFd::new(&fd, events)];
         let timeout = match deadline {
             None => None,
             Some(d) => {

@@ -386,3 +386,82 @@ fn recv_one(link: &mut ShmLink) -> u8 {
     link.recv_timeout(&mut buf, LONG).unwrap();
     buf[0]
 }
+
+/// Zero-copy samples: another process sends loans (16 MiB, larger than
+/// its ring; and empty) between copied messages. They arrive in order,
+/// read in place (`is_shared`), and a plain receive copies a loan out like
+/// any message.
+#[test]
+fn link_shm_loaned_samples_cross_processes_in_order_with_copied_messages() {
+    const BIG: usize = 16 << 20;
+    if role().is_some() {
+        let mut link = ShmLink::connect(&util::args()[0], ShmLinkOptions::default()).unwrap();
+        link.send(b"first").unwrap();
+        let mut loan = link.loan(BIG).unwrap();
+        loan[..4].copy_from_slice(b"head");
+        loan[BIG - 4..].copy_from_slice(b"tail");
+        link.send_loan(loan).unwrap();
+        link.send(b"between").unwrap();
+        link.send_loan(link.loan(0).unwrap()).unwrap();
+        let mut copied = link.loan(3).unwrap();
+        copied.copy_from_slice(b"abc");
+        link.send_loan(copied).unwrap();
+        util::done()
+    }
+    let _w = Watchdog::test();
+    let name = unique("loans");
+    let listener = ShmLinkListener::bind(&name).unwrap();
+    let mut peer =
+        Peer::spawn("link_shm_loaned_samples_cross_processes_in_order_with_copied_messages", "loan", &[&name]);
+    let mut link = listener.accept(Some(LONG)).unwrap();
+    let first = link.recv_borrowed(LONG).unwrap();
+    assert_eq!((&first[..], first.is_shared()), (&b"first"[..], false));
+    let big = link.recv_borrowed(LONG).unwrap();
+    assert!(big.is_shared(), "a loan is read where it was written");
+    assert_eq!((big.len(), &big[..4], &big[BIG - 4..]), (BIG, &b"head"[..], &b"tail"[..]));
+    assert!(big[4..BIG - 4].iter().all(|b| *b == 0), "the rest of a loan is zero-filled");
+    assert_eq!(&link.recv_borrowed(LONG).unwrap()[..], b"between");
+    let empty = link.recv_borrowed(LONG).unwrap();
+    assert!(empty.is_shared() && empty.is_empty());
+    let mut buf = Vec::new();
+    link.recv_timeout(&mut buf, LONG).unwrap();
+    assert_eq!(buf, b"abc", "a plain receive copies a loan out");
+    peer.finish();
+    // The sample outlives its sender, and the link then says BrokenPipe.
+    assert_eq!(&big[BIG - 4..], b"tail");
+    assert!(matches!(link.recv_borrowed(LONG), Err(Error::BrokenPipe)));
+}
+
+/// A sender killed with loans in flight: every loan it sent arrives
+/// intact, then BrokenPipe; a sample kept across the kill stays readable.
+#[test]
+fn link_shm_peer_killed_with_loans_in_flight_loses_none_and_hangs_nothing() {
+    if role().is_some() {
+        let mut link = ShmLink::connect(&util::args()[0], ShmLinkOptions::default()).unwrap();
+        for i in 0..200u32 {
+            let mut loan = link.loan(64 << 10).unwrap();
+            loan[..4].copy_from_slice(&i.to_le_bytes());
+            link.send_loan(loan).unwrap();
+        }
+        say("sent");
+        let mut buf = Vec::new();
+        let _ = link.recv(&mut buf);
+        util::done()
+    }
+    let _w = Watchdog::test();
+    let name = unique("loankill");
+    let listener = ShmLinkListener::bind(&name).unwrap();
+    let test = "link_shm_peer_killed_with_loans_in_flight_loses_none_and_hangs_nothing";
+    let mut peer = Peer::spawn(test, "loan", &[&name]);
+    let mut link = listener.accept(Some(LONG)).unwrap();
+    peer.expect("sent");
+    let kept = link.recv_borrowed(LONG).unwrap();
+    peer.kill9();
+    assert_eq!(kept[..4], 0u32.to_le_bytes());
+    for i in 1..200u32 {
+        let s = link.recv_borrowed(LONG).unwrap();
+        assert_eq!((s.len(), &s[..4]), (64 << 10, &i.to_le_bytes()[..]), "loan {i}");
+    }
+    assert!(matches!(link.recv_borrowed(LONG), Err(Error::BrokenPipe)));
+    assert_eq!(kept[..4], 0u32.to_le_bytes());
+}

@@ -6,7 +6,7 @@
 //! name.
 
 use super::bench::setup;
-use super::bench::{death, BenchPath, Setup, ALL_PAYLOADS, SMALLEST_PAYLOAD};
+use super::bench::{death, BenchPath, Setup, ALL_PAYLOADS, LOAN_PAYLOADS, SMALLEST_PAYLOAD};
 use super::tour::{self, PeerRole, Step};
 
 /// One mechanism in the tour and the bench.
@@ -44,6 +44,7 @@ pub const SCENARIOS: [Scenario; 12] = [
             echo("shm_link_busy", "spin", setup::shm_link_parent, setup::shm_link_child, ALL_PAYLOADS),
             echo("shm_link_adaptive", "spin", setup::shm_link_parent, setup::shm_link_child, ALL_PAYLOADS),
             echo("shm_link_blocking", "futex", setup::shm_link_parent, setup::shm_link_child, ALL_PAYLOADS),
+            echo("shm_loan", "spin", setup::shm_loan_parent, setup::shm_loan_child, LOAN_PAYLOADS),
             BenchPath {
                 name: death::NAME,
                 floor: "futex",

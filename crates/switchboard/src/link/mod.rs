@@ -25,11 +25,13 @@
 
 #[cfg(feature = "tokio")]
 pub mod asyncio;
+mod loan;
 mod shm;
 mod stream;
 
 use std::time::Duration;
 
+pub use self::loan::{Loan, Sample};
 pub use self::shm::{ShmLink, ShmLinkListener, ShmLinkOptions};
 pub use self::stream::{StreamLink, StreamLinkListener};
 pub use switchboard_shm::ring::WaitMode;

@@ -38,6 +38,16 @@
 //! - `connect` returns once its segment is sent, before `accept` picks the
 //!   link up (as a socket connect completes into the backlog); messages
 //!   sent meanwhile wait in the ring.
+//!
+//! ## Zero-copy samples
+//! [`ShmLink::loan`] gives the sender fresh shared memory to fill;
+//! [`ShmLink::send_loan`] freezes it (sealed against writes) and sends its
+//! descriptor over the socket, then a *marked* ring record holding its
+//! length, so a sample keeps its place among copied messages.
+//! [`ShmLink::recv_borrowed`] maps it read-only ([`Sample`]); a plain
+//! receive copies it out like any message. A marked record whose
+//! descriptor is missing, not sealed, shorter than claimed, or over the
+//! maximum is `Malformed` (see [`super::loan`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,9 +58,11 @@ use switchboard_shm::ring::{Peer, PEER_BACKSTOP};
 use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeWatch;
+use switchboard_sys::sealed::{Draft, Frozen};
 use switchboard_sys::socket::Conn;
-use switchboard_sys::{AsFd, BorrowedFd, OwnedFd};
+use switchboard_sys::{AsFd, BorrowedFd, Errno, OwnedFd};
 
+use super::loan::{Body, Loan, Sample};
 use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
 use crate::namespace::{link_address, Acl};
@@ -179,11 +191,15 @@ impl ShmLink {
         }
     }
 
-    fn push(&mut self, chunk: &[u8], more: bool) -> Result<()> {
+    fn push(&mut self, chunk: &[u8], piece: Piece) -> Result<()> {
         loop {
             let tx = self.tx;
             let ring = self.duplex.ring(tx);
-            if ring.try_push(&mut self.producer, chunk, more).map_err(ring_error)? {
+            let pushed = match piece {
+                Piece::Chunk { more } => ring.try_push(&mut self.producer, chunk, more),
+                Piece::Loan => ring.try_push_marked(&mut self.producer, chunk),
+            };
+            if pushed.map_err(ring_error)? {
                 // SYNC: the push published (SeqCst) before this load; the
                 // peer armed (SeqCst) before looking for data (Dekker).
                 if ring.bell_armed() {
@@ -192,6 +208,153 @@ impl ShmLink {
                 return Ok(());
             }
             self.await_ring(true, chunk.len(), None)?;
+        }
+    }
+}
+
+/// What a ring record carries.
+#[derive(Clone, Copy)]
+enum Piece {
+    /// A message's bytes (more chunks follow, or not).
+    Chunk { more: bool },
+    /// A loaned sample's length; its memory travels over the socket.
+    Loan,
+}
+
+/// The byte a loaned sample's descriptor travels with.
+const LOAN_TAG: &[u8] = b"L";
+
+/// What [`ShmLink::next`] found.
+enum Incoming {
+    /// A copied message, whole in `partial`.
+    Message,
+    /// A loaned sample.
+    Loaned(Frozen),
+}
+
+impl ShmLink {
+    /// Fresh shared memory of `len` bytes (zero-filled) to fill and send
+    /// with [`ShmLink::send_loan`], without a copy at either end.
+    ///
+    /// # Errors
+    /// `InvalidParameter` over the link's maximum message; `ENOMEM`.
+    pub fn loan(&self, len: usize) -> Result<Loan> {
+        if len > self.opts.max_message {
+            return Err(Error::InvalidParameter("message larger than the link's maximum"));
+        }
+        Ok(Loan(Draft::new(len)?))
+    }
+
+    /// Sends a loan: freezes it (nobody can change it any more) and hands
+    /// its memory to the peer, in order with this side's other messages.
+    /// Blocks only while the peer's queue is full.
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the peer is gone.
+    pub fn send_loan(&mut self, loan: Loan) -> Result<()> {
+        self.check_peer()?;
+        let len = loan.len() as u64;
+        let fd = loan.0.freeze()?;
+        self.send_descriptor(&fd)?;
+        self.push(&len.to_le_bytes(), Piece::Loan)
+    }
+
+    /// Receives the next message as a [`Sample`]: the sender's memory,
+    /// read in place, when it came as a loan; else a copy, as
+    /// [`Link::recv_deadline`] makes.
+    ///
+    /// # Errors
+    /// As [`Link::recv_deadline`].
+    pub fn recv_borrowed(&mut self, deadline: impl Into<Deadline>) -> Result<Sample> {
+        Ok(Sample(match self.next(deadline.into().instant())? {
+            Incoming::Message => Body::Copied(std::mem::take(&mut self.partial)),
+            Incoming::Loaned(frozen) => Body::Shared(frozen),
+        }))
+    }
+
+    fn check_peer(&self) -> Result<()> {
+        match self.peer_life.as_ref().is_some_and(|l| !l.alive()) {
+            true => Err(Error::BrokenPipe),
+            false => Ok(()),
+        }
+    }
+
+    /// Queues a sample's descriptor on the socket, waiting while the
+    /// peer's socket queue is full (as long as the peer is there).
+    fn send_descriptor(&self, fd: &OwnedFd) -> Result<()> {
+        loop {
+            match self.conn.send(LOAN_TAG, &[fd.as_fd()]) {
+                Ok(()) => return Ok(()),
+                // Too many descriptors in flight for this user: the
+                // peer's receives bring the count down, as for a full queue.
+                Err(Errno::AGAIN | Errno::TOOMANYREFS) => {
+                    let _ =
+                        switchboard_sys::socket::wait_writable(self.conn.as_fd(), Some(Instant::now() + PEER_CHECK));
+                    if self.conn.hung_up() {
+                        return Err(Error::BrokenPipe);
+                    }
+                    self.check_peer()?;
+                }
+                Err(Errno::PIPE | Errno::CONNRESET) => return Err(Error::BrokenPipe),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Takes a loaned sample's memory from the socket: it was queued
+    /// before its record was published, so it is there now or never.
+    fn take_loan(&self, record: [u8; 8]) -> Result<Frozen> {
+        let malformed = |why: String| Error::Malformed(format!("a loaned sample: {why}"));
+        let mut tag = [0u8; 1];
+        let fd = match self.conn.recv(&mut tag, Some(Instant::now())) {
+            Ok(Some((1, fds))) if tag == LOAN_TAG && fds.len() == 1 => fds.into_iter().next().expect("one descriptor"),
+            Ok(_) | Err(Errno::MSGSIZE) => return Err(malformed("the socket carried something else".into())),
+            Err(_) => return Err(malformed("its memory never came".into())),
+        };
+        // Checked once the descriptor is taken, so that a refused sample
+        // leaves the next one's in step.
+        let len = usize::try_from(u64::from_le_bytes(record))
+            .ok()
+            .filter(|l| *l <= self.opts.max_message)
+            .ok_or_else(|| malformed("larger than the link's maximum".into()))?;
+        Frozen::open(fd, len).map_err(|e| malformed(format!("its memory is refused ({e})")))
+    }
+
+    /// The next message or sample, waiting until `deadline`.
+    fn next(&mut self, deadline: Option<Instant>) -> Result<Incoming> {
+        self.disarm_doorbell();
+        let rx = 1 - self.tx;
+        loop {
+            let ring = self.duplex.ring(rx);
+            let Some(rec) = ring.front(&self.consumer).map_err(ring_error)? else {
+                if !self.await_ring(false, 0, deadline)? {
+                    return Err(Error::Timeout);
+                }
+                continue;
+            };
+            if rec.marked {
+                let mut record = [0u8; 8];
+                let whole = rec.len == record.len() && self.partial.is_empty();
+                if whole {
+                    ring.read_front(&self.consumer, 0, &mut record);
+                }
+                ring.pop_front(&mut self.consumer, &rec);
+                if !whole {
+                    self.partial.clear();
+                    return Err(Error::Malformed("a marked record that is not a loaned sample".into()));
+                }
+                return self.take_loan(record).map(Incoming::Loaned);
+            }
+            let start = self.partial.len();
+            self.partial.resize(start + rec.len, 0);
+            ring.read_front(&self.consumer, 0, &mut self.partial[start..]);
+            ring.pop_front(&mut self.consumer, &rec);
+            if !rec.more {
+                return Ok(Incoming::Message);
+            }
+            if self.partial.len() > self.opts.max_message {
+                return Err(Error::Malformed("the peer sent a message over the maximum".into()));
+            }
         }
     }
 }
@@ -295,43 +458,30 @@ impl Link for ShmLink {
         if msg.len() > self.opts.max_message {
             return Err(Error::InvalidParameter("message larger than the link's maximum"));
         }
-        if self.peer_life.as_ref().is_some_and(|l| !l.alive()) {
-            return Err(Error::BrokenPipe);
-        }
+        self.check_peer()?;
         let max_chunk = self.ring(self.tx).max_chunk();
         if msg.len() <= max_chunk {
-            return self.push(msg, false);
+            return self.push(msg, Piece::Chunk { more: false });
         }
         let mut parts = msg.chunks(max_chunk).peekable();
         while let Some(part) = parts.next() {
-            self.push(part, parts.peek().is_some())?;
+            self.push(part, Piece::Chunk { more: parts.peek().is_some() })?;
         }
         Ok(())
     }
 
     fn recv_deadline(&mut self, buf: &mut Vec<u8>, deadline: Deadline) -> Result<()> {
-        let deadline = deadline.instant();
-        self.disarm_doorbell();
-        let rx = 1 - self.tx;
-        loop {
-            let popped = self.duplex.ring(rx).try_pop(&mut self.consumer, &mut self.partial);
-            match popped.map_err(ring_error)? {
-                Some(false) => {
-                    std::mem::swap(buf, &mut self.partial);
-                    self.partial.clear();
-                    return Ok(());
-                }
-                Some(true) if self.partial.len() > self.opts.max_message => {
-                    return Err(Error::Malformed("the peer sent a message over the maximum".into()));
-                }
-                Some(true) => {}
-                None => {
-                    if !self.await_ring(false, 0, deadline)? {
-                        return Err(Error::Timeout);
-                    }
-                }
+        match self.next(deadline.instant())? {
+            Incoming::Message => {
+                std::mem::swap(buf, &mut self.partial);
+                self.partial.clear();
+            }
+            Incoming::Loaned(sample) => {
+                buf.clear();
+                buf.extend_from_slice(&sample);
             }
         }
+        Ok(())
     }
 
     fn max_message(&self) -> usize {
@@ -444,6 +594,41 @@ impl ShmLinkListener {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A peer that forges loaned samples (marked records with no memory,
+    /// memory it can still write, memory shorter than claimed, a record of
+    /// the wrong size, a size over the maximum) gets each refused as
+    /// `Malformed`, never a hang or a view of writable memory, and the
+    /// link goes on: the next message arrives.
+    #[test]
+    fn forged_loans_are_malformed_and_the_link_goes_on() {
+        let (mut a, mut b) = ShmLink::pair(ShmLinkOptions::default()).unwrap();
+        let forge = |a: &mut ShmLink, fd: Option<OwnedFd>, record: &[u8]| {
+            if let Some(fd) = fd {
+                a.conn.send(LOAN_TAG, &[fd.as_fd()]).unwrap();
+            }
+            a.push(record, Piece::Loan).unwrap();
+            a.send(b"next").unwrap();
+        };
+        let sealed = |len| Draft::new(len).unwrap().freeze().unwrap();
+        let writable = switchboard_sys::memfd::create_sealed("forged", 4096).unwrap();
+        let cases: [(Option<OwnedFd>, Vec<u8>, &str); 5] = [
+            (None, 8u64.to_le_bytes().to_vec(), "never came"),
+            (Some(writable), 4096u64.to_le_bytes().to_vec(), "refused"),
+            (Some(sealed(100)), 4096u64.to_le_bytes().to_vec(), "refused"),
+            (Some(sealed(8)), vec![8, 0, 0, 0], "not a loaned sample"),
+            (Some(sealed(8)), (1u64 << 40).to_le_bytes().to_vec(), "maximum"),
+        ];
+        for (fd, record, why) in cases {
+            forge(&mut a, fd, &record);
+            match b.recv_borrowed(Duration::from_secs(5)) {
+                Err(Error::Malformed(m)) => assert!(m.contains(why), "{m:?}, expected {why:?}"),
+                other => panic!("{other:?}, expected Malformed({why:?})"),
+            }
+            // A refused descriptor may stay queued: the next message still comes.
+            assert_eq!(&b.recv_borrowed(Duration::from_secs(5)).unwrap()[..], b"next");
+        }
+    }
 
     /// A connector granted but not yet done with its hello when an accept
     /// times out stays queued for the next accept (found by `switchboard

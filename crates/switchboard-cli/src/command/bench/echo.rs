@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use switchboard::link::Link;
+use switchboard::link::{Link, ShmLink};
 use switchboard::mailslot::{Mailslot, MailslotClient};
 use switchboard::mapping::View;
 use switchboard::pipe::named::{PipeClient, PipeServer};
@@ -132,6 +132,29 @@ impl Echo for Linked {
     }
     fn recv(&mut self, buf: &mut Vec<u8>, _len: usize) -> anyhow::Result<()> {
         Ok(self.0.recv_timeout(buf, PATIENCE)?)
+    }
+}
+
+/// Zero-copy samples over a shared-memory link: each message is a fresh
+/// loan, sent untouched (what is measured is handing memory over, which
+/// costs the same at any size), and read where it was written.
+pub struct Loaned(pub ShmLink);
+
+impl Echo for Loaned {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        let loan = self.0.loan(msg.len())?;
+        Ok(self.0.send_loan(loan)?)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        let sample = self.0.recv_borrowed(PATIENCE)?;
+        anyhow::ensure!(sample.is_shared() && sample.len() == len, "a loan of {len} B came as {} B", sample.len());
+        // The echo answers with a loan of the same length (a no-op after
+        // the first round).
+        buf.resize(len, 0);
+        Ok(())
+    }
+    fn carries_content(&self) -> bool {
+        false
     }
 }
 

@@ -7,7 +7,9 @@
 //! `futex`, `pipe`, `unix_stream`, `tcp`, `memcpy` (single core). Paths:
 //! `shm_link_busy`, `shm_link_adaptive`, `shm_link_blocking`, `stream_unix`,
 //! `stream_tcp`, `port`, `pipe_message_transact`, `mailslot` (write → read
-//! one way, a round trip through two mailslots), and `peer_death` (not a
+//! one way, a round trip through two mailslots), `shm_loan` (zero-copy
+//! samples, untouched, at 64 B, 1 MiB and 16 MiB: against the spin floor,
+//! which copies), and `peer_death` (not a
 //! ping-pong: a blocked reader's time from its peer's `kill -9` to its
 //! error, see the `death` module). Each path reports its ratio to its floor measured
 //! in the same run — absolute times drift on a shared VM, ratios much less.
@@ -28,6 +30,10 @@ use serde_json::json;
 const PAYLOADS: [usize; 5] = [8, 64, 4096, 64 * 1024, 1 << 20];
 /// Every payload, for paths that take any size.
 pub(crate) const ALL_PAYLOADS: &[usize] = &PAYLOADS;
+/// Zero-copy samples: small, large, and larger than any ring.
+pub(crate) const LOAN_PAYLOADS: &[usize] = &[64, 1 << 20, 16 << 20];
+/// The spin floor runs the loans' largest payload too.
+const SPIN_PAYLOADS: &[usize] = &[8, 64, 4096, 64 * 1024, 1 << 20, 16 << 20];
 /// The smallest payload only (ports carry fixed packets; peer death moves none).
 pub(crate) const SMALLEST_PAYLOAD: &[usize] = &[8];
 
@@ -55,7 +61,7 @@ const FLOORS: [BenchPath; 5] = [
         name: "spin",
         floor: "",
         setup: Setup::Echo(setup::cache_line_parent, setup::cache_line_child),
-        payloads: ALL_PAYLOADS,
+        payloads: SPIN_PAYLOADS,
     },
     BenchPath {
         name: "futex",

@@ -15,7 +15,7 @@ use switchboard::port::Port;
 
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
-use super::echo::{Bytes, Echo, Futex, Linked, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
+use super::echo::{Bytes, Echo, Futex, Linked, Loaned, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
 use super::Placement;
 
 /// Ring size of the benchmark pipe: the shared-memory link's default, so
@@ -200,6 +200,19 @@ pub fn shm_link_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> 
 pub fn shm_link_child(name: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
     let opts = ShmLinkOptions { wait: wait_mode(name), ..ShmLinkOptions::default() };
     Ok(Box::new(Linked(Box::new(ShmLink::connect(arg(args, 0)?, opts)?))))
+}
+
+/// `shm_loan`: a shared-memory link whose messages are loaned samples.
+pub fn shm_loan_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let n = unique(run.name);
+    let l = ShmLinkListener::bind(&n)?;
+    let child = run.peer(&[&n])?;
+    Ok((Box::new(Loaned(l.accept(Some(PATIENCE))?)), child))
+}
+
+/// See [`shm_loan_parent`].
+pub fn shm_loan_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    Ok(Box::new(Loaned(ShmLink::connect(arg(args, 0)?, ShmLinkOptions::default())?)))
 }
 
 /// `stream_unix`: a framed Unix stream link.
