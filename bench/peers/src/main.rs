@@ -1,6 +1,8 @@
 //! switchboard beside other Rust IPC crates (ipc-channel, interprocess,
 //! iceoryx2), in one run: a cross-process
-//! ping-pong of 64-byte messages, parent pinned to CPU 0 and child to CPU 1.
+//! ping-pong of 64-byte messages, parent pinned to CPU 0 and child to CPU 1;
+//! then zero-copy samples (switchboard's loans, iceoryx2's slices) of 64 B,
+//! 1 MiB and 16 MiB, untouched and written in full.
 //!
 //! ```sh
 //! cd bench/peers && cargo run --release            # default 20 000 rounds
@@ -8,6 +10,7 @@
 //! ```
 
 use std::io::{Read, Write};
+use std::mem::MaybeUninit;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -109,6 +112,92 @@ impl Side for Iceoryx2 {
     }
 }
 
+/// Zero-copy sizes.
+const ZERO_COPY_SIZES: [usize; 3] = [64, 1 << 20, 16 << 20];
+
+/// One side of a zero-copy ping-pong: send a sample of `len` bytes
+/// (written in full when `touch`), receive one and return its length.
+trait Loaner {
+    fn send(&mut self, len: usize, touch: bool);
+    fn recv(&mut self) -> usize;
+}
+
+/// switchboard's loans: each sample its own sealed memfd.
+struct ShmLoans(ShmLink);
+impl Loaner for ShmLoans {
+    fn send(&mut self, len: usize, touch: bool) {
+        let mut loan = self.0.loan(len).unwrap();
+        if touch {
+            loan.prefault().unwrap();
+            loan.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        }
+        self.0.send_loan(loan).unwrap();
+    }
+    fn recv(&mut self) -> usize {
+        let sample = self.0.recv_borrowed(switchboard::time::Deadline::NEVER).unwrap();
+        assert!(sample.is_shared());
+        sample.len()
+    }
+}
+
+/// Bytes whose sample can be sent without writing them (`MaybeUninit`
+/// is iceoryx2's own way to loan memory it need not initialise; written
+/// as uninitialised, the compiler drops the stores).
+type Byte = MaybeUninit<u8>;
+
+/// iceoryx2 slices from its publisher's pool (recycled), one service
+/// each way, both sides busy-polling `receive`.
+struct IoxSlices {
+    _node: Node<IoxIpc>,
+    tx: Publisher<IoxIpc, [Byte], ()>,
+    rx: Subscriber<IoxIpc, [Byte], ()>,
+}
+
+impl IoxSlices {
+    fn new(out: &str, back: &str, max: usize) -> IoxSlices {
+        set_log_level(LogLevel::Error);
+        let node = NodeBuilder::new().create::<IoxIpc>().unwrap();
+        let service = |name: &str| {
+            node.service_builder(&name.try_into().unwrap())
+                .publish_subscribe::<[Byte]>()
+                .history_size(0)
+                .subscriber_max_buffer_size(2)
+                .subscriber_max_borrowed_samples(2)
+                .open_or_create()
+                .unwrap()
+        };
+        let (out_service, back_service) = (service(out), service(back));
+        let tx = out_service.publisher_builder().initial_max_slice_len(max).max_loaned_samples(2).create().unwrap();
+        let rx = back_service.subscriber_builder().create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while out_service.dynamic_config().number_of_subscribers() == 0 {
+            assert!(Instant::now() < deadline, "iceoryx2: the peer never subscribed");
+            std::thread::yield_now();
+        }
+        IoxSlices { _node: node, tx, rx }
+    }
+}
+
+impl Loaner for IoxSlices {
+    fn send(&mut self, len: usize, touch: bool) {
+        let sample = self.tx.loan_slice_uninit(len).unwrap();
+        let sample = if touch {
+            sample.write_from_fn(|i| MaybeUninit::new(i as u8))
+        } else {
+            sample.write_from_fn(|_| MaybeUninit::uninit())
+        };
+        sample.send().unwrap();
+    }
+    fn recv(&mut self) -> usize {
+        loop {
+            if let Some(sample) = self.rx.receive().unwrap() {
+                return sample.payload().len();
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
 fn spawn(contender: &str, rendezvous: &str, rounds: u32) -> Child {
     Command::new(std::env::current_exe().unwrap())
         // The child inherits our affinity (CPU 0 only), so it cannot work out
@@ -187,6 +276,48 @@ fn child_side(contender: &str, rendezvous: &str) -> Box<dyn Side> {
     }
 }
 
+/// `contender` is `NAME/SIZE/touched|untouched` for zero-copy rows.
+fn zero_copy_side(contender: &str, rendezvous: &str, parent: bool) -> Box<dyn Loaner> {
+    let mut parts = contender.split('/');
+    let (name, max) = (parts.next().unwrap(), parts.next().unwrap().parse::<usize>().unwrap());
+    let (out, back) = (format!("{rendezvous}/ping"), format!("{rendezvous}/pong"));
+    match (name, parent) {
+        ("iceoryx2_slices", true) => Box::new(IoxSlices::new(&out, &back, max)),
+        ("iceoryx2_slices", false) => Box::new(IoxSlices::new(&back, &out, max)),
+        ("switchboard_shm_loan", false) => Box::new(ShmLoans(ShmLink::connect(rendezvous, ShmLinkOptions::default()).unwrap())),
+        (other, _) => panic!("unknown zero-copy contender {other}"),
+    }
+}
+
+fn measure_zero_copy(contender: &str, rounds: u32) -> (Duration, Duration) {
+    let mut parts = contender.split('/');
+    let (name, len) = (parts.next().unwrap(), parts.next().unwrap().parse::<usize>().unwrap());
+    let touch = parts.next() == Some("touched");
+    let rendezvous = format!("peerbench-{}-{}-{len}", std::process::id(), name);
+    let warm = rounds / 10;
+    let (mut side, mut child): (Box<dyn Loaner>, Child) = if name.starts_with("switchboard") {
+        let l = ShmLinkListener::bind(&rendezvous).unwrap();
+        let child = spawn(contender, &rendezvous, warm + rounds);
+        (Box::new(ShmLoans(l.accept(Some(Duration::from_secs(30))).unwrap())), child)
+    } else {
+        let child = spawn(contender, &rendezvous, warm + rounds);
+        (zero_copy_side(contender, &rendezvous, true), child)
+    };
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for i in 0..warm + rounds {
+        let t = Instant::now();
+        side.send(len, touch);
+        let got = side.recv();
+        if i >= warm {
+            samples.push(t.elapsed());
+        }
+        assert_eq!(got, len);
+    }
+    assert!(child.wait().unwrap().success());
+    samples.sort_unstable();
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+}
+
 fn measure(contender: &str, rounds: u32) -> (Duration, Duration) {
     let warm = rounds / 10;
     let (mut side, mut child) = parent_side(contender, warm + rounds);
@@ -212,8 +343,18 @@ fn main() {
         if args.get(5).map(String::as_str) == Some("1") {
             switchboard::raw::pin_to_cpu(1).unwrap();
         }
+        let rounds = args[4].parse::<u32>().unwrap();
+        if args[2].contains('/') {
+            let touch = args[2].ends_with("/touched");
+            let mut side = zero_copy_side(&args[2], &args[3], false);
+            for _ in 0..rounds {
+                let len = side.recv();
+                side.send(len, touch);
+            }
+            return;
+        }
         let mut side = child_side(&args[2], &args[3]);
-        for _ in 0..args[4].parse::<u32>().unwrap() {
+        for _ in 0..rounds {
             let m = side.recv();
             side.send(&m);
         }
@@ -247,5 +388,19 @@ fn main() {
             p99.as_nanos() as f64 / 1e3,
             p50.as_nanos() as f64 / best
         );
+    }
+    // Large samples take longer: fewer rounds, never under 200.
+    let zc_rounds = (rounds / 10).max(200);
+    println!();
+    println!("zero-copy samples, {zc_rounds} rounds (untouched: handed over as loaned; touched: every byte written first)");
+    println!("{:<40} {:>10} {:>10}", "contender/size/how", "p50 µs", "p99 µs");
+    for how in ["untouched", "touched"] {
+        for name in ["switchboard_shm_loan", "iceoryx2_slices"] {
+            for size in ZERO_COPY_SIZES {
+                let contender = format!("{name}/{size}/{how}");
+                let (p50, p99) = measure_zero_copy(&contender, zc_rounds);
+                println!("{contender:<40} {:>10.2} {:>10.2}", p50.as_nanos() as f64 / 1e3, p99.as_nanos() as f64 / 1e3);
+            }
+        }
     }
 }

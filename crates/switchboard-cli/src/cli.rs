@@ -151,6 +151,12 @@ pub enum Command {
         /// time); by default they run on two.
         #[arg(long)]
         same_core: bool,
+        /// Instead of round trips: N writer processes into one mailslot,
+        /// one port and one named pipe server, for each N given
+        /// (messages per second, age p50/p99 against the spin floor, and
+        /// each writer's count).
+        #[arg(long, value_name = "N,…", value_delimiter = ',', conflicts_with_all = ["only", "plot"])]
+        fan_in: Vec<usize>,
     },
     /// Every mechanism at once from several processes, killing them at
     /// random; checks nothing acknowledged is lost, nothing is left behind

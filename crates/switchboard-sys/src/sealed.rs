@@ -116,6 +116,21 @@ impl Draft {
         self.len() == 0
     }
 
+    /// Allocates every page now, in one system call
+    /// (`MADV_POPULATE_WRITE`), instead of one fault per 4 KiB page as
+    /// they are first written: for a draft about to be filled whole.
+    ///
+    /// # Errors
+    /// `ENOMEM`; `EINVAL` on kernels before 5.14.
+    pub fn prefault(&mut self) -> Result<()> {
+        match &self.map {
+            // SAFETY: advice on the mapping this draft owns; populating
+            // changes no byte (the pages are zero either way).
+            Some(m) => unsafe { rustix::mm::madvise(m.ptr.as_ptr().cast(), m.len, rustix::mm::Advice::LinuxPopulateWrite) },
+            None => Ok(()),
+        }
+    }
+
     /// Unmaps the draft and seals it: from now on nobody can change or
     /// resize it. Returns the descriptor to send.
     ///

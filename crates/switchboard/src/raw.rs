@@ -28,6 +28,13 @@ pub fn pin_to_cpu(cpu: usize) -> Result<()> {
     switchboard_sys::process::pin_to_cpu(cpu).map_err(|_| Error::InvalidParameter("no such CPU"))
 }
 
+/// The machine's monotonic clock in nanoseconds: one clock for every
+/// process of the machine (an `Instant` cannot cross processes), so a
+/// receiver can age a message another process stamped.
+pub fn monotonic_ns() -> u64 {
+    switchboard_sys::process::monotonic_ns()
+}
+
 /// The machine's online CPUs — not the affinity mask, so a child of a
 /// pinned process still sees every CPU.
 pub fn cpu_count() -> usize {

@@ -39,8 +39,8 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),
-        Command::Bench { quick, json: j, plot, only, same_core } => {
-            bench::run(quick, j || json, plot, &only, same_core)
+        Command::Bench { quick, json: j, plot, only, same_core, fan_in } => {
+            bench::run(quick, j || json, plot, &only, same_core, &fan_in)
         }
         Command::BenchPeer { args } => bench::peer(&args),
         Command::TourPeer { role, args } => tour::peer(&role, &args),

@@ -9,6 +9,21 @@
 //! only that sample's memory, and can neither block the sender nor see
 //! its bytes change (see `switchboard_sys::sealed`).
 //!
+//! ## What it costs
+//! Handing a sample over costs the same at any size (about a dozen system
+//! calls: 22–28 µs per round trip at 64 B, 1 MiB and 16 MiB on the 2-core
+//! VM, `switchboard bench --only shm_loan`). Writing it costs fresh pages:
+//! each 4 KiB page is allocated and zeroed by the kernel on first touch,
+//! several times dearer than writing warm memory, so a loan filled in full
+//! is no faster than a copy through the ring (16 MiB filled at both ends:
+//! 19.4 ms per round trip, against 6.8 ms for two copies through shared
+//! memory). Loans pay where bytes are handed on without being rewritten
+//! per message, or read only in part, and wherever the receiver must be
+//! sure they cannot change. Pools that recycle samples (iceoryx2: 1.6 µs
+//! at any size, 1.8 ms at 16 MiB filled) are faster because the publisher
+//! keeps write access to memory its subscribers read, which a receiver
+//! here never has to trust.
+//!
 //! ```
 //! use switchboard::link::{Link, ShmLink, ShmLinkOptions};
 //! use switchboard::time::Deadline;
@@ -30,6 +45,20 @@ use switchboard_sys::sealed::{Draft, Frozen};
 /// can reach it until then; dropping it unsent frees it.
 #[derive(Debug)]
 pub struct Loan(pub(super) Draft);
+
+impl Loan {
+    /// Allocates the loan's pages now, in one system call, rather than
+    /// one page fault per 4 KiB as they are first written: call it before
+    /// filling a large loan whole (measured in `bench/peers`: a 16 MiB
+    /// round trip filled at both ends, 22.8 → 19.4 ms). An untouched loan
+    /// costs nothing without it.
+    ///
+    /// # Errors
+    /// `ENOMEM`; a kernel before 5.14 refuses it.
+    pub fn prefault(&mut self) -> crate::Result<()> {
+        Ok(self.0.prefault()?)
+    }
+}
 
 impl std::ops::Deref for Loan {
     type Target = [u8];

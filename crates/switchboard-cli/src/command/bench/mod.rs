@@ -16,6 +16,7 @@
 
 pub(crate) mod death;
 mod echo;
+mod fan_in;
 mod plot;
 pub(crate) mod setup;
 
@@ -210,7 +211,11 @@ pub fn run(
     plot: Option<std::path::PathBuf>,
     only: &[String],
     same_core: bool,
+    fan_in: &[usize],
 ) -> anyhow::Result<ExitCode> {
+    if !fan_in.is_empty() {
+        return fan_in::run(fan_in, quick, json_out, same_core);
+    }
     let names = chosen(only)?;
     let cpus = switchboard::raw::cpu_count();
     let placement = Placement::choose(same_core);
@@ -323,6 +328,9 @@ fn ping_pong(
 pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
     let [name, payload, rounds, placement, rest @ ..] = args else { anyhow::bail!("bench-peer: missing arguments") };
     Placement::apply(placement)?;
+    if name.starts_with(fan_in::ROLE) {
+        return fan_in::writer(name, rest);
+    }
     let child = match find(name)?.setup {
         Setup::Measured(_, child) => return child(rest),
         Setup::Echo(_, child) => child,
