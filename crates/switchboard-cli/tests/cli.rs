@@ -351,8 +351,8 @@ fn port_s04_cli_port_verbs_post_get_and_time_out() {
     assert_eq!(empty.status.code(), Some(3), "{}", stderr(&empty));
 }
 
-/// The eight paths, each drawn as a line.
-const PATHS_DRAWN: usize = 8;
+/// The nine paths, each drawn as a line.
+const PATHS_DRAWN: usize = 9;
 
 #[test]
 fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
@@ -376,6 +376,7 @@ fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
         "port",
         "pipe_message_transact",
         "mailslot",
+        "shm_loan",
     ] {
         assert!(names("paths").iter().any(|n| n == path), "path {path} missing");
     }
@@ -388,6 +389,30 @@ fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
     std::fs::remove_file(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("shm_link_busy") && svg.contains("1 MiB"), "{svg}");
     assert!(svg.matches("<polyline").count() >= PATHS_DRAWN, "one line per path");
+}
+
+/// `bench --fan-in`: N writer processes into a mailslot, a port and a
+/// named pipe server, and the spin floor, for each N; every writer got
+/// messages through (none starved), and the JSON carries rate, age and
+/// ratios.
+#[test]
+fn cli_bench_fan_in_json_reports_each_kind_and_every_writers_count() {
+    let out = run(&["bench", "--quick", "--json", "--fan-in", "1,3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let rows = v["fan_in"].as_array().unwrap();
+    for n in [1u64, 3] {
+        for kind in ["spin", "mailslot", "port", "pipe"] {
+            let row = rows.iter().find(|r| r["kind"] == kind && r["writers"] == n).unwrap_or_else(|| panic!("{kind} {n}"));
+            let counts: Vec<u64> = row["per_writer"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+            assert_eq!(counts.len() as u64, n, "{row}");
+            assert!(counts.iter().all(|c| *c > 0), "a writer starved: {row}");
+            assert!(row["messages_per_sec"].as_f64().unwrap() > 0.0, "{row}");
+            assert!(row["age_p99_ns"].as_u64() >= row["age_p50_ns"].as_u64(), "{row}");
+            assert!(row["throughput_vs_spin"].as_f64().unwrap() > 0.0, "{row}");
+        }
+    }
+    assert!(switchboard::namespace::list().iter().all(|e| !e.name.starts_with("bench-fan")), "left behind");
 }
 
 /// Regression: `switchboard ls --json | head -c 10` panicked (exit 101)

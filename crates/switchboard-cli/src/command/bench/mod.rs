@@ -438,6 +438,7 @@ impl Report {
                     .collect(),
             })
             .collect();
-        plot::draw(path, &PAYLOADS.map(|p| p as f64), &series)
+        let payloads: Vec<f64> = SPIN_PAYLOADS.iter().map(|p| *p as f64).collect();
+        plot::draw(path, &payloads, &series)
     }
 }

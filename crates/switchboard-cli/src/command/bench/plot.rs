@@ -1,6 +1,6 @@
 //! `switchboard bench --plot FILE.svg`: each path's p50 round trip as a
-//! multiple of its floor, against the payload (log scale), drawn with
-//! plotters' SVG backend.
+//! multiple of its floor, against the payload (both axes log scale), drawn
+//! with plotters' SVG backend.
 //!
 //! plotters measures text to lay out axes and legends; with its `ab_glyph`
 //! feature it needs no system font library, only font bytes. We bundle an
@@ -39,7 +39,12 @@ fn bytes_label(x: f64) -> String {
 /// Draws `series` (ticks at `payloads`) into an SVG file at `path`.
 pub fn draw(path: &Path, payloads: &[f64], series: &[Series]) -> anyhow::Result<()> {
     register_font()?;
-    let top = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(2.0f64, f64::max) * 1.1;
+    // Ratios span 0.003 (a zero-copy 16 MiB sample) to 50 (the same at
+    // 64 B): a log scale keeps every line readable.
+    let ratios = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|r| *r > 0.0);
+    let top = ratios().fold(2.0f64, f64::max) * 1.3;
+    let bottom = ratios().fold(0.5f64, f64::min) / 1.3;
+    let right = payloads.iter().copied().fold(1.0f64, f64::max) * 1.4;
     let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -47,15 +52,16 @@ pub fn draw(path: &Path, payloads: &[f64], series: &[Series]) -> anyhow::Result<
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d((6.0f64..1.4e6).log_scale().with_key_points(payloads.to_vec()), 0.0f64..top)?;
+        .build_cartesian_2d((6.0f64..right).log_scale().with_key_points(payloads.to_vec()), (bottom..top).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("payload")
         .y_desc("× floor")
         .x_label_formatter(&|x| bytes_label(*x))
+        .y_label_formatter(&|y| format!("{y}"))
         .label_style((FAMILY, 13))
         .draw()?;
-    chart.draw_series(LineSeries::new([(6.0, 1.0), (1.4e6, 1.0)], BLACK.mix(0.5).stroke_width(1)))?;
+    chart.draw_series(LineSeries::new([(6.0, 1.0), (right, 1.0)], BLACK.mix(0.5).stroke_width(1)))?;
     for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
