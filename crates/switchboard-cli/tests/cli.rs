@@ -403,7 +403,8 @@ fn cli_bench_fan_in_json_reports_each_kind_and_every_writers_count() {
     let rows = v["fan_in"].as_array().unwrap();
     for n in [1u64, 3] {
         for kind in ["spin", "mailslot", "port", "pipe"] {
-            let row = rows.iter().find(|r| r["kind"] == kind && r["writers"] == n).unwrap_or_else(|| panic!("{kind} {n}"));
+            let row =
+                rows.iter().find(|r| r["kind"] == kind && r["writers"] == n).unwrap_or_else(|| panic!("{kind} {n}"));
             let counts: Vec<u64> = row["per_writer"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
             assert_eq!(counts.len() as u64, n, "{row}");
             assert!(counts.iter().all(|c| *c > 0), "a writer starved: {row}");

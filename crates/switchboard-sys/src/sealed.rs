@@ -126,7 +126,9 @@ impl Draft {
         match &self.map {
             // SAFETY: advice on the mapping this draft owns; populating
             // changes no byte (the pages are zero either way).
-            Some(m) => unsafe { rustix::mm::madvise(m.ptr.as_ptr().cast(), m.len, rustix::mm::Advice::LinuxPopulateWrite) },
+            Some(m) => unsafe {
+                rustix::mm::madvise(m.ptr.as_ptr().cast(), m.len, rustix::mm::Advice::LinuxPopulateWrite)
+            },
             None => Ok(()),
         }
     }

@@ -148,7 +148,8 @@ impl Reader {
                 // starting after the last one served, so that the lowest
                 // index cannot starve the others.
                 let order: Vec<usize> = (0..servers.len()).map(|i| (*next + i) % servers.len()).collect();
-                let objs: Vec<&dyn sync::Waitable> = order.iter().map(|i| &servers[*i] as &dyn sync::Waitable).collect();
+                let objs: Vec<&dyn sync::Waitable> =
+                    order.iter().map(|i| &servers[*i] as &dyn sync::Waitable).collect();
                 let i = match sync::wait_any(&objs, PATIENCE)? {
                     WaitMany::Signaled(i) | WaitMany::Abandoned(i) => order[i],
                     WaitMany::TimedOut => anyhow::bail!("the writers stopped"),
@@ -178,7 +179,14 @@ fn measure(kind: &'static str, writers: usize, window: Duration, placement: &str
     let result = (|| {
         for w in 0..writers {
             let args = [name.as_str(), &ready, &go, &w.to_string()];
-            children.push(super::setup::spawn(&format!("{ROLE}{kind}"), MESSAGE, 0, placement_of(placement), &args, false)?);
+            children.push(super::setup::spawn(
+                &format!("{ROLE}{kind}"),
+                MESSAGE,
+                0,
+                placement_of(placement),
+                &args,
+                false,
+            )?);
         }
         for _ in 0..writers {
             anyhow::ensure!(ready_sem.wait_timeout(PATIENCE) == WaitStatus::Acquired, "a writer never started");
@@ -280,7 +288,12 @@ pub(crate) fn run(counts: &[usize], quick: bool, json_out: bool, same_core: bool
                     "p99_vs_spin": f.map(|f| r.p99.as_secs_f64() / f.p99.as_secs_f64().max(1e-9))})
             })
             .collect();
-        out!("{}", serde_json::to_string_pretty(&json!({"placement": placement.arg(), "message_bytes": MESSAGE, "fan_in": out}))?);
+        out!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"placement": placement.arg(), "message_bytes": MESSAGE, "fan_in": out})
+            )?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = Table::new();

@@ -52,7 +52,10 @@ pub fn draw(path: &Path, payloads: &[f64], series: &[Series]) -> anyhow::Result<
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d((6.0f64..right).log_scale().with_key_points(payloads.to_vec()), (bottom..top).log_scale())?;
+        .build_cartesian_2d(
+            (6.0f64..right).log_scale().with_key_points(payloads.to_vec()),
+            (bottom..top).log_scale(),
+        )?;
     chart
         .configure_mesh()
         .x_desc("payload")
