@@ -129,10 +129,14 @@ pub enum RingError {
     Closed,
 }
 
-/// The producer's private state: its position.
+/// The producer's private state: its position, and the consumer's as
+/// last seen (validated then), so that a push reads the consumer's cache
+/// line only when the room it knows of runs out.
 #[derive(Debug, Default)]
 pub struct ProducerState {
     tail: u64,
+    /// A consumer position at most the real one (`None`: not seen yet).
+    seen_head: Option<u64>,
 }
 
 /// The consumer's private state: its position.
@@ -158,7 +162,7 @@ impl ProducerState {
     /// The state at `tail` (for producers that keep it in shared memory
     /// under a lock, like a pipe end held by several processes).
     pub fn at(tail: u64) -> Self {
-        ProducerState { tail }
+        ProducerState { tail, seen_head: None }
     }
     /// The position.
     pub fn position(&self) -> u64 {
@@ -288,14 +292,21 @@ impl<'a, M: RingMem> Ring<'a, M> {
         if self.is_closed() {
             return Err(RingError::Closed);
         }
-        // SYNC: Acquire pairs with the consumer's Release store of head in try_pop.
-        let head = self.ctl.head.load(Ordering::Acquire);
-        let used = Some(st.tail.wrapping_sub(head))
-            .filter(|u| *u <= self.cap)
-            .ok_or(RingError::Corrupt("head ahead of tail"))?;
         let need = (RECORD_HEADER + align8(len)) as u64;
-        if self.cap - used < need {
-            return Ok(false);
+        // The room known from the consumer's position as last seen (at
+        // most its real one: it only grows) is room for sure; only when
+        // it runs out is the consumer's line read again.
+        let known = st.seen_head.map(|h| st.tail.wrapping_sub(h));
+        if !known.is_some_and(|used| self.cap.checked_sub(used).is_some_and(|room| room >= need)) {
+            // SYNC: Acquire pairs with the consumer's Release store of head in pop_front.
+            let head = self.ctl.head.load(Ordering::Acquire);
+            let used = Some(st.tail.wrapping_sub(head))
+                .filter(|u| *u <= self.cap)
+                .ok_or(RingError::Corrupt("head ahead of tail"))?;
+            st.seen_head = Some(head);
+            if self.cap - used < need {
+                return Ok(false);
+            }
         }
         let mut header = [0u8; RECORD_HEADER];
         header[..4].copy_from_slice(&(len as u32 | flags).to_le_bytes());
