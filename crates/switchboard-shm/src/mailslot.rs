@@ -25,9 +25,7 @@
 use std::time::{Duration, Instant};
 
 use crate::mutex::{LockGaveUp, MutexState};
-use crate::ring::{
-    wait_ready, wait_ready_or_peer, ConsumerState, Peer, ProducerState, Record, Ring, RingCtl, RingError,
-};
+use crate::ring::{wait_ready, wait_ready_or_peer, ConsumerState, Peer, Record, Ring, RingCtl, RingError};
 use crate::ring::{RingMem, WaitMode, Waited, MIN_CAPACITY, RECORD_HEADER};
 use crate::segment::{Kind, Segment, SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -286,7 +284,7 @@ impl Queue {
                 Err(LockGaveUp::PeerGone) => return Err(QueueError::Closed),
             },
         };
-        let mut st = ProducerState::at(ring.published_tail());
+        let mut st = ring.shared_producer();
         loop {
             if ring.try_push_parts(&mut st, &[&head[..n], msg], false)? {
                 return Ok(());
@@ -520,7 +518,7 @@ mod tests {
         info.max_message.store(1 << 20, Ordering::Relaxed);
         assert_eq!(Queue::open(&fd).unwrap_err(), SegmentError::BadSize);
         info.max_message.store(64, Ordering::Relaxed);
-        let mut p = ProducerState::at(0);
+        let mut p = crate::ring::ProducerState::at(0);
         assert!(q.ring().try_push(&mut p, &[9, 1, 2], false).unwrap());
         assert_eq!(q.next(&q.reader()), Err(QueueError::Corrupt("bad message origin")));
     }

@@ -271,7 +271,7 @@ impl Channel {
         let _held = self.take(&dir.write_lock, deadline, peer)?;
         // The ring's published tail is the one truth: a writer killed after
         // publishing a chunk but before any bookkeeping leaves nothing stale.
-        let mut st = ProducerState::at(ring.published_tail());
+        let mut st = ring.shared_producer();
         if dir.writing.load(Ordering::Acquire) != 0 {
             // A long message was cut short (its writer died or timed out
             // between two chunks): end it here, so ours cannot merge with it.

@@ -62,7 +62,11 @@ pub struct RingCtl {
     /// Where the producer last woke the consumer (a [`cpu`] stamp), on
     /// the line it writes anyway.
     producer_cpu: AtomicU32,
-    _pad0: [u32; 13],
+    _pad0a: u32,
+    /// The consumer's position as the last of several producers taking
+    /// turns saw it ([`Ring::shared_producer`]); a hint, validated on use.
+    seen_head: AtomicU64,
+    _pad0: [u32; 10],
     head: AtomicU64,
     /// Where the consumer last woke the producer.
     consumer_cpu: AtomicU32,
@@ -90,7 +94,9 @@ impl RingCtl {
         RingCtl {
             tail: AtomicU64::new(0),
             producer_cpu: AtomicU32::new(0),
-            _pad0: [0; 13],
+            _pad0a: 0,
+            seen_head: AtomicU64::new(0),
+            _pad0: [0; 10],
             head: AtomicU64::new(0),
             consumer_cpu: AtomicU32::new(0),
             _pad1: [0; 13],
@@ -137,6 +143,9 @@ pub struct ProducerState {
     tail: u64,
     /// A consumer position at most the real one (`None`: not seen yet).
     seen_head: Option<u64>,
+    /// Producers take turns on this ring: what one sees of the consumer
+    /// is kept in the ring for the next ([`Ring::shared_producer`]).
+    shared: bool,
 }
 
 /// The consumer's private state: its position.
@@ -162,7 +171,7 @@ impl ProducerState {
     /// The state at `tail` (for producers that keep it in shared memory
     /// under a lock, like a pipe end held by several processes).
     pub fn at(tail: u64) -> Self {
-        ProducerState { tail, seen_head: None }
+        ProducerState { tail, seen_head: None, shared: false }
     }
     /// The position.
     pub fn position(&self) -> u64 {
@@ -304,6 +313,9 @@ impl<'a, M: RingMem> Ring<'a, M> {
                 .filter(|u| *u <= self.cap)
                 .ok_or(RingError::Corrupt("head ahead of tail"))?;
             st.seen_head = Some(head);
+            if st.shared {
+                self.ctl.seen_head.store(head, Ordering::Relaxed);
+            }
             if self.cap - used < need {
                 return Ok(false);
             }
@@ -329,6 +341,21 @@ impl<'a, M: RingMem> Ring<'a, M> {
             futex::wake(&self.ctl.data_seq, if watched { u32::MAX >> 1 } else { 1 });
         }
         Ok(true)
+    }
+
+    /// The state of a producer that takes its turn on a ring several
+    /// producers share under a lock (a mailslot's writers, a pipe end's):
+    /// it starts at the published position, and with the consumer's
+    /// position as the previous producer saw it, so that its push reads
+    /// the consumer's cache line only when that room runs out. (The lock
+    /// orders the turns; a value no honest producer could have left only
+    /// costs a fresh look.)
+    pub fn shared_producer(&self) -> ProducerState {
+        ProducerState {
+            tail: self.published_tail(),
+            seen_head: Some(self.ctl.seen_head.load(Ordering::Relaxed)),
+            shared: true,
+        }
     }
 
     /// The producer position last published: where the next producer starts
