@@ -365,7 +365,11 @@ impl<M: PortMem> PortQueue<M> {
         counted < limit || self.running() < limit
     }
 
-    /// The most recent live waiter (clearing dead ones).
+    /// The most recent waiter. Its liveness is not asked (a system call
+    /// on every grant, a quarter of a round trip): a packet granted to a
+    /// waiter that died is put back at the head of the queue by
+    /// [`PortQueue::reclaim_dead_grants`], which every path that hands a
+    /// packet out runs first — so no packet behind it can overtake it.
     fn latest_waiter(&self) -> Option<&Waiter> {
         let ctl = self.ctl();
         let mut best: Option<&Waiter> = None;
@@ -377,21 +381,15 @@ impl<M: PortMem> PortQueue<M> {
                 best = Some(w);
             }
         }
-        // Checked at every grant: a waiter killed while spinning would
-        // otherwise take the packet with it and break FIFO order for the
-        // packets behind it (port_s10 caught exactly that).
-        match best {
-            Some(w) if !alive(w.tid.load(Ordering::Relaxed)) => {
-                w.state.store(EMPTY, Ordering::SeqCst);
-                self.latest_waiter()
-            }
-            other => other,
-        }
+        best
     }
 
     /// Puts back, at the head of the queue, packets granted to consumers
-    /// that died between the liveness check and taking them. Under the
-    /// lock; costs a syscall only per GRANTED slot found.
+    /// that died before taking them (killed while waiting, or between the
+    /// grant and the read). Under the lock, before any packet is handed
+    /// out (port_s10: a packet behind a swallowed one must not overtake
+    /// it); costs a system call only per GRANTED slot found, which a
+    /// consumer empties as soon as it runs.
     fn reclaim_dead_grants(&self) {
         let ctl = self.ctl();
         for w in &ctl.waiters {
@@ -450,6 +448,7 @@ impl<M: PortMem> PortQueue<M> {
                     return Err(PortError::Closed);
                 }
                 if self.may_release() {
+                    self.reclaim_dead_grants();
                     // Claimed before anything changes: a waiter giving up at
                     // its deadline (CAS WAITING→EMPTY, without the lock)
                     // either wins, and the packet is queued below, or loses
@@ -520,9 +519,6 @@ impl<M: PortMem> PortQueue<M> {
                 return Err(PortError::Closed);
             }
             self.set_running(me, false);
-            if let Some(p) = self.take_queued(me) {
-                return Ok(p);
-            }
             self.reclaim_dead_grants();
             if let Some(p) = self.take_queued(me) {
                 return Ok(p);
@@ -582,7 +578,10 @@ impl<M: PortMem> PortQueue<M> {
             server.wake_others();
             self.close_locked();
             Err(PortError::Closed)
-        } else if let Some(p) = self.take_queued(me) {
+        } else if let Some(p) = {
+            self.reclaim_dead_grants();
+            self.take_queued(me)
+        } {
             Ok(p)
         } else if deadline.is_some_and(|d| Instant::now() >= d) {
             Err(PortError::TimedOut)
@@ -639,6 +638,7 @@ impl<M: PortMem> PortQueue<M> {
     pub fn drain(&self, me: u32, max: usize, out: &mut Vec<Packet>) {
         let until = Some(Instant::now() + crate::peer::stall_grace());
         let Ok(_held) = self.ctl().lock.lock_until(until, Peer::PRESENT) else { return };
+        self.reclaim_dead_grants();
         while out.len() < max {
             // The caller is already running; do not count it twice.
             self.set_running(me, false);
