@@ -305,8 +305,8 @@ impl<'a, M: RingMem> Ring<'a, M> {
         // The room known from the consumer's position as last seen (at
         // most its real one: it only grows) is room for sure; only when
         // it runs out is the consumer's line read again.
-        let known = st.seen_head.map(|h| st.tail.wrapping_sub(h));
-        if !known.is_some_and(|used| self.cap.checked_sub(used).is_some_and(|room| room >= need)) {
+        let room = st.seen_head.and_then(|h| self.cap.checked_sub(st.tail.wrapping_sub(h)));
+        if room.is_none_or(|room| room < need) {
             // SYNC: Acquire pairs with the consumer's Release store of head in pop_front.
             let head = self.ctl.head.load(Ordering::Acquire);
             let used = Some(st.tail.wrapping_sub(head))
