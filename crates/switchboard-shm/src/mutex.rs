@@ -293,41 +293,6 @@ mod tests {
         assert_eq!(m.lock_until(None, gone).err(), Some(LockGaveUp::PeerGone));
     }
 
-    /// The calling thread's voluntary context switches (its sleeps).
-    fn sleeps() -> u64 {
-        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
-        let line = status.lines().find_map(|l| l.strip_prefix("voluntary_ctxt_switches:")).unwrap();
-        line.trim().parse().unwrap()
-    }
-
-    /// Two threads taking turns on a lock with a tiny critical section
-    /// (a port's post and get): a taker that finds it held spins the
-    /// moment it takes to be let go instead of sleeping in the kernel.
-    /// Without the spin, about every other collision slept.
-    #[test]
-    fn a_short_held_lock_is_waited_for_by_spinning_not_sleeping() {
-        let m = std::sync::Arc::new(MutexState::default());
-        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let rounds = 20_000u64;
-        let hammer = move |m: &MutexState, start: &std::sync::Barrier| {
-            start.wait();
-            let before = sleeps();
-            for _ in 0..rounds {
-                let (held, _) = m.lock_until(None, Peer::PRESENT).unwrap();
-                // A critical section of a few hundred nanoseconds.
-                (0..64).for_each(|_| std::hint::spin_loop());
-                drop(held);
-            }
-            sleeps() - before
-        };
-        let other = std::thread::spawn({
-            let (m, start) = (m.clone(), start.clone());
-            move || hammer(&m, &start)
-        });
-        let slept = hammer(&m, &start) + other.join().unwrap();
-        assert!(slept < rounds / 20, "{slept} sleeps in {} lock_until calls", 2 * rounds);
-    }
-
     #[test]
     fn recursive_for_owner_and_refused_for_others() {
         let m = MutexState::default();
