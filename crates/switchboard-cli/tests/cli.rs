@@ -495,6 +495,9 @@ fn cli_advise_answers_lead_to_their_mechanisms() {
     assert!(mechanisms(&["--reach", "network", "--fanout", "broadcast"]).contains(&"mailslot broadcast".to_owned()));
     assert_eq!(mechanisms(&["--foreign"]), ["socket (TCP, framed)", "socket (Unix, framed)"]);
     assert!(mechanisms(&["--size", "1048576"]).contains(&"file mapping (shared memory)".to_owned()));
+    assert!(mechanisms(&["--size", "1048576"]).contains(&"zero-copy samples on a link".to_owned()));
+    assert!(!mechanisms(&["--size", "1048576", "--fanout", "many-to-one"])
+        .contains(&"zero-copy samples on a link".to_owned()));
     assert_eq!(first(&["--persist"]), "file mapping backed by a file");
     assert_eq!(first(&["--window"]), "window messages, data copy, clipboard");
     // Measured: a quick bench of each candidate on this machine.

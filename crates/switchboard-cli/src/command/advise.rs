@@ -220,6 +220,14 @@ fn recommend(job: &Job) -> Vec<Pick> {
             Some("memcpy"),
             "large data is written once where the peer reads it; a link or pipe copies it through a ring",
         ));
+        if job.fanout == Fanout::One {
+            picks.push(pick(
+                "zero-copy samples on a link",
+                "switchboard::link::ShmLink::{loan, send_loan, recv_borrowed}",
+                Some("shm_loan"),
+                "each message handed over without a copy, at the same cost at any size; the kernel seals it, so the receiver reads bytes nobody can change (writing fresh pages has its own cost: see the link docs)",
+            ));
+        }
     }
     if job.fanout == Fanout::One {
         if job.peer == PeerKind::Child {
