@@ -68,6 +68,16 @@ impl Side for LocalSocket {
 
 type Msg = [u8; PAYLOAD];
 
+/// Returns once the service we publish on has a subscriber (a sample
+/// sent before that would be lost).
+fn await_subscriber(subscribers: impl Fn() -> usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while subscribers() == 0 {
+        assert!(Instant::now() < deadline, "iceoryx2: the peer never subscribed");
+        std::thread::yield_now();
+    }
+}
+
 /// iceoryx2 publish-subscribe: one service each way, both sides busy-poll
 /// `receive` (iceoryx2's own benchmark does the same).
 struct Iceoryx2 {
@@ -88,11 +98,7 @@ impl Iceoryx2 {
         let (out_service, back_service) = (service(out), service(back));
         let tx = out_service.publisher_builder().create().unwrap();
         let rx = back_service.subscriber_builder().create().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while out_service.dynamic_config().number_of_subscribers() == 0 {
-            assert!(Instant::now() < deadline, "iceoryx2: the peer never subscribed");
-            std::thread::yield_now();
-        }
+        await_subscriber(|| out_service.dynamic_config().number_of_subscribers());
         Iceoryx2 { _node: node, tx, rx }
     }
 }
@@ -169,11 +175,7 @@ impl IoxSlices {
         let (out_service, back_service) = (service(out), service(back));
         let tx = out_service.publisher_builder().initial_max_slice_len(max).max_loaned_samples(2).create().unwrap();
         let rx = back_service.subscriber_builder().create().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while out_service.dynamic_config().number_of_subscribers() == 0 {
-            assert!(Instant::now() < deadline, "iceoryx2: the peer never subscribed");
-            std::thread::yield_now();
-        }
+        await_subscriber(|| out_service.dynamic_config().number_of_subscribers());
         IoxSlices { _node: node, tx, rx }
     }
 }
@@ -284,7 +286,9 @@ fn zero_copy_side(contender: &str, rendezvous: &str, parent: bool) -> Box<dyn Lo
     match (name, parent) {
         ("iceoryx2_slices", true) => Box::new(IoxSlices::new(&out, &back, max)),
         ("iceoryx2_slices", false) => Box::new(IoxSlices::new(&back, &out, max)),
-        ("switchboard_shm_loan", false) => Box::new(ShmLoans(ShmLink::connect(rendezvous, ShmLinkOptions::default()).unwrap())),
+        ("switchboard_shm_loan", false) => {
+            Box::new(ShmLoans(ShmLink::connect(rendezvous, ShmLinkOptions::default()).unwrap()))
+        }
         (other, _) => panic!("unknown zero-copy contender {other}"),
     }
 }
@@ -392,7 +396,9 @@ fn main() {
     // Large samples take longer: fewer rounds, never under 200.
     let zc_rounds = (rounds / 10).max(200);
     println!();
-    println!("zero-copy samples, {zc_rounds} rounds (untouched: handed over as loaned; touched: every byte written first)");
+    println!(
+        "zero-copy samples, {zc_rounds} rounds (untouched: handed over as loaned; touched: every byte written first)"
+    );
     println!("{:<40} {:>10} {:>10}", "contender/size/how", "p50 µs", "p99 µs");
     for how in ["untouched", "touched"] {
         for name in ["switchboard_shm_loan", "iceoryx2_slices"] {
