@@ -307,15 +307,22 @@ fn measure_zero_copy(contender: &str, rounds: u32) -> (Duration, Duration) {
         let child = spawn(contender, &rendezvous, warm + rounds);
         (zero_copy_side(contender, &rendezvous, true), child)
     };
+    timed(warm, rounds, &mut child, || {
+        side.send(len, touch);
+        assert_eq!(side.recv(), len);
+    })
+}
+
+/// Times `round` after `warm` untimed ones, waits for the child, and
+/// returns the p50 and p99.
+fn timed(warm: u32, rounds: u32, child: &mut Child, mut round: impl FnMut()) -> (Duration, Duration) {
     let mut samples = Vec::with_capacity(rounds as usize);
     for i in 0..warm + rounds {
         let t = Instant::now();
-        side.send(len, touch);
-        let got = side.recv();
+        round();
         if i >= warm {
             samples.push(t.elapsed());
         }
-        assert_eq!(got, len);
     }
     assert!(child.wait().unwrap().success());
     samples.sort_unstable();
@@ -326,19 +333,10 @@ fn measure(contender: &str, rounds: u32) -> (Duration, Duration) {
     let warm = rounds / 10;
     let (mut side, mut child) = parent_side(contender, warm + rounds);
     let msg = [0x5a; PAYLOAD];
-    let mut samples = Vec::with_capacity(rounds as usize);
-    for i in 0..warm + rounds {
-        let t = Instant::now();
+    timed(warm, rounds, &mut child, || {
         side.send(&msg);
-        let got = side.recv();
-        if i >= warm {
-            samples.push(t.elapsed());
-        }
-        assert_eq!(got, msg);
-    }
-    assert!(child.wait().unwrap().success());
-    samples.sort_unstable();
-    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+        assert_eq!(side.recv(), msg);
+    })
 }
 
 fn main() {
