@@ -208,7 +208,7 @@ impl MutexState {
 /// and a futex sleep and wake costs several microseconds (tens on a busy
 /// VM) — with two threads taking turns, sleeping at every collision made
 /// a flooded port deliver 0.26 M packets a second.
-pub const LOCK_SPIN: Duration = Duration::from_micros(5);
+pub const LOCK_SPIN: Duration = Duration::from_micros(2);
 
 impl MutexState {
     /// Spins up to [`LOCK_SPIN`] for the lock to be let go, looking at the

@@ -461,8 +461,17 @@ impl<M: PortMem> PortQueue<M> {
                         self.set_running(w.tid.load(Ordering::Relaxed), true);
                         // SYNC: Release pairs with the waiter's Acquire load of state.
                         w.state.store(GRANTED, Ordering::SeqCst);
-                        if w.sleeping.load(Ordering::SeqCst) != 0 {
+                        let sleeping = w.sleeping.load(Ordering::SeqCst) != 0;
+                        if sleeping {
                             cpu::stamp(&ctl.poster_cpu);
+                        }
+                        // Woken after the lock is let go: a waiter on this
+                        // CPU runs at once, and would find the lock held by
+                        // the poster it just preempted. (A wake that lands
+                        // on a slot reused meanwhile is a spurious wake-up,
+                        // which every waiter tolerates.)
+                        drop(_held);
+                        if sleeping {
                             futex::wake(&w.state, 1);
                         }
                         return Ok(());
