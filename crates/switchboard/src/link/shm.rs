@@ -6,8 +6,9 @@
 //! wait, at most 128 of them, for [`ShmLinkListener::accept`].
 //! The connecting side creates the segment and sends it with `SCM_RIGHTS`
 //! in a link-family message; the acceptor checks the segment's layout.
-//! After that the socket carries nothing: it stays open only so that each
-//! side learns of the other's death as a hang-up. Data moves through the
+//! After that the socket carries only the memory of zero-copy samples
+//! (below); it stays open so that each side learns of the other's death as
+//! a hang-up. Data moves through the
 //! rings, with futex wake-ups when a side sleeps (see [`WaitMode`]).
 //!
 //! Each side hands the other its process's life token during the
