@@ -113,6 +113,13 @@ struct Waiter {
 pub struct PortCtl {
     lock: MutexState,
     stamp: AtomicU64,
+    /// Bit `i` set: waiter slot `i` may be in use (not EMPTY), so that a
+    /// post or get looks at those slots only, not all 64 lines. Set under
+    /// the lock when a slot is taken; cleared by whoever empties it,
+    /// *before* it does (so a set bit never hides a free slot, and a slot
+    /// is reused only once both say so). A hint a peer may scribble: every
+    /// slot found through it is checked.
+    occupied: AtomicU64,
     running: [AtomicU32; MAX_RUNNING],
     closed: AtomicU32,
     concurrency: AtomicU32,
@@ -134,7 +141,7 @@ pub struct PortCtl {
     _pad: AtomicU32,
     head: AtomicU64,
     tail: AtomicU64,
-    _align: [AtomicU64; 6],
+    _align: [AtomicU64; 5],
     waiters: [Waiter; MAX_WAITERS],
 }
 
@@ -384,9 +391,8 @@ impl<M: PortMem> PortQueue<M> {
     /// [`PortQueue::reclaim_dead_grants`], which every path that hands a
     /// packet out runs first — so no packet behind it can overtake it.
     fn latest_waiter(&self) -> Option<&Waiter> {
-        let ctl = self.ctl();
         let mut best: Option<&Waiter> = None;
-        for w in &ctl.waiters {
+        for w in self.in_use() {
             if w.state.load(Ordering::SeqCst) != WAITING {
                 continue;
             }
@@ -405,7 +411,7 @@ impl<M: PortMem> PortQueue<M> {
     /// consumer empties as soon as it runs.
     fn reclaim_dead_grants(&self) {
         let ctl = self.ctl();
-        for w in &ctl.waiters {
+        for w in self.in_use() {
             if w.state.load(Ordering::SeqCst) != GRANTED || alive(w.tid.load(Ordering::Relaxed)) {
                 continue;
             }
@@ -422,8 +428,27 @@ impl<M: PortMem> PortQueue<M> {
                 self.slot(tail).store(w.packet.load());
                 ctl.tail.store(tail.wrapping_add(1), Ordering::SeqCst);
             }
-            w.state.store(EMPTY, Ordering::SeqCst);
+            self.vacate(w);
         }
+    }
+
+    /// The waiter slots that may be in use (see `PortCtl::occupied`).
+    fn in_use(&self) -> impl Iterator<Item = &Waiter> {
+        let ctl = self.ctl();
+        let mask = ctl.occupied.load(Ordering::SeqCst);
+        ctl.waiters.iter().enumerate().filter(move |(i, _)| mask & (1 << i) != 0).map(|(_, w)| w)
+    }
+
+    /// The bit of slot `w` in `PortCtl::occupied`.
+    fn bit(&self, w: &Waiter) -> u64 {
+        let base = self.ctl().waiters.as_ptr() as usize;
+        1 << ((w as *const Waiter as usize - base) / std::mem::size_of::<Waiter>())
+    }
+
+    /// Empties slot `w`: its bit first, then its state.
+    fn vacate(&self, w: &Waiter) {
+        self.ctl().occupied.fetch_and(!self.bit(w), Ordering::SeqCst);
+        w.state.store(EMPTY, Ordering::SeqCst);
     }
 
     /// The packet a released consumer gets: the oldest queued one if any
@@ -551,14 +576,18 @@ impl<M: PortMem> PortQueue<M> {
                 return Err(PortError::TimedOut);
             }
             let ctl = self.ctl();
+            let taken = ctl.occupied.load(Ordering::SeqCst);
             let w = ctl
                 .waiters
                 .iter()
-                .find(|w| w.state.load(Ordering::SeqCst) == EMPTY)
+                .enumerate()
+                .find(|(i, w)| taken & (1 << i) == 0 && w.state.load(Ordering::SeqCst) == EMPTY)
+                .map(|(_, w)| w)
                 .ok_or(PortError::TooManyWaiters)?;
             w.tid.store(me, Ordering::Relaxed);
             w.stamp.store(ctl.stamp.fetch_add(1, Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
             w.state.store(WAITING, Ordering::SeqCst);
+            ctl.occupied.fetch_or(self.bit(w), Ordering::SeqCst);
             w
         };
         if !cpu::shared_with(&self.ctl().poster_cpu) {
@@ -612,7 +641,7 @@ impl<M: PortMem> PortQueue<M> {
         } else {
             return None;
         };
-        w.state.store(EMPTY, Ordering::SeqCst);
+        self.vacate(w);
         Some(outcome)
     }
 
@@ -623,11 +652,11 @@ impl<M: PortMem> PortQueue<M> {
         match w.state.load(Ordering::SeqCst) {
             GRANTED => {
                 let p = w.packet.load();
-                w.state.store(EMPTY, Ordering::SeqCst);
+                self.vacate(w);
                 Some(Ok(p))
             }
             ABANDONED => {
-                w.state.store(EMPTY, Ordering::SeqCst);
+                self.vacate(w);
                 Some(Err(PortError::Closed))
             }
             WAITING => None,
@@ -650,9 +679,15 @@ impl<M: PortMem> PortQueue<M> {
     /// Leaves the wait without the lock: the slot goes back to EMPTY unless
     /// a poster claimed it first (then the grant is awaited as usual).
     fn give_up(&self, w: &Waiter, why: PortError) -> Option<Result<Packet, PortError>> {
+        let occupied = &self.ctl().occupied;
+        occupied.fetch_and(!self.bit(w), Ordering::SeqCst);
         match w.state.compare_exchange(WAITING, EMPTY, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => Some(Err(why)),
-            Err(_) => None,
+            Err(_) => {
+                // Claimed first: the slot stays in use until the grant is read.
+                occupied.fetch_or(self.bit(w), Ordering::SeqCst);
+                None
+            }
         }
     }
 
@@ -752,6 +787,7 @@ impl PortQueue<HeapPort> {
         let ctl = PortCtl {
             lock: MutexState::default(),
             stamp: AtomicU64::new(0),
+            occupied: AtomicU64::new(0),
             running: std::array::from_fn(|_| AtomicU32::new(0)),
             closed: AtomicU32::new(0),
             concurrency: AtomicU32::new(concurrency),
@@ -871,6 +907,37 @@ mod tests {
         assert_eq!(q.post(pk(1), false, Peer::PRESENT), Err(PortError::Closed));
     }
 
+    /// Every way a wait ends gives its slot back, bit and state: a timed
+    /// out wait, a granted one, one woken by close. Three times as many
+    /// waits as there are slots, then no slot is marked in use.
+    #[test]
+    fn every_ended_wait_gives_its_waiter_slot_back() {
+        let (_fd, q) = PortQueue::create(4, 64).unwrap();
+        let me = switchboard_sys::process::tid();
+        for round in 0..3 * MAX_WAITERS as u64 {
+            let soon = Some(Instant::now() + Duration::from_millis(1));
+            assert_eq!(q.get(me, soon, Peer::PRESENT), Err(PortError::TimedOut), "round {round}");
+            std::thread::scope(|s| {
+                let got = s.spawn(|| q.get(me, None, Peer::PRESENT));
+                while q.waiting() == 0 {
+                    std::thread::yield_now();
+                }
+                q.post(pk(round), false, Peer::PRESENT).unwrap();
+                assert_eq!(got.join().unwrap(), Ok(pk(round)));
+            });
+        }
+        assert_eq!(q.ctl().occupied.load(Ordering::SeqCst), 0);
+        std::thread::scope(|s| {
+            let got = s.spawn(|| q.get(me, None, Peer::PRESENT));
+            while q.waiting() == 0 {
+                std::thread::yield_now();
+            }
+            q.close();
+            assert_eq!(got.join().unwrap(), Err(PortError::Closed));
+        });
+        assert_eq!(q.ctl().occupied.load(Ordering::SeqCst), 0);
+    }
+
     #[test]
     fn a_packet_granted_to_a_dead_consumer_is_requeued() {
         let (_fd, q) = PortQueue::create(4, 8).unwrap();
@@ -880,6 +947,7 @@ mod tests {
         w.tid.store(dead, Ordering::SeqCst);
         w.packet.store(pk(77));
         w.state.store(GRANTED, Ordering::SeqCst);
+        q.ctl().occupied.fetch_or(1 << 5, Ordering::SeqCst);
         let me = switchboard_sys::process::tid();
         assert_eq!(q.get(me, Some(Instant::now()), Peer::PRESENT), Ok(pk(77)));
         assert_eq!(w.state.load(Ordering::SeqCst), EMPTY);
@@ -895,10 +963,11 @@ mod tests {
         w.tid.store(switchboard_sys::process::tid(), Ordering::SeqCst);
         w.stamp.store(1, Ordering::SeqCst);
         w.state.store(WAITING, Ordering::SeqCst);
+        q.ctl().occupied.fetch_or(1, Ordering::SeqCst);
         q.post(pk(2), false, Peer::PRESENT).unwrap();
         assert_eq!(w.state.load(Ordering::SeqCst), GRANTED);
         assert_eq!(w.packet.load(), pk(1));
-        w.state.store(EMPTY, Ordering::SeqCst);
+        q.vacate(w);
         let me = switchboard_sys::process::tid();
         assert_eq!(q.get(me, Some(Instant::now()), Peer::PRESENT), Ok(pk(2)));
     }
