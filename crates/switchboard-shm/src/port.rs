@@ -120,6 +120,11 @@ pub struct PortCtl {
     /// is reused only once both say so). A hint a peer may scribble: every
     /// slot found through it is checked.
     occupied: AtomicU64,
+    /// Bit `i` set: `running[i]` holds a thread id. Kept with the table
+    /// under the lock, so that the common checks read one word, not four
+    /// lines; recomputed from the table whenever the liveness of running
+    /// threads is asked (so a scribbled mask only costs that).
+    running_mask: AtomicU64,
     running: [AtomicU32; MAX_RUNNING],
     closed: AtomicU32,
     concurrency: AtomicU32,
@@ -141,7 +146,7 @@ pub struct PortCtl {
     _pad: AtomicU32,
     head: AtomicU64,
     tail: AtomicU64,
-    _align: [AtomicU64; 5],
+    _align: [AtomicU64; 4],
     waiters: [Waiter; MAX_WAITERS],
 }
 
@@ -352,35 +357,47 @@ impl<M: PortMem> PortQueue<M> {
 
     /// Consumers currently counted as running (alive ones); dead ones are
     /// removed from the table on the way.
+    /// Running threads still alive (pruning dead ones from the table, and
+    /// the mask made again from it).
     fn running(&self) -> usize {
         let ctl = self.ctl();
-        ctl.running
-            .iter()
-            .filter(|r| match r.load(Ordering::Relaxed) {
-                0 => false,
-                tid if alive(tid) => true,
-                _ => {
-                    r.store(0, Ordering::Relaxed);
-                    false
-                }
-            })
-            .count()
+        let mut mask = 0u64;
+        for (i, r) in ctl.running.iter().enumerate() {
+            match r.load(Ordering::Relaxed) {
+                0 => {}
+                tid if alive(tid) => mask |= 1 << i,
+                _ => r.store(0, Ordering::Relaxed),
+            }
+        }
+        ctl.running_mask.store(mask, Ordering::Relaxed);
+        mask.count_ones() as usize
     }
 
     fn set_running(&self, tid: u32, on: bool) {
         let ctl = self.ctl();
+        let mask = ctl.running_mask.load(Ordering::Relaxed);
         if on {
-            if let Some(free) = ctl.running.iter().find(|r| r.load(Ordering::Relaxed) == 0) {
-                free.store(tid, Ordering::Relaxed);
+            let free =
+                ctl.running.iter().enumerate().find(|(i, r)| mask & (1 << i) == 0 && r.load(Ordering::Relaxed) == 0);
+            if let Some((i, r)) = free {
+                r.store(tid, Ordering::Relaxed);
+                ctl.running_mask.store(mask | 1 << i, Ordering::Relaxed);
             }
         } else {
-            ctl.running.iter().filter(|r| r.load(Ordering::Relaxed) == tid).for_each(|r| r.store(0, Ordering::Relaxed));
+            let mut left = mask;
+            for (i, r) in ctl.running.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0) {
+                if r.load(Ordering::Relaxed) == tid {
+                    r.store(0, Ordering::Relaxed);
+                    left &= !(1 << i);
+                }
+            }
+            ctl.running_mask.store(left, Ordering::Relaxed);
         }
     }
 
     fn may_release(&self) -> bool {
         let limit = self.concurrency() as usize;
-        let counted = self.ctl().running.iter().filter(|r| r.load(Ordering::Relaxed) != 0).count();
+        let counted = self.ctl().running_mask.load(Ordering::Relaxed).count_ones() as usize;
         // Liveness syscalls only when the count would stop a release.
         counted < limit || self.running() < limit
     }
@@ -788,6 +805,7 @@ impl PortQueue<HeapPort> {
             lock: MutexState::default(),
             stamp: AtomicU64::new(0),
             occupied: AtomicU64::new(0),
+            running_mask: AtomicU64::new(0),
             running: std::array::from_fn(|_| AtomicU32::new(0)),
             closed: AtomicU32::new(0),
             concurrency: AtomicU32::new(concurrency),
