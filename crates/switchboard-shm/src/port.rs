@@ -214,6 +214,12 @@ pub struct PortQueue<M> {
     capacity: u64,
 }
 
+/// The entries of a table (of at most 64) whose bit is set in `mask`,
+/// with their index.
+fn marked<T>(table: &[T], mask: u64) -> impl Iterator<Item = (usize, &T)> {
+    table.iter().enumerate().filter(move |(i, _)| mask & (1 << i) != 0)
+}
+
 #[cfg(not(loom))]
 fn alive(tid: u32) -> bool {
     tid != 0 && switchboard_sys::process::is_alive(tid)
@@ -377,15 +383,13 @@ impl<M: PortMem> PortQueue<M> {
         let ctl = self.ctl();
         let mask = ctl.running_mask.load(Ordering::Relaxed);
         if on {
-            let free =
-                ctl.running.iter().enumerate().find(|(i, r)| mask & (1 << i) == 0 && r.load(Ordering::Relaxed) == 0);
-            if let Some((i, r)) = free {
+            if let Some((i, r)) = marked(&ctl.running, !mask).find(|(_, r)| r.load(Ordering::Relaxed) == 0) {
                 r.store(tid, Ordering::Relaxed);
                 ctl.running_mask.store(mask | 1 << i, Ordering::Relaxed);
             }
         } else {
             let mut left = mask;
-            for (i, r) in ctl.running.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0) {
+            for (i, r) in marked(&ctl.running, mask) {
                 if r.load(Ordering::Relaxed) == tid {
                     r.store(0, Ordering::Relaxed);
                     left &= !(1 << i);
@@ -452,8 +456,7 @@ impl<M: PortMem> PortQueue<M> {
     /// The waiter slots that may be in use (see `PortCtl::occupied`).
     fn in_use(&self) -> impl Iterator<Item = &Waiter> {
         let ctl = self.ctl();
-        let mask = ctl.occupied.load(Ordering::SeqCst);
-        ctl.waiters.iter().enumerate().filter(move |(i, _)| mask & (1 << i) != 0).map(|(_, w)| w)
+        marked(&ctl.waiters, ctl.occupied.load(Ordering::SeqCst)).map(|(_, w)| w)
     }
 
     /// The bit of slot `w` in `PortCtl::occupied`.
@@ -593,13 +596,9 @@ impl<M: PortMem> PortQueue<M> {
                 return Err(PortError::TimedOut);
             }
             let ctl = self.ctl();
-            let taken = ctl.occupied.load(Ordering::SeqCst);
-            let w = ctl
-                .waiters
-                .iter()
-                .enumerate()
-                .find(|(i, w)| taken & (1 << i) == 0 && w.state.load(Ordering::SeqCst) == EMPTY)
-                .map(|(_, w)| w)
+            let free = !ctl.occupied.load(Ordering::SeqCst);
+            let (_, w) = marked(&ctl.waiters, free)
+                .find(|(_, w)| w.state.load(Ordering::SeqCst) == EMPTY)
                 .ok_or(PortError::TooManyWaiters)?;
             w.tid.store(me, Ordering::Relaxed);
             w.stamp.store(ctl.stamp.fetch_add(1, Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
