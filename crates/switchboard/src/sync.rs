@@ -90,6 +90,12 @@ impl<T: Shared + std::fmt::Debug> Object<T> {
         Self::attach(namespace::open(kind, &addr)?, seg_kind)
     }
 
+    /// Opens the object a builder names (a builder's `open`).
+    fn open_named(kind: Kind, seg_kind: SegKind, common: &Common<'_>) -> Result<Self> {
+        let name = common.name.ok_or(Error::InvalidParameter("open needs a name"))?;
+        Self::open(kind, seg_kind, name, common.trust_owner)
+    }
+
     fn attach(endpoint: Endpoint, seg_kind: SegKind) -> Result<Self> {
         let fd = endpoint.fd(0).ok_or_else(|| Error::Malformed("sync object without memory".into()))?;
         let segment = Segment::open(fd, seg_kind).map_err(segment_error)?;
@@ -677,12 +683,6 @@ struct Common<'a> {
     trust_owner: Option<u32>,
 }
 
-impl Common<'_> {
-    fn name_for_open(&self) -> Result<&str> {
-        self.name.ok_or(Error::InvalidParameter("open needs a name"))
-    }
-}
-
 /// The setters every sync-object builder shares.
 macro_rules! common_setters {
     () => {
@@ -734,7 +734,7 @@ impl<'a> MutexBuilder<'a> {
     /// # Errors
     /// `NotFound`, `InvalidHandle`, `AccessDenied`, `InvalidParameter` without a name.
     pub fn open(self) -> Result<Mutex> {
-        Object::open(Kind::Mutex, SegKind::Mutex, self.common.name_for_open()?, self.common.trust_owner).map(Mutex)
+        Object::open_named(Kind::Mutex, SegKind::Mutex, &self.common).map(Mutex)
     }
 }
 
@@ -777,8 +777,7 @@ impl<'a> SemaphoreBuilder<'a> {
     /// # Errors
     /// As [`MutexBuilder::open`].
     pub fn open(self) -> Result<Semaphore> {
-        let name = self.common.name_for_open()?;
-        Object::open(Kind::Semaphore, SegKind::Semaphore, name, self.common.trust_owner).map(Semaphore)
+        Object::open_named(Kind::Semaphore, SegKind::Semaphore, &self.common).map(Semaphore)
     }
 }
 
@@ -816,7 +815,7 @@ impl<'a> EventBuilder<'a> {
     /// # Errors
     /// As [`MutexBuilder::open`].
     pub fn open(self) -> Result<Event> {
-        Object::open(Kind::Event, SegKind::Event, self.common.name_for_open()?, self.common.trust_owner).map(Event)
+        Object::open_named(Kind::Event, SegKind::Event, &self.common).map(Event)
     }
 }
 
@@ -901,6 +900,6 @@ impl<'a> TimerBuilder<'a> {
     /// # Errors
     /// As [`MutexBuilder::open`].
     pub fn open(self) -> Result<Timer> {
-        Object::open(Kind::Timer, SegKind::Timer, self.common.name_for_open()?, self.common.trust_owner).map(Timer)
+        Object::open_named(Kind::Timer, SegKind::Timer, &self.common).map(Timer)
     }
 }
