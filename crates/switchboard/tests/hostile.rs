@@ -347,10 +347,10 @@ fn sync_hostile_scribbled_objects_never_hang_or_panic_a_wait() {
         let waits: [&dyn Fn() -> WaitStatus; 3] =
             [&|| m.wait_timeout(short), &|| s.wait_timeout(short), &|| e.wait_timeout(short)];
         for wait in waits {
-            let (cpu0, wall0) = (thread_cpu(), std::time::Instant::now());
+            let (cpu0, wall0) = (switchboard_sys::process::thread_cpu_time(), std::time::Instant::now());
             let status = wait();
             if status == WaitStatus::TimedOut {
-                cpu += thread_cpu() - cpu0;
+                cpu += switchboard_sys::process::thread_cpu_time() - cpu0;
                 wall += wall0.elapsed();
             }
             *statuses.entry(format!("{status:?}")).or_default() += 1;
@@ -377,11 +377,4 @@ fn sync_hostile_scribbled_objects_never_hang_or_panic_a_wait() {
     // burn its whole timeout on the CPU.
     // (A run whose every wait was satisfied has nothing to judge.)
     assert!(wall.is_zero() || cpu < wall / 2, "timed-out waits spun: {cpu:?} of CPU in {wall:?}");
-}
-
-/// CPU time this thread has used, from the scheduler's count in
-/// nanoseconds.
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-    Duration::from_nanos(stat.split_whitespace().next().unwrap().parse().unwrap())
 }
