@@ -32,6 +32,7 @@ use switchboard::sync::{self, Event, Semaphore, WaitMany, WaitStatus};
 
 use super::echo::PATIENCE;
 use super::setup::unique;
+use super::Placement;
 
 /// Bytes per message.
 const MESSAGE: usize = 64;
@@ -163,30 +164,17 @@ impl Reader {
 }
 
 /// One measurement: `writers` processes into `kind` for `window`.
-fn measure(kind: &'static str, writers: usize, window: Duration, placement: &str) -> anyhow::Result<Row> {
+fn measure(kind: &'static str, writers: usize, window: Duration, placement: Placement) -> anyhow::Result<Row> {
     let name = unique(&format!("fan-{kind}"));
     let (ready, go) = (format!("{name}-ready"), format!("{name}-go"));
     let ready_sem = Semaphore::create(ready.as_str(), 0, writers as u32)?;
     let go_event = Event::create(go.as_str(), true, false)?;
     let mut reader = Reader::create(kind, &name, writers)?;
     let mut children: Vec<Child> = Vec::new();
-    let killed = |children: &mut Vec<Child>| {
-        for c in children.iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    };
     let result = (|| {
         for w in 0..writers {
             let args = [name.as_str(), &ready, &go, &w.to_string()];
-            children.push(super::setup::spawn(
-                &format!("{ROLE}{kind}"),
-                MESSAGE,
-                0,
-                placement_of(placement),
-                &args,
-                false,
-            )?);
+            children.push(super::setup::spawn(&format!("{ROLE}{kind}"), MESSAGE, 0, placement, &args, false)?);
         }
         for _ in 0..writers {
             anyhow::ensure!(ready_sem.wait_timeout(PATIENCE) == WaitStatus::Acquired, "a writer never started");
@@ -207,16 +195,11 @@ fn measure(kind: &'static str, writers: usize, window: Duration, placement: &str
         let (p50, p99) = super::super::percentiles(ages);
         Ok(Row { kind, writers, per_sec: total as f64 / elapsed.as_secs_f64(), p50, p99, counts })
     })();
-    killed(&mut children);
-    result
-}
-
-fn placement_of(arg: &str) -> super::Placement {
-    match arg {
-        "apart" => super::Placement::Apart,
-        "same-core" => super::Placement::SameCore,
-        _ => super::Placement::Free,
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
     }
+    result
 }
 
 /// A writer: `switchboard bench-peer fan_in_KIND 64 0 PLACEMENT NAME READY GO INDEX`.
@@ -265,14 +248,14 @@ pub(crate) fn writer(role: &str, args: &[String]) -> anyhow::Result<ExitCode> {
 
 /// Runs every kind at every N and prints the report.
 pub(crate) fn run(counts: &[usize], quick: bool, json_out: bool, same_core: bool) -> anyhow::Result<ExitCode> {
-    let placement = super::Placement::choose(same_core);
+    let placement = Placement::choose(same_core);
     let window = if quick { Duration::from_millis(500) } else { Duration::from_secs(2) };
     let mut rows = Vec::new();
     for &n in counts {
         anyhow::ensure!((1..=64).contains(&n), "--fan-in takes 1 to 64 writers, not {n}");
         for kind in KINDS {
             note!("fan-in: {kind}, {n} writer(s)");
-            rows.push(measure(kind, n, window, placement.arg())?);
+            rows.push(measure(kind, n, window, placement)?);
         }
     }
     let floor = |r: &Row| rows.iter().find(|f| f.kind == "spin" && f.writers == r.writers);
