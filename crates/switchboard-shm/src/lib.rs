@@ -44,6 +44,8 @@ pub mod peer;
 #[cfg(not(loom))]
 pub mod pipe;
 pub mod port;
+#[cfg(not(loom))]
+pub mod receiver;
 pub mod ring;
 #[cfg(not(loom))]
 pub mod segment;

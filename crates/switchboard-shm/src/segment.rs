@@ -44,6 +44,8 @@ pub enum Kind {
     Mailslot = 6,
     /// A waitable timer.
     Timer = 7,
+    /// A message receiver's status (what its senders may read).
+    Receiver = 8,
 }
 
 /// A type that may be placed in shared memory.

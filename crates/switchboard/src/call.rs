@@ -196,6 +196,27 @@ pub trait Handler: Send + Sync {
     }
 }
 
+/// A request or post taken by [`Calls::next_incoming`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A request, to answer with [`Calls::answer`].
+    Request {
+        /// Its call id.
+        id: u64,
+        /// The method.
+        method: u32,
+        /// The arguments.
+        args: Vec<u8>,
+    },
+    /// A post (no answer).
+    Post {
+        /// The method.
+        method: u32,
+        /// The arguments.
+        args: Vec<u8>,
+    },
+}
+
 /// A call begun with [`Calls::begin`], to [`finish`](Calls::finish) or
 /// [`cancel`](Calls::cancel).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -294,8 +315,7 @@ impl Calls {
     pub fn finish(&mut self, call: Pending, deadline: impl Into<Deadline>) -> Result<Vec<u8>> {
         let deadline = deadline.into();
         loop {
-            if let Some(reply) = self.arrived.remove(&call.0) {
-                self.outstanding.remove(&call.0);
+            if let Some(reply) = self.reply_to(&call) {
                 return reply;
             }
             match self.pump(deadline) {
@@ -335,22 +355,77 @@ impl Calls {
 
     /// Handles one incoming message (waiting for it until `deadline`).
     fn pump(&mut self, deadline: Deadline) -> Result<()> {
+        match self.next_incoming(deadline)? {
+            Some(Incoming::Post { method, args }) => self.dispatch_post(method, &args),
+            Some(Incoming::Request { id, method, args }) => self.dispatch_request(id, method, &args)?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Takes the next incoming message, waiting for it until `deadline`,
+    /// for a side that dispatches requests and posts itself (a message
+    /// queue that orders them) instead of through a [`Handler`]: replies
+    /// are kept for their callers ([`Calls::reply_to`]) and give `None`,
+    /// as does a cancel; a request is answered with [`Calls::answer`].
+    ///
+    /// # Errors
+    /// `Timeout` at the deadline; as [`Calls::send`].
+    pub fn next_incoming(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Incoming>> {
         let mut buf = Vec::new();
-        self.link.recv_deadline(&mut buf, deadline)?;
+        self.link.recv_deadline(&mut buf, deadline.into())?;
         let msg = decode(&buf)?;
-        match msg.kind {
-            Kind::Reply => self.arrive(msg.id, Ok(msg.body.to_vec())),
+        Ok(match msg.kind {
+            Kind::Reply => {
+                self.arrive(msg.id, Ok(msg.body.to_vec()));
+                None
+            }
             Kind::Fault => {
                 let fault = Fault::decode(msg.body)?;
                 self.arrive(msg.id, Err(Error::Remote { code: fault.code, message: fault.message }));
+                None
             }
-            Kind::Post => self.dispatch_post(msg.method, msg.body),
-            Kind::Request => self.dispatch_request(msg.id, msg.method, msg.body)?,
+            Kind::Post => Some(Incoming::Post { method: msg.method, args: msg.body.to_vec() }),
+            Kind::Request => Some(Incoming::Request { id: msg.id, method: msg.method, args: msg.body.to_vec() }),
             // Requests are served in order: by the time a cancel arrives,
             // its request was answered; nothing is left to stop.
-            Kind::Cancel => {}
-        }
-        Ok(())
+            Kind::Cancel => None,
+        })
+    }
+
+    /// Answers request `id` (from [`Calls::next_incoming`]).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the peer is gone.
+    pub fn answer(&mut self, id: u64, outcome: std::result::Result<Vec<u8>, Fault>) -> Result<()> {
+        let reply = match outcome {
+            Ok(body) => encode(Kind::Reply, id, 0, &body),
+            Err(fault) => encode(Kind::Fault, id, 0, &fault.encode()),
+        };
+        self.link.send(&reply)
+    }
+
+    /// The reply to `call` if it has arrived (taken by an earlier
+    /// [`Calls::next_incoming`]); the call is then finished.
+    pub fn reply_to(&mut self, call: &Pending) -> Option<Result<Vec<u8>>> {
+        let reply = self.arrived.remove(&call.0)?;
+        self.outstanding.remove(&call.0);
+        Some(reply)
+    }
+
+    /// Whether a message may be waiting (see [`Link::ready`]).
+    pub fn ready(&self) -> bool {
+        self.link.ready()
+    }
+
+    /// The link's doorbell descriptor, if it has one (see [`Link::doorbell`]).
+    pub fn doorbell(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.link.doorbell()
+    }
+
+    /// Arms the link's doorbell (see [`Link::arm_doorbell`]).
+    pub fn arm_doorbell(&mut self) -> bool {
+        self.link.arm_doorbell()
     }
 
     /// Keeps a reply for its waiter; one for a call nobody waits for (it
@@ -380,11 +455,7 @@ impl Calls {
                 r
             }
         };
-        let reply = match outcome {
-            Ok(body) => encode(Kind::Reply, id, 0, &body),
-            Err(fault) => encode(Kind::Fault, id, 0, &fault.encode()),
-        };
-        self.link.send(&reply)
+        self.answer(id, outcome)
     }
 }
 

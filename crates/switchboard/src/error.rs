@@ -134,6 +134,14 @@ pub enum Error {
     /// A network path that cannot be used, e.g. a broadcast over 424 bytes (classic 53).
     #[error("bad network path: {0}")]
     BadNetPath(&'static str),
+    /// The message receiver is gone: destroyed, its thread ended or its
+    /// process died (classic 1400, `ERROR_INVALID_WINDOW_HANDLE`).
+    #[error("the message receiver is gone (destroyed, or its process died)")]
+    InvalidWindowHandle,
+    /// A message that may only be sent (a data copy) was posted (classic
+    /// 1159, `ERROR_MESSAGE_SYNC_ONLY`).
+    #[error("this message can only be sent, not posted")]
+    MessageSyncOnly,
     /// The other side of a call refused it: its handler's fault, with the
     /// classic code it chose (see `call::Fault`).
     #[error("the other side failed the call: {message} ({code})")]
@@ -197,6 +205,8 @@ impl Error {
             Error::InsufficientBuffer { .. } => 122,
             Error::AlreadyExists(_) => 183,
             Error::BadNetPath(_) => 53,
+            Error::InvalidWindowHandle => 1400,
+            Error::MessageSyncOnly => 1159,
             Error::Remote { code, .. } => code.win32(),
             Error::Io(e) => match e.raw_os_error() {
                 Some(errno) if errno > 0 => errno_to_win32(errno),
@@ -247,6 +257,8 @@ impl Error {
             183 => "ERROR_ALREADY_EXISTS",
             53 => "ERROR_BAD_NETPATH",
             535 => "ERROR_PIPE_CONNECTED",
+            1400 => "ERROR_INVALID_WINDOW_HANDLE",
+            1159 => "ERROR_MESSAGE_SYNC_ONLY",
             _ => "ERROR_GEN_FAILURE",
         }
     }

@@ -66,6 +66,7 @@ pub mod fuzz;
 pub mod link;
 pub mod mailslot;
 pub mod mapping;
+pub mod message;
 pub mod name;
 pub mod namespace;
 pub mod overlapped;

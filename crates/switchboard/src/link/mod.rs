@@ -62,6 +62,26 @@ pub trait Link {
     /// The largest message this link carries.
     fn max_message(&self) -> usize;
 
+    /// Whether a receive may not have to wait: a cheap look (no system
+    /// call) for a loop that spins over several links before it sleeps.
+    /// `true` when the link cannot tell without one.
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// A descriptor that becomes readable when a message arrives after
+    /// [`Link::arm_doorbell`], or the peer hangs up; `None` when the link
+    /// has none (then the caller cannot sleep on several links at once).
+    fn doorbell(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+
+    /// Arms the doorbell before a sleep on it; `true` when there is no
+    /// need to sleep (something is there already, or there is no bell).
+    fn arm_doorbell(&mut self) -> bool {
+        true
+    }
+
     /// Receives without waiting.
     ///
     /// # Errors

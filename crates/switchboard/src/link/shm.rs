@@ -60,7 +60,7 @@ use switchboard_sys::epoll::Epoll;
 use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::life::LifeWatch;
 use switchboard_sys::sealed::{Draft, Frozen};
-use switchboard_sys::socket::Conn;
+use switchboard_sys::socket::{Conn, Cred};
 use switchboard_sys::{AsFd, BorrowedFd, Errno, OwnedFd};
 
 use super::loan::{Body, Loan, Sample};
@@ -155,6 +155,26 @@ impl ShmLink {
     /// accept, `Timeout`, `InvalidParameter`.
     pub fn connect(name: &str, opts: ShmLinkOptions) -> Result<ShmLink> {
         Granted::ask(name, opts)?.hello()
+    }
+
+    /// Connects to the listener of `family` at `addr` (a mechanism's own
+    /// rendezvous, served by [`ShmLinkListener::serve`]): the link, who
+    /// holds the listener, and the descriptors its grant added.
+    pub(crate) fn connect_at(
+        family: Family,
+        addr: &[u8],
+        trust: Trust,
+        name: &str,
+        opts: ShmLinkOptions,
+    ) -> Result<(ShmLink, Cred, Vec<OwnedFd>)> {
+        let (granted, extra) = Granted::ask_at(family, addr, trust, name, opts)?;
+        let owner = granted.owner;
+        Ok((granted.hello()?, owner, extra))
+    }
+
+    /// Who is at the other end (kernel-reported at connect).
+    pub(crate) fn peer_cred(&self) -> Result<Cred> {
+        Ok(self.conn.peer_cred()?)
     }
 
     /// Sets how this side waits.
@@ -365,7 +385,10 @@ impl ShmLink {
 /// A connect half done: the listener granted it; the hello (the segment,
 /// this process's life token and bell) is still to send.
 struct Granted {
+    family: Family,
     conn: Conn,
+    /// Who holds the listener (checked against the trust asked for).
+    owner: Cred,
     fd: OwnedFd,
     duplex: Duplex,
     life: OwnedFd,
@@ -376,21 +399,35 @@ struct Granted {
 impl Granted {
     fn ask(name: &str, opts: ShmLinkOptions) -> Result<Granted> {
         let (scope, addr) = link_address(name)?;
+        let (granted, _) = Granted::ask_at(Family::LINK, &addr, Trust::for_scope(scope), name, opts)?;
+        Ok(granted)
+    }
+
+    /// Asks the listener of `family` at `addr`; also returns the
+    /// descriptors its grant carried after the life token and bell.
+    fn ask_at(
+        family: Family,
+        addr: &[u8],
+        trust: Trust,
+        name: &str,
+        opts: ShmLinkOptions,
+    ) -> Result<(Granted, Vec<OwnedFd>)> {
         let (fd, duplex) = Duplex::create(opts.capacity).map_err(|_| bad_capacity())?;
         let deadline = rendezvous::answer_deadline(None);
-        let answer = rendezvous::connect(Family::LINK, &addr, deadline, Trust::for_scope(scope))
-            .map_err(|f| f.into_error(name))?;
-        let Ok([life, bell]) = <[_; 2]>::try_from(answer.fds) else {
+        let answer = rendezvous::connect(family, addr, deadline, trust).map_err(|f| f.into_error(name))?;
+        let mut fds = answer.fds.into_iter();
+        let (Some(life), Some(bell)) = (fds.next(), fds.next()) else {
             return Err(Error::Malformed("a link grant without the listener's life token and bell".into()));
         };
-        Ok(Granted { conn: answer.conn, fd, duplex, life, bell, opts })
+        let owner = answer.owner;
+        Ok((Granted { family, conn: answer.conn, owner, fd, duplex, life, bell, opts }, fds.collect()))
     }
 
     fn hello(self) -> Result<ShmLink> {
         let mine = rendezvous::process_life()?;
         let my_bell = EventFd::new()?;
         let fds = [self.fd.as_fd(), mine.fd(), my_bell.as_fd()];
-        wire::send(&self.conn, Family::LINK, Status::Granted, &[], &fds)?;
+        wire::send(&self.conn, self.family, Status::Granted, &[], &fds)?;
         let peer = (Some(peer_life(self.life)?), Bells { mine: my_bell, peer: peer_bell(self.bell)?, armed: false });
         Ok(ShmLink::new(self.duplex, self.conn, peer, 0, self.opts))
     }
@@ -490,6 +527,19 @@ impl Link for ShmLink {
     fn max_message(&self) -> usize {
         self.opts.max_message
     }
+
+    fn ready(&self) -> bool {
+        let ring = self.ring(1 - self.tx);
+        ring.has_data(&self.consumer) || ring.is_closed()
+    }
+
+    fn doorbell(&self) -> Option<BorrowedFd<'_>> {
+        ShmLink::doorbell(self).ok()
+    }
+
+    fn arm_doorbell(&mut self) -> bool {
+        ShmLink::arm_doorbell(self)
+    }
 }
 
 impl Drop for ShmLink {
@@ -513,6 +563,7 @@ fn link_grant() -> Option<(Vec<OwnedFd>, EventFd)> {
 /// Accepts [`ShmLink`]s under a name.
 #[derive(Debug)]
 pub struct ShmLinkListener {
+    family: Family,
     pending: Arc<Backlog<EventFd>>,
     _service: Service,
     opts: ShmLinkOptions,
@@ -536,10 +587,61 @@ impl ShmLinkListener {
         let (_, addr) = link_address(name)?;
         let listener =
             rendezvous::bind_server(&addr)?.ok_or_else(|| Error::Io(std::io::ErrorKind::AddrInUse.into()))?;
-        let pending = Arc::new(Backlog::new(Family::LINK, link_grant));
+        ShmLinkListener::serve(Family::LINK, listener, acl, None)
+    }
+
+    /// Serves links on `listener` for `family`, admitting whom `acl`
+    /// allows; each grant also carries a copy of `extra` (a mechanism's
+    /// shared state), and admissions ring [`ShmLinkListener::arrivals`].
+    pub(crate) fn serve(
+        family: Family,
+        listener: switchboard_sys::socket::Listener,
+        acl: &Acl,
+        extra: Option<OwnedFd>,
+    ) -> Result<ShmLinkListener> {
+        let grant = move || {
+            let (mut fds, bell) = link_grant()?;
+            if let Some(extra) = &extra {
+                fds.push(extra.try_clone().ok()?);
+            }
+            Some((fds, bell))
+        };
+        let pending = Arc::new(Backlog::with_bell(family, Box::new(grant))?);
         let acl = acl.clone().with_owner(switchboard_sys::process::uid());
-        let service = Service::start(Family::LINK, Arc::new(listener), acl, pending.clone())?;
-        Ok(ShmLinkListener { pending, _service: service, opts: ShmLinkOptions::default() })
+        let service = Service::start(family, Arc::new(listener), acl, pending.clone())?;
+        Ok(ShmLinkListener { family, pending, _service: service, opts: ShmLinkOptions::default() })
+    }
+
+    /// Rung when a connector arrives (see [`ShmLinkListener::try_accept`]).
+    pub(crate) fn arrivals(&self) -> BorrowedFd<'_> {
+        self.pending.bell().expect("every listener's backlog has a bell")
+    }
+
+    /// Whether a connector was admitted and has not sent its hello yet
+    /// (its arrival rang [`ShmLinkListener::arrivals`] once; a loop that
+    /// sleeps on it looks again soon).
+    pub(crate) fn handshaking(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Accepts a connector that is ready now, without waiting: `None`
+    /// when none is (one still mid-handshake stays queued).
+    pub(crate) fn try_accept(&self) -> Option<ShmLink> {
+        while let Some((conn, mine, admitted)) = self.pending.try_next() {
+            match rendezvous::receive(self.family, &conn, Some(Instant::now())) {
+                Err(Failure::Refused(Error::Timeout)) if admitted.elapsed() < rendezvous::ANSWER_TIMEOUT => {
+                    self.pending.put_back((conn, mine, admitted));
+                    return None;
+                }
+                Err(_) => continue,
+                Ok((_, fds)) => {
+                    if let Ok(link) = self.handshake(conn, mine, fds) {
+                        return Some(link);
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Sets the wait mode and maximum message of accepted links.
@@ -567,7 +669,7 @@ impl ShmLinkListener {
             // the answer timeout from its admission, whatever accepts wait.
             let handshake = admitted + rendezvous::ANSWER_TIMEOUT;
             let by = deadline.map_or(handshake, |d| d.min(handshake));
-            match rendezvous::receive(Family::LINK, &conn, Some(by)) {
+            match rendezvous::receive(self.family, &conn, Some(by)) {
                 Err(Failure::Refused(Error::Timeout)) if by < handshake => {
                     self.pending.put_back((conn, mine, admitted));
                     return Err(Error::Timeout);

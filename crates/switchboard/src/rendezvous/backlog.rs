@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
+use switchboard_sys::eventfd::EventFd;
 use switchboard_sys::socket::{Conn, Cred};
-use switchboard_sys::{AsFd, OwnedFd};
+use switchboard_sys::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{wire, Family, Handler, Status};
 use crate::error::Result;
@@ -17,7 +18,7 @@ pub(crate) const MAX_PENDING: usize = 128;
 
 /// What the grant carries to a new connection (its descriptors), and what
 /// the server keeps with it until `accept` (e.g. the link's bell).
-pub(crate) type Grant<T> = fn() -> Option<(Vec<OwnedFd>, T)>;
+pub(crate) type Grant<T> = Box<dyn Fn() -> Option<(Vec<OwnedFd>, T)> + Send + Sync>;
 
 /// Admitted connections of one service, waiting for [`Backlog::next`].
 pub(crate) struct Backlog<T> {
@@ -26,6 +27,9 @@ pub(crate) struct Backlog<T> {
     /// Each with when it was admitted.
     conns: Mutex<VecDeque<(Conn, T, Instant)>>,
     arrived: Condvar,
+    /// Rung at each admission, for an owner that waits in `poll` (a
+    /// message loop) rather than in [`Backlog::next`].
+    bell: Option<EventFd>,
 }
 
 impl<T> std::fmt::Debug for Backlog<T> {
@@ -36,7 +40,32 @@ impl<T> std::fmt::Debug for Backlog<T> {
 
 impl<T> Backlog<T> {
     pub fn new(family: Family, grant: Grant<T>) -> Backlog<T> {
-        Backlog { family, grant, conns: Mutex::new(VecDeque::new()), arrived: Condvar::new() }
+        Backlog { family, grant, conns: Mutex::new(VecDeque::new()), arrived: Condvar::new(), bell: None }
+    }
+
+    /// A backlog that also rings an eventfd ([`Backlog::bell`]) at each admission.
+    pub fn with_bell(family: Family, grant: Grant<T>) -> Result<Backlog<T>> {
+        Ok(Backlog { bell: Some(EventFd::new()?), ..Backlog::new(family, grant) })
+    }
+
+    /// The eventfd rung at each admission (readable while one may wait);
+    /// [`Backlog::try_next`] drains it.
+    pub fn bell(&self) -> Option<BorrowedFd<'_>> {
+        self.bell.as_ref().map(|b| b.as_fd())
+    }
+
+    /// Whether connections wait (some may be mid-handshake).
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The oldest waiting connection, if one is there now.
+    pub fn try_next(&self) -> Option<(Conn, T, Instant)> {
+        let mut conns = self.lock();
+        if let Some(bell) = &self.bell {
+            bell.drain();
+        }
+        conns.pop_front()
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, T, Instant)>> {
@@ -61,6 +90,8 @@ impl<T> Backlog<T> {
     /// Puts a connection [`Backlog::next`] gave back at the front, for the
     /// next `next` (its accept ran out of time before it was done with it).
     pub fn put_back(&self, conn: (Conn, T, Instant)) {
+        // The bell is not rung: an owner polling it would wake at once,
+        // again and again, for a connector that is slow with its hello.
         self.lock().push_front(conn);
         self.arrived.notify_one();
     }
@@ -79,6 +110,9 @@ impl<T: Send> Handler for Backlog<T> {
         if wire::send(&conn, self.family, Status::Granted, &[], &borrowed).is_ok() {
             conns.push_back((conn, kept, Instant::now()));
             self.arrived.notify_one();
+            if let Some(bell) = &self.bell {
+                bell.notify();
+            }
         }
     }
 }

@@ -67,13 +67,22 @@ impl Family {
     pub const MAILSLOT: Family = Family(b'm');
     /// Shared-memory links.
     pub const LINK: Family = Family(b'l');
+    /// Message receivers (window messages, data copy).
+    pub const RECEIVER: Family = Family(b'w');
     /// Sockets handed between processes (no address: sent over a
     /// connection the two already share).
     pub const SOCKET: Family = Family(b's');
     /// Every family.
     #[cfg(feature = "fuzz")]
-    pub const ALL: [Family; 6] =
-        [Family::OBJECT, Family::PIPE, Family::PIPE_WAIT, Family::MAILSLOT, Family::LINK, Family::SOCKET];
+    pub const ALL: [Family; 7] = [
+        Family::OBJECT,
+        Family::PIPE,
+        Family::PIPE_WAIT,
+        Family::MAILSLOT,
+        Family::LINK,
+        Family::RECEIVER,
+        Family::SOCKET,
+    ];
 
     fn tag(self) -> char {
         char::from(self.0)

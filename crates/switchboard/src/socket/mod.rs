@@ -419,7 +419,7 @@ impl HandOff {
         let (scope, key) = crate::name::Name::parse_object(name)?;
         let addr = rendezvous::address(Family::SOCKET, scope, &key);
         let listener = rendezvous::bind_server(&addr)?.ok_or_else(|| Error::AlreadyExists(name.to_owned()))?;
-        let backlog = Arc::new(Backlog::new(Family::SOCKET, || Some((Vec::new(), ()))));
+        let backlog = Arc::new(Backlog::new(Family::SOCKET, Box::new(|| Some((Vec::new(), ())))));
         let acl = acl.clone().with_owner(switchboard_sys::process::uid());
         let service = Service::start(Family::SOCKET, Arc::new(listener), acl, backlog.clone())?;
         Ok(HandOff { backlog, _service: service })

@@ -1,0 +1,98 @@
+//! A message receiver's status in shared memory, which its senders read:
+//! when its thread last fetched messages and whether it is waiting for
+//! them now, so that a sender can tell a hung receiver (spec 05-S11)
+//! without asking it.
+//!
+//! Written by the receiver's thread only. A sender that scribbles on it
+//! can only make other senders' hung checks wrong (a send that gives up
+//! early, or waits its whole timeout): every value is a plain number.
+
+use crate::segment::{Kind, Segment, SegmentError, Shared};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use switchboard_sys::{AsFd, OwnedFd};
+
+/// The shared status.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct ReceiverState {
+    /// When the thread last fetched messages (monotonic nanoseconds).
+    fetched_ns: AtomicU64,
+    /// Non-zero while the thread waits for messages (it is then not hung).
+    waiting: AtomicU32,
+    /// Non-zero once the receiver is destroyed.
+    closed: AtomicU32,
+    /// Posted messages not yet taken by the receiver's loop: senders count
+    /// up (refused at the quota), the receiver counts down.
+    queued: AtomicU32,
+}
+
+#[allow(unsafe_code)]
+// SAFETY: repr(C), atomics only, any bit pattern valid.
+unsafe impl Shared for ReceiverState {}
+
+/// A receiver's status segment.
+#[derive(Debug)]
+pub struct Status(Segment);
+
+impl Status {
+    /// Creates a status segment: (its descriptor, the status).
+    ///
+    /// # Errors
+    /// System errors.
+    pub fn create() -> Result<(OwnedFd, Status), SegmentError> {
+        let (fd, seg) = Segment::create(Kind::Receiver, "switchboard-receiver")?;
+        seg.object::<ReceiverState>()?;
+        Ok((fd, Status(seg)))
+    }
+
+    /// Maps a status segment received from a receiver, checking its layout.
+    ///
+    /// # Errors
+    /// A [`SegmentError`] for anything that does not check out.
+    pub fn open<Fd: AsFd>(fd: Fd) -> Result<Status, SegmentError> {
+        let seg = Segment::open(fd, Kind::Receiver)?;
+        seg.object::<ReceiverState>()?;
+        Ok(Status(seg))
+    }
+
+    fn state(&self) -> &ReceiverState {
+        self.0.object().expect("checked on create and open")
+    }
+
+    /// The receiver's thread fetched messages at `now_ns`, and is (or is
+    /// no longer) waiting for more.
+    pub fn fetched(&self, now_ns: u64, waiting: bool) {
+        let s = self.state();
+        s.fetched_ns.store(now_ns, Ordering::Relaxed);
+        s.waiting.store(u32::from(waiting), Ordering::Release);
+    }
+
+    /// Whether the receiver counts as hung at `now_ns`: not waiting for
+    /// messages, and its last fetch more than `limit_ns` ago.
+    pub fn hung(&self, now_ns: u64, limit_ns: u64) -> bool {
+        let s = self.state();
+        s.waiting.load(Ordering::Acquire) == 0
+            && s.closed.load(Ordering::Relaxed) == 0
+            && now_ns.saturating_sub(s.fetched_ns.load(Ordering::Relaxed)) > limit_ns
+    }
+
+    /// Counts one more posted message, unless `quota` are queued already.
+    pub fn try_queue(&self, quota: u32) -> bool {
+        self.state().queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q < quota).then_some(q + 1)).is_ok()
+    }
+
+    /// Counts one posted message fewer (taken by the loop, refused, or not sent).
+    pub fn dequeued(&self) {
+        let _ = self.state().queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(1));
+    }
+
+    /// Marks the receiver destroyed.
+    pub fn close(&self) {
+        self.state().closed.store(1, Ordering::Release);
+    }
+
+    /// Whether the receiver was destroyed.
+    pub fn is_closed(&self) -> bool {
+        self.state().closed.load(Ordering::Acquire) != 0
+    }
+}

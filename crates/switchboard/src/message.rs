@@ -1,0 +1,827 @@
+//! Window messages and data copy (spec 05): named receivers, each owned by
+//! one thread with a message loop, and the messages other threads and
+//! processes post or send to them.
+//!
+//! ## How it works
+//! A [`Receiver`] is a rendezvous service of the receiver family
+//! (`sb1/L<uid>/w/<name>`); its creator's thread owns it (it is not
+//! `Send`), as a classic window belongs to the thread that made it.
+//! [`find_receiver`] connects a [`ReceiverHandle`]: a *session* — an
+//! [`ShmLink`] to the receiver, spoken over with the call layer
+//! ([`crate::call`]) — plus the receiver's status segment (when its
+//! thread last fetched messages, and a count of queued posts). A post is
+//! a call-layer post, a send is a call-layer request whose reply carries
+//! the result, and a data copy is a request carrying its bytes.
+//!
+//! The receiver's loop ([`Receiver::get`], [`Receiver::peek`],
+//! [`Receiver::wait_with`]) takes what every session has ready: it runs
+//! the *window procedure* at once for each sent message and data copy,
+//! and queues posted ones, so sent messages are processed before posted
+//! ones (S07). A thread blocked in its own [`ReceiverHandle::send`] keeps
+//! serving the sent messages that reach its receivers, so two threads that
+//! send to each other do not deadlock (S03), and a window procedure may
+//! send, even back to its caller.
+//!
+//! A receiver that is destroyed, whose thread ended, or whose process died
+//! closes its sessions: pending and later sends fail at once with
+//! `InvalidWindowHandle` (1400) — the link's peer watch sees the death
+//! with no polling (S08).
+//!
+//! ## Decisions where the classic API leaves room
+//! - Names are per user (`Local\`) by default; `Global\NAME` with an
+//!   [`Acl`] lets other users find the receiver. Messages from another uid
+//!   are delivered only if [`Receiver::allow`] lets that message through
+//!   (the classic message filter); a refused send fails with
+//!   `AccessDenied` (5); a refused post is dropped (the sender learns
+//!   nothing, as a post returns before the receiver looks at it).
+//! - The posted-message quota is [`POSTED_QUOTA`] per receiver (the
+//!   classic default); a post beyond it fails with `QueueFull` (1816) and
+//!   queues nothing. Sends and data copies are not counted.
+//! - The window procedure is `Fn`, not `FnMut`: it may be re-entered (a
+//!   send it makes lets sends to its own receiver in), as a classic one is.
+//! - A data copy's bytes travel through the session's shared-memory rings
+//!   (in chunks when larger than a ring), not the message queue; the
+//!   window procedure sees a read-only copy for the duration of the call.
+//!   The size is limited by memory only.
+//! - [`Receiver::wait_with`] runs sent messages itself (the classic
+//!   `MsgWaitForMultipleObjects` returns and leaves that to the next peek)
+//!   and reports [`MsgWait::Message`] only for posted ones.
+//! - A [`ReceiverHandle`] is one session; it may move between threads but
+//!   not be shared (make one per thread with [`ReceiverHandle::try_clone`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! use switchboard::message::{find_receiver, Receiver, WM_USER};
+//!
+//! let name = format!("doc-rx-{}", std::process::id());
+//! let rx = Receiver::create(&name, |_rx, m| m.wparam as i64 * 2)?;
+//! let sender = std::thread::spawn({
+//!     let name = name.clone();
+//!     move || -> switchboard::Result<i64> {
+//!         let to = find_receiver(&name)?;
+//!         let doubled = to.send(WM_USER, 21, 0)?;
+//!         to.post(WM_USER + 1, 0, 0)?;
+//!         Ok(doubled)
+//!     }
+//! });
+//! let posted = rx.get(Duration::from_secs(10))?; // runs the send, then returns the post
+//! assert_eq!(posted.msg, WM_USER + 1);
+//! assert_eq!(sender.join().unwrap()?, 42);
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashSet, VecDeque};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use switchboard_shm::receiver::Status;
+use switchboard_sys::epoll::Epoll;
+use switchboard_sys::socket::Cred;
+use switchboard_sys::AsFd;
+
+use crate::call::{Calls, Fault, Incoming};
+use crate::error::{Error, Result};
+use crate::link::{ShmLink, ShmLinkListener, ShmLinkOptions};
+use crate::name::{Name, Scope};
+use crate::namespace::Acl;
+use crate::rendezvous::{self, Family, Trust};
+use crate::sync::{wait_any, Readable, WaitMany, Waitable};
+use crate::time::Deadline;
+
+/// The null message.
+pub const WM_NULL: u32 = 0x0000;
+/// Ends a message loop; `wparam` is the exit code.
+pub const WM_QUIT: u32 = 0x0012;
+/// A data copy (send only).
+pub const WM_COPYDATA: u32 = 0x004A;
+/// The first message number free for private use.
+pub const WM_USER: u32 = 0x0400;
+/// The first message number free for an application's own use.
+pub const WM_APP: u32 = 0x8000;
+
+/// Posted messages a receiver holds at most (the classic default quota).
+pub const POSTED_QUOTA: u32 = 10_000;
+/// A receiver whose thread fetched no message for this long, and is not
+/// waiting for one, is hung (classic `IsHungAppWindow`).
+pub const HUNG_AFTER: Duration = Duration::from_secs(5);
+
+/// Call-layer methods of the session protocol.
+const POST: u32 = 1;
+const SEND: u32 = 2;
+const COPYDATA: u32 = 3;
+/// msg `u32`, wparam `u64`, lparam `i64`, little-endian.
+const BODY: usize = 20;
+/// sender id `u64`, tag `u64`, then the data.
+const COPY_HEADER: usize = 16;
+/// How long a loop spins for a session before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
+/// How often a sleeping loop looks for a connector's hello.
+const HANDSHAKE_LOOK: Duration = Duration::from_millis(2);
+/// Session rings: room for a sender's whole quota of posts.
+const SESSION_RING: usize = 1 << 20;
+/// A data copy's largest size: memory is the limit.
+const MAX_COPY: usize = 1 << 40;
+
+/// A receiver's identity, unique on the machine while it lives (the
+/// classic window handle as a value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReceiverId(pub u64);
+
+/// Who sent a message: kernel-reported process and user, and for a data
+/// copy the receiver id the sender named (unchecked, as classic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sender {
+    /// The sending process.
+    pub pid: u32,
+    /// Its user.
+    pub uid: u32,
+    /// The receiver the sender named as itself (data copies only).
+    pub receiver: Option<ReceiverId>,
+}
+
+/// A posted message, as [`Receiver::get`] returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Posted {
+    /// The message number.
+    pub msg: u32,
+    /// Its first parameter.
+    pub wparam: u64,
+    /// Its second parameter.
+    pub lparam: i64,
+    /// Who posted it.
+    pub from: Sender,
+}
+
+/// A message as the window procedure sees it.
+#[derive(Debug)]
+pub struct Message<'a> {
+    /// The message number ([`WM_COPYDATA`] for a data copy).
+    pub msg: u32,
+    /// Its first parameter (a data copy: the sender's receiver id, or 0).
+    pub wparam: u64,
+    /// Its second parameter (a data copy: the tag).
+    pub lparam: i64,
+    /// Who sent or posted it.
+    pub from: Sender,
+    /// Whether it was sent (the sender waits for the result) rather than posted.
+    pub sent: bool,
+    /// A data copy's bytes (empty otherwise): read-only, for this call only.
+    pub data: &'a [u8],
+}
+
+/// How [`Receiver::wait_with`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgWait {
+    /// Object `index` was signalled (and taken, as a wait takes it).
+    Object(usize),
+    /// Object `index` was an abandoned mutex.
+    Abandoned(usize),
+    /// A posted message is queued.
+    Message,
+    /// The deadline passed.
+    TimedOut,
+}
+
+type WindowProc = dyn Fn(&Receiver, &Message<'_>) -> i64;
+
+/// One sender's connection to a receiver.
+struct Session {
+    calls: RefCell<Calls>,
+    cred: Cred,
+    /// Its token in the receiver's epoll set.
+    token: u64,
+}
+
+struct Inner {
+    name: String,
+    id: ReceiverId,
+    listener: ShmLinkListener,
+    status: Status,
+    /// Every session's doorbell and the listener's arrivals.
+    epoll: Epoll,
+    sessions: RefCell<Vec<Rc<Session>>>,
+    next_token: Cell<u64>,
+    posted: RefCell<VecDeque<Posted>>,
+    allowed: RefCell<HashSet<u32>>,
+    proc_: Box<WindowProc>,
+    uid: u32,
+}
+
+thread_local! {
+    /// The receivers this thread owns: served while it blocks in a send.
+    static MINE: RefCell<Vec<Weak<Inner>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn next_id() -> ReceiverId {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    ReceiverId(u64::from(std::process::id()) << 32 | u64::from(NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn address(name: &str) -> Result<(Scope, Vec<u8>)> {
+    let (scope, name) = Name::parse_object(name)?;
+    Ok((scope, rendezvous::address(Family::RECEIVER, scope, &name)))
+}
+
+fn status_error(e: switchboard_shm::segment::SegmentError) -> Error {
+    Error::Malformed(format!("a receiver's status: {e}"))
+}
+
+fn gone(e: Error) -> Error {
+    match e {
+        Error::BrokenPipe => Error::InvalidWindowHandle,
+        other => other,
+    }
+}
+
+fn encode(msg: u32, wparam: u64, lparam: i64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(BODY);
+    b.extend_from_slice(&msg.to_le_bytes());
+    b.extend_from_slice(&wparam.to_le_bytes());
+    b.extend_from_slice(&lparam.to_le_bytes());
+    b
+}
+
+fn decode(body: &[u8]) -> Option<(u32, u64, i64)> {
+    let b: &[u8; BODY] = body.try_into().ok()?;
+    let msg = u32::from_le_bytes(b[0..4].try_into().ok()?);
+    let wparam = u64::from_le_bytes(b[4..12].try_into().ok()?);
+    let lparam = i64::from_le_bytes(b[12..20].try_into().ok()?);
+    Some((msg, wparam, lparam))
+}
+
+/// How to create a [`Receiver`]: its name and who else may find it.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until create"]
+pub struct ReceiverBuilder<'a> {
+    name: &'a str,
+    acl: Acl,
+}
+
+impl ReceiverBuilder<'_> {
+    /// Who besides this user may connect (default: nobody). Their messages
+    /// still pass the filter ([`Receiver::allow`]).
+    pub fn acl(mut self, acl: Acl) -> Self {
+        self.acl = acl;
+        self
+    }
+
+    /// Creates the receiver, owned by the calling thread, with its window
+    /// procedure (run for sent messages and data copies, and for posted
+    /// ones by [`Receiver::dispatch`]).
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the name has a receiver; `InvalidName`.
+    pub fn create(self, proc_: impl Fn(&Receiver, &Message<'_>) -> i64 + 'static) -> Result<Receiver> {
+        let (_, addr) = address(self.name)?;
+        let listener = rendezvous::bind_server(&addr)?.ok_or_else(|| Error::AlreadyExists(self.name.to_owned()))?;
+        let (status_fd, status) = Status::create().map_err(status_error)?;
+        let listener = ShmLinkListener::serve(Family::RECEIVER, listener, &self.acl, Some(status_fd))?
+            .with_options(ShmLinkOptions { max_message: MAX_COPY, ..ShmLinkOptions::default() });
+        let epoll = Epoll::new()?;
+        epoll.add(listener.arrivals(), 0)?;
+        status.fetched(crate::raw::monotonic_ns(), false);
+        let inner = Rc::new(Inner {
+            name: self.name.to_owned(),
+            id: next_id(),
+            listener,
+            status,
+            epoll,
+            sessions: RefCell::new(Vec::new()),
+            next_token: Cell::new(1),
+            posted: RefCell::new(VecDeque::new()),
+            allowed: RefCell::new(HashSet::new()),
+            proc_: Box::new(proc_),
+            uid: switchboard_sys::process::uid(),
+        });
+        MINE.with(|m| {
+            let mut m = m.borrow_mut();
+            m.retain(|w| w.strong_count() > 0);
+            m.push(Rc::downgrade(&inner));
+        });
+        Ok(Receiver { inner })
+    }
+}
+
+/// A named message queue owned by one thread (see the module docs). It
+/// closes when dropped (and when its thread ends): its senders' sends
+/// then fail with `InvalidWindowHandle`.
+pub struct Receiver {
+    inner: Rc<Inner>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("name", &self.inner.name)
+            .field("id", &self.inner.id)
+            .field("sessions", &self.inner.sessions.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Receiver {
+    /// Creates a receiver under `name` (`NAME`, `Local\NAME`,
+    /// `Global\NAME`) that only this user can reach (S01).
+    ///
+    /// # Errors
+    /// As [`ReceiverBuilder::create`].
+    pub fn create(name: &str, proc_: impl Fn(&Receiver, &Message<'_>) -> i64 + 'static) -> Result<Receiver> {
+        Receiver::builder(name).create(proc_)
+    }
+
+    /// A builder, to set an ACL.
+    pub fn builder(name: &str) -> ReceiverBuilder<'_> {
+        ReceiverBuilder { name, acl: Acl::owner_only() }
+    }
+
+    /// Its identity.
+    pub fn id(&self) -> ReceiverId {
+        self.inner.id
+    }
+
+    /// Its name as given.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Lets message `msg` through from senders of other users (the classic
+    /// message filter; the same user's messages always pass).
+    pub fn allow(&self, msg: u32) {
+        self.inner.allowed.borrow_mut().insert(msg);
+    }
+
+    /// Waits until `deadline` for a posted message, running the window
+    /// procedure for every sent message meanwhile, and takes it. A
+    /// [`WM_QUIT`] comes back like any message (its `wparam` is the code).
+    ///
+    /// # Errors
+    /// `Timeout` at the deadline.
+    pub fn get(&self, deadline: impl Into<Deadline>) -> Result<Posted> {
+        let deadline = deadline.into();
+        loop {
+            if let Some(p) = self.peek(true)? {
+                return Ok(p);
+            }
+            if !self.sleep(deadline)? {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Runs the window procedure for every sent message that arrived, and
+    /// returns the next posted message, taking it when `remove` (classic
+    /// `PeekMessage`); `None` when none is queued.
+    ///
+    /// # Errors
+    /// A system error accepting a session.
+    pub fn peek(&self, remove: bool) -> Result<Option<Posted>> {
+        self.inner.status.fetched(crate::raw::monotonic_ns(), false);
+        self.pump()?;
+        let mut posted = self.inner.posted.borrow_mut();
+        if !remove {
+            return Ok(posted.front().copied());
+        }
+        let p = posted.pop_front();
+        if p.is_some_and(|p| p.from.pid != 0) {
+            self.inner.status.dequeued();
+        }
+        Ok(p)
+    }
+
+    /// Runs the window procedure for a posted message (classic
+    /// `DispatchMessage`) and returns its result.
+    pub fn dispatch(&self, p: &Posted) -> i64 {
+        let m = Message { msg: p.msg, wparam: p.wparam, lparam: p.lparam, from: p.from, sent: false, data: &[] };
+        (self.inner.proc_)(self, &m)
+    }
+
+    /// Gets and dispatches messages until [`WM_QUIT`], and returns its code.
+    ///
+    /// # Errors
+    /// As [`Receiver::get`] (never `Timeout`: it waits for good).
+    pub fn run(&self) -> Result<i32> {
+        loop {
+            let p = self.get(Deadline::NEVER)?;
+            if p.msg == WM_QUIT {
+                return Ok(p.wparam as i32);
+            }
+            self.dispatch(&p);
+        }
+    }
+
+    /// Queues [`WM_QUIT`] with `code` behind every message posted so far
+    /// (S11): the loop ends once they are processed.
+    ///
+    /// # Errors
+    /// As [`Receiver::peek`].
+    pub fn post_quit(&self, code: i32) -> Result<()> {
+        self.pump()?;
+        let me = Sender { pid: 0, uid: self.inner.uid, receiver: Some(self.inner.id) };
+        self.inner.posted.borrow_mut().push_back(Posted {
+            msg: WM_QUIT,
+            wparam: code as u32 as u64,
+            lparam: 0,
+            from: me,
+        });
+        Ok(())
+    }
+
+    /// Waits until one of `objs` is signalled or a posted message is
+    /// queued, running sent messages meanwhile (S10, the classic
+    /// `MsgWaitForMultipleObjects`): objects first, by index; then the queue.
+    ///
+    /// # Errors
+    /// `InvalidParameter` for more than 63 objects.
+    pub fn wait_with(&self, objs: &[&dyn Waitable], deadline: impl Into<Deadline>) -> Result<MsgWait> {
+        let deadline = deadline.into();
+        let queue = Readable::new(self.inner.epoll.as_fd())?;
+        let mut all: Vec<&dyn Waitable> = objs.to_vec();
+        all.push(&queue);
+        loop {
+            if self.peek(false)?.is_some() {
+                return Ok(MsgWait::Message);
+            }
+            if self.arm() {
+                continue;
+            }
+            self.inner.status.fetched(crate::raw::monotonic_ns(), true);
+            let slice = Deadline::from(self.sleep_limit(deadline));
+            let woke = wait_any(&all, slice);
+            self.inner.status.fetched(crate::raw::monotonic_ns(), false);
+            match woke? {
+                WaitMany::Signaled(i) if i == objs.len() => continue,
+                WaitMany::Signaled(i) => return Ok(MsgWait::Object(i)),
+                WaitMany::Abandoned(i) => return Ok(MsgWait::Abandoned(i)),
+                WaitMany::TimedOut if deadline.passed() => return Ok(MsgWait::TimedOut),
+                WaitMany::TimedOut => continue,
+            }
+        }
+    }
+
+    /// Accepts new sessions and takes everything they have ready: sent
+    /// messages run now, posted ones join the queue. Returns whether
+    /// anything arrived.
+    fn pump(&self) -> Result<bool> {
+        let inner = &self.inner;
+        let mut any = false;
+        while let Some(link) = inner.listener.try_accept() {
+            let Ok(cred) = link.peer_cred() else { continue };
+            let token = inner.next_token.get();
+            inner.next_token.set(token + 1);
+            let calls = Calls::new(link);
+            if let Some(bell) = calls.doorbell() {
+                inner.epoll.add(bell, token)?;
+            }
+            inner.sessions.borrow_mut().push(Rc::new(Session { calls: RefCell::new(calls), cred, token }));
+        }
+        // Cloned: a window procedure run below may pump re-entrantly.
+        let sessions: Vec<Rc<Session>> = inner.sessions.borrow().clone();
+        for s in sessions {
+            loop {
+                // A flood past twice the quota (only a sender that ignores
+                // the count can make one) waits in its ring.
+                if inner.posted.borrow().len() >= 2 * POSTED_QUOTA as usize {
+                    break;
+                }
+                let next = s.calls.borrow_mut().next_incoming(Deadline::now());
+                match next {
+                    Ok(None) => {}
+                    Ok(Some(Incoming::Post { method, args })) => {
+                        any = true;
+                        self.queue_post(&s, method, &args);
+                    }
+                    Ok(Some(Incoming::Request { id, method, args })) => {
+                        any = true;
+                        let outcome = self.deliver(&s, method, &args);
+                        // A sender that gave up or died does not stop the loop.
+                        let _ = s.calls.borrow_mut().answer(id, outcome);
+                    }
+                    Err(Error::Timeout) => break,
+                    Err(_) => {
+                        self.drop_session(&s);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(any)
+    }
+
+    fn drop_session(&self, s: &Rc<Session>) {
+        if let Some(bell) = s.calls.borrow().doorbell() {
+            let _ = self.inner.epoll.delete(bell);
+        }
+        self.inner.sessions.borrow_mut().retain(|x| x.token != s.token);
+    }
+
+    fn passes(&self, s: &Session, msg: u32) -> bool {
+        s.cred.uid == self.inner.uid || self.inner.allowed.borrow().contains(&msg)
+    }
+
+    fn queue_post(&self, s: &Session, method: u32, args: &[u8]) {
+        let from = Sender { pid: s.cred.pid, uid: s.cred.uid, receiver: None };
+        match decode(args) {
+            Some((msg, wparam, lparam)) if method == POST && self.passes(s, msg) => {
+                self.inner.posted.borrow_mut().push_back(Posted { msg, wparam, lparam, from });
+            }
+            // Refused or malformed: the sender counted it, so uncount it.
+            _ => self.inner.status.dequeued(),
+        }
+    }
+
+    /// Runs the window procedure for a sent message or data copy.
+    fn deliver(&self, s: &Session, method: u32, args: &[u8]) -> std::result::Result<Vec<u8>, Fault> {
+        let mut from = Sender { pid: s.cred.pid, uid: s.cred.uid, receiver: None };
+        let m = match method {
+            SEND => {
+                let (msg, wparam, lparam) =
+                    decode(args).ok_or_else(|| Fault::new(13, "a sent message that does not decode"))?;
+                Message { msg, wparam, lparam, from, sent: true, data: &[] }
+            }
+            COPYDATA if args.len() >= COPY_HEADER => {
+                let sender = u64::from_le_bytes(args[0..8].try_into().expect("8 bytes"));
+                let tag = u64::from_le_bytes(args[8..16].try_into().expect("8 bytes"));
+                from.receiver = (sender != 0).then_some(ReceiverId(sender));
+                Message { msg: WM_COPYDATA, wparam: sender, lparam: tag as i64, from, sent: true, data: &args[16..] }
+            }
+            _ => return Err(Fault::new(13, "not a message the session protocol knows")),
+        };
+        if !self.passes(s, m.msg) {
+            return Err(Fault::new(
+                5,
+                format!("the receiver's filter refuses message {:#x} from uid {}", m.msg, s.cred.uid),
+            ));
+        }
+        Ok((self.inner.proc_)(self, &m).to_le_bytes().to_vec())
+    }
+
+    /// Arms every doorbell; `true` when something is there already.
+    fn arm(&self) -> bool {
+        let sessions: Vec<Rc<Session>> = self.inner.sessions.borrow().clone();
+        let mut ready = false;
+        for s in sessions {
+            ready |= s.calls.borrow_mut().arm_doorbell();
+        }
+        ready
+    }
+
+    /// Whether some session has something (a look, no system call).
+    fn ready(&self) -> bool {
+        self.inner.sessions.borrow().iter().any(|s| s.calls.borrow().ready())
+    }
+
+    /// How long a sleep may last: until `deadline`, or a moment while a
+    /// connector is mid-handshake (its hello rings nothing).
+    fn sleep_limit(&self, deadline: Deadline) -> Option<Duration> {
+        let limit = deadline.remaining();
+        match self.inner.listener.handshaking() {
+            true => Some(limit.map_or(HANDSHAKE_LOOK, |l| l.min(HANDSHAKE_LOOK))),
+            false => limit,
+        }
+    }
+
+    /// Waits for input until `deadline`: spins briefly, then sleeps on the
+    /// sessions' doorbells and the listener. `false` at the deadline.
+    fn sleep(&self, deadline: Deadline) -> Result<bool> {
+        let spin_until = Instant::now() + SPIN;
+        while Instant::now() < spin_until {
+            if self.ready() {
+                return Ok(true);
+            }
+            std::hint::spin_loop();
+        }
+        if self.arm() {
+            return Ok(true);
+        }
+        if deadline.passed() {
+            return Ok(false);
+        }
+        self.inner.status.fetched(crate::raw::monotonic_ns(), true);
+        let mut woke = Vec::new();
+        let r = self.inner.epoll.wait(&mut woke, self.sleep_limit(deadline));
+        self.inner.status.fetched(crate::raw::monotonic_ns(), false);
+        r?;
+        Ok(!woke.is_empty() || !deadline.passed())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Its sessions close with it: their senders see a broken link.
+        self.status.close();
+    }
+}
+
+/// Finds the receiver named `name` (S01): a handle to post and send to it.
+///
+/// # Errors
+/// `NotFound` when no receiver has the name; `AccessDenied` when its
+/// holder is another user not trusted, or its ACL refuses us.
+pub fn find_receiver(name: &str) -> Result<ReceiverHandle> {
+    let (scope, addr) = address(name)?;
+    let opts = ShmLinkOptions { capacity: SESSION_RING, max_message: MAX_COPY, ..ShmLinkOptions::default() };
+    let (link, owner, extra) = ShmLink::connect_at(Family::RECEIVER, &addr, Trust::for_scope(scope), name, opts)?;
+    let status_fd =
+        extra.into_iter().next().ok_or_else(|| Error::Malformed("a receiver grant without its status".into()))?;
+    let status = Status::open(status_fd).map_err(status_error)?;
+    Ok(ReceiverHandle { name: name.to_owned(), calls: RefCell::new(Calls::new(link)), status, owner })
+}
+
+/// A session with a receiver: post, send and copy data to it.
+pub struct ReceiverHandle {
+    name: String,
+    calls: RefCell<Calls>,
+    status: Status,
+    owner: Cred,
+}
+
+impl std::fmt::Debug for ReceiverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverHandle").field("name", &self.name).field("pid", &self.owner.pid).finish_non_exhaustive()
+    }
+}
+
+impl ReceiverHandle {
+    /// The receiver's process (classic `GetWindowThreadProcessId`).
+    pub fn pid(&self) -> u32 {
+        self.owner.pid
+    }
+
+    /// Another session with the same receiver (for another thread).
+    ///
+    /// # Errors
+    /// As [`find_receiver`].
+    pub fn try_clone(&self) -> Result<ReceiverHandle> {
+        find_receiver(&self.name)
+    }
+
+    /// Whether the receiver is hung (S11): its thread has not fetched
+    /// messages for [`HUNG_AFTER`] and is not waiting for any.
+    pub fn is_hung(&self) -> bool {
+        self.status.hung(crate::raw::monotonic_ns(), HUNG_AFTER.as_nanos() as u64)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match self.status.is_closed() {
+            true => Err(Error::InvalidWindowHandle),
+            false => Ok(()),
+        }
+    }
+
+    /// Queues a message and returns at once (S02).
+    ///
+    /// # Errors
+    /// `QueueFull` (1816) when [`POSTED_QUOTA`] messages are queued
+    /// (nothing is queued); `MessageSyncOnly` (1159) for [`WM_COPYDATA`];
+    /// `InvalidWindowHandle` (1400) when the receiver is gone.
+    pub fn post(&self, msg: u32, wparam: u64, lparam: i64) -> Result<()> {
+        if msg == WM_COPYDATA {
+            return Err(Error::MessageSyncOnly);
+        }
+        self.check_open()?;
+        if !self.status.try_queue(POSTED_QUOTA) {
+            return Err(Error::QueueFull);
+        }
+        let sent = self.calls.borrow_mut().post(POST, &encode(msg, wparam, lparam));
+        sent.map_err(|e| {
+            self.status.dequeued();
+            gone(e)
+        })
+    }
+
+    /// Sends a message and waits for the receiver's result (S03).
+    ///
+    /// # Errors
+    /// `InvalidWindowHandle` (1400) when the receiver is gone or dies;
+    /// `AccessDenied` when its filter refuses the message.
+    pub fn send(&self, msg: u32, wparam: u64, lparam: i64) -> Result<i64> {
+        self.call(SEND, &encode(msg, wparam, lparam), Deadline::NEVER)
+    }
+
+    /// Sends a message and waits at most `timeout` (S03, S11); with
+    /// `abort_if_hung`, a hung receiver fails at once.
+    ///
+    /// # Errors
+    /// `Timeout` (121) as well as [`ReceiverHandle::send`]'s.
+    pub fn send_timeout(
+        &self,
+        msg: u32,
+        wparam: u64,
+        lparam: i64,
+        timeout: Duration,
+        abort_if_hung: bool,
+    ) -> Result<i64> {
+        if abort_if_hung && self.is_hung() {
+            return Err(Error::Timeout);
+        }
+        self.call(SEND, &encode(msg, wparam, lparam), Deadline::after(timeout))
+    }
+
+    /// Copies `data` to the receiver, whose window procedure sees it as
+    /// [`WM_COPYDATA`] with `sender` and `tag`, and returns its result (S04).
+    ///
+    /// # Errors
+    /// As [`ReceiverHandle::send`].
+    pub fn send_copydata(&self, sender: Option<ReceiverId>, tag: u64, data: &[u8]) -> Result<i64> {
+        self.send_copydata_timeout(sender, tag, data, Deadline::NEVER)
+    }
+
+    /// [`ReceiverHandle::send_copydata`] with a deadline.
+    ///
+    /// # Errors
+    /// `Timeout` as well as [`ReceiverHandle::send`]'s.
+    pub fn send_copydata_timeout(
+        &self,
+        sender: Option<ReceiverId>,
+        tag: u64,
+        data: &[u8],
+        deadline: impl Into<Deadline>,
+    ) -> Result<i64> {
+        let mut body = Vec::with_capacity(COPY_HEADER + data.len());
+        body.extend_from_slice(&sender.map_or(0, |s| s.0).to_le_bytes());
+        body.extend_from_slice(&tag.to_le_bytes());
+        body.extend_from_slice(data);
+        self.call(COPYDATA, &body, deadline.into())
+    }
+
+    fn call(&self, method: u32, body: &[u8], deadline: Deadline) -> Result<i64> {
+        self.check_open()?;
+        let mine: Vec<Rc<Inner>> = MINE.with(|m| m.borrow().iter().filter_map(Weak::upgrade).collect());
+        let reply = if mine.is_empty() {
+            // Nothing to serve meanwhile: the link's own wait (spin, then futex).
+            self.calls.borrow_mut().send(method, body, deadline)
+        } else {
+            self.call_serving(method, body, deadline, &mine)
+        };
+        let reply = reply.map_err(gone)?;
+        let bytes: [u8; 8] =
+            reply.as_slice().try_into().map_err(|_| Error::Malformed("a send's result is not 8 bytes".into()))?;
+        Ok(i64::from_le_bytes(bytes))
+    }
+
+    /// A send from a thread that owns receivers: while it waits, sent
+    /// messages to them run (S03), re-entrantly.
+    fn call_serving(&self, method: u32, body: &[u8], deadline: Deadline, mine: &[Rc<Inner>]) -> Result<Vec<u8>> {
+        let call = self.calls.borrow_mut().begin(method, body)?;
+        let receivers: Vec<Receiver> = mine.iter().map(|inner| Receiver { inner: inner.clone() }).collect();
+        let outcome = (|| loop {
+            {
+                let mut calls = self.calls.borrow_mut();
+                loop {
+                    match calls.next_incoming(Deadline::now()) {
+                        Ok(None) => {}
+                        // The receiver side never requests: refuse it.
+                        Ok(Some(Incoming::Request { id, .. })) => {
+                            calls.answer(id, Err(Fault::new(1, "a sender serves no requests")))?;
+                        }
+                        Ok(Some(Incoming::Post { .. })) => {}
+                        Err(Error::Timeout) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if let Some(reply) = calls.reply_to(&call) {
+                    return reply;
+                }
+            }
+            for r in &receivers {
+                r.pump()?;
+            }
+            if deadline.passed() {
+                return Err(Error::Timeout);
+            }
+            self.sleep_serving(&receivers, deadline)?;
+        })();
+        if matches!(outcome, Err(Error::Timeout)) {
+            let _ = self.calls.borrow_mut().cancel(call);
+        }
+        outcome
+    }
+
+    fn sleep_serving(&self, receivers: &[Receiver], deadline: Deadline) -> Result<()> {
+        let spin_until = Instant::now() + SPIN;
+        while Instant::now() < spin_until {
+            if self.calls.borrow().ready() || receivers.iter().any(Receiver::ready) {
+                return Ok(());
+            }
+            std::hint::spin_loop();
+        }
+        if self.calls.borrow_mut().arm_doorbell() || receivers.iter().any(Receiver::arm) {
+            return Ok(());
+        }
+        let calls = self.calls.borrow();
+        let mut fds: Vec<_> = receivers.iter().map(|r| r.inner.epoll.as_fd()).collect();
+        fds.extend(calls.doorbell());
+        for r in receivers {
+            r.inner.status.fetched(crate::raw::monotonic_ns(), true);
+        }
+        let limit = receivers.iter().filter_map(|r| r.sleep_limit(deadline)).min();
+        let woke = switchboard_sys::socket::poll_readable(&fds, limit);
+        for r in receivers {
+            r.inner.status.fetched(crate::raw::monotonic_ns(), false);
+        }
+        woke?;
+        Ok(())
+    }
+}
