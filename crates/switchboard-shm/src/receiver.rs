@@ -24,6 +24,9 @@ pub struct ReceiverState {
     /// Posted messages not yet taken by the receiver's loop: senders count
     /// up (refused at the quota), the receiver counts down.
     queued: AtomicU32,
+    _pad: AtomicU32,
+    /// The receiver's id (set once by its creator).
+    id: AtomicU64,
 }
 
 #[allow(unsafe_code)]
@@ -84,6 +87,17 @@ impl Status {
     /// Counts one posted message fewer (taken by the loop, refused, or not sent).
     pub fn dequeued(&self) {
         let _ = self.state().queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(1));
+    }
+
+    /// Sets the receiver's id (its creator, before sharing).
+    pub fn set_id(&self, id: u64) {
+        self.state().id.store(id, Ordering::Relaxed);
+    }
+
+    /// The receiver's id as its creator set it (a peer may have written
+    /// anything: use it only to find a receiver of one's own).
+    pub fn id(&self) -> u64 {
+        self.state().id.load(Ordering::Relaxed)
     }
 
     /// Marks the receiver destroyed.

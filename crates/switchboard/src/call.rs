@@ -278,7 +278,15 @@ impl Calls {
     /// `BrokenPipe` when the peer is gone; `InvalidParameter` over the
     /// link's maximum.
     pub fn post(&mut self, method: u32, args: &[u8]) -> Result<()> {
-        self.link.send(&encode(Kind::Post, 0, method, args))
+        self.post_deadline(method, args, Deadline::NEVER)
+    }
+
+    /// Posts, waiting for room in the link only until `deadline`.
+    ///
+    /// # Errors
+    /// As [`Calls::post`]; `Timeout` when the link stayed full (nothing was posted).
+    pub fn post_deadline(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<()> {
+        self.link.send_deadline(&encode(Kind::Post, 0, method, args), deadline.into())
     }
 
     /// Sends request `method` with `args` and waits until `deadline` (a
@@ -291,7 +299,7 @@ impl Calls {
     /// `Malformed` for bytes that do not decode.
     pub fn send(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<Vec<u8>> {
         let deadline = deadline.into();
-        let call = self.begin(method, args)?;
+        let call = self.begin_deadline(method, args, deadline)?;
         self.finish(call, deadline)
     }
 
@@ -300,9 +308,18 @@ impl Calls {
     /// # Errors
     /// As [`Calls::post`].
     pub fn begin(&mut self, method: u32, args: &[u8]) -> Result<Pending> {
+        self.begin_deadline(method, args, Deadline::NEVER)
+    }
+
+    /// Sends request `method`, waiting for room in the link only until
+    /// `deadline`, without waiting for its reply.
+    ///
+    /// # Errors
+    /// As [`Calls::post_deadline`].
+    pub fn begin_deadline(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<Pending> {
         let id = self.next_id;
         self.next_id += 1;
-        self.link.send(&encode(Kind::Request, id, method, args))?;
+        self.link.send_deadline(&encode(Kind::Request, id, method, args), deadline.into())?;
         self.outstanding.insert(id);
         Ok(Pending(id))
     }
@@ -393,16 +410,23 @@ impl Calls {
         })
     }
 
-    /// Answers request `id` (from [`Calls::next_incoming`]).
+    /// Answers request `id` (from [`Calls::next_incoming`]), waiting for
+    /// room in the link until `deadline` — a server that must not be held
+    /// by a peer that never reads its replies answers with [`Deadline::now`].
     ///
     /// # Errors
-    /// `BrokenPipe` when the peer is gone.
-    pub fn answer(&mut self, id: u64, outcome: std::result::Result<Vec<u8>, Fault>) -> Result<()> {
+    /// `BrokenPipe` when the peer is gone; `Timeout`.
+    pub fn answer(
+        &mut self,
+        id: u64,
+        outcome: std::result::Result<Vec<u8>, Fault>,
+        deadline: impl Into<Deadline>,
+    ) -> Result<()> {
         let reply = match outcome {
             Ok(body) => encode(Kind::Reply, id, 0, &body),
             Err(fault) => encode(Kind::Fault, id, 0, &fault.encode()),
         };
-        self.link.send(&reply)
+        self.link.send_deadline(&reply, deadline.into())
     }
 
     /// The reply to `call` if it has arrived (taken by an earlier
@@ -455,7 +479,7 @@ impl Calls {
                 r
             }
         };
-        self.answer(id, outcome)
+        self.answer(id, outcome, Deadline::NEVER)
     }
 }
 

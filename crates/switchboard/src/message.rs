@@ -282,9 +282,11 @@ impl ReceiverBuilder<'_> {
         let epoll = Epoll::new()?;
         epoll.add(listener.arrivals(), 0)?;
         status.fetched(crate::raw::monotonic_ns(), false);
+        let id = next_id();
+        status.set_id(id.0);
         let inner = Rc::new(Inner {
             name: self.name.to_owned(),
-            id: next_id(),
+            id,
             listener,
             status,
             epoll,
@@ -494,9 +496,16 @@ impl Receiver {
                     }
                     Ok(Some(Incoming::Request { id, method, args })) => {
                         any = true;
-                        let outcome = self.deliver(&s, method, &args);
-                        // A sender that gave up or died does not stop the loop.
-                        let _ = s.calls.borrow_mut().answer(id, outcome);
+                        let outcome = self.deliver(&s.cred, method, &args);
+                        // Never waits: an honest sender reads its replies
+                        // (a few bytes each, one send at a time), so a full
+                        // reply ring is a sender that does not; it is dropped.
+                        // One that gave up or died does not stop the loop.
+                        let answered = s.calls.borrow_mut().answer(id, outcome, Deadline::now());
+                        if matches!(answered, Err(Error::Timeout)) {
+                            self.drop_session(&s);
+                            break;
+                        }
                     }
                     Err(Error::Timeout) => break,
                     Err(_) => {
@@ -516,14 +525,14 @@ impl Receiver {
         self.inner.sessions.borrow_mut().retain(|x| x.token != s.token);
     }
 
-    fn passes(&self, s: &Session, msg: u32) -> bool {
-        s.cred.uid == self.inner.uid || self.inner.allowed.borrow().contains(&msg)
+    fn passes(&self, cred: &Cred, msg: u32) -> bool {
+        cred.uid == self.inner.uid || self.inner.allowed.borrow().contains(&msg)
     }
 
     fn queue_post(&self, s: &Session, method: u32, args: &[u8]) {
         let from = Sender { pid: s.cred.pid, uid: s.cred.uid, receiver: None };
         match decode(args) {
-            Some((msg, wparam, lparam)) if method == POST && self.passes(s, msg) => {
+            Some((msg, wparam, lparam)) if method == POST && self.passes(&s.cred, msg) => {
                 self.inner.posted.borrow_mut().push_back(Posted { msg, wparam, lparam, from });
             }
             // Refused or malformed: the sender counted it, so uncount it.
@@ -532,8 +541,8 @@ impl Receiver {
     }
 
     /// Runs the window procedure for a sent message or data copy.
-    fn deliver(&self, s: &Session, method: u32, args: &[u8]) -> std::result::Result<Vec<u8>, Fault> {
-        let mut from = Sender { pid: s.cred.pid, uid: s.cred.uid, receiver: None };
+    fn deliver(&self, cred: &Cred, method: u32, args: &[u8]) -> std::result::Result<Vec<u8>, Fault> {
+        let mut from = Sender { pid: cred.pid, uid: cred.uid, receiver: None };
         let m = match method {
             SEND => {
                 let (msg, wparam, lparam) =
@@ -548,10 +557,10 @@ impl Receiver {
             }
             _ => return Err(Fault::new(13, "not a message the session protocol knows")),
         };
-        if !self.passes(s, m.msg) {
+        if !self.passes(cred, m.msg) {
             return Err(Fault::new(
                 5,
-                format!("the receiver's filter refuses message {:#x} from uid {}", m.msg, s.cred.uid),
+                format!("the receiver's filter refuses message {:#x} from uid {}", m.msg, cred.uid),
             ));
         }
         Ok((self.inner.proc_)(self, &m).to_le_bytes().to_vec())
@@ -629,6 +638,11 @@ pub fn find_receiver(name: &str) -> Result<ReceiverHandle> {
     Ok(ReceiverHandle { name: name.to_owned(), calls: RefCell::new(Calls::new(link)), status, owner })
 }
 
+fn own_cred() -> Cred {
+    let (pid, uid) = (std::process::id(), switchboard_sys::process::uid());
+    Cred { pid, uid, gid: switchboard_sys::process::gid() }
+}
+
 /// A session with a receiver: post, send and copy data to it.
 pub struct ReceiverHandle {
     name: String,
@@ -684,10 +698,15 @@ impl ReceiverHandle {
         if !self.status.try_queue(POSTED_QUOTA) {
             return Err(Error::QueueFull);
         }
-        let sent = self.calls.borrow_mut().post(POST, &encode(msg, wparam, lparam));
+        // Never waits: a session ring too full for one more post (sends
+        // and data copies the receiver has not taken) is a full queue too.
+        let sent = self.calls.borrow_mut().post_deadline(POST, &encode(msg, wparam, lparam), Deadline::now());
         sent.map_err(|e| {
             self.status.dequeued();
-            gone(e)
+            match e {
+                Error::Timeout => Error::QueueFull,
+                e => gone(e),
+            }
         })
     }
 
@@ -749,7 +768,15 @@ impl ReceiverHandle {
     fn call(&self, method: u32, body: &[u8], deadline: Deadline) -> Result<i64> {
         self.check_open()?;
         let mine: Vec<Rc<Inner>> = MINE.with(|m| m.borrow().iter().filter_map(Weak::upgrade).collect());
-        let reply = if mine.is_empty() {
+        let own =
+            (self.owner.pid == std::process::id()).then(|| mine.iter().find(|r| r.id.0 == self.status.id())).flatten();
+        let reply = if let Some(inner) = own {
+            // A receiver of this thread: its procedure runs here and now,
+            // as a classic send to one's own window does.
+            Receiver { inner: inner.clone() }
+                .deliver(&own_cred(), method, body)
+                .map_err(|f| Error::Remote { code: f.code, message: f.message })
+        } else if mine.is_empty() {
             // Nothing to serve meanwhile: the link's own wait (spin, then futex).
             self.calls.borrow_mut().send(method, body, deadline)
         } else {
@@ -764,7 +791,7 @@ impl ReceiverHandle {
     /// A send from a thread that owns receivers: while it waits, sent
     /// messages to them run (S03), re-entrantly.
     fn call_serving(&self, method: u32, body: &[u8], deadline: Deadline, mine: &[Rc<Inner>]) -> Result<Vec<u8>> {
-        let call = self.calls.borrow_mut().begin(method, body)?;
+        let call = self.calls.borrow_mut().begin_deadline(method, body, deadline)?;
         let receivers: Vec<Receiver> = mine.iter().map(|inner| Receiver { inner: inner.clone() }).collect();
         let outcome = (|| loop {
             {
@@ -774,7 +801,7 @@ impl ReceiverHandle {
                         Ok(None) => {}
                         // The receiver side never requests: refuse it.
                         Ok(Some(Incoming::Request { id, .. })) => {
-                            calls.answer(id, Err(Fault::new(1, "a sender serves no requests")))?;
+                            calls.answer(id, Err(Fault::new(1, "a sender serves no requests")), Deadline::now())?;
                         }
                         Ok(Some(Incoming::Post { .. })) => {}
                         Err(Error::Timeout) => break,
@@ -823,5 +850,120 @@ impl ReceiverHandle {
         }
         woke?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::Link;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    /// A raw session to `name`, speaking the call layer by hand.
+    fn raw_session(name: &str) -> Calls {
+        let (_, addr) = address(name).unwrap();
+        let opts = ShmLinkOptions { capacity: 4096, ..ShmLinkOptions::default() };
+        let (link, _, _) = ShmLink::connect_at(Family::RECEIVER, &addr, Trust::User, name, opts).unwrap();
+        Calls::new(link)
+    }
+
+    /// Serves `rx` until `done` is set (by the attacker's thread).
+    fn serve_until(rx: &Receiver, done: &std::sync::atomic::AtomicBool) {
+        let until = Instant::now() + LONG;
+        while !done.load(Ordering::SeqCst) {
+            assert!(Instant::now() < until, "the attack never finished");
+            match rx.get(Duration::from_millis(10)) {
+                Ok(_) | Err(Error::Timeout) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// A sender that floods sends and never reads a reply cannot hold the
+    /// receiver's thread: its reply ring fills, its session is dropped,
+    /// and the loop goes on serving others.
+    #[test]
+    fn a_sender_that_never_reads_its_replies_is_dropped_and_the_loop_goes_on() {
+        let name = format!("unit-msg-noreader-{}", std::process::id());
+        let rx = Receiver::create(&name, |_, m| m.wparam as i64).unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attacker = std::thread::spawn({
+            let (name, done) = (name.clone(), done.clone());
+            move || {
+                let mut calls = raw_session(&name);
+                // Far more replies than a 4 KiB ring holds; stops when the
+                // receiver drops the session (the link breaks).
+                let mut sent = 0;
+                while sent < 100_000 && calls.begin(SEND, &encode(WM_USER, 1, 0)).is_ok() {
+                    sent += 1;
+                }
+                done.store(true, Ordering::SeqCst);
+                sent
+            }
+        });
+        serve_until(&rx, &done);
+        let sent = attacker.join().unwrap();
+        assert!(sent < 100_000, "the session was dropped ({sent} sends got in)");
+        let honest = std::thread::spawn({
+            let name = name.clone();
+            move || find_receiver(&name).unwrap().send(WM_USER, 7, 0).unwrap()
+        });
+        let until = Instant::now() + LONG;
+        while !honest.is_finished() {
+            assert!(Instant::now() < until);
+            let _ = rx.peek(true);
+        }
+        assert_eq!(honest.join().unwrap(), 7);
+    }
+
+    /// Garbage from a sender (bodies that do not decode, unknown methods,
+    /// replies to nothing, a post of the wrong size) is refused or dropped;
+    /// nothing panics, and the same session's next send is answered.
+    #[test]
+    fn garbage_from_a_sender_is_refused_and_the_session_goes_on() {
+        let name = format!("unit-msg-garbage-{}", std::process::id());
+        let rx = Receiver::create(&name, |_, m| m.wparam as i64 + 1).unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attacker = std::thread::spawn({
+            let (name, done) = (name.clone(), done.clone());
+            move || {
+                let mut calls = raw_session(&name);
+                let mut faults = Vec::new();
+                for (method, body) in [(SEND, vec![1u8; 3]), (99, vec![]), (COPYDATA, vec![0u8; 15])] {
+                    match calls.send(method, &body, LONG) {
+                        Err(Error::Remote { code, .. }) => faults.push(code.win32()),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                calls.post(POST, &[1, 2, 3]).unwrap();
+                calls.post(77, &encode(WM_USER, 0, 0)).unwrap();
+                let ok = calls.send(SEND, &encode(WM_USER, 41, 0), LONG).unwrap();
+                done.store(true, Ordering::SeqCst);
+                (faults, ok)
+            }
+        });
+        serve_until(&rx, &done);
+        let (faults, ok) = attacker.join().unwrap();
+        assert_eq!(faults, [13, 13, 13]);
+        assert_eq!(ok, 42i64.to_le_bytes());
+        assert!(rx.peek(true).unwrap().is_none(), "the malformed posts were dropped");
+    }
+
+    /// The abandon record of a part-way send: the receiver drops the part
+    /// it had, and the next message arrives whole.
+    #[test]
+    fn a_send_abandoned_part_way_is_dropped_whole_by_the_peer() {
+        let opts = ShmLinkOptions { capacity: 4096, ..ShmLinkOptions::default() };
+        let (mut a, mut b) = ShmLink::pair(opts).unwrap();
+        let big = vec![7u8; 64 * 1024];
+        assert!(matches!(a.send_deadline(&big, Deadline::after(Duration::from_millis(20))), Err(Error::Timeout)));
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            b.recv_timeout(&mut got, LONG).unwrap();
+            got
+        });
+        a.send(b"next").unwrap();
+        assert_eq!(reader.join().unwrap(), b"next");
     }
 }

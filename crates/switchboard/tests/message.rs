@@ -483,3 +483,101 @@ fn message_s11_post_quit_ends_the_loop_after_earlier_posts_and_a_hung_receiver_a
     peer.tell("go");
     peer.finish();
 }
+
+/// A send's deadline holds while its data is still going in: a 64 MiB copy
+/// to a receiver that does not fetch gives up at the timeout, and the same
+/// session's next send arrives whole once the receiver fetches again.
+#[test]
+fn message_s03_a_timed_out_64_mib_copy_is_abandoned_and_the_next_send_arrives() {
+    if let Some(r) = role() {
+        assert_eq!(r, "receiver");
+        let rx = tripling_receiver(&args()[0]);
+        say("created");
+        hear(); // fetches nothing until told
+        std::process::exit(rx.run().unwrap());
+    }
+    let _w = Watchdog::test();
+    let name = unique("msg03big");
+    let mut peer =
+        Peer::spawn("message_s03_a_timed_out_64_mib_copy_is_abandoned_and_the_next_send_arrives", "receiver", &[&name]);
+    peer.expect("created");
+    let to = find_receiver(&name).unwrap();
+    let big = vec![1u8; 64 << 20];
+    let asked = Instant::now();
+    let e = to.send_copydata_timeout(None, 0, &big, Duration::from_millis(300)).unwrap_err();
+    assert_eq!(e.win32(), 121, "{e:?}");
+    assert!(asked.elapsed() < LONG / 2, "gave up at its deadline, not when the receiver came back");
+    peer.tell("fetch");
+    assert_eq!(to.send_copydata(None, 1, &[2u8; 1000]).unwrap(), 2000 ^ 1);
+    assert_eq!(to.send(WM_USER, 5, 0).unwrap(), 15);
+    to.post(WM_QUIT, 0, 0).unwrap();
+    peer.finish();
+}
+
+/// `kill -9` at awkward moments: senders killed mid-copy and mid-send do
+/// not disturb the receiver, which goes on serving; a receiver killed
+/// mid-copy fails the sender with 1400 at once. Nothing is left behind.
+#[test]
+fn message_kill9_senders_and_receivers_mid_copy_leave_nothing_and_hang_no_one() {
+    if let Some(r) = role() {
+        let name = &args()[0];
+        match r.as_str() {
+            "sender" => {
+                let to = find_receiver(name).unwrap();
+                let big = vec![3u8; 32 << 20];
+                say("sending");
+                loop {
+                    to.send_copydata(None, 0, &big).unwrap();
+                    to.send(WM_USER, 1, 0).unwrap();
+                }
+            }
+            "receiver" => {
+                let rx = Receiver::create(name, |_, m| m.data.len() as i64).unwrap();
+                say("created");
+                std::process::exit(rx.run().unwrap());
+            }
+            _ => unreachable!(),
+        }
+    }
+    let _w = Watchdog::test();
+    let before = util::disk_snapshot();
+    let test = "message_kill9_senders_and_receivers_mid_copy_leave_nothing_and_hang_no_one";
+    let name = unique("msgkill");
+    let rx = tripling_receiver(&name);
+    let mut rng = util::Rng(0x5eed_0005);
+    for _ in 0..6 {
+        let mut sender = Peer::spawn(test, "sender", &[&name]);
+        // Serve until it sends, then a little more, then kill it.
+        assert_eq!(serve_until_said(&rx, &mut sender), "sending");
+        for _ in 0..rng.next() % 40 {
+            let _ = rx.get(Duration::from_millis(1));
+        }
+        sender.kill9();
+    }
+    let to = find_receiver(&name).unwrap();
+    let pending = std::thread::spawn(move || to.send(WM_USER, 2, 0).unwrap());
+    while !pending.is_finished() {
+        let _ = rx.get(Duration::from_millis(10));
+    }
+    assert_eq!(pending.join().unwrap(), 6, "the receiver still serves");
+    drop(rx);
+
+    let rx_name = unique("msgkillrx");
+    for _ in 0..4 {
+        let mut receiver = Peer::spawn(test, "receiver", &[&rx_name]);
+        receiver.expect("created");
+        let to = find_receiver(&rx_name).unwrap();
+        let copy = std::thread::spawn(move || {
+            let big = vec![5u8; 48 << 20];
+            loop {
+                if let Err(e) = to.send_copydata(None, 0, &big) {
+                    return e.win32();
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(rng.next() % 50));
+        receiver.kill9();
+        assert_eq!(copy.join().unwrap(), 1400);
+    }
+    assert_eq!(util::disk_snapshot(), before, "nothing left behind");
+}

@@ -14,7 +14,9 @@
 //! - A message of any size up to [`Link::max_message`] is delivered (larger
 //!   than a ring: streamed in chunks); a larger send is `InvalidParameter`
 //!   and sends nothing.
-//! - `send` blocks only while the peer's queue is full.
+//! - `send` blocks only while the peer's queue is full; on a
+//!   [`ShmLink`], `send_deadline` gives up at its deadline and the peer
+//!   receives nothing of that message.
 //! - `recv_deadline` returns `Timeout` at the deadline and loses nothing: a
 //!   later receive gets the message.
 //! - When the peer is gone (closed, or killed by `kill -9`), messages it sent
@@ -50,6 +52,19 @@ pub trait Link {
     /// `InvalidParameter` for a message over [`Link::max_message`],
     /// `BrokenPipe` when the peer is gone.
     fn send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Sends one message, waiting for room only until `deadline`.
+    /// `Timeout` means the message was not delivered: nothing of it, or
+    /// (larger than a ring, part-way) a part the peer drops. By default
+    /// (links whose sends cannot be taken back) the deadline is not
+    /// honoured: as [`Link::send`].
+    ///
+    /// # Errors
+    /// As [`Link::send`]; `Timeout` at the deadline.
+    fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
+        let _ = deadline;
+        self.send(msg)
+    }
 
     /// Receives one message into `buf` (replacing its contents), waiting
     /// until `deadline` ([`Deadline::NEVER`]: for good).

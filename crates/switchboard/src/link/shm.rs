@@ -105,6 +105,8 @@ pub struct ShmLink {
     producer: ProducerState,
     consumer: ConsumerState,
     partial: Vec<u8>,
+    /// A send gave up part-way and its abandon record is still to push.
+    abandoned: bool,
     opts: ShmLinkOptions,
 }
 
@@ -128,6 +130,7 @@ impl ShmLink {
             producer: ProducerState::default(),
             consumer: ConsumerState::default(),
             partial: Vec::new(),
+            abandoned: false,
             opts,
         }
     }
@@ -212,13 +215,14 @@ impl ShmLink {
         }
     }
 
-    fn push(&mut self, chunk: &[u8], piece: Piece) -> Result<()> {
+    /// Pushes one record, waiting for room until `deadline` (`Timeout`).
+    fn push(&mut self, chunk: &[u8], piece: Piece, deadline: Option<Instant>) -> Result<()> {
         loop {
             let tx = self.tx;
             let ring = self.duplex.ring(tx);
             let pushed = match piece {
                 Piece::Chunk { more } => ring.try_push(&mut self.producer, chunk, more),
-                Piece::Loan => ring.try_push_marked(&mut self.producer, chunk),
+                Piece::Loan | Piece::Abandon => ring.try_push_marked(&mut self.producer, chunk),
             };
             if pushed.map_err(ring_error)? {
                 // SYNC: the push published (SeqCst) before this load; the
@@ -228,7 +232,9 @@ impl ShmLink {
                 }
                 return Ok(());
             }
-            self.await_ring(true, chunk.len(), None)?;
+            if !self.await_ring(true, chunk.len(), deadline)? {
+                return Err(Error::Timeout);
+            }
         }
     }
 }
@@ -240,6 +246,9 @@ enum Piece {
     Chunk { more: bool },
     /// A loaned sample's length; its memory travels over the socket.
     Loan,
+    /// An empty marked record: the message under way was abandoned at its
+    /// sender's deadline; the receiver drops the part it has.
+    Abandon,
 }
 
 /// The byte a loaned sample's descriptor travels with.
@@ -279,7 +288,7 @@ impl ShmLink {
         let len = loan.len() as u64;
         let fd = loan.0.freeze()?;
         self.send_descriptor(&fd)?;
-        self.push(&len.to_le_bytes(), Piece::Loan)
+        self.push(&len.to_le_bytes(), Piece::Loan, None)
     }
 
     /// Receives the next message as a [`Sample`]: the sender's memory,
@@ -355,6 +364,11 @@ impl ShmLink {
                 }
                 continue;
             };
+            if rec.marked && rec.len == 0 {
+                ring.pop_front(&mut self.consumer, &rec);
+                self.partial.clear();
+                continue;
+            }
             if rec.marked {
                 let mut record = [0u8; 8];
                 let whole = rec.len == record.len() && self.partial.is_empty();
@@ -495,17 +509,36 @@ fn bad_capacity() -> Error {
 
 impl Link for ShmLink {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_deadline(msg, Deadline::NEVER)
+    }
+
+    fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<()> {
         if msg.len() > self.opts.max_message {
             return Err(Error::InvalidParameter("message larger than the link's maximum"));
         }
         self.check_peer()?;
+        let deadline = deadline.instant();
+        if self.abandoned {
+            self.push(&[], Piece::Abandon, deadline)?;
+            self.abandoned = false;
+        }
         let max_chunk = self.ring(self.tx).max_chunk();
         if msg.len() <= max_chunk {
-            return self.push(msg, Piece::Chunk { more: false });
+            return self.push(msg, Piece::Chunk { more: false }, deadline);
         }
         let mut parts = msg.chunks(max_chunk).peekable();
+        let mut first = true;
         while let Some(part) = parts.next() {
-            self.push(part, Piece::Chunk { more: parts.peek().is_some() })?;
+            match self.push(part, Piece::Chunk { more: parts.peek().is_some() }, deadline) {
+                Err(Error::Timeout) if !first => {
+                    // Part-way: the peer drops what it has of this message
+                    // at the abandon record, pushed now or before the next.
+                    self.abandoned = self.push(&[], Piece::Abandon, Some(Instant::now())).is_err();
+                    return Err(Error::Timeout);
+                }
+                other => other?,
+            }
+            first = false;
         }
         Ok(())
     }
@@ -712,7 +745,7 @@ mod tests {
             if let Some(fd) = fd {
                 a.conn.send(LOAN_TAG, &[fd.as_fd()]).unwrap();
             }
-            a.push(record, Piece::Loan).unwrap();
+            a.push(record, Piece::Loan, None).unwrap();
             a.send(b"next").unwrap();
         };
         let sealed = |len| Draft::new(len).unwrap().freeze().unwrap();
