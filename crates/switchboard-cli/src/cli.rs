@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use crate::command::mailslot::MailslotCmd;
 pub use crate::command::mapping::MappingCmd;
+pub use crate::command::message::MessageCmd;
 pub use crate::command::pipe::PipeCmd;
 pub use crate::command::port::PortCmd;
 pub use crate::command::socket::SocketCmd;
@@ -111,6 +112,13 @@ pub enum Command {
         after_help = "Example:\n  switchboard mailslot create inbox &\n  switchboard mailslot write inbox hello"
     )]
     Mailslot(MailslotCmd),
+    /// Window messages: a named receiver (listen), post, send with a
+    /// result, data copy (WM_COPYDATA).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  switchboard message listen demo-rx --reply 42 &\n  switchboard message send demo-rx WM_USER 1"
+    )]
+    Message(MessageCmd),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(
         subcommand,

@@ -339,6 +339,45 @@ fn socket_s05_cli_socket_listen_and_send_frames_over_unix_and_tcp() {
     assert!(stderr(&refused).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&refused));
 }
 
+/// `message listen` prints a send, a post and a data copy from stdin (8 MB)
+/// in the order the loop ran them; `send` prints the reply; a WM_QUIT's
+/// code is the listener's exit code; posting a data copy is refused.
+#[test]
+fn message_s04_cli_message_verbs_listen_send_post_copydata() {
+    let n = unique("rx");
+    let (listener, ready) = socket_listener(&["message", "listen", &n, "--reply", "42", "--format", "json"]);
+    assert!(ready.starts_with(&format!("receiver {n}")), "{ready}");
+    let sent = run(&["message", "send", &n, "WM_USER+1", "7", "-3"]);
+    assert_eq!((stdout(&sent).trim(), sent.status.success()), ("42", true), "{}", stderr(&sent));
+    assert!(run(&["message", "post", &n, "0x500", "1"]).status.success());
+    let mut copy = bin()
+        .args(["message", "copydata", &n, "--tag", "9"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 97) as u8 + b' ').collect();
+    std::io::Write::write_all(&mut copy.stdin.take().unwrap(), &big).unwrap();
+    let copied = copy.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&copied.stdout).trim(), "8000000");
+    let refused = run(&["message", "post", &n, "WM_COPYDATA"]);
+    assert!(stderr(&refused).contains("ERROR_MESSAGE_SYNC_ONLY"), "{}", stderr(&refused));
+    assert!(run(&["message", "post", &n, "WM_QUIT", "5"]).status.success());
+    let out = listener.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "the quit code");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let how: Vec<&str> = lines.iter().map(|v| v["how"].as_str().unwrap()).collect();
+    assert_eq!(how, ["sent", "posted", "copydata"], "{text}");
+    assert_eq!(
+        (lines[0]["msg"].as_u64(), lines[0]["wparam"].as_u64(), lines[0]["lparam"].as_i64()),
+        (Some(0x401), Some(7), Some(-3))
+    );
+    assert_eq!((lines[2]["bytes"].as_u64(), lines[2]["lparam"].as_i64()), (Some(8_000_000), Some(9)));
+    let missing = run(&["message", "send", &unique("norx"), "1"]);
+    assert!(stderr(&missing).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&missing));
+}
+
 #[test]
 fn port_s04_cli_port_verbs_post_get_and_time_out() {
     let n = unique("port");

@@ -6,6 +6,7 @@ mod detach;
 mod ls;
 pub(crate) mod mailslot;
 pub(crate) mod mapping;
+pub(crate) mod message;
 pub(crate) mod pipe;
 pub(crate) mod port;
 mod scenario;
@@ -36,6 +37,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Port(c) => port::run(c),
         Command::Pipe(c) => pipe::run(c),
         Command::Mailslot(c) => mailslot::run(c, json),
+        Command::Message(c) => message::run(c, json),
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),
