@@ -11,7 +11,9 @@ use crate::segment::{Kind, Segment, SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use switchboard_sys::{AsFd, OwnedFd};
 
-/// The shared status.
+/// The shared status, laid out by who writes what and how often: the
+/// receiver's clock (every turn of its loop) on one cache line, what every
+/// call reads (closed, id) on another, the post count (every post) on a third.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct ReceiverState {
@@ -19,15 +21,24 @@ pub struct ReceiverState {
     fetched_ns: AtomicU64,
     /// Non-zero while the thread waits for messages (it is then not hung).
     waiting: AtomicU32,
+    _line0: [AtomicU32; 13],
     /// Non-zero once the receiver is destroyed.
     closed: AtomicU32,
-    /// Posted messages not yet taken by the receiver's loop: senders count
-    /// up (refused at the quota), the receiver counts down.
-    queued: AtomicU32,
     _pad: AtomicU32,
     /// The receiver's id (set once by its creator).
     id: AtomicU64,
+    _line1: [AtomicU64; 6],
+    /// Posted messages not yet taken by the receiver's loop: senders count
+    /// up (refused at the quota), the receiver counts down.
+    queued: AtomicU32,
 }
+
+const _: () = assert!(std::mem::offset_of!(ReceiverState, closed) == 64);
+const _: () = assert!(std::mem::offset_of!(ReceiverState, queued) == 128);
+
+/// How stale the fetch time may get before a fetch writes it again (the
+/// hung limit is seconds; a write per turn would move the line each time).
+const FETCH_GRAIN_NS: u64 = 1_000_000;
 
 #[allow(unsafe_code)]
 // SAFETY: repr(C), atomics only, any bit pattern valid.
@@ -66,8 +77,12 @@ impl Status {
     /// no longer) waiting for more.
     pub fn fetched(&self, now_ns: u64, waiting: bool) {
         let s = self.state();
-        s.fetched_ns.store(now_ns, Ordering::Relaxed);
-        s.waiting.store(u32::from(waiting), Ordering::Release);
+        if now_ns.saturating_sub(s.fetched_ns.load(Ordering::Relaxed)) >= FETCH_GRAIN_NS {
+            s.fetched_ns.store(now_ns, Ordering::Relaxed);
+        }
+        if (s.waiting.load(Ordering::Relaxed) != 0) != waiting {
+            s.waiting.store(u32::from(waiting), Ordering::Release);
+        }
     }
 
     /// Whether the receiver counts as hung at `now_ns`: not waiting for

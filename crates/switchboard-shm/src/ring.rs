@@ -629,6 +629,11 @@ fn wait_watching(
     if ready() {
         return Waited::Ready;
     }
+    // A deadline already past (a try: the classic zero timeout) makes no
+    // spin: the spin looks at the clock only every 64 turns.
+    if until.is_some_and(|u| Instant::now() >= u) {
+        return Waited::TimedOut;
+    }
     let spin_until = match mode {
         WaitMode::BusyPoll => None,
         WaitMode::Adaptive { .. } if cpu::shared_with(signal.peer_cpu) => {

@@ -72,7 +72,6 @@
 use crate::error::{Code, Error, Result};
 use crate::link::Link;
 use crate::time::Deadline;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 const HEADER: usize = 16;
@@ -95,13 +94,20 @@ struct Message<'a> {
     body: &'a [u8],
 }
 
+#[cfg(any(test, feature = "fuzz"))]
 fn encode(kind: Kind, id: u64, method: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + body.len());
+    let mut out = Vec::new();
+    encode_into(&mut out, kind, id, method, body);
+    out
+}
+
+fn encode_into(out: &mut Vec<u8>, kind: Kind, id: u64, method: u32, body: &[u8]) {
+    out.clear();
+    out.reserve(HEADER + body.len());
     out.extend_from_slice(&[kind as u8, 0, 0, 0]);
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&method.to_le_bytes());
     out.extend_from_slice(body);
-    out
 }
 
 fn decode(bytes: &[u8]) -> Result<Message<'_>> {
@@ -229,9 +235,14 @@ pub struct Calls {
     handler: Option<Arc<dyn Handler>>,
     next_id: u64,
     /// Calls begun and not yet finished or cancelled.
-    outstanding: HashSet<u64>,
+    /// (A few at a time: a list is faster than hashing them.)
+    outstanding: Vec<u64>,
     /// Replies that arrived while another call was being waited for.
-    arrived: HashMap<u64, Result<Vec<u8>>>,
+    arrived: Vec<(u64, Result<Vec<u8>>)>,
+    /// The last message received (its buffer is reused).
+    buf: Vec<u8>,
+    /// The last message sent (its buffer is reused).
+    out: Vec<u8>,
     /// How deep the handler is nested right now.
     depth: usize,
 }
@@ -256,8 +267,10 @@ impl Calls {
             link: Box::new(link),
             handler: None,
             next_id: 1,
-            outstanding: HashSet::new(),
-            arrived: HashMap::new(),
+            outstanding: Vec::new(),
+            arrived: Vec::new(),
+            buf: Vec::new(),
+            out: Vec::new(),
             depth: 0,
         }
     }
@@ -286,7 +299,7 @@ impl Calls {
     /// # Errors
     /// As [`Calls::post`]; `Timeout` when the link stayed full (nothing was posted).
     pub fn post_deadline(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<()> {
-        self.link.send_deadline(&encode(Kind::Post, 0, method, args), deadline.into())
+        self.transmit(Kind::Post, 0, method, args, deadline.into())
     }
 
     /// Sends request `method` with `args` and waits until `deadline` (a
@@ -319,8 +332,8 @@ impl Calls {
     pub fn begin_deadline(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<Pending> {
         let id = self.next_id;
         self.next_id += 1;
-        self.link.send_deadline(&encode(Kind::Request, id, method, args), deadline.into())?;
-        self.outstanding.insert(id);
+        self.transmit(Kind::Request, id, method, args, deadline.into())?;
+        self.outstanding.push(id);
         Ok(Pending(id))
     }
 
@@ -351,9 +364,9 @@ impl Calls {
     /// # Errors
     /// `BrokenPipe` when the peer is gone.
     pub fn cancel(&mut self, call: Pending) -> Result<()> {
-        self.arrived.remove(&call.0);
-        if self.outstanding.remove(&call.0) {
-            self.link.send(&encode(Kind::Cancel, call.0, 0, &[]))?;
+        self.take_arrived(call.0);
+        if self.forget(call.0) {
+            self.transmit(Kind::Cancel, call.0, 0, &[], Deadline::NEVER)?;
         }
         Ok(())
     }
@@ -389,9 +402,16 @@ impl Calls {
     /// # Errors
     /// `Timeout` at the deadline; as [`Calls::send`].
     pub fn next_incoming(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Incoming>> {
-        let mut buf = Vec::new();
-        self.link.recv_deadline(&mut buf, deadline.into())?;
-        let msg = decode(&buf)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let got = self.link.recv_deadline(&mut buf, deadline.into());
+        let incoming = got.and_then(|()| self.take_message(&buf));
+        self.buf = buf;
+        incoming
+    }
+
+    /// What [`Calls::next_incoming`] does with a message it received.
+    fn take_message(&mut self, buf: &[u8]) -> Result<Option<Incoming>> {
+        let msg = decode(buf)?;
         Ok(match msg.kind {
             Kind::Reply => {
                 self.arrive(msg.id, Ok(msg.body.to_vec()));
@@ -422,18 +442,26 @@ impl Calls {
         outcome: std::result::Result<Vec<u8>, Fault>,
         deadline: impl Into<Deadline>,
     ) -> Result<()> {
-        let reply = match outcome {
-            Ok(body) => encode(Kind::Reply, id, 0, &body),
-            Err(fault) => encode(Kind::Fault, id, 0, &fault.encode()),
-        };
-        self.link.send_deadline(&reply, deadline.into())
+        match outcome {
+            Ok(body) => self.transmit(Kind::Reply, id, 0, &body, deadline.into()),
+            Err(fault) => self.transmit(Kind::Fault, id, 0, &fault.encode(), deadline.into()),
+        }
+    }
+
+    /// Encodes a message into the reused buffer and sends it.
+    fn transmit(&mut self, kind: Kind, id: u64, method: u32, body: &[u8], deadline: Deadline) -> Result<()> {
+        let mut out = std::mem::take(&mut self.out);
+        encode_into(&mut out, kind, id, method, body);
+        let sent = self.link.send_deadline(&out, deadline);
+        self.out = out;
+        sent
     }
 
     /// The reply to `call` if it has arrived (taken by an earlier
     /// [`Calls::next_incoming`]); the call is then finished.
     pub fn reply_to(&mut self, call: &Pending) -> Option<Result<Vec<u8>>> {
-        let reply = self.arrived.remove(&call.0)?;
-        self.outstanding.remove(&call.0);
+        let reply = self.take_arrived(call.0)?;
+        self.forget(call.0);
         Some(reply)
     }
 
@@ -452,11 +480,23 @@ impl Calls {
         self.link.arm_doorbell()
     }
 
+    /// Takes the reply to call `id` if it arrived.
+    fn take_arrived(&mut self, id: u64) -> Option<Result<Vec<u8>>> {
+        let at = self.arrived.iter().position(|(i, _)| *i == id)?;
+        Some(self.arrived.swap_remove(at).1)
+    }
+
+    /// Stops waiting for call `id`; whether it was outstanding.
+    fn forget(&mut self, id: u64) -> bool {
+        let at = self.outstanding.iter().position(|i| *i == id);
+        at.map(|at| self.outstanding.swap_remove(at)).is_some()
+    }
+
     /// Keeps a reply for its waiter; one for a call nobody waits for (it
     /// timed out, was cancelled, or never existed) is dropped.
     fn arrive(&mut self, id: u64, reply: Result<Vec<u8>>) {
         if self.outstanding.contains(&id) {
-            self.arrived.insert(id, reply);
+            self.arrived.push((id, reply));
         }
     }
 

@@ -203,6 +203,8 @@ struct Inner {
     epoll: Epoll,
     sessions: RefCell<Vec<Rc<Session>>>,
     next_token: Cell<u64>,
+    /// The next pump receives from every session, not only those with data.
+    thorough: Cell<bool>,
     posted: RefCell<VecDeque<Posted>>,
     allowed: RefCell<HashSet<u32>>,
     proc_: Box<WindowProc>,
@@ -292,6 +294,7 @@ impl ReceiverBuilder<'_> {
             epoll,
             sessions: RefCell::new(Vec::new()),
             next_token: Cell::new(1),
+            thorough: Cell::new(true),
             posted: RefCell::new(VecDeque::new()),
             allowed: RefCell::new(HashSet::new()),
             proc_: Box::new(proc_),
@@ -452,6 +455,7 @@ impl Receiver {
             let slice = Deadline::from(self.sleep_limit(deadline));
             let woke = wait_any(&all, slice);
             self.inner.status.fetched(crate::raw::monotonic_ns(), false);
+            self.inner.thorough.set(true);
             match woke? {
                 WaitMany::Signaled(i) if i == objs.len() => continue,
                 WaitMany::Signaled(i) => return Ok(MsgWait::Object(i)),
@@ -462,12 +466,32 @@ impl Receiver {
         }
     }
 
+    /// Waits until `deadline` for sent messages and runs them: returns how
+    /// many ran, or 0 when a posted message is queued (for a loop that only
+    /// answers sends, such as a server of data copies).
+    ///
+    /// # Errors
+    /// `Timeout` at the deadline.
+    pub fn serve_sent(&self, deadline: impl Into<Deadline>) -> Result<usize> {
+        let deadline = deadline.into();
+        loop {
+            self.inner.status.fetched(crate::raw::monotonic_ns(), false);
+            let ran = self.pump()?;
+            if ran > 0 || !self.inner.posted.borrow().is_empty() {
+                return Ok(ran);
+            }
+            if !self.sleep(deadline)? {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
     /// Accepts new sessions and takes everything they have ready: sent
-    /// messages run now, posted ones join the queue. Returns whether
-    /// anything arrived.
-    fn pump(&self) -> Result<bool> {
+    /// messages run now, posted ones join the queue. Returns how many
+    /// sent messages ran.
+    fn pump(&self) -> Result<usize> {
         let inner = &self.inner;
-        let mut any = false;
+        let mut ran = 0;
         while let Some(link) = inner.listener.try_accept() {
             let Ok(cred) = link.peer_cred() else { continue };
             let token = inner.next_token.get();
@@ -477,25 +501,35 @@ impl Receiver {
                 inner.epoll.add(bell, token)?;
             }
             inner.sessions.borrow_mut().push(Rc::new(Session { calls: RefCell::new(calls), cred, token }));
+            inner.thorough.set(true);
         }
-        // Cloned: a window procedure run below may pump re-entrantly.
-        let sessions: Vec<Rc<Session>> = inner.sessions.borrow().clone();
-        for s in sessions {
+        // A look at a session's ring costs a load; a receive that finds
+        // nothing costs a clock read and more. Every session is received
+        // from after a sleep (a hang-up, or a death, shows only there) and
+        // when one was accepted; otherwise only those with data.
+        let every = inner.thorough.replace(false);
+        // By index, one at a time: a window procedure run below may pump
+        // re-entrantly (and a session may come or go meanwhile).
+        let mut i = 0;
+        loop {
+            let Some(s) = inner.sessions.borrow().get(i).cloned() else { break };
+            i += 1;
+            let mut thorough = every;
             loop {
                 // A flood past twice the quota (only a sender that ignores
                 // the count can make one) waits in its ring.
                 if inner.posted.borrow().len() >= 2 * POSTED_QUOTA as usize {
                     break;
                 }
+                if !std::mem::take(&mut thorough) && !s.calls.borrow().ready() {
+                    break;
+                }
                 let next = s.calls.borrow_mut().next_incoming(Deadline::now());
                 match next {
                     Ok(None) => {}
-                    Ok(Some(Incoming::Post { method, args })) => {
-                        any = true;
-                        self.queue_post(&s, method, &args);
-                    }
+                    Ok(Some(Incoming::Post { method, args })) => self.queue_post(&s, method, &args),
                     Ok(Some(Incoming::Request { id, method, args })) => {
-                        any = true;
+                        ran += 1;
                         let outcome = self.deliver(&s.cred, method, &args);
                         // Never waits: an honest sender reads its replies
                         // (a few bytes each, one send at a time), so a full
@@ -515,7 +549,7 @@ impl Receiver {
                 }
             }
         }
-        Ok(any)
+        Ok(ran)
     }
 
     fn drop_session(&self, s: &Rc<Session>) {
@@ -611,6 +645,7 @@ impl Receiver {
         let mut woke = Vec::new();
         let r = self.inner.epoll.wait(&mut woke, self.sleep_limit(deadline));
         self.inner.status.fetched(crate::raw::monotonic_ns(), false);
+        self.inner.thorough.set(true);
         r?;
         Ok(!woke.is_empty() || !deadline.passed())
     }
@@ -847,6 +882,7 @@ impl ReceiverHandle {
         let woke = switchboard_sys::socket::poll_readable(&fds, limit);
         for r in receivers {
             r.inner.status.fetched(crate::raw::monotonic_ns(), false);
+            r.inner.thorough.set(true);
         }
         woke?;
         Ok(())

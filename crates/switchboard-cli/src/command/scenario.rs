@@ -6,7 +6,7 @@
 //! name.
 
 use super::bench::setup;
-use super::bench::{death, BenchPath, Setup, ALL_PAYLOADS, LOAN_PAYLOADS, SMALLEST_PAYLOAD};
+use super::bench::{death, BenchPath, Setup, ALL_PAYLOADS, COPY_PAYLOADS, LOAN_PAYLOADS, SMALLEST_PAYLOAD};
 use super::tour::{self, PeerRole, Step};
 
 /// One mechanism in the tour and the bench.
@@ -30,7 +30,7 @@ const fn echo(
 }
 
 /// Every mechanism, in tour order.
-pub const SCENARIOS: [Scenario; 12] = [
+pub const SCENARIOS: [Scenario; 13] = [
     Scenario { tour: Some(tour::mapping_row), peers: &[("echo", tour::echo_peer)], bench: &[] },
     Scenario { tour: Some(tour::semaphore_row), peers: &[("semaphore", tour::semaphore_peer)], bench: &[] },
     Scenario { tour: Some(tour::event_row), peers: &[("event-waiter", tour::event_waiter_peer)], bench: &[] },
@@ -74,6 +74,15 @@ pub const SCENARIOS: [Scenario; 12] = [
         tour: Some(tour::mailslot_row),
         peers: &[("slot-echo", tour::slot_echo_peer)],
         bench: &[echo("mailslot", "spin", setup::mailslot_parent, setup::mailslot_child, ALL_PAYLOADS)],
+    },
+    Scenario {
+        tour: Some(tour::message_row),
+        peers: &[("msg-receiver", tour::message_receiver_peer)],
+        bench: &[
+            echo("message_send", "spin", setup::message_send_parent, setup::message_send_child, SMALLEST_PAYLOAD),
+            echo("message_post", "spin", setup::message_post_parent, setup::message_post_child, SMALLEST_PAYLOAD),
+            echo("copydata", "spin", setup::message_send_parent, setup::message_send_child, COPY_PAYLOADS),
+        ],
     },
     Scenario {
         tour: Some(tour::socket_row),

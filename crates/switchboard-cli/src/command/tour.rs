@@ -400,6 +400,39 @@ pub(crate) fn socket_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
+pub(crate) fn message_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    use switchboard::message::{find_receiver, WM_QUIT, WM_USER};
+    let name = names.get("rx");
+    let mut child = spawn("msg-receiver", &[&name])?;
+    ensure!(first_line(&mut child)? == "ready", "the receiver did not start");
+    let to = find_receiver(&name)?;
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for i in 0..rounds {
+        let t = Instant::now();
+        let r = to.send(WM_USER, u64::from(i), 0)?;
+        samples.push(t.elapsed());
+        ensure!(r == i64::from(i) * 2, "send {i} returned {r}");
+    }
+    let copy: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sum: i64 = copy.iter().map(|b| i64::from(*b)).sum();
+    let t = Instant::now();
+    ensure!(to.send_copydata(None, 1, &copy)? == sum, "the 8 MiB copy's checksum differs");
+    let copy_time = t.elapsed();
+    to.post(WM_QUIT, 0, 0)?;
+    finish(child)?;
+    Ok(Row {
+        mechanism: "window messages",
+        exchanged: format!(
+            "{rounds} sends to a receiver in a child, each answered by its procedure; an 8 MiB data copy"
+        ),
+        result: format!(
+            "{rounds}/{rounds} results right; the copy's checksum came back in {:.1} ms; WM_QUIT ended the loop",
+            micros(copy_time) / 1000.0
+        ),
+        time: median_us(samples),
+    })
+}
+
 pub(crate) fn leftovers_row(names: &Names) -> [String; 4] {
     let left: Vec<String> = switchboard::namespace::list()
         .into_iter()
@@ -558,4 +591,22 @@ pub(crate) fn socket_echo_peer(args: &[String]) -> anyhow::Result<()> {
         framed.send(&buf)?;
     }
     Ok(())
+}
+
+/// The tour peer `msg-receiver`: doubles a send's wparam, sums a data
+/// copy's bytes, runs until WM_QUIT.
+pub(crate) fn message_receiver_peer(args: &[String]) -> anyhow::Result<()> {
+    use switchboard::message::{Receiver, WM_COPYDATA};
+    let rx = Receiver::create(arg(args, 0)?, |_, m| match m.msg {
+        WM_COPYDATA => m.data.iter().map(|b| i64::from(*b)).sum(),
+        _ => m.wparam as i64 * 2,
+    })?;
+    out!("ready");
+    loop {
+        let p = rx.get(PEER_PATIENCE)?;
+        if p.msg == switchboard::message::WM_QUIT {
+            return Ok(());
+        }
+        rx.dispatch(&p);
+    }
 }

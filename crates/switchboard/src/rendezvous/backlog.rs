@@ -3,6 +3,7 @@
 //! socket hand-off points).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -27,6 +28,8 @@ pub(crate) struct Backlog<T> {
     /// Each with when it was admitted.
     conns: Mutex<VecDeque<(Conn, T, Instant)>>,
     arrived: Condvar,
+    /// How many connections wait (kept with `conns`, read without the lock).
+    waiting: AtomicUsize,
     /// Rung at each admission, for an owner that waits in `poll` (a
     /// message loop) rather than in [`Backlog::next`].
     bell: Option<EventFd>,
@@ -40,7 +43,14 @@ impl<T> std::fmt::Debug for Backlog<T> {
 
 impl<T> Backlog<T> {
     pub fn new(family: Family, grant: Grant<T>) -> Backlog<T> {
-        Backlog { family, grant, conns: Mutex::new(VecDeque::new()), arrived: Condvar::new(), bell: None }
+        Backlog {
+            family,
+            grant,
+            conns: Mutex::new(VecDeque::new()),
+            arrived: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            bell: None,
+        }
     }
 
     /// A backlog that also rings an eventfd ([`Backlog::bell`]) at each admission.
@@ -56,16 +66,22 @@ impl<T> Backlog<T> {
 
     /// Whether connections wait (some may be mid-handshake).
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.waiting.load(Ordering::Acquire) == 0
     }
 
-    /// The oldest waiting connection, if one is there now.
+    /// The oldest waiting connection, if one is there now. Costs one load
+    /// when none is (a message loop asks at every turn).
     pub fn try_next(&self) -> Option<(Conn, T, Instant)> {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut conns = self.lock();
         if let Some(bell) = &self.bell {
             bell.drain();
         }
-        conns.pop_front()
+        let next = conns.pop_front();
+        self.waiting.store(conns.len(), Ordering::Release);
+        next
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, T, Instant)>> {
@@ -81,6 +97,7 @@ impl<T> Backlog<T> {
         let mut conns = self.lock();
         loop {
             if let Some(c) = conns.pop_front() {
+                self.waiting.store(conns.len(), Ordering::Release);
                 return Ok(c);
             }
             conns = crate::time::wait_until(&self.arrived, conns, deadline)?;
@@ -92,7 +109,9 @@ impl<T> Backlog<T> {
     pub fn put_back(&self, conn: (Conn, T, Instant)) {
         // The bell is not rung: an owner polling it would wake at once,
         // again and again, for a connector that is slow with its hello.
-        self.lock().push_front(conn);
+        let mut conns = self.lock();
+        conns.push_front(conn);
+        self.waiting.store(conns.len(), Ordering::Release);
         self.arrived.notify_one();
     }
 }
@@ -101,6 +120,7 @@ impl<T: Send> Handler for Backlog<T> {
     fn admit(&self, conn: Conn, _peer: Cred) {
         let mut conns = self.lock();
         conns.retain(|(c, _, _)| !c.hung_up());
+        self.waiting.store(conns.len(), Ordering::Release);
         if conns.len() >= MAX_PENDING {
             let _ = wire::send(&conn, self.family, Status::Busy, &[], &[]);
             return;
@@ -109,6 +129,7 @@ impl<T: Send> Handler for Backlog<T> {
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
         if wire::send(&conn, self.family, Status::Granted, &[], &borrowed).is_ok() {
             conns.push_back((conn, kept, Instant::now()));
+            self.waiting.store(conns.len(), Ordering::Release);
             self.arrived.notify_one();
             if let Some(bell) = &self.bell {
                 bell.notify();

@@ -234,3 +234,74 @@ impl Echo for Slotted {
         Ok(())
     }
 }
+
+/// Window messages, sender side: one send (`message_send`: a message whose
+/// result is its wparam) or one data copy (`copydata`: the result is the
+/// byte count) per round trip; the result stands in for the echo.
+pub struct Messaged {
+    pub to: switchboard::message::ReceiverHandle,
+    pub copy: bool,
+    pub result: i64,
+}
+
+impl Echo for Messaged {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.result = match self.copy {
+            true => self.to.send_copydata(None, 0, msg)?,
+            false => self.to.send(switchboard::message::WM_USER, msg.len() as u64, 0)?,
+        };
+        Ok(())
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.result == len as i64, "the receiver returned {} for {len} bytes", self.result);
+        buf.resize(len, 0);
+        Ok(())
+    }
+    fn carries_content(&self) -> bool {
+        false
+    }
+}
+
+/// Window messages, receiver side: runs the sends as they come (its
+/// procedure answers them); nothing to send back. One wait may run
+/// several sends (the next one came while it answered): they count as
+/// rounds already done.
+pub struct Answering {
+    pub rx: switchboard::message::Receiver,
+    pub ran: usize,
+}
+
+impl Echo for Answering {
+    fn send(&mut self, _: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn recv(&mut self, _: &mut Vec<u8>, _: usize) -> anyhow::Result<()> {
+        if self.ran == 0 {
+            self.ran = self.rx.serve_sent(PATIENCE)?;
+            anyhow::ensure!(self.ran > 0, "a posted message where a send was expected");
+        }
+        self.ran -= 1;
+        Ok(())
+    }
+}
+
+/// `message_post`: a post to the peer's receiver, answered by a post to ours.
+pub struct Posting {
+    pub to: switchboard::message::ReceiverHandle,
+    pub inbox: switchboard::message::Receiver,
+}
+
+impl Echo for Posting {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        Ok(self.to.post(switchboard::message::WM_USER, msg.len() as u64, 0)?)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        let p = self.inbox.get(PATIENCE)?;
+        buf.resize(p.wparam as usize, 0);
+        anyhow::ensure!(p.wparam as usize == len, "the post carried {} not {len}", p.wparam);
+        Ok(())
+    }
+    fn carries_content(&self) -> bool {
+        false
+    }
+}

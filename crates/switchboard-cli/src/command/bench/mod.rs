@@ -35,6 +35,8 @@ pub(crate) const ALL_PAYLOADS: &[usize] = &PAYLOADS;
 pub(crate) const LOAN_PAYLOADS: &[usize] = &[64, 1 << 20, 16 << 20];
 /// The spin floor runs the loans' largest payload too.
 const SPIN_PAYLOADS: &[usize] = &[8, 64, 4096, 64 * 1024, 1 << 20, 16 << 20];
+/// A small and a large message (data copies).
+pub(crate) const COPY_PAYLOADS: &[usize] = &[64, 1 << 20];
 /// The smallest payload only (ports carry fixed packets; peer death moves none).
 pub(crate) const SMALLEST_PAYLOAD: &[usize] = &[8];
 

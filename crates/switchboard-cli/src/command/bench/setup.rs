@@ -15,6 +15,7 @@ use switchboard::port::Port;
 
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
+use super::echo::{Answering, Messaged, Posting};
 use super::echo::{Bytes, Echo, Futex, Linked, Loaned, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
 use super::Placement;
 
@@ -288,4 +289,45 @@ pub fn mailslot_child(_: &str, payload: usize, args: &[String]) -> anyhow::Resul
     let out = MailslotClient::open(arg(args, 0)?)?;
     say_ready()?;
     Ok(Box::new(Slotted { inbox, out }))
+}
+
+/// A receiver whose procedure returns a send's wparam, or a data copy's
+/// byte count.
+fn answering_receiver(name: &str) -> anyhow::Result<switchboard::message::Receiver> {
+    use switchboard::message::{Receiver, WM_COPYDATA};
+    Ok(Receiver::create(name, |_, m| if m.msg == WM_COPYDATA { m.data.len() as i64 } else { m.wparam as i64 })?)
+}
+
+/// `message_send` and `copydata`: the child owns a receiver, the parent sends.
+pub fn message_send_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let name = unique("rx");
+    let mut child = run.peer_piped(&[&name])?;
+    ready(&mut child)?;
+    let to = switchboard::message::find_receiver(&name)?;
+    Ok((Box::new(Messaged { to, copy: run.name == "copydata", result: 0 }), child))
+}
+
+/// See [`message_send_parent`].
+pub fn message_send_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let rx = answering_receiver(arg(args, 0)?)?;
+    say_ready()?;
+    Ok(Box::new(Answering { rx, ran: 0 }))
+}
+
+/// `message_post`: each side owns a receiver and posts to the other's.
+pub fn message_post_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    let (mine, theirs) = (unique("rx-a"), unique("rx-b"));
+    let inbox = answering_receiver(&mine)?;
+    let mut child = run.peer_piped(&[&mine, &theirs])?;
+    ready(&mut child)?;
+    let to = switchboard::message::find_receiver(&theirs)?;
+    Ok((Box::new(Posting { to, inbox }), child))
+}
+
+/// See [`message_post_parent`].
+pub fn message_post_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    let inbox = answering_receiver(arg(args, 1)?)?;
+    let to = switchboard::message::find_receiver(arg(args, 0)?)?;
+    say_ready()?;
+    Ok(Box::new(Posting { to, inbox }))
 }
