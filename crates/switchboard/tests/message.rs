@@ -60,6 +60,8 @@ fn message_s01_names_are_unique_and_a_receiver_is_found_from_another_process() {
     let e = Receiver::create(&name, |_, _| 0).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists(_)), "{e:?}");
     assert_eq!(e.win32(), 183);
+    let entry = switchboard::namespace::list().into_iter().find(|e| e.name == name).expect("ls lists the receiver");
+    assert_eq!((entry.kind.as_str(), entry.owner_pid), ("receiver", peer.pid));
     let to = find_receiver(&name).unwrap();
     assert_eq!(to.pid(), peer.pid);
     assert_eq!(to.send(WM_USER, 14, 0).unwrap(), 42);

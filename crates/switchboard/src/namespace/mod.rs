@@ -69,6 +69,8 @@ pub enum Kind {
     Mailslot,
     /// A waitable timer.
     Timer,
+    /// A message receiver (listed only: receivers have their own rendezvous).
+    Receiver,
 }
 
 impl Kind {
@@ -83,6 +85,7 @@ impl Kind {
             Kind::Pipe => "pipe",
             Kind::Mailslot => "mailslot",
             Kind::Timer => "timer",
+            Kind::Receiver => "receiver",
         }
     }
 
@@ -91,6 +94,7 @@ impl Kind {
         match self {
             Kind::Pipe => Family::PIPE,
             Kind::Mailslot => Family::MAILSLOT,
+            Kind::Receiver => Family::RECEIVER,
             _ => Family::OBJECT,
         }
     }
@@ -515,8 +519,10 @@ pub fn listing() -> Listing {
             }),
         }
     }
-    listing.objects.extend(rendezvous_entries(Kind::Pipe, &holders));
-    listing.objects.extend(rendezvous_entries(Kind::Mailslot, &holders));
+    listing.objects.extend(rendezvous_entries(Kind::Pipe, Scope::Global, &holders));
+    listing.objects.extend(rendezvous_entries(Kind::Mailslot, Scope::Global, &holders));
+    listing.objects.extend(rendezvous_entries(Kind::Receiver, Scope::Local, &holders));
+    listing.objects.extend(rendezvous_entries(Kind::Receiver, Scope::Global, &holders));
     listing.objects.sort_by(|a, b| (a.scope as u8, &a.name, a.kind).cmp(&(b.scope as u8, &b.name, b.kind)));
     listing
 }
@@ -542,18 +548,18 @@ fn entry(info: ObjectInfo, pids: &[u32]) -> Option<ObjectEntry> {
     Some(ObjectEntry { kind: info.kind, scope: info.scope?, name: info.name, owner_pid, holders: pids.len() })
 }
 
-/// Named pipes and mailslots, machine-wide, from their rendezvous names
-/// alone: the process bound to the name is the server. (A name too long
-/// for an abstract address shows as its `#hash`.)
-fn rendezvous_entries(kind: Kind, holders: &HashMap<u64, Vec<u32>>) -> Vec<ObjectEntry> {
-    let prefix = rendezvous::family_prefix(kind.family(), Scope::Global);
+/// Named pipes, mailslots and receivers of `scope`, from their rendezvous
+/// names alone: the process bound to the name is the server. (A name too
+/// long for an abstract address shows as its `#hash`.)
+fn rendezvous_entries(kind: Kind, scope: Scope, holders: &HashMap<u64, Vec<u32>>) -> Vec<ObjectEntry> {
+    let prefix = rendezvous::family_prefix(kind.family(), scope);
     socket::list_abstract_listeners(&prefix)
         .into_iter()
         .map(|l| {
             let pids = holders.get(&l.inode).map_or(&[][..], Vec::as_slice);
             ObjectEntry {
                 kind,
-                scope: Scope::Global,
+                scope,
                 name: String::from_utf8_lossy(&l.name[prefix.len()..]).into_owned(),
                 owner_pid: pids.first().copied().unwrap_or_else(switchboard_sys::process::pid),
                 holders: pids.len(),
