@@ -35,6 +35,7 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod file;
 mod fork;
 pub mod futex;
 pub mod life;

@@ -216,6 +216,16 @@ impl Conn {
         }
     }
 
+    /// Whether the peer hung up with nothing left to read: a peer that
+    /// sent a message and then closed still has that message to give.
+    pub fn hung_up_and_drained(&self) -> bool {
+        if !self.hung_up() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        !matches!(net::recv(&self.0, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT), Ok((n, _)) if n > 0)
+    }
+
     /// Sends one message with up to [`MAX_FDS`] descriptors, without blocking.
     ///
     /// # Errors

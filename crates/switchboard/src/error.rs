@@ -142,6 +142,10 @@ pub enum Error {
     /// 1159, `ERROR_MESSAGE_SYNC_ONLY`).
     #[error("this message can only be sent, not posted")]
     MessageSyncOnly,
+    /// A clipboard operation by a thread that has not opened the clipboard
+    /// (classic 1418, `ERROR_CLIPBOARD_NOT_OPEN`).
+    #[error("the clipboard is not open (by this thread)")]
+    ClipboardNotOpen,
     /// The other side of a call refused it: its handler's fault, with the
     /// classic code it chose (see `call::Fault`).
     #[error("the other side failed the call: {message} ({code})")]
@@ -207,6 +211,7 @@ impl Error {
             Error::BadNetPath(_) => 53,
             Error::InvalidWindowHandle => 1400,
             Error::MessageSyncOnly => 1159,
+            Error::ClipboardNotOpen => 1418,
             Error::Remote { code, .. } => code.win32(),
             Error::Io(e) => match e.raw_os_error() {
                 Some(errno) if errno > 0 => errno_to_win32(errno),
@@ -259,6 +264,7 @@ impl Error {
             535 => "ERROR_PIPE_CONNECTED",
             1400 => "ERROR_INVALID_WINDOW_HANDLE",
             1159 => "ERROR_MESSAGE_SYNC_ONLY",
+            1418 => "ERROR_CLIPBOARD_NOT_OPEN",
             _ => "ERROR_GEN_FAILURE",
         }
     }

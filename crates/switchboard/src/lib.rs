@@ -59,6 +59,7 @@
 #[cfg(feature = "tokio")]
 mod bell;
 pub mod call;
+pub mod clipboard;
 pub mod error;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]

@@ -305,7 +305,7 @@ impl ReceiverBuilder<'_> {
             m.retain(|w| w.strong_count() > 0);
             m.push(Rc::downgrade(&inner));
         });
-        Ok(Receiver { inner })
+        Ok(Receiver { inner, primary: true })
     }
 }
 
@@ -314,6 +314,9 @@ impl ReceiverBuilder<'_> {
 /// then fail with `InvalidWindowHandle`.
 pub struct Receiver {
     inner: Rc<Inner>,
+    /// The one its creator holds (not a view made for a re-entrant call):
+    /// its drop ends the receiver's clipboard ownership.
+    primary: bool,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -651,6 +654,14 @@ impl Receiver {
     }
 }
 
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if self.primary {
+            crate::clipboard::receiver_closing(self);
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Its sessions close with it: their senders see a broken link.
@@ -808,7 +819,7 @@ impl ReceiverHandle {
         let reply = if let Some(inner) = own {
             // A receiver of this thread: its procedure runs here and now,
             // as a classic send to one's own window does.
-            Receiver { inner: inner.clone() }
+            Receiver { inner: inner.clone(), primary: false }
                 .deliver(&own_cred(), method, body)
                 .map_err(|f| Error::Remote { code: f.code, message: f.message })
         } else if mine.is_empty() {
@@ -827,7 +838,8 @@ impl ReceiverHandle {
     /// messages to them run (S03), re-entrantly.
     fn call_serving(&self, method: u32, body: &[u8], deadline: Deadline, mine: &[Rc<Inner>]) -> Result<Vec<u8>> {
         let call = self.calls.borrow_mut().begin_deadline(method, body, deadline)?;
-        let receivers: Vec<Receiver> = mine.iter().map(|inner| Receiver { inner: inner.clone() }).collect();
+        let receivers: Vec<Receiver> =
+            mine.iter().map(|inner| Receiver { inner: inner.clone(), primary: false }).collect();
         let outcome = (|| loop {
             {
                 let mut calls = self.calls.borrow_mut();

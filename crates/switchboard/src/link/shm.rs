@@ -107,6 +107,8 @@ pub struct ShmLink {
     partial: Vec<u8>,
     /// A send gave up part-way and its abandon record is still to push.
     abandoned: bool,
+    /// The peer's credentials as admitted (accepted links).
+    peer_cred: Option<Cred>,
     opts: ShmLinkOptions,
 }
 
@@ -131,6 +133,7 @@ impl ShmLink {
             consumer: ConsumerState::default(),
             partial: Vec::new(),
             abandoned: false,
+            peer_cred: None,
             opts,
         }
     }
@@ -175,9 +178,14 @@ impl ShmLink {
         Ok((granted.hello()?, owner, extra))
     }
 
-    /// Who is at the other end (kernel-reported at connect).
+    /// Who is at the other end (kernel-reported at connect; for an
+    /// accepted link, at admission, so a peer that already hung up is
+    /// still known).
     pub(crate) fn peer_cred(&self) -> Result<Cred> {
-        Ok(self.conn.peer_cred()?)
+        match self.peer_cred {
+            Some(c) => Ok(c),
+            None => Ok(self.conn.peer_cred()?),
+        }
     }
 
     /// Sets how this side waits.
@@ -660,15 +668,15 @@ impl ShmLinkListener {
     /// Accepts a connector that is ready now, without waiting: `None`
     /// when none is (one still mid-handshake stays queued).
     pub(crate) fn try_accept(&self) -> Option<ShmLink> {
-        while let Some((conn, mine, admitted)) = self.pending.try_next() {
-            match rendezvous::receive(self.family, &conn, Some(Instant::now())) {
-                Err(Failure::Refused(Error::Timeout)) if admitted.elapsed() < rendezvous::ANSWER_TIMEOUT => {
-                    self.pending.put_back((conn, mine, admitted));
+        while let Some(w) = self.pending.try_next() {
+            match rendezvous::receive(self.family, &w.conn, Some(Instant::now())) {
+                Err(Failure::Refused(Error::Timeout)) if w.admitted.elapsed() < rendezvous::ANSWER_TIMEOUT => {
+                    self.pending.put_back(w);
                     return None;
                 }
                 Err(_) => continue,
                 Ok((_, fds)) => {
-                    if let Ok(link) = self.handshake(conn, mine, fds) {
+                    if let Ok(link) = self.handshake(w, fds) {
                         return Some(link);
                     }
                 }
@@ -697,19 +705,19 @@ impl ShmLinkListener {
     pub fn accept(&self, timeout: impl Into<crate::time::Deadline>) -> Result<ShmLink> {
         let deadline = timeout.into().instant();
         loop {
-            let (conn, mine, admitted) = self.pending.next(deadline)?;
+            let w = self.pending.next(deadline)?;
             // A connector sends its segment right after the grant: it has
             // the answer timeout from its admission, whatever accepts wait.
-            let handshake = admitted + rendezvous::ANSWER_TIMEOUT;
+            let handshake = w.admitted + rendezvous::ANSWER_TIMEOUT;
             let by = deadline.map_or(handshake, |d| d.min(handshake));
-            match rendezvous::receive(self.family, &conn, Some(by)) {
+            match rendezvous::receive(self.family, &w.conn, Some(by)) {
                 Err(Failure::Refused(Error::Timeout)) if by < handshake => {
-                    self.pending.put_back((conn, mine, admitted));
+                    self.pending.put_back(w);
                     return Err(Error::Timeout);
                 }
                 Err(_) => continue,
                 Ok((_, fds)) => {
-                    if let Ok(link) = self.handshake(conn, mine, fds) {
+                    if let Ok(link) = self.handshake(w, fds) {
                         return Ok(link);
                     }
                 }
@@ -717,14 +725,17 @@ impl ShmLinkListener {
         }
     }
 
-    fn handshake(&self, conn: Conn, mine: EventFd, fds: Vec<OwnedFd>) -> Result<ShmLink> {
+    fn handshake(&self, w: crate::rendezvous::Waiting<EventFd>, fds: Vec<OwnedFd>) -> Result<ShmLink> {
+        let (conn, mine) = (w.conn, w.kept);
         let Ok([fd, life, bell]) = <[_; 3]>::try_from(fds) else {
             return Err(Error::Malformed("a link hello without its segment, life token and bell".into()));
         };
         let duplex = Duplex::open(&fd).map_err(|e| Error::Malformed(e.to_string()))?;
         let peer = (Some(peer_life(life)?), Bells { mine, peer: peer_bell(bell)?, armed: false });
         let opts = ShmLinkOptions { capacity: duplex.capacity(), ..self.opts };
-        Ok(ShmLink::new(duplex, conn, peer, 1, opts))
+        let mut link = ShmLink::new(duplex, conn, peer, 1, opts);
+        link.peer_cred = Some(w.peer);
+        Ok(link)
     }
 }
 
@@ -766,6 +777,26 @@ mod tests {
             // A refused descriptor may stay queued: the next message still comes.
             assert_eq!(&b.recv_borrowed(Duration::from_secs(5)).unwrap()[..], b"next");
         }
+    }
+
+    /// A connector that sent and closed before the listener accepted it is
+    /// still accepted, and its message delivered: another connector's
+    /// admission, which prunes connectors that hung up, keeps it (found by
+    /// the clipboard tests: a post to a receiver from a short-lived handle
+    /// was lost).
+    #[test]
+    fn a_connector_that_sent_and_left_before_accept_is_still_delivered() {
+        let name = format!("unit-left-{}", std::process::id());
+        let listener = ShmLinkListener::bind(&name).unwrap();
+        let opts = ShmLinkOptions { capacity: 4096, ..ShmLinkOptions::default() };
+        let mut early = ShmLink::connect(&name, opts).unwrap();
+        early.send(b"bye").unwrap();
+        drop(early);
+        let _late = ShmLink::connect(&name, opts).unwrap();
+        let mut first = listener.accept(Duration::from_secs(60)).unwrap();
+        let mut got = Vec::new();
+        first.recv_timeout(&mut got, Duration::from_secs(60)).unwrap();
+        assert_eq!(got, b"bye");
     }
 
     /// A connector granted but not yet done with its hello when an accept

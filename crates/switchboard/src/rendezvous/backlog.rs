@@ -21,12 +21,23 @@ pub(crate) const MAX_PENDING: usize = 128;
 /// the server keeps with it until `accept` (e.g. the link's bell).
 pub(crate) type Grant<T> = Box<dyn Fn() -> Option<(Vec<OwnedFd>, T)> + Send + Sync>;
 
+/// An admitted connection waiting for its server's accept.
+pub(crate) struct Waiting<T> {
+    pub conn: Conn,
+    /// What the grant kept for the server.
+    pub kept: T,
+    pub admitted: Instant,
+    /// Who connected, as the kernel said at admission (the connection
+    /// may have hung up since: its credentials are then gone).
+    pub peer: Cred,
+}
+
 /// Admitted connections of one service, waiting for [`Backlog::next`].
 pub(crate) struct Backlog<T> {
     family: Family,
     grant: Grant<T>,
     /// Each with when it was admitted.
-    conns: Mutex<VecDeque<(Conn, T, Instant)>>,
+    conns: Mutex<VecDeque<Waiting<T>>>,
     arrived: Condvar,
     /// How many connections wait (kept with `conns`, read without the lock).
     waiting: AtomicUsize,
@@ -71,7 +82,7 @@ impl<T> Backlog<T> {
 
     /// The oldest waiting connection, if one is there now. Costs one load
     /// when none is (a message loop asks at every turn).
-    pub fn try_next(&self) -> Option<(Conn, T, Instant)> {
+    pub fn try_next(&self) -> Option<Waiting<T>> {
         if self.waiting.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -84,16 +95,16 @@ impl<T> Backlog<T> {
         next
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<(Conn, T, Instant)>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Waiting<T>>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The oldest waiting connection, and when it was admitted, waiting
+    /// The oldest waiting connection, waiting
     /// until `deadline` for one.
     ///
     /// # Errors
     /// `Timeout`.
-    pub fn next(&self, deadline: Option<Instant>) -> Result<(Conn, T, Instant)> {
+    pub fn next(&self, deadline: Option<Instant>) -> Result<Waiting<T>> {
         let mut conns = self.lock();
         loop {
             if let Some(c) = conns.pop_front() {
@@ -106,7 +117,7 @@ impl<T> Backlog<T> {
 
     /// Puts a connection [`Backlog::next`] gave back at the front, for the
     /// next `next` (its accept ran out of time before it was done with it).
-    pub fn put_back(&self, conn: (Conn, T, Instant)) {
+    pub fn put_back(&self, conn: Waiting<T>) {
         // The bell is not rung: an owner polling it would wake at once,
         // again and again, for a connector that is slow with its hello.
         let mut conns = self.lock();
@@ -117,9 +128,11 @@ impl<T> Backlog<T> {
 }
 
 impl<T: Send> Handler for Backlog<T> {
-    fn admit(&self, conn: Conn, _peer: Cred) {
+    fn admit(&self, conn: Conn, peer: Cred) {
         let mut conns = self.lock();
-        conns.retain(|(c, _, _)| !c.hung_up());
+        // A connector that hung up with its hello still queued stays: it
+        // may have sent messages and left, and they are to be delivered.
+        conns.retain(|w| !w.conn.hung_up_and_drained());
         self.waiting.store(conns.len(), Ordering::Release);
         if conns.len() >= MAX_PENDING {
             let _ = wire::send(&conn, self.family, Status::Busy, &[], &[]);
@@ -128,7 +141,7 @@ impl<T: Send> Handler for Backlog<T> {
         let Some((fds, kept)) = (self.grant)() else { return };
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
         if wire::send(&conn, self.family, Status::Granted, &[], &borrowed).is_ok() {
-            conns.push_back((conn, kept, Instant::now()));
+            conns.push_back(Waiting { conn, kept, admitted: Instant::now(), peer });
             self.waiting.store(conns.len(), Ordering::Release);
             self.arrived.notify_one();
             if let Some(bell) = &self.bell {

@@ -30,7 +30,7 @@ mod backlog;
 mod responder;
 pub(crate) mod wire;
 
-pub(crate) use backlog::Backlog;
+pub(crate) use backlog::{Backlog, Waiting};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

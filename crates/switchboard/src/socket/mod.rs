@@ -430,7 +430,7 @@ impl HandOff {
     /// # Errors
     /// `Timeout`.
     pub fn accept(&self, deadline: impl Into<crate::time::Deadline>) -> Result<Conn> {
-        Ok(self.backlog.next(deadline.into().instant())?.0)
+        Ok(self.backlog.next(deadline.into().instant())?.conn)
     }
 
     /// Connects to the point `name`, within `deadline` (never: the default
