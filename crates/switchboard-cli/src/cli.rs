@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::command::clip::ClipCmd;
 pub use crate::command::mailslot::MailslotCmd;
 pub use crate::command::mapping::MappingCmd;
 pub use crate::command::message::MessageCmd;
@@ -119,6 +120,14 @@ pub enum Command {
         after_help = "Example:\n  switchboard message listen demo-rx --reply 42 &\n  switchboard message send demo-rx WM_USER 1"
     )]
     Message(MessageCmd),
+    /// The clipboard of this user's session: get, set, formats, watch.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  echo hello | switchboard clip set\n  switchboard clip get\n\n\
+                      The clipboard lives in $SWITCHBOARD_CLIPBOARD_DIR, else $XDG_RUNTIME_DIR/switchboard-clipboard, \
+                      else /tmp/switchboard-clipboard-UID."
+    )]
+    Clip(ClipCmd),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(
         subcommand,

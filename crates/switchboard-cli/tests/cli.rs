@@ -378,6 +378,64 @@ fn message_s04_cli_message_verbs_listen_send_post_copydata() {
     assert!(stderr(&missing).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&missing));
 }
 
+/// `clip set` from standard input and arguments, `get` in text and a MIME
+/// type, `formats`, and `watch` seeing a change (a clipboard of the test's
+/// own, through `SWITCHBOARD_CLIPBOARD_DIR`).
+#[test]
+fn clipboard_s03_cli_clip_verbs_set_get_formats_watch() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("clip"));
+    let clip = |args: &[&str], input: Option<&[u8]>| {
+        let mut c = bin()
+            .arg("clip")
+            .args(args)
+            .env("SWITCHBOARD_CLIPBOARD_DIR", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = c.stdin.take().unwrap();
+        if let Some(bytes) = input {
+            std::io::Write::write_all(&mut stdin, bytes).unwrap();
+        }
+        drop(stdin);
+        c.wait_with_output().unwrap()
+    };
+    assert!(clip(&["set"], Some(b"from stdin")).status.success());
+    assert_eq!(stdout(&clip(&["get"], None)), "from stdin");
+    let formats = stdout(&clip(&["formats", "--format", "json"], None));
+    let names: Vec<String> = formats
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["CF_TEXT", "CF_UNICODETEXT", "CF_LOCALE"]);
+    let watcher = bin()
+        .args(["clip", "watch", "--count", "1", "--timeout", "60s", "--format", "json"])
+        .env("SWITCHBOARD_CLIPBOARD_DIR", &dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The watcher reads the sequence number when it starts: wait until it
+    // sleeps on the directory (its inotify watch exists) before changing it.
+    let pid = watcher.id();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify")))
+    {
+        assert!(std::time::Instant::now() < until, "the watcher never watched");
+        std::thread::yield_now();
+    }
+    assert!(clip(&["set", "--mime", "text/html", "<b>x</b>"], None).status.success());
+    let seen = watcher.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&seen.stdout).trim()).unwrap();
+    assert_eq!(v["formats"], serde_json::json!(["text/html"]));
+    assert_eq!(stdout(&clip(&["get", "--mime", "text/html"], None)), "<b>x</b>");
+    assert_eq!(clip(&["get"], None).status.code(), Some(3), "no text now");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn port_s04_cli_port_verbs_post_get_and_time_out() {
     let n = unique("port");

@@ -102,6 +102,18 @@ pub const WM_DESTROYCLIPBOARD: u32 = 0x0307;
 /// Tells a listener the contents changed.
 pub const WM_CLIPBOARDUPDATE: u32 = 0x031D;
 
+/// The standard formats by name.
+pub const STANDARD: [(u32, &str); 8] = [
+    (CF_TEXT, "CF_TEXT"),
+    (CF_BITMAP, "CF_BITMAP"),
+    (CF_OEMTEXT, "CF_OEMTEXT"),
+    (CF_DIB, "CF_DIB"),
+    (CF_UNICODETEXT, "CF_UNICODETEXT"),
+    (CF_HDROP, "CF_HDROP"),
+    (CF_LOCALE, "CF_LOCALE"),
+    (CF_DIBV5, "CF_DIBV5"),
+];
+
 /// How long a get waits for the owner to render a delayed format.
 pub const RENDER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The US-English LCID of a synthesized `CF_LOCALE`.
@@ -628,6 +640,31 @@ impl Clipboard {
             meta.registered.push((id, name.to_owned()));
             Ok(id)
         })
+    }
+
+    /// A format's name: a standard one's (`CF_TEXT`), or the one it was
+    /// registered under.
+    pub fn describe_format(&self, id: u32) -> Option<String> {
+        match STANDARD.iter().find(|(i, _)| *i == id) {
+            Some((_, name)) => Some((*name).to_owned()),
+            None => self.format_name(id),
+        }
+    }
+
+    /// The format `text` names: a number, a standard name (`CF_TEXT`,
+    /// `TEXT`, any case), or a name to register.
+    ///
+    /// # Errors
+    /// As [`Clipboard::register_format`].
+    pub fn format_by_name(&self, text: &str) -> Result<u32> {
+        if let Ok(n) = text.parse::<u32>() {
+            return Ok(n);
+        }
+        let bare = text.strip_prefix("CF_").or_else(|| text.strip_prefix("cf_")).unwrap_or(text);
+        match STANDARD.iter().find(|(_, n)| n[3..].eq_ignore_ascii_case(bare)) {
+            Some((id, _)) => Ok(*id),
+            None => self.register_format(text),
+        }
     }
 
     /// The name a format was registered under.

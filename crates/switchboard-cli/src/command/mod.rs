@@ -2,6 +2,7 @@
 
 pub(crate) mod advise;
 pub(crate) mod bench;
+pub(crate) mod clip;
 mod detach;
 mod ls;
 pub(crate) mod mailslot;
@@ -38,6 +39,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Pipe(c) => pipe::run(c),
         Command::Mailslot(c) => mailslot::run(c, json),
         Command::Message(c) => message::run(c, json),
+        Command::Clip(c) => clip::run(c, json),
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),

@@ -30,7 +30,7 @@ const fn echo(
 }
 
 /// Every mechanism, in tour order.
-pub const SCENARIOS: [Scenario; 13] = [
+pub const SCENARIOS: [Scenario; 14] = [
     Scenario { tour: Some(tour::mapping_row), peers: &[("echo", tour::echo_peer)], bench: &[] },
     Scenario { tour: Some(tour::semaphore_row), peers: &[("semaphore", tour::semaphore_peer)], bench: &[] },
     Scenario { tour: Some(tour::event_row), peers: &[("event-waiter", tour::event_waiter_peer)], bench: &[] },
@@ -83,6 +83,11 @@ pub const SCENARIOS: [Scenario; 13] = [
             echo("message_post", "spin", setup::message_post_parent, setup::message_post_child, SMALLEST_PAYLOAD),
             echo("copydata", "spin", setup::message_send_parent, setup::message_send_child, COPY_PAYLOADS),
         ],
+    },
+    Scenario {
+        tour: Some(tour::clipboard_row),
+        peers: &[("clip-setter", tour::clip_setter_peer), ("clip-owner", tour::clip_owner_peer)],
+        bench: &[],
     },
     Scenario {
         tour: Some(tour::socket_row),

@@ -433,6 +433,48 @@ pub(crate) fn message_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
+/// A clipboard of the tour's own (the user's is left alone), removed after.
+struct TourClipboard(std::path::PathBuf);
+
+impl Drop for TourClipboard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn clipboard_row(names: &Names, _rounds: u32) -> anyhow::Result<Row> {
+    use switchboard::clipboard::Clipboard;
+    let dir = TourClipboard(std::env::temp_dir().join(format!("{}-clipboard", names.0)));
+    let clip = Clipboard::at(&dir.0)?;
+    let path = dir.0.to_string_lossy().into_owned();
+    // Text set by a process that then exits.
+    finish(spawn("clip-setter", &[&path])?)?;
+    clip.open_timeout(None, PEER_PATIENCE)?;
+    let text = clip.get_text()?;
+    clip.close()?;
+    ensure!(text.as_deref() == Some("set by a process that has exited"), "read {text:?}");
+    // A format rendered by its owner only when asked.
+    let rx_name = names.get("clip-owner");
+    let mut owner = spawn("clip-owner", &[&path, &rx_name])?;
+    ensure!(first_line(&mut owner)? == "ready", "the owner did not start");
+    let format = clip.register_format("switchboard tour")?;
+    clip.open_timeout(None, PEER_PATIENCE)?;
+    let t = Instant::now();
+    let rendered = clip.get(format)?;
+    let took = t.elapsed();
+    clip.close()?;
+    switchboard::message::find_receiver(&rx_name)?.post(switchboard::message::WM_QUIT, 0, 0)?;
+    finish(owner)?;
+    ensure!(rendered.as_deref() == Some(&b"rendered on demand"[..]), "rendered {rendered:?}");
+    Ok(Row {
+        mechanism: "clipboard",
+        exchanged: "text set by a child that exited; a format its owner (another child) rendered only when asked"
+            .into(),
+        result: format!("read {text:?}; the delayed format came back rendered in {:.1} ms", micros(took) / 1000.0),
+        time: "—".into(),
+    })
+}
+
 pub(crate) fn leftovers_row(names: &Names) -> [String; 4] {
     let left: Vec<String> = switchboard::namespace::list()
         .into_iter()
@@ -605,6 +647,44 @@ pub(crate) fn message_receiver_peer(args: &[String]) -> anyhow::Result<()> {
     loop {
         let p = rx.get(PEER_PATIENCE)?;
         if p.msg == switchboard::message::WM_QUIT {
+            return Ok(());
+        }
+        rx.dispatch(&p);
+    }
+}
+
+/// The tour peer `clip-setter`: places text on the clipboard at `DIR`, exits.
+pub(crate) fn clip_setter_peer(args: &[String]) -> anyhow::Result<()> {
+    let clip = switchboard::clipboard::Clipboard::at(arg(args, 0)?)?;
+    clip.open_timeout(None, PEER_PATIENCE)?;
+    clip.empty()?;
+    clip.set_text("set by a process that has exited")?;
+    clip.close()?;
+    Ok(())
+}
+
+/// The tour peer `clip-owner`: owns the clipboard at `DIR` with a delayed
+/// format, renders it when asked, runs until WM_QUIT.
+pub(crate) fn clip_owner_peer(args: &[String]) -> anyhow::Result<()> {
+    use switchboard::clipboard::{Clipboard, WM_RENDERFORMAT};
+    use switchboard::message::{Receiver, WM_QUIT};
+    let clip = Clipboard::at(arg(args, 0)?)?;
+    let render = clip.clone();
+    let rx = Receiver::create(arg(args, 1)?, move |_, m| {
+        if m.msg == WM_RENDERFORMAT {
+            let _ = render.render(m.wparam as u32, b"rendered on demand");
+        }
+        0
+    })?;
+    let format = clip.register_format("switchboard tour")?;
+    clip.open_timeout(Some(&rx), PEER_PATIENCE)?;
+    clip.empty()?;
+    clip.set_delayed(format)?;
+    clip.close()?;
+    out!("ready");
+    loop {
+        let p = rx.get(PEER_PATIENCE)?;
+        if p.msg == WM_QUIT {
             return Ok(());
         }
         rx.dispatch(&p);
