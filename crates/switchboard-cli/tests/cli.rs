@@ -436,6 +436,97 @@ fn clipboard_s03_cli_clip_verbs_set_get_formats_watch() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// An X server of the test's own (Xvfb), stopped with SIGTERM so that it
+/// removes its lock file.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "320x240x24"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (Debian package xvfb; .ci/test installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let number: u32 = line.trim().parse().expect("Xvfb said its display number");
+        Xvfb { child, display: format!(":{number}") }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// 06-S11 with a program not written here: under Xvfb, text xclip sets is
+/// what `switchboard clip get` reads, and text `switchboard clip set`
+/// places is what `xclip -o` reads — 20 MiB too (INCR both ways); with no
+/// display, the clipboard goes on alone.
+#[test]
+fn clipboard_s11_xclip_and_switchboard_see_each_others_text_under_xvfb() {
+    let x = Xvfb::start();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("clipx"));
+    let sb = |args: &[&str], input: &[u8]| {
+        let mut c = bin()
+            .args(args)
+            .env("SWITCHBOARD_CLIPBOARD_DIR", &dir)
+            .env("DISPLAY", &x.display)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = c.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, input).unwrap();
+        drop(stdin);
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "switchboard {args:?}: {}", stderr(&out));
+        out.stdout
+    };
+    let xclip_in = |input: &[u8]| {
+        let mut c = Command::new("xclip")
+            .args(["-selection", "clipboard", "-i"])
+            .env("DISPLAY", &x.display)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xclip (Debian package xclip; .ci/test installs it)");
+        std::io::Write::write_all(&mut c.stdin.take().unwrap(), input).unwrap();
+        assert!(c.wait().unwrap().success());
+    };
+    let xclip_out = || {
+        let out =
+            Command::new("xclip").args(["-selection", "clipboard", "-o"]).env("DISPLAY", &x.display).output().unwrap();
+        assert!(out.status.success(), "xclip -o: {}", stderr(&out));
+        out.stdout
+    };
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789\n"[(i % 37) as usize]).collect();
+
+    xclip_in(b"set by xclip");
+    assert_eq!(sb(&["clip", "get"], b""), b"set by xclip");
+    sb(&["clip", "set"], "set by switchboard, ünïcode".as_bytes());
+    assert_eq!(xclip_out(), "set by switchboard, ünïcode".as_bytes());
+    sb(&["clip", "set"], &big);
+    assert!(xclip_out() == big, "20 MiB from switchboard to xclip");
+    xclip_in(&big);
+    assert!(sb(&["clip", "get"], b"") == big, "20 MiB from xclip to switchboard");
+
+    // No display: the clipboard alone (the text switchboard placed last).
+    let alone =
+        bin().args(["clip", "get"]).env("SWITCHBOARD_CLIPBOARD_DIR", &dir).env_remove("DISPLAY").output().unwrap();
+    assert!(alone.stdout == big, "the clipboard's own text without a display");
+    drop(x);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn port_s04_cli_port_verbs_post_get_and_time_out() {
     let n = unique("port");

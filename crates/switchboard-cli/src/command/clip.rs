@@ -67,6 +67,9 @@ pub enum ClipCmd {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
         wait: Duration,
     },
+    /// (internal) serve the clipboard's text to X clients until another takes the selection.
+    #[command(hide = true)]
+    ServeX11,
     /// Print a line at every change of the clipboard: its sequence number
     /// and formats (and the text, if any), until --count changes.
     #[command(after_help = "Example:\n  switchboard clip watch --count 1 --timeout 30s")]
@@ -131,7 +134,25 @@ pub fn run(cmd: ClipCmd, json: bool) -> anyhow::Result<ExitCode> {
                 describe(&clip, &[id])[0],
                 clip.sequence_number()
             );
+            #[cfg(feature = "x11")]
+            if std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) {
+                match start_x11_server() {
+                    Ok(pid) => note!("serving the text to X clients (pid {pid}, until another takes the selection)"),
+                    Err(e) => note!("not shared with X clients: {e:#}"),
+                }
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        ClipCmd::ServeX11 => {
+            #[cfg(feature = "x11")]
+            {
+                switchboard::clipboard::x11::serve(&clip, || {
+                    out!("ready");
+                })?;
+                Ok(ExitCode::SUCCESS)
+            }
+            #[cfg(not(feature = "x11"))]
+            anyhow::bail!("this switchboard was built without the x11 feature")
         }
         ClipCmd::Formats { wait } => {
             let formats = opened(&clip, wait, || clip.formats())?;
@@ -165,4 +186,25 @@ pub fn run(cmd: ClipCmd, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Starts `switchboard clip serve-x11` in a process of its own (a new
+/// process group, no terminal), as xclip forks to keep serving, and waits
+/// until it owns the selection; returns its pid.
+#[cfg(feature = "x11")]
+fn start_x11_server() -> anyhow::Result<u32> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["clip", "serve-x11"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    anyhow::ensure!(line.trim() == "ready", "the X server process did not start ({:?})", child.try_wait()?);
+    Ok(child.id())
 }

@@ -30,6 +30,13 @@
 //! first; formats it does not render then disappear. If the owner dies, its
 //! delayed formats disappear; rendered data stays (S07).
 //!
+//! ## The desktop (S11)
+//! With the `x11` feature and `$DISPLAY` set, text is shared with the X
+//! clipboard both ways (the `x11` module: xclip and desktop applications
+//! read what switchboard sets, and switchboard reads what they set, any
+//! size). Without a display the clipboard works on its own. Wayland's
+//! data-control protocol is not bridged yet.
+//!
 //! ## Decisions where the classic API leaves room
 //! - `TEXT` is UTF-8 here (the classic one is in the ANSI code page);
 //!   `UNICODETEXT` is UTF-16LE. Either is synthesized from the other, and
@@ -58,6 +65,9 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), switchboard::Error>(())
 //! ```
+
+#[cfg(feature = "x11")]
+pub mod x11;
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -493,11 +503,21 @@ impl Clipboard {
 
     /// The data of `format` (S06): a copy, synthesized for the text formats
     /// and the locale (S05), rendered first by the owner when delayed (S07).
+    /// With the `x11` feature, text another X client holds is the newest
+    /// text (S11, see the `x11` module).
     ///
     /// # Errors
     /// `ClipboardNotOpen` when this thread has not opened it.
     pub fn get(&self, format: u32) -> Result<Option<Vec<u8>>> {
         self.held(|_| ())?;
+        #[cfg(feature = "x11")]
+        if is_text(format) {
+            // A display that cannot be reached is no desktop: the clipboard
+            // works on its own.
+            if let Some(text) = x11::foreign_text(self).ok().flatten() {
+                return Ok(Some(if format == CF_TEXT { text } else { utf8_to_utf16(&text) }));
+            }
+        }
         let mut index = self.index();
         if self.prune_orphans(&mut index) {
             index.seq += 1;
@@ -531,6 +551,20 @@ impl Clipboard {
         }))
     }
 
+    /// The text on the clipboard now, in UTF-8 without trailing NULs, read
+    /// without opening it (for a server of the text to others: each read
+    /// sees one whole index).
+    pub(crate) fn text_now(&self) -> Option<Vec<u8>> {
+        let index = self.index();
+        let data =
+            |f: u32| index.formats.iter().find(|e| e.format == f)?.data.as_deref().and_then(|n| self.read_data(n));
+        let mut text = data(CF_TEXT).or_else(|| data(CF_UNICODETEXT).map(|w| utf16_to_utf8(&w)))?;
+        while text.last() == Some(&0) {
+            text.pop();
+        }
+        Some(text)
+    }
+
     /// Asks the owner to render delayed `format`, and reads what it gave.
     fn rendered(&self, index: &Index, format: u32) -> Option<Vec<u8>> {
         let (name, _) = index.owner.as_ref()?.receiver.clone()?;
@@ -554,6 +588,10 @@ impl Clipboard {
         let mut index = self.index();
         self.prune_orphans(&mut index);
         let mut out: Vec<u32> = index.formats.iter().map(|e| e.format).collect();
+        #[cfg(feature = "x11")]
+        if !out.iter().any(|f| is_text(*f)) && x11::has_foreign_owner(self) {
+            out.push(CF_TEXT);
+        }
         let has = |out: &[u32], f| out.contains(&f);
         if has(&out, CF_TEXT) && !has(&out, CF_UNICODETEXT) {
             out.push(CF_UNICODETEXT);
