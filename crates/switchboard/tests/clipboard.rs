@@ -438,3 +438,51 @@ fn clipboard_a_directory_that_is_not_private_is_refused() {
     std::fs::remove_file(&link).unwrap();
     assert_eq!(refused, 5);
 }
+
+/// `kill -9` a process at random points while it empties and sets 1 MiB
+/// again and again: the clipboard stays whole (the last complete set, or
+/// empty), unlocked, and the next empty sweeps what the dead one left
+/// half-written.
+#[test]
+fn clipboard_kill9_a_setter_at_random_points_leaves_it_whole_and_swept() {
+    if let Some(r) = role() {
+        assert_eq!(r, "setter");
+        let clip = peer_clip();
+        say("setting");
+        for i in 0u32.. {
+            clip.open_timeout(None, LONG).unwrap();
+            clip.empty().unwrap();
+            clip.set(CF_DIB, &vec![(i % 251) as u8; 1 << 20]).unwrap();
+            clip.set_text(&format!("{i}")).unwrap();
+            clip.close().unwrap();
+        }
+    }
+    let _w = Watchdog::test();
+    let scratch = Scratch::new("clipkill");
+    let clip = scratch.clip();
+    let mut rng = util::Rng(0x5eed_0006);
+    for _ in 0..8 {
+        let mut peer = Peer::spawn(
+            "clipboard_kill9_a_setter_at_random_points_leaves_it_whole_and_swept",
+            "setter",
+            &[scratch.arg()],
+        );
+        peer.expect("setting");
+        std::thread::sleep(Duration::from_millis(rng.next() % 40));
+        peer.kill9();
+        clip.open_timeout(None, LONG).unwrap();
+        if let Some(text) = clip.get_text().unwrap() {
+            let i: u32 = text.parse().unwrap();
+            let dib = clip.get(CF_DIB).unwrap().expect("the DIB set before the text");
+            assert_eq!(dib, vec![(i % 251) as u8; 1 << 20], "whole data for set {i}");
+        }
+        clip.close().unwrap();
+    }
+    clip.open(None).unwrap();
+    clip.empty().unwrap();
+    clip.close().unwrap();
+    let mut left: Vec<String> =
+        std::fs::read_dir(&scratch.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["index", "lock"], "nothing half-written is left");
+}

@@ -380,6 +380,28 @@ impl Clipboard {
         }
     }
 
+    /// Removes what writers killed part-way left (under the lock, after
+    /// `index` was written): data files it does not name, and temporary
+    /// files of processes that are gone.
+    fn sweep(&self, index: &Index) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let named: Vec<&str> = index.formats.iter().filter_map(|e| e.data.as_deref()).collect();
+        for name in entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()) {
+            let writer = |n: &str| n.split('.').nth(2).and_then(|p| p.parse::<u32>().ok());
+            let stale = if safe_name(&name) {
+                // data.SEQ.PID.N: another writer's may be on its way into the index.
+                !named.contains(&name.as_str()) && writer(&name).is_none_or(|p| !alive(p) || p == std::process::id())
+            } else if let Some((_, rest)) = name.split_once(".tmp.") {
+                rest.split('.').next().and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| !alive(p))
+            } else {
+                false
+            };
+            if stale {
+                let _ = std::fs::remove_file(self.dir.join(&name));
+            }
+        }
+    }
+
     fn read_data(&self, name: &str) -> Option<Vec<u8>> {
         safe_name(name).then(|| std::fs::read(self.dir.join(name)).ok()).flatten()
     }
@@ -410,6 +432,7 @@ impl Clipboard {
         index.owner = owner.clone();
         index.seq += 1;
         self.write_index(&index)?;
+        self.sweep(&index);
         self.held(|h| h.changed = true)?;
         if let Some(id) = owner.and_then(|o| o.receiver).map(|(_, id)| id) {
             let mut owned = OWNED.lock().unwrap_or_else(|p| p.into_inner());
