@@ -425,13 +425,10 @@ impl Clipboard {
         let owner = self.held(|h| h.owner.clone())?;
         let mut index = self.index();
         let previous = index.owner.take();
-        for e in &index.formats {
-            self.remove_data(e);
-        }
-        index.formats.clear();
+        let dropped = std::mem::take(&mut index.formats);
         index.owner = owner.clone();
         index.seq += 1;
-        self.write_index(&index)?;
+        self.publish(&index, dropped)?;
         self.sweep(&index);
         self.held(|h| h.changed = true)?;
         if let Some(id) = owner.and_then(|o| o.receiver).map(|(_, id)| id) {
@@ -461,8 +458,8 @@ impl Clipboard {
         let mut index = self.index();
         index.seq += 1;
         let name = self.write_data(index.seq, data)?;
-        self.place(&mut index, Entry { format, data: Some(name) });
-        self.write_index(&index)?;
+        let replaced = self.place(&mut index, Entry { format, data: Some(name) });
+        self.publish(&index, replaced)?;
         self.held(|h| h.changed = true)
     }
 
@@ -474,14 +471,27 @@ impl Clipboard {
         self.set(CF_TEXT, text.as_bytes())
     }
 
-    fn place(&self, index: &mut Index, entry: Entry) {
+    /// Puts `entry` in `index` (in the place of the same format, if there):
+    /// the entry it replaced, whose data goes once the index is published.
+    fn place(&self, index: &mut Index, entry: Entry) -> Option<Entry> {
         match index.formats.iter_mut().find(|e| e.format == entry.format) {
-            Some(old) => {
-                self.remove_data(old);
-                *old = entry;
+            Some(old) => Some(std::mem::replace(old, entry)),
+            None => {
+                index.formats.push(entry);
+                None
             }
-            None => index.formats.push(entry),
         }
+    }
+
+    /// Writes `index`, *then* removes the data of `dropped` entries: a
+    /// writer killed in between leaves files the next sweep takes, never
+    /// an index naming data that is gone.
+    fn publish(&self, index: &Index, dropped: impl IntoIterator<Item = Entry>) -> Result<()> {
+        self.write_index(index)?;
+        for e in dropped {
+            self.remove_data(&e);
+        }
+        Ok(())
     }
 
     /// Places `format` without data, for the owner to render when first
@@ -500,8 +510,8 @@ impl Clipboard {
             ));
         }
         index.seq += 1;
-        self.place(&mut index, Entry { format, data: None });
-        self.write_index(&index)?;
+        let replaced = self.place(&mut index, Entry { format, data: None });
+        self.publish(&index, replaced)?;
         self.held(|h| h.changed = true)
     }
 
@@ -520,8 +530,8 @@ impl Clipboard {
             return Err(Error::InvalidParameter("the format is not waiting to be rendered"));
         }
         let name = self.write_data(index.seq, data)?;
-        self.place(&mut index, Entry { format, data: Some(name) });
-        self.write_index(&index)
+        let replaced = self.place(&mut index, Entry { format, data: Some(name) });
+        self.publish(&index, replaced)
     }
 
     /// The data of `format` (S06): a copy, synthesized for the text formats
