@@ -527,6 +527,125 @@ fn clipboard_s11_xclip_and_switchboard_see_each_others_text_under_xvfb() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A headless sway of the test's own (sway will not run as root: as root,
+/// it runs as uid 65534 in a runtime directory of that user's), stopped
+/// with SIGTERM and its directory removed.
+struct Sway {
+    child: Child,
+    runtime: std::path::PathBuf,
+    display: String,
+}
+
+impl Sway {
+    fn start() -> Sway {
+        let runtime = std::path::PathBuf::from(format!("/var/tmp/swaytest-{}", std::process::id()));
+        std::fs::create_dir_all(&runtime).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap();
+        let mut cmd = if root {
+            std::os::unix::fs::chown(&runtime, Some(65534), Some(65534)).unwrap();
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--", "sway"]);
+            c
+        } else {
+            Command::new("sway")
+        };
+        let child = cmd
+            .args(["-c", "/dev/null"])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("WLR_BACKENDS", "headless")
+            .env("WLR_LIBINPUT_NO_DEVICES", "1")
+            .env("WLR_RENDERER", "pixman")
+            .env_remove("DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sway (Debian package sway; .ci/test installs it)");
+        // Ready once its socket is there (the lock file comes first).
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let display = loop {
+            let socket = std::fs::read_dir(&runtime).unwrap().flatten().find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name.starts_with("wayland-") && !name.ends_with(".lock")).then_some(name)
+            });
+            if let Some(name) = socket {
+                break name;
+            }
+            assert!(std::time::Instant::now() < until, "sway never made its socket");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        Sway { child, runtime, display }
+    }
+}
+
+impl Drop for Sway {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.runtime);
+    }
+}
+
+/// 06-S11 on Wayland with programs not written here: under a headless
+/// sway, text wl-copy sets is what `switchboard clip get` reads, and text
+/// `switchboard clip set` places is what `wl-paste` reads — 20 MiB too.
+#[test]
+fn clipboard_s11_wl_copy_and_wl_paste_share_text_with_switchboard_under_sway() {
+    let wl = Sway::start();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("clipwl"));
+    let env = |c: &mut Command| {
+        c.env("XDG_RUNTIME_DIR", &wl.runtime).env("WAYLAND_DISPLAY", &wl.display).env_remove("DISPLAY");
+    };
+    let sb = |args: &[&str], input: &[u8]| {
+        let mut c = bin();
+        env(&mut c);
+        let mut c = c
+            .args(args)
+            .env("SWITCHBOARD_CLIPBOARD_DIR", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut c.stdin.take().unwrap(), input).unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "switchboard {args:?}: {}", stderr(&out));
+        out.stdout
+    };
+    let wl_copy = |input: &[u8]| {
+        let mut c = Command::new("wl-copy");
+        env(&mut c);
+        let mut c = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wl-copy (Debian package wl-clipboard; .ci/test installs it)");
+        std::io::Write::write_all(&mut c.stdin.take().unwrap(), input).unwrap();
+        assert!(c.wait().unwrap().success());
+    };
+    let wl_paste = || {
+        let mut c = Command::new("wl-paste");
+        env(&mut c);
+        let out = c.arg("--no-newline").output().unwrap();
+        assert!(out.status.success(), "wl-paste: {}", stderr(&out));
+        out.stdout
+    };
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789\n"[(i % 37) as usize]).collect();
+
+    wl_copy(b"set by wl-copy");
+    assert_eq!(sb(&["clip", "get"], b""), b"set by wl-copy");
+    sb(&["clip", "set"], "set by switchboard, ünïcode".as_bytes());
+    assert_eq!(wl_paste(), "set by switchboard, ünïcode".as_bytes());
+    sb(&["clip", "set"], &big);
+    assert!(wl_paste() == big, "20 MiB from switchboard to wl-paste");
+    wl_copy(&big[..big.len() - 1]);
+    assert!(sb(&["clip", "get"], b"") == big[..big.len() - 1], "20 MiB from wl-copy to switchboard");
+    drop(wl);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn port_s04_cli_port_verbs_post_get_and_time_out() {
     let n = unique("port");

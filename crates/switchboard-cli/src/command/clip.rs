@@ -70,6 +70,9 @@ pub enum ClipCmd {
     /// (internal) serve the clipboard's text to X clients until another takes the selection.
     #[command(hide = true)]
     ServeX11,
+    /// (internal) offer the clipboard's text to Wayland clients until another replaces it.
+    #[command(hide = true)]
+    ServeWayland,
     /// Print a line at every change of the clipboard: its sequence number
     /// and formats (and the text, if any), until --count changes.
     #[command(after_help = "Example:\n  switchboard clip watch --count 1 --timeout 30s")]
@@ -134,11 +137,12 @@ pub fn run(cmd: ClipCmd, json: bool) -> anyhow::Result<ExitCode> {
                 describe(&clip, &[id])[0],
                 clip.sequence_number()
             );
-            #[cfg(feature = "x11")]
-            if std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) {
-                match start_x11_server() {
-                    Ok(pid) => note!("serving the text to X clients (pid {pid}, until another takes the selection)"),
-                    Err(e) => note!("not shared with X clients: {e:#}"),
+            for (var, verb, whom) in DESKTOPS {
+                if std::env::var_os(var).is_some_and(|d| !d.is_empty()) {
+                    match start_server(verb) {
+                        Ok(pid) => note!("serving the text to {whom} (pid {pid}, until another replaces it)"),
+                        Err(e) => note!("not shared with {whom}: {e:#}"),
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -153,6 +157,17 @@ pub fn run(cmd: ClipCmd, json: bool) -> anyhow::Result<ExitCode> {
             }
             #[cfg(not(feature = "x11"))]
             anyhow::bail!("this switchboard was built without the x11 feature")
+        }
+        ClipCmd::ServeWayland => {
+            #[cfg(feature = "wayland")]
+            {
+                switchboard::clipboard::wayland::serve(&clip, || {
+                    out!("ready");
+                })?;
+                Ok(ExitCode::SUCCESS)
+            }
+            #[cfg(not(feature = "wayland"))]
+            anyhow::bail!("this switchboard was built without the wayland feature")
         }
         ClipCmd::Formats { wait } => {
             let formats = opened(&clip, wait, || clip.formats())?;
@@ -188,16 +203,24 @@ pub fn run(cmd: ClipCmd, json: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Starts `switchboard clip serve-x11` in a process of its own (a new
-/// process group, no terminal), as xclip forks to keep serving, and waits
-/// until it owns the selection; returns its pid.
-#[cfg(feature = "x11")]
-fn start_x11_server() -> anyhow::Result<u32> {
+/// The desktops `clip set` shares its text with, as built: the variable
+/// that says one is there, the `clip` verb that serves it, and whom.
+const DESKTOPS: &[(&str, &str, &str)] = &[
+    #[cfg(feature = "x11")]
+    ("DISPLAY", "serve-x11", "X clients"),
+    #[cfg(feature = "wayland")]
+    ("WAYLAND_DISPLAY", "serve-wayland", "Wayland clients"),
+];
+
+/// Starts `switchboard clip VERB` (a desktop server) in a process of its
+/// own (a new process group, no terminal), as xclip and wl-copy fork to
+/// keep serving, and waits until it holds the selection; returns its pid.
+fn start_server(verb: &str) -> anyhow::Result<u32> {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["clip", "serve-x11"])
+        .args(["clip", verb])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -205,6 +228,6 @@ fn start_x11_server() -> anyhow::Result<u32> {
         .spawn()?;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    anyhow::ensure!(line.trim() == "ready", "the X server process did not start ({:?})", child.try_wait()?);
+    anyhow::ensure!(line.trim() == "ready", "the serving process did not start ({:?})", child.try_wait()?);
     Ok(child.id())
 }

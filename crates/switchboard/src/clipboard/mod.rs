@@ -34,8 +34,9 @@
 //! With the `x11` feature and `$DISPLAY` set, text is shared with the X
 //! clipboard both ways (the `x11` module: xclip and desktop applications
 //! read what switchboard sets, and switchboard reads what they set, any
-//! size). Without a display the clipboard works on its own. Wayland's
-//! data-control protocol is not bridged yet.
+//! size); with the `wayland` feature and `$WAYLAND_DISPLAY` set, with the
+//! Wayland clipboard through data control (the `wayland` module: wl-copy
+//! and wl-paste). Without a desktop the clipboard works on its own.
 //!
 //! ## Decisions where the classic API leaves room
 //! - `TEXT` is UTF-8 here (the classic one is in the ANSI code page);
@@ -66,6 +67,8 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
+#[cfg(feature = "wayland")]
+pub mod wayland;
 #[cfg(feature = "x11")]
 pub mod x11;
 
@@ -543,11 +546,8 @@ impl Clipboard {
     /// `ClipboardNotOpen` when this thread has not opened it.
     pub fn get(&self, format: u32) -> Result<Option<Vec<u8>>> {
         self.held(|_| ())?;
-        #[cfg(feature = "x11")]
         if is_text(format) {
-            // A display that cannot be reached is no desktop: the clipboard
-            // works on its own.
-            if let Some(text) = x11::foreign_text(self).ok().flatten() {
+            if let Some(text) = self.desktop_text() {
                 return Ok(Some(if format == CF_TEXT { text } else { utf8_to_utf16(&text) }));
             }
         }
@@ -582,6 +582,34 @@ impl Clipboard {
             }
             String::from_utf8_lossy(&t).into_owned()
         }))
+    }
+
+    /// Text another desktop client holds (X11, then Wayland, as built):
+    /// the newest text. A desktop that cannot be reached is no desktop: the
+    /// clipboard works on its own.
+    fn desktop_text(&self) -> Option<Vec<u8>> {
+        #[cfg(feature = "x11")]
+        if let Some(text) = x11::foreign_text(self).ok().flatten() {
+            return Some(text);
+        }
+        #[cfg(feature = "wayland")]
+        if let Some(text) = wayland::foreign_text(self).ok().flatten() {
+            return Some(text);
+        }
+        None
+    }
+
+    /// Whether another desktop client holds text.
+    fn desktop_has_text(&self) -> bool {
+        #[cfg(feature = "x11")]
+        if x11::has_foreign_owner(self) {
+            return true;
+        }
+        #[cfg(feature = "wayland")]
+        if wayland::has_foreign_owner(self) {
+            return true;
+        }
+        false
     }
 
     /// The text on the clipboard now, in UTF-8 without trailing NULs, read
@@ -621,8 +649,7 @@ impl Clipboard {
         let mut index = self.index();
         self.prune_orphans(&mut index);
         let mut out: Vec<u32> = index.formats.iter().map(|e| e.format).collect();
-        #[cfg(feature = "x11")]
-        if !out.iter().any(|f| is_text(*f)) && x11::has_foreign_owner(self) {
+        if !out.iter().any(|f| is_text(*f)) && self.desktop_has_text() {
             out.push(CF_TEXT);
         }
         let has = |out: &[u32], f| out.contains(&f);
