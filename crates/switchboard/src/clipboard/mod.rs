@@ -615,6 +615,7 @@ impl Clipboard {
     /// The text on the clipboard now, in UTF-8 without trailing NULs, read
     /// without opening it (for a server of the text to others: each read
     /// sees one whole index).
+    #[cfg(any(feature = "x11", feature = "wayland"))]
     pub(crate) fn text_now(&self) -> Option<Vec<u8>> {
         let index = self.index();
         let data =
