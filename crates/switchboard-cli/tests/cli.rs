@@ -465,6 +465,42 @@ impl Drop for Xvfb {
     }
 }
 
+/// Runs `cmd` with `input` on its standard input (its output piped, or
+/// dropped when `quiet`: a program that forks a server keeps it open) and
+/// checks that it succeeded; its standard output.
+fn run_fed(mut cmd: Command, input: &[u8], quiet: bool) -> Vec<u8> {
+    let out = if quiet { Stdio::null() } else { Stdio::piped() };
+    let err = if quiet { Stdio::null() } else { Stdio::piped() };
+    let mut c = cmd.stdin(Stdio::piped()).stdout(out).stderr(err).spawn().expect("spawn");
+    std::io::Write::write_all(&mut c.stdin.take().unwrap(), input).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+    out.stdout
+}
+
+/// 06-S11 against a desktop's own programs: `theirs_in` places text as
+/// they do (xclip -i, wl-copy), `theirs_out` reads it as they do, `clip`
+/// builds a `switchboard clip` command on the same desktop. Text goes both
+/// ways, 20 MiB too.
+fn desktop_exchange(clip: &dyn Fn() -> Command, theirs_in: &dyn Fn() -> Command, theirs_out: &dyn Fn() -> Command) {
+    let sb = |verb: &str, input: &[u8]| {
+        let mut c = clip();
+        c.arg(verb);
+        run_fed(c, input, false)
+    };
+    let copy = |input: &[u8]| run_fed(theirs_in(), input, true);
+    let paste = || run_fed(theirs_out(), b"", false);
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789 "[(i % 37) as usize]).collect();
+    copy(b"set by them");
+    assert_eq!(sb("get", b""), b"set by them");
+    sb("set", "set by switchboard, ünïcode".as_bytes());
+    assert_eq!(paste(), "set by switchboard, ünïcode".as_bytes());
+    sb("set", &big);
+    assert!(paste() == big, "20 MiB from switchboard to them");
+    copy(&big);
+    assert!(sb("get", b"") == big, "20 MiB from them to switchboard");
+}
+
 /// 06-S11 with a program not written here: under Xvfb, text xclip sets is
 /// what `switchboard clip get` reads, and text `switchboard clip set`
 /// places is what `xclip -o` reads — 20 MiB too (INCR both ways); with no
@@ -473,56 +509,19 @@ impl Drop for Xvfb {
 fn clipboard_s11_xclip_and_switchboard_see_each_others_text_under_xvfb() {
     let x = Xvfb::start();
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("clipx"));
-    let sb = |args: &[&str], input: &[u8]| {
-        let mut c = bin()
-            .args(args)
-            .env("SWITCHBOARD_CLIPBOARD_DIR", &dir)
-            .env("DISPLAY", &x.display)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = c.stdin.take().unwrap();
-        std::io::Write::write_all(&mut stdin, input).unwrap();
-        drop(stdin);
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "switchboard {args:?}: {}", stderr(&out));
-        out.stdout
+    let on_x = |program: &str, args: &[&str]| {
+        let mut c = Command::new(program);
+        c.args(args).env("DISPLAY", &x.display).env("SWITCHBOARD_CLIPBOARD_DIR", &dir);
+        c
     };
-    let xclip_in = |input: &[u8]| {
-        let mut c = Command::new("xclip")
-            .args(["-selection", "clipboard", "-i"])
-            .env("DISPLAY", &x.display)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xclip (Debian package xclip; .ci/test installs it)");
-        std::io::Write::write_all(&mut c.stdin.take().unwrap(), input).unwrap();
-        assert!(c.wait().unwrap().success());
-    };
-    let xclip_out = || {
-        let out =
-            Command::new("xclip").args(["-selection", "clipboard", "-o"]).env("DISPLAY", &x.display).output().unwrap();
-        assert!(out.status.success(), "xclip -o: {}", stderr(&out));
-        out.stdout
-    };
-    let big: Vec<u8> = (0..20u32 << 20).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789\n"[(i % 37) as usize]).collect();
-
-    xclip_in(b"set by xclip");
-    assert_eq!(sb(&["clip", "get"], b""), b"set by xclip");
-    sb(&["clip", "set"], "set by switchboard, ünïcode".as_bytes());
-    assert_eq!(xclip_out(), "set by switchboard, ünïcode".as_bytes());
-    sb(&["clip", "set"], &big);
-    assert!(xclip_out() == big, "20 MiB from switchboard to xclip");
-    xclip_in(&big);
-    assert!(sb(&["clip", "get"], b"") == big, "20 MiB from xclip to switchboard");
-
-    // No display: the clipboard alone (the text switchboard placed last).
+    let sb = env!("CARGO_BIN_EXE_switchboard");
+    desktop_exchange(&|| on_x(sb, &["clip"]), &|| on_x("xclip", &["-selection", "clipboard", "-i"]), &|| {
+        on_x("xclip", &["-selection", "clipboard", "-o"])
+    });
+    // No display: the clipboard alone, with the text switchboard placed last.
     let alone =
         bin().args(["clip", "get"]).env("SWITCHBOARD_CLIPBOARD_DIR", &dir).env_remove("DISPLAY").output().unwrap();
-    assert!(alone.stdout == big, "the clipboard's own text without a display");
+    assert_eq!(alone.stdout.len(), 20 << 20, "the clipboard's own text without a display");
     drop(x);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -594,54 +593,17 @@ impl Drop for Sway {
 fn clipboard_s11_wl_copy_and_wl_paste_share_text_with_switchboard_under_sway() {
     let wl = Sway::start();
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("clipwl"));
-    let env = |c: &mut Command| {
-        c.env("XDG_RUNTIME_DIR", &wl.runtime).env("WAYLAND_DISPLAY", &wl.display).env_remove("DISPLAY");
-    };
-    let sb = |args: &[&str], input: &[u8]| {
-        let mut c = bin();
-        env(&mut c);
-        let mut c = c
-            .args(args)
+    let on_wl = |program: &str, args: &[&str]| {
+        let mut c = Command::new(program);
+        c.args(args)
+            .env("XDG_RUNTIME_DIR", &wl.runtime)
+            .env("WAYLAND_DISPLAY", &wl.display)
             .env("SWITCHBOARD_CLIPBOARD_DIR", &dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut c.stdin.take().unwrap(), input).unwrap();
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "switchboard {args:?}: {}", stderr(&out));
-        out.stdout
+            .env_remove("DISPLAY");
+        c
     };
-    let wl_copy = |input: &[u8]| {
-        let mut c = Command::new("wl-copy");
-        env(&mut c);
-        let mut c = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("wl-copy (Debian package wl-clipboard; .ci/test installs it)");
-        std::io::Write::write_all(&mut c.stdin.take().unwrap(), input).unwrap();
-        assert!(c.wait().unwrap().success());
-    };
-    let wl_paste = || {
-        let mut c = Command::new("wl-paste");
-        env(&mut c);
-        let out = c.arg("--no-newline").output().unwrap();
-        assert!(out.status.success(), "wl-paste: {}", stderr(&out));
-        out.stdout
-    };
-    let big: Vec<u8> = (0..20u32 << 20).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789\n"[(i % 37) as usize]).collect();
-
-    wl_copy(b"set by wl-copy");
-    assert_eq!(sb(&["clip", "get"], b""), b"set by wl-copy");
-    sb(&["clip", "set"], "set by switchboard, ünïcode".as_bytes());
-    assert_eq!(wl_paste(), "set by switchboard, ünïcode".as_bytes());
-    sb(&["clip", "set"], &big);
-    assert!(wl_paste() == big, "20 MiB from switchboard to wl-paste");
-    wl_copy(&big[..big.len() - 1]);
-    assert!(sb(&["clip", "get"], b"") == big[..big.len() - 1], "20 MiB from wl-copy to switchboard");
+    let sb = env!("CARGO_BIN_EXE_switchboard");
+    desktop_exchange(&|| on_wl(sb, &["clip"]), &|| on_wl("wl-copy", &[]), &|| on_wl("wl-paste", &["--no-newline"]));
     drop(wl);
     std::fs::remove_dir_all(&dir).unwrap();
 }

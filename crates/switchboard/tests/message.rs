@@ -26,6 +26,26 @@ fn tripling_receiver(name: &str) -> Receiver {
     .unwrap()
 }
 
+/// Peer side: a [`tripling_receiver`] under `args()[0]`. It says "created",
+/// waits for the parent's word first when `hold` (fetching nothing
+/// meanwhile), then runs its loop until `WM_QUIT`, whose code it exits with.
+fn tripling_peer(hold: bool) -> ! {
+    let rx = tripling_receiver(&args()[0]);
+    say("created");
+    if hold {
+        hear();
+    }
+    std::process::exit(rx.run().unwrap())
+}
+
+/// Parent side: starts `test` as `role` with a receiver under `name` and
+/// waits until it exists.
+fn receiver_peer(test: &str, role: &str, name: &str) -> Peer {
+    let mut peer = Peer::spawn(test, role, &[name]);
+    peer.expect("created");
+    peer
+}
+
 /// Parent side: serves `rx` until the peer says its next line.
 fn serve_until_said(rx: &Receiver, peer: &mut Peer) -> String {
     let until = Instant::now() + LONG;
@@ -46,17 +66,13 @@ fn serve_until_said(rx: &Receiver, peer: &mut Peer) -> String {
 
 #[test]
 fn message_s01_names_are_unique_and_a_receiver_is_found_from_another_process() {
-    if let Some(r) = role() {
-        assert_eq!(r, "receiver");
-        let rx = tripling_receiver(&args()[0]);
-        say("created");
-        std::process::exit(rx.run().unwrap());
+    if role().is_some() {
+        tripling_peer(false);
     }
     let _w = Watchdog::test();
     let name = unique("msg01");
     let mut peer =
-        Peer::spawn("message_s01_names_are_unique_and_a_receiver_is_found_from_another_process", "receiver", &[&name]);
-    peer.expect("created");
+        receiver_peer("message_s01_names_are_unique_and_a_receiver_is_found_from_another_process", "receiver", &name);
     let e = Receiver::create(&name, |_, _| 0).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists(_)), "{e:?}");
     assert_eq!(e.win32(), 183);
@@ -126,19 +142,12 @@ fn message_s02_a_post_returns_at_once_and_past_the_quota_is_not_enough_quota() {
 #[test]
 fn message_s03_a_send_returns_the_result_and_a_send_timeout_times_out() {
     if let Some(r) = role() {
-        let rx = tripling_receiver(&args()[0]);
-        say("created");
-        if r == "busy" {
-            hear(); // never fetches until told
-            util::done();
-        }
-        std::process::exit(rx.run().unwrap());
+        tripling_peer(r == "busy"); // busy: fetches nothing until told
     }
     let _w = Watchdog::test();
     let test = "message_s03_a_send_returns_the_result_and_a_send_timeout_times_out";
     let name = unique("msg03");
-    let mut peer = Peer::spawn(test, "loop", &[&name]);
-    peer.expect("created");
+    let mut peer = receiver_peer(test, "loop", &name);
     let to = find_receiver(&name).unwrap();
     for i in 0..100 {
         assert_eq!(to.send(WM_USER, i, 0).unwrap(), i as i64 * 3);
@@ -148,12 +157,12 @@ fn message_s03_a_send_returns_the_result_and_a_send_timeout_times_out() {
     peer.finish();
 
     let busy_name = unique("msg03busy");
-    let mut busy = Peer::spawn(test, "busy", &[&busy_name]);
-    busy.expect("created");
+    let mut busy = receiver_peer(test, "busy", &busy_name);
     let to = find_receiver(&busy_name).unwrap();
     let e = to.send_timeout(WM_USER, 1, 0, Duration::from_millis(200), false).unwrap_err();
     assert_eq!(e.win32(), 121, "{e:?}");
     busy.tell("go");
+    to.post(WM_QUIT, 0, 0).unwrap();
     busy.finish();
 }
 
@@ -387,16 +396,12 @@ fn message_s08_a_dead_receiver_fails_pending_and_later_sends() {
 
 #[test]
 fn message_s09_a_64_mib_data_copy_arrives_whole() {
-    if let Some(r) = role() {
-        assert_eq!(r, "receiver");
-        let rx = tripling_receiver(&args()[0]);
-        say("created");
-        std::process::exit(rx.run().unwrap());
+    if role().is_some() {
+        tripling_peer(false);
     }
     let _w = Watchdog::test();
     let name = unique("msg09");
-    let mut peer = Peer::spawn("message_s09_a_64_mib_data_copy_arrives_whole", "receiver", &[&name]);
-    peer.expect("created");
+    let mut peer = receiver_peer("message_s09_a_64_mib_data_copy_arrives_whole", "receiver", &name);
     let to = find_receiver(&name).unwrap();
     let data: Vec<u8> = (0..64u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let sum: i64 = data.iter().map(|b| i64::from(*b)).sum();
@@ -443,12 +448,8 @@ fn message_s10_a_loop_waits_on_its_queue_and_other_handles_at_once() {
 
 #[test]
 fn message_s11_post_quit_ends_the_loop_after_earlier_posts_and_a_hung_receiver_aborts_at_once() {
-    if let Some(r) = role() {
-        assert_eq!(r, "hung");
-        let _rx = tripling_receiver(&args()[0]);
-        say("created");
-        hear(); // never fetches
-        util::done();
+    if role().is_some() {
+        tripling_peer(true); // fetches nothing until told: hung
     }
     let _w = Watchdog::test();
     let name = unique("msg11");
@@ -469,12 +470,11 @@ fn message_s11_post_quit_ends_the_loop_after_earlier_posts_and_a_hung_receiver_a
     assert_eq!(*seen.borrow(), [1, 2, 3], "the posts before the quit, not the one after");
 
     let hung_name = unique("msg11hung");
-    let mut peer = Peer::spawn(
+    let mut peer = receiver_peer(
         "message_s11_post_quit_ends_the_loop_after_earlier_posts_and_a_hung_receiver_aborts_at_once",
         "hung",
-        &[&hung_name],
+        &hung_name,
     );
-    peer.expect("created");
     let to = find_receiver(&hung_name).unwrap();
     assert!(!to.is_hung(), "just created");
     eventually("the receiver counts as hung after 5 s without fetching", || to.is_hung());
@@ -483,6 +483,7 @@ fn message_s11_post_quit_ends_the_loop_after_earlier_posts_and_a_hung_receiver_a
     assert_eq!(e.win32(), 121);
     assert!(asked.elapsed() < LONG / 2, "failed at once, not at the timeout");
     peer.tell("go");
+    to.post(WM_QUIT, 0, 0).unwrap();
     peer.finish();
 }
 
@@ -491,18 +492,13 @@ fn message_s11_post_quit_ends_the_loop_after_earlier_posts_and_a_hung_receiver_a
 /// session's next send arrives whole once the receiver fetches again.
 #[test]
 fn message_s03_a_timed_out_64_mib_copy_is_abandoned_and_the_next_send_arrives() {
-    if let Some(r) = role() {
-        assert_eq!(r, "receiver");
-        let rx = tripling_receiver(&args()[0]);
-        say("created");
-        hear(); // fetches nothing until told
-        std::process::exit(rx.run().unwrap());
+    if role().is_some() {
+        tripling_peer(true); // fetches nothing until told
     }
     let _w = Watchdog::test();
     let name = unique("msg03big");
     let mut peer =
-        Peer::spawn("message_s03_a_timed_out_64_mib_copy_is_abandoned_and_the_next_send_arrives", "receiver", &[&name]);
-    peer.expect("created");
+        receiver_peer("message_s03_a_timed_out_64_mib_copy_is_abandoned_and_the_next_send_arrives", "receiver", &name);
     let to = find_receiver(&name).unwrap();
     let big = vec![1u8; 64 << 20];
     let asked = Instant::now();

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::json;
 use switchboard::message::{find_receiver, Message, Receiver, Sender, WM_APP, WM_COPYDATA, WM_NULL, WM_QUIT, WM_USER};
 use switchboard::namespace::Acl;
@@ -43,32 +43,14 @@ pub enum MessageCmd {
     #[command(after_help = "Example:\n  switchboard message post demo-rx WM_USER 1 2\n  \
                             switchboard message post demo-rx WM_QUIT 0")]
     Post {
-        /// The receiver's name.
-        name: String,
-        /// The message: a number (decimal or 0x…) or WM_NULL, WM_QUIT, WM_USER[+N], WM_APP[+N].
-        #[arg(value_parser = parse_msg)]
-        msg: u32,
-        /// The first parameter.
-        #[arg(default_value_t = 0)]
-        wparam: u64,
-        /// The second parameter.
-        #[arg(default_value_t = 0, allow_negative_numbers = true)]
-        lparam: i64,
+        #[command(flatten)]
+        m: MessageArgs,
     },
     /// Send a message, wait for the receiver's result and print it.
     #[command(after_help = "Example:\n  switchboard message send demo-rx WM_USER+1 7 --timeout 2s --abort-if-hung")]
     Send {
-        /// The receiver's name.
-        name: String,
-        /// The message (see `post`).
-        #[arg(value_parser = parse_msg)]
-        msg: u32,
-        /// The first parameter.
-        #[arg(default_value_t = 0)]
-        wparam: u64,
-        /// The second parameter.
-        #[arg(default_value_t = 0, allow_negative_numbers = true)]
-        lparam: i64,
+        #[command(flatten)]
+        m: MessageArgs,
         #[command(flatten)]
         timeout: Timeout,
         /// Fail at once (exit code 3) when the receiver is hung.
@@ -91,6 +73,22 @@ pub enum MessageCmd {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         timeout: Option<Duration>,
     },
+}
+
+/// A receiver and a message for it (`post`, `send`).
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// The receiver's name.
+    name: String,
+    /// The message: a number (decimal or 0x…) or WM_NULL, WM_QUIT, WM_USER[+N], WM_APP[+N].
+    #[arg(value_parser = parse_msg)]
+    msg: u32,
+    /// The first parameter.
+    #[arg(default_value_t = 0)]
+    wparam: u64,
+    /// The second parameter.
+    #[arg(default_value_t = 0, allow_negative_numbers = true)]
+    lparam: i64,
 }
 
 /// A message number: decimal, `0x…`, or a classic name with an offset.
@@ -180,12 +178,12 @@ pub fn run(cmd: MessageCmd, json: bool) -> anyhow::Result<ExitCode> {
                 rx.dispatch(&p);
             }
         }
-        MessageCmd::Post { name, msg, wparam, lparam } => {
+        MessageCmd::Post { m: MessageArgs { name, msg, wparam, lparam } } => {
             find_receiver(&name)?.post(msg, wparam, lparam)?;
             out!("posted msg={msg:#06x} wparam={wparam} lparam={lparam}");
             Ok(ExitCode::SUCCESS)
         }
-        MessageCmd::Send { name, msg, wparam, lparam, timeout, abort_if_hung } => {
+        MessageCmd::Send { m: MessageArgs { name, msg, wparam, lparam }, timeout, abort_if_hung } => {
             let to = find_receiver(&name)?;
             let result = match timeout.timeout {
                 Some(t) => to.send_timeout(msg, wparam, lparam, t, abort_if_hung),
