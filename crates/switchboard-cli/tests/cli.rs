@@ -378,6 +378,22 @@ fn message_s04_cli_message_verbs_listen_send_post_copydata() {
     assert!(stderr(&missing).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&missing));
 }
 
+/// Waits until a `clip watch` process sleeps on the clipboard's directory
+/// (its inotify watch exists, made after the desktop's): it read the
+/// sequence number it waits to change.
+fn await_watching(watcher: &Child) {
+    let pid = watcher.id();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify")))
+    {
+        assert!(std::time::Instant::now() < until, "the watcher never watched");
+        std::thread::yield_now();
+    }
+}
+
 /// `clip set` from standard input and arguments, `get` in text and a MIME
 /// type, `formats`, and `watch` seeing a change (a clipboard of the test's
 /// own, through `SWITCHBOARD_CLIPBOARD_DIR`).
@@ -415,18 +431,7 @@ fn clipboard_s03_cli_clip_verbs_set_get_formats_watch() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // The watcher reads the sequence number when it starts: wait until it
-    // sleeps on the directory (its inotify watch exists) before changing it.
-    let pid = watcher.id();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-        .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify")))
-    {
-        assert!(std::time::Instant::now() < until, "the watcher never watched");
-        std::thread::yield_now();
-    }
+    await_watching(&watcher);
     assert!(clip(&["set", "--mime", "text/html", "<b>x</b>"], None).status.success());
     let seen = watcher.wait_with_output().unwrap();
     let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&seen.stdout).trim()).unwrap();
@@ -518,10 +523,21 @@ fn clipboard_s11_xclip_and_switchboard_see_each_others_text_under_xvfb() {
     desktop_exchange(&|| on_x(sb, &["clip"]), &|| on_x("xclip", &["-selection", "clipboard", "-i"]), &|| {
         on_x("xclip", &["-selection", "clipboard", "-o"])
     });
-    // No display: the clipboard alone, with the text switchboard placed last.
+    // A new X owner is a change: a watcher wakes (XFixes) and sees its text.
+    let mut watch = on_x(sb, &["clip", "watch", "--count", "1", "--timeout", "60s", "--format", "json"]);
+    let watcher = watch.stdout(Stdio::piped()).spawn().unwrap();
+    await_watching(&watcher);
+    let copied = std::time::Instant::now();
+    run_fed(on_x("xclip", &["-selection", "clipboard", "-i"]), b"watched", true);
+    let seen = watcher.wait_with_output().unwrap();
+    // Woken by the change, not by its 60 s timeout's last look.
+    assert!(copied.elapsed() < std::time::Duration::from_secs(45), "the watcher slept through the change");
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&seen.stdout).trim()).unwrap();
+    assert_eq!(v["text"], "watched", "{v}");
+    // No display: the clipboard alone, with the text last brought in.
     let alone =
         bin().args(["clip", "get"]).env("SWITCHBOARD_CLIPBOARD_DIR", &dir).env_remove("DISPLAY").output().unwrap();
-    assert_eq!(alone.stdout.len(), 20 << 20, "the clipboard's own text without a display");
+    assert_eq!(alone.stdout, b"watched", "the clipboard's own text without a display");
     drop(x);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -157,6 +157,8 @@ struct Index {
     seq: u64,
     owner: Option<Owner>,
     formats: Vec<Entry>,
+    /// The desktop selection last brought in (see `sync_desktop`).
+    desktop: Option<String>,
 }
 
 /// A listener's receiver.
@@ -546,6 +548,7 @@ impl Clipboard {
     /// `ClipboardNotOpen` when this thread has not opened it.
     pub fn get(&self, format: u32) -> Result<Option<Vec<u8>>> {
         self.held(|_| ())?;
+        self.import_desktop()?;
         if is_text(format) {
             if let Some(text) = self.desktop_text() {
                 return Ok(Some(if format == CF_TEXT { text } else { utf8_to_utf16(&text) }));
@@ -582,6 +585,51 @@ impl Clipboard {
             }
             String::from_utf8_lossy(&t).into_owned()
         }))
+    }
+
+    /// A name for the selection another desktop client holds now, if one
+    /// does and the desktop can tell one selection from the next (X11).
+    fn desktop_id(&self) -> Option<String> {
+        #[cfg(feature = "x11")]
+        if let Some(id) = x11::foreign_owner_id(self) {
+            return Some(id);
+        }
+        None
+    }
+
+    /// Brings a new desktop selection into the clipboard (S09, S10): its
+    /// text replaces the contents, the sequence number goes up, and (when
+    /// the clipboard closes) listeners hear of it. Under this thread's open.
+    fn import_desktop(&self) -> Result<()> {
+        let Some(id) = self.desktop_id() else { return Ok(()) };
+        let mut index = self.index();
+        if index.desktop.as_deref() == Some(id.as_str()) {
+            return Ok(());
+        }
+        let Some(text) = self.desktop_text() else { return Ok(()) };
+        index.seq += 1;
+        let name = self.write_data(index.seq, &text)?;
+        let dropped = std::mem::replace(&mut index.formats, vec![Entry { format: CF_TEXT, data: Some(name) }]);
+        index.owner = None;
+        index.desktop = Some(id);
+        self.publish(&index, dropped)?;
+        self.held(|h| h.changed = true)
+    }
+
+    /// [`Clipboard::import_desktop`] from a thread that may not have the
+    /// clipboard open (it opens it for the import when one is due).
+    fn sync_desktop(&self) {
+        let Some(id) = self.desktop_id() else { return };
+        if self.index().desktop.as_deref() == Some(id.as_str()) {
+            return;
+        }
+        if self.held(|_| ()).is_ok() {
+            let _ = self.import_desktop();
+        } else if self.open_timeout(None, Duration::from_millis(100)).is_ok() {
+            // (Briefly: whoever has it open brings the change in at its next look.)
+            let _ = self.import_desktop();
+            let _ = self.close();
+        }
     }
 
     /// Text another desktop client holds (X11, then Wayland, as built):
@@ -643,6 +691,7 @@ impl Clipboard {
     /// `ClipboardNotOpen`.
     pub fn formats(&self) -> Result<Vec<u32>> {
         self.held(|_| ())?;
+        self.import_desktop()?;
         Ok(self.available())
     }
 
@@ -676,8 +725,10 @@ impl Clipboard {
         self.index().owner.map(|o| o.pid).filter(|p| alive(*p))
     }
 
-    /// Increases at every change of the contents (S09).
+    /// Increases at every change of the contents (S09), a new X selection
+    /// owner's included (see the `x11` module).
     pub fn sequence_number(&self) -> u64 {
+        self.sync_desktop();
         self.index().seq
     }
 
@@ -687,6 +738,8 @@ impl Clipboard {
     /// `Timeout` at the deadline.
     pub fn wait_for_change(&self, after: u64, timeout: impl Into<Deadline>) -> Result<u64> {
         let deadline = timeout.into();
+        #[cfg(feature = "x11")]
+        let desktop = x11::Watch::new();
         let watch = switchboard_sys::file::DirWatch::new(&self.dir)?;
         loop {
             let seq = self.sequence_number();
@@ -696,8 +749,16 @@ impl Clipboard {
             if deadline.passed() {
                 return Err(Error::Timeout);
             }
-            switchboard_sys::socket::poll_readable(&[watch.as_fd()], deadline.remaining())?;
+            #[allow(unused_mut)]
+            let mut fds = vec![watch.as_fd()];
+            #[cfg(feature = "x11")]
+            fds.extend(desktop.as_ref().map(|d| d.fd()));
+            switchboard_sys::socket::poll_readable(&fds, deadline.remaining())?;
             watch.drain();
+            #[cfg(feature = "x11")]
+            if let Some(d) = &desktop {
+                d.drain();
+            }
         }
     }
 

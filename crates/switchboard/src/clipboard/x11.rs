@@ -17,6 +17,11 @@
 //!
 //! The serving window carries `_SWITCHBOARD_CLIPBOARD` (the clipboard's
 //! directory), so a get does not ask X for what switchboard already has.
+//!
+//! A new X owner is a change of the clipboard's contents: its text is
+//! brought into the clipboard (sequence number up, listeners told) by the
+//! first process that looks — a get, `sequence_number`, or a wait for a
+//! change, which XFixes wakes when the owner changes.
 //! Every wait on the X server has a deadline: an owner that never answers
 //! costs a get [`X_TIMEOUT`], not a hang.
 
@@ -184,7 +189,45 @@ pub(crate) fn foreign_text(clip: &Clipboard) -> Result<Option<Vec<u8>>> {
 
 /// Whether another X client owns `CLIPBOARD` (its text is the newest).
 pub(crate) fn has_foreign_owner(clip: &Clipboard) -> bool {
-    X::connect().ok().flatten().is_some_and(|x| x.foreign_owner(&clip.dir.to_string_lossy()).is_ok_and(|o| o.is_some()))
+    foreign_owner_id(clip).is_some()
+}
+
+/// Names the selection another X client holds (its owner window), to tell
+/// a new one from the one already brought into the clipboard. (An owner
+/// that takes the selection again with the same window looks the same:
+/// most programs, xclip among them, make a new window for each copy.)
+pub(crate) fn foreign_owner_id(clip: &Clipboard) -> Option<String> {
+    let x = X::connect().ok().flatten()?;
+    let owner = x.foreign_owner(&clip.dir.to_string_lossy()).ok().flatten()?;
+    Some(format!("x11:{owner:#x}"))
+}
+
+/// Wakes when `CLIPBOARD` changes owner (XFixes), for a wait on the
+/// clipboard: its descriptor turns readable.
+pub(crate) struct Watch(X);
+
+impl Watch {
+    /// `None` without a display or without XFixes.
+    pub(crate) fn new() -> Option<Watch> {
+        use x11rb::protocol::xfixes::{self, ConnectionExt as _};
+        let x = X::connect().ok().flatten()?;
+        x.conn.xfixes_query_version(5, 0).ok()?.reply().ok()?;
+        let root = x.conn.setup().roots.first()?.root;
+        let mask = xfixes::SelectionEventMask::SET_SELECTION_OWNER;
+        x.conn.xfixes_select_selection_input(root, x.atoms.clipboard, mask).ok()?;
+        x.conn.flush().ok()?;
+        Some(Watch(x))
+    }
+
+    /// The descriptor to poll.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.conn.stream().as_fd()
+    }
+
+    /// Takes the events that arrived.
+    pub(crate) fn drain(&self) {
+        while let Ok(Some(_)) = self.0.conn.poll_for_event() {}
+    }
 }
 
 /// An `INCR` transfer under way: to `requestor`'s `property`, from `sent`.
