@@ -504,6 +504,18 @@ fn desktop_exchange(clip: &dyn Fn() -> Command, theirs_in: &dyn Fn() -> Command,
     assert!(paste() == big, "20 MiB from switchboard to them");
     copy(&big);
     assert!(sb("get", b"") == big, "20 MiB from them to switchboard");
+    // Their new selection is a change: a watcher wakes and sees its text.
+    let mut watch = clip();
+    watch.args(["watch", "--count", "1", "--timeout", "60s", "--format", "json"]);
+    let watcher = watch.stdout(Stdio::piped()).spawn().unwrap();
+    await_watching(&watcher);
+    let copied = std::time::Instant::now();
+    copy(b"watched");
+    let seen = watcher.wait_with_output().unwrap();
+    // Woken by the change, not by its 60 s timeout's last look.
+    assert!(copied.elapsed() < std::time::Duration::from_secs(45), "the watcher slept through the change");
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&seen.stdout).trim()).unwrap();
+    assert_eq!(v["text"], "watched", "{v}");
 }
 
 /// 06-S11 with a program not written here: under Xvfb, text xclip sets is
@@ -523,17 +535,6 @@ fn clipboard_s11_xclip_and_switchboard_see_each_others_text_under_xvfb() {
     desktop_exchange(&|| on_x(sb, &["clip"]), &|| on_x("xclip", &["-selection", "clipboard", "-i"]), &|| {
         on_x("xclip", &["-selection", "clipboard", "-o"])
     });
-    // A new X owner is a change: a watcher wakes (XFixes) and sees its text.
-    let mut watch = on_x(sb, &["clip", "watch", "--count", "1", "--timeout", "60s", "--format", "json"]);
-    let watcher = watch.stdout(Stdio::piped()).spawn().unwrap();
-    await_watching(&watcher);
-    let copied = std::time::Instant::now();
-    run_fed(on_x("xclip", &["-selection", "clipboard", "-i"]), b"watched", true);
-    let seen = watcher.wait_with_output().unwrap();
-    // Woken by the change, not by its 60 s timeout's last look.
-    assert!(copied.elapsed() < std::time::Duration::from_secs(45), "the watcher slept through the change");
-    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&seen.stdout).trim()).unwrap();
-    assert_eq!(v["text"], "watched", "{v}");
     // No display: the clipboard alone, with the text last brought in.
     let alone =
         bin().args(["clip", "get"]).env("SWITCHBOARD_CLIPBOARD_DIR", &dir).env_remove("DISPLAY").output().unwrap();

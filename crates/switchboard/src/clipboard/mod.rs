@@ -587,12 +587,19 @@ impl Clipboard {
         }))
     }
 
-    /// A name for the selection another desktop client holds now, if one
-    /// does and the desktop can tell one selection from the next (X11).
-    fn desktop_id(&self) -> Option<String> {
+    /// The selection another desktop client holds now, if one does: its
+    /// name (X11: the owner window; Wayland: a hash of its text) and the
+    /// text when naming it took reading it.
+    fn desktop_selection(&self) -> Option<(String, Option<Vec<u8>>)> {
         #[cfg(feature = "x11")]
         if let Some(id) = x11::foreign_owner_id(self) {
-            return Some(id);
+            return Some((id, None));
+        }
+        #[cfg(feature = "wayland")]
+        if let Some(text) = wayland::foreign_text(self).ok().flatten() {
+            let hash =
+                text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+            return Some((format!("wayland:{hash:016x}:{}", text.len()), Some(text)));
         }
         None
     }
@@ -601,12 +608,12 @@ impl Clipboard {
     /// text replaces the contents, the sequence number goes up, and (when
     /// the clipboard closes) listeners hear of it. Under this thread's open.
     fn import_desktop(&self) -> Result<()> {
-        let Some(id) = self.desktop_id() else { return Ok(()) };
+        let Some((id, text)) = self.desktop_selection() else { return Ok(()) };
         let mut index = self.index();
         if index.desktop.as_deref() == Some(id.as_str()) {
             return Ok(());
         }
-        let Some(text) = self.desktop_text() else { return Ok(()) };
+        let Some(text) = text.or_else(|| self.desktop_text()) else { return Ok(()) };
         index.seq += 1;
         let name = self.write_data(index.seq, &text)?;
         let dropped = std::mem::replace(&mut index.formats, vec![Entry { format: CF_TEXT, data: Some(name) }]);
@@ -619,7 +626,7 @@ impl Clipboard {
     /// [`Clipboard::import_desktop`] from a thread that may not have the
     /// clipboard open (it opens it for the import when one is due).
     fn sync_desktop(&self) {
-        let Some(id) = self.desktop_id() else { return };
+        let Some((id, _)) = self.desktop_selection() else { return };
         if self.index().desktop.as_deref() == Some(id.as_str()) {
             return;
         }
@@ -739,7 +746,9 @@ impl Clipboard {
     pub fn wait_for_change(&self, after: u64, timeout: impl Into<Deadline>) -> Result<u64> {
         let deadline = timeout.into();
         #[cfg(feature = "x11")]
-        let desktop = x11::Watch::new();
+        let x11_watch = x11::Watch::new();
+        #[cfg(feature = "wayland")]
+        let wayland_watch = wayland::Watch::new();
         let watch = switchboard_sys::file::DirWatch::new(&self.dir)?;
         loop {
             let seq = self.sequence_number();
@@ -752,11 +761,17 @@ impl Clipboard {
             #[allow(unused_mut)]
             let mut fds = vec![watch.as_fd()];
             #[cfg(feature = "x11")]
-            fds.extend(desktop.as_ref().map(|d| d.fd()));
+            fds.extend(x11_watch.as_ref().map(|d| d.fd()));
+            #[cfg(feature = "wayland")]
+            fds.extend(wayland_watch.as_ref().map(|d| d.fd()));
             switchboard_sys::socket::poll_readable(&fds, deadline.remaining())?;
             watch.drain();
             #[cfg(feature = "x11")]
-            if let Some(d) = &desktop {
+            if let Some(d) = &x11_watch {
+                d.drain();
+            }
+            #[cfg(feature = "wayland")]
+            if let Some(d) = &wayland_watch {
                 d.drain();
             }
         }

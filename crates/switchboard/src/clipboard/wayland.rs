@@ -13,7 +13,11 @@
 //!   offer.)
 //!
 //! The offer carries a marker type naming the clipboard's directory, so a
-//! get does not ask Wayland for what switchboard already has. Needs a
+//! get does not ask Wayland for what switchboard already has. Another
+//! client's offer is a change of the clipboard's contents, named by its
+//! text (an offer has no name another process could know it by): it is
+//! brought in at the first look, and data control's watch wakes a wait
+//! for a change. Needs a
 //! compositor with data control (wlroots ones such as sway; KDE; not
 //! GNOME's Mutter).
 
@@ -38,7 +42,7 @@ fn present() -> bool {
     std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
 }
 
-/// The marker type of offers that serve clipboard `clip`.
+/// The start of the marker type of offers that serve clipboard `clip`.
 fn marker(clip: &Clipboard) -> String {
     let hash = clip
         .dir
@@ -46,6 +50,12 @@ fn marker(clip: &Clipboard) -> String {
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     format!("application/x-switchboard-clipboard-{hash:016x}")
+}
+
+/// The marker type of this process's offer: a server knows its own offer
+/// is the selection when it sees it, not a previous server's.
+fn own_marker(clip: &Clipboard) -> String {
+    format!("{}-{}", marker(clip), std::process::id())
 }
 
 fn is_text(mime: &str) -> bool {
@@ -59,7 +69,8 @@ fn foreign_offer(clip: &Clipboard) -> Result<bool> {
         Err(paste::Error::ClipboardEmpty | paste::Error::NoSeats | paste::Error::NoMimeType) => return Ok(false),
         Err(e) => return Err(wl_error(e)),
     };
-    Ok(!types.contains(&marker(clip)) && types.iter().any(|t| is_text(t)))
+    let ours = marker(clip);
+    Ok(!types.iter().any(|t| t.starts_with(&ours)) && types.iter().any(|t| is_text(t)))
 }
 
 /// The text another Wayland client offers; `None` without a compositor,
@@ -91,6 +102,54 @@ pub(crate) fn foreign_text(clip: &Clipboard) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Wakes when the Wayland selection changes, for a wait on the clipboard:
+/// a thread blocks in data control's watch and rings an eventfd.
+pub(crate) struct Watch {
+    bell: switchboard_sys::eventfd::EventFd,
+    cancel: wl_clipboard_rs::watch::CancelHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    /// `None` without a compositor or without data control.
+    pub(crate) fn new() -> Option<Watch> {
+        if !present() {
+            return None;
+        }
+        let mut watcher =
+            wl_clipboard_rs::watch::Watcher::new(wl_clipboard_rs::watch::ClipboardType::Regular, Seat::Unspecified)
+                .ok()?;
+        let bell = switchboard_sys::eventfd::EventFd::new().ok()?;
+        let ring = bell.try_clone().ok()?;
+        let cancel = watcher.cancel_handle();
+        let thread = std::thread::spawn(move || {
+            while let Ok(Some(_)) = watcher.next_event() {
+                ring.notify();
+            }
+        });
+        Some(Watch { bell, cancel, thread: Some(thread) })
+    }
+
+    /// The descriptor to poll.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.bell.as_fd()
+    }
+
+    /// Takes the rings so far.
+    pub(crate) fn drain(&self) {
+        self.bell.drain();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Whether another Wayland client offers text (its text is the newest).
 pub(crate) fn has_foreign_owner(clip: &Clipboard) -> bool {
     present() && foreign_offer(clip).unwrap_or(false)
@@ -109,7 +168,7 @@ pub fn serve(clip: &Clipboard, ready: impl FnOnce()) -> Result<()> {
     let text = clip.text_now().ok_or_else(|| Error::NotFound("text on the clipboard".into()))?;
     let sources = vec![
         MimeSource { source: Source::Bytes(text.into()), mime_type: copy::MimeType::Text },
-        MimeSource { source: Source::Bytes(Box::new([])), mime_type: copy::MimeType::Specific(marker(clip)) },
+        MimeSource { source: Source::Bytes(Box::new([])), mime_type: copy::MimeType::Specific(own_marker(clip)) },
     ];
     let mut opts = copy::Options::new();
     opts.foreground(true);
@@ -117,7 +176,7 @@ pub fn serve(clip: &Clipboard, ready: impl FnOnce()) -> Result<()> {
     let server = std::thread::spawn(move || prepared.serve());
     // The offer is the selection once another connection sees it.
     let deadline = Instant::now() + READ_TIMEOUT;
-    let ours = marker(clip);
+    let ours = own_marker(clip);
     loop {
         let types = paste::get_mime_types(ClipboardType::Regular, Seat::Unspecified).unwrap_or_default();
         if types.contains(&ours) {
