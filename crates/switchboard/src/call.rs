@@ -97,17 +97,19 @@ struct Message<'a> {
 #[cfg(any(test, feature = "fuzz"))]
 fn encode(kind: Kind, id: u64, method: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(&mut out, kind, id, method, body);
+    encode_into(&mut out, kind, id, method, &[body]);
     out
 }
 
-fn encode_into(out: &mut Vec<u8>, kind: Kind, id: u64, method: u32, body: &[u8]) {
+fn encode_into(out: &mut Vec<u8>, kind: Kind, id: u64, method: u32, body: &[&[u8]]) {
     out.clear();
-    out.reserve(HEADER + body.len());
+    out.reserve(HEADER + body.iter().map(|p| p.len()).sum::<usize>());
     out.extend_from_slice(&[kind as u8, 0, 0, 0]);
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&method.to_le_bytes());
-    out.extend_from_slice(body);
+    for part in body {
+        out.extend_from_slice(part);
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<Message<'_>> {
@@ -299,7 +301,7 @@ impl Calls {
     /// # Errors
     /// As [`Calls::post`]; `Timeout` when the link stayed full (nothing was posted).
     pub fn post_deadline(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<()> {
-        self.transmit(Kind::Post, 0, method, args, deadline.into())
+        self.transmit(Kind::Post, 0, method, &[args], deadline.into())
     }
 
     /// Sends request `method` with `args` and waits until `deadline` (a
@@ -330,6 +332,15 @@ impl Calls {
     /// # Errors
     /// As [`Calls::post_deadline`].
     pub fn begin_deadline(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<Pending> {
+        self.begin_parts(method, &[args], deadline)
+    }
+
+    /// [`Calls::begin_deadline`] with arguments in parts, sent as one
+    /// (a header and a payload, without joining them first).
+    ///
+    /// # Errors
+    /// As [`Calls::post_deadline`].
+    pub fn begin_parts(&mut self, method: u32, args: &[&[u8]], deadline: impl Into<Deadline>) -> Result<Pending> {
         let id = self.next_id;
         self.next_id += 1;
         self.transmit(Kind::Request, id, method, args, deadline.into())?;
@@ -386,8 +397,14 @@ impl Calls {
     /// Handles one incoming message (waiting for it until `deadline`).
     fn pump(&mut self, deadline: Deadline) -> Result<()> {
         match self.next_incoming(deadline)? {
-            Some(Incoming::Post { method, args }) => self.dispatch_post(method, &args),
-            Some(Incoming::Request { id, method, args }) => self.dispatch_request(id, method, &args)?,
+            Some(Incoming::Post { method, args }) => {
+                self.dispatch_post(method, &args);
+                self.recycle(args);
+            }
+            Some(Incoming::Request { id, method, args }) => {
+                self.dispatch_request(id, method, &args)?;
+                self.recycle(args);
+            }
             None => {}
         }
         Ok(())
@@ -403,31 +420,52 @@ impl Calls {
     /// `Timeout` at the deadline; as [`Calls::send`].
     pub fn next_incoming(&mut self, deadline: impl Into<Deadline>) -> Result<Option<Incoming>> {
         let mut buf = std::mem::take(&mut self.buf);
-        let got = self.link.recv_deadline(&mut buf, deadline.into());
-        let incoming = got.and_then(|()| self.take_message(&buf));
-        self.buf = buf;
-        incoming
-    }
-
-    /// What [`Calls::next_incoming`] does with a message it received.
-    fn take_message(&mut self, buf: &[u8]) -> Result<Option<Incoming>> {
-        let msg = decode(buf)?;
-        Ok(match msg.kind {
+        if let Err(e) = self.link.recv_deadline(&mut buf, deadline.into()) {
+            self.buf = buf;
+            return Err(e);
+        }
+        let (kind, id, method) = match decode(&buf) {
+            Ok(m) => (m.kind, m.id, m.method),
+            Err(e) => {
+                self.buf = buf;
+                return Err(e);
+            }
+        };
+        // A body that is kept (arguments, a reply) takes the buffer with it,
+        // its header dropped: no copy; [`Calls::recycle`] gives it back.
+        let body = |mut buf: Vec<u8>| {
+            buf.drain(..HEADER);
+            buf
+        };
+        Ok(match kind {
             Kind::Reply => {
-                self.arrive(msg.id, Ok(msg.body.to_vec()));
+                self.arrive(id, Ok(body(buf)));
                 None
             }
             Kind::Fault => {
-                let fault = Fault::decode(msg.body)?;
-                self.arrive(msg.id, Err(Error::Remote { code: fault.code, message: fault.message }));
+                let fault = Fault::decode(&buf[HEADER..]);
+                self.buf = buf;
+                let fault = fault?;
+                self.arrive(id, Err(Error::Remote { code: fault.code, message: fault.message }));
                 None
             }
-            Kind::Post => Some(Incoming::Post { method: msg.method, args: msg.body.to_vec() }),
-            Kind::Request => Some(Incoming::Request { id: msg.id, method: msg.method, args: msg.body.to_vec() }),
+            Kind::Post => Some(Incoming::Post { method, args: body(buf) }),
+            Kind::Request => Some(Incoming::Request { id, method, args: body(buf) }),
             // Requests are served in order: by the time a cancel arrives,
             // its request was answered; nothing is left to stop.
-            Kind::Cancel => None,
+            Kind::Cancel => {
+                self.buf = buf;
+                None
+            }
         })
+    }
+
+    /// Gives back a buffer [`Calls::next_incoming`] or a reply handed out,
+    /// for the next receive to fill (it saves an allocation per message).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > self.buf.capacity() {
+            self.buf = buf;
+        }
     }
 
     /// Answers request `id` (from [`Calls::next_incoming`]), waiting for
@@ -439,17 +477,17 @@ impl Calls {
     pub fn answer(
         &mut self,
         id: u64,
-        outcome: std::result::Result<Vec<u8>, Fault>,
+        outcome: std::result::Result<&[u8], &Fault>,
         deadline: impl Into<Deadline>,
     ) -> Result<()> {
         match outcome {
-            Ok(body) => self.transmit(Kind::Reply, id, 0, &body, deadline.into()),
-            Err(fault) => self.transmit(Kind::Fault, id, 0, &fault.encode(), deadline.into()),
+            Ok(body) => self.transmit(Kind::Reply, id, 0, &[body], deadline.into()),
+            Err(fault) => self.transmit(Kind::Fault, id, 0, &[&fault.encode()], deadline.into()),
         }
     }
 
     /// Encodes a message into the reused buffer and sends it.
-    fn transmit(&mut self, kind: Kind, id: u64, method: u32, body: &[u8], deadline: Deadline) -> Result<()> {
+    fn transmit(&mut self, kind: Kind, id: u64, method: u32, body: &[&[u8]], deadline: Deadline) -> Result<()> {
         let mut out = std::mem::take(&mut self.out);
         encode_into(&mut out, kind, id, method, body);
         let sent = self.link.send_deadline(&out, deadline);
@@ -519,7 +557,7 @@ impl Calls {
                 r
             }
         };
-        self.answer(id, outcome, Deadline::NEVER)
+        self.answer(id, outcome.as_deref(), Deadline::NEVER)
     }
 }
 

@@ -237,11 +237,11 @@ fn gone(e: Error) -> Error {
     }
 }
 
-fn encode(msg: u32, wparam: u64, lparam: i64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(BODY);
-    b.extend_from_slice(&msg.to_le_bytes());
-    b.extend_from_slice(&wparam.to_le_bytes());
-    b.extend_from_slice(&lparam.to_le_bytes());
+fn encode(msg: u32, wparam: u64, lparam: i64) -> [u8; BODY] {
+    let mut b = [0u8; BODY];
+    b[0..4].copy_from_slice(&msg.to_le_bytes());
+    b[4..12].copy_from_slice(&wparam.to_le_bytes());
+    b[12..20].copy_from_slice(&lparam.to_le_bytes());
     b
 }
 
@@ -530,14 +530,19 @@ impl Receiver {
                 let next = s.calls.borrow_mut().next_incoming(Deadline::now());
                 match next {
                     Ok(None) => {}
-                    Ok(Some(Incoming::Post { method, args })) => self.queue_post(&s, method, &args),
+                    Ok(Some(Incoming::Post { method, args })) => {
+                        self.queue_post(&s, method, &args);
+                        s.calls.borrow_mut().recycle(args);
+                    }
                     Ok(Some(Incoming::Request { id, method, args })) => {
                         ran += 1;
-                        let outcome = self.deliver(&s.cred, method, &args);
+                        let outcome = self.deliver(&s.cred, method, &args).map(i64::to_le_bytes);
+                        s.calls.borrow_mut().recycle(args);
                         // Never waits: an honest sender reads its replies
                         // (a few bytes each, one send at a time), so a full
                         // reply ring is a sender that does not; it is dropped.
                         // One that gave up or died does not stop the loop.
+                        let outcome = outcome.as_ref().map(|r| &r[..]);
                         let answered = s.calls.borrow_mut().answer(id, outcome, Deadline::now());
                         if matches!(answered, Err(Error::Timeout)) {
                             self.drop_session(&s);
@@ -578,7 +583,7 @@ impl Receiver {
     }
 
     /// Runs the window procedure for a sent message or data copy.
-    fn deliver(&self, cred: &Cred, method: u32, args: &[u8]) -> std::result::Result<Vec<u8>, Fault> {
+    fn deliver(&self, cred: &Cred, method: u32, args: &[u8]) -> std::result::Result<i64, Fault> {
         let mut from = Sender { pid: cred.pid, uid: cred.uid, receiver: None };
         let m = match method {
             SEND => {
@@ -600,7 +605,7 @@ impl Receiver {
                 format!("the receiver's filter refuses message {:#x} from uid {}", m.msg, cred.uid),
             ));
         }
-        Ok((self.inner.proc_)(self, &m).to_le_bytes().to_vec())
+        Ok((self.inner.proc_)(self, &m))
     }
 
     /// Arms every doorbell; `true` when something is there already.
@@ -762,7 +767,7 @@ impl ReceiverHandle {
     /// `InvalidWindowHandle` (1400) when the receiver is gone or dies;
     /// `AccessDenied` when its filter refuses the message.
     pub fn send(&self, msg: u32, wparam: u64, lparam: i64) -> Result<i64> {
-        self.call(SEND, &encode(msg, wparam, lparam), Deadline::NEVER)
+        self.call(SEND, &[&encode(msg, wparam, lparam)], Deadline::NEVER)
     }
 
     /// Sends a message and waits at most `timeout` (S03, S11); with
@@ -781,7 +786,7 @@ impl ReceiverHandle {
         if abort_if_hung && self.is_hung() {
             return Err(Error::Timeout);
         }
-        self.call(SEND, &encode(msg, wparam, lparam), Deadline::after(timeout))
+        self.call(SEND, &[&encode(msg, wparam, lparam)], Deadline::after(timeout))
     }
 
     /// Copies `data` to the receiver, whose window procedure sees it as
@@ -804,14 +809,15 @@ impl ReceiverHandle {
         data: &[u8],
         deadline: impl Into<Deadline>,
     ) -> Result<i64> {
-        let mut body = Vec::with_capacity(COPY_HEADER + data.len());
-        body.extend_from_slice(&sender.map_or(0, |s| s.0).to_le_bytes());
-        body.extend_from_slice(&tag.to_le_bytes());
-        body.extend_from_slice(data);
-        self.call(COPYDATA, &body, deadline.into())
+        let mut header = [0u8; COPY_HEADER];
+        header[0..8].copy_from_slice(&sender.map_or(0, |s| s.0).to_le_bytes());
+        header[8..16].copy_from_slice(&tag.to_le_bytes());
+        self.call(COPYDATA, &[&header, data], deadline.into())
     }
 
-    fn call(&self, method: u32, body: &[u8], deadline: Deadline) -> Result<i64> {
+    /// Sends request `method` with its arguments in `parts` (joined only
+    /// for a receiver of this thread) and returns the procedure's result.
+    fn call(&self, method: u32, parts: &[&[u8]], deadline: Deadline) -> Result<i64> {
         self.check_open()?;
         let mine: Vec<Rc<Inner>> = MINE.with(|m| m.borrow().iter().filter_map(Weak::upgrade).collect());
         let own =
@@ -819,25 +825,28 @@ impl ReceiverHandle {
         let reply = if let Some(inner) = own {
             // A receiver of this thread: its procedure runs here and now,
             // as a classic send to one's own window does.
-            Receiver { inner: inner.clone(), primary: false }
-                .deliver(&own_cred(), method, body)
-                .map_err(|f| Error::Remote { code: f.code, message: f.message })
+            let args = parts.concat();
+            let rx = Receiver { inner: inner.clone(), primary: false };
+            return rx
+                .deliver(&own_cred(), method, &args)
+                .map_err(|f| Error::Remote { code: f.code, message: f.message });
         } else if mine.is_empty() {
             // Nothing to serve meanwhile: the link's own wait (spin, then futex).
-            self.calls.borrow_mut().send(method, body, deadline)
+            let mut calls = self.calls.borrow_mut();
+            calls.begin_parts(method, parts, deadline).and_then(|call| calls.finish(call, deadline))
         } else {
-            self.call_serving(method, body, deadline, &mine)
+            self.call_serving(method, parts, deadline, &mine)
         };
         let reply = reply.map_err(gone)?;
-        let bytes: [u8; 8] =
-            reply.as_slice().try_into().map_err(|_| Error::Malformed("a send's result is not 8 bytes".into()))?;
-        Ok(i64::from_le_bytes(bytes))
+        let bytes: Option<[u8; 8]> = reply.as_slice().try_into().ok();
+        self.calls.borrow_mut().recycle(reply);
+        bytes.map(i64::from_le_bytes).ok_or_else(|| Error::Malformed("a send's result is not 8 bytes".into()))
     }
 
     /// A send from a thread that owns receivers: while it waits, sent
     /// messages to them run (S03), re-entrantly.
-    fn call_serving(&self, method: u32, body: &[u8], deadline: Deadline, mine: &[Rc<Inner>]) -> Result<Vec<u8>> {
-        let call = self.calls.borrow_mut().begin_deadline(method, body, deadline)?;
+    fn call_serving(&self, method: u32, parts: &[&[u8]], deadline: Deadline, mine: &[Rc<Inner>]) -> Result<Vec<u8>> {
+        let call = self.calls.borrow_mut().begin_parts(method, parts, deadline)?;
         let receivers: Vec<Receiver> =
             mine.iter().map(|inner| Receiver { inner: inner.clone(), primary: false }).collect();
         let outcome = (|| loop {
@@ -848,7 +857,8 @@ impl ReceiverHandle {
                         Ok(None) => {}
                         // The receiver side never requests: refuse it.
                         Ok(Some(Incoming::Request { id, .. })) => {
-                            calls.answer(id, Err(Fault::new(1, "a sender serves no requests")), Deadline::now())?;
+                            let refused = Fault::new(1, "a sender serves no requests");
+                            calls.answer(id, Err(&refused), Deadline::now())?;
                         }
                         Ok(Some(Incoming::Post { .. })) => {}
                         Err(Error::Timeout) => break,
