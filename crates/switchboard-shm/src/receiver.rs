@@ -3,9 +3,12 @@
 //! them now, so that a sender can tell a hung receiver (spec 05-S11)
 //! without asking it.
 //!
-//! Written by the receiver's thread only. A sender that scribbles on it
-//! can only make other senders' hung checks wrong (a send that gives up
-//! early, or waits its whole timeout): every value is a plain number.
+//! The receiver's thread writes it; senders count posts in it. A sender
+//! that scribbles on it (any admitted sender maps it writable) can make
+//! other senders' hung and quota checks wrong — an `abort_if_hung` send
+//! that gives up early or waits its whole timeout, posts refused as a full
+//! queue — and nothing more: every value is a plain number, and whether
+//! the receiver is gone is learnt from each session, never from here.
 
 use crate::segment::{Kind, Segment, SegmentError, Shared};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
