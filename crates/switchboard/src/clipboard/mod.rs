@@ -221,6 +221,36 @@ fn utf16_to_utf8(bytes: &[u8]) -> Vec<u8> {
     String::from_utf16_lossy(&units).into_bytes()
 }
 
+/// Takes `file`'s lock, waiting at most `timeout` for another holder (the
+/// kernel has no timed `flock`: retried with a growing pause); whether it
+/// was taken.
+fn lock_within(file: &File, timeout: Duration) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(200);
+    while !switchboard_sys::file::try_lock(file.as_fd())? {
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+    Ok(true)
+}
+
+/// FNV-1a, 64-bit: a stable name for bytes (a directory, a text).
+#[cfg(feature = "wayland")]
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Text without the trailing NULs a classic text format may carry.
+fn without_nuls(mut text: Vec<u8>) -> Vec<u8> {
+    while text.last() == Some(&0) {
+        text.pop();
+    }
+    text
+}
+
 fn is_text(format: u32) -> bool {
     format == CF_TEXT || format == CF_UNICODETEXT
 }
@@ -303,14 +333,8 @@ impl Clipboard {
             return Ok(());
         }
         let lock = self.open_file("lock", true)?;
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_micros(200);
-        while !switchboard_sys::file::try_lock(lock.as_fd())? {
-            if Instant::now() >= deadline {
-                return Err(Error::AccessDenied("the clipboard is open in another thread or process".into()));
-            }
-            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-            pause = (pause * 2).min(Duration::from_millis(10));
+        if !lock_within(&lock, timeout)? {
+            return Err(Error::AccessDenied("the clipboard is open in another thread or process".into()));
         }
         let owner = Owner { pid: std::process::id(), receiver: owner.map(|r| (r.name().to_owned(), r.id().0)) };
         HELD.with(|h| {
@@ -548,12 +572,24 @@ impl Clipboard {
     /// `ClipboardNotOpen` when this thread has not opened it.
     pub fn get(&self, format: u32) -> Result<Option<Vec<u8>>> {
         self.held(|_| ())?;
-        self.import_desktop()?;
+        let selection = self.desktop_selection();
+        self.import_desktop(selection.as_ref())?;
         if is_text(format) {
-            if let Some(text) = self.desktop_text() {
+            // Read afresh from X (the same owner window may hold new text);
+            // Wayland's was read to name the selection.
+            let text = match selection {
+                Some((_, Some(text))) => Some(text),
+                _ => self.desktop_text(),
+            };
+            if let Some(text) = text {
                 return Ok(Some(if format == CF_TEXT { text } else { utf8_to_utf16(&text) }));
             }
         }
+        self.get_stored(format)
+    }
+
+    /// The data of `format` from the stored contents (no desktop asked).
+    fn get_stored(&self, format: u32) -> Result<Option<Vec<u8>>> {
         let mut index = self.index();
         if self.prune_orphans(&mut index) {
             index.seq += 1;
@@ -567,8 +603,8 @@ impl Clipboard {
         }
         let placed = |f: u32| index.formats.iter().any(|e| e.format == f);
         Ok(match format {
-            CF_TEXT if placed(CF_UNICODETEXT) => self.get(CF_UNICODETEXT)?.map(|w| utf16_to_utf8(&w)),
-            CF_UNICODETEXT if placed(CF_TEXT) => self.get(CF_TEXT)?.map(|t| utf8_to_utf16(&t)),
+            CF_TEXT if placed(CF_UNICODETEXT) => self.get_stored(CF_UNICODETEXT)?.map(|w| utf16_to_utf8(&w)),
+            CF_UNICODETEXT if placed(CF_TEXT) => self.get_stored(CF_TEXT)?.map(|t| utf8_to_utf16(&t)),
             CF_LOCALE if placed(CF_TEXT) || placed(CF_UNICODETEXT) => Some(LOCALE_EN_US.to_le_bytes().to_vec()),
             _ => None,
         })
@@ -579,12 +615,7 @@ impl Clipboard {
     /// # Errors
     /// As [`Clipboard::get`].
     pub fn get_text(&self) -> Result<Option<String>> {
-        Ok(self.get(CF_TEXT)?.map(|mut t| {
-            while t.last() == Some(&0) {
-                t.pop();
-            }
-            String::from_utf8_lossy(&t).into_owned()
-        }))
+        Ok(self.get(CF_TEXT)?.map(|t| String::from_utf8_lossy(&without_nuls(t)).into_owned()))
     }
 
     /// The selection another desktop client holds now, if one does: its
@@ -597,28 +628,33 @@ impl Clipboard {
         }
         #[cfg(feature = "wayland")]
         if let Some(text) = wayland::foreign_text(self).ok().flatten() {
-            let hash =
-                text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
-            return Some((format!("wayland:{hash:016x}:{}", text.len()), Some(text)));
+            return Some((format!("wayland:{:016x}:{}", fnv64(&text), text.len()), Some(text)));
         }
         None
     }
 
-    /// Brings a new desktop selection into the clipboard (S09, S10): its
-    /// text replaces the contents, the sequence number goes up, and (when
-    /// the clipboard closes) listeners hear of it. Under this thread's open.
-    fn import_desktop(&self) -> Result<()> {
-        let Some((id, text)) = self.desktop_selection() else { return Ok(()) };
+    /// Brings `selection` (from [`Clipboard::desktop_selection`]) into the
+    /// clipboard if it is new (S09, S10): its text replaces the contents,
+    /// the sequence number goes up, and (when the clipboard closes)
+    /// listeners hear of it. Under this thread's open.
+    fn import_desktop(&self, selection: Option<&(String, Option<Vec<u8>>)>) -> Result<()> {
+        let Some((id, text)) = selection else { return Ok(()) };
         let mut index = self.index();
         if index.desktop.as_deref() == Some(id.as_str()) {
             return Ok(());
         }
-        let Some(text) = text.or_else(|| self.desktop_text()) else { return Ok(()) };
+        let text: std::borrow::Cow<'_, [u8]> = match text {
+            Some(t) => t.into(),
+            None => match self.desktop_text() {
+                Some(t) => t.into(),
+                None => return Ok(()),
+            },
+        };
         index.seq += 1;
         let name = self.write_data(index.seq, &text)?;
         let dropped = std::mem::replace(&mut index.formats, vec![Entry { format: CF_TEXT, data: Some(name) }]);
         index.owner = None;
-        index.desktop = Some(id);
+        index.desktop = Some(id.clone());
         self.publish(&index, dropped)?;
         self.held(|h| h.changed = true)
     }
@@ -626,15 +662,15 @@ impl Clipboard {
     /// [`Clipboard::import_desktop`] from a thread that may not have the
     /// clipboard open (it opens it for the import when one is due).
     fn sync_desktop(&self) {
-        let Some((id, _)) = self.desktop_selection() else { return };
-        if self.index().desktop.as_deref() == Some(id.as_str()) {
+        let Some(selection) = self.desktop_selection() else { return };
+        if self.index().desktop.as_deref() == Some(selection.0.as_str()) {
             return;
         }
         if self.held(|_| ()).is_ok() {
-            let _ = self.import_desktop();
+            let _ = self.import_desktop(Some(&selection));
         } else if self.open_timeout(None, Duration::from_millis(100)).is_ok() {
             // (Briefly: whoever has it open brings the change in at its next look.)
-            let _ = self.import_desktop();
+            let _ = self.import_desktop(Some(&selection));
             let _ = self.close();
         }
     }
@@ -675,11 +711,8 @@ impl Clipboard {
         let index = self.index();
         let data =
             |f: u32| index.formats.iter().find(|e| e.format == f)?.data.as_deref().and_then(|n| self.read_data(n));
-        let mut text = data(CF_TEXT).or_else(|| data(CF_UNICODETEXT).map(|w| utf16_to_utf8(&w)))?;
-        while text.last() == Some(&0) {
-            text.pop();
-        }
-        Some(text)
+        let text = data(CF_TEXT).or_else(|| data(CF_UNICODETEXT).map(|w| utf16_to_utf8(&w)))?;
+        Some(without_nuls(text))
     }
 
     /// Asks the owner to render delayed `format`, and reads what it gave.
@@ -698,7 +731,7 @@ impl Clipboard {
     /// `ClipboardNotOpen`.
     pub fn formats(&self) -> Result<Vec<u32>> {
         self.held(|_| ())?;
-        self.import_desktop()?;
+        self.import_desktop(self.desktop_selection().as_ref())?;
         Ok(self.available())
     }
 
@@ -782,12 +815,8 @@ impl Clipboard {
     /// Runs `f` on the registry under its lock, and keeps what it made.
     fn with_meta<T>(&self, f: impl FnOnce(&mut Meta) -> Result<T>) -> Result<T> {
         let lock = self.open_file("meta.lock", true)?;
-        let deadline = Instant::now() + META_WAIT;
-        while !switchboard_sys::file::try_lock(lock.as_fd())? {
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout);
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        if !lock_within(&lock, META_WAIT)? {
+            return Err(Error::Timeout);
         }
         let mut meta: Meta = self.read_meta_file("meta");
         let out = f(&mut meta)?;

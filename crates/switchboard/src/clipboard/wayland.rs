@@ -44,11 +44,7 @@ fn present() -> bool {
 
 /// The start of the marker type of offers that serve clipboard `clip`.
 fn marker(clip: &Clipboard) -> String {
-    let hash = clip
-        .dir
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hash = super::fnv64(clip.dir.to_string_lossy().as_bytes());
     format!("application/x-switchboard-clipboard-{hash:016x}")
 }
 
