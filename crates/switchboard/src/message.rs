@@ -84,8 +84,7 @@ use switchboard_sys::AsFd;
 use crate::call::{Calls, Fault, Incoming};
 use crate::error::{Error, Result};
 use crate::link::{ShmLink, ShmLinkListener, ShmLinkOptions};
-use crate::name::{Name, Scope};
-use crate::namespace::Acl;
+use crate::namespace::{named_address, Acl};
 use crate::rendezvous::{self, Family, Trust};
 use crate::sync::{wait_any, Readable, WaitMany, Waitable};
 use crate::time::Deadline;
@@ -221,11 +220,6 @@ fn next_id() -> ReceiverId {
     ReceiverId(u64::from(std::process::id()) << 32 | u64::from(NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
-fn address(name: &str) -> Result<(Scope, Vec<u8>)> {
-    let (scope, name) = Name::parse_object(name)?;
-    Ok((scope, rendezvous::address(Family::RECEIVER, scope, &name)))
-}
-
 fn status_error(e: switchboard_shm::segment::SegmentError) -> Error {
     Error::Malformed(format!("a receiver's status: {e}"))
 }
@@ -276,7 +270,7 @@ impl ReceiverBuilder<'_> {
     /// # Errors
     /// `AlreadyExists` when the name has a receiver; `InvalidName`.
     pub fn create(self, proc_: impl Fn(&Receiver, &Message<'_>) -> i64 + 'static) -> Result<Receiver> {
-        let (_, addr) = address(self.name)?;
+        let (_, addr) = named_address(Family::RECEIVER, self.name)?;
         let listener = rendezvous::bind_server(&addr)?.ok_or_else(|| Error::AlreadyExists(self.name.to_owned()))?;
         let (status_fd, status) = Status::create().map_err(status_error)?;
         let listener = ShmLinkListener::serve(Family::RECEIVER, listener, &self.acl, Some(status_fd))?
@@ -392,6 +386,7 @@ impl Receiver {
             return Ok(posted.front().copied());
         }
         let p = posted.pop_front();
+        // Senders counted their posts; `post_quit`'s own quit (pid 0) was not.
         if p.is_some_and(|p| p.from.pid != 0) {
             self.inner.status.dequeued();
         }
@@ -454,11 +449,9 @@ impl Receiver {
             if self.arm() {
                 continue;
             }
-            self.inner.status.fetched(crate::raw::monotonic_ns(), true);
-            let slice = Deadline::from(self.sleep_limit(deadline));
-            let woke = wait_any(&all, slice);
-            self.inner.status.fetched(crate::raw::monotonic_ns(), false);
-            self.inner.thorough.set(true);
+            self.waiting(true);
+            let woke = wait_any(&all, Deadline::from(self.sleep_limit(deadline)));
+            self.waiting(false);
             match woke? {
                 WaitMany::Signaled(i) if i == objs.len() => continue,
                 WaitMany::Signaled(i) => return Ok(MsgWait::Object(i)),
@@ -623,6 +616,16 @@ impl Receiver {
         self.inner.sessions.borrow().iter().any(|s| s.calls.borrow().ready())
     }
 
+    /// Marks the thread as waiting for messages (it is then not hung), or
+    /// as back from the wait, after which every session is looked at: a
+    /// hang-up or a death shows only to a receive.
+    fn waiting(&self, on: bool) {
+        self.inner.status.fetched(crate::raw::monotonic_ns(), on);
+        if !on {
+            self.inner.thorough.set(true);
+        }
+    }
+
     /// How long a sleep may last: until `deadline`, or a moment while a
     /// connector is mid-handshake (its hello rings nothing).
     fn sleep_limit(&self, deadline: Deadline) -> Option<Duration> {
@@ -636,24 +639,16 @@ impl Receiver {
     /// Waits for input until `deadline`: spins briefly, then sleeps on the
     /// sessions' doorbells and the listener. `false` at the deadline.
     fn sleep(&self, deadline: Deadline) -> Result<bool> {
-        let spin_until = Instant::now() + SPIN;
-        while Instant::now() < spin_until {
-            if self.ready() {
-                return Ok(true);
-            }
-            std::hint::spin_loop();
-        }
-        if self.arm() {
+        if spun_ready(|| self.ready()) || self.arm() {
             return Ok(true);
         }
         if deadline.passed() {
             return Ok(false);
         }
-        self.inner.status.fetched(crate::raw::monotonic_ns(), true);
+        self.waiting(true);
         let mut woke = Vec::new();
         let r = self.inner.epoll.wait(&mut woke, self.sleep_limit(deadline));
-        self.inner.status.fetched(crate::raw::monotonic_ns(), false);
-        self.inner.thorough.set(true);
+        self.waiting(false);
         r?;
         Ok(!woke.is_empty() || !deadline.passed())
     }
@@ -680,13 +675,26 @@ impl Drop for Inner {
 /// `NotFound` when no receiver has the name; `AccessDenied` when its
 /// holder is another user not trusted, or its ACL refuses us.
 pub fn find_receiver(name: &str) -> Result<ReceiverHandle> {
-    let (scope, addr) = address(name)?;
+    let (scope, addr) = named_address(Family::RECEIVER, name)?;
     let opts = ShmLinkOptions { capacity: SESSION_RING, max_message: MAX_COPY, ..ShmLinkOptions::default() };
     let (link, owner, extra) = ShmLink::connect_at(Family::RECEIVER, &addr, Trust::for_scope(scope), name, opts)?;
     let status_fd =
         extra.into_iter().next().ok_or_else(|| Error::Malformed("a receiver grant without its status".into()))?;
     let status = Status::open(status_fd).map_err(status_error)?;
     Ok(ReceiverHandle { name: name.to_owned(), calls: RefCell::new(Calls::new(link)), status, owner })
+}
+
+/// Spins up to [`SPIN`] until `ready()`; whether it became so (the
+/// peer on another CPU usually answers within it, saving a sleep).
+fn spun_ready(mut ready: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + SPIN;
+    while Instant::now() < until {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
 }
 
 fn own_cred() -> Cred {
@@ -816,15 +824,14 @@ impl ReceiverHandle {
         let mine: Vec<Rc<Inner>> = MINE.with(|m| m.borrow().iter().filter_map(Weak::upgrade).collect());
         let own =
             (self.owner.pid == std::process::id()).then(|| mine.iter().find(|r| r.id.0 == self.status.id())).flatten();
-        let reply = if let Some(inner) = own {
+        if let Some(inner) = own {
             // A receiver of this thread: its procedure runs here and now,
             // as a classic send to one's own window does.
-            let args = parts.concat();
             let rx = Receiver { inner: inner.clone(), primary: false };
-            return rx
-                .deliver(&own_cred(), method, &args)
-                .map_err(|f| Error::Remote { code: f.code, message: f.message });
-        } else if mine.is_empty() {
+            let outcome = rx.deliver(&own_cred(), method, &parts.concat());
+            return outcome.map_err(|f| Error::Remote { code: f.code, message: f.message });
+        }
+        let reply = if mine.is_empty() {
             // Nothing to serve meanwhile: the link's own wait (spin, then futex).
             let mut calls = self.calls.borrow_mut();
             calls.begin_parts(method, parts, deadline).and_then(|call| calls.finish(call, deadline))
@@ -878,12 +885,8 @@ impl ReceiverHandle {
     }
 
     fn sleep_serving(&self, receivers: &[Receiver], deadline: Deadline) -> Result<()> {
-        let spin_until = Instant::now() + SPIN;
-        while Instant::now() < spin_until {
-            if self.calls.borrow().ready() || receivers.iter().any(Receiver::ready) {
-                return Ok(());
-            }
-            std::hint::spin_loop();
+        if spun_ready(|| self.calls.borrow().ready() || receivers.iter().any(Receiver::ready)) {
+            return Ok(());
         }
         if self.calls.borrow_mut().arm_doorbell() || receivers.iter().any(Receiver::arm) {
             return Ok(());
@@ -892,13 +895,12 @@ impl ReceiverHandle {
         let mut fds: Vec<_> = receivers.iter().map(|r| r.inner.epoll.as_fd()).collect();
         fds.extend(calls.doorbell());
         for r in receivers {
-            r.inner.status.fetched(crate::raw::monotonic_ns(), true);
+            r.waiting(true);
         }
         let limit = receivers.iter().filter_map(|r| r.sleep_limit(deadline)).min();
         let woke = switchboard_sys::socket::poll_readable(&fds, limit);
         for r in receivers {
-            r.inner.status.fetched(crate::raw::monotonic_ns(), false);
-            r.inner.thorough.set(true);
+            r.waiting(false);
         }
         woke?;
         Ok(())
@@ -914,7 +916,7 @@ mod tests {
 
     /// A raw session to `name`, speaking the call layer by hand.
     fn raw_session(name: &str) -> Calls {
-        let (_, addr) = address(name).unwrap();
+        let (_, addr) = named_address(Family::RECEIVER, name).unwrap();
         let opts = ShmLinkOptions { capacity: 4096, ..ShmLinkOptions::default() };
         let (link, _, _) = ShmLink::connect_at(Family::RECEIVER, &addr, Trust::User, name, opts).unwrap();
         Calls::new(link)

@@ -66,7 +66,7 @@ use switchboard_sys::{AsFd, BorrowedFd, Errno, OwnedFd};
 use super::loan::{Body, Loan, Sample};
 use super::{Link, DEFAULT_MAX_MESSAGE};
 use crate::error::{Error, Result};
-use crate::namespace::{link_address, Acl};
+use crate::namespace::{named_address, Acl};
 use crate::rendezvous::{self, wire, Backlog, Failure, Family, Service, Status, Trust};
 use crate::time::Deadline;
 
@@ -420,7 +420,7 @@ struct Granted {
 
 impl Granted {
     fn ask(name: &str, opts: ShmLinkOptions) -> Result<Granted> {
-        let (scope, addr) = link_address(name)?;
+        let (scope, addr) = named_address(Family::LINK, name)?;
         let (granted, _) = Granted::ask_at(Family::LINK, &addr, Trust::for_scope(scope), name, opts)?;
         Ok(granted)
     }
@@ -625,7 +625,7 @@ impl ShmLinkListener {
     /// # Errors
     /// As [`ShmLinkListener::bind`].
     pub fn bind_with_acl(name: &str, acl: &Acl) -> Result<ShmLinkListener> {
-        let (_, addr) = link_address(name)?;
+        let (_, addr) = named_address(Family::LINK, name)?;
         let listener =
             rendezvous::bind_server(&addr)?.ok_or_else(|| Error::Io(std::io::ErrorKind::AddrInUse.into()))?;
         ShmLinkListener::serve(Family::LINK, listener, acl, None)

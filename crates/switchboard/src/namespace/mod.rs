@@ -204,10 +204,11 @@ impl Address {
     }
 }
 
-/// The address of a link listener (family `l`).
-pub(crate) fn link_address(name: &str) -> Result<(Scope, Vec<u8>)> {
+/// The scope and address of `name` (`NAME`, `Local\NAME`, `Global\NAME`)
+/// in a family whose servers hold their own names (links, receivers).
+pub(crate) fn named_address(family: Family, name: &str) -> Result<(Scope, Vec<u8>)> {
     let (scope, name) = crate::name::Name::parse_object(name)?;
-    Ok((scope, rendezvous::address(Family::LINK, scope, &name)))
+    Ok((scope, rendezvous::address(family, scope, &name)))
 }
 
 /// A named pipe's folded name and its two addresses: where clients open
