@@ -518,6 +518,11 @@ impl Calls {
         self.link.arm_doorbell()
     }
 
+    /// Whether the peer is known to be gone (see [`Link::peer_gone`]).
+    pub fn peer_gone(&self) -> bool {
+        self.link.peer_gone()
+    }
+
     /// Takes the reply to call `id` if it arrived.
     fn take_arrived(&mut self, id: u64) -> Option<Result<Vec<u8>>> {
         let at = self.arrived.iter().position(|(i, _)| *i == id)?;

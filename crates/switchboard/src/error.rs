@@ -146,6 +146,10 @@ pub enum Error {
     /// (classic 1418, `ERROR_CLIPBOARD_NOT_OPEN`).
     #[error("the clipboard is not open (by this thread)")]
     ClipboardNotOpen,
+    /// A DDE transaction or conversation failed (`DMLERR_*`, see
+    /// `dde::dmlerr`).
+    #[error("DDE: {} ({:#06x})", crate::dde::dmlerr::describe(*.0), .0)]
+    Dde(u16),
     /// The other side of a call refused it: its handler's fault, with the
     /// classic code it chose (see `call::Fault`).
     #[error("the other side failed the call: {message} ({code})")]
@@ -213,6 +217,7 @@ impl Error {
             Error::MessageSyncOnly => 1159,
             Error::ClipboardNotOpen => 1418,
             Error::Remote { code, .. } => code.win32(),
+            Error::Dde(d) => Code::Dde(*d).win32(),
             Error::Io(e) => match e.raw_os_error() {
                 Some(errno) if errno > 0 => errno_to_win32(errno),
                 _ => kind_to_win32(e.kind()),
@@ -225,6 +230,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Remote { code, .. } => *code,
+            Error::Dde(d) => Code::Dde(*d),
             other => Code::Win32(other.win32()),
         }
     }

@@ -60,6 +60,7 @@
 mod bell;
 pub mod call;
 pub mod clipboard;
+pub mod dde;
 pub mod error;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]

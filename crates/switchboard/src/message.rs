@@ -110,6 +110,12 @@ pub const HUNG_AFTER: Duration = Duration::from_secs(5);
 const POST: u32 = 1;
 const SEND: u32 = 2;
 const COPYDATA: u32 = 3;
+/// A data copy that does not wait for the result (crate-internal: DDE's
+/// transactions); it runs when the receiver takes it, in session order.
+const COPYPOST: u32 = 4;
+/// The message a receiver made with `tell_closed` gets when a session
+/// ends (its sender closed it or died); `from` names the sender.
+pub(crate) const SESSION_CLOSED: u32 = 0x03FE;
 /// msg `u32`, wparam `u64`, lparam `i64`, little-endian.
 const BODY: usize = 20;
 /// sender id `u64`, tag `u64`, then the data.
@@ -208,6 +214,8 @@ struct Inner {
     allowed: RefCell<HashSet<u32>>,
     proc_: Box<WindowProc>,
     uid: u32,
+    /// Whether the procedure hears of ended sessions ([`SESSION_CLOSED`]).
+    tell_closed: bool,
 }
 
 thread_local! {
@@ -253,6 +261,7 @@ fn decode(body: &[u8]) -> Option<(u32, u64, i64)> {
 pub struct ReceiverBuilder<'a> {
     name: &'a str,
     acl: Acl,
+    tell_closed: bool,
 }
 
 impl ReceiverBuilder<'_> {
@@ -260,6 +269,12 @@ impl ReceiverBuilder<'_> {
     /// still pass the filter ([`Receiver::allow`]).
     pub fn acl(mut self, acl: Acl) -> Self {
         self.acl = acl;
+        self
+    }
+
+    /// The procedure hears of each ended session ([`SESSION_CLOSED`]).
+    pub(crate) fn tell_closed(mut self) -> Self {
+        self.tell_closed = true;
         self
     }
 
@@ -293,6 +308,7 @@ impl ReceiverBuilder<'_> {
             allowed: RefCell::new(HashSet::new()),
             proc_: Box::new(proc_),
             uid: switchboard_sys::process::uid(),
+            tell_closed: self.tell_closed,
         });
         MINE.with(|m| {
             let mut m = m.borrow_mut();
@@ -335,7 +351,22 @@ impl Receiver {
 
     /// A builder, to set an ACL.
     pub fn builder(name: &str) -> ReceiverBuilder<'_> {
-        ReceiverBuilder { name, acl: Acl::owner_only() }
+        ReceiverBuilder { name, acl: Acl::owner_only(), tell_closed: false }
+    }
+
+    /// Another view of the same receiver (for a loop over several; not
+    /// the primary: dropping it ends nothing).
+    pub(crate) fn view(&self) -> Receiver {
+        Receiver { inner: self.inner.clone(), primary: false }
+    }
+
+    /// Drops every queued posted message (a loop that expects none).
+    pub(crate) fn discard_posted(&self) {
+        for p in self.inner.posted.borrow_mut().drain(..) {
+            if p.from.pid != 0 {
+                self.inner.status.dequeued();
+            }
+        }
     }
 
     /// Its identity.
@@ -523,6 +554,12 @@ impl Receiver {
                 let next = s.calls.borrow_mut().next_incoming(Deadline::now());
                 match next {
                     Ok(None) => {}
+                    Ok(Some(Incoming::Post { method: COPYPOST, args })) => {
+                        ran += 1;
+                        // Nobody waits for the result (a refusal included).
+                        let _ = self.deliver(&s.cred, COPYPOST, &args);
+                        s.calls.borrow_mut().recycle(args);
+                    }
                     Ok(Some(Incoming::Post { method, args })) => {
                         self.queue_post(&s, method, &args);
                         s.calls.borrow_mut().recycle(args);
@@ -558,6 +595,11 @@ impl Receiver {
             let _ = self.inner.epoll.delete(bell);
         }
         self.inner.sessions.borrow_mut().retain(|x| x.token != s.token);
+        if self.inner.tell_closed {
+            let from = Sender { pid: s.cred.pid, uid: s.cred.uid, receiver: None };
+            let m = Message { msg: SESSION_CLOSED, wparam: 0, lparam: 0, from, sent: false, data: &[] };
+            (self.inner.proc_)(self, &m);
+        }
     }
 
     fn passes(&self, cred: &Cred, msg: u32) -> bool {
@@ -584,11 +626,12 @@ impl Receiver {
                     decode(args).ok_or_else(|| Fault::new(13, "a sent message that does not decode"))?;
                 Message { msg, wparam, lparam, from, sent: true, data: &[] }
             }
-            COPYDATA if args.len() >= COPY_HEADER => {
+            COPYDATA | COPYPOST if args.len() >= COPY_HEADER => {
                 let sender = u64::from_le_bytes(args[0..8].try_into().expect("8 bytes"));
                 let tag = u64::from_le_bytes(args[8..16].try_into().expect("8 bytes"));
                 from.receiver = (sender != 0).then_some(ReceiverId(sender));
-                Message { msg: WM_COPYDATA, wparam: sender, lparam: tag as i64, from, sent: true, data: &args[16..] }
+                let sent = method == COPYDATA;
+                Message { msg: WM_COPYDATA, wparam: sender, lparam: tag as i64, from, sent, data: &args[16..] }
             }
             _ => return Err(Fault::new(13, "not a message the session protocol knows")),
         };
@@ -728,6 +771,24 @@ impl ReceiverHandle {
     /// As [`find_receiver`].
     pub fn try_clone(&self) -> Result<ReceiverHandle> {
         find_receiver(&self.name)
+    }
+
+    /// Whether the receiver still exists (classic `IsWindow`): `false`
+    /// once it was destroyed or its process died.
+    pub fn is_window(&self) -> bool {
+        !self.calls.borrow().peer_gone()
+    }
+
+    /// Copies `data` to the receiver without waiting for its result: its
+    /// procedure sees [`WM_COPYDATA`] (not sent) with `tag` when its loop
+    /// takes it, after everything this handle sent before. Waits for room
+    /// in the session until `deadline` (`Timeout`: nothing was queued).
+    pub(crate) fn post_copydata(&self, tag: u64, data: &[u8], deadline: Deadline) -> Result<()> {
+        let mut body = Vec::with_capacity(COPY_HEADER + data.len());
+        body.extend_from_slice(&0u64.to_le_bytes());
+        body.extend_from_slice(&tag.to_le_bytes());
+        body.extend_from_slice(data);
+        self.calls.borrow_mut().post_deadline(COPYPOST, &body, deadline).map_err(gone)
     }
 
     /// Whether the receiver is hung (S11): its thread has not fetched
@@ -885,25 +946,53 @@ impl ReceiverHandle {
     }
 
     fn sleep_serving(&self, receivers: &[Receiver], deadline: Deadline) -> Result<()> {
-        if spun_ready(|| self.calls.borrow().ready() || receivers.iter().any(Receiver::ready)) {
-            return Ok(());
-        }
-        if self.calls.borrow_mut().arm_doorbell() || receivers.iter().any(Receiver::arm) {
-            return Ok(());
-        }
-        let calls = self.calls.borrow();
-        let mut fds: Vec<_> = receivers.iter().map(|r| r.inner.epoll.as_fd()).collect();
-        fds.extend(calls.doorbell());
+        sleep_on(receivers, Some(&self.calls), deadline)
+    }
+}
+
+/// Waits until one of `receivers` (or `calls`) has input or `deadline`
+/// passes: spins briefly, then sleeps on all of them at once.
+fn sleep_on(receivers: &[Receiver], calls: Option<&RefCell<Calls>>, deadline: Deadline) -> Result<()> {
+    let calls_ready = || calls.is_some_and(|c| c.borrow().ready());
+    if spun_ready(|| calls_ready() || receivers.iter().any(Receiver::ready)) {
+        return Ok(());
+    }
+    if calls.is_some_and(|c| c.borrow_mut().arm_doorbell()) || receivers.iter().any(Receiver::arm) {
+        return Ok(());
+    }
+    if deadline.passed() {
+        return Ok(());
+    }
+    let calls = calls.map(RefCell::borrow);
+    let mut fds: Vec<_> = receivers.iter().map(|r| r.inner.epoll.as_fd()).collect();
+    fds.extend(calls.as_ref().and_then(|c| c.doorbell()));
+    for r in receivers {
+        r.waiting(true);
+    }
+    let limit = receivers.iter().filter_map(|r| r.sleep_limit(deadline)).min().or(deadline.remaining());
+    let woke = switchboard_sys::socket::poll_readable(&fds, limit);
+    for r in receivers {
+        r.waiting(false);
+    }
+    woke?;
+    Ok(())
+}
+
+/// Runs the sent messages (and data posts) that reach any of `receivers`,
+/// waiting until `deadline` for the first: how many ran, or 0 at the
+/// deadline or when one of them has a posted message queued. The loop of
+/// a thread that owns several receivers (a DDE instance's).
+pub(crate) fn serve_many(receivers: &[Receiver], deadline: Deadline) -> Result<usize> {
+    loop {
+        let mut ran = 0;
         for r in receivers {
-            r.waiting(true);
+            r.inner.status.fetched(crate::raw::monotonic_ns(), false);
+            ran += r.pump()?;
         }
-        let limit = receivers.iter().filter_map(|r| r.sleep_limit(deadline)).min();
-        let woke = switchboard_sys::socket::poll_readable(&fds, limit);
-        for r in receivers {
-            r.waiting(false);
+        if ran > 0 || receivers.iter().any(|r| !r.inner.posted.borrow().is_empty()) || deadline.passed() {
+            return Ok(ran);
         }
-        woke?;
-        Ok(())
+        sleep_on(receivers, None, deadline)?;
     }
 }
 

@@ -238,13 +238,12 @@ fn lock_within(file: &File, timeout: Duration) -> Result<bool> {
 }
 
 /// FNV-1a, 64-bit: a stable name for bytes (a directory, a text).
-#[cfg(feature = "wayland")]
-fn fnv64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// Text without the trailing NULs a classic text format may carry.
-fn without_nuls(mut text: Vec<u8>) -> Vec<u8> {
+pub(crate) fn without_nuls(mut text: Vec<u8>) -> Vec<u8> {
     while text.last() == Some(&0) {
         text.pop();
     }

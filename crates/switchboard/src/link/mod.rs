@@ -97,6 +97,13 @@ pub trait Link {
         true
     }
 
+    /// Whether the peer is known to be gone (closed its end, or its
+    /// process died): a look, for a caller that learnt something changed
+    /// and asks which link it was. `false` when the link cannot tell.
+    fn peer_gone(&self) -> bool {
+        false
+    }
+
     /// Receives without waiting.
     ///
     /// # Errors

@@ -581,6 +581,10 @@ impl Link for ShmLink {
     fn arm_doorbell(&mut self) -> bool {
         ShmLink::arm_doorbell(self)
     }
+
+    fn peer_gone(&self) -> bool {
+        self.ring(self.tx).is_closed() || self.peer_life.as_ref().is_some_and(|l| !l.alive()) || self.conn.hung_up()
+    }
 }
 
 impl Drop for ShmLink {

@@ -1,0 +1,1523 @@
+//! Dynamic Data Exchange at the DDEML level (spec 07): services, topics and
+//! items; conversations; request, poke and execute with their
+//! acknowledgements; hot, warm and ack-paced advise loops; blocked and
+//! asynchronous transactions — built on window messages, as the classic
+//! one is.
+//!
+//! ## How it works
+//! An instance ([`Dde`], classic `DdeInitialize`) belongs to one thread
+//! and owns [receivers](crate::message::Receiver): its own, where
+//! acknowledgements, data and advise updates arrive, and one per service
+//! it registers ([`Dde::register`], named `ddes.<hash of the service>.…`
+//! so that clients find every server of a service by listing names). A
+//! conversation is a pair of receivers: the client's and the server's
+//! service receiver, each holding a session to the other.
+//!
+//! - [`Dde::connect`] offers the conversation to every server of the
+//!   service (S02). The offer is a *sent* data copy; the server's callback
+//!   accepts or refuses ([`Event::Connect`]), and an accepting server
+//!   connects back to the client's receiver.
+//! - Transactions are *posted* data copies that run when the server's loop
+//!   takes them; the server posts back the outcome (data, an ack, or a
+//!   `DMLERR_*`). A synchronous transaction ([`Conversation::request`],
+//!   …) runs the instance's loop until its outcome arrives, so callbacks
+//!   (advise updates, transactions to this instance's own services) keep
+//!   running: two instances that call each other do not deadlock.
+//! - A peer's death ends its conversations at once: its sessions close,
+//!   the receiver tells the instance, and pending transactions fail with
+//!   `ServerDied` (S10) — no polling, no hang.
+//!
+//! The instance runs callbacks only while it is in its loop: in
+//! [`Dde::pump`]/[`Dde::serve`], or while it waits in a synchronous
+//! transaction or a connect.
+//!
+//! ## Decisions where the classic API leaves room
+//! - Services are per user: another user's process cannot find, offer or
+//!   squat them (a receiver of another uid is skipped at connect).
+//! - Error codes are the real DDEML ones ([`dmlerr`]): `DMLERR_SERVER_DIED`
+//!   is 0x400E (the spec's 0x400F is `DMLERR_SYS_ERROR`).
+//! - Every server answers the `System` topic itself: it accepts it without
+//!   asking the callback, and answers `Topics`, `SysItems`, `Formats`,
+//!   `Status` and `Help` unless the callback answers them first (S03).
+//!   `Topics` lists what the callback answers to [`Event::WildConnect`].
+//! - An advise update to a client whose session is full waits up to
+//!   [`ADVISE_PATIENCE`]; a client that lets it pass is hung, and its loop
+//!   then keeps only the latest value, delivered when it reads again (a
+//!   client that never reads cannot stall the server twice).
+//! - Data is bytes tagged with a clipboard format; text is sent as its
+//!   bytes, with no NUL (a NUL-terminated one is accepted and trimmed by
+//!   the text helpers).
+//! - Re-entrancy is allowed: a callback may start transactions (the classic
+//!   `DMLERR_REENTRANCY` is never returned).
+//!
+//! ```
+//! use std::time::Duration;
+//! use switchboard::dde::{Dde, Event, Reply};
+//!
+//! let service = format!("doc-dde-{}", std::process::id());
+//! let server = Dde::new(|_, e| match e {
+//!     Event::Connect { topic, .. } if topic.eq_ignore_ascii_case("Sheet1") => Reply::Ack,
+//!     Event::Request { item, .. } if *item == "R1C1" => Reply::Data(b"42".to_vec()),
+//!     _ => Reply::NotProcessed,
+//! })?;
+//! server.register(&service)?;
+//! // A client instance in the same thread: its waits run the server's callbacks.
+//! let client = Dde::new(|_, _| Reply::NotProcessed)?;
+//! let conv = client.connect(&service, "sheet1")?; // names are case-insensitive
+//! assert_eq!(conv.request_text("R1C1", Duration::from_secs(10))?, "42");
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+pub mod sheet;
+mod wire;
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub use wire::NAME_MAX;
+use wire::{decode, encode, fold, valid_name, Wire, TAG};
+
+use crate::clipboard::CF_TEXT;
+use crate::error::{Error, Result};
+use crate::message::{self, find_receiver, Message, Receiver, ReceiverHandle, SESSION_CLOSED, WM_COPYDATA};
+use crate::name::Scope;
+use crate::rendezvous::{self, Family};
+use crate::time::Deadline;
+
+/// The DDEML error codes (`DMLERR_*`), the values of [`Error::Dde`].
+pub mod dmlerr {
+    /// A synchronous advise start timed out.
+    pub const ADVACKTIMEOUT: u16 = 0x4000;
+    /// The partner answered busy.
+    pub const BUSY: u16 = 0x4001;
+    /// A synchronous request timed out.
+    pub const DATAACKTIMEOUT: u16 = 0x4002;
+    /// A synchronous execute timed out.
+    pub const EXECACKTIMEOUT: u16 = 0x4005;
+    /// A parameter was not valid.
+    pub const INVALIDPARAMETER: u16 = 0x4006;
+    /// The partner did not process the transaction (unknown item, format, …).
+    pub const NOTPROCESSED: u16 = 0x4009;
+    /// No server accepted the conversation, or it has ended.
+    pub const NO_CONV_ESTABLISHED: u16 = 0x400A;
+    /// A synchronous poke timed out.
+    pub const POKEACKTIMEOUT: u16 = 0x400B;
+    /// A message could not be posted to the partner.
+    pub const POSTMSG_FAILED: u16 = 0x400C;
+    /// The partner ended the conversation, or died, before the
+    /// transaction completed.
+    pub const SERVER_DIED: u16 = 0x400E;
+    /// An internal error.
+    pub const SYS_ERROR: u16 = 0x400F;
+    /// A synchronous advise stop timed out.
+    pub const UNADVACKTIMEOUT: u16 = 0x4010;
+    /// The transaction id is not one pending (abandoned or done).
+    pub const UNFOUND_QUEUE_ID: u16 = 0x4011;
+
+    /// The classic name of `code`.
+    pub fn describe(code: u16) -> &'static str {
+        match code {
+            ADVACKTIMEOUT => "DMLERR_ADVACKTIMEOUT: the advise start timed out",
+            BUSY => "DMLERR_BUSY: the partner is busy",
+            DATAACKTIMEOUT => "DMLERR_DATAACKTIMEOUT: the request timed out",
+            EXECACKTIMEOUT => "DMLERR_EXECACKTIMEOUT: the execute timed out",
+            INVALIDPARAMETER => "DMLERR_INVALIDPARAMETER",
+            NOTPROCESSED => "DMLERR_NOTPROCESSED: the partner did not process it",
+            NO_CONV_ESTABLISHED => "DMLERR_NO_CONV_ESTABLISHED: no conversation",
+            POKEACKTIMEOUT => "DMLERR_POKEACKTIMEOUT: the poke timed out",
+            POSTMSG_FAILED => "DMLERR_POSTMSG_FAILED",
+            SERVER_DIED => "DMLERR_SERVER_DIED: the partner ended or died first",
+            SYS_ERROR => "DMLERR_SYS_ERROR",
+            UNADVACKTIMEOUT => "DMLERR_UNADVACKTIMEOUT: the advise stop timed out",
+            UNFOUND_QUEUE_ID => "DMLERR_UNFOUND_QUEUE_ID: no such transaction",
+            _ => "DMLERR (unknown)",
+        }
+    }
+}
+
+/// The topic every server answers (S03).
+pub const SYSTEM: &str = "System";
+/// `System` item: the server's topics, tab-separated.
+pub const ITEM_TOPICS: &str = "Topics";
+/// `System` item: the `System` topic's items.
+pub const ITEM_SYSITEMS: &str = "SysItems";
+/// `System` item: the formats the server renders, richest first.
+pub const ITEM_FORMATS: &str = "Formats";
+/// `System` item: `Ready`, or `Busy` while callbacks are disabled.
+pub const ITEM_STATUS: &str = "Status";
+/// `System` item: a line of help.
+pub const ITEM_HELP: &str = "Help";
+
+/// How long a connect waits for each server's answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an advise update waits for room in a client's session.
+pub const ADVISE_PATIENCE: Duration = Duration::from_secs(5);
+/// How long an acknowledgement waits for room in the partner's session.
+const REPLY_PATIENCE: Duration = Duration::from_secs(1);
+/// How often the loop retries a held-back update while one is pending.
+const RETRY: Duration = Duration::from_millis(10);
+
+/// A conversation's id within its instance (classic `HCONV`).
+pub type ConvId = u64;
+
+/// An asynchronous transaction's id (S09).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TxnId(pub u64);
+
+/// What an instance's callback is told (classic `XTYP_*`). Names are as
+/// the partner wrote them; compare them case-insensitively.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Server: a client offers a conversation on `topic` (`XTYP_CONNECT`);
+    /// [`Reply::Ack`] accepts. (`System` is accepted without asking.)
+    Connect {
+        /// The service, as this instance registered it.
+        service: &'a str,
+        /// The topic asked for.
+        topic: &'a str,
+        /// The client's process.
+        pid: u32,
+    },
+    /// Server: the conversation is open (`XTYP_CONNECT_CONFIRM`).
+    ConnectConfirm {
+        /// Its id.
+        conv: ConvId,
+        /// The service.
+        service: &'a str,
+        /// The topic.
+        topic: &'a str,
+    },
+    /// Server: which (service, topic) pairs would it accept
+    /// (`XTYP_WILDCONNECT`; `None` is a wildcard)? Answer
+    /// [`Reply::Pairs`]; `System` is added.
+    WildConnect {
+        /// The service asked for, or any.
+        service: Option<&'a str>,
+        /// The topic asked for, or any.
+        topic: Option<&'a str>,
+    },
+    /// Server: a request for `item` in `format` (`XTYP_REQUEST`): answer
+    /// [`Reply::Data`].
+    Request {
+        /// The conversation.
+        conv: ConvId,
+        /// Its topic.
+        topic: &'a str,
+        /// The item.
+        item: &'a str,
+        /// The clipboard format wanted.
+        format: u32,
+    },
+    /// Server: new data for `item` (`XTYP_POKE`): answer [`Reply::Ack`].
+    Poke {
+        /// The conversation.
+        conv: ConvId,
+        /// Its topic.
+        topic: &'a str,
+        /// The item.
+        item: &'a str,
+        /// The data's clipboard format.
+        format: u32,
+        /// The data.
+        data: &'a [u8],
+    },
+    /// Server: a command (`XTYP_EXECUTE`): answer [`Reply::Ack`].
+    Execute {
+        /// The conversation.
+        conv: ConvId,
+        /// Its topic.
+        topic: &'a str,
+        /// The command string's bytes.
+        command: &'a [u8],
+    },
+    /// Server: a client starts an advise loop (`XTYP_ADVSTART`):
+    /// [`Reply::Ack`] accepts it.
+    AdviseStart {
+        /// The conversation.
+        conv: ConvId,
+        /// Its topic.
+        topic: &'a str,
+        /// The item.
+        item: &'a str,
+        /// The format.
+        format: u32,
+    },
+    /// Server: the current value for an advise loop, after
+    /// [`Dde::post_advise`] (`XTYP_ADVREQ`): answer [`Reply::Data`].
+    AdviseRequest {
+        /// The conversation.
+        conv: ConvId,
+        /// Its topic.
+        topic: &'a str,
+        /// The item.
+        item: &'a str,
+        /// The format.
+        format: u32,
+    },
+    /// Server: a client stopped an advise loop (`XTYP_ADVSTOP`).
+    AdviseStop {
+        /// The conversation.
+        conv: ConvId,
+        /// Its topic.
+        topic: &'a str,
+        /// The item.
+        item: &'a str,
+        /// The format.
+        format: u32,
+    },
+    /// Client: an advise update (`XTYP_ADVDATA`): the data of a hot loop,
+    /// `None` from a warm one. Answer [`Reply::Ack`].
+    AdviseData {
+        /// The conversation.
+        conv: ConvId,
+        /// Its topic.
+        topic: &'a str,
+        /// The item.
+        item: &'a str,
+        /// The format.
+        format: u32,
+        /// The new value (hot loops).
+        data: Option<&'a [u8]>,
+    },
+    /// Either side: the conversation ended (`XTYP_DISCONNECT`); `died`
+    /// when the partner's process or receiver is gone.
+    Disconnect {
+        /// The conversation.
+        conv: ConvId,
+        /// Whether the partner died rather than disconnected.
+        died: bool,
+    },
+    /// Client: an asynchronous transaction completed
+    /// (`XTYP_XACT_COMPLETE`).
+    Complete {
+        /// The conversation.
+        conv: ConvId,
+        /// The transaction.
+        txn: TxnId,
+        /// Its data (a request's), or its error.
+        outcome: &'a Result<Vec<u8>>,
+    },
+}
+
+/// A callback's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Accepted, processed (`TRUE`, `DDE_FACK`).
+    Ack,
+    /// The data asked for.
+    Data(Vec<u8>),
+    /// Not processed: unknown item, format or command (`DDE_FNOTPROCESSED`).
+    NotProcessed,
+    /// Busy (`DDE_FBUSY`): the partner gets `DMLERR_BUSY`.
+    Busy,
+    /// Hold this transaction, and the conversation's next ones, until
+    /// [`Dde::enable_callback`] (`CBR_BLOCK`, S08).
+    Block,
+    /// The pairs a [`Event::WildConnect`] asks for.
+    Pairs(Vec<(String, String)>),
+}
+
+/// What [`Dde::enable_callback`] does (classic `EC_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enable {
+    /// Run every held transaction, in order, and let new ones run.
+    All,
+    /// Run the next held transaction only.
+    One,
+    /// Hold every transaction until enabled.
+    Disable,
+}
+
+type Callback = dyn Fn(&Dde, &Event<'_>) -> Reply;
+
+/// An advise loop, server side.
+struct Loop {
+    item: String,
+    folded: String,
+    format: u32,
+    warm: bool,
+    ackreq: bool,
+    /// An ack-paced loop's update is out and not acknowledged.
+    awaiting: bool,
+    /// An update is held back (awaiting an ack, or a full session).
+    pending: bool,
+    /// The last update found the client's session full.
+    stalled: bool,
+}
+
+struct Conv {
+    /// Whether this instance is the conversation's client.
+    client: bool,
+    peer: Rc<ReceiverHandle>,
+    peer_conv: u64,
+    peer_pid: u32,
+    service: String,
+    topic: String,
+    /// Client side: why it ended (kept until its handle is dropped).
+    ended: Option<u16>,
+    /// Held by `Block` or `Disable`: transactions to replay, in order.
+    held: bool,
+    queue: VecDeque<Vec<u8>>,
+    loops: Vec<Loop>,
+}
+
+struct Txn {
+    conv: ConvId,
+    asynchronous: bool,
+    outcome: Option<Result<Vec<u8>>>,
+}
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    convs: HashMap<ConvId, Conv>,
+    txns: HashMap<u64, Txn>,
+    /// Wildcard answers awaited, by ask id.
+    pairs: HashMap<u64, Option<Vec<(String, String)>>>,
+    disabled: bool,
+}
+
+struct Service {
+    name: String,
+    folded: String,
+    receiver: Receiver,
+}
+
+struct Shared {
+    /// The instance's own receiver's name (where partners post back).
+    name: String,
+    /// Set once, right after the instance is made (its procedure needs a
+    /// weak reference to the instance).
+    own: OnceCell<Receiver>,
+    services: RefCell<Vec<Service>>,
+    state: RefCell<State>,
+    callback: Box<Callback>,
+}
+
+/// A DDE instance (see the module docs): a thread's client and server
+/// side. Cheap to clone (the clones are the same instance); not `Send`.
+#[derive(Clone)]
+pub struct Dde {
+    shared: Rc<Shared>,
+}
+
+impl std::fmt::Debug for Dde {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dde").field("name", &self.shared.name).finish_non_exhaustive()
+    }
+}
+
+fn dde(code: u16) -> Error {
+    Error::Dde(code)
+}
+
+fn check_name(what: &'static str, n: &str) -> Result<()> {
+    match valid_name(n) {
+        true => Ok(()),
+        false => Err(Error::InvalidName { name: n.to_owned(), why: what }),
+    }
+}
+
+/// The receiver-name prefix of every server of `service` (or of all).
+fn service_prefix(service: Option<&str>) -> String {
+    match service {
+        Some(s) => format!("ddes.{:016x}.", crate::clipboard::fnv64(fold(s).as_bytes())),
+        None => "ddes.".to_owned(),
+    }
+}
+
+/// The receivers of this user's servers of `service` (every server: `None`).
+fn servers_of(service: Option<&str>) -> Vec<String> {
+    let family = rendezvous::family_prefix(Family::RECEIVER, Scope::Local);
+    let mut prefix = family.clone();
+    prefix.extend_from_slice(service_prefix(service).as_bytes());
+    switchboard_sys::socket::list_abstract_listeners(&prefix)
+        .into_iter()
+        .filter_map(|l| String::from_utf8(l.name[family.len()..].to_vec()).ok())
+        .collect()
+}
+
+fn unique_suffix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    format!("{}.{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The status a callback's reply to a transaction acknowledges with;
+/// `None` when it blocked the transaction.
+fn ack_status(r: &Reply) -> Option<u16> {
+    match r {
+        Reply::Ack | Reply::Data(_) => Some(0),
+        Reply::Busy => Some(dmlerr::BUSY),
+        Reply::Block => None,
+        Reply::NotProcessed | Reply::Pairs(_) => Some(dmlerr::NOTPROCESSED),
+    }
+}
+
+/// How a conversation ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// This instance disconnects: the partner is told; no callback here.
+    Local,
+    /// The partner disconnected.
+    Partner,
+    /// The partner died (or its receiver is gone).
+    Died,
+}
+
+/// A receiver of the instance: its own (`service` `None`) or a service's
+/// (as registered, and folded).
+fn make_receiver(name: &str, weak: Weak<Shared>, service: Option<(String, String)>) -> Result<Receiver> {
+    Receiver::builder(name).tell_closed().create(move |_, m| match weak.upgrade() {
+        Some(shared) => Dde { shared }.on_message(m, service.as_ref()),
+        None => 0,
+    })
+}
+
+impl Dde {
+    /// A new instance on this thread, with its callback (classic
+    /// `DdeInitialize`). The callback runs only on this thread, while the
+    /// instance is in its loop.
+    ///
+    /// # Errors
+    /// A system error creating its receiver.
+    pub fn new(callback: impl Fn(&Dde, &Event<'_>) -> Reply + 'static) -> Result<Dde> {
+        let name = format!("dde.{}", unique_suffix());
+        let shared = Rc::new(Shared {
+            name,
+            own: OnceCell::new(),
+            services: RefCell::new(Vec::new()),
+            state: RefCell::new(State::default()),
+            callback: Box::new(callback),
+        });
+        let own = make_receiver(&shared.name, Rc::downgrade(&shared), None)?;
+        let _ = shared.own.set(own);
+        Ok(Dde { shared })
+    }
+
+    /// Registers `service` (classic `DdeNameService(DNS_REGISTER)`):
+    /// clients of this user can connect to it from now on.
+    ///
+    /// # Errors
+    /// `InvalidName` for an empty name, one over 255 characters or with a
+    /// NUL; `AlreadyExists` when this instance has it already.
+    pub fn register(&self, service: &str) -> Result<()> {
+        check_name("a DDE service name is 1..=255 characters, with no NUL", service)?;
+        let folded = fold(service);
+        if self.shared.services.borrow().iter().any(|s| s.folded == folded) {
+            return Err(Error::AlreadyExists(service.to_owned()));
+        }
+        let name = format!("{}{}", service_prefix(Some(service)), unique_suffix());
+        let receiver = make_receiver(&name, Rc::downgrade(&self.shared), Some((service.to_owned(), folded.clone())))?;
+        self.shared.services.borrow_mut().push(Service { name: service.to_owned(), folded, receiver });
+        Ok(())
+    }
+
+    /// Unregisters `service`: its conversations end (their clients are
+    /// told) and no new ones reach it.
+    ///
+    /// # Errors
+    /// `NotFound` when this instance has not registered it.
+    pub fn unregister(&self, service: &str) -> Result<()> {
+        let folded = fold(service);
+        let removed = {
+            let mut services = self.shared.services.borrow_mut();
+            let at = services.iter().position(|s| s.folded == folded);
+            at.map(|at| services.remove(at))
+        };
+        let Some(removed) = removed else { return Err(Error::NotFound(format!("DDE service {service:?}"))) };
+        let convs: Vec<ConvId> = {
+            let st = self.shared.state.borrow();
+            st.convs.iter().filter(|(_, c)| !c.client && fold(&c.service) == folded).map(|(id, _)| *id).collect()
+        };
+        for conv in convs {
+            self.end(conv, Ending::Local);
+        }
+        drop(removed);
+        Ok(())
+    }
+
+    /// Offers a conversation on (`service`, `topic`) to every server of
+    /// the service, and keeps the first that accepts (S02).
+    ///
+    /// # Errors
+    /// `Dde(NO_CONV_ESTABLISHED)` when none accepts; `InvalidName`.
+    pub fn connect(&self, service: &str, topic: &str) -> Result<Conversation> {
+        check_name("a DDE service name is 1..=255 characters, with no NUL", service)?;
+        check_name("a DDE topic name is 1..=255 characters, with no NUL", topic)?;
+        for server in servers_of(Some(service)) {
+            if let Ok(Some(conv)) = self.initiate(&server, service, topic) {
+                return Ok(self.conversation(conv));
+            }
+        }
+        Err(dde(dmlerr::NO_CONV_ESTABLISHED))
+    }
+
+    /// One conversation per (service, topic) pair a server accepts, over
+    /// every server; `None` is a wildcard (classic `DdeConnectList`, S02).
+    ///
+    /// # Errors
+    /// `Dde(NO_CONV_ESTABLISHED)` when none accepts.
+    pub fn connect_list(&self, service: Option<&str>, topic: Option<&str>) -> Result<Vec<Conversation>> {
+        let mut out = Vec::new();
+        for server in servers_of(service) {
+            let pairs = match (service, topic) {
+                (Some(s), Some(t)) => vec![(s.to_owned(), t.to_owned())],
+                _ => self.ask_pairs(&server, service, topic).unwrap_or_default(),
+            };
+            for (s, t) in pairs {
+                if let Ok(Some(conv)) = self.initiate(&server, &s, &t) {
+                    out.push(self.conversation(conv));
+                }
+            }
+        }
+        match out.is_empty() {
+            true => Err(dde(dmlerr::NO_CONV_ESTABLISHED)),
+            false => Ok(out),
+        }
+    }
+
+    /// The (service, topic) pairs every server would accept, without
+    /// connecting (classic `XTYP_WILDCONNECT`); `None` is a wildcard.
+    pub fn wildconnect(&self, service: Option<&str>, topic: Option<&str>) -> Vec<(String, String)> {
+        servers_of(service).iter().flat_map(|s| self.ask_pairs(s, service, topic).unwrap_or_default()).collect()
+    }
+
+    /// Tells every advise loop on (`topic`, `item`) of this instance's
+    /// conversations that the item changed (classic `DdePostAdvise`, S06):
+    /// hot loops get the value the callback gives for
+    /// [`Event::AdviseRequest`], warm ones a notification; an ack-paced
+    /// loop waiting for its ack keeps the latest for then (S07). Returns
+    /// how many loops it reached.
+    pub fn post_advise(&self, topic: &str, item: &str) -> usize {
+        let (topic, item) = (fold(topic), fold(item));
+        let targets: Vec<(ConvId, u32)> = {
+            let st = self.shared.state.borrow();
+            st.convs
+                .iter()
+                .filter(|(_, c)| !c.client && fold(&c.topic) == topic)
+                .flat_map(|(id, c)| c.loops.iter().filter(|l| l.folded == item).map(move |l| (*id, l.format)))
+                .collect()
+        };
+        for (conv, format) in &targets {
+            self.update(*conv, &item, *format);
+        }
+        targets.len()
+    }
+
+    /// Holds or runs transactions (classic `DdeEnableCallback`, S08): for
+    /// conversation `conv`, or every one (`None`). Held transactions run
+    /// in the order they arrived.
+    ///
+    /// # Errors
+    /// `Dde(NO_CONV_ESTABLISHED)` for a conversation this instance does
+    /// not have.
+    pub fn enable_callback(&self, conv: Option<ConvId>, how: Enable) -> Result<()> {
+        let targets: Vec<ConvId> = {
+            let mut st = self.shared.state.borrow_mut();
+            if let Some(c) = conv {
+                if !st.convs.contains_key(&c) {
+                    return Err(dde(dmlerr::NO_CONV_ESTABLISHED));
+                }
+            }
+            if conv.is_none() {
+                st.disabled = how == Enable::Disable;
+            }
+            let mut ids: Vec<ConvId> = st.convs.keys().copied().filter(|id| conv.is_none_or(|c| c == *id)).collect();
+            ids.sort_unstable();
+            for id in &ids {
+                let c = st.convs.get_mut(id).expect("listed");
+                c.held = match how {
+                    Enable::All => false,
+                    Enable::One => c.held,
+                    Enable::Disable => true,
+                };
+            }
+            ids
+        };
+        match how {
+            Enable::Disable => {}
+            Enable::All => targets.iter().for_each(|c| self.replay(*c, usize::MAX)),
+            Enable::One => {
+                let first = {
+                    let st = self.shared.state.borrow();
+                    targets.iter().copied().find(|id| st.convs.get(id).is_some_and(|c| !c.queue.is_empty()))
+                };
+                if let Some(c) = first {
+                    self.replay(c, 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends server-side conversation `conv` (classic `DdeDisconnect`); its
+    /// client is told (S10). A client ends its own by dropping its
+    /// [`Conversation`].
+    ///
+    /// # Errors
+    /// `Dde(NO_CONV_ESTABLISHED)` when there is no such conversation.
+    pub fn disconnect(&self, conv: ConvId) -> Result<()> {
+        let known = self.shared.state.borrow().convs.get(&conv).is_some_and(|c| !c.client);
+        if !known {
+            return Err(dde(dmlerr::NO_CONV_ESTABLISHED));
+        }
+        self.end(conv, Ending::Local);
+        Ok(())
+    }
+
+    /// Cancels asynchronous transaction `txn` (classic
+    /// `DdeAbandonTransaction`, S09): its completion is never reported.
+    ///
+    /// # Errors
+    /// `Dde(UNFOUND_QUEUE_ID)` when it is not pending.
+    pub fn abandon(&self, txn: TxnId) -> Result<()> {
+        let mut st = self.shared.state.borrow_mut();
+        match st.txns.get(&txn.0) {
+            Some(t) if t.asynchronous => {
+                st.txns.remove(&txn.0);
+                Ok(())
+            }
+            _ => Err(dde(dmlerr::UNFOUND_QUEUE_ID)),
+        }
+    }
+
+    /// Runs the instance's loop once: waits until `deadline` for messages,
+    /// runs the callbacks they call for, and returns how many arrived
+    /// (0 at the deadline).
+    ///
+    /// # Errors
+    /// A system error in the loop.
+    pub fn pump(&self, deadline: impl Into<Deadline>) -> Result<usize> {
+        let mut deadline = deadline.into();
+        if self.has_stalled() {
+            let retry = Deadline::after(RETRY);
+            if deadline.instant().is_none_or(|d| retry.instant().is_some_and(|r| r < d)) {
+                deadline = retry;
+            }
+        }
+        let views = self.views();
+        let ran = message::serve_many(&views, deadline)?;
+        // Nothing of DDE is a plain post: whatever is queued is dropped.
+        views.iter().for_each(Receiver::discard_posted);
+        self.flush_stalled();
+        Ok(ran)
+    }
+
+    /// Runs the loop until `deadline` (a server's message loop).
+    ///
+    /// # Errors
+    /// As [`Dde::pump`].
+    pub fn serve(&self, deadline: impl Into<Deadline>) -> Result<()> {
+        let deadline = deadline.into();
+        loop {
+            self.pump(deadline)?;
+            if deadline.passed() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The services this instance registered.
+    pub fn services(&self) -> Vec<String> {
+        self.shared.services.borrow().iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// How many conversations this instance is in (either side, not ended).
+    pub fn conversations(&self) -> usize {
+        self.shared.state.borrow().convs.values().filter(|c| c.ended.is_none()).count()
+    }
+
+    fn conversation(&self, id: ConvId) -> Conversation {
+        Conversation { dde: self.clone(), id }
+    }
+
+    fn views(&self) -> Vec<Receiver> {
+        let own = self.shared.own.get().expect("set at creation").view();
+        std::iter::once(own).chain(self.shared.services.borrow().iter().map(|s| s.receiver.view())).collect()
+    }
+
+    fn call(&self, e: &Event<'_>) -> Reply {
+        (self.shared.callback)(self, e)
+    }
+
+    fn next_id(&self) -> u64 {
+        let mut st = self.shared.state.borrow_mut();
+        st.next += 1;
+        st.next
+    }
+
+    /// Runs the loop until `done` holds or `deadline` passes (`false`).
+    fn wait_for(&self, deadline: Deadline, done: impl Fn(&State) -> bool) -> Result<bool> {
+        loop {
+            if done(&self.shared.state.borrow()) {
+                return Ok(true);
+            }
+            if deadline.passed() {
+                return Ok(false);
+            }
+            self.pump(deadline)?;
+        }
+    }
+
+    /// Offers (`service`, `topic`) to the server at receiver `server`.
+    fn initiate(&self, server: &str, service: &str, topic: &str) -> Result<Option<ConvId>> {
+        let peer = find_receiver(server)?;
+        let id = self.next_id();
+        let offer = encode(&Wire::Initiate { service, topic, client: &self.shared.name, client_conv: id });
+        let accepted = peer.send_copydata_timeout(None, TAG, &offer, Deadline::after(CONNECT_TIMEOUT))?;
+        if accepted <= 0 {
+            return Ok(None);
+        }
+        let conv = Conv {
+            client: true,
+            peer_pid: peer.pid(),
+            peer: Rc::new(peer),
+            peer_conv: accepted as u64,
+            service: service.to_owned(),
+            topic: topic.to_owned(),
+            ended: None,
+            held: false,
+            queue: VecDeque::new(),
+            loops: Vec::new(),
+        };
+        self.shared.state.borrow_mut().convs.insert(id, conv);
+        Ok(Some(id))
+    }
+
+    /// Asks the server at receiver `server` which pairs it would accept.
+    fn ask_pairs(&self, server: &str, service: Option<&str>, topic: Option<&str>) -> Result<Vec<(String, String)>> {
+        let peer = find_receiver(server)?;
+        let ask = self.next_id();
+        self.shared.state.borrow_mut().pairs.insert(ask, None);
+        let deadline = Deadline::after(CONNECT_TIMEOUT);
+        let question = encode(&Wire::Wild { service, topic, client: &self.shared.name, ask });
+        let answer = peer.send_copydata_timeout(None, TAG, &question, deadline);
+        // The pairs come as a post on the server's own session to us.
+        let waited = match answer {
+            Ok(n) if n > 0 => self.wait_for(deadline, |st| st.pairs.get(&ask).is_some_and(Option::is_some)),
+            Ok(_) => Ok(true),
+            Err(e) => Err(e),
+        };
+        let pairs = self.shared.state.borrow_mut().pairs.remove(&ask).flatten();
+        waited?;
+        Ok(pairs.unwrap_or_default())
+    }
+
+    /// Starts a transaction on client conversation `conv`: `make` encodes
+    /// it from the server's conversation id and the transaction's.
+    fn start(
+        &self,
+        conv: ConvId,
+        asynchronous: bool,
+        deadline: Deadline,
+        timeout_code: u16,
+        make: impl FnOnce(u64, u64) -> Vec<u8>,
+    ) -> Result<u64> {
+        let (peer, peer_conv) = {
+            let st = self.shared.state.borrow();
+            match st.convs.get(&conv) {
+                Some(c) if c.client => match c.ended {
+                    Some(code) => return Err(dde(code)),
+                    None => (c.peer.clone(), c.peer_conv),
+                },
+                _ => return Err(dde(dmlerr::NO_CONV_ESTABLISHED)),
+            }
+        };
+        let txn = self.next_id();
+        self.shared.state.borrow_mut().txns.insert(txn, Txn { conv, asynchronous, outcome: None });
+        let posted = peer.post_copydata(TAG, &make(peer_conv, txn), deadline);
+        if let Err(e) = posted {
+            self.shared.state.borrow_mut().txns.remove(&txn);
+            return Err(match e {
+                Error::Timeout => dde(timeout_code),
+                Error::InvalidWindowHandle | Error::BrokenPipe => dde(dmlerr::SERVER_DIED),
+                other => other,
+            });
+        }
+        Ok(txn)
+    }
+
+    /// A synchronous transaction: starts it and runs the loop until its
+    /// outcome arrives, or `timeout` (`timeout_code`).
+    fn transact(
+        &self,
+        conv: ConvId,
+        timeout: Duration,
+        timeout_code: u16,
+        make: impl FnOnce(u64, u64) -> Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let deadline = Deadline::after(timeout);
+        let txn = self.start(conv, false, deadline, timeout_code, make)?;
+        let waited = self.wait_for(deadline, |st| st.txns.get(&txn).is_none_or(|t| t.outcome.is_some()));
+        let t = self.shared.state.borrow_mut().txns.remove(&txn);
+        waited?;
+        t.and_then(|t| t.outcome).unwrap_or(Err(dde(timeout_code)))
+    }
+
+    /// Everything that reaches one of the instance's receivers.
+    fn on_message(&self, m: &Message<'_>, service: Option<&(String, String)>) -> i64 {
+        if m.msg == SESSION_CLOSED {
+            self.peer_closed(m.from.pid);
+            return 0;
+        }
+        if m.msg != WM_COPYDATA || m.lparam as u64 != TAG {
+            return 0;
+        }
+        let Some(w) = decode(m.data) else { return 0 };
+        let pid = m.from.pid;
+        match (m.sent, w, service) {
+            (true, Wire::Initiate { service: s, topic, client, client_conv }, Some(svc)) if fold(s) == svc.1 => {
+                self.accept(svc, topic, client, client_conv, pid)
+            }
+            (true, Wire::Wild { service: s, topic, client, ask }, Some(svc)) if s.is_none_or(|s| fold(s) == svc.1) => {
+                self.answer_wild(svc, topic, client, ask, pid)
+            }
+            (false, w, _) => {
+                self.incoming(pid, m.data, w);
+                0
+            }
+            _ => 0,
+        }
+    }
+
+    /// Server: a client's offer of `topic`; the conversation id, or 0.
+    fn accept(&self, svc: &(String, String), topic: &str, client: &str, client_conv: u64, pid: u32) -> i64 {
+        let system = fold(topic) == fold(SYSTEM);
+        if !system && !matches!(self.call(&Event::Connect { service: &svc.0, topic, pid }), Reply::Ack) {
+            return 0;
+        }
+        // The name the client gave must be a receiver of that very process.
+        let Some(peer) = find_receiver(client).ok().filter(|p| p.pid() == pid) else { return 0 };
+        let id = self.next_id();
+        let conv = Conv {
+            client: false,
+            peer: Rc::new(peer),
+            peer_conv: client_conv,
+            peer_pid: pid,
+            service: svc.0.clone(),
+            topic: topic.to_owned(),
+            ended: None,
+            held: false,
+            queue: VecDeque::new(),
+            loops: Vec::new(),
+        };
+        self.shared.state.borrow_mut().convs.insert(id, conv);
+        self.call(&Event::ConnectConfirm { conv: id, service: &svc.0, topic });
+        id as i64
+    }
+
+    /// Server: the pairs it would accept, posted back to the asking
+    /// client; returns how many.
+    fn answer_wild(&self, svc: &(String, String), topic: Option<&str>, client: &str, ask: u64, pid: u32) -> i64 {
+        let pairs = self.pairs_for(svc, topic);
+        let Some(peer) = find_receiver(client).ok().filter(|p| p.pid() == pid) else { return 0 };
+        let list: Vec<(&str, &str)> = pairs.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
+        match peer.post_copydata(TAG, &encode(&Wire::Pairs { ask, pairs: list }), Deadline::after(REPLY_PATIENCE)) {
+            Ok(()) => pairs.len() as i64,
+            Err(_) => 0,
+        }
+    }
+
+    /// The (service, topic) pairs of service `svc` matching `topic`:
+    /// the callback's, and `System`.
+    fn pairs_for(&self, svc: &(String, String), topic: Option<&str>) -> Vec<(String, String)> {
+        let mut pairs = match self.call(&Event::WildConnect { service: Some(&svc.0), topic }) {
+            Reply::Pairs(p) => p,
+            _ => Vec::new(),
+        };
+        pairs.retain(|(s, t)| fold(s) == svc.1 && valid_name(t) && topic.is_none_or(|x| fold(x) == fold(t)));
+        pairs.iter_mut().for_each(|p| p.0.clone_from(&svc.0));
+        let system = fold(SYSTEM);
+        if topic.is_none_or(|t| fold(t) == system) && !pairs.iter().any(|(_, t)| fold(t) == system) {
+            pairs.push((svc.0.clone(), SYSTEM.to_owned()));
+        }
+        pairs
+    }
+
+    /// Whether `conv` is a live conversation with process `pid`; which
+    /// side this instance is on (`true`: client).
+    fn from_partner(&self, conv: ConvId, pid: u32) -> Option<bool> {
+        let st = self.shared.state.borrow();
+        st.convs.get(&conv).filter(|c| c.peer_pid == pid && c.ended.is_none()).map(|c| c.client)
+    }
+
+    /// A posted DDE message from process `pid`.
+    fn incoming(&self, pid: u32, bytes: &[u8], w: Wire<'_>) {
+        match w {
+            Wire::Pairs { ask, pairs } => {
+                let mut st = self.shared.state.borrow_mut();
+                if let Some(slot @ None) = st.pairs.get_mut(&ask) {
+                    *slot = Some(pairs.into_iter().map(|(s, t)| (s.to_owned(), t.to_owned())).collect());
+                }
+            }
+            Wire::Done { conv, txn, status, data } => {
+                if self.from_partner(conv, pid) == Some(true) {
+                    let outcome = match status {
+                        0 => Ok(data.unwrap_or_default().to_vec()),
+                        code => Err(dde(code)),
+                    };
+                    self.complete(conv, txn, outcome);
+                }
+            }
+            Wire::Terminate { conv } => {
+                if self.from_partner(conv, pid).is_some() {
+                    self.end(conv, Ending::Partner);
+                }
+            }
+            Wire::AdviseAck { conv, item, format } => {
+                if self.from_partner(conv, pid) == Some(false) {
+                    self.advise_acked(conv, &fold(item), format);
+                }
+            }
+            Wire::Request { conv, .. }
+            | Wire::Poke { conv, .. }
+            | Wire::Execute { conv, .. }
+            | Wire::Advise { conv, .. }
+            | Wire::Unadvise { conv, .. }
+            | Wire::AdviseData { conv, .. } => {
+                if self.from_partner(conv, pid).is_none() {
+                    return;
+                }
+                {
+                    let mut st = self.shared.state.borrow_mut();
+                    let disabled = st.disabled;
+                    let c = st.convs.get_mut(&conv).expect("checked above");
+                    if disabled || c.held || !c.queue.is_empty() {
+                        c.queue.push_back(bytes.to_vec());
+                        return;
+                    }
+                }
+                if !self.run(conv, bytes) {
+                    self.hold(conv, bytes.to_vec());
+                }
+            }
+            Wire::Initiate { .. } | Wire::Wild { .. } => {}
+        }
+    }
+
+    /// Puts a blocked transaction back at the head of its conversation's
+    /// queue, and holds the conversation.
+    fn hold(&self, conv: ConvId, bytes: Vec<u8>) {
+        if let Some(c) = self.shared.state.borrow_mut().convs.get_mut(&conv) {
+            c.held = true;
+            c.queue.push_front(bytes);
+        }
+    }
+
+    /// Runs up to `limit` held transactions of `conv`, in order.
+    fn replay(&self, conv: ConvId, mut limit: usize) {
+        while limit > 0 {
+            let next = self.shared.state.borrow_mut().convs.get_mut(&conv).and_then(|c| c.queue.pop_front());
+            let Some(bytes) = next else { return };
+            limit -= 1;
+            if !self.run(conv, &bytes) {
+                self.hold(conv, bytes);
+                return;
+            }
+        }
+    }
+
+    /// Runs one transaction (or advise update) through the callback and
+    /// acknowledges it; `false` when the callback blocked it.
+    fn run(&self, conv: ConvId, bytes: &[u8]) -> bool {
+        let Some(w) = decode(bytes) else { return true };
+        let info = {
+            let st = self.shared.state.borrow();
+            st.convs.get(&conv).map(|c| (c.client, c.topic.clone(), c.service.clone(), c.peer.clone(), c.peer_conv))
+        };
+        // It ended meanwhile: nothing to run, nobody to answer.
+        let Some((client, topic, service, peer, peer_conv)) = info else { return true };
+        let topic = topic.as_str();
+        let (txn, reply) = match w {
+            Wire::AdviseData { item, format, data, ackreq, .. } if client => {
+                if self.call(&Event::AdviseData { conv, topic, item, format, data }) == Reply::Block {
+                    return false;
+                }
+                if ackreq {
+                    let ack = encode(&Wire::AdviseAck { conv: peer_conv, item, format });
+                    let _ = peer.post_copydata(TAG, &ack, Deadline::after(REPLY_PATIENCE));
+                }
+                return true;
+            }
+            // A server's message on a conversation where we serve, or the
+            // other way round: not for us.
+            _ if client => return true,
+            Wire::Request { txn, item, format, .. } => {
+                let mut r = self.call(&Event::Request { conv, topic, item, format });
+                if r == Reply::NotProcessed && fold(topic) == fold(SYSTEM) {
+                    if let Some(d) = self.system_item(&service, item) {
+                        r = Reply::Data(d);
+                    }
+                }
+                if let Reply::Data(d) = r {
+                    let done = Wire::Done { conv: peer_conv, txn, status: 0, data: Some(&d) };
+                    let _ = peer.post_copydata(TAG, &encode(&done), Deadline::after(REPLY_PATIENCE));
+                    return true;
+                }
+                (txn, ack_status(&r).map(|s| if s == 0 { dmlerr::NOTPROCESSED } else { s }))
+            }
+            Wire::Poke { txn, item, format, data, .. } => {
+                (txn, ack_status(&self.call(&Event::Poke { conv, topic, item, format, data })))
+            }
+            Wire::Execute { txn, command, .. } => {
+                (txn, ack_status(&self.call(&Event::Execute { conv, topic, command })))
+            }
+            Wire::Advise { txn, item, format, warm, ackreq, .. } => {
+                let status = ack_status(&self.call(&Event::AdviseStart { conv, topic, item, format }));
+                if status == Some(0) {
+                    self.add_loop(conv, item, format, warm, ackreq);
+                }
+                (txn, status)
+            }
+            Wire::Unadvise { txn, item, format, .. } => {
+                let found = self.remove_loop(conv, &fold(item), format);
+                if found {
+                    self.call(&Event::AdviseStop { conv, topic, item, format });
+                }
+                (txn, Some(if found { 0 } else { dmlerr::NOTPROCESSED }))
+            }
+            _ => return true,
+        };
+        let Some(status) = reply else { return false };
+        let done = Wire::Done { conv: peer_conv, txn, status, data: None };
+        let _ = peer.post_copydata(TAG, &encode(&done), Deadline::after(REPLY_PATIENCE));
+        true
+    }
+}
+
+impl Dde {
+    /// Client: transaction `txn` of `conv` ended with `outcome`.
+    fn complete(&self, conv: ConvId, txn: u64, outcome: Result<Vec<u8>>) {
+        let outcome = {
+            let mut st = self.shared.state.borrow_mut();
+            match st.txns.get_mut(&txn) {
+                Some(t) if t.conv == conv && t.asynchronous => {
+                    st.txns.remove(&txn);
+                    outcome
+                }
+                Some(t) if t.conv == conv => {
+                    t.outcome = Some(outcome);
+                    return;
+                }
+                // Abandoned, timed out, or not ours.
+                _ => return,
+            }
+        };
+        self.call(&Event::Complete { conv, txn: TxnId(txn), outcome: &outcome });
+    }
+
+    /// Ends conversation `conv`: its pending transactions fail with
+    /// `SERVER_DIED`, and the partner (`Local`) or the callback (otherwise)
+    /// is told.
+    fn end(&self, conv: ConvId, how: Ending) {
+        let peer = {
+            let mut st = self.shared.state.borrow_mut();
+            let Some(c) = st.convs.get_mut(&conv) else { return };
+            if c.ended.is_some() {
+                return;
+            }
+            let peer = (c.peer.clone(), c.peer_conv);
+            if c.client {
+                c.ended = Some(match how {
+                    Ending::Died => dmlerr::SERVER_DIED,
+                    Ending::Local | Ending::Partner => dmlerr::NO_CONV_ESTABLISHED,
+                });
+                c.queue.clear();
+            } else {
+                st.convs.remove(&conv);
+            }
+            peer
+        };
+        if how == Ending::Local {
+            let _ = peer.0.post_copydata(TAG, &encode(&Wire::Terminate { conv: peer.1 }), Deadline::now());
+        }
+        let failed: Vec<u64> = {
+            let mut st = self.shared.state.borrow_mut();
+            let mut failed = Vec::new();
+            st.txns.retain(|id, t| {
+                if t.conv != conv || t.outcome.is_some() {
+                    return true;
+                }
+                if t.asynchronous {
+                    failed.push(*id);
+                    return false;
+                }
+                t.outcome = Some(Err(dde(dmlerr::SERVER_DIED)));
+                true
+            });
+            failed
+        };
+        if how == Ending::Local {
+            return;
+        }
+        for txn in failed {
+            self.call(&Event::Complete { conv, txn: TxnId(txn), outcome: &Err(dde(dmlerr::SERVER_DIED)) });
+        }
+        self.call(&Event::Disconnect { conv, died: how == Ending::Died });
+    }
+
+    /// A session from process `pid` closed: every conversation with it
+    /// whose partner is gone ends now (S10).
+    fn peer_closed(&self, pid: u32) {
+        let dead: Vec<ConvId> = {
+            let st = self.shared.state.borrow();
+            let mut ids: Vec<ConvId> = st
+                .convs
+                .iter()
+                .filter(|(_, c)| c.peer_pid == pid && c.ended.is_none() && !c.peer.is_window())
+                .map(|(id, _)| *id)
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
+        for conv in dead {
+            self.end(conv, Ending::Died);
+        }
+    }
+
+    fn add_loop(&self, conv: ConvId, item: &str, format: u32, warm: bool, ackreq: bool) {
+        let mut st = self.shared.state.borrow_mut();
+        let Some(c) = st.convs.get_mut(&conv) else { return };
+        let folded = fold(item);
+        c.loops.retain(|l| !(l.folded == folded && l.format == format));
+        c.loops.push(Loop {
+            item: item.to_owned(),
+            folded,
+            format,
+            warm,
+            ackreq,
+            awaiting: false,
+            pending: false,
+            stalled: false,
+        });
+    }
+
+    fn remove_loop(&self, conv: ConvId, folded: &str, format: u32) -> bool {
+        let mut st = self.shared.state.borrow_mut();
+        let Some(c) = st.convs.get_mut(&conv) else { return false };
+        let before = c.loops.len();
+        c.loops.retain(|l| !(l.folded == folded && l.format == format));
+        c.loops.len() < before
+    }
+
+    /// Server: the client acknowledged an ack-paced update; the value held
+    /// back meanwhile (the latest) goes now.
+    fn advise_acked(&self, conv: ConvId, folded: &str, format: u32) {
+        let resend = {
+            let mut st = self.shared.state.borrow_mut();
+            let l = st
+                .convs
+                .get_mut(&conv)
+                .and_then(|c| c.loops.iter_mut().find(|l| l.folded == folded && l.format == format));
+            match l {
+                Some(l) => {
+                    l.awaiting = false;
+                    l.pending
+                }
+                None => false,
+            }
+        };
+        if resend {
+            self.update(conv, folded, format);
+        }
+    }
+
+    /// Server: sends advise loop (`conv`, item `folded`, `format`) its
+    /// current value, or holds it back (awaiting an ack, or the client's
+    /// session full).
+    fn update(&self, conv: ConvId, folded: &str, format: u32) {
+        let found = {
+            let mut st = self.shared.state.borrow_mut();
+            let Some(c) = st.convs.get_mut(&conv) else { return };
+            let (topic, peer, peer_conv) = (c.topic.clone(), c.peer.clone(), c.peer_conv);
+            let Some(l) = c.loops.iter_mut().find(|l| l.folded == folded && l.format == format) else { return };
+            if l.ackreq && l.awaiting {
+                l.pending = true;
+                return;
+            }
+            l.pending = false;
+            let patience = if l.stalled { Deadline::now() } else { Deadline::after(ADVISE_PATIENCE) };
+            (topic, l.item.clone(), l.warm, l.ackreq, patience, peer, peer_conv)
+        };
+        let (topic, item, warm, ackreq, patience, peer, peer_conv) = found;
+        let data = match warm {
+            true => None,
+            false => match self.call(&Event::AdviseRequest { conv, topic: &topic, item: &item, format }) {
+                Reply::Data(d) => Some(d),
+                _ => return,
+            },
+        };
+        let update = Wire::AdviseData { conv: peer_conv, item: &item, format, data: data.as_deref(), ackreq };
+        let sent = peer.post_copydata(TAG, &encode(&update), patience);
+        let mut st = self.shared.state.borrow_mut();
+        let l =
+            st.convs.get_mut(&conv).and_then(|c| c.loops.iter_mut().find(|l| l.folded == folded && l.format == format));
+        if let Some(l) = l {
+            match sent {
+                Ok(()) => {
+                    l.stalled = false;
+                    l.awaiting = ackreq;
+                }
+                Err(Error::Timeout) => {
+                    l.stalled = true;
+                    l.pending = true;
+                }
+                // The client is going: its end is on its way.
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn stalled(&self) -> Vec<(ConvId, String, u32)> {
+        let st = self.shared.state.borrow();
+        st.convs
+            .iter()
+            .flat_map(|(id, c)| {
+                c.loops
+                    .iter()
+                    .filter(|l| l.stalled && l.pending && !l.awaiting)
+                    .map(|l| (*id, l.folded.clone(), l.format))
+            })
+            .collect()
+    }
+
+    fn has_stalled(&self) -> bool {
+        let st = self.shared.state.borrow();
+        st.convs.values().any(|c| c.loops.iter().any(|l| l.stalled && l.pending))
+    }
+
+    /// Retries the updates a full session held back.
+    fn flush_stalled(&self) {
+        for (conv, folded, format) in self.stalled() {
+            self.update(conv, &folded, format);
+        }
+    }
+
+    /// The default answer to a `System` item (S03).
+    fn system_item(&self, service: &str, item: &str) -> Option<Vec<u8>> {
+        let item = fold(item);
+        let text = if item == fold(ITEM_TOPICS) {
+            let folded = fold(service);
+            let pairs = self.pairs_for(&(service.to_owned(), folded), None);
+            pairs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join("\t")
+        } else if item == fold(ITEM_SYSITEMS) {
+            [ITEM_TOPICS, ITEM_SYSITEMS, ITEM_FORMATS, ITEM_STATUS, ITEM_HELP].join("\t")
+        } else if item == fold(ITEM_FORMATS) {
+            "TEXT".to_owned()
+        } else if item == fold(ITEM_STATUS) {
+            if self.shared.state.borrow().disabled { "Busy" } else { "Ready" }.to_owned()
+        } else if item == fold(ITEM_HELP) {
+            format!("switchboard DDE server of {service}: request Topics for its topics, SysItems for these items")
+        } else {
+            return None;
+        };
+        Some(text.into_bytes())
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Every partner hears of the end at once (no callbacks now).
+        let st = self.state.get_mut();
+        for c in st.convs.values().filter(|c| c.ended.is_none()) {
+            let _ = c.peer.post_copydata(TAG, &encode(&Wire::Terminate { conv: c.peer_conv }), Deadline::now());
+        }
+    }
+}
+
+/// A client's conversation (classic `HCONV`); dropping it disconnects
+/// (the server is told).
+pub struct Conversation {
+    dde: Dde,
+    id: ConvId,
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversation").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Text from data: without trailing NULs, lossily.
+fn text_of(data: Vec<u8>) -> String {
+    String::from_utf8_lossy(&crate::clipboard::without_nuls(data)).into_owned()
+}
+
+impl Conversation {
+    /// Its id (as events name it).
+    pub fn id(&self) -> ConvId {
+        self.id
+    }
+
+    /// The service and topic it is on.
+    pub fn service_topic(&self) -> (String, String) {
+        let st = self.dde.shared.state.borrow();
+        st.convs.get(&self.id).map(|c| (c.service.clone(), c.topic.clone())).unwrap_or_default()
+    }
+
+    /// The server's process.
+    pub fn server_pid(&self) -> u32 {
+        self.dde.shared.state.borrow().convs.get(&self.id).map_or(0, |c| c.peer_pid)
+    }
+
+    /// Whether it is still open: `false` once the server disconnected or
+    /// died.
+    pub fn is_connected(&self) -> bool {
+        self.dde.shared.state.borrow().convs.get(&self.id).is_some_and(|c| c.ended.is_none())
+    }
+
+    /// The instance it belongs to.
+    pub fn instance(&self) -> &Dde {
+        &self.dde
+    }
+
+    /// Requests `item` in `format` (S04).
+    ///
+    /// # Errors
+    /// `Dde(NOTPROCESSED)` when the server does not have it, `Dde(BUSY)`,
+    /// `Dde(DATAACKTIMEOUT)` at `timeout`, `Dde(SERVER_DIED)` when the
+    /// server ended or died first, `Dde(NO_CONV_ESTABLISHED)` after it.
+    pub fn request(&self, item: &str, format: u32, timeout: Duration) -> Result<Vec<u8>> {
+        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        self.dde.transact(self.id, timeout, dmlerr::DATAACKTIMEOUT, |conv, txn| {
+            encode(&Wire::Request { conv, txn, item, format })
+        })
+    }
+
+    /// [`Conversation::request`] of `CF_TEXT`, as a string.
+    ///
+    /// # Errors
+    /// As [`Conversation::request`].
+    pub fn request_text(&self, item: &str, timeout: Duration) -> Result<String> {
+        self.request(item, CF_TEXT, timeout).map(text_of)
+    }
+
+    /// Gives the server new data for `item` (S05).
+    ///
+    /// # Errors
+    /// As [`Conversation::request`], with `Dde(POKEACKTIMEOUT)`.
+    pub fn poke(&self, item: &str, format: u32, data: &[u8], timeout: Duration) -> Result<()> {
+        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        self.dde
+            .transact(self.id, timeout, dmlerr::POKEACKTIMEOUT, |conv, txn| {
+                encode(&Wire::Poke { conv, txn, item, format, data })
+            })
+            .map(drop)
+    }
+
+    /// [`Conversation::poke`] of `CF_TEXT`.
+    ///
+    /// # Errors
+    /// As [`Conversation::poke`].
+    pub fn poke_text(&self, item: &str, text: &str, timeout: Duration) -> Result<()> {
+        self.poke(item, CF_TEXT, text.as_bytes(), timeout)
+    }
+
+    /// Runs a command on the server (S05).
+    ///
+    /// # Errors
+    /// As [`Conversation::request`], with `Dde(EXECACKTIMEOUT)`.
+    pub fn execute(&self, command: &str, timeout: Duration) -> Result<()> {
+        self.dde
+            .transact(self.id, timeout, dmlerr::EXECACKTIMEOUT, |conv, txn| {
+                encode(&Wire::Execute { conv, txn, command: command.as_bytes() })
+            })
+            .map(drop)
+    }
+
+    /// Starts a hot advise loop on `item` (S06): every change the server
+    /// posts arrives as [`Event::AdviseData`] with the data.
+    ///
+    /// # Errors
+    /// As [`Conversation::request`], with `Dde(ADVACKTIMEOUT)`.
+    pub fn advise(&self, item: &str, format: u32, timeout: Duration) -> Result<()> {
+        self.start_advise(item, format, false, false, timeout)
+    }
+
+    /// Starts a warm advise loop (S06): changes arrive as
+    /// [`Event::AdviseData`] without data; request the item for it.
+    ///
+    /// # Errors
+    /// As [`Conversation::advise`].
+    pub fn advise_nodata(&self, item: &str, format: u32, timeout: Duration) -> Result<()> {
+        self.start_advise(item, format, true, false, timeout)
+    }
+
+    /// Starts an ack-paced hot loop (S07): the server sends the next update
+    /// only once this instance has taken the last (it acknowledges when
+    /// its callback returns); values in between may be skipped, the
+    /// latest always arrives.
+    ///
+    /// # Errors
+    /// As [`Conversation::advise`].
+    pub fn advise_ackreq(&self, item: &str, format: u32, timeout: Duration) -> Result<()> {
+        self.start_advise(item, format, false, true, timeout)
+    }
+
+    fn start_advise(&self, item: &str, format: u32, warm: bool, ackreq: bool, timeout: Duration) -> Result<()> {
+        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        self.dde
+            .transact(self.id, timeout, dmlerr::ADVACKTIMEOUT, |conv, txn| {
+                encode(&Wire::Advise { conv, txn, item, format, warm, ackreq })
+            })
+            .map(drop)
+    }
+
+    /// Stops the advise loop on (`item`, `format`).
+    ///
+    /// # Errors
+    /// `Dde(NOTPROCESSED)` when there is none; `Dde(UNADVACKTIMEOUT)`.
+    pub fn unadvise(&self, item: &str, format: u32, timeout: Duration) -> Result<()> {
+        self.dde
+            .transact(self.id, timeout, dmlerr::UNADVACKTIMEOUT, |conv, txn| {
+                encode(&Wire::Unadvise { conv, txn, item, format })
+            })
+            .map(drop)
+    }
+
+    /// Starts a request and returns at once (S09): the outcome arrives as
+    /// [`Event::Complete`] with this id, unless [`Dde::abandon`]ed.
+    ///
+    /// # Errors
+    /// As [`Conversation::request`], for starting it.
+    pub fn request_async(&self, item: &str, format: u32) -> Result<TxnId> {
+        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        self.start_async(|conv, txn| encode(&Wire::Request { conv, txn, item, format }))
+    }
+
+    /// Starts a poke and returns at once (S09).
+    ///
+    /// # Errors
+    /// As [`Conversation::request_async`].
+    pub fn poke_async(&self, item: &str, format: u32, data: &[u8]) -> Result<TxnId> {
+        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        self.start_async(|conv, txn| encode(&Wire::Poke { conv, txn, item, format, data }))
+    }
+
+    /// Starts an execute and returns at once (S09).
+    ///
+    /// # Errors
+    /// As [`Conversation::request_async`].
+    pub fn execute_async(&self, command: &str) -> Result<TxnId> {
+        self.start_async(|conv, txn| encode(&Wire::Execute { conv, txn, command: command.as_bytes() }))
+    }
+
+    fn start_async(&self, make: impl FnOnce(u64, u64) -> Vec<u8>) -> Result<TxnId> {
+        let deadline = Deadline::after(REPLY_PATIENCE);
+        self.dde.start(self.id, true, deadline, dmlerr::POSTMSG_FAILED, make).map(TxnId)
+    }
+
+    /// Disconnects (as dropping it does).
+    pub fn disconnect(self) {}
+}
+
+impl Drop for Conversation {
+    fn drop(&mut self) {
+        self.dde.end(self.id, Ending::Local);
+        self.dde.shared.state.borrow_mut().convs.remove(&self.id);
+    }
+}
