@@ -398,6 +398,11 @@ struct Shared {
     callback: Box<Callback>,
 }
 
+thread_local! {
+    /// This thread's instances: its loop serves them all.
+    static INSTANCES: RefCell<Vec<Weak<Shared>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A DDE instance (see the module docs): a thread's client and server
 /// side. Cheap to clone (the clones are the same instance); not `Send`.
 #[derive(Clone)]
@@ -495,6 +500,7 @@ impl Dde {
         });
         let own = make_receiver(&shared.name, Rc::downgrade(&shared), None)?;
         let _ = shared.own.set(own);
+        INSTANCES.with(|all| all.borrow_mut().push(Rc::downgrade(&shared)));
         Ok(Dde { shared })
     }
 
@@ -735,9 +741,23 @@ impl Dde {
         Conversation { dde: self.clone(), id }
     }
 
+    /// The receivers of every instance of this thread: a thread's loop
+    /// serves all its instances, as a classic message loop serves all the
+    /// thread's windows (a client and a server on one thread do not
+    /// deadlock).
     fn views(&self) -> Vec<Receiver> {
-        let own = self.shared.own.get().expect("set at creation").view();
-        std::iter::once(own).chain(self.shared.services.borrow().iter().map(|s| s.receiver.view())).collect()
+        INSTANCES.with(|all| {
+            let mut all = all.borrow_mut();
+            all.retain(|w| w.strong_count() > 0);
+            all.iter()
+                .filter_map(Weak::upgrade)
+                .flat_map(|shared| {
+                    let own = shared.own.get().map(Receiver::view);
+                    let services: Vec<Receiver> = shared.services.borrow().iter().map(|s| s.receiver.view()).collect();
+                    own.into_iter().chain(services)
+                })
+                .collect()
+        })
     }
 
     fn call(&self, e: &Event<'_>) -> Reply {
