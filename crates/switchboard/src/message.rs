@@ -575,13 +575,16 @@ impl Receiver {
                         let outcome = outcome.as_ref().map(|r| &r[..]);
                         let answered = s.calls.borrow_mut().answer(id, outcome, Deadline::now());
                         if matches!(answered, Err(Error::Timeout)) {
-                            self.drop_session(&s);
+                            ran += self.drop_session(&s);
+                            // The next session moved into this one's place.
+                            i -= 1;
                             break;
                         }
                     }
                     Err(Error::Timeout) => break,
                     Err(_) => {
-                        self.drop_session(&s);
+                        ran += self.drop_session(&s);
+                        i -= 1;
                         break;
                     }
                 }
@@ -590,7 +593,9 @@ impl Receiver {
         Ok(ran)
     }
 
-    fn drop_session(&self, s: &Rc<Session>) {
+    /// Forgets a session; 1 when the procedure heard of it (it ran), 0
+    /// otherwise.
+    fn drop_session(&self, s: &Rc<Session>) -> usize {
         if let Some(bell) = s.calls.borrow().doorbell() {
             let _ = self.inner.epoll.delete(bell);
         }
@@ -599,7 +604,9 @@ impl Receiver {
             let from = Sender { pid: s.cred.pid, uid: s.cred.uid, receiver: None };
             let m = Message { msg: SESSION_CLOSED, wparam: 0, lparam: 0, from, sent: false, data: &[] };
             (self.inner.proc_)(self, &m);
+            return 1;
         }
+        0
     }
 
     fn passes(&self, cred: &Cred, msg: u32) -> bool {

@@ -379,6 +379,13 @@ struct State {
     /// Wildcard answers awaited, by ask id.
     pairs: HashMap<u64, Option<Vec<(String, String)>>>,
     disabled: bool,
+    /// Processes a session from which closed since the loop last looked.
+    closed: Vec<u32>,
+    /// Conversations whose transaction's callback runs now (innermost
+    /// last), and those of them the callback disconnected: they end once
+    /// the transaction is answered.
+    running: Vec<ConvId>,
+    ending: Vec<ConvId>,
 }
 
 struct Service {
@@ -709,6 +716,15 @@ impl Dde {
         let ran = message::serve_many(&views, deadline)?;
         // Nothing of DDE is a plain post: whatever is queued is dropped.
         views.iter().for_each(Receiver::discard_posted);
+        if !self.shared.state.borrow().closed.is_empty() {
+            // A peer's last answers may wait in its other sessions (one
+            // not accepted yet included): take everything first.
+            while message::serve_many(&views, Deadline::now())? > 0 {}
+            let closed = std::mem::take(&mut self.shared.state.borrow_mut().closed);
+            for pid in closed {
+                self.peer_closed(pid);
+            }
+        }
         self.flush_stalled();
         Ok(ran)
     }
@@ -851,7 +867,7 @@ impl Dde {
         self.shared.state.borrow_mut().txns.insert(txn, Txn { conv, asynchronous, outcome: None });
         let posted = peer.post_copydata(TAG, &make(peer_conv, txn), deadline);
         if let Err(e) = posted {
-            self.shared.state.borrow_mut().txns.remove(&txn);
+                self.shared.state.borrow_mut().txns.remove(&txn);
             return Err(match e {
                 Error::Timeout => dde(timeout_code),
                 Error::InvalidWindowHandle | Error::BrokenPipe => dde(dmlerr::SERVER_DIED),
@@ -881,7 +897,12 @@ impl Dde {
     /// Everything that reaches one of the instance's receivers.
     fn on_message(&self, m: &Message<'_>, service: Option<&(String, String)>) -> i64 {
         if m.msg == SESSION_CLOSED {
-            self.peer_closed(m.from.pid);
+            // Looked at once the loop has taken what every session holds:
+            // the peer's other sessions may still carry its last answers.
+            let mut st = self.shared.state.borrow_mut();
+            if !st.closed.contains(&m.from.pid) {
+                st.closed.push(m.from.pid);
+            }
             return 0;
         }
         if m.msg != WM_COPYDATA || m.lparam as u64 != TAG {
@@ -1042,8 +1063,24 @@ impl Dde {
     }
 
     /// Runs one transaction (or advise update) through the callback and
-    /// acknowledges it; `false` when the callback blocked it.
+    /// acknowledges it; `false` when the callback blocked it. A disconnect
+    /// the callback makes takes effect after the acknowledgement.
     fn run(&self, conv: ConvId, bytes: &[u8]) -> bool {
+        self.shared.state.borrow_mut().running.push(conv);
+        let ran = self.run_callback(conv, bytes);
+        let ending = {
+            let mut st = self.shared.state.borrow_mut();
+            st.running.pop();
+            let at = st.ending.iter().position(|c| *c == conv).filter(|_| !st.running.contains(&conv));
+            at.map(|at| st.ending.swap_remove(at)).is_some()
+        };
+        if ending {
+            self.end(conv, Ending::Local);
+        }
+        ran
+    }
+
+    fn run_callback(&self, conv: ConvId, bytes: &[u8]) -> bool {
         let Some(w) = decode(bytes) else { return true };
         let info = {
             let st = self.shared.state.borrow();
@@ -1136,6 +1173,10 @@ impl Dde {
     fn end(&self, conv: ConvId, how: Ending) {
         let peer = {
             let mut st = self.shared.state.borrow_mut();
+            if how == Ending::Local && st.running.contains(&conv) {
+                st.ending.push(conv);
+                return;
+            }
             let Some(c) = st.convs.get_mut(&conv) else { return };
             if c.ended.is_some() {
                 return;

@@ -1,0 +1,456 @@
+//! Spec 07, S01–S10 and S12 — DDE, across processes: the servers (and in
+//! S12 the poker) are peers re-executed from this test binary.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use switchboard::clipboard::CF_TEXT;
+use switchboard::dde::sheet::{self, Sheet};
+use switchboard::dde::{dmlerr, Conversation, Dde, Enable, Event, Reply, TxnId};
+use switchboard::Error;
+use util::{args, done, role, say, unique, Peer, Watchdog};
+
+const LONG: Duration = Duration::from_secs(60);
+const NOBODY: u32 = 65534;
+
+fn dml<T: std::fmt::Debug>(r: switchboard::Result<T>) -> u16 {
+    match r {
+        Err(Error::Dde(code)) => code,
+        other => panic!("expected a DDE error, got {other:?}"),
+    }
+}
+
+/// Peer side: a DDE server of `args()[0]` that accepts topics `args()[1..]`.
+/// Items are values poked into it (any topic); `log` lists the pokes in
+/// the order they ran; `busy` answers busy, `block` blocks. Executes:
+/// `quit`, `bye` (disconnect this conversation), `hold` (block pokes),
+/// `release` (stop blocking and replay), `publish ITEM N` (set ITEM to
+/// 1..=N, posting each). It says `disconnect died=…` for each end.
+fn server_peer() -> ! {
+    let a = args();
+    let (service, topics) = (a[0].clone(), a[1..].to_vec());
+    let values: RefCell<HashMap<String, Vec<u8>>> = RefCell::default();
+    let log: RefCell<Vec<String>> = RefCell::default();
+    let (quit, holding) = (Rc::new(Cell::new(false)), Cell::new(false));
+    let quit_flag = quit.clone();
+    let dde = Dde::new(move |dde, e| match *e {
+        Event::Connect { topic, .. } if topics.iter().any(|t| t.eq_ignore_ascii_case(topic)) => Reply::Ack,
+        Event::WildConnect { .. } => Reply::Pairs(topics.iter().map(|t| (service.clone(), t.clone())).collect()),
+        Event::Request { item, .. } | Event::AdviseRequest { item, .. } => match item.to_lowercase().as_str() {
+            "busy" => Reply::Busy,
+            "block" => {
+                say("blocked");
+                Reply::Block
+            }
+            "log" => Reply::Data(log.borrow().join(",").into_bytes()),
+            other => values.borrow().get(other).cloned().map_or(Reply::NotProcessed, Reply::Data),
+        },
+        Event::Poke { item, .. } if item.eq_ignore_ascii_case("busy") => Reply::Busy,
+        Event::Poke { .. } if holding.get() => Reply::Block,
+        Event::Poke { topic, item, data, .. } => {
+            values.borrow_mut().insert(item.to_lowercase(), data.to_vec());
+            log.borrow_mut().push(String::from_utf8_lossy(data).into_owned());
+            dde.post_advise(topic, item);
+            Reply::Ack
+        }
+        Event::Execute { conv, topic, command } => {
+            let command = String::from_utf8_lossy(command).into_owned();
+            let words: Vec<&str> = command.split_whitespace().collect();
+            match words.as_slice() {
+                ["quit"] => quit_flag.set(true),
+                ["bye"] => dde.disconnect(conv).unwrap(),
+                ["hold"] => holding.set(true),
+                ["release"] => {
+                    holding.set(false);
+                    dde.enable_callback(None, Enable::All).unwrap();
+                }
+                ["publish", item, n] => {
+                    for i in 1..=n.parse::<u32>().unwrap() {
+                        values.borrow_mut().insert(item.to_lowercase(), i.to_string().into_bytes());
+                        dde.post_advise(topic, item);
+                    }
+                }
+                _ => return Reply::NotProcessed,
+            }
+            Reply::Ack
+        }
+        Event::AdviseStart { .. } => Reply::Ack,
+        Event::Disconnect { died, .. } => {
+            say(&format!("disconnect died={died}"));
+            Reply::Ack
+        }
+        _ => Reply::NotProcessed,
+    })
+    .unwrap();
+    dde.register(&a[0]).unwrap();
+    say("ready");
+    while !quit.get() {
+        dde.pump(Duration::from_millis(200)).unwrap();
+    }
+    done()
+}
+
+/// Parent side: a [`server_peer`] of `service` with `topics`, registered.
+fn server(test: &str, service: &str, topics: &[&str]) -> Peer {
+    let mut a = vec![service];
+    a.extend_from_slice(topics);
+    let mut peer = Peer::spawn(test, "server", &a);
+    peer.expect("ready");
+    peer
+}
+
+/// A client instance that records what its callback is told.
+fn client() -> (Dde, Rc<RefCell<Vec<String>>>) {
+    let seen: Rc<RefCell<Vec<String>>> = Rc::default();
+    let log = seen.clone();
+    let dde = Dde::new(move |_, e| {
+        let line = match e {
+            Event::AdviseData { item, data, .. } => {
+                format!("data {item} {}", data.map_or("-".into(), |d| String::from_utf8_lossy(d).into_owned()))
+            }
+            Event::Disconnect { died, .. } => format!("disconnect died={died}"),
+            Event::Complete { txn, outcome, .. } => match outcome {
+                Ok(d) => format!("complete {} {}", txn.0, String::from_utf8_lossy(d)),
+                Err(Error::Dde(code)) => format!("complete {} err {code:#x}", txn.0),
+                Err(e) => format!("complete {} {e}", txn.0),
+            },
+            _ => return Reply::NotProcessed,
+        };
+        log.borrow_mut().push(line);
+        Reply::Ack
+    })
+    .unwrap();
+    (dde, seen)
+}
+
+/// Runs `dde`'s loop until `cond` holds.
+fn pump_until(dde: &Dde, what: &str, cond: impl Fn() -> bool) {
+    let until = Instant::now() + LONG;
+    while !cond() {
+        assert!(Instant::now() < until, "never happened: {what}");
+        dde.pump(Duration::from_millis(50)).unwrap();
+    }
+}
+
+fn quit(conv: &Conversation, mut peer: Peer) {
+    conv.execute("quit", LONG).unwrap();
+    peer.finish();
+}
+
+fn peer_role() {
+    match role().as_deref() {
+        Some("server") => server_peer(),
+        Some("sheet") => sheet_peer(),
+        Some("poker") => poker_peer(),
+        Some(_) | None => {}
+    }
+}
+
+#[test]
+fn dde_s01_service_topic_item_names_are_case_insensitive_and_bounded() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("S01-Service");
+    let peer = server("dde_s01_service_topic_item_names_are_case_insensitive_and_bounded", &service, &["Topic"]);
+    let (dde, _) = client();
+    let conv = dde.connect(&service.to_uppercase(), "tOPIC").unwrap();
+    conv.poke_text("Item", "v", LONG).unwrap();
+    assert_eq!(conv.request_text("ITEM", LONG).unwrap(), "v");
+    let long = "x".repeat(256);
+    assert!(matches!(dde.connect(&long, "Topic"), Err(Error::InvalidName { .. })));
+    assert!(matches!(dde.connect(&service, ""), Err(Error::InvalidName { .. })));
+    assert!(matches!(conv.request(&long, CF_TEXT, LONG), Err(Error::InvalidName { .. })));
+    assert!(matches!(dde.register(""), Err(Error::InvalidName { .. })));
+    let max = "y".repeat(255);
+    dde.register(&max).unwrap();
+    assert!(matches!(dde.register(&max.to_uppercase()), Err(Error::AlreadyExists(_))));
+    quit(&conv, peer);
+}
+
+#[test]
+fn dde_s02_every_server_is_offered_and_none_accepting_is_no_conversation() {
+    let _w = Watchdog::test();
+    peer_role();
+    let test = "dde_s02_every_server_is_offered_and_none_accepting_is_no_conversation";
+    let service = unique("s02");
+    let a = server(test, &service, &["alpha"]);
+    let b = server(test, &service, &["beta"]);
+    let (dde, _) = client();
+    // Each server is offered; the one that accepts the topic answers.
+    let to_b = dde.connect(&service, "beta").unwrap();
+    assert_eq!(to_b.server_pid(), b.pid);
+    let to_a = dde.connect(&service, "alpha").unwrap();
+    assert_eq!(to_a.server_pid(), a.pid);
+    assert_eq!(dml(dde.connect(&service, "gamma")), dmlerr::NO_CONV_ESTABLISHED);
+    assert_eq!(dml(dde.connect(&unique("nobody-serves-this"), "alpha")), dmlerr::NO_CONV_ESTABLISHED);
+    // Wildcards: one conversation per accepting pair (System included).
+    let mut pairs: Vec<(String, String)> =
+        dde.connect_list(Some(&service), None).unwrap().iter().map(Conversation::service_topic).collect();
+    pairs.sort();
+    let want = |t: &[&str]| -> Vec<(String, String)> {
+        let mut v: Vec<_> = t.iter().map(|t| (service.clone(), (*t).to_owned())).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(pairs, want(&["System", "System", "alpha", "beta"]));
+    let mut listed = dde.wildconnect(None, Some("alpha"));
+    listed.retain(|(s, _)| *s == service);
+    assert_eq!(listed, want(&["alpha"]));
+    assert_eq!(dml(dde.connect_list(Some(&service), Some("gamma"))), dmlerr::NO_CONV_ESTABLISHED);
+    quit(&to_a, a);
+    quit(&to_b, b);
+}
+
+#[test]
+fn dde_s03_every_server_answers_the_system_topic() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s03");
+    let peer = server("dde_s03_every_server_answers_the_system_topic", &service, &["One", "Two"]);
+    let (dde, _) = client();
+    let sys = dde.connect(&service, "system").unwrap();
+    assert_eq!(sys.request_text("Topics", LONG).unwrap(), "One\tTwo\tSystem");
+    assert_eq!(sys.request_text("SysItems", LONG).unwrap(), "Topics\tSysItems\tFormats\tStatus\tHelp");
+    assert_eq!(sys.request_text("Formats", LONG).unwrap(), "TEXT");
+    assert_eq!(sys.request_text("Status", LONG).unwrap(), "Ready");
+    assert!(sys.request_text("Help", LONG).unwrap().contains(&service));
+    assert_eq!(dml(sys.request("NoSuchItem", CF_TEXT, LONG)), dmlerr::NOTPROCESSED);
+    let one = dde.connect(&service, "One").unwrap();
+    quit(&one, peer);
+}
+
+#[test]
+fn dde_s04_request_gives_data_not_processed_or_a_timeout() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s04");
+    let peer = server("dde_s04_request_gives_data_not_processed_or_a_timeout", &service, &["t"]);
+    let (dde, _) = client();
+    let conv = dde.connect(&service, "t").unwrap();
+    conv.poke("x", CF_TEXT, b"payload", LONG).unwrap();
+    assert_eq!(conv.request("x", CF_TEXT, LONG).unwrap(), b"payload");
+    assert_eq!(dml(conv.request("missing", CF_TEXT, LONG)), dmlerr::NOTPROCESSED);
+    // A held request never gets its data: the timeout ends it.
+    assert_eq!(dml(conv.request("block", CF_TEXT, Duration::from_millis(300))), dmlerr::DATAACKTIMEOUT);
+    // The conversation goes on (its transactions are held behind the
+    // blocked one, so a second conversation quits the server).
+    let other = dde.connect(&service, "t").unwrap();
+    quit(&other, peer);
+}
+
+#[test]
+fn dde_s05_poke_and_execute_are_acknowledged_not_processed_or_busy() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s05");
+    let peer = server("dde_s05_poke_and_execute_are_acknowledged_not_processed_or_busy", &service, &["t"]);
+    let (dde, _) = client();
+    let conv = dde.connect(&service, "t").unwrap();
+    conv.poke_text("a", "1", LONG).unwrap();
+    assert_eq!(dml(conv.poke_text("busy", "1", LONG)), dmlerr::BUSY);
+    conv.execute("publish a 3", LONG).unwrap();
+    assert_eq!(conv.request_text("a", LONG).unwrap(), "3");
+    assert_eq!(dml(conv.execute("no such command", LONG)), dmlerr::NOTPROCESSED);
+    // A poke and an execute the server holds time out with their codes.
+    conv.execute("hold", LONG).unwrap();
+    assert_eq!(dml(conv.poke_text("a", "2", Duration::from_millis(300))), dmlerr::POKEACKTIMEOUT);
+    assert_eq!(dml(conv.execute("publish a 1", Duration::from_millis(300))), dmlerr::EXECACKTIMEOUT);
+    let other = dde.connect(&service, "t").unwrap();
+    quit(&other, peer);
+}
+
+#[test]
+fn dde_s06_hot_and_warm_advise_loops_deliver_until_unadvised() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s06");
+    let peer = server("dde_s06_hot_and_warm_advise_loops_deliver_until_unadvised", &service, &["t"]);
+    let (dde, seen) = client();
+    let conv = dde.connect(&service, "t").unwrap();
+    conv.advise("hot", CF_TEXT, LONG).unwrap();
+    conv.advise_nodata("warm", CF_TEXT, LONG).unwrap();
+    conv.poke_text("hot", "h1", LONG).unwrap();
+    conv.poke_text("warm", "w1", LONG).unwrap();
+    conv.poke_text("other", "o1", LONG).unwrap();
+    pump_until(&dde, "two updates", || seen.borrow().len() >= 2);
+    assert_eq!(*seen.borrow(), ["data hot h1", "data warm -"]);
+    // A warm loop's client requests the value itself.
+    assert_eq!(conv.request_text("warm", LONG).unwrap(), "w1");
+    conv.unadvise("hot", CF_TEXT, LONG).unwrap();
+    assert_eq!(dml(conv.unadvise("hot", CF_TEXT, LONG)), dmlerr::NOTPROCESSED);
+    conv.poke_text("hot", "h2", LONG).unwrap();
+    conv.poke_text("warm", "w2", LONG).unwrap();
+    pump_until(&dde, "the warm update", || seen.borrow().len() >= 3);
+    // The hot loop is gone: its poke (sent before the warm one) brought nothing.
+    assert_eq!(seen.borrow()[2], "data warm -");
+    quit(&conv, peer);
+    assert_eq!(seen.borrow().len(), 3);
+}
+
+#[test]
+fn dde_s07_an_ack_paced_loop_skips_but_always_delivers_the_latest() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s07");
+    let peer = server("dde_s07_an_ack_paced_loop_skips_but_always_delivers_the_latest", &service, &["t"]);
+    let (dde, seen) = client();
+    let conv = dde.connect(&service, "t").unwrap();
+    conv.advise_ackreq("n", CF_TEXT, LONG).unwrap();
+    // 2000 changes in one go: the server may send only while acknowledged.
+    let n = 2000;
+    conv.execute(&format!("publish n {n}"), LONG).unwrap();
+    pump_until(&dde, "the latest value", || seen.borrow().last().is_some_and(|l| *l == format!("data n {n}")));
+    let got: Vec<u32> = seen.borrow().iter().map(|l| l.rsplit(' ').next().unwrap().parse().unwrap()).collect();
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+    assert!(got.len() < n as usize, "an ack-paced loop sent {} of {n} without acks", got.len());
+    quit(&conv, peer);
+}
+
+#[test]
+fn dde_s08_blocked_transactions_replay_in_order_when_enabled() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s08");
+    let peer = server("dde_s08_blocked_transactions_replay_in_order_when_enabled", &service, &["t"]);
+    let (dde, seen) = client();
+    let held = dde.connect(&service, "t").unwrap();
+    let control = dde.connect(&service, "t").unwrap();
+    control.execute("hold", LONG).unwrap();
+    let txns: Vec<TxnId> = (1..=3).map(|i| held.poke_async("v", CF_TEXT, i.to_string().as_bytes()).unwrap()).collect();
+    // The first blocks; the others wait behind it, in order.
+    assert_eq!(control.request_text("log", LONG).unwrap(), "");
+    assert!(seen.borrow().is_empty());
+    control.execute("release", LONG).unwrap();
+    pump_until(&dde, "three completions", || seen.borrow().len() >= 3);
+    let want: Vec<String> = txns.iter().map(|t| format!("complete {} ", t.0)).collect();
+    assert_eq!(*seen.borrow(), want);
+    assert_eq!(control.request_text("log", LONG).unwrap(), "1,2,3");
+    quit(&control, peer);
+}
+
+#[test]
+fn dde_s09_asynchronous_transactions_complete_as_events_and_can_be_abandoned() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s09");
+    let peer = server("dde_s09_asynchronous_transactions_complete_as_events_and_can_be_abandoned", &service, &["t"]);
+    let (dde, seen) = client();
+    let conv = dde.connect(&service, "t").unwrap();
+    conv.poke_text("a", "A", LONG).unwrap();
+    let first = conv.request_async("a", CF_TEXT).unwrap();
+    let abandoned = conv.request_async("a", CF_TEXT).unwrap();
+    let missing = conv.request_async("missing", CF_TEXT).unwrap();
+    dde.abandon(abandoned).unwrap();
+    assert_eq!(dml(dde.abandon(abandoned)), dmlerr::UNFOUND_QUEUE_ID);
+    pump_until(&dde, "two completions", || seen.borrow().len() >= 2);
+    // The request after them proves the abandoned one's reply came and went.
+    assert_eq!(conv.request_text("a", LONG).unwrap(), "A");
+    assert_eq!(*seen.borrow(), [format!("complete {} A", first.0), format!("complete {} err 0x4009", missing.0)]);
+    assert_eq!(dml(dde.abandon(first)), dmlerr::UNFOUND_QUEUE_ID);
+    quit(&conv, peer);
+}
+
+#[test]
+fn dde_s10_disconnect_from_either_side_notifies_the_other() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s10-bye");
+    let mut peer = server("dde_s10_disconnect_from_either_side_notifies_the_other", &service, &["t"]);
+    let (dde, seen) = client();
+    // The client leaves: the server hears of it.
+    drop(dde.connect(&service, "t").unwrap());
+    peer.expect("disconnect died=false");
+    // The server leaves: the client hears, and the conversation is over.
+    let conv = dde.connect(&service, "t").unwrap();
+    conv.execute("bye", LONG).unwrap();
+    pump_until(&dde, "the server's disconnect", || !seen.borrow().is_empty());
+    assert_eq!(*seen.borrow(), ["disconnect died=false"]);
+    assert!(!conv.is_connected());
+    assert_eq!(dml(conv.request("a", CF_TEXT, LONG)), dmlerr::NO_CONV_ESTABLISHED);
+    quit(&dde.connect(&service, "t").unwrap(), peer);
+}
+
+#[test]
+fn dde_s10_a_server_killed_mid_transaction_ends_it_with_server_died() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s10-kill");
+    let before = util::disk_snapshot();
+    let mut peer = server("dde_s10_a_server_killed_mid_transaction_ends_it_with_server_died", &service, &["t"]);
+    let (dde, seen) = client();
+    let conv = dde.connect(&service, "t").unwrap();
+    let async_conv = dde.connect(&service, "t").unwrap();
+    let pending = async_conv.request_async("block", CF_TEXT).unwrap();
+    peer.expect("blocked");
+    // Killed while the synchronous request waits (the server holds it).
+    let killer = std::thread::spawn(move || {
+        peer.expect("blocked");
+        peer.kill9();
+    });
+    let started = Instant::now();
+    assert_eq!(dml(conv.request("block", CF_TEXT, LONG)), dmlerr::SERVER_DIED);
+    assert!(started.elapsed() < LONG / 2, "the death was seen at once, not at the timeout");
+    killer.join().unwrap();
+    pump_until(&dde, "both conversations end", || seen.borrow().len() >= 3);
+    let mut got = seen.borrow().clone();
+    got.sort();
+    let mut want =
+        vec![format!("complete {} err 0x400e", pending.0), "disconnect died=true".into(), "disconnect died=true".into()];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(dml(conv.request("a", CF_TEXT, LONG)), dmlerr::SERVER_DIED);
+    assert_eq!(dml(dde.connect(&service, "t")), dmlerr::NO_CONV_ESTABLISHED);
+    drop((conv, async_conv, dde));
+    assert_eq!(util::disk_snapshot(), before, "nothing left behind");
+}
+
+/// Peer side: the S12 sheet (`args()[0]` service, topic `Sheet1`), with
+/// `R3C1 = R1C1 * 2`, served until killed.
+fn sheet_peer() -> ! {
+    let cells = Rc::new(RefCell::new(Sheet::default()));
+    cells.borrow_mut().set("R3C1", "=R1C1*2").unwrap();
+    let dde = sheet::serve(&args()[0], "Sheet1", cells).unwrap();
+    say("ready");
+    dde.serve(switchboard::Deadline::NEVER).unwrap();
+    done()
+}
+
+/// Peer side: pokes R1C1 = 1..=N (`args()[1]`) into the sheet.
+fn poker_peer() -> ! {
+    let a = args();
+    let (dde, _) = client();
+    let conv = dde.connect(&a[0], "Sheet1").unwrap();
+    for i in 1..=a[1].parse::<u32>().unwrap() {
+        conv.poke_text("R1C1", &i.to_string(), LONG).unwrap();
+    }
+    say("poked");
+    done()
+}
+
+#[test]
+fn dde_s12_a_hot_link_on_a_formula_sees_every_update_in_order() {
+    let _w = Watchdog::test();
+    peer_role();
+    let test = "dde_s12_a_hot_link_on_a_formula_sees_every_update_in_order";
+    let service = unique("s12-sheet");
+    let mut sheet = Peer::spawn(test, "sheet", &[&service]);
+    sheet.expect("ready");
+    let (dde, seen) = client();
+    let conv = dde.connect(&service, "sheet1").unwrap();
+    conv.advise("r3c1", CF_TEXT, LONG).unwrap();
+    let n = 10_000u32;
+    let mut poker = Peer::spawn(test, "poker", &[&service, &n.to_string()]);
+    let last = format!("data r3c1 {}", 2 * n);
+    pump_until(&dde, "the last update", || seen.borrow().last() == Some(&last));
+    let want: Vec<String> = (1..=n).map(|i| format!("data r3c1 {}", 2 * i)).collect();
+    assert_eq!(seen.borrow().len(), want.len(), "none lost, none repeated");
+    assert!(*seen.borrow() == want, "in order");
+    poker.expect("poked");
+    poker.finish();
+    assert_eq!(conv.request_text("R1C1", LONG).unwrap(), n.to_string());
+    sheet.kill9();
+}
