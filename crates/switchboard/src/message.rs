@@ -651,12 +651,17 @@ impl Receiver {
         Ok((self.inner.proc_)(self, &m))
     }
 
-    /// Arms every doorbell; `true` when something is there already.
+    /// Arms every doorbell; `true` when something is there already. Then
+    /// the next pump looks at every session: what is there may be a
+    /// hang-up or a death, which shows only to a receive.
     fn arm(&self) -> bool {
         let sessions: Vec<Rc<Session>> = self.inner.sessions.borrow().clone();
         let mut ready = false;
         for s in sessions {
             ready |= s.calls.borrow_mut().arm_doorbell();
+        }
+        if ready {
+            self.inner.thorough.set(true);
         }
         ready
     }

@@ -398,8 +398,11 @@ fn dde_s10_a_server_killed_mid_transaction_ends_it_with_server_died() {
     pump_until(&dde, "both conversations end", || seen.borrow().len() >= 3);
     let mut got = seen.borrow().clone();
     got.sort();
-    let mut want =
-        vec![format!("complete {} err 0x400e", pending.0), "disconnect died=true".into(), "disconnect died=true".into()];
+    let mut want = vec![
+        format!("complete {} err 0x400e", pending.0),
+        "disconnect died=true".into(),
+        "disconnect died=true".into(),
+    ];
     want.sort();
     assert_eq!(got, want);
     assert_eq!(dml(conv.request("a", CF_TEXT, LONG)), dmlerr::SERVER_DIED);

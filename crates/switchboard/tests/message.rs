@@ -394,6 +394,40 @@ fn message_s08_a_dead_receiver_fails_pending_and_later_sends() {
     assert_eq!(to.send_timeout(WM_USER, 1, 0, LONG, false).unwrap_err().win32(), 1400);
 }
 
+/// CPU time this thread has used (user + system), in clock ticks.
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // Fields after the command name (which may hold spaces) start at ")".
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn message_s08_a_killed_senders_session_is_dropped_and_the_loop_sleeps() {
+    if let Some(r) = role() {
+        assert_eq!(r, "sender");
+        let to = find_receiver(&args()[0]).unwrap();
+        to.post(WM_USER, 5, 0).unwrap();
+        util::hold("posted");
+    }
+    let _w = Watchdog::test();
+    let name = unique("msg08sender");
+    let rx = Receiver::create(&name, |_, _| 0).unwrap();
+    let mut peer =
+        Peer::spawn("message_s08_a_killed_senders_session_is_dropped_and_the_loop_sleeps", "sender", &[&name]);
+    peer.expect("posted");
+    assert_eq!(rx.get(LONG).unwrap().wparam, 5);
+    peer.kill9();
+    // The dead sender's session hangs up: the loop must drop it, not wake
+    // on its hang-up again and again (a spinning victim) until its timeout.
+    let before = thread_cpu_ticks();
+    assert!(matches!(rx.get(Duration::from_secs(1)), Err(Error::Timeout)));
+    let used = thread_cpu_ticks() - before;
+    assert!(used < 50, "the loop burned {used} ticks of CPU in a 1 s wait");
+    assert!(format!("{rx:?}").contains("sessions: 0"), "{rx:?}");
+}
+
 #[test]
 fn message_s09_a_64_mib_data_copy_arrives_whole() {
     if role().is_some() {

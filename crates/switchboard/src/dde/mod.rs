@@ -867,7 +867,7 @@ impl Dde {
         self.shared.state.borrow_mut().txns.insert(txn, Txn { conv, asynchronous, outcome: None });
         let posted = peer.post_copydata(TAG, &make(peer_conv, txn), deadline);
         if let Err(e) = posted {
-                self.shared.state.borrow_mut().txns.remove(&txn);
+            self.shared.state.borrow_mut().txns.remove(&txn);
             return Err(match e {
                 Error::Timeout => dde(timeout_code),
                 Error::InvalidWindowHandle | Error::BrokenPipe => dde(dmlerr::SERVER_DIED),

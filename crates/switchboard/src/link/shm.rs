@@ -216,13 +216,6 @@ impl ShmLink {
         };
         match wait_ready_or_peer(&mut ready, signal, self.opts.wait, deadline, peer) {
             Waited::Ready => Ok(true),
-            // A try (a deadline already past) does not wait, so it does
-            // not watch the peer either: one load says whether it died
-            // (else a loop of tries over a dead peer's link never learns).
-            Waited::TimedOut if self.peer_life.as_ref().is_some_and(|l| !l.alive()) => match ready() {
-                true => Ok(true),
-                false => Err(Error::BrokenPipe),
-            },
             Waited::TimedOut => Ok(false),
             // One last look: the peer may have sent before dying.
             Waited::PeerGone if ready() => Ok(true),
