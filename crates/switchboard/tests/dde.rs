@@ -146,6 +146,7 @@ fn peer_role() {
         Some("server") => server_peer(),
         Some("sheet") => sheet_peer(),
         Some("poker") => poker_peer(),
+        Some("churner") => churner_peer(),
         Some(_) | None => {}
     }
 }
@@ -456,4 +457,184 @@ fn dde_s12_a_hot_link_on_a_formula_sees_every_update_in_order() {
     poker.finish();
     assert_eq!(conv.request_text("R1C1", LONG).unwrap(), n.to_string());
     sheet.kill9();
+}
+
+/// Peer side: a client that keeps two conversations busy (pokes, async
+/// requests, an advise loop) until it is killed.
+fn churner_peer() -> ! {
+    let (dde, _) = client();
+    let a = dde.connect(&args()[0], "t").unwrap();
+    let b = dde.connect(&args()[0], "t").unwrap();
+    b.advise("c", CF_TEXT, LONG).unwrap();
+    say("connected");
+    // Until killed, or until the server dies under it.
+    for i in 0u64.. {
+        let going = a.poke_text("c", &i.to_string(), LONG).and_then(|()| b.request_async("c", CF_TEXT));
+        if let Err(e) = going {
+            assert!(matches!(e, Error::Dde(dmlerr::SERVER_DIED | dmlerr::NO_CONV_ESTABLISHED)), "{e:?}");
+            break;
+        }
+        dde.pump(switchboard::Deadline::now()).unwrap();
+    }
+    done()
+}
+
+#[test]
+fn dde_kill9_clients_and_servers_at_random_points_leave_nothing_and_hang_no_one() {
+    let _w = Watchdog::test();
+    peer_role();
+    let test = "dde_kill9_clients_and_servers_at_random_points_leave_nothing_and_hang_no_one";
+    let before = util::disk_snapshot();
+    let mut rng = util::Rng(u64::from(std::process::id()));
+    for round in 0..6 {
+        let service = unique(&format!("kill{round}"));
+        let mut srv = server(test, &service, &["t"]);
+        let (dde, seen) = client();
+        let conv = dde.connect(&service, "t").unwrap();
+        conv.advise("c", CF_TEXT, LONG).unwrap();
+        let mut churner = Peer::spawn(test, "churner", &[&service]);
+        churner.expect("connected");
+        let delay = Duration::from_micros(rng.next() % 30_000);
+        if round % 2 == 0 {
+            // The server dies under a client in mid-transaction.
+            let killer = std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                srv.kill9();
+            });
+            let started = Instant::now();
+            let ended = loop {
+                match conv.poke_text("x", "1", LONG) {
+                    Ok(()) => {}
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(ended, Error::Dde(dmlerr::SERVER_DIED)), "round {round}: {ended:?}");
+            assert!(started.elapsed() < LONG / 2, "round {round}: the death was seen at once");
+            killer.join().unwrap();
+            pump_until(&dde, "the disconnect", || seen.borrow().iter().any(|l| l == "disconnect died=true"));
+            churner.wait();
+        } else {
+            // A busy client dies; the server goes on serving the others.
+            std::thread::sleep(delay);
+            churner.kill9();
+            srv.expect("disconnect died=true");
+            srv.expect("disconnect died=true");
+            conv.poke_text("c", "still here", LONG).unwrap();
+            assert_eq!(conv.request_text("c", LONG).unwrap(), "still here");
+            pump_until(&dde, "the update", || seen.borrow().iter().any(|l| l == "data c still here"));
+            quit(&conv, srv);
+        }
+        drop((conv, dde));
+    }
+    assert_eq!(util::disk_snapshot(), before, "nothing left behind");
+}
+
+#[test]
+fn dde_s02_attack_another_users_squatter_is_skipped() {
+    let _w = Watchdog::test();
+    peer_role();
+    let test = "dde_s02_attack_another_users_squatter_is_skipped";
+    if role().as_deref() == Some("squatter") {
+        // Binds where this user's DDE servers are listed, and answers nobody.
+        let addr = format!("sb1/L{}/w/ddes.{}", args()[0], args()[1]);
+        let _l = switchboard_sys::socket::Listener::bind_with_backlog(addr.as_bytes(), 0).unwrap();
+        util::hold("squatting");
+    }
+    if switchboard_sys::process::uid() != 0 {
+        eprintln!("skipped: the attacker runs as uid {NOBODY}, which needs root to start");
+        return;
+    }
+    let service = unique("s02-squat");
+    let peer = server(test, &service, &["t"]);
+    let me = switchboard_sys::process::uid().to_string();
+    let mut squatter = Peer::spawn_as(NOBODY, test, "squatter", &[&me, &unique("squat")]);
+    squatter.expect("squatting");
+    let (dde, _) = client();
+    // Every server is offered (the squatter too, and refused for its uid);
+    // the real one answers.
+    let convs = dde.connect_list(None, Some("t")).unwrap();
+    let ours: Vec<&Conversation> = convs.iter().filter(|c| c.service_topic().0 == service).collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].server_pid(), peer.pid);
+    let conv = dde.connect(&service, "t").unwrap();
+    drop(convs);
+    quit(&conv, peer);
+    squatter.dismiss();
+}
+
+/// A postcard varint.
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[test]
+fn dde_s02_attack_an_offer_naming_another_processs_receiver_is_refused() {
+    let _w = Watchdog::test();
+    if role().as_deref() == Some("deputy") {
+        // Same user, hostile: offers a conversation to every DDE server of
+        // the parent, naming the parent's receiver `args()[1]` as its own.
+        let (service, victim) = (&args()[0], &args()[1]);
+        let parent = std::os::unix::process::parent_id();
+        let mut accepted = 0;
+        for e in switchboard::namespace::list() {
+            if e.owner_pid != parent || !e.name.starts_with("ddes.") {
+                continue;
+            }
+            let mut offer = vec![0u8]; // Initiate
+            for s in [service.as_str(), "t", victim.as_str()] {
+                varint(s.len() as u64, &mut offer);
+                offer.extend_from_slice(s.as_bytes());
+            }
+            varint(1, &mut offer);
+            let to = switchboard::message::find_receiver(&e.name).unwrap();
+            accepted += to.send_copydata(None, 0x4444_45, &offer).unwrap();
+        }
+        say(&format!("accepted {accepted}"));
+        done();
+    }
+    let service = unique("s02-deputy");
+    let confirmed = Rc::new(Cell::new(0));
+    let count = confirmed.clone();
+    let server = Dde::new(move |_, e| match e {
+        Event::Connect { .. } => Reply::Ack,
+        Event::ConnectConfirm { .. } => {
+            count.set(count.get() + 1);
+            Reply::Ack
+        }
+        _ => Reply::NotProcessed,
+    })
+    .unwrap();
+    server.register(&service).unwrap();
+    let victim_name = unique("s02-victim");
+    let reached = Rc::new(Cell::new(0));
+    let hits = reached.clone();
+    let victim = switchboard::message::Receiver::create(&victim_name, move |_, _| {
+        hits.set(hits.get() + 1);
+        0
+    })
+    .unwrap();
+    let mut deputy = Peer::spawn(
+        "dde_s02_attack_an_offer_naming_another_processs_receiver_is_refused",
+        "deputy",
+        &[&service, &victim_name],
+    );
+    let said = loop {
+        server.pump(Duration::from_millis(20)).unwrap();
+        if let Some(line) = deputy.try_next() {
+            break line;
+        }
+    };
+    assert_eq!(said, "accepted 0");
+    assert_eq!(confirmed.get(), 0);
+    let _ = victim.peek(true).unwrap();
+    assert_eq!(reached.get(), 0, "the victim's receiver got nothing");
+    deputy.finish();
+    // The same offer in its own name is accepted (the refusal was the pid).
+    let (dde, _) = client();
+    drop(dde.connect(&service, "t").unwrap());
+    assert_eq!(confirmed.get(), 1);
 }
