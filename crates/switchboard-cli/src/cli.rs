@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 pub use crate::command::clip::ClipCmd;
+pub use crate::command::dde::DdeCmd;
 pub use crate::command::mailslot::MailslotCmd;
 pub use crate::command::mapping::MappingCmd;
 pub use crate::command::message::MessageCmd;
@@ -128,6 +129,14 @@ pub enum Command {
                       else /tmp/switchboard-clipboard-UID."
     )]
     Clip(ClipCmd),
+    /// DDE: a live spreadsheet server, advise loops, request, poke,
+    /// execute, and the services this user runs.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  switchboard dde sheet sheet &\n  switchboard dde advise sheet Sheet1 R3C1 &\n  \
+                      switchboard dde poke sheet Sheet1 R1C1 21"
+    )]
+    Dde(DdeCmd),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(
         subcommand,

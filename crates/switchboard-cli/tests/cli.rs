@@ -378,6 +378,38 @@ fn message_s04_cli_message_verbs_listen_send_post_copydata() {
     assert!(stderr(&missing).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&missing));
 }
 
+/// The S12 demo from the shell: `dde sheet` serves a formula cell, `dde
+/// advise` in another process prints every update of it in order while
+/// `dde poke` and `dde execute` change the cell it depends on; `dde
+/// request` reads cells and the System topic; `dde ls` lists the pairs.
+#[test]
+fn dde_s12_cli_sheet_advise_poke_request_execute() {
+    let service = unique("cli-sheet");
+    let (mut sheet, ready) = socket_listener(&["dde", "sheet", &service, "--set", "R3C1==R1C1*2"]);
+    assert!(ready.starts_with("serving sheet"), "{ready}");
+    let (advise, ready) = socket_listener(&["dde", "advise", &service, "Sheet1", "R3C1", "--count", "4"]);
+    assert!(ready.starts_with("advising"), "{ready}");
+    for v in ["1", "2", "3"] {
+        let poked = run(&["dde", "poke", &service, "sheet1", "r1c1", v]);
+        assert!(poked.status.success(), "{}", stderr(&poked));
+    }
+    assert!(run(&["dde", "execute", &service, "Sheet1", "R1C1=50"]).status.success());
+    let out = advise.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n4\n6\n100\n");
+    assert_eq!(stdout(&run(&["dde", "request", &service, "Sheet1", "R3C1"])), "100\n");
+    assert_eq!(stdout(&run(&["dde", "request", &service, "System", "Topics"])), "Sheet1\tSystem\n");
+    let listed = stdout(&run(&["dde", "ls", &service]));
+    assert_eq!(listed, format!("{service}\tSheet1\n{service}\tSystem\n"));
+    let refused = run(&["dde", "request", &service, "Sheet1", "not-a-cell"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("DMLERR_NOTPROCESSED"), "{}", stderr(&refused));
+    let nobody = run(&["dde", "request", &unique("no-such-service"), "t", "i"]);
+    assert!(stderr(&nobody).contains("DMLERR_NO_CONV_ESTABLISHED"), "{}", stderr(&nobody));
+    let _ = sheet.kill();
+    let out = sheet.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(printed.ends_with("R1C1 = 50\nR3C1 = 100\n"), "{printed}");
+}
+
 /// Waits until a `clip watch` process sleeps on the clipboard's directory
 /// (its inotify watch exists, made after the desktop's): it read the
 /// sequence number it waits to change.

@@ -417,7 +417,7 @@ fn dde_s10_a_server_killed_mid_transaction_ends_it_with_server_died() {
 fn sheet_peer() -> ! {
     let cells = Rc::new(RefCell::new(Sheet::default()));
     cells.borrow_mut().set("R3C1", "=R1C1*2").unwrap();
-    let dde = sheet::serve(&args()[0], "Sheet1", cells).unwrap();
+    let dde = sheet::serve(&args()[0], "Sheet1", cells, |_, _| {}).unwrap();
     say("ready");
     dde.serve(switchboard::Deadline::NEVER).unwrap();
     done()

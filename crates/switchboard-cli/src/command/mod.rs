@@ -3,6 +3,7 @@
 pub(crate) mod advise;
 pub(crate) mod bench;
 pub(crate) mod clip;
+pub(crate) mod dde;
 mod detach;
 mod ls;
 pub(crate) mod mailslot;
@@ -40,6 +41,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Mailslot(c) => mailslot::run(c, json),
         Command::Message(c) => message::run(c, json),
         Command::Clip(c) => clip::run(c, json),
+        Command::Dde(c) => dde::run(c, json),
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),

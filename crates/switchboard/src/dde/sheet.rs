@@ -279,15 +279,31 @@ impl Parser<'_> {
 
 /// A DDE server of `sheet` as service `service`, topic `topic` (S12): it
 /// answers requests for cells, takes pokes and `R1C1=…`/`clear` executes,
-/// and keeps advise loops on cells, publishing every change in order.
-/// Run its loop with [`Dde::serve`].
+/// and keeps advise loops on cells, publishing every change in order;
+/// `on_change` hears of each changed cell and its new value too. Run its
+/// loop with [`Dde::serve`].
 ///
 /// # Errors
 /// As [`Dde::new`] and [`Dde::register`].
-pub fn serve(service: &str, topic: &str, sheet: Rc<RefCell<Sheet>>) -> Result<Dde> {
+pub fn serve(
+    service: &str,
+    topic: &str,
+    sheet: Rc<RefCell<Sheet>>,
+    on_change: impl Fn(&str, &str) + 'static,
+) -> Result<Dde> {
     let (service_name, topic_name) = (service.to_owned(), topic.to_owned());
     let dde = Dde::new(move |dde, e| {
         let ours = |t: &str| fold(t) == fold(&topic_name);
+        let publish = |changed: Result<Vec<String>>| match changed {
+            Ok(items) => {
+                for item in items {
+                    on_change(&item, &sheet.borrow().value(&item).unwrap_or_default());
+                    dde.post_advise(&topic_name, &item);
+                }
+                Reply::Ack
+            }
+            Err(_) => Reply::NotProcessed,
+        };
         match *e {
             Event::Connect { topic, .. } if ours(topic) => Reply::Ack,
             Event::WildConnect { .. } => Reply::Pairs(vec![(service_name.clone(), topic_name.clone())]),
@@ -303,7 +319,7 @@ pub fn serve(service: &str, topic: &str, sheet: Rc<RefCell<Sheet>>) -> Result<Dd
             Event::Poke { topic, item, data, .. } if ours(topic) => {
                 let text = super::text_of(data.to_vec());
                 let changed = sheet.borrow_mut().set(item, &text);
-                publish(dde, &topic_name, changed)
+                publish(changed)
             }
             Event::Execute { topic, command, .. } if ours(topic) => {
                 let command = super::text_of(command.to_vec());
@@ -312,26 +328,13 @@ pub fn serve(service: &str, topic: &str, sheet: Rc<RefCell<Sheet>>) -> Result<Dd
                     None if command.trim().eq_ignore_ascii_case("clear") => Ok(sheet.borrow_mut().clear()),
                     None => return Reply::NotProcessed,
                 };
-                publish(dde, &topic_name, changed)
+                publish(changed)
             }
             _ => Reply::NotProcessed,
         }
     })?;
     dde.register(service)?;
     Ok(dde)
-}
-
-/// Publishes the cells a change touched; the reply to the change.
-fn publish(dde: &Dde, topic: &str, changed: Result<Vec<String>>) -> Reply {
-    match changed {
-        Ok(items) => {
-            for item in items {
-                dde.post_advise(topic, &item);
-            }
-            Reply::Ack
-        }
-        Err(_) => Reply::NotProcessed,
-    }
 }
 
 #[cfg(test)]
