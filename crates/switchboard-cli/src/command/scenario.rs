@@ -6,7 +6,9 @@
 //! name.
 
 use super::bench::setup;
-use super::bench::{death, BenchPath, Setup, ALL_PAYLOADS, COPY_PAYLOADS, LOAN_PAYLOADS, SMALLEST_PAYLOAD};
+use super::bench::{
+    death, BenchPath, Setup, ALL_PAYLOADS, COPY_PAYLOADS, DDE_PAYLOADS, LOAN_PAYLOADS, SMALLEST_PAYLOAD,
+};
 use super::tour::{self, PeerRole, Step};
 
 /// One mechanism in the tour and the bench.
@@ -30,7 +32,7 @@ const fn echo(
 }
 
 /// Every mechanism, in tour order.
-pub const SCENARIOS: [Scenario; 14] = [
+pub const SCENARIOS: [Scenario; 15] = [
     Scenario { tour: Some(tour::mapping_row), peers: &[("echo", tour::echo_peer)], bench: &[] },
     Scenario { tour: Some(tour::semaphore_row), peers: &[("semaphore", tour::semaphore_peer)], bench: &[] },
     Scenario { tour: Some(tour::event_row), peers: &[("event-waiter", tour::event_waiter_peer)], bench: &[] },
@@ -88,6 +90,14 @@ pub const SCENARIOS: [Scenario; 14] = [
         tour: Some(tour::clipboard_row),
         peers: &[("clip-setter", tour::clip_setter_peer), ("clip-owner", tour::clip_owner_peer)],
         bench: &[],
+    },
+    Scenario {
+        tour: Some(tour::dde_row),
+        peers: &[("dde-sheet", tour::dde_sheet_peer), ("dde-poker", tour::dde_poker_peer)],
+        bench: &[
+            echo("dde_request", "spin", setup::dde_parent, setup::dde_child, DDE_PAYLOADS),
+            echo("dde_advise", "spin", setup::dde_parent, setup::dde_child, DDE_PAYLOADS),
+        ],
     },
     Scenario {
         tour: Some(tour::socket_row),

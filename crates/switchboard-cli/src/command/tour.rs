@@ -433,6 +433,52 @@ pub(crate) fn message_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
+pub(crate) fn dde_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use switchboard::dde::{Dde, Event, Reply};
+    let service = names.get("sheet");
+    let mut sheet = spawn("dde-sheet", &[&service])?;
+    ensure!(first_line(&mut sheet)? == "ready", "the sheet did not start");
+    let updates: Rc<RefCell<Vec<String>>> = Rc::default();
+    let seen = updates.clone();
+    let dde = Dde::new(move |_, e| {
+        if let Event::AdviseData { data: Some(d), .. } = e {
+            seen.borrow_mut().push(String::from_utf8_lossy(d).into_owned());
+        }
+        Reply::Ack
+    })?;
+    let conv = dde.connect(&service, "Sheet1")?;
+    conv.advise("R3C1", switchboard::clipboard::CF_TEXT, PEER_PATIENCE)?;
+    let poker = spawn("dde-poker", &[&service, &rounds.to_string()])?;
+    let until = Instant::now() + PEER_PATIENCE;
+    while updates.borrow().len() < rounds as usize {
+        ensure!(Instant::now() < until, "{} of {rounds} updates came", updates.borrow().len());
+        dde.pump(PEER_PATIENCE)?;
+    }
+    finish(poker)?;
+    let want: Vec<String> = (1..=rounds).map(|i| (i * 2).to_string()).collect();
+    ensure!(*updates.borrow() == want, "the updates came out of order");
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let v = conv.request_text("R3C1", PEER_PATIENCE)?;
+        samples.push(t.elapsed());
+        ensure!(v == (rounds * 2).to_string(), "R3C1 read {v}");
+    }
+    drop(conv);
+    finish(sheet)?;
+    Ok(Row {
+        mechanism: "DDE",
+        exchanged: format!(
+            "a child serves a sheet (R3C1 = R1C1*2); another pokes R1C1 = 1..{rounds}; a hot link here \
+             watches R3C1; then {rounds} requests"
+        ),
+        result: format!("{rounds}/{rounds} updates of R3C1, in order (2, 4, … {})", rounds * 2),
+        time: median_us(samples),
+    })
+}
+
 /// A clipboard of the tour's own (the user's is left alone), removed after.
 struct TourClipboard(std::path::PathBuf);
 
@@ -689,4 +735,33 @@ pub(crate) fn clip_owner_peer(args: &[String]) -> anyhow::Result<()> {
         }
         rx.dispatch(&p);
     }
+}
+
+/// The tour peer `dde-sheet`: serves a sheet with `R3C1 = R1C1*2` as
+/// service `ARG0`, until its last conversation ends.
+pub(crate) fn dde_sheet_peer(args: &[String]) -> anyhow::Result<()> {
+    use switchboard::dde::sheet::{self, Sheet};
+    let cells = std::rc::Rc::new(std::cell::RefCell::new(Sheet::default()));
+    cells.borrow_mut().set("R3C1", "=R1C1*2")?;
+    let dde = sheet::serve(arg(args, 0)?, "Sheet1", cells, |_, _| {})?;
+    out!("ready");
+    let (until, mut had) = (Instant::now() + PEER_PATIENCE, false);
+    while Instant::now() < until {
+        dde.pump(Duration::from_millis(100))?;
+        had |= dde.conversations() > 0;
+        if had && dde.conversations() == 0 {
+            return Ok(());
+        }
+    }
+    bail!("the sheet's clients never left")
+}
+
+/// The tour peer `dde-poker`: pokes R1C1 = 1..=N into the sheet `ARG0`.
+pub(crate) fn dde_poker_peer(args: &[String]) -> anyhow::Result<()> {
+    let dde = switchboard::dde::Dde::new(|_, _| switchboard::dde::Reply::NotProcessed)?;
+    let conv = dde.connect(arg(args, 0)?, "Sheet1")?;
+    for i in 1..=arg(args, 1)?.parse::<u32>()? {
+        conv.poke_text("R1C1", &i.to_string(), PEER_PATIENCE)?;
+    }
+    Ok(())
 }

@@ -305,3 +305,65 @@ impl Echo for Posting {
         false
     }
 }
+
+/// DDE, client side: `dde_request` requests an item whose value is the
+/// payload's size in bytes; `dde_advise` pokes the payload into an item
+/// the client keeps a hot link on, and the round trip ends when the
+/// update arrives.
+pub struct DdeClient {
+    pub dde: switchboard::dde::Dde,
+    pub conv: switchboard::dde::Conversation,
+    pub advise: bool,
+    /// The length of the last update (advise) or request's data.
+    pub got: std::rc::Rc<std::cell::Cell<Option<usize>>>,
+}
+
+impl Echo for DdeClient {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        use switchboard::clipboard::CF_TEXT;
+        match self.advise {
+            true => self.conv.poke(DDE_ITEM, CF_TEXT, msg, PATIENCE)?,
+            false => self.got.set(Some(self.conv.request(&msg.len().to_string(), CF_TEXT, PATIENCE)?.len())),
+        }
+        Ok(())
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        let until = Instant::now() + PATIENCE;
+        // The update comes before the poke's ack: it is here already.
+        while self.got.get().is_none() {
+            anyhow::ensure!(Instant::now() < until, "no update came");
+            self.dde.pump(PATIENCE)?;
+        }
+        let got = self.got.take();
+        anyhow::ensure!(got == Some(len), "{got:?} bytes came for {len}");
+        buf.resize(len, 0);
+        Ok(())
+    }
+    fn carries_content(&self) -> bool {
+        false
+    }
+}
+
+/// The item a DDE bench client pokes and advises on.
+pub const DDE_ITEM: &str = "v";
+
+/// DDE, server side: runs its loop until the next transaction was served.
+pub struct DdeServing {
+    pub dde: switchboard::dde::Dde,
+    pub served: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl Echo for DdeServing {
+    fn send(&mut self, _: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn recv(&mut self, _: &mut Vec<u8>, _: usize) -> anyhow::Result<()> {
+        let until = Instant::now() + PATIENCE;
+        while self.served.get() == 0 {
+            anyhow::ensure!(Instant::now() < until, "no transaction came");
+            self.dde.pump(PATIENCE)?;
+        }
+        self.served.set(self.served.get() - 1);
+        Ok(())
+    }
+}

@@ -39,6 +39,8 @@ const SPIN_PAYLOADS: &[usize] = &[8, 64, 4096, 64 * 1024, 1 << 20, 16 << 20];
 pub(crate) const COPY_PAYLOADS: &[usize] = &[64, 1 << 20];
 /// The smallest payload only (ports carry fixed packets; peer death moves none).
 pub(crate) const SMALLEST_PAYLOAD: &[usize] = &[8];
+/// DDE items: a 64-byte value.
+pub(crate) const DDE_PAYLOADS: &[usize] = &[64];
 
 /// How a path is measured.
 #[derive(Clone, Copy)]

@@ -15,7 +15,7 @@ use switchboard::port::Port;
 
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
-use super::echo::{Answering, Messaged, Posting};
+use super::echo::{Answering, DdeClient, DdeServing, Messaged, Posting, DDE_ITEM};
 use super::echo::{Bytes, Echo, Futex, Linked, Loaned, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
 use super::Placement;
 
@@ -330,4 +330,55 @@ pub fn message_post_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<
     let to = switchboard::message::find_receiver(arg(args, 0)?)?;
     say_ready()?;
     Ok(Box::new(Posting { to, inbox }))
+}
+
+/// `dde_request` and `dde_advise`: the child serves a DDE service, the
+/// parent is its client.
+pub fn dde_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    use switchboard::dde::{Dde, Event, Reply};
+    let service = unique("dde");
+    let mut child = run.peer_piped(&[&service])?;
+    ready(&mut child)?;
+    let got = std::rc::Rc::new(std::cell::Cell::new(None));
+    let update = got.clone();
+    let dde = Dde::new(move |_, e| match e {
+        Event::AdviseData { data: Some(d), .. } => {
+            update.set(Some(d.len()));
+            Reply::Ack
+        }
+        _ => Reply::NotProcessed,
+    })?;
+    let conv = dde.connect(&service, "bench")?;
+    let advise = run.name == "dde_advise";
+    if advise {
+        conv.advise(DDE_ITEM, switchboard::clipboard::CF_TEXT, PATIENCE)?;
+    }
+    Ok((Box::new(DdeClient { dde, conv, advise, got }), child))
+}
+
+/// See [`dde_parent`]: a request for item `N` is answered with N bytes; a
+/// poke is kept and published to the item's advise loops.
+pub fn dde_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    use switchboard::dde::{Dde, Event, Reply};
+    let served = std::rc::Rc::new(std::cell::Cell::new(0));
+    let count = served.clone();
+    let value = std::cell::RefCell::new(Vec::new());
+    let dde = Dde::new(move |dde, e| match *e {
+        Event::Connect { .. } | Event::AdviseStart { .. } => Reply::Ack,
+        Event::Request { item, .. } => {
+            count.set(count.get() + 1);
+            item.parse::<usize>().map_or(Reply::NotProcessed, |n| Reply::Data(vec![b'x'; n]))
+        }
+        Event::AdviseRequest { .. } => Reply::Data(value.borrow().clone()),
+        Event::Poke { topic, item, data, .. } => {
+            data.clone_into(&mut value.borrow_mut());
+            dde.post_advise(topic, item);
+            count.set(count.get() + 1);
+            Reply::Ack
+        }
+        _ => Reply::NotProcessed,
+    })?;
+    dde.register(arg(args, 0)?)?;
+    say_ready()?;
+    Ok(Box::new(DdeServing { dde, served }))
 }
