@@ -301,7 +301,15 @@ impl Calls {
     /// # Errors
     /// As [`Calls::post`]; `Timeout` when the link stayed full (nothing was posted).
     pub fn post_deadline(&mut self, method: u32, args: &[u8], deadline: impl Into<Deadline>) -> Result<()> {
-        self.transmit(Kind::Post, 0, method, &[args], deadline.into())
+        self.post_parts(method, &[args], deadline)
+    }
+
+    /// [`Calls::post_deadline`] with arguments in parts, sent as one.
+    ///
+    /// # Errors
+    /// As [`Calls::post_deadline`].
+    pub fn post_parts(&mut self, method: u32, args: &[&[u8]], deadline: impl Into<Deadline>) -> Result<()> {
+        self.transmit(Kind::Post, 0, method, args, deadline.into())
     }
 
     /// Sends request `method` with `args` and waits until `deadline` (a

@@ -247,6 +247,14 @@ fn encode(msg: u32, wparam: u64, lparam: i64) -> [u8; BODY] {
     b
 }
 
+/// A data copy's header: the sender's receiver id (0: none) and the tag.
+fn copy_header(sender: Option<ReceiverId>, tag: u64) -> [u8; COPY_HEADER] {
+    let mut header = [0u8; COPY_HEADER];
+    header[0..8].copy_from_slice(&sender.map_or(0, |s| s.0).to_le_bytes());
+    header[8..16].copy_from_slice(&tag.to_le_bytes());
+    header
+}
+
 fn decode(body: &[u8]) -> Option<(u32, u64, i64)> {
     let b: &[u8; BODY] = body.try_into().ok()?;
     let msg = u32::from_le_bytes(b[0..4].try_into().ok()?);
@@ -796,11 +804,8 @@ impl ReceiverHandle {
     /// takes it, after everything this handle sent before. Waits for room
     /// in the session until `deadline` (`Timeout`: nothing was queued).
     pub(crate) fn post_copydata(&self, tag: u64, data: &[u8], deadline: Deadline) -> Result<()> {
-        let mut body = Vec::with_capacity(COPY_HEADER + data.len());
-        body.extend_from_slice(&0u64.to_le_bytes());
-        body.extend_from_slice(&tag.to_le_bytes());
-        body.extend_from_slice(data);
-        self.calls.borrow_mut().post_deadline(COPYPOST, &body, deadline).map_err(gone)
+        let header = copy_header(None, tag);
+        self.calls.borrow_mut().post_parts(COPYPOST, &[&header, data], deadline).map_err(gone)
     }
 
     /// Whether the receiver is hung (S11): its thread has not fetched
@@ -885,10 +890,7 @@ impl ReceiverHandle {
         data: &[u8],
         deadline: impl Into<Deadline>,
     ) -> Result<i64> {
-        let mut header = [0u8; COPY_HEADER];
-        header[0..8].copy_from_slice(&sender.map_or(0, |s| s.0).to_le_bytes());
-        header[8..16].copy_from_slice(&tag.to_le_bytes());
-        self.call(COPYDATA, &[&header, data], deadline.into())
+        self.call(COPYDATA, &[&copy_header(sender, tag), data], deadline.into())
     }
 
     /// Sends request `method` with its arguments in `parts` (joined only

@@ -355,8 +355,8 @@ struct Conv {
     peer: Rc<ReceiverHandle>,
     peer_conv: u64,
     peer_pid: u32,
-    service: String,
-    topic: String,
+    service: Rc<str>,
+    topic: Rc<str>,
     /// Client side: why it ended (kept until its handle is dropped).
     ended: Option<u16>,
     /// Held by `Block` or `Disable`: transactions to replay, in order.
@@ -408,6 +408,14 @@ struct Shared {
 thread_local! {
     /// This thread's instances: its loop serves them all.
     static INSTANCES: RefCell<Vec<Weak<Shared>>> = const { RefCell::new(Vec::new()) };
+    /// Their receivers, as the loop serves them (`None`: to be made again,
+    /// after an instance or a service came or went).
+    static VIEWS: RefCell<Option<Rc<[Receiver]>>> = const { RefCell::new(None) };
+}
+
+/// An instance or a service came or went: the loop's receivers change.
+fn receivers_changed() {
+    let _ = VIEWS.try_with(|v| v.borrow_mut().take());
 }
 
 /// A DDE instance (see the module docs): a thread's client and server
@@ -508,6 +516,7 @@ impl Dde {
         let own = make_receiver(&shared.name, Rc::downgrade(&shared), None)?;
         let _ = shared.own.set(own);
         INSTANCES.with(|all| all.borrow_mut().push(Rc::downgrade(&shared)));
+        receivers_changed();
         Ok(Dde { shared })
     }
 
@@ -526,6 +535,7 @@ impl Dde {
         let name = format!("{}{}", service_prefix(Some(service)), unique_suffix());
         let receiver = make_receiver(&name, Rc::downgrade(&self.shared), Some((service.to_owned(), folded.clone())))?;
         self.shared.services.borrow_mut().push(Service { name: service.to_owned(), folded, receiver });
+        receivers_changed();
         Ok(())
     }
 
@@ -542,6 +552,7 @@ impl Dde {
             at.map(|at| services.remove(at))
         };
         let Some(removed) = removed else { return Err(Error::NotFound(format!("DDE service {service:?}"))) };
+        receivers_changed();
         let convs: Vec<ConvId> = {
             let st = self.shared.state.borrow();
             st.convs.iter().filter(|(_, c)| !c.client && fold(&c.service) == folded).map(|(id, _)| *id).collect()
@@ -761,8 +772,11 @@ impl Dde {
     /// serves all its instances, as a classic message loop serves all the
     /// thread's windows (a client and a server on one thread do not
     /// deadlock).
-    fn views(&self) -> Vec<Receiver> {
-        INSTANCES.with(|all| {
+    fn views(&self) -> Rc<[Receiver]> {
+        if let Some(v) = VIEWS.with(|v| v.borrow().clone()) {
+            return v;
+        }
+        let views: Rc<[Receiver]> = INSTANCES.with(|all| {
             let mut all = all.borrow_mut();
             all.retain(|w| w.strong_count() > 0);
             all.iter()
@@ -773,7 +787,9 @@ impl Dde {
                     own.into_iter().chain(services)
                 })
                 .collect()
-        })
+        });
+        VIEWS.with(|v| *v.borrow_mut() = Some(views.clone()));
+        views
     }
 
     fn call(&self, e: &Event<'_>) -> Reply {
@@ -813,8 +829,8 @@ impl Dde {
             peer_pid: peer.pid(),
             peer: Rc::new(peer),
             peer_conv: accepted as u64,
-            service: service.to_owned(),
-            topic: topic.to_owned(),
+            service: service.into(),
+            topic: topic.into(),
             ended: None,
             held: false,
             queue: VecDeque::new(),
@@ -939,8 +955,8 @@ impl Dde {
             peer: Rc::new(peer),
             peer_conv: client_conv,
             peer_pid: pid,
-            service: svc.0.clone(),
-            topic: topic.to_owned(),
+            service: svc.0.as_str().into(),
+            topic: topic.into(),
             ended: None,
             held: false,
             queue: VecDeque::new(),
@@ -1032,7 +1048,7 @@ impl Dde {
                         return;
                     }
                 }
-                if !self.run(conv, bytes) {
+                if !self.run(conv, &w) {
                     self.hold(conv, bytes.to_vec());
                 }
             }
@@ -1055,7 +1071,9 @@ impl Dde {
             let next = self.shared.state.borrow_mut().convs.get_mut(&conv).and_then(|c| c.queue.pop_front());
             let Some(bytes) = next else { return };
             limit -= 1;
-            if !self.run(conv, &bytes) {
+            // Decoded when it arrived: it decodes.
+            let Some(w) = decode(&bytes) else { continue };
+            if !self.run(conv, &w) {
                 self.hold(conv, bytes);
                 return;
             }
@@ -1065,9 +1083,9 @@ impl Dde {
     /// Runs one transaction (or advise update) through the callback and
     /// acknowledges it; `false` when the callback blocked it. A disconnect
     /// the callback makes takes effect after the acknowledgement.
-    fn run(&self, conv: ConvId, bytes: &[u8]) -> bool {
+    fn run(&self, conv: ConvId, w: &Wire<'_>) -> bool {
         self.shared.state.borrow_mut().running.push(conv);
-        let ran = self.run_callback(conv, bytes);
+        let ran = self.run_callback(conv, w);
         let ending = {
             let mut st = self.shared.state.borrow_mut();
             st.running.pop();
@@ -1080,16 +1098,15 @@ impl Dde {
         ran
     }
 
-    fn run_callback(&self, conv: ConvId, bytes: &[u8]) -> bool {
-        let Some(w) = decode(bytes) else { return true };
+    fn run_callback(&self, conv: ConvId, w: &Wire<'_>) -> bool {
         let info = {
             let st = self.shared.state.borrow();
             st.convs.get(&conv).map(|c| (c.client, c.topic.clone(), c.service.clone(), c.peer.clone(), c.peer_conv))
         };
         // It ended meanwhile: nothing to run, nobody to answer.
         let Some((client, topic, service, peer, peer_conv)) = info else { return true };
-        let topic = topic.as_str();
-        let (txn, reply) = match w {
+        let topic = &*topic;
+        let (txn, reply) = match *w {
             Wire::AdviseData { item, format, data, ackreq, .. } if client => {
                 if self.call(&Event::AdviseData { conv, topic, item, format, data }) == Reply::Block {
                     return false;
@@ -1382,6 +1399,7 @@ impl Dde {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        receivers_changed();
         // Every partner hears of the end at once (no callbacks now).
         let st = self.state.get_mut();
         for c in st.convs.values().filter(|c| c.ended.is_none()) {
@@ -1417,7 +1435,7 @@ impl Conversation {
     /// The service and topic it is on.
     pub fn service_topic(&self) -> (String, String) {
         let st = self.dde.shared.state.borrow();
-        st.convs.get(&self.id).map(|c| (c.service.clone(), c.topic.clone())).unwrap_or_default()
+        st.convs.get(&self.id).map(|c| (c.service.to_string(), c.topic.to_string())).unwrap_or_default()
     }
 
     /// The server's process.
