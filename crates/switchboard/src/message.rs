@@ -113,6 +113,10 @@ const COPYDATA: u32 = 3;
 /// A data copy that does not wait for the result (crate-internal: DDE's
 /// transactions); it runs when the receiver takes it, in session order.
 const COPYPOST: u32 = 4;
+/// A data copy whose result carries bytes besides the number
+/// (crate-internal: DDE's synchronous transactions); the procedure gives
+/// them with [`Receiver::reply_data`].
+const COPYREPLY: u32 = 5;
 /// The message a receiver made with `tell_closed` gets when a session
 /// ends (its sender closed it or died); `from` names the sender.
 pub(crate) const SESSION_CLOSED: u32 = 0x03FE;
@@ -216,6 +220,8 @@ struct Inner {
     uid: u32,
     /// Whether the procedure hears of ended sessions ([`SESSION_CLOSED`]).
     tell_closed: bool,
+    /// The bytes a procedure gives a [`COPYREPLY`]'s sender.
+    reply: RefCell<Vec<u8>>,
 }
 
 thread_local! {
@@ -317,6 +323,7 @@ impl ReceiverBuilder<'_> {
             proc_: Box::new(proc_),
             uid: switchboard_sys::process::uid(),
             tell_closed: self.tell_closed,
+            reply: RefCell::new(Vec::new()),
         });
         MINE.with(|m| {
             let mut m = m.borrow_mut();
@@ -366,6 +373,29 @@ impl Receiver {
     /// the primary: dropping it ends nothing).
     pub(crate) fn view(&self) -> Receiver {
         Receiver { inner: self.inner.clone(), primary: false }
+    }
+
+    /// The bytes the sender of the data copy being delivered gets with its
+    /// result (crate-internal sends that carry data back; ignored for
+    /// others).
+    pub(crate) fn reply_data(&self, bytes: &[u8]) {
+        let mut reply = self.inner.reply.borrow_mut();
+        reply.clear();
+        reply.extend_from_slice(bytes);
+    }
+
+    /// Runs the procedure for a sent message, data copy or data post, and
+    /// returns the result's bytes: the number, then any reply data.
+    fn answer_bytes(&self, cred: &Cred, method: u32, args: &[u8]) -> std::result::Result<Vec<u8>, Fault> {
+        self.inner.reply.borrow_mut().clear();
+        let result = self.deliver(cred, method, args)?;
+        // The reply buffer is reused (the pump gives it back).
+        let mut out = std::mem::take(&mut *self.inner.reply.borrow_mut());
+        if method != COPYREPLY {
+            out.clear();
+        }
+        out.splice(0..0, result.to_le_bytes());
+        Ok(out)
     }
 
     /// Drops every queued posted message (a loop that expects none).
@@ -574,14 +604,16 @@ impl Receiver {
                     }
                     Ok(Some(Incoming::Request { id, method, args })) => {
                         ran += 1;
-                        let outcome = self.deliver(&s.cred, method, &args).map(i64::to_le_bytes);
+                        let outcome = self.answer_bytes(&s.cred, method, &args);
                         s.calls.borrow_mut().recycle(args);
                         // Never waits: an honest sender reads its replies
                         // (a few bytes each, one send at a time), so a full
                         // reply ring is a sender that does not; it is dropped.
                         // One that gave up or died does not stop the loop.
-                        let outcome = outcome.as_ref().map(|r| &r[..]);
-                        let answered = s.calls.borrow_mut().answer(id, outcome, Deadline::now());
+                        let answered = s.calls.borrow_mut().answer(id, outcome.as_deref(), Deadline::now());
+                        if let Ok(buf) = outcome {
+                            *self.inner.reply.borrow_mut() = buf;
+                        }
                         if matches!(answered, Err(Error::Timeout)) {
                             ran += self.drop_session(&s);
                             // The next session moved into this one's place.
@@ -641,11 +673,11 @@ impl Receiver {
                     decode(args).ok_or_else(|| Fault::new(13, "a sent message that does not decode"))?;
                 Message { msg, wparam, lparam, from, sent: true, data: &[] }
             }
-            COPYDATA | COPYPOST if args.len() >= COPY_HEADER => {
+            COPYDATA | COPYPOST | COPYREPLY if args.len() >= COPY_HEADER => {
                 let sender = u64::from_le_bytes(args[0..8].try_into().expect("8 bytes"));
                 let tag = u64::from_le_bytes(args[8..16].try_into().expect("8 bytes"));
                 from.receiver = (sender != 0).then_some(ReceiverId(sender));
-                let sent = method == COPYDATA;
+                let sent = method != COPYPOST;
                 Message { msg: WM_COPYDATA, wparam: sender, lparam: tag as i64, from, sent, data: &args[16..] }
             }
             _ => return Err(Fault::new(13, "not a message the session protocol knows")),
@@ -893,9 +925,31 @@ impl ReceiverHandle {
         self.call(COPYDATA, &[&copy_header(sender, tag), data], deadline.into())
     }
 
-    /// Sends request `method` with its arguments in `parts` (joined only
-    /// for a receiver of this thread) and returns the procedure's result.
+    /// Copies `data` to the receiver as a send whose result carries the
+    /// bytes its procedure gave with [`Receiver::reply_data`] besides the
+    /// number (crate-internal: a request and its data in one round trip).
+    pub(crate) fn send_copydata_reply(&self, tag: u64, data: &[u8], deadline: Deadline) -> Result<(i64, Vec<u8>)> {
+        let mut reply = self.call_raw(COPYREPLY, &[&copy_header(None, tag), data], deadline)?;
+        if reply.len() < 8 {
+            return Err(Error::Malformed("a send's result is shorter than 8 bytes".into()));
+        }
+        let result = i64::from_le_bytes(reply[..8].try_into().expect("8 bytes"));
+        reply.drain(..8);
+        Ok((result, reply))
+    }
+
+    /// Sends request `method` with its arguments in `parts` and returns the
+    /// procedure's result.
     fn call(&self, method: u32, parts: &[&[u8]], deadline: Deadline) -> Result<i64> {
+        let reply = self.call_raw(method, parts, deadline)?;
+        let bytes: Option<[u8; 8]> = reply.as_slice().try_into().ok();
+        self.calls.borrow_mut().recycle(reply);
+        bytes.map(i64::from_le_bytes).ok_or_else(|| Error::Malformed("a send's result is not 8 bytes".into()))
+    }
+
+    /// Sends request `method` with its arguments in `parts` (joined only
+    /// for a receiver of this thread) and returns the result's bytes.
+    fn call_raw(&self, method: u32, parts: &[&[u8]], deadline: Deadline) -> Result<Vec<u8>> {
         let mine: Vec<Rc<Inner>> = MINE.with(|m| m.borrow().iter().filter_map(Weak::upgrade).collect());
         let own =
             (self.owner.pid == std::process::id()).then(|| mine.iter().find(|r| r.id.0 == self.status.id())).flatten();
@@ -903,7 +957,7 @@ impl ReceiverHandle {
             // A receiver of this thread: its procedure runs here and now,
             // as a classic send to one's own window does.
             let rx = Receiver { inner: inner.clone(), primary: false };
-            let outcome = rx.deliver(&own_cred(), method, &parts.concat());
+            let outcome = rx.answer_bytes(&own_cred(), method, &parts.concat());
             return outcome.map_err(|f| Error::Remote { code: f.code, message: f.message });
         }
         let reply = if mine.is_empty() {
@@ -913,10 +967,7 @@ impl ReceiverHandle {
         } else {
             self.call_serving(method, parts, deadline, &mine)
         };
-        let reply = reply.map_err(gone)?;
-        let bytes: Option<[u8; 8]> = reply.as_slice().try_into().ok();
-        self.calls.borrow_mut().recycle(reply);
-        bytes.map(i64::from_le_bytes).ok_or_else(|| Error::Malformed("a send's result is not 8 bytes".into()))
+        reply.map_err(gone)
     }
 
     /// A send from a thread that owns receivers: while it waits, sent
@@ -938,7 +989,9 @@ impl ReceiverHandle {
                         }
                         Ok(Some(Incoming::Post { .. })) => {}
                         Err(Error::Timeout) => break,
-                        Err(e) => return Err(e),
+                        // The reply may have come just before the end (a
+                        // receiver that answered, then went).
+                        Err(e) => return calls.reply_to(&call).unwrap_or(Err(e)),
                     }
                 }
                 if let Some(reply) = calls.reply_to(&call) {

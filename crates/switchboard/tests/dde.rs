@@ -545,18 +545,19 @@ fn dde_s02_attack_another_users_squatter_is_skipped() {
         return;
     }
     let service = unique("s02-squat");
-    let peer = server(test, &service, &["t"]);
+    // A topic of its own: a wildcard over services reaches every test's servers.
+    let topic = unique("squat-topic");
+    let peer = server(test, &service, &[&topic]);
     let me = switchboard_sys::process::uid().to_string();
     let mut squatter = Peer::spawn_as(NOBODY, test, "squatter", &[&me, &unique("squat")]);
     squatter.expect("squatting");
     let (dde, _) = client();
     // Every server is offered (the squatter too, and refused for its uid);
     // the real one answers.
-    let convs = dde.connect_list(None, Some("t")).unwrap();
-    let ours: Vec<&Conversation> = convs.iter().filter(|c| c.service_topic().0 == service).collect();
-    assert_eq!(ours.len(), 1);
-    assert_eq!(ours[0].server_pid(), peer.pid);
-    let conv = dde.connect(&service, "t").unwrap();
+    let convs = dde.connect_list(None, Some(&topic)).unwrap();
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0].server_pid(), peer.pid);
+    let conv = dde.connect(&service, &topic).unwrap();
     drop(convs);
     quit(&conv, peer);
     squatter.dismiss();

@@ -334,6 +334,20 @@ pub enum Enable {
 
 type Callback = dyn Fn(&Dde, &Event<'_>) -> Reply;
 
+/// A sent transaction's result when it is held: its outcome comes later,
+/// as a posted `Done` (not a `DMLERR_*`, nor 0).
+const PENDING: i64 = 1;
+
+/// How running a transaction through the callback ended.
+enum Ran {
+    /// The callback blocked it (`CBR_BLOCK`).
+    Blocked,
+    /// It needs no answer (an advise update), or its conversation ended.
+    Over,
+    /// Its answer: a status (0 or `DMLERR_*`) and a request's data.
+    Answer { txn: u64, status: u16, data: Option<Vec<u8>> },
+}
+
 /// An advise loop, server side.
 struct Loop {
     item: String,
@@ -411,6 +425,11 @@ thread_local! {
     /// Their receivers, as the loop serves them (`None`: to be made again,
     /// after an instance or a service came or went).
     static VIEWS: RefCell<Option<Rc<[Receiver]>>> = const { RefCell::new(None) };
+}
+
+/// This thread's live instances.
+fn thread_instances() -> Vec<Dde> {
+    INSTANCES.with(|all| all.borrow().iter().filter_map(Weak::upgrade).map(|shared| Dde { shared }).collect())
 }
 
 /// An instance or a service came or went: the loop's receivers change.
@@ -491,8 +510,8 @@ enum Ending {
 /// A receiver of the instance: its own (`service` `None`) or a service's
 /// (as registered, and folded).
 fn make_receiver(name: &str, weak: Weak<Shared>, service: Option<(String, String)>) -> Result<Receiver> {
-    Receiver::builder(name).tell_closed().create(move |_, m| match weak.upgrade() {
-        Some(shared) => Dde { shared }.on_message(m, service.as_ref()),
+    Receiver::builder(name).tell_closed().create(move |rx, m| match weak.upgrade() {
+        Some(shared) => Dde { shared }.on_message(rx, m, service.as_ref()),
         None => 0,
     })
 }
@@ -723,17 +742,24 @@ impl Dde {
                 deadline = retry;
             }
         }
+        // A session that closed while the thread served re-entrantly (in
+        // a send) is looked at now, not after a sleep.
+        if thread_instances().iter().any(|i| !i.shared.state.borrow().closed.is_empty()) {
+            deadline = Deadline::now();
+        }
         let views = self.views();
         let ran = message::serve_many(&views, deadline)?;
         // Nothing of DDE is a plain post: whatever is queued is dropped.
         views.iter().for_each(Receiver::discard_posted);
-        if !self.shared.state.borrow().closed.is_empty() {
-            // A peer's last answers may wait in its other sessions (one
-            // not accepted yet included): take everything first.
-            while message::serve_many(&views, Deadline::now())? > 0 {}
-            let closed = std::mem::take(&mut self.shared.state.borrow_mut().closed);
-            for pid in closed {
-                self.peer_closed(pid);
+        for instance in thread_instances() {
+            if !instance.shared.state.borrow().closed.is_empty() {
+                // A peer's last answers may wait in its other sessions
+                // (one not accepted yet included): take everything first.
+                while message::serve_many(&views, Deadline::now())? > 0 {}
+                let closed = std::mem::take(&mut instance.shared.state.borrow_mut().closed);
+                for pid in closed {
+                    instance.peer_closed(pid);
+                }
             }
         }
         self.flush_stalled();
@@ -869,16 +895,7 @@ impl Dde {
         timeout_code: u16,
         make: impl FnOnce(u64, u64) -> Vec<u8>,
     ) -> Result<u64> {
-        let (peer, peer_conv) = {
-            let st = self.shared.state.borrow();
-            match st.convs.get(&conv) {
-                Some(c) if c.client => match c.ended {
-                    Some(code) => return Err(dde(code)),
-                    None => (c.peer.clone(), c.peer_conv),
-                },
-                _ => return Err(dde(dmlerr::NO_CONV_ESTABLISHED)),
-            }
-        };
+        let (peer, peer_conv) = self.client_side(conv)?;
         let txn = self.next_id();
         self.shared.state.borrow_mut().txns.insert(txn, Txn { conv, asynchronous, outcome: None });
         let posted = peer.post_copydata(TAG, &make(peer_conv, txn), deadline);
@@ -893,8 +910,23 @@ impl Dde {
         Ok(txn)
     }
 
-    /// A synchronous transaction: starts it and runs the loop until its
-    /// outcome arrives, or `timeout` (`timeout_code`).
+    /// The server side of client conversation `conv`: its receiver and
+    /// its id for the conversation.
+    fn client_side(&self, conv: ConvId) -> Result<(Rc<ReceiverHandle>, u64)> {
+        let st = self.shared.state.borrow();
+        match st.convs.get(&conv) {
+            Some(c) if c.client => match c.ended {
+                Some(code) => Err(dde(code)),
+                None => Ok((c.peer.clone(), c.peer_conv)),
+            },
+            _ => Err(dde(dmlerr::NO_CONV_ESTABLISHED)),
+        }
+    }
+
+    /// A synchronous transaction: sent, so that its status (and a
+    /// request's data) come back with the send's result in one round trip;
+    /// one the server holds completes later, the loop running meanwhile,
+    /// or at `timeout` (`timeout_code`).
     fn transact(
         &self,
         conv: ConvId,
@@ -903,15 +935,32 @@ impl Dde {
         make: impl FnOnce(u64, u64) -> Vec<u8>,
     ) -> Result<Vec<u8>> {
         let deadline = Deadline::after(timeout);
-        let txn = self.start(conv, false, deadline, timeout_code, make)?;
-        let waited = self.wait_for(deadline, |st| st.txns.get(&txn).is_none_or(|t| t.outcome.is_some()));
-        let t = self.shared.state.borrow_mut().txns.remove(&txn);
-        waited?;
-        t.and_then(|t| t.outcome).unwrap_or(Err(dde(timeout_code)))
+        let (peer, peer_conv) = self.client_side(conv)?;
+        let txn = self.next_id();
+        // Registered first: a held transaction's `Done` finds it.
+        self.shared.state.borrow_mut().txns.insert(txn, Txn { conv, asynchronous: false, outcome: None });
+        let outcome = match peer.send_copydata_reply(TAG, &make(peer_conv, txn), deadline) {
+            Ok((0, data)) => Ok(data),
+            Ok((PENDING, _)) => {
+                match self.wait_for(deadline, |st| st.txns.get(&txn).is_none_or(|t| t.outcome.is_some())) {
+                    Ok(_) => {
+                        let t = self.shared.state.borrow_mut().txns.get_mut(&txn).and_then(|t| t.outcome.take());
+                        t.unwrap_or(Err(dde(timeout_code)))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Ok((code, _)) => Err(dde(u16::try_from(code).ok().filter(|c| *c >= 0x4000).unwrap_or(dmlerr::SYS_ERROR))),
+            Err(Error::Timeout) => Err(dde(timeout_code)),
+            Err(Error::InvalidWindowHandle | Error::BrokenPipe) => Err(dde(dmlerr::SERVER_DIED)),
+            Err(e) => Err(e),
+        };
+        self.shared.state.borrow_mut().txns.remove(&txn);
+        outcome
     }
 
     /// Everything that reaches one of the instance's receivers.
-    fn on_message(&self, m: &Message<'_>, service: Option<&(String, String)>) -> i64 {
+    fn on_message(&self, rx: &Receiver, m: &Message<'_>, service: Option<&(String, String)>) -> i64 {
         if m.msg == SESSION_CLOSED {
             // Looked at once the loop has taken what every session holds:
             // the peer's other sessions may still carry its last answers.
@@ -926,6 +975,9 @@ impl Dde {
         }
         let Some(w) = decode(m.data) else { return 0 };
         let pid = m.from.pid;
+        if let (true, Some(conv)) = (m.sent, w.transaction_conv()) {
+            return self.sent_transaction(rx, pid, conv, m.data, &w);
+        }
         match (m.sent, w, service) {
             (true, Wire::Initiate { service: s, topic, client, client_conv }, Some(svc)) if fold(s) == svc.1 => {
                 self.accept(svc, topic, client, client_conv, pid)
@@ -1039,20 +1091,52 @@ impl Dde {
                 if self.from_partner(conv, pid).is_none() {
                     return;
                 }
-                {
-                    let mut st = self.shared.state.borrow_mut();
-                    let disabled = st.disabled;
-                    let c = st.convs.get_mut(&conv).expect("checked above");
-                    if disabled || c.held || !c.queue.is_empty() {
-                        c.queue.push_back(bytes.to_vec());
-                        return;
-                    }
-                }
-                if !self.run(conv, &w) {
-                    self.hold(conv, bytes.to_vec());
+                if let Some(Ran::Answer { txn, status, data }) = self.transaction(conv, bytes, &w) {
+                    self.post_done(conv, txn, status, data.as_deref());
                 }
             }
             Wire::Initiate { .. } | Wire::Wild { .. } => {}
+        }
+    }
+
+    /// A transaction (or advise update) of a partner's: queued behind
+    /// held ones, or run now. `None`: queued or blocked (its answer comes
+    /// later, posted).
+    fn transaction(&self, conv: ConvId, bytes: &[u8], w: &Wire<'_>) -> Option<Ran> {
+        {
+            let mut st = self.shared.state.borrow_mut();
+            let disabled = st.disabled;
+            let c = st.convs.get_mut(&conv)?;
+            if disabled || c.held || !c.queue.is_empty() {
+                c.queue.push_back(bytes.to_vec());
+                return None;
+            }
+        }
+        match self.run(conv, w) {
+            Ran::Blocked => {
+                self.hold(conv, bytes.to_vec());
+                None
+            }
+            ran => Some(ran),
+        }
+    }
+
+    /// Server: a synchronous transaction, sent: its status is the send's
+    /// result, a request's data goes back with it; a held one is
+    /// [`PENDING`] and completes later with a posted `Done`.
+    fn sent_transaction(&self, rx: &Receiver, pid: u32, conv: u64, bytes: &[u8], w: &Wire<'_>) -> i64 {
+        if self.from_partner(conv, pid) != Some(false) {
+            return i64::from(dmlerr::NO_CONV_ESTABLISHED);
+        }
+        match self.transaction(conv, bytes, w) {
+            Some(Ran::Answer { status, data, .. }) => {
+                if let Some(d) = data {
+                    rx.reply_data(&d);
+                }
+                i64::from(status)
+            }
+            Some(Ran::Over) => i64::from(dmlerr::NOTPROCESSED),
+            Some(Ran::Blocked) | None => PENDING,
         }
     }
 
@@ -1073,9 +1157,13 @@ impl Dde {
             limit -= 1;
             // Decoded when it arrived: it decodes.
             let Some(w) = decode(&bytes) else { continue };
-            if !self.run(conv, &w) {
-                self.hold(conv, bytes);
-                return;
+            match self.run(conv, &w) {
+                Ran::Blocked => {
+                    self.hold(conv, bytes);
+                    return;
+                }
+                Ran::Answer { txn, status, data } => self.post_done(conv, txn, status, data.as_deref()),
+                Ran::Over => {}
             }
         }
     }
@@ -1083,7 +1171,7 @@ impl Dde {
     /// Runs one transaction (or advise update) through the callback and
     /// acknowledges it; `false` when the callback blocked it. A disconnect
     /// the callback makes takes effect after the acknowledgement.
-    fn run(&self, conv: ConvId, w: &Wire<'_>) -> bool {
+    fn run(&self, conv: ConvId, w: &Wire<'_>) -> Ran {
         self.shared.state.borrow_mut().running.push(conv);
         let ran = self.run_callback(conv, w);
         let ending = {
@@ -1098,28 +1186,28 @@ impl Dde {
         ran
     }
 
-    fn run_callback(&self, conv: ConvId, w: &Wire<'_>) -> bool {
+    fn run_callback(&self, conv: ConvId, w: &Wire<'_>) -> Ran {
         let info = {
             let st = self.shared.state.borrow();
             st.convs.get(&conv).map(|c| (c.client, c.topic.clone(), c.service.clone(), c.peer.clone(), c.peer_conv))
         };
         // It ended meanwhile: nothing to run, nobody to answer.
-        let Some((client, topic, service, peer, peer_conv)) = info else { return true };
+        let Some((client, topic, service, peer, peer_conv)) = info else { return Ran::Over };
         let topic = &*topic;
         let (txn, reply) = match *w {
             Wire::AdviseData { item, format, data, ackreq, .. } if client => {
                 if self.call(&Event::AdviseData { conv, topic, item, format, data }) == Reply::Block {
-                    return false;
+                    return Ran::Blocked;
                 }
                 if ackreq {
                     let ack = encode(&Wire::AdviseAck { conv: peer_conv, item, format });
                     let _ = peer.post_copydata(TAG, &ack, Deadline::after(REPLY_PATIENCE));
                 }
-                return true;
+                return Ran::Over;
             }
             // A server's message on a conversation where we serve, or the
             // other way round: not for us.
-            _ if client => return true,
+            _ if client => return Ran::Over,
             Wire::Request { txn, item, format, .. } => {
                 let mut r = self.call(&Event::Request { conv, topic, item, format });
                 if r == Reply::NotProcessed && fold(topic) == fold(SYSTEM) {
@@ -1128,9 +1216,7 @@ impl Dde {
                     }
                 }
                 if let Reply::Data(d) = r {
-                    let done = Wire::Done { conv: peer_conv, txn, status: 0, data: Some(&d) };
-                    let _ = peer.post_copydata(TAG, &encode(&done), Deadline::after(REPLY_PATIENCE));
-                    return true;
+                    return Ran::Answer { txn, status: 0, data: Some(d) };
                 }
                 (txn, ack_status(&r).map(|s| if s == 0 { dmlerr::NOTPROCESSED } else { s }))
             }
@@ -1154,12 +1240,21 @@ impl Dde {
                 }
                 (txn, Some(if found { 0 } else { dmlerr::NOTPROCESSED }))
             }
-            _ => return true,
+            _ => return Ran::Over,
         };
-        let Some(status) = reply else { return false };
-        let done = Wire::Done { conv: peer_conv, txn, status, data: None };
-        let _ = peer.post_copydata(TAG, &encode(&done), Deadline::after(REPLY_PATIENCE));
-        true
+        match reply {
+            Some(status) => Ran::Answer { txn, status, data: None },
+            None => Ran::Blocked,
+        }
+    }
+
+    /// Answers a posted (or replayed) transaction with a posted `Done`.
+    fn post_done(&self, conv: ConvId, txn: u64, status: u16, data: Option<&[u8]>) {
+        let peer = self.shared.state.borrow().convs.get(&conv).map(|c| (c.peer.clone(), c.peer_conv));
+        if let Some((peer, peer_conv)) = peer {
+            let done = Wire::Done { conv: peer_conv, txn, status, data };
+            let _ = peer.post_copydata(TAG, &encode(&done), Deadline::after(REPLY_PATIENCE));
+        }
     }
 }
 

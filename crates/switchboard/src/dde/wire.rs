@@ -104,6 +104,22 @@ pub(crate) enum Wire<'a> {
     },
 }
 
+impl Wire<'_> {
+    /// A transaction's (or advise update's) conversation; `None` for the
+    /// other messages.
+    pub(crate) fn transaction_conv(&self) -> Option<u64> {
+        match *self {
+            Wire::Request { conv, .. }
+            | Wire::Poke { conv, .. }
+            | Wire::Execute { conv, .. }
+            | Wire::Advise { conv, .. }
+            | Wire::Unadvise { conv, .. }
+            | Wire::AdviseData { conv, .. } => Some(conv),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) fn encode(w: &Wire<'_>) -> Vec<u8> {
     postcard::to_stdvec(w).expect("in-memory serialization cannot fail")
 }
