@@ -783,17 +783,23 @@ pub fn find_receiver(name: &str) -> Result<ReceiverHandle> {
 /// peer on another CPU usually answers within it, saving a sleep).
 fn spun_ready(mut ready: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + SPIN;
-    while Instant::now() < until {
-        if ready() {
-            return true;
+    loop {
+        // The clock is read every 16 looks: a look costs a few loads, a
+        // clock read as much as several looks.
+        for _ in 0..16 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
         }
-        std::hint::spin_loop();
+        if Instant::now() >= until {
+            return false;
+        }
     }
-    false
 }
 
 fn own_cred() -> Cred {
-    let (pid, uid) = (std::process::id(), switchboard_sys::process::uid());
+    let (pid, uid) = (switchboard_sys::process::pid(), switchboard_sys::process::uid());
     Cred { pid, uid, gid: switchboard_sys::process::gid() }
 }
 
@@ -950,13 +956,15 @@ impl ReceiverHandle {
     /// Sends request `method` with its arguments in `parts` (joined only
     /// for a receiver of this thread) and returns the result's bytes.
     fn call_raw(&self, method: u32, parts: &[&[u8]], deadline: Deadline) -> Result<Vec<u8>> {
-        let mine: Vec<Rc<Inner>> = MINE.with(|m| m.borrow().iter().filter_map(Weak::upgrade).collect());
-        let own =
-            (self.owner.pid == std::process::id()).then(|| mine.iter().find(|r| r.id.0 == self.status.id())).flatten();
-        if let Some(inner) = own {
+        let mine: Vec<Receiver> = MINE.with(|m| {
+            m.borrow().iter().filter_map(Weak::upgrade).map(|inner| Receiver { inner, primary: false }).collect()
+        });
+        let own = (self.owner.pid == switchboard_sys::process::pid())
+            .then(|| mine.iter().find(|r| r.inner.id.0 == self.status.id()))
+            .flatten();
+        if let Some(rx) = own {
             // A receiver of this thread: its procedure runs here and now,
             // as a classic send to one's own window does.
-            let rx = Receiver { inner: inner.clone(), primary: false };
             let outcome = rx.answer_bytes(&own_cred(), method, &parts.concat());
             return outcome.map_err(|f| Error::Remote { code: f.code, message: f.message });
         }
@@ -972,10 +980,14 @@ impl ReceiverHandle {
 
     /// A send from a thread that owns receivers: while it waits, sent
     /// messages to them run (S03), re-entrantly.
-    fn call_serving(&self, method: u32, parts: &[&[u8]], deadline: Deadline, mine: &[Rc<Inner>]) -> Result<Vec<u8>> {
+    fn call_serving(
+        &self,
+        method: u32,
+        parts: &[&[u8]],
+        deadline: Deadline,
+        receivers: &[Receiver],
+    ) -> Result<Vec<u8>> {
         let call = self.calls.borrow_mut().begin_parts(method, parts, deadline)?;
-        let receivers: Vec<Receiver> =
-            mine.iter().map(|inner| Receiver { inner: inner.clone(), primary: false }).collect();
         let outcome = (|| loop {
             {
                 let mut calls = self.calls.borrow_mut();
@@ -998,13 +1010,13 @@ impl ReceiverHandle {
                     return reply;
                 }
             }
-            for r in &receivers {
+            for r in receivers {
                 r.pump()?;
             }
             if deadline.passed() {
                 return Err(Error::Timeout);
             }
-            self.sleep_serving(&receivers, deadline)?;
+            self.sleep_serving(receivers, deadline)?;
         })();
         if matches!(outcome, Err(Error::Timeout)) {
             let _ = self.calls.borrow_mut().cancel(call);

@@ -592,7 +592,7 @@ fn dde_s02_attack_an_offer_naming_another_processs_receiver_is_refused() {
             }
             varint(1, &mut offer);
             let to = switchboard::message::find_receiver(&e.name).unwrap();
-            accepted += to.send_copydata(None, 0x4444_45, &offer).unwrap();
+            accepted += to.send_copydata(None, 0x0044_4445, &offer).unwrap();
         }
         say(&format!("accepted {accepted}"));
         done();

@@ -334,6 +334,38 @@ pub enum Enable {
 
 type Callback = dyn Fn(&Dde, &Event<'_>) -> Reply;
 
+/// Hashing of this instance's own ids (conversations, transactions):
+/// sequence numbers it made, not a peer's choice, so a multiplicative mix
+/// does (SipHash's flood resistance buys nothing here and costs a round
+/// trip's tenth).
+#[derive(Clone, Copy, Default)]
+struct Ids;
+
+/// See [`Ids`].
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::BuildHasher for Ids {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// A sent transaction's result when it is held: its outcome comes later,
 /// as a posted `Done` (not a `DMLERR_*`, nor 0).
 const PENDING: i64 = 1;
@@ -388,8 +420,8 @@ struct Txn {
 #[derive(Default)]
 struct State {
     next: u64,
-    convs: HashMap<ConvId, Conv>,
-    txns: HashMap<u64, Txn>,
+    convs: HashMap<ConvId, Conv, Ids>,
+    txns: HashMap<u64, Txn, Ids>,
     /// Wildcard answers awaited, by ask id.
     pairs: HashMap<u64, Option<Vec<(String, String)>>>,
     disabled: bool,
@@ -400,6 +432,9 @@ struct State {
     /// the transaction is answered.
     running: Vec<ConvId>,
     ending: Vec<ConvId>,
+    /// Updates that found a session full since the loop last found none
+    /// (0: no loop to look at).
+    stalls: usize,
 }
 
 struct Service {
@@ -425,6 +460,8 @@ thread_local! {
     /// Their receivers, as the loop serves them (`None`: to be made again,
     /// after an instance or a service came or went).
     static VIEWS: RefCell<Option<Rc<[Receiver]>>> = const { RefCell::new(None) };
+    /// Sessions that closed and that some instance has not looked at yet.
+    static CLOSED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// This thread's live instances.
@@ -744,19 +781,20 @@ impl Dde {
         }
         // A session that closed while the thread served re-entrantly (in
         // a send) is looked at now, not after a sleep.
-        if thread_instances().iter().any(|i| !i.shared.state.borrow().closed.is_empty()) {
+        if CLOSED.with(std::cell::Cell::get) > 0 {
             deadline = Deadline::now();
         }
         let views = self.views();
         let ran = message::serve_many(&views, deadline)?;
         // Nothing of DDE is a plain post: whatever is queued is dropped.
         views.iter().for_each(Receiver::discard_posted);
-        for instance in thread_instances() {
-            if !instance.shared.state.borrow().closed.is_empty() {
-                // A peer's last answers may wait in its other sessions
-                // (one not accepted yet included): take everything first.
-                while message::serve_many(&views, Deadline::now())? > 0 {}
+        if CLOSED.with(std::cell::Cell::get) > 0 {
+            // A peer's last answers may wait in its other sessions (one not
+            // accepted yet included): take everything first.
+            while message::serve_many(&views, Deadline::now())? > 0 {}
+            for instance in thread_instances() {
                 let closed = std::mem::take(&mut instance.shared.state.borrow_mut().closed);
+                CLOSED.with(|c| c.set(c.get().saturating_sub(closed.len())));
                 for pid in closed {
                     instance.peer_closed(pid);
                 }
@@ -967,6 +1005,7 @@ impl Dde {
             let mut st = self.shared.state.borrow_mut();
             if !st.closed.contains(&m.from.pid) {
                 st.closed.push(m.from.pid);
+                CLOSED.with(|c| c.set(c.get() + 1));
             }
             return 0;
         }
@@ -1049,7 +1088,7 @@ impl Dde {
 
     /// Whether `conv` is a live conversation with process `pid`; which
     /// side this instance is on (`true`: client).
-    fn from_partner(&self, conv: ConvId, pid: u32) -> Option<bool> {
+    fn partner_side(&self, conv: ConvId, pid: u32) -> Option<bool> {
         let st = self.shared.state.borrow();
         st.convs.get(&conv).filter(|c| c.peer_pid == pid && c.ended.is_none()).map(|c| c.client)
     }
@@ -1064,7 +1103,7 @@ impl Dde {
                 }
             }
             Wire::Done { conv, txn, status, data } => {
-                if self.from_partner(conv, pid) == Some(true) {
+                if self.partner_side(conv, pid) == Some(true) {
                     let outcome = match status {
                         0 => Ok(data.unwrap_or_default().to_vec()),
                         code => Err(dde(code)),
@@ -1073,12 +1112,12 @@ impl Dde {
                 }
             }
             Wire::Terminate { conv } => {
-                if self.from_partner(conv, pid).is_some() {
+                if self.partner_side(conv, pid).is_some() {
                     self.end(conv, Ending::Partner);
                 }
             }
             Wire::AdviseAck { conv, item, format } => {
-                if self.from_partner(conv, pid) == Some(false) {
+                if self.partner_side(conv, pid) == Some(false) {
                     self.advise_acked(conv, &fold(item), format);
                 }
             }
@@ -1088,7 +1127,7 @@ impl Dde {
             | Wire::Advise { conv, .. }
             | Wire::Unadvise { conv, .. }
             | Wire::AdviseData { conv, .. } => {
-                if self.from_partner(conv, pid).is_none() {
+                if self.partner_side(conv, pid).is_none() {
                     return;
                 }
                 if let Some(Ran::Answer { txn, status, data }) = self.transaction(conv, bytes, &w) {
@@ -1125,7 +1164,7 @@ impl Dde {
     /// result, a request's data goes back with it; a held one is
     /// [`PENDING`] and completes later with a posted `Done`.
     fn sent_transaction(&self, rx: &Receiver, pid: u32, conv: u64, bytes: &[u8], w: &Wire<'_>) -> i64 {
-        if self.from_partner(conv, pid) != Some(false) {
+        if self.partner_side(conv, pid) != Some(false) {
             return i64::from(dmlerr::NO_CONV_ESTABLISHED);
         }
         match self.transaction(conv, bytes, w) {
@@ -1438,6 +1477,7 @@ impl Dde {
                 Err(Error::Timeout) => {
                     l.stalled = true;
                     l.pending = true;
+                    st.stalls += 1;
                 }
                 // The client is going: its end is on its way.
                 Err(_) => {}
@@ -1460,12 +1500,19 @@ impl Dde {
 
     fn has_stalled(&self) -> bool {
         let st = self.shared.state.borrow();
-        st.convs.values().any(|c| c.loops.iter().any(|l| l.stalled && l.pending))
+        st.stalls > 0 && st.convs.values().any(|c| c.loops.iter().any(|l| l.stalled && l.pending))
     }
 
     /// Retries the updates a full session held back.
     fn flush_stalled(&self) {
-        for (conv, folded, format) in self.stalled() {
+        if self.shared.state.borrow().stalls == 0 {
+            return;
+        }
+        let stalled = self.stalled();
+        if stalled.is_empty() {
+            self.shared.state.borrow_mut().stalls = 0;
+        }
+        for (conv, folded, format) in stalled {
             self.update(conv, &folded, format);
         }
     }

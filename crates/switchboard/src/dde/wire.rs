@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Tag of every DDE data copy (`DDE`).
-pub(crate) const TAG: u64 = 0x4444_45;
+pub(crate) const TAG: u64 = 0x0044_4445;
 
 /// Longest service, topic or item name, in characters (S01).
 pub const NAME_MAX: usize = 255;
