@@ -17,19 +17,24 @@
 //!   service (S02). The offer is a *sent* data copy; the server's callback
 //!   accepts or refuses ([`Event::Connect`]), and an accepting server
 //!   connects back to the client's receiver.
-//! - Transactions are *posted* data copies that run when the server's loop
-//!   takes them; the server posts back the outcome (data, an ack, or a
-//!   `DMLERR_*`). A synchronous transaction ([`Conversation::request`],
-//!   …) runs the instance's loop until its outcome arrives, so callbacks
-//!   (advise updates, transactions to this instance's own services) keep
-//!   running: two instances that call each other do not deadlock.
+//! - A synchronous transaction ([`Conversation::request`], …) is a *sent*
+//!   data copy whose result carries the status and a request's data: one
+//!   round trip. While it waits, the thread serves what reaches its
+//!   receivers (advise updates, transactions to its own services), so two
+//!   instances that call each other do not deadlock. One the server holds
+//!   ([`Reply::Block`]) comes back pending and completes later with a
+//!   posted acknowledgement, the loop running meanwhile.
+//! - Asynchronous transactions ([`Conversation::request_async`], …) and
+//!   advise updates are *posted* data copies: they run when the partner's
+//!   loop takes them, in order, and the outcome is posted back.
 //! - A peer's death ends its conversations at once: its sessions close,
 //!   the receiver tells the instance, and pending transactions fail with
 //!   `ServerDied` (S10) — no polling, no hang.
 //!
-//! The instance runs callbacks only while it is in its loop: in
-//! [`Dde::pump`]/[`Dde::serve`], or while it waits in a synchronous
-//! transaction or a connect.
+//! Callbacks run only on the instance's thread, while the thread is in a
+//! loop: [`Dde::pump`]/[`Dde::serve`] of any of its instances (a thread's
+//! loop serves all its instances, as a classic message loop serves all the
+//! thread's windows), or a wait in a synchronous transaction or a connect.
 //!
 //! ## Decisions where the classic API leaves room
 //! - Services are per user: another user's process cannot find, offer or
