@@ -993,7 +993,12 @@ impl ReceiverHandle {
                 let mut calls = self.calls.borrow_mut();
                 loop {
                     match calls.next_incoming(Deadline::now()) {
-                        Ok(None) => {}
+                        // A reply: ours returns now (no look for more).
+                        Ok(None) => {
+                            if let Some(reply) = calls.reply_to(&call) {
+                                return reply;
+                            }
+                        }
                         // The receiver side never requests: refuse it.
                         Ok(Some(Incoming::Request { id, .. })) => {
                             let refused = Fault::new(1, "a sender serves no requests");
@@ -1065,8 +1070,12 @@ pub(crate) fn serve_many(receivers: &[Receiver], deadline: Deadline) -> Result<u
     loop {
         let mut ran = 0;
         for r in receivers {
-            r.inner.status.fetched(crate::raw::monotonic_ns(), false);
             ran += r.pump()?;
+        }
+        // After the pump: what arrived is served first.
+        let now = crate::raw::monotonic_ns();
+        for r in receivers {
+            r.inner.status.fetched(now, false);
         }
         if ran > 0 || receivers.iter().any(|r| !r.inner.posted.borrow().is_empty()) || deadline.passed() {
             return Ok(ran);

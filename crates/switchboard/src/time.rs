@@ -36,9 +36,10 @@ impl Deadline {
         Deadline(Some(instant))
     }
 
-    /// Now: a single attempt, no wait (the classic zero timeout).
+    /// Now: a single attempt, no wait (the classic zero timeout). It is
+    /// an instant in the past (taken once), so that a try reads no clock.
     pub fn now() -> Deadline {
-        Deadline(Some(Instant::now()))
+        Deadline(Some(the_past()))
     }
 
     /// The instant, or `None` for never.
@@ -53,8 +54,21 @@ impl Deadline {
 
     /// Whether the deadline has passed.
     pub fn passed(self) -> bool {
-        self.0.is_some_and(|d| Instant::now() >= d)
+        self.0.is_some_and(|d| is_past(d) || Instant::now() >= d)
     }
+}
+
+/// The instant [`Deadline::now`] is: the first time anyone asked, so in
+/// the past of every later clock read.
+fn the_past() -> Instant {
+    static PAST: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *PAST.get_or_init(Instant::now)
+}
+
+/// Whether `instant` is known to have passed without reading the clock (a
+/// deadline made by [`Deadline::now`], or earlier).
+pub(crate) fn is_past(instant: Instant) -> bool {
+    instant <= the_past()
 }
 
 impl From<Duration> for Deadline {

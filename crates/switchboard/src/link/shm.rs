@@ -205,6 +205,14 @@ impl ShmLink {
             ring.is_closed()
                 || if sending { ring.has_room(&self.producer, need) } else { ring.has_data(&self.consumer) }
         };
+        // A try (`Deadline::now`): one look, no clock read, no wait.
+        if deadline.is_some_and(crate::time::is_past) {
+            return match self.peer_life.as_ref().map(LifeWatch::alive) {
+                _ if ready() => Ok(true),
+                Some(false) => Err(Error::BrokenPipe),
+                _ => Ok(false),
+            };
+        }
         let connected = || !self.conn.hung_up();
         let peer = match &self.peer_life {
             None => Peer { watch: None, alive: &connected, every: PEER_CHECK },
