@@ -41,12 +41,20 @@ fn server_peer() -> ! {
         Event::Connect { topic, .. } if topics.iter().any(|t| t.eq_ignore_ascii_case(topic)) => Reply::Ack,
         Event::WildConnect { .. } => Reply::Pairs(topics.iter().map(|t| (service.clone(), t.clone())).collect()),
         Event::Request { item, .. } | Event::AdviseRequest { item, .. } => match item.to_lowercase().as_str() {
+            // (the `dde` here is the server's own instance)
             "busy" => Reply::Busy,
             "block" => {
                 say("blocked");
                 Reply::Block
             }
             "log" => Reply::Data(log.borrow().join(",").into_bytes()),
+            // `ask SERVICE ITEM`: requests ITEM from SERVICE (topic t) and
+            // answers with it: a transaction made inside a transaction.
+            other if other.starts_with("ask ") => {
+                let words: Vec<&str> = other.split(' ').collect();
+                let back = dde.connect(words[1], "t").unwrap();
+                Reply::Data(back.request(words[2], CF_TEXT, LONG).unwrap())
+            }
             other => values.borrow().get(other).cloned().map_or(Reply::NotProcessed, Reply::Data),
         },
         Event::Poke { item, .. } if item.eq_ignore_ascii_case("busy") => Reply::Busy,
@@ -638,4 +646,29 @@ fn dde_s02_attack_an_offer_naming_another_processs_receiver_is_refused() {
     let (dde, _) = client();
     drop(dde.connect(&service, "t").unwrap());
     assert_eq!(confirmed.get(), 1);
+}
+
+#[test]
+fn dde_s04_two_instances_that_request_from_each_other_do_not_deadlock() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s04-mutual");
+    let peer = server("dde_s04_two_instances_that_request_from_each_other_do_not_deadlock", &service, &["t"]);
+    // This process serves too: the peer's answer needs one of ours.
+    let mine = unique("s04-mine");
+    let here = Dde::new(|_, e| match e {
+        Event::Connect { .. } => Reply::Ack,
+        Event::Request { item, .. } if *item == "x" => Reply::Data("héllo wörld ✓".as_bytes().to_vec()),
+        _ => Reply::NotProcessed,
+    })
+    .unwrap();
+    here.register(&mine).unwrap();
+    let (dde, _) = client();
+    let conv = dde.connect(&service, "t").unwrap();
+    // Our request waits for the peer, whose callback requests from us
+    // meanwhile: our wait serves it (and the text comes back whole).
+    for _ in 0..3 {
+        assert_eq!(conv.request_text(&format!("ask {mine} x"), LONG).unwrap(), "héllo wörld ✓");
+    }
+    quit(&conv, peer);
 }
