@@ -416,6 +416,23 @@ struct Conv {
     loops: Vec<Loop>,
 }
 
+impl Conv {
+    fn new(client: bool, peer: ReceiverHandle, peer_conv: u64, peer_pid: u32, service: &str, topic: &str) -> Conv {
+        Conv {
+            client,
+            peer: Rc::new(peer),
+            peer_conv,
+            peer_pid,
+            service: service.into(),
+            topic: topic.into(),
+            ended: None,
+            held: false,
+            queue: VecDeque::new(),
+            loops: Vec::new(),
+        }
+    }
+}
+
 struct Txn {
     conv: ConvId,
     asynchronous: bool,
@@ -893,18 +910,8 @@ impl Dde {
         if accepted <= 0 {
             return Ok(None);
         }
-        let conv = Conv {
-            client: true,
-            peer_pid: peer.pid(),
-            peer: Rc::new(peer),
-            peer_conv: accepted as u64,
-            service: service.into(),
-            topic: topic.into(),
-            ended: None,
-            held: false,
-            queue: VecDeque::new(),
-            loops: Vec::new(),
-        };
+        let pid = peer.pid();
+        let conv = Conv::new(true, peer, accepted as u64, pid, service, topic);
         self.shared.state.borrow_mut().convs.insert(id, conv);
         Ok(Some(id))
     }
@@ -1046,18 +1053,7 @@ impl Dde {
         // The name the client gave must be a receiver of that very process.
         let Some(peer) = find_receiver(client).ok().filter(|p| p.pid() == pid) else { return 0 };
         let id = self.next_id();
-        let conv = Conv {
-            client: false,
-            peer: Rc::new(peer),
-            peer_conv: client_conv,
-            peer_pid: pid,
-            service: svc.0.as_str().into(),
-            topic: topic.into(),
-            ended: None,
-            held: false,
-            queue: VecDeque::new(),
-            loops: Vec::new(),
-        };
+        let conv = Conv::new(false, peer, client_conv, pid, &svc.0, topic);
         self.shared.state.borrow_mut().convs.insert(id, conv);
         self.call(&Event::ConnectConfirm { conv: id, service: &svc.0, topic });
         id as i64
@@ -1100,6 +1096,14 @@ impl Dde {
 
     /// A posted DDE message from process `pid`.
     fn incoming(&self, pid: u32, bytes: &[u8], w: Wire<'_>) {
+        if let Some(conv) = w.transaction_conv() {
+            if self.partner_side(conv, pid).is_some() {
+                if let Some(Ran::Answer { txn, status, data }) = self.transaction(conv, bytes, &w) {
+                    self.post_done(conv, txn, status, data.as_deref());
+                }
+            }
+            return;
+        }
         match w {
             Wire::Pairs { ask, pairs } => {
                 let mut st = self.shared.state.borrow_mut();
@@ -1126,20 +1130,7 @@ impl Dde {
                     self.advise_acked(conv, &fold(item), format);
                 }
             }
-            Wire::Request { conv, .. }
-            | Wire::Poke { conv, .. }
-            | Wire::Execute { conv, .. }
-            | Wire::Advise { conv, .. }
-            | Wire::Unadvise { conv, .. }
-            | Wire::AdviseData { conv, .. } => {
-                if self.partner_side(conv, pid).is_none() {
-                    return;
-                }
-                if let Some(Ran::Answer { txn, status, data }) = self.transaction(conv, bytes, &w) {
-                    self.post_done(conv, txn, status, data.as_deref());
-                }
-            }
-            Wire::Initiate { .. } | Wire::Wild { .. } => {}
+            _ => {}
         }
     }
 
