@@ -672,3 +672,25 @@ fn dde_s04_two_instances_that_request_from_each_other_do_not_deadlock() {
     }
     quit(&conv, peer);
 }
+
+#[test]
+fn dde_s08_attack_a_flood_into_a_held_conversation_is_bounded() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s08-flood");
+    let peer = server("dde_s08_attack_a_flood_into_a_held_conversation_is_bounded", &service, &["t"]);
+    let (dde, seen) = client();
+    let flooded = dde.connect(&service, "t").unwrap();
+    let control = dde.connect(&service, "t").unwrap();
+    control.execute("hold", LONG).unwrap();
+    let extra = 10;
+    for i in 0..switchboard::dde::HELD_MAX + extra {
+        flooded.poke_async("v", CF_TEXT, i.to_string().as_bytes()).unwrap();
+    }
+    // The server keeps HELD_MAX (the first, blocked, and those behind it)
+    // and answers the rest busy at once.
+    pump_until(&dde, "the busy answers", || seen.borrow().len() >= extra);
+    assert!(seen.borrow().iter().all(|l| l.ends_with("err 0x4001")), "{:?}", seen.borrow());
+    assert_eq!(control.request_text("log", LONG).unwrap(), "", "nothing held ran");
+    quit(&control, peer);
+}

@@ -162,6 +162,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ADVISE_PATIENCE: Duration = Duration::from_secs(5);
 /// How long an acknowledgement waits for room in the partner's session.
 const REPLY_PATIENCE: Duration = Duration::from_secs(1);
+/// Transactions (and updates) a held conversation keeps at most; past
+/// that, `DMLERR_BUSY` (the classic posted-message quota).
+pub const HELD_MAX: usize = crate::message::POSTED_QUOTA as usize;
 /// How often the loop retries a held-back update while one is pending.
 const RETRY: Duration = Duration::from_millis(10);
 
@@ -1111,25 +1114,19 @@ impl Dde {
                     *slot = Some(pairs.into_iter().map(|(s, t)| (s.to_owned(), t.to_owned())).collect());
                 }
             }
-            Wire::Done { conv, txn, status, data } => {
-                if self.partner_side(conv, pid) == Some(true) {
-                    let outcome = match status {
-                        0 => Ok(data.unwrap_or_default().to_vec()),
-                        code => Err(dde(code)),
-                    };
-                    self.complete(conv, txn, outcome);
-                }
+            Wire::Done { conv, txn, status, data } if self.partner_side(conv, pid) == Some(true) => {
+                let outcome = match status {
+                    0 => Ok(data.unwrap_or_default().to_vec()),
+                    code => Err(dde(code)),
+                };
+                self.complete(conv, txn, outcome);
             }
-            Wire::Terminate { conv } => {
-                if self.partner_side(conv, pid).is_some() {
-                    self.end(conv, Ending::Partner);
-                }
+            Wire::Terminate { conv } if self.partner_side(conv, pid).is_some() => self.end(conv, Ending::Partner),
+            Wire::AdviseAck { conv, item, format } if self.partner_side(conv, pid) == Some(false) => {
+                self.advise_acked(conv, &fold(item), format);
             }
-            Wire::AdviseAck { conv, item, format } => {
-                if self.partner_side(conv, pid) == Some(false) {
-                    self.advise_acked(conv, &fold(item), format);
-                }
-            }
+            // From a process that is not the conversation's partner, or
+            // not for this side: dropped.
             _ => {}
         }
     }
@@ -1143,6 +1140,12 @@ impl Dde {
             let disabled = st.disabled;
             let c = st.convs.get_mut(&conv)?;
             if disabled || c.held || !c.queue.is_empty() {
+                // A partner that floods a held conversation is told it is
+                // busy (an update beyond the cap is dropped): the queue is
+                // bounded, as a classic queue is.
+                if c.queue.len() >= HELD_MAX {
+                    return w.txn().map(|txn| Ran::Answer { txn, status: dmlerr::BUSY, data: None });
+                }
                 c.queue.push_back(bytes.to_vec());
                 return None;
             }

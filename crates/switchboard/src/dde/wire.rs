@@ -118,6 +118,18 @@ impl Wire<'_> {
             _ => None,
         }
     }
+
+    /// A transaction's id; `None` for the other messages.
+    pub(crate) fn txn(&self) -> Option<u64> {
+        match *self {
+            Wire::Request { txn, .. }
+            | Wire::Poke { txn, .. }
+            | Wire::Execute { txn, .. }
+            | Wire::Advise { txn, .. }
+            | Wire::Unadvise { txn, .. } => Some(txn),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn encode(w: &Wire<'_>) -> Vec<u8> {
