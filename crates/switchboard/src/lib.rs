@@ -77,6 +77,7 @@ pub mod port;
 pub mod process;
 pub mod raw;
 mod rendezvous;
+pub mod rpc;
 pub mod socket;
 pub mod sync;
 pub mod time;
