@@ -45,6 +45,18 @@ pub fn call_message(data: &[u8]) {
     crate::call::check_decode(data);
 }
 
+/// An RPC frame's payload (after its length prefix) as a server or client
+/// reads it: a frame that decodes encodes back to bytes that decode to the
+/// same frame.
+pub fn rpc_frame(data: &[u8]) {
+    use crate::rpc::wire::{Frame, DEFAULT_MAX_FRAME, PREFIX};
+    if let Ok(frame) = Frame::decode(data) {
+        let bytes = frame.encode(DEFAULT_MAX_FRAME).expect("a frame that decoded fits the maximum");
+        assert_eq!(Frame::decode(&bytes[PREFIX..]).ok().as_ref(), Some(&frame), "a decoded frame round-trips");
+        let _ = crate::rpc::wire::from_body::<crate::rpc::wire::FaultBody>(frame.body);
+    }
+}
+
 /// A shared segment of one kind, driven by a program in `data`: byte 0
 /// picks the kind (pipe channel, link duplex, mailslot queue, completion
 /// port), and each following instruction either writes bytes anywhere in

@@ -93,6 +93,11 @@ fn fuzz_corpus_call_message() {
 }
 
 #[test]
+fn fuzz_corpus_rpc_frame() {
+    replay("rpc_frame", 5000, fuzz::rpc_frame);
+}
+
+#[test]
 fn fuzz_corpus_segment() {
     replay("segment", 2000, fuzz::segment);
 }
