@@ -694,3 +694,32 @@ fn dde_s08_attack_a_flood_into_a_held_conversation_is_bounded() {
     assert_eq!(control.request_text("log", LONG).unwrap(), "", "nothing held ran");
     quit(&control, peer);
 }
+
+#[test]
+fn dde_s10_a_conversation_dropped_in_its_own_callback_still_tells_the_server() {
+    let _w = Watchdog::test();
+    peer_role();
+    let service = unique("s10-drop");
+    let mut peer =
+        server("dde_s10_a_conversation_dropped_in_its_own_callback_still_tells_the_server", &service, &["t"]);
+    let slot: Rc<RefCell<Option<Conversation>>> = Rc::default();
+    let held = slot.clone();
+    let dde = Dde::new(move |_, e| {
+        if let Event::AdviseData { .. } = e {
+            // The application lets go of the conversation on its first update.
+            drop(held.borrow_mut().take());
+        }
+        Reply::Ack
+    })
+    .unwrap();
+    let conv = dde.connect(&service, "t").unwrap();
+    conv.advise("a", CF_TEXT, LONG).unwrap();
+    let id = conv.id();
+    *slot.borrow_mut() = Some(conv);
+    let other = dde.connect(&service, "t").unwrap();
+    other.poke_text("a", "go", LONG).unwrap();
+    pump_until(&dde, "the update", || slot.borrow().is_none());
+    peer.expect("disconnect died=false");
+    assert_eq!(dde.conversations(), 1, "conversation {id} is gone here too");
+    quit(&other, peer);
+}

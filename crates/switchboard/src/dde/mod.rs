@@ -417,6 +417,8 @@ struct Conv {
     held: bool,
     queue: VecDeque<Vec<u8>>,
     loops: Vec<Loop>,
+    /// Client side: its handle was dropped; it goes when it ends.
+    dropped: bool,
 }
 
 impl Conv {
@@ -432,6 +434,7 @@ impl Conv {
             held: false,
             queue: VecDeque::new(),
             loops: Vec::new(),
+            dropped: false,
         }
     }
 }
@@ -1332,7 +1335,7 @@ impl Dde {
                 return;
             }
             let peer = (c.peer.clone(), c.peer_conv);
-            if c.client {
+            if c.client && !c.dropped {
                 c.ended = Some(match how {
                     Ending::Died => dmlerr::SERVER_DIED,
                     Ending::Local | Ending::Partner => dmlerr::NO_CONV_ESTABLISHED,
@@ -1541,8 +1544,10 @@ impl Dde {
 impl Drop for Shared {
     fn drop(&mut self) {
         receivers_changed();
-        // Every partner hears of the end at once (no callbacks now).
         let st = self.state.get_mut();
+        // Closed sessions it never looked at are not waiting any more.
+        let _ = CLOSED.try_with(|c| c.set(c.get().saturating_sub(st.closed.len())));
+        // Every partner hears of the end at once (no callbacks now).
         for c in st.convs.values().filter(|c| c.ended.is_none()) {
             let _ = c.peer.post_copydata(TAG, &encode(&Wire::Terminate { conv: c.peer_conv }), Deadline::now());
         }
@@ -1737,7 +1742,16 @@ impl Conversation {
 
 impl Drop for Conversation {
     fn drop(&mut self) {
+        // Dropped inside one of its own callbacks, it ends (and goes) once
+        // that transaction is answered; otherwise now.
+        if let Some(c) = self.dde.shared.state.borrow_mut().convs.get_mut(&self.id) {
+            c.dropped = true;
+        }
         self.dde.end(self.id, Ending::Local);
-        self.dde.shared.state.borrow_mut().convs.remove(&self.id);
+        let mut st = self.dde.shared.state.borrow_mut();
+        let over = st.convs.get(&self.id).is_none_or(|c| c.ended.is_some());
+        if over || !st.running.contains(&self.id) {
+            st.convs.remove(&self.id);
+        }
     }
 }
