@@ -286,7 +286,9 @@ impl ReceiverBuilder<'_> {
         self
     }
 
-    /// The procedure hears of each ended session ([`SESSION_CLOSED`]).
+    /// A receiver of a crate-internal protocol (DDE): its procedure hears
+    /// of each ended session ([`SESSION_CLOSED`]), and it takes posted data
+    /// copies and data replies (a classic receiver refuses both).
     pub(crate) fn tell_closed(mut self) -> Self {
         self.tell_closed = true;
         self
@@ -592,12 +594,15 @@ impl Receiver {
                 let next = s.calls.borrow_mut().next_incoming(Deadline::now());
                 match next {
                     Ok(None) => {}
-                    Ok(Some(Incoming::Post { method: COPYPOST, args })) => {
+                    Ok(Some(Incoming::Post { method: COPYPOST, args })) if inner.tell_closed => {
                         ran += 1;
                         // Nobody waits for the result (a refusal included).
                         let _ = self.deliver(&s.cred, COPYPOST, &args);
                         s.calls.borrow_mut().recycle(args);
                     }
+                    // A posted data copy to a classic receiver: never
+                    // counted against the quota, so dropped uncounted.
+                    Ok(Some(Incoming::Post { method: COPYPOST, args })) => s.calls.borrow_mut().recycle(args),
                     Ok(Some(Incoming::Post { method, args })) => {
                         self.queue_post(&s, method, &args);
                         s.calls.borrow_mut().recycle(args);
@@ -672,6 +677,9 @@ impl Receiver {
                 let (msg, wparam, lparam) =
                     decode(args).ok_or_else(|| Fault::new(13, "a sent message that does not decode"))?;
                 Message { msg, wparam, lparam, from, sent: true, data: &[] }
+            }
+            COPYPOST | COPYREPLY if !self.inner.tell_closed => {
+                return Err(Fault::new(13, "not a message this receiver takes"));
             }
             COPYDATA | COPYPOST | COPYREPLY if args.len() >= COPY_HEADER => {
                 let sender = u64::from_le_bytes(args[0..8].try_into().expect("8 bytes"));
@@ -1179,6 +1187,38 @@ mod tests {
         assert_eq!(faults, [13, 13, 13]);
         assert_eq!(ok, 42i64.to_le_bytes());
         assert!(rx.peek(true).unwrap().is_none(), "the malformed posts were dropped");
+    }
+
+    /// A classic receiver never sees a posted data copy or a data reply
+    /// (crate-internal methods of DDE's receivers): the post is dropped,
+    /// the send refused, and its procedure does not run for either.
+    #[test]
+    fn a_classic_receiver_refuses_the_internal_data_methods() {
+        let name = format!("unit-msg-internal-{}", std::process::id());
+        let ran = std::rc::Rc::new(std::cell::Cell::new(0));
+        let count = ran.clone();
+        let rx = Receiver::create(&name, move |_, _| {
+            count.set(count.get() + 1);
+            0
+        })
+        .unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attacker = std::thread::spawn({
+            let (name, done) = (name.clone(), done.clone());
+            move || {
+                let mut calls = raw_session(&name);
+                calls.post(COPYPOST, &[0u8; COPY_HEADER]).unwrap();
+                let refused = calls.send(COPYREPLY, &[0u8; COPY_HEADER], LONG);
+                let ok = calls.send(SEND, &encode(WM_USER, 1, 0), LONG);
+                done.store(true, Ordering::SeqCst);
+                (refused.map_err(|e| e.win32()), ok.is_ok())
+            }
+        });
+        serve_until(&rx, &done);
+        let (refused, ok) = attacker.join().unwrap();
+        assert_eq!(refused, Err(13));
+        assert!(ok);
+        assert_eq!(ran.get(), 1, "only the plain send ran the procedure");
     }
 
     /// The abandon record of a part-way send: the receiver drops the part
