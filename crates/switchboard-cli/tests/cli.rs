@@ -154,7 +154,7 @@ fn cli_soak_loses_nothing_acknowledged_and_leaves_nothing() {
     let out = run(&["soak", "--minutes", "0.15", "--seed", "7"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    for carrier in ["mailslot", "port", "pipe", "link"] {
+    for carrier in ["mailslot", "port", "pipe", "link", "message", "dde"] {
         let line = text.lines().find(|l| l.trim_start().starts_with(carrier)).unwrap_or_default();
         assert!(line.contains("all arrived once and in order"), "{carrier}: {text}");
         let count: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -4,12 +4,12 @@
 //! left behind, and this process's memory stayed flat.
 //!
 //! This process serves: a mailslot, a completion port, a named pipe (4
-//! instances), a link listener, and a mutex guarding a counter in a
-//! mapping. Worker processes (`soak-peer`) each drive all of them at once,
+//! instances), a link listener, a window-message receiver, a DDE service,
+//! and a mutex guarding a counter in a mapping. Worker processes (`soak-peer`) each drive all of them at once,
 //! one thread per mechanism, numbering their messages. A message is
 //! acknowledged when its call returned success (a mailslot write, a port
-//! post, a link send; a pipe transaction's reply; a counter increment's
-//! release); workers print what they acknowledged every 50 ms, and a
+//! post, a link send; a pipe transaction's reply, a send's result, a DDE
+//! poke's ack; a counter increment's release); workers print what they acknowledged every 50 ms, and a
 //! worker killed between a success and its next report leaves messages
 //! that arrived unreported, never the other way round.
 
@@ -30,7 +30,13 @@ use switchboard::sync::{Mutex, WaitStatus};
 use switchboard::Error;
 
 /// The mechanisms that carry numbered messages.
-const CARRIERS: [&str; 4] = ["mailslot", "port", "pipe", "link"];
+const CARRIERS: [&str; 6] = ["mailslot", "port", "pipe", "link", "message", "dde"];
+/// How many there are; a worker's counts are theirs, then the counter
+/// increments and the abandoned mutexes.
+const N: usize = CARRIERS.len();
+/// Where the counter increments and abandoned mutexes are in the counts.
+const INCREMENTS: usize = N;
+const ABANDONED: usize = N + 1;
 /// How often workers report what they acknowledged.
 const REPORT_EVERY: Duration = Duration::from_millis(50);
 /// How often the progress line is printed (and memory sampled), at most.
@@ -74,7 +80,7 @@ impl Received {
 /// (messages 0..n), and counter increments and abandoned mutexes seen.
 #[derive(Debug, Default, Clone)]
 struct Acked {
-    sent: [u64; 4],
+    sent: [u64; N],
     increments: u64,
     abandoned: u64,
 }
@@ -143,13 +149,11 @@ pub fn run(minutes: f64, workers: usize, seed: Option<u64>) -> anyhow::Result<Ex
             rss_samples.push((started.elapsed(), rss));
             let total: HashMap<u64, Acked> = snapshot(&acked);
             let sums = sum_acked(&total);
+            let carried: Vec<String> = CARRIERS.iter().zip(sums.sent).map(|(c, n)| format!("{c} {n}")).collect();
             note!(
-                "soak: {:>4.0}s  acknowledged mailslot {} port {} pipe {} link {} increments {}  kills {kills}  rss {rss} KiB",
+                "soak: {:>4.0}s  acknowledged {} increments {}  kills {kills}  rss {rss} KiB",
                 started.elapsed().as_secs_f64(),
-                sums.sent[0],
-                sums.sent[1],
-                sums.sent[2],
-                sums.sent[3],
+                carried.join(" "),
                 sums.increments
             );
         }
@@ -176,7 +180,7 @@ pub fn run(minutes: f64, workers: usize, seed: Option<u64>) -> anyhow::Result<Ex
     let counter = servers.finish()?;
 
     let mut failures = Vec::new();
-    let mut lost = [0u64; 4];
+    let mut lost = [0u64; N];
     for (&worker, a) in &acked {
         for (c, name) in CARRIERS.iter().enumerate() {
             let t = received.track(worker, c);
@@ -326,12 +330,14 @@ fn spawn_worker(names: &Names, id: u64, acked: &Arc<StdMutex<HashMap<u64, Acked>
     let acked = Arc::clone(acked);
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            // "ack MAILSLOT PORT PIPE LINK INCREMENTS ABANDONED"; a line cut
-            // by a kill does not parse and is ignored.
+            // "ack" and a count per carrier, then increments and
+            // abandoned mutexes; a line cut by a kill does not parse and
+            // is ignored.
             let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
-            if let (Some("ack"), [m, p, pi, l, inc, ab]) = (line.split_whitespace().next(), f.as_slice()) {
+            if line.starts_with("ack ") && f.len() == N + 2 {
+                let sent = f[..N].try_into().expect("N counts");
                 let mut all = acked.lock().unwrap_or_else(|p| p.into_inner());
-                all.insert(id, Acked { sent: [*m, *p, *pi, *l], increments: *inc, abandoned: *ab });
+                all.insert(id, Acked { sent, increments: f[INCREMENTS], abandoned: f[ABANDONED] });
             }
         }
     });
@@ -411,6 +417,45 @@ impl Servers {
                 let _ = r.join();
             });
         }));
+        let (s, r, rx_name) = (Arc::clone(stop), Arc::clone(received), names.of("rx"));
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        threads.push(std::thread::spawn(move || {
+            let rec = Arc::clone(&r);
+            let rx = switchboard::message::Receiver::create(&rx_name, move |_, m| {
+                if m.msg == switchboard::message::WM_USER {
+                    rec.arrived(m.wparam, 4, m.lparam as u64);
+                }
+                0
+            });
+            let _ = ready_tx.send(rx.as_ref().map(drop).map_err(|e| e.to_string()));
+            let Ok(rx) = rx else { return };
+            while !s.load(Ordering::SeqCst) {
+                let _ = rx.serve_sent(Duration::from_millis(100));
+                while let Ok(Some(_)) = rx.peek(true) {}
+            }
+        }));
+        ready.recv().context("the receiver thread")?.map_err(anyhow::Error::msg)?;
+        let (s, r, service) = (Arc::clone(stop), Arc::clone(received), names.of("dde"));
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        threads.push(std::thread::spawn(move || {
+            use switchboard::dde::{Dde, Event, Reply};
+            let dde = Dde::new(move |_, e| match e {
+                Event::Connect { .. } => Reply::Ack,
+                Event::Poke { data, .. } if data.len() == 16 => {
+                    let (w, seq) = decode(data);
+                    r.arrived(w, 5, seq);
+                    Reply::Ack
+                }
+                _ => Reply::NotProcessed,
+            })
+            .and_then(|dde| dde.register(&service).map(|()| dde));
+            let _ = ready_tx.send(dde.as_ref().map(drop).map_err(|e| e.to_string()));
+            let Ok(dde) = dde else { return };
+            while !s.load(Ordering::SeqCst) {
+                let _ = dde.pump(Duration::from_millis(100));
+            }
+        }));
+        ready.recv().context("the DDE thread")?.map_err(anyhow::Error::msg)?;
         Ok(Servers { threads, _mutex: mutex, counter })
     }
 
@@ -470,13 +515,15 @@ pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
     let names = Names { prefix: prefix.clone() };
     let id: u64 = id.parse()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let counts: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
+    let counts: Arc<Counts> = Arc::new(Default::default());
     let mut threads = Vec::new();
-    let drivers: [(&str, Driver); 5] = [
+    let drivers: [(&str, Driver); 7] = [
         ("mailslot", drive_mailslot),
         ("port", drive_port),
         ("pipe", drive_pipe),
         ("link", drive_link),
+        ("message", drive_message),
+        ("dde", drive_dde),
         ("mutex", drive_mutex),
     ];
     for (what, drive) in drivers {
@@ -513,10 +560,12 @@ pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A worker's counts: messages per carrier, counter increments,
+/// abandoned mutexes taken over.
+type Counts = [AtomicU64; N + 2];
+
 /// A worker's thread for one mechanism: (names, worker id, stop, counts).
-/// The counts are mailslot, port, pipe and link messages, counter
-/// increments, abandoned mutexes taken over.
-type Driver = fn(&Names, u64, &AtomicBool, &[AtomicU64; 6]) -> anyhow::Result<()>;
+type Driver = fn(&Names, u64, &AtomicBool, &Counts) -> anyhow::Result<()>;
 
 /// Sends numbered messages with `send` until `stop`, counting each
 /// success in `count` (a failed send is retried with the same number).
@@ -530,14 +579,14 @@ fn numbered(stop: &AtomicBool, count: &AtomicU64, mut send: impl FnMut(u64) -> s
     }
 }
 
-fn drive_mailslot(names: &Names, id: u64, stop: &AtomicBool, counts: &[AtomicU64; 6]) -> anyhow::Result<()> {
+fn drive_mailslot(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
     let mut w = MailslotClient::open(&names.of("slot"))?;
     w.set_write_timeout(Duration::from_millis(100));
     numbered(stop, &counts[0], |seq| w.write(&encode(id, seq)));
     Ok(())
 }
 
-fn drive_port(names: &Names, id: u64, stop: &AtomicBool, counts: &[AtomicU64; 6]) -> anyhow::Result<()> {
+fn drive_port(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
     let port = Port::open(&names.of("port"))?;
     numbered(stop, &counts[1], |seq| {
         let r = port.post(seq as u32, id, seq);
@@ -550,7 +599,7 @@ fn drive_port(names: &Names, id: u64, stop: &AtomicBool, counts: &[AtomicU64; 6]
     Ok(())
 }
 
-fn drive_pipe(names: &Names, id: u64, stop: &AtomicBool, counts: &[AtomicU64; 6]) -> anyhow::Result<()> {
+fn drive_pipe(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
     let name = names.of("pipe");
     let open = || loop {
         match PipeClient::open(&name) {
@@ -574,16 +623,36 @@ fn drive_pipe(names: &Names, id: u64, stop: &AtomicBool, counts: &[AtomicU64; 6]
     Ok(())
 }
 
-fn drive_link(names: &Names, id: u64, stop: &AtomicBool, counts: &[AtomicU64; 6]) -> anyhow::Result<()> {
+fn drive_link(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
     let mut link = ShmLink::connect(&names.of("link"), ShmLinkOptions { capacity: 1 << 16, ..Default::default() })?;
     numbered(stop, &counts[3], |seq| link.send(&encode(id, seq)));
+    Ok(())
+}
+
+/// Window messages: each a send whose procedure records it (acknowledged
+/// when the send returns).
+fn drive_message(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
+    let to = switchboard::message::find_receiver(&names.of("rx"))?;
+    numbered(stop, &counts[4], |seq| {
+        to.send_timeout(switchboard::message::WM_USER, id, seq as i64, Duration::from_secs(5), false).map(drop)
+    });
+    Ok(())
+}
+
+/// DDE: each a synchronous poke the server records (acknowledged when the
+/// poke returns).
+fn drive_dde(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
+    use switchboard::dde::{Dde, Reply};
+    let dde = Dde::new(|_, _| Reply::NotProcessed)?;
+    let conv = dde.connect(&names.of("dde"), "soak")?;
+    numbered(stop, &counts[5], |seq| conv.poke("n", 1, &encode(id, seq), Duration::from_secs(5)));
     Ok(())
 }
 
 /// Takes the mutex, adds one to the counter it guards, releases; counts
 /// the increments (acknowledged at the release) and the abandoned mutexes
 /// taken over (a worker killed holding it).
-fn drive_mutex(names: &Names, _id: u64, stop: &AtomicBool, counts: &[AtomicU64; 6]) -> anyhow::Result<()> {
+fn drive_mutex(names: &Names, _id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
     let mutex = Mutex::open(&names.of("mutex"))?;
     let counter = Mapping::open(&names.of("counter"), Access::Write)?.map_view(Access::Write, 0, 8)?;
     while !stop.load(Ordering::SeqCst) {
@@ -592,12 +661,12 @@ fn drive_mutex(names: &Names, _id: u64, stop: &AtomicBool, counts: &[AtomicU64; 
             continue;
         }
         if status == WaitStatus::Abandoned {
-            counts[5].fetch_add(1, Ordering::SeqCst);
+            counts[ABANDONED].fetch_add(1, Ordering::SeqCst);
         }
         let now = u64::from_le_bytes(counter.read_vec(0, 8)?.try_into().expect("8 bytes"));
         counter.write(0, &(now + 1).to_le_bytes())?;
         mutex.release()?;
-        counts[4].fetch_add(1, Ordering::SeqCst);
+        counts[INCREMENTS].fetch_add(1, Ordering::SeqCst);
     }
     Ok(())
 }
