@@ -317,12 +317,12 @@ pub fn serve(
             }
             Event::AdviseStart { topic, item, .. } if ours(topic) && parse_item(item).is_some() => Reply::Ack,
             Event::Poke { topic, item, data, .. } if ours(topic) => {
-                let text = super::text_of(data.to_vec());
+                let text = super::conversation::text_of(data.to_vec());
                 let changed = sheet.borrow_mut().set(item, &text);
                 publish(changed)
             }
             Event::Execute { topic, command, .. } if ours(topic) => {
-                let command = super::text_of(command.to_vec());
+                let command = super::conversation::text_of(command.to_vec());
                 let changed = match command.trim().split_once('=') {
                     Some((cell, text)) => sheet.borrow_mut().set(cell.trim(), text.trim()),
                     None if command.trim().eq_ignore_ascii_case("clear") => Ok(sheet.borrow_mut().clear()),
