@@ -403,9 +403,15 @@ impl Receiver {
     /// Drops every queued posted message (a loop that expects none).
     pub(crate) fn discard_posted(&self) {
         for p in self.inner.posted.borrow_mut().drain(..) {
-            if p.from.pid != 0 {
-                self.inner.status.dequeued();
-            }
+            self.uncount(&p);
+        }
+    }
+
+    /// A posted message left the queue: its sender's count goes down.
+    /// (Senders counted their posts; `post_quit`'s own quit, pid 0, was not.)
+    fn uncount(&self, p: &Posted) {
+        if p.from.pid != 0 {
+            self.inner.status.dequeued();
         }
     }
 
@@ -457,9 +463,8 @@ impl Receiver {
             return Ok(posted.front().copied());
         }
         let p = posted.pop_front();
-        // Senders counted their posts; `post_quit`'s own quit (pid 0) was not.
-        if p.is_some_and(|p| p.from.pid != 0) {
-            self.inner.status.dequeued();
+        if let Some(p) = &p {
+            self.uncount(p);
         }
         Ok(p)
     }
@@ -540,16 +545,9 @@ impl Receiver {
     /// # Errors
     /// `Timeout` at the deadline.
     pub fn serve_sent(&self, deadline: impl Into<Deadline>) -> Result<usize> {
-        let deadline = deadline.into();
-        loop {
-            self.inner.status.fetched(crate::raw::monotonic_ns(), false);
-            let ran = self.pump()?;
-            if ran > 0 || !self.inner.posted.borrow().is_empty() {
-                return Ok(ran);
-            }
-            if !self.sleep(deadline)? {
-                return Err(Error::Timeout);
-            }
+        match serve_many(std::slice::from_ref(self), deadline.into())? {
+            0 if self.inner.posted.borrow().is_empty() => Err(Error::Timeout),
+            ran => Ok(ran),
         }
     }
 
@@ -742,18 +740,7 @@ impl Receiver {
     /// Waits for input until `deadline`: spins briefly, then sleeps on the
     /// sessions' doorbells and the listener. `false` at the deadline.
     fn sleep(&self, deadline: Deadline) -> Result<bool> {
-        if spun_ready(|| self.ready()) || self.arm() {
-            return Ok(true);
-        }
-        if deadline.passed() {
-            return Ok(false);
-        }
-        self.waiting(true);
-        let mut woke = Vec::new();
-        let r = self.inner.epoll.wait(&mut woke, self.sleep_limit(deadline));
-        self.waiting(false);
-        r?;
-        Ok(!woke.is_empty() || !deadline.passed())
+        sleep_on(std::slice::from_ref(self), None, deadline)
     }
 }
 
@@ -1037,23 +1024,24 @@ impl ReceiverHandle {
         outcome
     }
 
-    fn sleep_serving(&self, receivers: &[Receiver], deadline: Deadline) -> Result<()> {
+    fn sleep_serving(&self, receivers: &[Receiver], deadline: Deadline) -> Result<bool> {
         sleep_on(receivers, Some(&self.calls), deadline)
     }
 }
 
 /// Waits until one of `receivers` (or `calls`) has input or `deadline`
-/// passes: spins briefly, then sleeps on all of them at once.
-fn sleep_on(receivers: &[Receiver], calls: Option<&RefCell<Calls>>, deadline: Deadline) -> Result<()> {
+/// passes: spins briefly, then sleeps on all of them at once. `false` at
+/// the deadline with nothing there.
+fn sleep_on(receivers: &[Receiver], calls: Option<&RefCell<Calls>>, deadline: Deadline) -> Result<bool> {
     let calls_ready = || calls.is_some_and(|c| c.borrow().ready());
     if spun_ready(|| calls_ready() || receivers.iter().any(Receiver::ready)) {
-        return Ok(());
+        return Ok(true);
     }
     if calls.is_some_and(|c| c.borrow_mut().arm_doorbell()) || receivers.iter().any(Receiver::arm) {
-        return Ok(());
+        return Ok(true);
     }
     if deadline.passed() {
-        return Ok(());
+        return Ok(false);
     }
     let calls = calls.map(RefCell::borrow);
     let mut fds: Vec<_> = receivers.iter().map(|r| r.inner.epoll.as_fd()).collect();
@@ -1066,8 +1054,7 @@ fn sleep_on(receivers: &[Receiver], calls: Option<&RefCell<Calls>>, deadline: De
     for r in receivers {
         r.waiting(false);
     }
-    woke?;
-    Ok(())
+    Ok(woke?.contains(&true) || !deadline.passed())
 }
 
 /// Runs the sent messages (and data posts) that reach any of `receivers`,

@@ -207,10 +207,9 @@ impl ShmLink {
         };
         // A try (`Deadline::now`): one look, no clock read, no wait.
         if deadline.is_some_and(crate::time::is_past) {
-            return match self.peer_life.as_ref().map(LifeWatch::alive) {
-                _ if ready() => Ok(true),
-                Some(false) => Err(Error::BrokenPipe),
-                _ => Ok(false),
+            return match ready() {
+                true => Ok(true),
+                false => self.check_peer().map(|()| false),
             };
         }
         let connected = || !self.conn.hung_up();
@@ -321,10 +320,15 @@ impl ShmLink {
     }
 
     fn check_peer(&self) -> Result<()> {
-        match self.peer_life.as_ref().is_some_and(|l| !l.alive()) {
+        match self.peer_died() {
             true => Err(Error::BrokenPipe),
             false => Ok(()),
         }
+    }
+
+    /// Whether the peer's process died (its life token says so; one load).
+    fn peer_died(&self) -> bool {
+        self.peer_life.as_ref().is_some_and(|l| !l.alive())
     }
 
     /// Queues a sample's descriptor on the socket, waiting while the
@@ -591,7 +595,7 @@ impl Link for ShmLink {
     }
 
     fn peer_gone(&self) -> bool {
-        self.ring(self.tx).is_closed() || self.peer_life.as_ref().is_some_and(|l| !l.alive()) || self.conn.hung_up()
+        self.ring(self.tx).is_closed() || self.peer_died() || self.conn.hung_up()
     }
 }
 
