@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::wire::{encode, Wire};
-use super::{check_name, dmlerr, ConvId, Dde, Ending, TxnId, REPLY_PATIENCE};
+use super::{check_item, dmlerr, ConvId, Dde, Ending, TxnId, REPLY_PATIENCE};
 use crate::clipboard::CF_TEXT;
 use crate::error::Result;
 use crate::time::Deadline;
@@ -61,7 +61,7 @@ impl Conversation {
     /// `Dde(DATAACKTIMEOUT)` at `timeout`, `Dde(SERVER_DIED)` when the
     /// server ended or died first, `Dde(NO_CONV_ESTABLISHED)` after it.
     pub fn request(&self, item: &str, format: u32, timeout: Duration) -> Result<Vec<u8>> {
-        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        check_item(item)?;
         self.dde.transact(self.id, timeout, dmlerr::DATAACKTIMEOUT, |conv, txn| {
             encode(&Wire::Request { conv, txn, item, format })
         })
@@ -80,7 +80,7 @@ impl Conversation {
     /// # Errors
     /// As [`Conversation::request`], with `Dde(POKEACKTIMEOUT)`.
     pub fn poke(&self, item: &str, format: u32, data: &[u8], timeout: Duration) -> Result<()> {
-        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        check_item(item)?;
         self.dde
             .transact(self.id, timeout, dmlerr::POKEACKTIMEOUT, |conv, txn| {
                 encode(&Wire::Poke { conv, txn, item, format, data })
@@ -138,7 +138,7 @@ impl Conversation {
     }
 
     fn start_advise(&self, item: &str, format: u32, warm: bool, ackreq: bool, timeout: Duration) -> Result<()> {
-        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        check_item(item)?;
         self.dde
             .transact(self.id, timeout, dmlerr::ADVACKTIMEOUT, |conv, txn| {
                 encode(&Wire::Advise { conv, txn, item, format, warm, ackreq })
@@ -164,7 +164,7 @@ impl Conversation {
     /// # Errors
     /// As [`Conversation::request`], for starting it.
     pub fn request_async(&self, item: &str, format: u32) -> Result<TxnId> {
-        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        check_item(item)?;
         self.start_async(|conv, txn| encode(&Wire::Request { conv, txn, item, format }))
     }
 
@@ -173,7 +173,7 @@ impl Conversation {
     /// # Errors
     /// As [`Conversation::request_async`].
     pub fn poke_async(&self, item: &str, format: u32, data: &[u8]) -> Result<TxnId> {
-        check_name("a DDE item name is 1..=255 characters, with no NUL", item)?;
+        check_item(item)?;
         self.start_async(|conv, txn| encode(&Wire::Poke { conv, txn, item, format, data }))
     }
 

@@ -307,6 +307,27 @@ fn check_name(what: &'static str, n: &str) -> Result<()> {
     }
 }
 
+fn check_item(item: &str) -> Result<()> {
+    check_name("a DDE item name is 1..=255 characters, with no NUL", item)
+}
+
+/// A transaction that could not reach its server, as DDEML says it:
+/// `timeout_code` at the deadline, `SERVER_DIED` when the server is gone.
+fn transaction_error(e: Error, timeout_code: u16) -> Error {
+    match e {
+        Error::Timeout => dde(timeout_code),
+        Error::InvalidWindowHandle | Error::BrokenPipe => dde(dmlerr::SERVER_DIED),
+        other => other,
+    }
+}
+
+/// The receiver a client named as its own, if it is one of process `pid`
+/// (the offer's kernel-reported sender): a client cannot make a server
+/// talk to someone else's receiver.
+fn client_receiver(client: &str, pid: u32) -> Option<ReceiverHandle> {
+    find_receiver(client).ok().filter(|p| p.pid() == pid)
+}
+
 /// The receiver-name prefix of every server of `service` (or of all).
 fn service_prefix(service: Option<&str>) -> String {
     match service {
@@ -738,11 +759,7 @@ impl Dde {
         let posted = peer.post_copydata(TAG, &make(peer_conv, txn), deadline);
         if let Err(e) = posted {
             self.shared.state.borrow_mut().txns.remove(&txn);
-            return Err(match e {
-                Error::Timeout => dde(timeout_code),
-                Error::InvalidWindowHandle | Error::BrokenPipe => dde(dmlerr::SERVER_DIED),
-                other => other,
-            });
+            return Err(transaction_error(e, timeout_code));
         }
         Ok(txn)
     }
@@ -788,9 +805,7 @@ impl Dde {
                 }
             }
             Ok((code, _)) => Err(dde(u16::try_from(code).ok().filter(|c| *c >= 0x4000).unwrap_or(dmlerr::SYS_ERROR))),
-            Err(Error::Timeout) => Err(dde(timeout_code)),
-            Err(Error::InvalidWindowHandle | Error::BrokenPipe) => Err(dde(dmlerr::SERVER_DIED)),
-            Err(e) => Err(e),
+            Err(e) => Err(transaction_error(e, timeout_code)),
         };
         self.shared.state.borrow_mut().txns.remove(&txn);
         outcome
@@ -837,8 +852,7 @@ impl Dde {
         if !system && !matches!(self.call(&Event::Connect { service: &svc.0, topic, pid }), Reply::Ack) {
             return 0;
         }
-        // The name the client gave must be a receiver of that very process.
-        let Some(peer) = find_receiver(client).ok().filter(|p| p.pid() == pid) else { return 0 };
+        let Some(peer) = client_receiver(client, pid) else { return 0 };
         let id = self.next_id();
         let conv = Conv::new(false, peer, client_conv, pid, &svc.0, topic);
         self.shared.state.borrow_mut().convs.insert(id, conv);
@@ -850,7 +864,7 @@ impl Dde {
     /// client; returns how many.
     fn answer_wild(&self, svc: &(String, String), topic: Option<&str>, client: &str, ask: u64, pid: u32) -> i64 {
         let pairs = self.pairs_for(svc, topic);
-        let Some(peer) = find_receiver(client).ok().filter(|p| p.pid() == pid) else { return 0 };
+        let Some(peer) = client_receiver(client, pid) else { return 0 };
         let list: Vec<(&str, &str)> = pairs.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
         match peer.post_copydata(TAG, &encode(&Wire::Pairs { ask, pairs: list }), Deadline::after(REPLY_PATIENCE)) {
             Ok(()) => pairs.len() as i64,
