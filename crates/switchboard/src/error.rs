@@ -159,6 +159,27 @@ pub enum Error {
         /// The handler's message.
         message: String,
     },
+    /// A string binding that does not parse (RPC status 1700,
+    /// `RPC_S_INVALID_STRING_BINDING`).
+    #[error("invalid string binding {}: {why}", Shown(binding))]
+    InvalidBinding {
+        /// The binding given.
+        binding: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The server does not serve the interface, or not at a compatible
+    /// version (RPC status 1717, `RPC_S_UNKNOWN_IF`).
+    #[error("the server does not serve this interface: {0}")]
+    UnknownInterface(String),
+    /// Nothing answers at the binding, or the connection to the server
+    /// broke (RPC status 1722, `RPC_S_SERVER_UNAVAILABLE`).
+    #[error("the RPC server is unavailable: {0}")]
+    ServerUnavailable(String),
+    /// A call the server did not answer within the call timeout; the
+    /// server was told to cancel it (RPC status 1818, `RPC_S_CALL_CANCELLED`).
+    #[error("the call was not answered within {0:?} and was cancelled")]
+    CallTimeout(std::time::Duration),
     /// Any other system error (classic code derived from errno).
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -217,6 +238,10 @@ impl Error {
             Error::MessageSyncOnly => 1159,
             Error::ClipboardNotOpen => 1418,
             Error::Remote { code, .. } => code.win32(),
+            Error::InvalidBinding { .. } => 1700,
+            Error::UnknownInterface(_) => 1717,
+            Error::ServerUnavailable(_) => 1722,
+            Error::CallTimeout(_) => 1818,
             Error::Dde(d) => Code::Dde(*d).win32(),
             Error::Io(e) => match e.raw_os_error() {
                 Some(errno) if errno > 0 => errno_to_win32(errno),
@@ -231,6 +256,10 @@ impl Error {
         match self {
             Error::Remote { code, .. } => *code,
             Error::Dde(d) => Code::Dde(*d),
+            Error::InvalidBinding { .. }
+            | Error::UnknownInterface(_)
+            | Error::ServerUnavailable(_)
+            | Error::CallTimeout(_) => Code::RpcStatus(self.win32()),
             other => Code::Win32(other.win32()),
         }
     }
@@ -271,6 +300,14 @@ impl Error {
             1400 => "ERROR_INVALID_WINDOW_HANDLE",
             1159 => "ERROR_MESSAGE_SYNC_ONLY",
             1418 => "ERROR_CLIPBOARD_NOT_OPEN",
+            1700 => "RPC_S_INVALID_STRING_BINDING",
+            1717 => "RPC_S_UNKNOWN_IF",
+            1722 => "RPC_S_SERVER_UNAVAILABLE",
+            1723 => "RPC_S_SERVER_TOO_BUSY",
+            1726 => "RPC_S_CALL_FAILED",
+            1745 => "RPC_S_PROCNUM_OUT_OF_RANGE",
+            1783 => "RPC_X_BAD_STUB_DATA",
+            1818 => "RPC_S_CALL_CANCELLED",
             _ => "ERROR_GEN_FAILURE",
         }
     }

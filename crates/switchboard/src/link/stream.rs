@@ -101,6 +101,13 @@ impl StreamLink {
         Ok((StreamLink::new(Stream::Unix(a)), StreamLink::new(Stream::Unix(b))))
     }
 
+    /// Frames with big-endian lengths, as the RPC wire's (`doc/rpc-wire.md`).
+    #[must_use]
+    pub fn with_big_endian_lengths(mut self) -> StreamLink {
+        self.framed.set_big_endian(true);
+        self
+    }
+
     /// Sets the largest frame accepted and sent.
     #[must_use]
     pub fn with_max_message(mut self, max: usize) -> StreamLink {

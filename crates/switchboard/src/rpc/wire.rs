@@ -145,15 +145,28 @@ impl Frame<'_> {
     pub fn encode_into(&self, out: &mut Vec<u8>, max: usize) -> Result<()> {
         let start = out.len();
         out.extend_from_slice(&[0; PREFIX]);
+        self.encode_payload(out, max).inspect_err(|_| out.truncate(start))?;
+        let len = u32::try_from(out.len() - start - PREFIX).map_err(|_| {
+            out.truncate(start);
+            Error::InvalidParameter("an RPC frame over 4 GiB")
+        })?;
+        out[start..start + PREFIX].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// Appends the frame without its length prefix: what a link carries
+    /// (a link keeps message boundaries; a stream binding writes the prefix).
+    ///
+    /// # Errors
+    /// `InvalidParameter` when it would be larger than `max` (nothing appended).
+    pub fn encode_payload(&self, out: &mut Vec<u8>, max: usize) -> Result<()> {
+        let start = out.len();
         write_header(self, out);
         out.extend_from_slice(self.body);
-        let len = out.len() - start - PREFIX;
-        if len > max {
+        if out.len() - start > max {
             out.truncate(start);
             return Err(Error::InvalidParameter("an RPC frame is larger than the binding's maximum"));
         }
-        let len = u32::try_from(len).map_err(|_| Error::InvalidParameter("an RPC frame over 4 GiB"))?;
-        out[start..start + PREFIX].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }
 

@@ -55,6 +55,8 @@ pub struct Framed<S> {
     body: Vec<u8>,
     read_poisoned: bool,
     write_poisoned: bool,
+    /// Lengths are big-endian (network order) instead of little-endian.
+    big_endian: bool,
     /// The socket's current read timeout, to skip `setsockopt` when unchanged.
     read_timeout: Option<Duration>,
     scratch: Vec<u8>,
@@ -103,6 +105,7 @@ impl<S: FrameStream> Framed<S> {
             body: Vec::new(),
             read_poisoned: false,
             write_poisoned: false,
+            big_endian: false,
             read_timeout: None,
             scratch: vec![0; SCRATCH],
         }
@@ -111,6 +114,12 @@ impl<S: FrameStream> Framed<S> {
     /// Sets the largest frame accepted and sent.
     pub fn set_max_frame(&mut self, max: usize) {
         self.max = max.min(u32::MAX as usize);
+    }
+
+    /// Writes and reads lengths big-endian (network order), as the RPC
+    /// wire does (`doc/rpc-wire.md`); little-endian by default.
+    pub fn set_big_endian(&mut self, big: bool) {
+        self.big_endian = big;
     }
 
     /// The largest frame accepted and sent.
@@ -136,7 +145,8 @@ impl<S: FrameStream> Framed<S> {
         if self.write_poisoned {
             return Err(Error::Malformed("an earlier send failed part-way; the frame boundary is lost".into()));
         }
-        let header = (msg.len() as u32).to_le_bytes();
+        let len = msg.len() as u32;
+        let header = if self.big_endian { len.to_be_bytes() } else { len.to_le_bytes() };
         write_frame(&mut self.stream, &header, msg).map_err(|e| {
             self.write_poisoned = true;
             io_error(e)
@@ -160,7 +170,9 @@ impl<S: FrameStream> Framed<S> {
                 if !self.fill(4, deadline)? {
                     return Err(Error::Timeout);
                 }
-                let len = u32::from_le_bytes(self.partial[..4].try_into().expect("4 bytes")) as usize;
+                let prefix: [u8; 4] = self.partial[..4].try_into().expect("4 bytes");
+                let len =
+                    if self.big_endian { u32::from_be_bytes(prefix) } else { u32::from_le_bytes(prefix) } as usize;
                 if len > self.max {
                     self.read_poisoned = true;
                     return Err(Error::Malformed(format!("frame of {len} bytes exceeds the maximum {}", self.max)));

@@ -1,0 +1,331 @@
+//! The server side: listens on bindings, serves each connection on a
+//! thread of its own, and bounds the calls running at once.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::binding::{Binding, BoxLink, Listener};
+use super::context::{self, Contexts};
+use super::wire::{self, FaultBody, Frame, InterfaceId, Kind, DEFAULT_MAX_FRAME, NIL};
+use super::{compatible, rpc_fault, status, Serve};
+use crate::error::Result;
+use crate::time::Deadline;
+
+/// Calls a server runs at once unless told otherwise.
+pub const DEFAULT_MAX_CONCURRENT: usize = 64;
+
+/// Builds a [`Server`]: the interfaces it serves and its limits.
+pub struct ServerBuilder {
+    served: HashMap<InterfaceId, Arc<dyn Serve>>,
+    max_concurrent: usize,
+    max_frame: usize,
+}
+
+impl ServerBuilder {
+    /// Serves an interface (a generated `…Server<T>`); a second
+    /// implementation of the same interface replaces the first.
+    #[must_use]
+    pub fn serve(mut self, served: impl Serve) -> ServerBuilder {
+        self.served.insert(served.interface().0, Arc::new(served));
+        self
+    }
+
+    /// At most `n` calls run at once across all connections (at least 1);
+    /// above that, calls wait and their connections are not read (S08).
+    #[must_use]
+    pub fn max_concurrent(mut self, n: usize) -> ServerBuilder {
+        self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// The largest frame accepted (default 16 MiB); a larger one closes
+    /// its connection (S12).
+    #[must_use]
+    pub fn max_frame(mut self, bytes: usize) -> ServerBuilder {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// The server, not yet listening ([`Server::listen`]).
+    pub fn build(self) -> Server {
+        Server {
+            shared: Arc::new(Shared {
+                served: self.served,
+                max_frame: self.max_frame,
+                permits: Permits { free: Mutex::new(self.max_concurrent), freed: Condvar::new() },
+                stats: Counters::default(),
+            }),
+            listening: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// An RPC server: interfaces served on any number of bindings at once
+/// (S05). Each binding has an accepting thread and each connection a
+/// thread of its own; they serve until the process ends.
+pub struct Server {
+    shared: Arc<Shared>,
+    listening: Mutex<Vec<Binding>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("bindings", &self.bindings()).finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    served: HashMap<InterfaceId, Arc<dyn Serve>>,
+    max_frame: usize,
+    permits: Permits,
+    stats: Counters,
+}
+
+/// What a server has done, for tests and `switchboard rpc`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections open now.
+    pub connections: usize,
+    /// Calls answered (results and faults).
+    pub calls: u64,
+    /// The most calls that ran at once.
+    pub peak_concurrent: usize,
+    /// Context handles run down because their connection ended.
+    pub rundowns: u64,
+    /// Connections closed for a malformed or oversized frame.
+    pub refused_frames: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicUsize,
+    calls: AtomicU64,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    rundowns: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// A counting semaphore: the calls that may run at once.
+struct Permits {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Permit<'a>(&'a Shared);
+
+impl Permits {
+    fn acquire<'a>(&self, shared: &'a Shared) -> Permit<'a> {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        let running = shared.stats.running.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.stats.peak.fetch_max(running, Ordering::Relaxed);
+        Permit(shared)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.stats.running.fetch_sub(1, Ordering::Relaxed);
+        *self.0.permits.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.permits.freed.notify_one();
+    }
+}
+
+impl Server {
+    /// A builder: `Server::builder().serve(CalcServer(imp)).build()`.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder { served: HashMap::new(), max_concurrent: DEFAULT_MAX_CONCURRENT, max_frame: DEFAULT_MAX_FRAME }
+    }
+
+    /// Starts serving on `binding`; the binding as listened (with the
+    /// port picked for `tcp:HOST[0]`).
+    ///
+    /// # Errors
+    /// `InvalidBinding`; the transport's (`AddrInUse`, `AccessDenied`…).
+    pub fn listen(&self, binding: &str) -> Result<Binding> {
+        let (listener, bound) = Binding::parse(binding)?.listen()?;
+        let shared = self.shared.clone();
+        std::thread::Builder::new()
+            .name(format!("rpc-accept {bound}"))
+            .spawn(move || accept_loop(&listener, &shared))?;
+        self.listening.lock().unwrap_or_else(PoisonError::into_inner).push(bound.clone());
+        Ok(bound)
+    }
+
+    /// The bindings listened on.
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.listening.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The descriptions of the interfaces served (JSON, see
+    /// [`super::Interface::DESCRIPTION`]).
+    pub fn descriptions(&self) -> Vec<&'static str> {
+        self.shared.served.values().map(|s| s.description()).collect()
+    }
+
+    /// What the server has done so far.
+    pub fn stats(&self) -> ServerStats {
+        let c = &self.shared.stats;
+        ServerStats {
+            connections: c.connections.load(Ordering::Relaxed),
+            calls: c.calls.load(Ordering::Relaxed),
+            peak_concurrent: c.peak.load(Ordering::Relaxed),
+            rundowns: c.rundowns.load(Ordering::Relaxed),
+            refused_frames: c.refused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn accept_loop(listener: &Listener, shared: &Arc<Shared>) {
+    loop {
+        match listener.accept() {
+            Ok(link) => {
+                let shared = shared.clone();
+                let spawned = std::thread::Builder::new().name("rpc-connection".into()).spawn(move || {
+                    Connection::new(link, &shared).serve();
+                });
+                if spawned.is_err() {
+                    // Out of threads: the connection is dropped (its client
+                    // sees the server unavailable); wait for some to end.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            // A refused peer (another user) or one that went away while
+            // connecting: nothing to do. Out of descriptors: give other
+            // connections time to close rather than spin.
+            Err(crate::Error::Io(_)) => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => {}
+        }
+    }
+}
+
+/// One client's connection, on its own thread.
+struct Connection<'a> {
+    link: BoxLink,
+    shared: &'a Shared,
+    contexts: Arc<Contexts>,
+    /// The interfaces this client bound, at the version it bound.
+    bound: HashMap<InterfaceId, (u16, u16)>,
+    out: Vec<u8>,
+}
+
+impl<'a> Connection<'a> {
+    fn new(link: BoxLink, shared: &'a Shared) -> Connection<'a> {
+        shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+        Connection { link, shared, contexts: Arc::new(Contexts::new()), bound: HashMap::new(), out: Vec::new() }
+    }
+
+    /// Serves calls until the client leaves or sends a bad frame.
+    fn serve(mut self) {
+        let mut buf = Vec::new();
+        while self.link.recv_deadline(&mut buf, Deadline::NEVER).is_ok() {
+            let frame = match buf.len() <= self.shared.max_frame {
+                true => Frame::decode(&buf),
+                false => Err(crate::Error::Malformed("an oversized frame".into())),
+            };
+            let Ok(frame) = frame else {
+                self.shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                break;
+            };
+            let answer = match frame.kind {
+                Kind::Bind => self.bind(&frame),
+                Kind::Request => self.call(&frame),
+                // Calls run in order: a cancel arrives after its call ran.
+                Kind::Cancel => continue,
+                _ => {
+                    self.shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            };
+            if !self.answer(&frame, answer) {
+                break;
+            }
+        }
+    }
+
+    fn bind(&mut self, frame: &Frame<'_>) -> std::result::Result<Vec<u8>, FaultBody> {
+        let served = self.shared.served.get(&frame.interface).map(|s| s.interface().1);
+        match served {
+            Some(version) if compatible(frame.version, version) => {
+                self.bound.insert(frame.interface, frame.version);
+                Ok(Vec::new())
+            }
+            Some((major, minor)) => Err(rpc_fault(
+                status::UNKNOWN_IF,
+                format!(
+                    "interface {} is served at version {major}.{minor}, not compatible with {}.{}",
+                    frame.interface, frame.version.0, frame.version.1
+                ),
+            )),
+            None => Err(rpc_fault(status::UNKNOWN_IF, format!("interface {} is not served here", frame.interface))),
+        }
+    }
+
+    fn call(&mut self, frame: &Frame<'_>) -> std::result::Result<Vec<u8>, FaultBody> {
+        let Some(served) =
+            self.shared.served.get(&frame.interface).filter(|_| self.bound.contains_key(&frame.interface))
+        else {
+            return Err(rpc_fault(
+                status::UNKNOWN_IF,
+                format!("interface {} is not bound on this connection", frame.interface),
+            ));
+        };
+        let _permit = self.shared.permits.acquire(self.shared);
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            context::serving(&self.contexts, || served.dispatch(frame.opnum, frame.body))
+        }));
+        ran.unwrap_or_else(|_| Err(rpc_fault(status::CALL_FAILED, "the server's method panicked")))
+    }
+
+    /// Sends a call's answer; `false` when the connection is gone.
+    fn answer(&mut self, frame: &Frame<'_>, answer: std::result::Result<Vec<u8>, FaultBody>) -> bool {
+        self.shared.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let fault;
+        let (kind, body): (Kind, &[u8]) = match (&answer, frame.kind) {
+            (Ok(_), Kind::Bind) => (Kind::BindAck, NIL),
+            (Ok(result), _) => (Kind::Response, result),
+            (Err(f), _) => {
+                fault = wire::to_body(f).unwrap_or_else(|_| NIL.to_vec());
+                (Kind::Fault, &fault)
+            }
+        };
+        let version = match kind {
+            Kind::BindAck => self.shared.served.get(&frame.interface).map_or(frame.version, |s| s.interface().1),
+            _ => frame.version,
+        };
+        let reply = Frame {
+            kind,
+            call_id: frame.call_id,
+            interface: frame.interface,
+            version,
+            opnum: frame.opnum,
+            context: None,
+            body,
+        };
+        self.out.clear();
+        let encoded = match reply.encode_payload(&mut self.out, self.link.max_message()) {
+            Ok(()) => Ok(()),
+            // A result too large for the binding fails that call only.
+            Err(e) => {
+                let f = wire::to_body(&rpc_fault(status::CALL_FAILED, e.to_string())).unwrap_or_default();
+                Frame { kind: Kind::Fault, body: &f, ..reply }.encode_payload(&mut self.out, usize::MAX)
+            }
+        };
+        encoded.is_ok() && self.link.send(&self.out).is_ok()
+    }
+}
+
+impl Drop for Connection<'_> {
+    fn drop(&mut self) {
+        let n = self.contexts.run_down();
+        self.shared.stats.rundowns.fetch_add(n as u64, Ordering::Relaxed);
+        self.shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
