@@ -381,28 +381,99 @@ mod tests {
 
     #[test]
     fn rpc_s01_opnums_are_explicit_dense_and_in_order() {
-        assert!(refused(quote!(trait T { fn a(&self) -> Result<()>; })).contains("explicit #[opnum"));
-        assert!(refused(quote!(trait T { #[opnum(1)] fn a(&self) -> Result<()>; })).contains("#[opnum(0)]"));
-        let gap = quote!(trait T { #[opnum(0)] fn a(&self) -> Result<()>; #[opnum(2)] fn b(&self) -> Result<()>; });
+        assert!(refused(quote!(
+            trait T {
+                fn a(&self) -> Result<()>;
+            }
+        ))
+        .contains("explicit #[opnum"));
+        assert!(refused(quote!(
+            trait T {
+                #[opnum(1)]
+                fn a(&self) -> Result<()>;
+            }
+        ))
+        .contains("#[opnum(0)]"));
+        let gap = quote!(
+            trait T {
+                #[opnum(0)]
+                fn a(&self) -> Result<()>;
+                #[opnum(2)]
+                fn b(&self) -> Result<()>;
+            }
+        );
         assert!(refused(gap).contains("must be #[opnum(1)]"));
-        let swapped = quote!(trait T { #[opnum(1)] fn a(&self) -> Result<()>; #[opnum(0)] fn b(&self) -> Result<()>; });
+        let swapped = quote!(
+            trait T {
+                #[opnum(1)]
+                fn a(&self) -> Result<()>;
+                #[opnum(0)]
+                fn b(&self) -> Result<()>;
+            }
+        );
         assert!(refused(swapped).contains("only added at the end"));
     }
 
     #[test]
     fn rpc_s01_methods_take_self_owned_arguments_and_return_a_result() {
-        assert!(refused(quote!(trait T { #[opnum(0)] fn a(&self, s: &str) -> Result<()>; })).contains("owned"));
-        assert!(refused(quote!(trait T { #[opnum(0)] fn a(&self) -> u32; })).contains("returns `Result"));
-        assert!(refused(quote!(trait T { #[opnum(0)] fn a(&mut self) -> Result<()>; })).contains("&self"));
-        assert!(refused(quote!(trait T { #[opnum(0)] fn a() -> Result<()>; })).contains("&self"));
-        assert!(refused(quote!(trait T { #[opnum(0)] async fn a(&self) -> Result<()>; })).contains("async"));
-        assert!(refused(quote!(trait T { #[opnum(0)] fn a<X>(&self, x: X) -> Result<()>; })).contains("generic"));
-        assert!(refused(quote!(trait T { type X; })).contains("only methods"));
+        assert!(refused(quote!(
+            trait T {
+                #[opnum(0)]
+                fn a(&self, s: &str) -> Result<()>;
+            }
+        ))
+        .contains("owned"));
+        assert!(refused(quote!(
+            trait T {
+                #[opnum(0)]
+                fn a(&self) -> u32;
+            }
+        ))
+        .contains("returns `Result"));
+        assert!(refused(quote!(
+            trait T {
+                #[opnum(0)]
+                fn a(&mut self) -> Result<()>;
+            }
+        ))
+        .contains("&self"));
+        assert!(refused(quote!(
+            trait T {
+                #[opnum(0)]
+                fn a() -> Result<()>;
+            }
+        ))
+        .contains("&self"));
+        assert!(refused(quote!(
+            trait T {
+                #[opnum(0)]
+                async fn a(&self) -> Result<()>;
+            }
+        ))
+        .contains("async"));
+        assert!(refused(quote!(
+            trait T {
+                #[opnum(0)]
+                fn a<X>(&self, x: X) -> Result<()>;
+            }
+        ))
+        .contains("generic"));
+        assert!(refused(quote!(
+            trait T {
+                type X;
+            }
+        ))
+        .contains("only methods"));
     }
 
     #[test]
     fn rpc_s01_the_header_needs_a_uuid_and_a_version() {
-        let body = quote!(trait T { #[opnum(0)] fn a(&self) -> Result<()>; });
+        let body = quote!(
+            trait T {
+                #[opnum(0)]
+                fn a(&self) -> Result<()>;
+            }
+        );
         let e = |attr: Tokens| expand(attr, body.clone()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e(quote!(version = "1.0")).contains("uuid"));
         assert!(e(quote!(uuid = "5b0c1a7e-3f2d-4c8a-9e61-7a2b8c4d9e10")).contains("version"));

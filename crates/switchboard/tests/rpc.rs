@@ -627,3 +627,50 @@ fn rpc_kill9_clients_and_servers_at_random_points_hang_no_one_and_leave_nothing(
     }
     assert_eq!(util::disk_snapshot(), before, "nothing left behind");
 }
+
+/// The calls `python/calls_check.py` makes, made by the Rust client, with
+/// the same expected results.
+fn rust_calls(at: &str) {
+    let probe = ProbeClient::connect(at).unwrap();
+    assert_eq!(probe.add(2, 3).unwrap(), 5);
+    assert_eq!(probe.add(i64::MIN, -1).unwrap(), i64::MAX);
+    assert_eq!(probe.echo(everything()).unwrap(), everything());
+    assert_eq!(probe.divide(7, 2).unwrap(), 3);
+    assert_eq!(probe.divide(1, 0).unwrap_err(), CalcError::DivideByZero);
+    match probe.fail(5, "not you".into()).unwrap_err() {
+        Error::Remote { code: Code::Win32(5), message } => assert_eq!(message, "not you"),
+        other => panic!("{other:?}"),
+    }
+    let total = probe.open_total(10).unwrap();
+    assert_eq!(probe.accumulate(total, 5).unwrap(), 15);
+    probe.close_total(total).unwrap();
+    probe.nothing().unwrap();
+    assert!(matches!(ProbeNewerClient::connect(at).unwrap_err(), Error::UnknownInterface(_)));
+}
+
+#[test]
+fn rpc_s11_a_python_client_gets_the_same_results_as_the_rust_one() {
+    peer_role();
+    let _w = Watchdog::new(Duration::from_secs(600));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The venv with msgpack from PyPI (made once; `.ci/test` makes it too).
+    let setup = std::process::Command::new(root.join("python/run-tests")).arg("--setup").status().unwrap();
+    assert!(setup.success(), "python/run-tests --setup failed");
+    let server = server(8);
+    let bindings =
+        [server.listen("tcp:127.0.0.1[0]").unwrap(), server.listen(&format!("unix:{}", unique("s11"))).unwrap()];
+    for at in bindings.iter().map(ToString::to_string) {
+        rust_calls(&at);
+        let out = std::process::Command::new(root.join("target/python-venv/bin/python"))
+            .arg(root.join("python/calls_check.py"))
+            .arg(&at)
+            .env("PYTHONPATH", root.join("python"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{at}: python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let checks: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("ok ")).collect();
+        assert_eq!(checks.len(), 14, "{at}: {stdout}");
+        assert_eq!(stdout.lines().last(), Some("done"));
+    }
+}
