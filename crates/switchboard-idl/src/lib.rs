@@ -106,6 +106,15 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
                 #client::bind(#rpc::Client::connect(binding)?)
             }
 
+            /// Finds a server of this user that registered the interface at a compatible
+            /// version with the endpoint mapper, connects (the fastest transport first) and binds.
+            ///
+            /// # Errors
+            /// `NotRegistered` (1753) when none did; as [`Self::connect`].
+            pub fn find() -> ::switchboard::Result<#client> {
+                Ok(#client { client: #rpc::Client::find::<#iface>()? })
+            }
+
             /// Binds the interface on a connection made earlier.
             ///
             /// # Errors
@@ -136,6 +145,10 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
 
             fn description(&self) -> &'static str {
                 <#iface as #rpc::Interface>::DESCRIPTION
+            }
+
+            fn name(&self) -> &'static str {
+                <#iface as #rpc::Interface>::NAME
             }
 
             fn dispatch(&self, opnum: u32, args: &[u8]) -> ::core::result::Result<::std::vec::Vec<u8>, #rpc::wire::FaultBody> {

@@ -176,6 +176,11 @@ pub enum Error {
     /// broke (RPC status 1722, `RPC_S_SERVER_UNAVAILABLE`).
     #[error("the RPC server is unavailable: {0}")]
     ServerUnavailable(String),
+    /// No server of this user registered the interface at a compatible
+    /// version with the endpoint mapper (RPC status 1753,
+    /// `EPT_S_NOT_REGISTERED`).
+    #[error("no server registered interface {0}")]
+    NotRegistered(String),
     /// A call the server did not answer within the call timeout; the
     /// server was told to cancel it (RPC status 1818, `RPC_S_CALL_CANCELLED`).
     #[error("the call was not answered within {0:?} and was cancelled")]
@@ -242,6 +247,7 @@ impl Error {
             Error::UnknownInterface(_) => 1717,
             Error::ServerUnavailable(_) => 1722,
             Error::CallTimeout(_) => 1818,
+            Error::NotRegistered(_) => 1753,
             Error::Dde(d) => Code::Dde(*d).win32(),
             Error::Io(e) => match e.raw_os_error() {
                 Some(errno) if errno > 0 => errno_to_win32(errno),
@@ -259,7 +265,8 @@ impl Error {
             Error::InvalidBinding { .. }
             | Error::UnknownInterface(_)
             | Error::ServerUnavailable(_)
-            | Error::CallTimeout(_) => Code::RpcStatus(self.win32()),
+            | Error::CallTimeout(_)
+            | Error::NotRegistered(_) => Code::RpcStatus(self.win32()),
             other => Code::Win32(other.win32()),
         }
     }
@@ -306,6 +313,7 @@ impl Error {
             1723 => "RPC_S_SERVER_TOO_BUSY",
             1726 => "RPC_S_CALL_FAILED",
             1745 => "RPC_S_PROCNUM_OUT_OF_RANGE",
+            1753 => "EPT_S_NOT_REGISTERED",
             1783 => "RPC_X_BAD_STUB_DATA",
             1818 => "RPC_S_CALL_CANCELLED",
             _ => "ERROR_GEN_FAILURE",

@@ -674,3 +674,54 @@ fn rpc_s11_a_python_client_gets_the_same_results_as_the_rust_one() {
         assert_eq!(stdout.lines().last(), Some("done"));
     }
 }
+
+#[test]
+fn rpc_s06_a_client_finds_a_server_by_interface_alone() {
+    let _w = Watchdog::test();
+    let test = "rpc_s06_a_client_finds_a_server_by_interface_alone";
+    // Nobody else in this test binary registers `Lonely`.
+    #[interface(uuid = "7c3e2a10-5b4d-4f6e-8a9b-0c1d2e3f4a5b", version = "3.1")]
+    pub trait Lonely {
+        #[opnum(0)]
+        fn pid(&self) -> Result<u32>;
+    }
+    struct L;
+    impl Lonely for L {
+        fn pid(&self) -> Result<u32> {
+            Ok(std::process::id())
+        }
+    }
+    match role().as_deref() {
+        Some("lonely") => {
+            let server = Server::builder().serve(LonelyServer(L)).build();
+            server.listen("tcp:127.0.0.1[0]").unwrap();
+            server.listen(&local("s06")).unwrap();
+            say("ready");
+            util::hear();
+            util::done()
+        }
+        Some(_) => peer_role(),
+        None => {}
+    }
+    let e = LonelyClient::find().unwrap_err();
+    assert!(matches!(e, Error::NotRegistered(_)), "{e:?}");
+    assert_eq!(e.win32(), 1753);
+    let mut peer = Peer::spawn(test, "lonely", &[]);
+    peer.expect("ready");
+    // The registration lists both bindings, and the client takes the fastest.
+    let found = switchboard::rpc::mapper::lookup(Some(LonelyInterface::ID));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].pid, found[0].version, found[0].name.as_str()), (peer.pid, (3, 1), "Lonely"));
+    assert_eq!(found[0].endpoints.len(), 2);
+    let lonely = LonelyClient::find().unwrap();
+    assert_eq!(lonely.pid().unwrap(), peer.pid);
+    assert!(lonely.client().binding().to_string().starts_with("local:"));
+    // The listing of every interface has it too.
+    assert!(switchboard::rpc::mapper::lookup(None).iter().any(|r| r.interface == LonelyInterface::ID));
+    // A killed server is unregistered by the kernel.
+    peer.kill9();
+    util::eventually("the registration is gone", || {
+        switchboard::rpc::mapper::lookup(Some(LonelyInterface::ID)).is_empty()
+    });
+    assert!(matches!(LonelyClient::find().unwrap_err(), Error::NotRegistered(_)));
+}

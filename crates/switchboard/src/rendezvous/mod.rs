@@ -69,18 +69,21 @@ impl Family {
     pub const LINK: Family = Family(b'l');
     /// Message receivers (window messages, data copy).
     pub const RECEIVER: Family = Family(b'w');
+    /// RPC endpoint registrations (the endpoint mapper).
+    pub const ENDPOINT: Family = Family(b'e');
     /// Sockets handed between processes (no address: sent over a
     /// connection the two already share).
     pub const SOCKET: Family = Family(b's');
     /// Every family.
     #[cfg(feature = "fuzz")]
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::OBJECT,
         Family::PIPE,
         Family::PIPE_WAIT,
         Family::MAILSLOT,
         Family::LINK,
         Family::RECEIVER,
+        Family::ENDPOINT,
         Family::SOCKET,
     ];
 

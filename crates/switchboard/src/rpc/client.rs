@@ -84,6 +84,24 @@ impl Client {
         })
     }
 
+    /// Connects to a server that registered interface `I` at a
+    /// compatible version with the endpoint mapper, and binds it (S06):
+    /// the registered bindings are tried fastest transport first.
+    ///
+    /// # Errors
+    /// `NotRegistered` (1753) when no server of this user registered it;
+    /// the last binding's error when none of them answers.
+    pub fn find<I: Interface>() -> Result<Client> {
+        let mut last = Error::NotRegistered(format!("{} {}.{}", I::ID, I::VERSION.0, I::VERSION.1));
+        for binding in super::mapper::resolve(I::ID, I::VERSION)? {
+            match Client::connect(&binding.to_string()).and_then(|c| c.bind::<I>().map(|()| c)) {
+                Ok(client) => return Ok(client),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// The binding connected to.
     pub fn binding(&self) -> &Binding {
         &self.binding

@@ -15,6 +15,10 @@
 //!   refused with `UnknownInterface` (1717) unless the server serves the
 //!   interface at the same major version and a minor at least the
 //!   client's (S02).
+//! - **[`mapper`]**, the endpoint mapper: a server registers each
+//!   interface with the bindings it listens on, and a client may find a
+//!   server by interface alone ([`Client::find`], generated `…Client::find`;
+//!   S06).
 //! - **[`context`]**: per-client state handles, run down (dropped) when the
 //!   client disconnects or dies (S09).
 //!
@@ -72,6 +76,7 @@
 mod binding;
 mod client;
 pub mod context;
+pub mod mapper;
 mod server;
 pub mod wire;
 
@@ -128,6 +133,8 @@ pub trait Serve: Send + Sync + 'static {
     fn interface(&self) -> (InterfaceId, (u16, u16));
     /// The interface's description ([`Interface::DESCRIPTION`]).
     fn description(&self) -> &'static str;
+    /// The trait's name ([`Interface::NAME`]).
+    fn name(&self) -> &'static str;
     /// Runs method `opnum` on the arguments `args` (a MessagePack array).
     ///
     /// # Errors

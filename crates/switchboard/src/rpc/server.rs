@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::binding::{Binding, BoxLink, Listener};
 use super::context::{self, Contexts};
+use super::mapper::{self, Registered};
 use super::wire::{self, FaultBody, Frame, InterfaceId, Kind, DEFAULT_MAX_FRAME, NIL};
 use super::{compatible, rpc_fault, status, Serve};
 use crate::error::Result;
@@ -58,17 +59,23 @@ impl ServerBuilder {
                 permits: Permits { free: Mutex::new(self.max_concurrent), freed: Condvar::new() },
                 stats: Counters::default(),
             }),
-            listening: Mutex::new(Vec::new()),
+            listening: Arc::new(Mutex::new(Vec::new())),
+            registered: Mutex::new(Vec::new()),
         }
     }
 }
 
 /// An RPC server: interfaces served on any number of bindings at once
 /// (S05). Each binding has an accepting thread and each connection a
-/// thread of its own; they serve until the process ends.
+/// thread of its own; they serve until the process ends. From its first
+/// listen, each interface is registered with the endpoint mapper
+/// ([`super::mapper`]) until the server is dropped or its process ends.
 pub struct Server {
     shared: Arc<Shared>,
-    listening: Mutex<Vec<Binding>>,
+    /// The bindings listened on, which the registrations answer with.
+    listening: Arc<Mutex<Vec<Binding>>>,
+    /// The endpoint mapper's registrations (S06), made at the first listen.
+    registered: Mutex<Vec<Registered>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -156,6 +163,13 @@ impl Server {
             .name(format!("rpc-accept {bound}"))
             .spawn(move || accept_loop(&listener, &shared))?;
         self.listening.lock().unwrap_or_else(PoisonError::into_inner).push(bound.clone());
+        let mut registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
+        if registered.is_empty() {
+            for served in self.shared.served.values() {
+                let (id, version) = served.interface();
+                registered.push(mapper::register(id, served.name(), version, self.listening.clone())?);
+            }
+        }
         Ok(bound)
     }
 
