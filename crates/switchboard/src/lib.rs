@@ -56,6 +56,10 @@
 
 #![forbid(unsafe_code)]
 
+// The code `#[interface]` generates names `::switchboard`; this lets the
+// crate's own interfaces (`rpc::mgmt`, `rpc::calc`) use it too.
+extern crate self as switchboard;
+
 #[cfg(feature = "tokio")]
 mod bell;
 pub mod call;

@@ -157,6 +157,21 @@ impl Client {
         self.finish(id)
     }
 
+    /// Calls method `opnum` of interface `interface` (bound at `version`)
+    /// with `args`, already MessagePack (an array), and returns the
+    /// result's MessagePack: for generic clients such as `switchboard rpc
+    /// call`.
+    ///
+    /// # Errors
+    /// The server's fault as [`Error`]; as [`Client::finish`].
+    pub fn call_raw(&self, interface: InterfaceId, version: (u16, u16), opnum: u32, args: &[u8]) -> Result<Vec<u8>> {
+        let call = self.send(Kind::Request, interface, version, opnum, args)?;
+        match self.wait(call)? {
+            Answer::Result(body) => Ok(body),
+            Answer::Fault(f) => Err(Error::from_fault(f)),
+        }
+    }
+
     /// Sends a call and returns at once: its answer is for [`Client::finish`].
     ///
     /// # Errors

@@ -19,6 +19,10 @@
 //!   interface with the bindings it listens on, and a client may find a
 //!   server by interface alone ([`Client::find`], generated `…Client::find`;
 //!   S06).
+//! - **[`mgmt`]**: every server also serves the management interface,
+//!   which lists the interfaces served with their descriptions (classic
+//!   `RpcMgmtInqIfIds`); `switchboard rpc call` calls any method by name
+//!   through it. [`calc`] is the example service.
 //! - **[`context`]**: per-client state handles, run down (dropped) when the
 //!   client disconnects or dies (S09).
 //!
@@ -74,9 +78,11 @@
 //! ```
 
 mod binding;
+pub mod calc;
 mod client;
 pub mod context;
 pub mod mapper;
+pub mod mgmt;
 mod server;
 pub mod wire;
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 use super::binding::{Binding, BoxLink, Listener};
 use super::context::{self, Contexts};
 use super::mapper::{self, Registered};
+use super::mgmt::{self, ManagementInterface, ManagementServer, Served};
+use super::Interface;
 use super::wire::{self, FaultBody, Frame, InterfaceId, Kind, DEFAULT_MAX_FRAME, NIL};
 use super::{compatible, rpc_fault, status, Serve};
 use crate::error::Result;
@@ -51,7 +53,19 @@ impl ServerBuilder {
     }
 
     /// The server, not yet listening ([`Server::listen`]).
-    pub fn build(self) -> Server {
+    pub fn build(mut self) -> Server {
+        let mut served: Vec<Served> = self
+            .served
+            .values()
+            .map(|s| {
+                let (id, version) = s.interface();
+                Served { uuid: id.to_string(), version, description: s.description().to_owned() }
+            })
+            .collect();
+        let (id, version) = (ManagementInterface::ID, ManagementInterface::VERSION);
+        served.push(Served { uuid: id.to_string(), version, description: ManagementInterface::DESCRIPTION.to_owned() });
+        served.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        self.served.insert(id, Arc::new(ManagementServer(mgmt::Answer(served))));
         Server {
             shared: Arc::new(Shared {
                 served: self.served,
@@ -167,6 +181,9 @@ impl Server {
         if registered.is_empty() {
             for served in self.shared.served.values() {
                 let (id, version) = served.interface();
+                if id == ManagementInterface::ID {
+                    continue;
+                }
                 registered.push(mapper::register(id, served.name(), version, self.listening.clone())?);
             }
         }
