@@ -12,6 +12,7 @@ pub use crate::command::mapping::MappingCmd;
 pub use crate::command::message::MessageCmd;
 pub use crate::command::pipe::PipeCmd;
 pub use crate::command::port::PortCmd;
+pub use crate::command::rpc::RpcCmd;
 pub use crate::command::socket::SocketCmd;
 pub use crate::command::sync::{EventCmd, MutexCmd, SemaphoreCmd, TimerCmd};
 
@@ -137,6 +138,14 @@ pub enum Command {
                       switchboard dde poke sheet Sheet1 R1C1 21"
     )]
     Dde(DdeCmd),
+    /// RPC: the servers this user runs (the endpoint mapper), what a
+    /// server serves, a call by method name, and the example `Calc` service.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  switchboard rpc calc local:calc &\n  switchboard rpc ls\n  \
+                      switchboard rpc call local:calc Calc add 2 3"
+    )]
+    Rpc(RpcCmd),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(
         subcommand,

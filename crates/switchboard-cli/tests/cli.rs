@@ -849,3 +849,41 @@ fn cli_advise_asks_its_questions_on_a_terminal() {
     assert!(text.contains("Across the network, or this machine only?"), "{text}");
     assert!(text.contains("mailslot") && text.contains("completion port"), "the typed answers were used: {text}");
 }
+
+/// `rpc calc` serves the example; `ls` finds it through the endpoint
+/// mapper, `describe` lists its methods, `call` calls them by name over
+/// a binding or `find`, with the classic codes for failures.
+#[test]
+fn rpc_s06_cli_rpc_calc_ls_describe_call() {
+    let name = unique("cli-calc");
+    let (mut server, ready) = socket_listener(&["rpc", "calc", &format!("local:{name}"), "tcp:127.0.0.1[0]"]);
+    assert!(ready.starts_with("serving Calc on local:"), "{ready}");
+    let at = format!("local:{name}");
+    let pid = server.id();
+    let listed = stdout(&run(&["--format", "json", "rpc", "ls"]));
+    let ours: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["pid"] == pid)
+        .collect();
+    assert_eq!(ours.len(), 1, "{listed}");
+    assert_eq!(ours[0]["name"], "Calc");
+    assert_eq!(ours[0]["endpoints"][0], at.as_str());
+    let described = stdout(&run(&["rpc", "describe", &at]));
+    assert!(described.contains("[0] add(a: i64, b: i64) -> i64"), "{described}");
+    assert!(described.contains("[4] sum(values: Vec<f64>) -> f64"), "{described}");
+    assert_eq!(stdout(&run(&["rpc", "call", &at, "Calc", "add", "2", "3"])), "5\n");
+    assert_eq!(stdout(&run(&["rpc", "call", &at, "calc", "sum", "[1.5, 2.5]"])), "4.0\n");
+    assert_eq!(stdout(&run(&["rpc", "call", &at, "Calc", "echo", "[1,2,255]"])), "[1,2,255]\n");
+    let found = run(&["rpc", "call", "find", "b9b6d3a0-1c1e-4a57-9a43-6f0d3c2e5a10", "mul", "6", "7"]);
+    assert_eq!(stdout(&found), "42\n", "{}", stderr(&found));
+    let refused = run(&["rpc", "call", &at, "Calc", "div", "1", "0"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("ERROR_INVALID_PARAMETER, 87"), "{}", stderr(&refused));
+    let nobody = run(&["rpc", "call", &format!("local:{}", unique("nobody")), "Calc", "add", "1", "2"]);
+    assert!(stderr(&nobody).contains("RPC_S_SERVER_UNAVAILABLE, 1722"), "{}", stderr(&nobody));
+    let wrong = run(&["rpc", "call", &at, "Calc", "add", "1"]);
+    assert!(stderr(&wrong).contains("takes 2 arguments"), "{}", stderr(&wrong));
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -11,6 +11,7 @@ pub(crate) mod mapping;
 pub(crate) mod message;
 pub(crate) mod pipe;
 pub(crate) mod port;
+pub(crate) mod rpc;
 mod scenario;
 mod soak;
 pub(crate) mod socket;
@@ -42,6 +43,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Message(c) => message::run(c, json),
         Command::Clip(c) => clip::run(c, json),
         Command::Dde(c) => dde::run(c, json),
+        Command::Rpc(c) => rpc::run(c, json),
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),
