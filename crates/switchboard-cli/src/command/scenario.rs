@@ -32,7 +32,7 @@ const fn echo(
 }
 
 /// Every mechanism, in tour order.
-pub const SCENARIOS: [Scenario; 15] = [
+pub const SCENARIOS: [Scenario; 16] = [
     Scenario { tour: Some(tour::mapping_row), peers: &[("echo", tour::echo_peer)], bench: &[] },
     Scenario { tour: Some(tour::semaphore_row), peers: &[("semaphore", tour::semaphore_peer)], bench: &[] },
     Scenario { tour: Some(tour::event_row), peers: &[("event-waiter", tour::event_waiter_peer)], bench: &[] },
@@ -97,6 +97,14 @@ pub const SCENARIOS: [Scenario; 15] = [
         bench: &[
             echo("dde_request", "spin", setup::dde_parent, setup::dde_child, DDE_PAYLOADS),
             echo("dde_advise", "spin", setup::dde_parent, setup::dde_child, DDE_PAYLOADS),
+        ],
+    },
+    Scenario {
+        tour: Some(tour::rpc_row),
+        peers: &[("rpc-calc", tour::rpc_calc_peer)],
+        bench: &[
+            echo("rpc_call_local", "spin", setup::rpc_parent, setup::rpc_child, COPY_PAYLOADS),
+            echo("rpc_call_tcp", "tcp", setup::rpc_parent, setup::rpc_child, COPY_PAYLOADS),
         ],
     },
     Scenario {

@@ -479,6 +479,58 @@ pub(crate) fn dde_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
     })
 }
 
+pub(crate) fn rpc_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    use switchboard::rpc::calc::{Calc, CalcClient};
+    let name = format!("local:{}", names.get("calc"));
+    let mut server = spawn("rpc-calc", &[&name])?;
+    let tcp = first_line(&mut server)?;
+    // Found by interface alone, through the endpoint mapper: the child's
+    // shared-memory binding, the fastest it registered.
+    let calc = CalcClient::find()?;
+    ensure!(calc.client().binding().to_string() == name, "found {}", calc.client().binding());
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for i in 0..i64::from(rounds) {
+        let t = Instant::now();
+        let sum = calc.add(i, i)?;
+        samples.push(t.elapsed());
+        ensure!(sum == 2 * i, "add({i}, {i}) returned {sum}");
+    }
+    let refused = calc.div(1, 0).err().map(|e| e.win32());
+    ensure!(refused == Some(87), "1 / 0 ended {refused:?}");
+    let over_tcp = CalcClient::connect(&tcp)?.sum(vec![0.5; 8])?;
+    ensure!(over_tcp == 4.0, "the sum over TCP was {over_tcp}");
+    drop(calc);
+    finish(server)?;
+    Ok(Row {
+        mechanism: "RPC",
+        exchanged: format!(
+            "a child serves Calc on local: and tcp:; found by interface through the endpoint mapper; \
+             {rounds} calls of add, 1 / 0, a sum over TCP"
+        ),
+        result: format!("{rounds}/{rounds} results right; 1 / 0 failed with 87 at the client; the TCP sum was 4"),
+        time: median_us(samples),
+    })
+}
+
+/// The tour peer `rpc-calc`: serves `Calc` on `ARG0` and a TCP port (its
+/// first line), until its clients have come and gone.
+pub(crate) fn rpc_calc_peer(args: &[String]) -> anyhow::Result<()> {
+    use switchboard::rpc::calc::{CalcServer, Calculator};
+    let server = switchboard::rpc::Server::builder().serve(CalcServer(Calculator)).build();
+    server.listen(arg(args, 0)?)?;
+    out!("{}", server.listen("tcp:127.0.0.1[0]")?);
+    let (until, mut had) = (Instant::now() + PEER_PATIENCE, false);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        let open = server.stats().connections;
+        had |= open > 0;
+        if had && open == 0 {
+            return Ok(());
+        }
+    }
+    bail!("the calculator's clients never left")
+}
+
 /// A clipboard of the tour's own (the user's is left alone), removed after.
 struct TourClipboard(std::path::PathBuf);
 

@@ -14,7 +14,7 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
-use serde_bytes::ByteBuf;
+pub use serde_bytes::ByteBuf;
 
 use crate::error::{Error, Result};
 use crate::rpc::interface;

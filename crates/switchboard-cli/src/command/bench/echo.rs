@@ -367,3 +367,47 @@ impl Echo for DdeServing {
         Ok(())
     }
 }
+
+/// The parent's side of the RPC paths: each echo is one call.
+pub struct Called {
+    pub calc: switchboard::rpc::calc::CalcClient,
+    pub got: switchboard::rpc::calc::ByteBuf,
+}
+
+impl Echo for Called {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        use switchboard::rpc::calc::Calc;
+        self.got = self.calc.echo(msg.to_vec().into())?;
+        Ok(())
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.got.len() == len, "{} bytes came back for {len}", self.got.len());
+        buf.clear();
+        buf.extend_from_slice(&self.got);
+        Ok(())
+    }
+}
+
+/// The child's side of the RPC paths: the server answers on its own
+/// threads; the child's loop only waits, once, for the parent's client to
+/// have called and gone.
+pub struct RpcServing {
+    pub server: switchboard::rpc::Server,
+    pub done: bool,
+}
+
+impl Echo for RpcServing {
+    fn send(&mut self, _: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn recv(&mut self, _: &mut Vec<u8>, _: usize) -> anyhow::Result<()> {
+        let until = Instant::now() + PATIENCE * 10;
+        while !self.done {
+            let stats = self.server.stats();
+            self.done = stats.calls > 0 && stats.connections == 0;
+            anyhow::ensure!(Instant::now() < until, "the client never finished");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
+    }
+}

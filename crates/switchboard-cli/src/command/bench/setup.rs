@@ -15,7 +15,7 @@ use switchboard::port::Port;
 
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
-use super::echo::{Answering, DdeClient, DdeServing, Messaged, Posting, DDE_ITEM};
+use super::echo::{Answering, Called, DdeClient, DdeServing, Messaged, Posting, RpcServing, DDE_ITEM};
 use super::echo::{Bytes, Echo, Futex, Linked, Loaned, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
 use super::Placement;
 
@@ -31,17 +31,29 @@ fn inbox(name: &str, payload: usize) -> anyhow::Result<Mailslot> {
 
 /// Reads the child's "ready" line.
 fn ready(child: &mut Child) -> anyhow::Result<()> {
+    let said = ready_saying(child)?;
+    anyhow::ensure!(said.is_empty(), "the benchmark peer said ready {said:?}");
+    Ok(())
+}
+
+/// Reads the child's "ready WHAT" line; WHAT.
+fn ready_saying(child: &mut Child) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().context("stdout")?), &mut line)?;
-    anyhow::ensure!(line.trim() == "ready", "the benchmark peer said {line:?}");
-    Ok(())
+    let said = line.trim().strip_prefix("ready").with_context(|| format!("the benchmark peer said {line:?}"))?;
+    Ok(said.trim().to_owned())
 }
 
 /// Tells the parent the child's side exists.
 fn say_ready() -> anyhow::Result<()> {
+    say_ready_with("")
+}
+
+/// Tells the parent the child's side exists, and `what`.
+fn say_ready_with(what: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "ready")?;
+    writeln!(out, "ready {what}")?;
     Ok(out.flush()?)
 }
 
@@ -381,4 +393,26 @@ pub fn dde_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn E
     dde.register(arg(args, 0)?)?;
     say_ready()?;
     Ok(Box::new(DdeServing { dde, served }))
+}
+
+/// `rpc_call_local`, `rpc_call_tcp`: calls of `Calc::echo` to a server in
+/// the child, over a shared-memory or a TCP binding.
+pub fn rpc_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    use switchboard::rpc::calc::CalcClient;
+    let binding = match run.name {
+        "rpc_call_tcp" => "tcp:127.0.0.1[0]".to_owned(),
+        _ => format!("local:{}", unique(run.name)),
+    };
+    let mut child = run.peer_piped(&[&binding])?;
+    let bound = ready_saying(&mut child)?;
+    Ok((Box::new(Called { calc: CalcClient::connect(&bound)?, got: Default::default() }), child))
+}
+
+/// See [`rpc_parent`].
+pub fn rpc_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    use switchboard::rpc::calc::{CalcServer, Calculator};
+    let server = switchboard::rpc::Server::builder().serve(CalcServer(Calculator)).build();
+    let bound = server.listen(arg(args, 0)?)?;
+    say_ready_with(&bound.to_string())?;
+    Ok(Box::new(RpcServing { server, done: false }))
 }
