@@ -151,7 +151,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
                 <#iface as #rpc::Interface>::NAME
             }
 
-            fn dispatch(&self, opnum: u32, args: &[u8]) -> ::core::result::Result<::std::vec::Vec<u8>, #rpc::wire::FaultBody> {
+            fn dispatch(&self, opnum: u32, args: &[u8], out: &mut ::std::vec::Vec<u8>) -> ::core::result::Result<(), #rpc::wire::FaultBody> {
                 match opnum {
                     #(#arms)*
                     _ => Err(#rpc::no_such_method(opnum)),
@@ -328,7 +328,7 @@ fn arm(trait_name: &syn::Ident, m: &Method) -> Tokens {
     quote! {
         #opnum => {
             #decode
-            ::switchboard::rpc::reply(#trait_name::#name(&self.0, #(#names),*))
+            ::switchboard::rpc::reply(out, #trait_name::#name(&self.0, #(#names),*))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The client side of a connection: binds interfaces, sends calls, and
 //! matches the answers to them by call id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -22,9 +22,16 @@ pub struct CallId(pub u64);
 /// The call timeout a client starts with.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How a call ended, before the caller's error type is made of it.
+/// How a call ended, kept for a caller who has not taken it yet.
 enum Answer {
-    Result(Vec<u8>),
+    Result(Vec<u8>, (u16, u16)),
+    Fault(FaultBody),
+}
+
+/// How a call ended: a result's body (and the frame's version: a bind's
+/// answer is the server's), or the server's fault.
+enum Answered<'a> {
+    Result(&'a [u8], (u16, u16)),
     Fault(FaultBody),
 }
 
@@ -46,9 +53,9 @@ struct State {
     link: BoxLink,
     next_id: u64,
     /// Calls sent and not answered, which nobody gave up on.
-    waiting: HashSet<u64>,
+    waiting: BTreeSet<u64>,
     /// Answers read for calls whose callers have not taken them yet.
-    answered: HashMap<u64, Answer>,
+    answered: BTreeMap<u64, Answer>,
     /// Why the connection is unusable, once it is.
     broken: Option<String>,
     out: Vec<u8>,
@@ -74,8 +81,8 @@ impl Client {
             state: Mutex::new(State {
                 link,
                 next_id: 1,
-                waiting: HashSet::new(),
-                answered: HashMap::new(),
+                waiting: BTreeSet::new(),
+                answered: BTreeMap::new(),
                 broken: None,
                 out: Vec::new(),
                 buf: Vec::new(),
@@ -135,11 +142,14 @@ impl Client {
     /// # Errors
     /// As [`Client::bind`].
     pub fn bind_id(&self, id: InterfaceId, version: (u16, u16)) -> Result<(u16, u16)> {
-        let call = self.send(Kind::Bind, id, version, 0, NIL)?;
-        match self.wait(call)? {
-            Answer::Result(body) => wire::from_body(&body),
-            Answer::Fault(f) => Err(Error::from_fault(f)),
-        }
+        let call = self.send(Kind::Bind, id, version, 0, |out| {
+            out.extend_from_slice(NIL);
+            Ok(())
+        })?;
+        self.wait(call, |answer| match answer {
+            Answered::Result(_, server_version) => Ok(server_version),
+            Answered::Fault(f) => Err(Error::from_fault(f)),
+        })?
     }
 
     /// Calls method `opnum` of interface `I` with `args` (a tuple) and
@@ -165,11 +175,14 @@ impl Client {
     /// # Errors
     /// The server's fault as [`Error`]; as [`Client::finish`].
     pub fn call_raw(&self, interface: InterfaceId, version: (u16, u16), opnum: u32, args: &[u8]) -> Result<Vec<u8>> {
-        let call = self.send(Kind::Request, interface, version, opnum, args)?;
-        match self.wait(call)? {
-            Answer::Result(body) => Ok(body),
-            Answer::Fault(f) => Err(Error::from_fault(f)),
-        }
+        let call = self.send(Kind::Request, interface, version, opnum, |out| {
+            out.extend_from_slice(args);
+            Ok(())
+        })?;
+        self.wait(call, |answer| match answer {
+            Answered::Result(body, _) => Ok(body.to_vec()),
+            Answered::Fault(f) => Err(Error::from_fault(f)),
+        })?
     }
 
     /// Sends a call and returns at once: its answer is for [`Client::finish`].
@@ -178,7 +191,7 @@ impl Client {
     /// `InvalidParameter` for arguments MessagePack cannot hold or a frame
     /// over the maximum; `ServerUnavailable`.
     pub fn start<I: Interface, A: Serialize + ?Sized>(&self, opnum: u32, args: &A) -> Result<CallId> {
-        self.send(Kind::Request, I::ID, I::VERSION, opnum, &wire::to_body(args)?)
+        self.send(Kind::Request, I::ID, I::VERSION, opnum, |out| wire::write_body(out, args))
     }
 
     /// Waits for the answer of a call begun with [`Client::start`], until
@@ -188,49 +201,76 @@ impl Client {
     /// As [`Client::call`]; `InvalidParameter` (as `E::from_error`) for a
     /// call that is not in flight.
     pub fn finish<R: DeserializeOwned, E: RemoteError>(&self, call: CallId) -> std::result::Result<R, E> {
-        match self.wait(call).map_err(E::from_error)? {
-            Answer::Result(body) => wire::from_body(&body).map_err(E::from_error),
-            Answer::Fault(f) => Err(E::from_fault(f)),
-        }
+        let decoded = self.wait(call, |answer| match answer {
+            Answered::Result(body, _) => wire::from_body(body).map_err(E::from_error),
+            Answered::Fault(f) => Err(E::from_fault(f)),
+        });
+        decoded.map_err(E::from_error)?
     }
 
-    /// Sends a call's frame.
-    fn send(&self, kind: Kind, interface: InterfaceId, version: (u16, u16), opnum: u32, body: &[u8]) -> Result<CallId> {
+    /// Sends a call's frame, its body written by `body` straight after the header.
+    fn send(
+        &self,
+        kind: Kind,
+        interface: InterfaceId,
+        version: (u16, u16),
+        opnum: u32,
+        body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<CallId> {
         let mut st = self.state();
         st.usable(&self.binding)?;
         let call_id = st.next_id;
-        st.next_id += 1;
-        let frame = Frame { kind, call_id, interface, version, opnum, context: None, body };
         let mut out = std::mem::take(&mut st.out);
         out.clear();
-        frame.encode_payload(&mut out, st.link.max_message())?;
-        let sent = st.link.send(&out);
+        Frame { kind, call_id, interface, version, opnum, context: None, body: NIL }.encode_header(&mut out);
+        let sent = body(&mut out).and_then(|()| match out.len() <= st.link.max_message() {
+            true => st.link.send(&out).map_err(|e| st.break_with(&self.binding, e)),
+            false => Err(Error::InvalidParameter("the call's arguments are over the binding's maximum frame")),
+        });
         st.out = out;
-        sent.map_err(|e| st.break_with(&self.binding, e))?;
+        sent?;
+        st.next_id += 1;
         st.waiting.insert(call_id);
         Ok(CallId(call_id))
     }
 
-    /// Reads answers until `call`'s, or its deadline.
-    fn wait(&self, call: CallId) -> Result<Answer> {
+    /// Reads answers until `call`'s, or its deadline, and gives it to
+    /// `take`: straight from the receive buffer when it is the next to
+    /// come (no copy), else from where an earlier wait kept it.
+    fn wait<T>(&self, call: CallId, take: impl FnOnce(Answered<'_>) -> T) -> Result<T> {
         let timeout = self.timeout();
         let deadline = Deadline::after(timeout);
+        let mut take = Some(take);
+        let mut take = |answer: Answered<'_>| take.take().map(|f| f(answer)).expect("an answer is taken once");
         let mut st = self.state();
         loop {
             if let Some(answer) = st.answered.remove(&call.0) {
-                return Ok(answer);
+                return Ok(match answer {
+                    Answer::Result(body, version) => take(Answered::Result(&body, version)),
+                    Answer::Fault(f) => take(Answered::Fault(f)),
+                });
             }
             if !st.waiting.contains(&call.0) {
                 return Err(Error::InvalidParameter("no such call in flight"));
             }
             st.usable(&self.binding)?;
-            match st.read_one(deadline) {
-                Ok(()) => {}
+            let mut buf = std::mem::take(&mut st.buf);
+            let read = match st.link.recv_deadline(&mut buf, deadline) {
+                Ok(()) => st.file(&buf, call.0),
+                Err(e) => Err(e),
+            };
+            let outcome = match read {
+                Ok(Some(answer)) => Some(Ok(take(answer))),
+                Ok(None) => None,
                 Err(Error::Timeout) => {
                     st.cancel(call.0);
-                    return Err(Error::CallTimeout(timeout));
+                    Some(Err(Error::CallTimeout(timeout)))
                 }
-                Err(e) => return Err(st.break_with(&self.binding, e)),
+                Err(e) => Some(Err(st.break_with(&self.binding, e))),
+            };
+            st.buf = buf;
+            if let Some(outcome) = outcome {
+                return outcome;
             }
         }
     }
@@ -257,29 +297,28 @@ impl State {
         }
     }
 
-    /// Reads one frame and files its answer (an answer to a call nobody
-    /// waits for any more is dropped).
-    fn read_one(&mut self, deadline: Deadline) -> Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        let got = self.link.recv_deadline(&mut buf, deadline).and_then(|()| self.file(&buf));
-        self.buf = buf;
-        got
-    }
-
-    fn file(&mut self, payload: &[u8]) -> Result<()> {
+    /// Files the answer in `payload`: `call`'s is returned (borrowing
+    /// `payload`), another awaited call's is kept for its caller, and one
+    /// nobody waits for any more is dropped.
+    fn file<'a>(&mut self, payload: &'a [u8], call: u64) -> Result<Option<Answered<'a>>> {
         let frame = Frame::decode(payload)?;
         let answer = match frame.kind {
-            Kind::Response | Kind::BindAck => Answer::Result(match frame.kind {
-                Kind::BindAck => wire::to_body(&frame.version)?,
-                _ => frame.body.to_vec(),
-            }),
-            Kind::Fault => Answer::Fault(wire::from_body(frame.body)?),
+            Kind::Response | Kind::BindAck => Answered::Result(frame.body, frame.version),
+            Kind::Fault => Answered::Fault(wire::from_body(frame.body)?),
             other => return Err(Error::Malformed(format!("a server sent a {other:?} frame"))),
         };
-        if self.waiting.remove(&frame.call_id) {
-            self.answered.insert(frame.call_id, answer);
+        if !self.waiting.remove(&frame.call_id) {
+            return Ok(None);
         }
-        Ok(())
+        if frame.call_id == call {
+            return Ok(Some(answer));
+        }
+        let kept = match answer {
+            Answered::Result(body, version) => Answer::Result(body.to_vec(), version),
+            Answered::Fault(f) => Answer::Fault(f),
+        };
+        self.answered.insert(frame.call_id, kept);
+        Ok(None)
     }
 
     /// Gives up on `call` and tells the server, without waiting for room.

@@ -141,12 +141,13 @@ pub trait Serve: Send + Sync + 'static {
     fn description(&self) -> &'static str;
     /// The trait's name ([`Interface::NAME`]).
     fn name(&self) -> &'static str;
-    /// Runs method `opnum` on the arguments `args` (a MessagePack array).
+    /// Runs method `opnum` on the arguments `args` (a MessagePack array)
+    /// and appends its result's MessagePack to `out`.
     ///
     /// # Errors
     /// The method's error as a fault; `PROCNUM_OUT_OF_RANGE` or
     /// `BAD_STUB_DATA` for a call that is not one of the interface's.
-    fn dispatch(&self, opnum: u32, args: &[u8]) -> Result<Vec<u8>, FaultBody>;
+    fn dispatch(&self, opnum: u32, args: &[u8], out: &mut Vec<u8>) -> Result<(), FaultBody>;
 }
 
 /// An error type that can cross the wire: a method's `E`. Implemented for
@@ -209,14 +210,15 @@ pub fn args<T: DeserializeOwned>(body: &[u8]) -> Result<T, FaultBody> {
     wire::from_body(body).map_err(|e| rpc_fault(status::BAD_STUB_DATA, e.to_string()))
 }
 
-/// Encodes a method's outcome (generated dispatch code calls this).
+/// Appends a method's result to `out`, or gives its fault (generated
+/// dispatch code calls this).
 ///
 /// # Errors
 /// The method's error, as its fault.
 #[doc(hidden)]
-pub fn reply<T: Serialize, E: RemoteError>(outcome: Result<T, E>) -> Result<Vec<u8>, FaultBody> {
+pub fn reply<T: Serialize, E: RemoteError>(out: &mut Vec<u8>, outcome: Result<T, E>) -> Result<(), FaultBody> {
     match outcome {
-        Ok(value) => wire::to_body(&value).map_err(|e| e.to_fault()),
+        Ok(value) => wire::write_body(out, &value).map_err(|e| e.to_fault()),
         Err(e) => Err(e.to_fault()),
     }
 }

@@ -68,9 +68,9 @@ impl ServerBuilder {
         self.served.insert(id, Arc::new(ManagementServer(mgmt::Answer(served))));
         Server {
             shared: Arc::new(Shared {
-                served: self.served,
+                served: self.served.into_iter().collect(),
                 max_frame: self.max_frame,
-                permits: Permits { free: Mutex::new(self.max_concurrent), freed: Condvar::new() },
+                permits: Permits::new(self.max_concurrent),
                 stats: Counters::default(),
             }),
             listening: Arc::new(Mutex::new(Vec::new())),
@@ -98,8 +98,15 @@ impl std::fmt::Debug for Server {
     }
 }
 
+impl Shared {
+    fn served(&self, id: InterfaceId) -> Option<&Arc<dyn Serve>> {
+        self.served.iter().find(|(i, _)| *i == id).map(|(_, s)| s)
+    }
+}
+
 struct Shared {
-    served: HashMap<InterfaceId, Arc<dyn Serve>>,
+    /// Few: looked through in order, no hashing on a call's path.
+    served: Vec<(InterfaceId, Arc<dyn Serve>)>,
     max_frame: usize,
     permits: Permits,
     stats: Counters,
@@ -130,32 +137,57 @@ struct Counters {
     refused: AtomicU64,
 }
 
-/// A counting semaphore: the calls that may run at once.
+/// A counting semaphore: the calls that may run at once. Taking and
+/// giving back a permit is one atomic operation while permits are free;
+/// the lock and condition variable are for waiting when none is.
 struct Permits {
-    free: Mutex<usize>,
+    free: AtomicUsize,
+    /// Threads waiting (or about to) for a permit.
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
     freed: Condvar,
 }
 
 struct Permit<'a>(&'a Shared);
 
 impl Permits {
+    fn new(n: usize) -> Permits {
+        Permits { free: AtomicUsize::new(n), waiting: AtomicUsize::new(0), lock: Mutex::new(()), freed: Condvar::new() }
+    }
+
+    fn try_take(&self) -> bool {
+        self.free.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok()
+    }
+
     fn acquire<'a>(&self, shared: &'a Shared) -> Permit<'a> {
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(PoisonError::into_inner);
+        if !self.try_take() {
+            let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            // SYNC: SeqCst with `release`: either it sees this waiter (and
+            // notifies under the lock) or this sees its permit.
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            while !self.try_take() {
+                guard = self.freed.wait(guard).unwrap_or_else(PoisonError::into_inner);
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
         }
-        *free -= 1;
         let running = shared.stats.running.fetch_add(1, Ordering::Relaxed) + 1;
         shared.stats.peak.fetch_max(running, Ordering::Relaxed);
         Permit(shared)
+    }
+
+    fn release(&self) {
+        self.free.fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.freed.notify_one();
+        }
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         self.0.stats.running.fetch_sub(1, Ordering::Relaxed);
-        *self.0.permits.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.0.permits.freed.notify_one();
+        self.0.permits.release();
     }
 }
 
@@ -179,7 +211,7 @@ impl Server {
         self.listening.lock().unwrap_or_else(PoisonError::into_inner).push(bound.clone());
         let mut registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
         if registered.is_empty() {
-            for served in self.shared.served.values() {
+            for (_, served) in &self.shared.served {
                 let (id, version) = served.interface();
                 if id == ManagementInterface::ID {
                     continue;
@@ -198,7 +230,7 @@ impl Server {
     /// The descriptions of the interfaces served (JSON, see
     /// [`super::Interface::DESCRIPTION`]).
     pub fn descriptions(&self) -> Vec<&'static str> {
-        self.shared.served.values().map(|s| s.description()).collect()
+        self.shared.served.iter().map(|(_, s)| s.description()).collect()
     }
 
     /// What the server has done so far.
@@ -242,15 +274,15 @@ struct Connection<'a> {
     link: BoxLink,
     shared: &'a Shared,
     contexts: Arc<Contexts>,
-    /// The interfaces this client bound, at the version it bound.
-    bound: HashMap<InterfaceId, (u16, u16)>,
+    /// The interfaces this client bound.
+    bound: Vec<InterfaceId>,
     out: Vec<u8>,
 }
 
 impl<'a> Connection<'a> {
     fn new(link: BoxLink, shared: &'a Shared) -> Connection<'a> {
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-        Connection { link, shared, contexts: Arc::new(Contexts::new()), bound: HashMap::new(), out: Vec::new() }
+        Connection { link, shared, contexts: Arc::new(Contexts::new()), bound: Vec::new(), out: Vec::new() }
     }
 
     /// Serves calls until the client leaves or sends a bad frame.
@@ -265,9 +297,13 @@ impl<'a> Connection<'a> {
                 self.shared.stats.refused.fetch_add(1, Ordering::Relaxed);
                 break;
             };
-            let answer = match frame.kind {
-                Kind::Bind => self.bind(&frame),
-                Kind::Request => self.call(&frame),
+            let answered = match frame.kind {
+                Kind::Bind => self.answer(&frame, Kind::BindAck, |c, out| {
+                    c.bind(&frame)?;
+                    out.extend_from_slice(NIL);
+                    Ok(())
+                }),
+                Kind::Request => self.answer(&frame, Kind::Response, |c, out| c.call(&frame, out)),
                 // Calls run in order: a cancel arrives after its call ran.
                 Kind::Cancel => continue,
                 _ => {
@@ -275,18 +311,19 @@ impl<'a> Connection<'a> {
                     break;
                 }
             };
-            if !self.answer(&frame, answer) {
+            if !answered {
                 break;
             }
         }
     }
 
-    fn bind(&mut self, frame: &Frame<'_>) -> std::result::Result<Vec<u8>, FaultBody> {
-        let served = self.shared.served.get(&frame.interface).map(|s| s.interface().1);
-        match served {
+    fn bind(&mut self, frame: &Frame<'_>) -> std::result::Result<(), FaultBody> {
+        match self.shared.served(frame.interface).map(|s| s.interface().1) {
             Some(version) if compatible(frame.version, version) => {
-                self.bound.insert(frame.interface, frame.version);
-                Ok(Vec::new())
+                if !self.bound.contains(&frame.interface) {
+                    self.bound.push(frame.interface);
+                }
+                Ok(())
             }
             Some((major, minor)) => Err(rpc_fault(
                 status::UNKNOWN_IF,
@@ -299,10 +336,8 @@ impl<'a> Connection<'a> {
         }
     }
 
-    fn call(&mut self, frame: &Frame<'_>) -> std::result::Result<Vec<u8>, FaultBody> {
-        let Some(served) =
-            self.shared.served.get(&frame.interface).filter(|_| self.bound.contains_key(&frame.interface))
-        else {
+    fn call(&mut self, frame: &Frame<'_>, out: &mut Vec<u8>) -> std::result::Result<(), FaultBody> {
+        let Some(served) = self.shared.served(frame.interface).filter(|_| self.bound.contains(&frame.interface)) else {
             return Err(rpc_fault(
                 status::UNKNOWN_IF,
                 format!("interface {} is not bound on this connection", frame.interface),
@@ -310,46 +345,53 @@ impl<'a> Connection<'a> {
         };
         let _permit = self.shared.permits.acquire(self.shared);
         let ran = catch_unwind(AssertUnwindSafe(|| {
-            context::serving(&self.contexts, || served.dispatch(frame.opnum, frame.body))
+            context::serving(&self.contexts, || served.dispatch(frame.opnum, frame.body, out))
         }));
         ran.unwrap_or_else(|_| Err(rpc_fault(status::CALL_FAILED, "the server's method panicked")))
     }
 
-    /// Sends a call's answer; `false` when the connection is gone.
-    fn answer(&mut self, frame: &Frame<'_>, answer: std::result::Result<Vec<u8>, FaultBody>) -> bool {
+    /// Answers `frame` with a frame of `kind` whose body `run` writes, or
+    /// with the fault `run` gives; `false` when the connection is gone.
+    fn answer(
+        &mut self,
+        frame: &Frame<'_>,
+        kind: Kind,
+        run: impl FnOnce(&mut Self, &mut Vec<u8>) -> std::result::Result<(), FaultBody>,
+    ) -> bool {
         self.shared.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let fault;
-        let (kind, body): (Kind, &[u8]) = match (&answer, frame.kind) {
-            (Ok(_), Kind::Bind) => (Kind::BindAck, NIL),
-            (Ok(result), _) => (Kind::Response, result),
-            (Err(f), _) => {
-                fault = wire::to_body(f).unwrap_or_else(|_| NIL.to_vec());
-                (Kind::Fault, &fault)
-            }
-        };
         let version = match kind {
-            Kind::BindAck => self.shared.served.get(&frame.interface).map_or(frame.version, |s| s.interface().1),
+            Kind::BindAck => self.shared.served(frame.interface).map_or(frame.version, |s| s.interface().1),
             _ => frame.version,
         };
-        let reply = Frame {
+        let mut head = Frame {
             kind,
             call_id: frame.call_id,
             interface: frame.interface,
             version,
             opnum: frame.opnum,
             context: None,
-            body,
+            body: NIL,
         };
-        self.out.clear();
-        let encoded = match reply.encode_payload(&mut self.out, self.link.max_message()) {
-            Ok(()) => Ok(()),
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        head.encode_header(&mut out);
+        let max = self.link.max_message();
+        let outcome = run(self, &mut out).and_then(|()| match out.len() <= max {
+            true => Ok(()),
             // A result too large for the binding fails that call only.
-            Err(e) => {
-                let f = wire::to_body(&rpc_fault(status::CALL_FAILED, e.to_string())).unwrap_or_default();
-                Frame { kind: Kind::Fault, body: &f, ..reply }.encode_payload(&mut self.out, usize::MAX)
+            false => Err(rpc_fault(status::CALL_FAILED, format!("the result is over the binding's {max} bytes"))),
+        });
+        if let Err(fault) = outcome {
+            out.clear();
+            head.kind = Kind::Fault;
+            head.encode_header(&mut out);
+            if wire::write_body(&mut out, &fault).is_err() {
+                out.truncate(0);
             }
-        };
-        encoded.is_ok() && self.link.send(&self.out).is_ok()
+        }
+        let sent = !out.is_empty() && self.link.send(&out).is_ok();
+        self.out = out;
+        sent
     }
 }
 

@@ -180,6 +180,13 @@ impl Frame<'_> {
         Ok(out)
     }
 
+    /// Appends the frame's header alone (its `body` is not written): the
+    /// body written after it, with [`write_body`], completes the frame
+    /// without an intermediate buffer.
+    pub fn encode_header(&self, out: &mut Vec<u8>) {
+        write_header(self, out);
+    }
+
     /// Reads a frame from `payload`, the bytes after its length prefix.
     ///
     /// # Errors
@@ -275,6 +282,14 @@ fn check_one_value(body: &[u8]) -> Result<()> {
 /// is not a value, a sequence of unknown length over 4 Gi elements).
 pub fn to_body<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     rmp_serde::to_vec_named(value).map_err(|_| Error::InvalidParameter("a value MessagePack cannot hold"))
+}
+
+/// Appends `value` as a body (as [`to_body`] writes it).
+///
+/// # Errors
+/// As [`to_body`]; `out` may then hold part of the value.
+pub fn write_body<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    rmp_serde::encode::write_named(out, value).map_err(|_| Error::InvalidParameter("a value MessagePack cannot hold"))
 }
 
 /// A body as a value of type `T`.
