@@ -1,7 +1,7 @@
 //! The client side of a connection: binds interfaces, sends calls, and
 //! matches the answers to them by call id.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -52,8 +52,9 @@ pub struct Client {
 struct State {
     link: BoxLink,
     next_id: u64,
-    /// Calls sent and not answered, which nobody gave up on.
-    waiting: BTreeSet<u64>,
+    /// Calls sent and not answered, which nobody gave up on (a list:
+    /// usually one, and it keeps its allocation from call to call).
+    waiting: Vec<u64>,
     /// Answers read for calls whose callers have not taken them yet.
     answered: BTreeMap<u64, Answer>,
     /// Why the connection is unusable, once it is.
@@ -81,7 +82,7 @@ impl Client {
             state: Mutex::new(State {
                 link,
                 next_id: 1,
-                waiting: BTreeSet::new(),
+                waiting: Vec::new(),
                 answered: BTreeMap::new(),
                 broken: None,
                 out: Vec::new(),
@@ -142,11 +143,12 @@ impl Client {
     /// # Errors
     /// As [`Client::bind`].
     pub fn bind_id(&self, id: InterfaceId, version: (u16, u16)) -> Result<(u16, u16)> {
-        let call = self.send(Kind::Bind, id, version, 0, |out| {
+        let st = &mut *self.state();
+        let call = self.send(st, Kind::Bind, id, version, 0, |out| {
             out.extend_from_slice(NIL);
             Ok(())
         })?;
-        self.wait(call, |answer| match answer {
+        self.wait(st, call, |answer| match answer {
             Answered::Result(_, server_version) => Ok(server_version),
             Answered::Fault(f) => Err(Error::from_fault(f)),
         })?
@@ -163,8 +165,10 @@ impl Client {
         opnum: u32,
         args: &A,
     ) -> std::result::Result<R, E> {
-        let id = self.start::<I, A>(opnum, args).map_err(E::from_error)?;
-        self.finish(id)
+        // One hold of the connection for both halves.
+        let st = &mut *self.state();
+        let id = self.send(st, Kind::Request, I::ID, I::VERSION, opnum, |out| wire::write_body(out, args));
+        self.finish_in(st, id.map_err(E::from_error)?)
     }
 
     /// Calls method `opnum` of interface `interface` (bound at `version`)
@@ -175,11 +179,12 @@ impl Client {
     /// # Errors
     /// The server's fault as [`Error`]; as [`Client::finish`].
     pub fn call_raw(&self, interface: InterfaceId, version: (u16, u16), opnum: u32, args: &[u8]) -> Result<Vec<u8>> {
-        let call = self.send(Kind::Request, interface, version, opnum, |out| {
+        let st = &mut *self.state();
+        let call = self.send(st, Kind::Request, interface, version, opnum, |out| {
             out.extend_from_slice(args);
             Ok(())
         })?;
-        self.wait(call, |answer| match answer {
+        self.wait(st, call, |answer| match answer {
             Answered::Result(body, _) => Ok(body.to_vec()),
             Answered::Fault(f) => Err(Error::from_fault(f)),
         })?
@@ -191,7 +196,7 @@ impl Client {
     /// `InvalidParameter` for arguments MessagePack cannot hold or a frame
     /// over the maximum; `ServerUnavailable`.
     pub fn start<I: Interface, A: Serialize + ?Sized>(&self, opnum: u32, args: &A) -> Result<CallId> {
-        self.send(Kind::Request, I::ID, I::VERSION, opnum, |out| wire::write_body(out, args))
+        self.send(&mut self.state(), Kind::Request, I::ID, I::VERSION, opnum, |out| wire::write_body(out, args))
     }
 
     /// Waits for the answer of a call begun with [`Client::start`], until
@@ -201,7 +206,15 @@ impl Client {
     /// As [`Client::call`]; `InvalidParameter` (as `E::from_error`) for a
     /// call that is not in flight.
     pub fn finish<R: DeserializeOwned, E: RemoteError>(&self, call: CallId) -> std::result::Result<R, E> {
-        let decoded = self.wait(call, |answer| match answer {
+        self.finish_in(&mut self.state(), call)
+    }
+
+    fn finish_in<R: DeserializeOwned, E: RemoteError>(
+        &self,
+        st: &mut State,
+        call: CallId,
+    ) -> std::result::Result<R, E> {
+        let decoded = self.wait(st, call, |answer| match answer {
             Answered::Result(body, _) => wire::from_body(body).map_err(E::from_error),
             Answered::Fault(f) => Err(E::from_fault(f)),
         });
@@ -211,13 +224,13 @@ impl Client {
     /// Sends a call's frame, its body written by `body` straight after the header.
     fn send(
         &self,
+        st: &mut State,
         kind: Kind,
         interface: InterfaceId,
         version: (u16, u16),
         opnum: u32,
         body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<CallId> {
-        let mut st = self.state();
         st.usable(&self.binding)?;
         let call_id = st.next_id;
         let mut out = std::mem::take(&mut st.out);
@@ -230,19 +243,18 @@ impl Client {
         st.out = out;
         sent?;
         st.next_id += 1;
-        st.waiting.insert(call_id);
+        st.waiting.push(call_id);
         Ok(CallId(call_id))
     }
 
     /// Reads answers until `call`'s, or its deadline, and gives it to
     /// `take`: straight from the receive buffer when it is the next to
     /// come (no copy), else from where an earlier wait kept it.
-    fn wait<T>(&self, call: CallId, take: impl FnOnce(Answered<'_>) -> T) -> Result<T> {
+    fn wait<T>(&self, st: &mut State, call: CallId, take: impl FnOnce(Answered<'_>) -> T) -> Result<T> {
         let timeout = self.timeout();
         let deadline = Deadline::after(timeout);
         let mut take = Some(take);
         let mut take = |answer: Answered<'_>| take.take().map(|f| f(answer)).expect("an answer is taken once");
-        let mut st = self.state();
         loop {
             if let Some(answer) = st.answered.remove(&call.0) {
                 return Ok(match answer {
@@ -301,15 +313,14 @@ impl State {
     /// `payload`), another awaited call's is kept for its caller, and one
     /// nobody waits for any more is dropped.
     fn file<'a>(&mut self, payload: &'a [u8], call: u64) -> Result<Option<Answered<'a>>> {
-        let frame = Frame::decode(payload)?;
+        let frame = Frame::decode_lazy(payload)?;
         let answer = match frame.kind {
             Kind::Response | Kind::BindAck => Answered::Result(frame.body, frame.version),
             Kind::Fault => Answered::Fault(wire::from_body(frame.body)?),
             other => return Err(Error::Malformed(format!("a server sent a {other:?} frame"))),
         };
-        if !self.waiting.remove(&frame.call_id) {
-            return Ok(None);
-        }
+        let Some(at) = self.waiting.iter().position(|c| *c == frame.call_id) else { return Ok(None) };
+        self.waiting.swap_remove(at);
         if frame.call_id == call {
             return Ok(Some(answer));
         }
@@ -323,7 +334,7 @@ impl State {
 
     /// Gives up on `call` and tells the server, without waiting for room.
     fn cancel(&mut self, call: u64) {
-        self.waiting.remove(&call);
+        self.waiting.retain(|c| *c != call);
         let frame = Frame {
             kind: Kind::Cancel,
             call_id: call,

@@ -92,12 +92,21 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<Contexts>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with `contexts` as the current call's.
-pub(crate) fn serving<R>(contexts: &Arc<Contexts>, f: impl FnOnce() -> R) -> R {
-    let before = CURRENT.with(|c| c.replace(Some(contexts.clone())));
-    let out = f();
-    CURRENT.with(|c| *c.borrow_mut() = before);
-    out
+/// Makes `contexts` the current calls' on this thread, until the guard
+/// drops: a connection's thread serves only that connection's calls, so
+/// this is done once per connection, not per call.
+pub(crate) fn serving(contexts: &Arc<Contexts>) -> Serving {
+    CURRENT.with(|c| *c.borrow_mut() = Some(contexts.clone()));
+    Serving(())
+}
+
+/// See [`serving`].
+pub(crate) struct Serving(());
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
 }
 
 fn current() -> Result<Arc<Contexts>> {

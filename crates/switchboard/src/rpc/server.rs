@@ -131,7 +131,6 @@ pub struct ServerStats {
 struct Counters {
     connections: AtomicUsize,
     calls: AtomicU64,
-    running: AtomicUsize,
     peak: AtomicUsize,
     rundowns: AtomicU64,
     refused: AtomicU64,
@@ -141,6 +140,7 @@ struct Counters {
 /// giving back a permit is one atomic operation while permits are free;
 /// the lock and condition variable are for waiting when none is.
 struct Permits {
+    max: usize,
     free: AtomicUsize,
     /// Threads waiting (or about to) for a permit.
     waiting: AtomicUsize,
@@ -152,26 +152,42 @@ struct Permit<'a>(&'a Shared);
 
 impl Permits {
     fn new(n: usize) -> Permits {
-        Permits { free: AtomicUsize::new(n), waiting: AtomicUsize::new(0), lock: Mutex::new(()), freed: Condvar::new() }
+        Permits {
+            max: n,
+            free: AtomicUsize::new(n),
+            waiting: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            freed: Condvar::new(),
+        }
     }
 
-    fn try_take(&self) -> bool {
-        self.free.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok()
+    /// Takes a permit if one is free; the calls running then, this one included.
+    fn try_take(&self) -> Option<usize> {
+        let before = self.free.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).ok()?;
+        Some(self.max - (before - 1))
     }
 
     fn acquire<'a>(&self, shared: &'a Shared) -> Permit<'a> {
-        if !self.try_take() {
-            let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-            // SYNC: SeqCst with `release`: either it sees this waiter (and
-            // notifies under the lock) or this sees its permit.
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            while !self.try_take() {
-                guard = self.freed.wait(guard).unwrap_or_else(PoisonError::into_inner);
+        let running = match self.try_take() {
+            Some(running) => running,
+            None => {
+                let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+                // SYNC: SeqCst with `release`: either it sees this waiter (and
+                // notifies under the lock) or this sees its permit.
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                let running = loop {
+                    match self.try_take() {
+                        Some(running) => break running,
+                        None => guard = self.freed.wait(guard).unwrap_or_else(PoisonError::into_inner),
+                    }
+                };
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                running
             }
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        };
+        if running > shared.stats.peak.load(Ordering::Relaxed) {
+            shared.stats.peak.fetch_max(running, Ordering::Relaxed);
         }
-        let running = shared.stats.running.fetch_add(1, Ordering::Relaxed) + 1;
-        shared.stats.peak.fetch_max(running, Ordering::Relaxed);
         Permit(shared)
     }
 
@@ -186,7 +202,6 @@ impl Permits {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.0.stats.running.fetch_sub(1, Ordering::Relaxed);
         self.0.permits.release();
     }
 }
@@ -287,10 +302,11 @@ impl<'a> Connection<'a> {
 
     /// Serves calls until the client leaves or sends a bad frame.
     fn serve(mut self) {
+        let _serving = context::serving(&self.contexts);
         let mut buf = Vec::new();
         while self.link.recv_deadline(&mut buf, Deadline::NEVER).is_ok() {
             let frame = match buf.len() <= self.shared.max_frame {
-                true => Frame::decode(&buf),
+                true => Frame::decode_lazy(&buf),
                 false => Err(crate::Error::Malformed("an oversized frame".into())),
             };
             let Ok(frame) = frame else {
@@ -344,9 +360,7 @@ impl<'a> Connection<'a> {
             ));
         };
         let _permit = self.shared.permits.acquire(self.shared);
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            context::serving(&self.contexts, || served.dispatch(frame.opnum, frame.body, out))
-        }));
+        let ran = catch_unwind(AssertUnwindSafe(|| served.dispatch(frame.opnum, frame.body, out)));
         ran.unwrap_or_else(|_| Err(rpc_fault(status::CALL_FAILED, "the server's method panicked")))
     }
 

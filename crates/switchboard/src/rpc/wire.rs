@@ -195,6 +195,18 @@ impl Frame<'_> {
     /// body that is not exactly one MessagePack value, nesting deeper
     /// than 256.
     pub fn decode(payload: &[u8]) -> Result<Frame<'_>> {
+        let frame = Frame::decode_lazy(payload)?;
+        check_one_value(frame.body)?;
+        Ok(frame)
+    }
+
+    /// As [`Frame::decode`], but the body is only checked when it is read
+    /// ([`from_body`] refuses anything but exactly one value of its type):
+    /// a call's path parses its body once.
+    ///
+    /// # Errors
+    /// `Malformed`, as [`Frame::decode`], for the header.
+    pub fn decode_lazy(payload: &[u8]) -> Result<Frame<'_>> {
         let mut rd = payload;
         let n = rmp::decode::read_array_len(&mut rd).map_err(|e| malformed(format!("not an array ({e})")))?;
         if n != 8 {
@@ -221,7 +233,9 @@ impl Frame<'_> {
             }
             _ => Some(read_bin16(&mut rd, "the context")?),
         };
-        check_one_value(rd)?;
+        if rd.is_empty() {
+            return Err(malformed("no body"));
+        }
         Ok(Frame { kind, call_id, interface, version: (major, minor), opnum, context, body: rd })
     }
 }
@@ -295,11 +309,16 @@ pub fn write_body<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result
 /// A body as a value of type `T`.
 ///
 /// # Errors
-/// `Malformed` when it is not one.
+/// `Malformed` when it is not exactly one (bytes left over included).
 pub fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    let mut de = rmp_serde::Deserializer::new(body);
+    let mut rd = body;
+    let mut de = rmp_serde::Deserializer::new(&mut rd);
     de.set_max_depth(MAX_DEPTH);
-    T::deserialize(&mut de).map_err(|e| malformed(format!("the body is not the type expected ({e})")))
+    let value = T::deserialize(&mut de).map_err(|e| malformed(format!("the body is not the type expected ({e})")))?;
+    match rd.is_empty() {
+        true => Ok(value),
+        false => Err(malformed(format!("{} bytes after the body", rd.len()))),
+    }
 }
 
 /// The length a prefix announces, checked against `max`.
