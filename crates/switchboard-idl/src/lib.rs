@@ -106,6 +106,14 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
                 #client::bind(#rpc::Client::connect(binding)?)
             }
 
+            /// Connects to `binding` with `options` (the authentication level required, TLS) and binds.
+            ///
+            /// # Errors
+            /// As [`Self::connect`]; `AccessDenied` (5) below the level required on either side.
+            pub fn connect_with(binding: &str, options: &#rpc::ClientOptions) -> ::switchboard::Result<#client> {
+                #client::bind(#rpc::Client::connect_with(binding, options)?)
+            }
+
             /// Finds a server of this user that registered the interface at a compatible
             /// version with the endpoint mapper, connects (the fastest transport first) and binds.
             ///

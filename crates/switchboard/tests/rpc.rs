@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use switchboard::rpc::context::{self, ContextHandle};
 use switchboard::rpc::wire::{FaultBody, InterfaceId};
-use switchboard::rpc::{interface, Client, Interface, RemoteError, Server};
+use switchboard::rpc::{interface, AuthLevel, Client, ClientOptions, Interface, RemoteError, Server};
 use switchboard::{Code, Error, Result};
 use util::{args, role, say, unique, Peer, Watchdog};
 
@@ -222,8 +222,10 @@ impl Probe for ProbeImpl {
     }
 }
 
+/// A `Probe` server; plain `tcp:` admitted (`AuthLevel::None`: the tests
+/// of other statements listen on TCP too).
 fn server(max_concurrent: usize) -> Server {
-    Server::builder().serve(ProbeServer(ProbeImpl)).max_concurrent(max_concurrent).build()
+    Server::builder().serve(ProbeServer(ProbeImpl)).max_concurrent(max_concurrent).auth_level(AuthLevel::None).build()
 }
 
 /// Peer side: serves `Probe` on the bindings `args()[1..]` with at most
@@ -550,7 +552,8 @@ fn closed(s: &mut std::net::TcpStream) -> bool {
 fn rpc_s12_malformed_or_oversized_frames_close_that_connection_only() {
     peer_role();
     let _w = Watchdog::test();
-    let server = Server::builder().serve(ProbeServer(ProbeImpl)).max_frame(64 * 1024).build();
+    let server =
+        Server::builder().serve(ProbeServer(ProbeImpl)).max_frame(64 * 1024).auth_level(AuthLevel::None).build();
     let tcp = server.listen("tcp:127.0.0.1[0]").unwrap();
     let switchboard::rpc::Binding::Tcp { port, .. } = tcp else { unreachable!() };
     let good = ProbeClient::connect(&tcp.to_string()).unwrap();
@@ -724,4 +727,31 @@ fn rpc_s06_a_client_finds_a_server_by_interface_alone() {
         switchboard::rpc::mapper::lookup(Some(LonelyInterface::ID)).is_empty()
     });
     assert!(matches!(LonelyClient::find().unwrap_err(), Error::NotRegistered(_)));
+}
+
+#[test]
+fn rpc_s10_plain_tcp_is_refused_unless_the_server_says_none() {
+    peer_role();
+    let _w = Watchdog::test();
+    // The default: `Connect`, which plain TCP does not give.
+    let strict = Server::builder().serve(ProbeServer(ProbeImpl)).build();
+    let tcp = strict.listen("tcp:127.0.0.1[0]").unwrap().to_string();
+    let local = strict.listen(&local("s10-levels")).unwrap().to_string();
+    let e = ProbeClient::connect(&tcp).unwrap_err();
+    assert!(matches!(e, Error::AccessDenied(_)), "{e:?}");
+    assert_eq!(e.win32(), 5);
+    assert!(e.to_string().contains("requires connect"), "{e}");
+    // Local bindings give `Privacy`: the kernel checked the peer, and no
+    // one else can read the ring.
+    let private = ClientOptions::new().auth_level(AuthLevel::Privacy);
+    assert_eq!(ProbeClient::connect_with(&local, &private).unwrap().add(1, 2).unwrap(), 3);
+    // A client that requires more than plain TCP gives refuses at once,
+    // before sending anything.
+    let open = server(4);
+    let tcp = open.listen("tcp:127.0.0.1[0]").unwrap().to_string();
+    assert_eq!(ProbeClient::connect(&tcp).unwrap().add(2, 2).unwrap(), 4);
+    let before = open.stats().calls;
+    let e = ProbeClient::connect_with(&tcp, &ClientOptions::new().auth_level(AuthLevel::Connect)).unwrap_err();
+    assert!(matches!(e, Error::AccessDenied(_)), "{e:?}");
+    assert_eq!(open.stats().calls, before, "nothing was sent");
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use switchboard::rpc::calc::{CalcServer, Calculator};
 use switchboard::rpc::mgmt::{Management, ManagementClient, Served};
 use switchboard::rpc::wire::{from_body, to_body, InterfaceId};
-use switchboard::rpc::{mapper, Client, Server};
+use switchboard::rpc::{mapper, AuthLevel, Client, Server};
 use switchboard::Error;
 
 use crate::cli::parse_duration;
@@ -48,11 +48,18 @@ pub enum RpcCmd {
         timeout: Duration,
     },
     /// Serve the example interface `Calc` (add, sub, mul, div, sum, echo).
-    #[command(after_help = "Example:\n  switchboard rpc calc local:calc 'tcp:127.0.0.1[4747]'")]
+    #[command(after_help = "Example:\n  switchboard rpc calc local:calc 'tcp:127.0.0.1[4747]' --auth none\n\n\
+                            local:, unix: and pipe: bindings admit this user only (the kernel checks). A plain tcp: \
+                            binding admits anyone who reaches the port, so its clients are refused (access denied) \
+                            unless --auth none says so.")]
     Calc {
         /// Bindings to listen on.
         #[arg(required = true)]
         bindings: Vec<String>,
+        /// The authentication level required of every connection: none,
+        /// connect, integrity or privacy.
+        #[arg(long, default_value = "connect", value_parser = parse_auth)]
+        auth: AuthLevel,
     },
 }
 
@@ -93,8 +100,8 @@ pub fn run(cmd: RpcCmd, json: bool) -> anyhow::Result<ExitCode> {
         RpcCmd::Call { binding, interface, method, args, timeout } => {
             call(&binding, &interface, &method, &args, timeout)
         }
-        RpcCmd::Calc { bindings } => {
-            let server = Server::builder().serve(CalcServer(Calculator)).build();
+        RpcCmd::Calc { bindings, auth } => {
+            let server = Server::builder().serve(CalcServer(Calculator)).auth_level(auth).build();
             for b in &bindings {
                 let bound = server.listen(b).with_context(|| format!("listening on {b}"))?;
                 note!("serving Calc on {bound} (pid {})", std::process::id());
@@ -104,6 +111,10 @@ pub fn run(cmd: RpcCmd, json: bool) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn parse_auth(text: &str) -> Result<AuthLevel, String> {
+    AuthLevel::parse(text).map_err(|e| e.to_string())
 }
 
 /// What the server at `binding` serves (its management interface).

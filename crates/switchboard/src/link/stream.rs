@@ -17,6 +17,10 @@ use crate::socket::{FrameStream, Framed};
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    TlsServer(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+    #[cfg(feature = "tls")]
+    TlsClient(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Read for Stream {
@@ -24,6 +28,10 @@ impl Read for Stream {
         match self {
             Stream::Unix(s) => s.read(buf),
             Stream::Tcp(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => s.read(buf),
         }
     }
 }
@@ -33,16 +41,30 @@ impl Write for Stream {
         match self {
             Stream::Unix(s) => s.write(buf),
             Stream::Tcp(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => s.write(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
         match self {
             Stream::Unix(s) => s.write_vectored(bufs),
             Stream::Tcp(s) => s.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => s.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => s.write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -51,6 +73,10 @@ impl FrameStream for Stream {
         match self {
             Stream::Unix(s) => s.set_read_timeout(t),
             Stream::Tcp(s) => s.set_read_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::TlsServer(s) => s.sock.set_read_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::TlsClient(s) => s.sock.set_read_timeout(t),
         }
     }
 }
@@ -90,6 +116,50 @@ impl StreamLink {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => Err(Error::NotFound(name.to_owned())),
             Err(e) => Err(Error::Io(e)),
         }
+    }
+
+    /// A link over a connected TCP stream (Nagle disabled).
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub(crate) fn from_tcp(s: TcpStream) -> Result<StreamLink> {
+        s.set_nodelay(true)?;
+        Ok(StreamLink::new(Stream::Tcp(s)))
+    }
+
+    /// The server's side of mutual TLS over `sock`, the handshake done
+    /// by `deadline`.
+    ///
+    /// # Errors
+    /// `AccessDenied` when the handshake fails (no certificate, one the
+    /// CA did not sign, not TLS at all); `Timeout`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_server(
+        mut sock: TcpStream,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        deadline: std::time::Instant,
+    ) -> Result<StreamLink> {
+        let mut conn = rustls::ServerConnection::new(config).map_err(tls_refused)?;
+        handshake(&mut conn, &mut sock, deadline)?;
+        sock.set_nodelay(true)?;
+        Ok(StreamLink::new(Stream::TlsServer(Box::new(rustls::StreamOwned::new(conn, sock)))))
+    }
+
+    /// The client's side of mutual TLS over `sock` with server `name`.
+    ///
+    /// # Errors
+    /// As [`StreamLink::tls_server`].
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_client(
+        mut sock: TcpStream,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        deadline: std::time::Instant,
+    ) -> Result<StreamLink> {
+        let mut conn = rustls::ClientConnection::new(config, name).map_err(tls_refused)?;
+        handshake(&mut conn, &mut sock, deadline)?;
+        sock.set_nodelay(true)?;
+        Ok(StreamLink::new(Stream::TlsClient(Box::new(rustls::StreamOwned::new(conn, sock)))))
     }
 
     /// A connected pair over a Unix socket pair.
@@ -185,4 +255,38 @@ impl StreamLinkListener {
             }
         }
     }
+}
+
+#[cfg(feature = "tls")]
+fn tls_refused(e: impl std::fmt::Display) -> Error {
+    Error::AccessDenied(format!("TLS: {e}"))
+}
+
+/// Runs a TLS handshake on `sock` until it completes or `deadline`.
+#[cfg(feature = "tls")]
+fn handshake<D: rustls::SideData>(
+    conn: &mut rustls::ConnectionCommon<D>,
+    sock: &mut TcpStream,
+    deadline: std::time::Instant,
+) -> Result<()> {
+    while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout);
+        }
+        sock.set_read_timeout(Some(left))?;
+        sock.set_write_timeout(Some(left))?;
+        match conn.complete_io(sock) {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Err(Error::Timeout),
+            Err(e) => {
+                // Tell the peer why (the alert rustls queued), best effort.
+                let _ = conn.write_tls(sock);
+                return Err(tls_refused(e));
+            }
+        }
+    }
+    sock.set_read_timeout(None)?;
+    sock.set_write_timeout(None)?;
+    Ok(())
 }

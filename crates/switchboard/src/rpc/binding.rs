@@ -2,6 +2,7 @@
 //! server listens on. Each is a link, so every binding carries the same
 //! frames.
 
+use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -9,6 +10,8 @@ use crate::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions, StreamLink, St
 use crate::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 use crate::time::Deadline;
 
+use super::auth::AuthLevel;
+use super::client::ClientOptions;
 use super::wire::DEFAULT_MAX_FRAME;
 
 /// A link, boxed: what a connection speaks over.
@@ -76,8 +79,18 @@ impl Binding {
         }
     }
 
+    /// The authentication level a connection over this binding gives
+    /// (see [`super::auth`]); `tls`: a `tcp:` binding with TLS.
+    pub(crate) fn level(&self, tls: bool) -> AuthLevel {
+        match self {
+            Binding::Tcp { .. } if tls => AuthLevel::Privacy,
+            Binding::Tcp { .. } => AuthLevel::None,
+            _ => AuthLevel::Privacy,
+        }
+    }
+
     /// Connects, within `deadline` where the transport allows.
-    pub(crate) fn connect(&self, deadline: Deadline) -> Result<BoxLink> {
+    pub(crate) fn connect(&self, deadline: Deadline, options: &ClientOptions) -> Result<BoxLink> {
         let unavailable = |e: Error| match e {
             Error::NotFound(_) | Error::BrokenPipe | Error::PipeBusy | Error::Timeout => {
                 Error::ServerUnavailable(format!("{self}: {e}"))
@@ -91,8 +104,25 @@ impl Binding {
             Binding::Local(name) => Box::new(ShmLink::connect(name, ShmLinkOptions::default()).map_err(unavailable)?),
             Binding::Unix(name) => Box::new(stream(StreamLink::connect_unix(name).map_err(unavailable)?)),
             Binding::Tcp { host, port } => {
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                Box::new(stream(StreamLink::connect_tcp((host, *port)).map_err(unavailable)?))
+                let sock = tcp_connect(host, *port, deadline).map_err(unavailable)?;
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &options.tls {
+                    let by = deadline
+                        .instant()
+                        .unwrap_or_else(|| std::time::Instant::now() + crate::rendezvous::ANSWER_TIMEOUT);
+                    let link =
+                        StreamLink::tls_client(sock, tls.config.clone(), tls.server_name.clone(), by).map_err(|e| {
+                            match e {
+                                Error::AccessDenied(why) => Error::AccessDenied(format!(
+                                    "{self}: {why} (does the server speak TLS, and accept this certificate?)"
+                                )),
+                                other => unavailable(other),
+                            }
+                        })?;
+                    return Ok(Box::new(stream(link)));
+                }
+                let _ = options;
+                Box::new(stream(StreamLink::from_tcp(sock)?))
             }
             Binding::Pipe(name) => {
                 let wait = deadline.remaining().unwrap_or(crate::rendezvous::ANSWER_TIMEOUT);
@@ -129,7 +159,26 @@ impl Binding {
     }
 }
 
-fn stream(link: StreamLink) -> StreamLink {
+/// Connects to `host`:`port`, each address it resolves to in turn, within `deadline`.
+fn tcp_connect(host: &str, port: u16, deadline: Deadline) -> Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut last = Error::NotFound(format!("{host}[{port}]"));
+    for addr in (host, port).to_socket_addrs()? {
+        let left = deadline.remaining().unwrap_or(crate::rendezvous::ANSWER_TIMEOUT);
+        if left.is_zero() {
+            return Err(Error::Timeout);
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => last = Error::Timeout,
+            Err(e) => last = Error::Io(e),
+        }
+    }
+    Err(last)
+}
+
+pub(crate) fn stream(link: StreamLink) -> StreamLink {
     link.with_big_endian_lengths().with_max_message(DEFAULT_MAX_FRAME)
 }
 
@@ -151,6 +200,13 @@ impl std::fmt::Display for Binding {
     }
 }
 
+/// A connection a listener took: ready, or a TCP stream whose TLS (or
+/// refusal of it) its connection's thread sees to.
+pub(crate) enum Accepted {
+    Ready(BoxLink),
+    Tcp(TcpStream),
+}
+
 /// A binding's listening end.
 pub(crate) enum Listener {
     Local(ShmLinkListener),
@@ -166,10 +222,12 @@ pub(crate) enum Listener {
 
 impl Listener {
     /// Waits for the next client.
-    pub(crate) fn accept(&self) -> Result<BoxLink> {
+    pub(crate) fn accept(&self) -> Result<Accepted> {
+        let ready = |link: BoxLink| Ok(Accepted::Ready(link));
         match self {
-            Listener::Local(l) => Ok(Box::new(l.accept(Deadline::NEVER)?)),
-            Listener::Stream(l) => Ok(Box::new(stream(l.accept()?))),
+            Listener::Local(l) => ready(Box::new(l.accept(Deadline::NEVER)?)),
+            Listener::Stream(StreamLinkListener::Tcp(l)) => Ok(Accepted::Tcp(l.accept()?.0)),
+            Listener::Stream(l) => ready(Box::new(stream(l.accept()?))),
             Listener::Pipe { name, opts, next } => {
                 let mut next = next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let instance = match next.take() {
@@ -178,7 +236,7 @@ impl Listener {
                 };
                 instance.connect()?;
                 *next = opts.create(name).ok();
-                Ok(Box::new(instance.into_link()?.with_max_message(DEFAULT_MAX_FRAME)))
+                ready(Box::new(instance.into_link()?.with_max_message(DEFAULT_MAX_FRAME)))
             }
         }
     }

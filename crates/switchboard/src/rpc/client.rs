@@ -11,9 +11,59 @@ use serde::Serialize;
 
 use super::binding::{Binding, BoxLink};
 use super::wire::{self, FaultBody, Frame, InterfaceId, Kind, NIL};
-use super::{Interface, RemoteError};
+use super::{AuthLevel, Interface, RemoteError};
 use crate::error::{Error, Result};
 use crate::time::Deadline;
+
+/// How a client connects: the authentication level it requires of the
+/// binding (default `None`: it talks to what it was pointed at), and its
+/// TLS for `tcp:` bindings (feature `tls`).
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    auth_level: AuthLevel,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::TlsClient>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            auth_level: AuthLevel::None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The defaults: no level required, no TLS.
+    pub fn new() -> ClientOptions {
+        ClientOptions::default()
+    }
+
+    /// Requires at least `level` of the binding; a binding below it is
+    /// `AccessDenied` before anything is sent.
+    #[must_use]
+    pub fn auth_level(mut self, level: AuthLevel) -> ClientOptions {
+        self.auth_level = level;
+        self
+    }
+
+    /// Speaks mutual TLS on `tcp:` bindings.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: super::tls::TlsClient) -> ClientOptions {
+        self.tls = Some(tls);
+        self
+    }
+
+    fn has_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+}
 
 /// A call begun with [`Client::start`], to [`Client::finish`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,6 +109,10 @@ struct State {
     answered: BTreeMap<u64, Answer>,
     /// Why the connection is unusable, once it is.
     broken: Option<String>,
+    /// A TLS connection no answer has come over yet: with TLS 1.3 the
+    /// server checks the client's certificate after the client's side of
+    /// the handshake is done, so a refusal shows as the session ending.
+    tls_unconfirmed: bool,
     out: Vec<u8>,
     buf: Vec<u8>,
 }
@@ -75,8 +129,21 @@ impl Client {
     /// # Errors
     /// `InvalidBinding`; `ServerUnavailable` when nothing answers there.
     pub fn connect(binding: &str) -> Result<Client> {
+        Client::connect_with(binding, &ClientOptions::new())
+    }
+
+    /// Connects to the server at `binding` with `options`.
+    ///
+    /// # Errors
+    /// As [`Client::connect`]; `AccessDenied` when the binding gives less
+    /// than the level required, or the TLS handshake fails.
+    pub fn connect_with(binding: &str, options: &ClientOptions) -> Result<Client> {
         let binding = Binding::parse(binding)?;
-        let link = binding.connect(Deadline::after(crate::rendezvous::ANSWER_TIMEOUT))?;
+        let have = binding.level(options.has_tls());
+        if have < options.auth_level {
+            return Err(Error::AccessDenied(super::auth::too_low(have, options.auth_level, "this client")));
+        }
+        let link = binding.connect(Deadline::after(crate::rendezvous::ANSWER_TIMEOUT), options)?;
         Ok(Client {
             binding,
             state: Mutex::new(State {
@@ -85,6 +152,7 @@ impl Client {
                 waiting: Vec::new(),
                 answered: BTreeMap::new(),
                 broken: None,
+                tls_unconfirmed: options.has_tls(),
                 out: Vec::new(),
                 buf: Vec::new(),
             }),
@@ -278,6 +346,13 @@ impl Client {
                     st.cancel(call.0);
                     Some(Err(Error::CallTimeout(timeout)))
                 }
+                Err(e) if st.tls_unconfirmed => {
+                    st.break_with(&self.binding, Error::BrokenPipe);
+                    Some(Err(Error::AccessDenied(format!(
+                        "{}: the server ended the TLS session before answering ({e}): it did not accept this client's certificate",
+                        self.binding
+                    ))))
+                }
                 Err(e) => Some(Err(st.break_with(&self.binding, e))),
             };
             st.buf = buf;
@@ -314,6 +389,7 @@ impl State {
     /// nobody waits for any more is dropped.
     fn file<'a>(&mut self, payload: &'a [u8], call: u64) -> Result<Option<Answered<'a>>> {
         let frame = Frame::decode_lazy(payload)?;
+        self.tls_unconfirmed = false;
         let answer = match frame.kind {
             Kind::Response | Kind::BindAck => Answered::Result(frame.body, frame.version),
             Kind::Fault => Answered::Fault(wire::from_body(frame.body)?),

@@ -23,6 +23,10 @@
 //!   which lists the interfaces served with their descriptions (classic
 //!   `RpcMgmtInqIfIds`); `switchboard rpc call` calls any method by name
 //!   through it. [`calc`] is the example service.
+//! - **[`auth`]**: authentication levels (S10): what each binding gives,
+//!   what a server requires (default `Connect`: a plain `tcp:` binding
+//!   admits nobody until told `AuthLevel::None`), mutual TLS over TCP
+//!   (feature `tls`: the `tls` module).
 //! - **[`context`]**: per-client state handles, run down (dropped) when the
 //!   client disconnects or dies (S09).
 //!
@@ -77,6 +81,7 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
+pub mod auth;
 mod binding;
 pub mod calc;
 mod client;
@@ -84,10 +89,13 @@ pub mod context;
 pub mod mapper;
 pub mod mgmt;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 
+pub use auth::AuthLevel;
 pub use binding::Binding;
-pub use client::{CallId, Client};
+pub use client::{CallId, Client, ClientOptions};
 pub use server::{Server, ServerBuilder, ServerStats};
 pub use switchboard_idl::interface;
 
@@ -99,6 +107,9 @@ use wire::{FaultBody, InterfaceId};
 
 /// RPC status codes (`RPC_S_*`) this module uses.
 pub mod status {
+    /// `RPC_S_ACCESS_DENIED` (as `ERROR_ACCESS_DENIED`): the connection is
+    /// below the authentication level the server requires.
+    pub const ACCESS_DENIED: u32 = 5;
     /// `RPC_S_INVALID_STRING_BINDING`.
     pub const INVALID_STRING_BINDING: u32 = 1700;
     /// `RPC_S_UNKNOWN_IF`: interface or version not served.
@@ -187,6 +198,7 @@ impl RemoteError for Error {
     fn from_fault(fault: FaultBody) -> Error {
         match fault.code() {
             Some(Code::RpcStatus(status::UNKNOWN_IF)) => Error::UnknownInterface(fault.message),
+            Some(auth::ACCESS_DENIED) => Error::AccessDenied(fault.message),
             Some(code) => Error::Remote { code, message: fault.message },
             None => Error::Malformed(format!("a fault in unknown code space {}", fault.space)),
         }

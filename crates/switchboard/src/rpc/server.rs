@@ -7,14 +7,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::binding::{Binding, BoxLink, Listener};
+use super::binding::{stream, Accepted, Binding, BoxLink, Listener};
 use super::context::{self, Contexts};
 use super::mapper::{self, Registered};
 use super::mgmt::{self, ManagementInterface, ManagementServer, Served};
 use super::wire::{self, FaultBody, Frame, InterfaceId, Kind, DEFAULT_MAX_FRAME, NIL};
 use super::Interface;
-use super::{compatible, rpc_fault, status, Serve};
+use super::{compatible, rpc_fault, status, AuthLevel, Serve};
 use crate::error::Result;
+use crate::link::StreamLink;
 use crate::time::Deadline;
 
 /// Calls a server runs at once unless told otherwise.
@@ -25,6 +26,9 @@ pub struct ServerBuilder {
     served: HashMap<InterfaceId, Arc<dyn Serve>>,
     max_concurrent: usize,
     max_frame: usize,
+    required: AuthLevel,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsServer>,
 }
 
 impl ServerBuilder {
@@ -52,6 +56,27 @@ impl ServerBuilder {
         self
     }
 
+    /// Requires at least `level` of every connection (S10; default
+    /// `Connect`): a bind over a connection below it is refused with
+    /// `AccessDenied` (5). `local:`, `unix:` and `pipe:` give `Privacy`;
+    /// plain `tcp:` gives `None`, and `tcp:` with TLS (`ServerBuilder::tls`,
+    /// feature `tls`) `Privacy` (see [`super::auth`]).
+    #[must_use]
+    pub fn auth_level(mut self, level: AuthLevel) -> ServerBuilder {
+        self.required = level;
+        self
+    }
+
+    /// Speaks mutual TLS on its `tcp:` bindings: clients must present a
+    /// certificate the configured CA signed. A plain client is answered
+    /// with `AccessDenied`.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: super::tls::TlsServer) -> ServerBuilder {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The server, not yet listening ([`Server::listen`]).
     pub fn build(mut self) -> Server {
         let mut served: Vec<Served> = self
@@ -70,6 +95,9 @@ impl ServerBuilder {
             shared: Arc::new(Shared {
                 served: self.served.into_iter().collect(),
                 max_frame: self.max_frame,
+                required: self.required,
+                #[cfg(feature = "tls")]
+                tls: self.tls,
                 permits: Permits::new(self.max_concurrent),
                 stats: Counters::default(),
             }),
@@ -108,6 +136,9 @@ struct Shared {
     /// Few: looked through in order, no hashing on a call's path.
     served: Vec<(InterfaceId, Arc<dyn Serve>)>,
     max_frame: usize,
+    required: AuthLevel,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsServer>,
     permits: Permits,
     stats: Counters,
 }
@@ -209,7 +240,14 @@ impl Drop for Permit<'_> {
 impl Server {
     /// A builder: `Server::builder().serve(CalcServer(imp)).build()`.
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { served: HashMap::new(), max_concurrent: DEFAULT_MAX_CONCURRENT, max_frame: DEFAULT_MAX_FRAME }
+        ServerBuilder {
+            served: HashMap::new(),
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_frame: DEFAULT_MAX_FRAME,
+            required: AuthLevel::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
     }
 
     /// Starts serving on `binding`; the binding as listened (with the
@@ -264,10 +302,12 @@ impl Server {
 fn accept_loop(listener: &Listener, shared: &Arc<Shared>) {
     loop {
         match listener.accept() {
-            Ok(link) => {
+            Ok(accepted) => {
                 let shared = shared.clone();
                 let spawned = std::thread::Builder::new().name("rpc-connection".into()).spawn(move || {
-                    Connection::new(link, &shared).serve();
+                    if let Some((link, level)) = open(accepted, &shared) {
+                        Connection::new(link, level, &shared).serve();
+                    }
                 });
                 if spawned.is_err() {
                     // Out of threads: the connection is dropped (its client
@@ -284,9 +324,56 @@ fn accept_loop(listener: &Listener, shared: &Arc<Shared>) {
     }
 }
 
+/// Makes a connection of what a listener accepted: a plain TCP stream
+/// gets its TLS handshake (or, to a TLS server, a refusal) here, on the
+/// connection's thread, so a client that never sends delays no other.
+fn open(accepted: Accepted, shared: &Shared) -> Option<(BoxLink, AuthLevel)> {
+    let sock = match accepted {
+        Accepted::Ready(link) => return Some((link, AuthLevel::Privacy)),
+        Accepted::Tcp(sock) => sock,
+    };
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.tls {
+        return tls_open(sock, tls);
+    }
+    let _ = shared;
+    Some((Box::new(stream(StreamLink::from_tcp(sock).ok()?)), AuthLevel::None))
+}
+
+/// A TLS server's connection: a TLS client's handshake; a plain client's
+/// first frame is answered with `AccessDenied`.
+#[cfg(feature = "tls")]
+fn tls_open(sock: std::net::TcpStream, tls: &super::tls::TlsServer) -> Option<(BoxLink, AuthLevel)> {
+    use crate::link::Link;
+    // A TLS record starts with its content type: 22, a handshake.
+    const HANDSHAKE: u8 = 0x16;
+    let by = std::time::Instant::now() + crate::rendezvous::ANSWER_TIMEOUT;
+    sock.set_read_timeout(Some(crate::rendezvous::ANSWER_TIMEOUT)).ok()?;
+    let mut first = [0u8; 1];
+    if sock.peek(&mut first).ok()? == 1 && first[0] == HANDSHAKE {
+        let link = StreamLink::tls_server(sock, tls.0.clone(), by).ok()?;
+        return Some((Box::new(stream(link)), AuthLevel::Privacy));
+    }
+    let mut plain = stream(StreamLink::from_tcp(sock).ok()?);
+    let mut buf = Vec::new();
+    plain.recv_deadline(&mut buf, Deadline::at(by)).ok()?;
+    let frame = Frame::decode_lazy(&buf).ok()?;
+    let fault = FaultBody::new(
+        super::auth::ACCESS_DENIED,
+        "this server speaks mutual TLS on tcp: (a client certificate is required)",
+    );
+    let mut out = Vec::new();
+    Frame { kind: Kind::Fault, context: None, body: NIL, ..frame }.encode_header(&mut out);
+    wire::write_body(&mut out, &fault).ok()?;
+    let _ = plain.send(&out);
+    None
+}
+
 /// One client's connection, on its own thread.
 struct Connection<'a> {
     link: BoxLink,
+    /// The authentication level the connection gives.
+    level: AuthLevel,
     shared: &'a Shared,
     contexts: Arc<Contexts>,
     /// The interfaces this client bound.
@@ -295,9 +382,9 @@ struct Connection<'a> {
 }
 
 impl<'a> Connection<'a> {
-    fn new(link: BoxLink, shared: &'a Shared) -> Connection<'a> {
+    fn new(link: BoxLink, level: AuthLevel, shared: &'a Shared) -> Connection<'a> {
         shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-        Connection { link, shared, contexts: Arc::new(Contexts::new()), bound: Vec::new(), out: Vec::new() }
+        Connection { link, level, shared, contexts: Arc::new(Contexts::new()), bound: Vec::new(), out: Vec::new() }
     }
 
     /// Serves calls until the client leaves or sends a bad frame.
@@ -334,6 +421,10 @@ impl<'a> Connection<'a> {
     }
 
     fn bind(&mut self, frame: &Frame<'_>) -> std::result::Result<(), FaultBody> {
+        if self.level < self.shared.required {
+            let refused = super::auth::too_low(self.level, self.shared.required, "this server");
+            return Err(FaultBody::new(super::auth::ACCESS_DENIED, refused));
+        }
         match self.shared.served(frame.interface).map(|s| s.interface().1) {
             Some(version) if compatible(frame.version, version) => {
                 if !self.bound.contains(&frame.interface) {
