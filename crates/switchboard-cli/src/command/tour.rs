@@ -480,14 +480,18 @@ pub(crate) fn dde_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
 }
 
 pub(crate) fn rpc_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
-    use switchboard::rpc::calc::{Calc, CalcClient};
+    use switchboard::rpc::calc::{Calc, CalcClient, CalcInterface};
     let name = format!("local:{}", names.get("calc"));
     let mut server = spawn("rpc-calc", &[&name])?;
     let tcp = first_line(&mut server)?;
-    // Found by interface alone, through the endpoint mapper: the child's
-    // shared-memory binding, the fastest it registered.
-    let calc = CalcClient::find()?;
-    ensure!(calc.client().binding().to_string() == name, "found {}", calc.client().binding());
+    // Found through the endpoint mapper: the child's registration of
+    // `Calc` (another Calc server of this user may be running too).
+    let found = switchboard::rpc::mapper::lookup(Some(<CalcInterface as switchboard::rpc::Interface>::ID));
+    let mine = found.iter().find(|r| r.pid == server.id()).context("the child's Calc is not registered")?;
+    let local = mine.endpoints.iter().find(|b| matches!(b, switchboard::rpc::Binding::Local(_)));
+    let local = local.context("the child registered no local: binding")?.to_string();
+    ensure!(local == name, "the child registered {local}");
+    let calc = CalcClient::connect(&local)?;
     let mut samples = Vec::with_capacity(rounds as usize);
     for i in 0..i64::from(rounds) {
         let t = Instant::now();
@@ -523,16 +527,17 @@ pub(crate) fn rpc_calc_peer(args: &[String]) -> anyhow::Result<()> {
         .build();
     server.listen(arg(args, 0)?)?;
     out!("{}", server.listen("tcp:127.0.0.1[0]")?);
-    let (until, mut had) = (Instant::now() + PEER_PATIENCE, false);
+    let until = Instant::now() + PEER_PATIENCE;
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
-        let open = server.stats().connections;
-        had |= open > 0;
-        if had && open == 0 {
+        // Calls answered and no connection open: the clients came and
+        // went (a look every 20 ms may miss a connection, not its calls).
+        let stats = server.stats();
+        if stats.calls > 0 && stats.connections == 0 {
             return Ok(());
         }
     }
-    bail!("the calculator's clients never left")
+    bail!("the calculator's clients never came and went")
 }
 
 /// A clipboard of the tour's own (the user's is left alone), removed after.
