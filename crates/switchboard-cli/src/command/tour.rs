@@ -527,17 +527,8 @@ pub(crate) fn rpc_calc_peer(args: &[String]) -> anyhow::Result<()> {
         .build();
     server.listen(arg(args, 0)?)?;
     out!("{}", server.listen("tcp:127.0.0.1[0]")?);
-    let until = Instant::now() + PEER_PATIENCE;
-    while Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-        // Calls answered and no connection open: the clients came and
-        // went (a look every 20 ms may miss a connection, not its calls).
-        let stats = server.stats();
-        if stats.calls > 0 && stats.connections == 0 {
-            return Ok(());
-        }
-    }
-    bail!("the calculator's clients never came and went")
+    ensure!(server.wait_idle(PEER_PATIENCE), "the calculator's clients never came and went");
+    Ok(())
 }
 
 /// A clipboard of the tour's own (the user's is left alone), removed after.

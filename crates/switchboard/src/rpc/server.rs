@@ -100,6 +100,7 @@ impl ServerBuilder {
                 tls: self.tls,
                 permits: Permits::new(self.max_concurrent),
                 stats: Counters::default(),
+                closed: (Mutex::new(()), Condvar::new()),
             }),
             listening: Arc::new(Mutex::new(Vec::new())),
             registered: Mutex::new(Vec::new()),
@@ -141,6 +142,8 @@ struct Shared {
     tls: Option<super::tls::TlsServer>,
     permits: Permits,
     stats: Counters,
+    /// Notified when a connection closes (see [`Server::wait_idle`]).
+    closed: (Mutex<()>, Condvar),
 }
 
 /// What a server has done, for tests and `switchboard rpc`.
@@ -284,6 +287,26 @@ impl Server {
     /// [`super::Interface::DESCRIPTION`]).
     pub fn descriptions(&self) -> Vec<&'static str> {
         self.shared.served.iter().map(|(_, s)| s.description()).collect()
+    }
+
+    /// Waits until the server has answered calls and has no connection
+    /// open (its clients came and went), at most `timeout`; whether it
+    /// came to that. For a server whose work ends with its clients'.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        let (lock, closed) = &self.shared.closed;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let stats = self.stats();
+            if stats.calls > 0 && stats.connections == 0 {
+                return true;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = closed.wait_timeout(guard, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
     }
 
     /// What the server has done so far.
@@ -504,6 +527,8 @@ impl Drop for Connection<'_> {
     fn drop(&mut self) {
         let n = self.contexts.run_down();
         self.shared.stats.rundowns.fetch_add(n as u64, Ordering::Relaxed);
+        let _guard = self.shared.closed.0.lock().unwrap_or_else(PoisonError::into_inner);
         self.shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        self.shared.closed.1.notify_all();
     }
 }

@@ -401,12 +401,9 @@ impl Echo for RpcServing {
         Ok(())
     }
     fn recv(&mut self, _: &mut Vec<u8>, _: usize) -> anyhow::Result<()> {
-        let until = Instant::now() + PATIENCE * 10;
-        while !self.done {
-            let stats = self.server.stats();
-            self.done = stats.calls > 0 && stats.connections == 0;
-            anyhow::ensure!(Instant::now() < until, "the client never finished");
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        if !self.done {
+            self.done = self.server.wait_idle(PATIENCE * 10);
+            anyhow::ensure!(self.done, "the client never finished");
         }
         Ok(())
     }
