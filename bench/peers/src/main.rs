@@ -1,13 +1,16 @@
 //! switchboard beside other Rust IPC crates (ipc-channel, interprocess,
-//! iceoryx2), in one run: a cross-process
+//! iceoryx2, tarpc), in one run: a cross-process
 //! ping-pong of 64-byte messages, parent pinned to CPU 0 and child to CPU 1;
-//! then zero-copy samples (switchboard's loans, iceoryx2's slices) of 64 B,
+//! a 64-byte RPC echo call (switchboard RPC over `local:` and `unix:`,
+//! tarpc over a Unix socket); then zero-copy samples (switchboard's loans, iceoryx2's slices) of 64 B,
 //! 1 MiB and 16 MiB, untouched and written in full.
 //!
 //! ```sh
 //! cd bench/peers && cargo run --release            # default 20 000 rounds
 //! cd bench/peers && cargo run --release -- 100000  # more rounds
 //! ```
+
+mod rpc;
 
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
@@ -201,7 +204,12 @@ impl Loaner for IoxSlices {
 }
 
 fn spawn(contender: &str, rendezvous: &str, rounds: u32) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if rpc::CONTENDERS.contains(&contender) {
+        // Its stdout says when it listens.
+        cmd.stdout(std::process::Stdio::piped());
+    }
+    cmd
         // The child inherits our affinity (CPU 0 only), so it cannot work out
         // by itself how many CPUs there are: tell it whether to pin.
         .args([
@@ -339,11 +347,35 @@ fn measure(contender: &str, rounds: u32) -> (Duration, Duration) {
     })
 }
 
+fn measure_rpc(contender: &str, rounds: u32) -> (Duration, Duration) {
+    let rendezvous = format!("peerbench-{}-{contender}", std::process::id());
+    let mut child = spawn(contender, &rendezvous, 0);
+    let mut caller = rpc::Caller::connect(contender, &rendezvous, &mut child);
+    let msg = [0x5a; PAYLOAD];
+    let warm = rounds / 10;
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for i in 0..warm + rounds {
+        let t = Instant::now();
+        let got = caller.call(&msg);
+        if i >= warm {
+            samples.push(t.elapsed());
+        }
+        assert_eq!(&got[..], &msg[..]);
+    }
+    drop(caller);
+    assert!(child.wait().unwrap().success());
+    samples.sort_unstable();
+    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("child") {
         if args.get(5).map(String::as_str) == Some("1") {
             switchboard::raw::pin_to_cpu(1).unwrap();
+        }
+        if rpc::CONTENDERS.contains(&args[2].as_str()) {
+            return rpc::serve(&args[2], &args[3]);
         }
         let rounds = args[4].parse::<u32>().unwrap();
         if args[2].contains('/') {
@@ -389,6 +421,25 @@ fn main() {
             p50.as_nanos() as f64 / 1e3,
             p99.as_nanos() as f64 / 1e3,
             p50.as_nanos() as f64 / best
+        );
+    }
+    println!();
+    println!("{PAYLOAD} B RPC echo call, {rounds} rounds");
+    println!("{:<32} {:>10} {:>10} {:>22}", "contender", "p50 µs", "p99 µs", "p50 ÷ sb rpc local p50");
+    let calls: Vec<(&str, Duration, Duration)> = rpc::CONTENDERS
+        .iter()
+        .map(|c| {
+            let (p50, p99) = measure_rpc(c, rounds);
+            (*c, p50, p99)
+        })
+        .collect();
+    let base = calls[0].1.as_nanos() as f64;
+    for (c, p50, p99) in calls {
+        println!(
+            "{c:<32} {:>10.2} {:>10.2} {:>22.1}",
+            p50.as_nanos() as f64 / 1e3,
+            p99.as_nanos() as f64 / 1e3,
+            p50.as_nanos() as f64 / base
         );
     }
     // Large samples take longer: fewer rounds, never under 200.
