@@ -755,3 +755,42 @@ fn rpc_s10_plain_tcp_is_refused_unless_the_server_says_none() {
     assert!(matches!(e, Error::AccessDenied(_)), "{e:?}");
     assert_eq!(open.stats().calls, before, "nothing was sent");
 }
+
+#[test]
+fn rpc_s06_a_dropped_server_frees_its_names_and_unregisters() {
+    peer_role();
+    let _w = Watchdog::test();
+    #[interface(uuid = "2e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b", version = "1.0")]
+    pub trait Dropped {
+        #[opnum(0)]
+        fn ping(&self) -> Result<u8>;
+    }
+    struct D;
+    impl Dropped for D {
+        fn ping(&self) -> Result<u8> {
+            Ok(7)
+        }
+    }
+    let name = local("dropped");
+    let unix = format!("unix:{}", unique("dropped"));
+    let server = Server::builder().serve(DroppedServer(D)).auth_level(AuthLevel::None).build();
+    server.listen(&name).unwrap();
+    server.listen(&unix).unwrap();
+    let tcp = server.listen("tcp:127.0.0.1[0]").unwrap().to_string();
+    let open = DroppedClient::connect(&name).unwrap();
+    assert_eq!(switchboard::rpc::mapper::lookup(Some(DroppedInterface::ID)).len(), 1);
+    drop(server);
+    // Unregistered at once; the names free once each accepting thread
+    // took its wake-up call; the open connection still served.
+    assert!(switchboard::rpc::mapper::lookup(Some(DroppedInterface::ID)).is_empty());
+    assert_eq!(open.ping().unwrap(), 7);
+    for at in [&name, &unix, &tcp] {
+        util::eventually(&format!("{at} is free"), || {
+            matches!(DroppedClient::connect(at), Err(Error::ServerUnavailable(_)))
+        });
+    }
+    // … and the names can be listened on again.
+    let again = Server::builder().serve(DroppedServer(D)).build();
+    again.listen(&name).unwrap();
+    assert_eq!(DroppedClient::connect(&name).unwrap().ping().unwrap(), 7);
+}

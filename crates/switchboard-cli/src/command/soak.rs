@@ -5,11 +5,11 @@
 //!
 //! This process serves: a mailslot, a completion port, a named pipe (4
 //! instances), a link listener, a window-message receiver, a DDE service,
-//! and a mutex guarding a counter in a mapping. Worker processes (`soak-peer`) each drive all of them at once,
+//! an RPC server, and a mutex guarding a counter in a mapping. Worker processes (`soak-peer`) each drive all of them at once,
 //! one thread per mechanism, numbering their messages. A message is
 //! acknowledged when its call returned success (a mailslot write, a port
 //! post, a link send; a pipe transaction's reply, a send's result, a DDE
-//! poke's ack; a counter increment's release); workers print what they acknowledged every 50 ms, and a
+//! poke's ack, an RPC call's result; a counter increment's release); workers print what they acknowledged every 50 ms, and a
 //! worker killed between a success and its next report leaves messages
 //! that arrived unreported, never the other way round.
 
@@ -26,11 +26,29 @@ use switchboard::mailslot::{MailslotClient, MailslotOptions};
 use switchboard::mapping::{Access, Mapping};
 use switchboard::pipe::named::{wait_named_pipe, PipeClient, PipeOptions, PipeServer, PipeType, ReadMode};
 use switchboard::port::Port;
+use switchboard::rpc::interface;
 use switchboard::sync::{Mutex, WaitStatus};
 use switchboard::Error;
 
+/// The RPC carrier: each call records one numbered message.
+#[interface(uuid = "3f6c2b1a-8d4e-4c7f-9a2b-5e1d0c9b8a70", version = "1.0")]
+pub trait SoakRecord {
+    /// Records message `seq` of `worker`.
+    #[opnum(0)]
+    fn record(&self, worker: u64, seq: u64) -> switchboard::Result<()>;
+}
+
+struct Recorder(Arc<Received>);
+
+impl SoakRecord for Recorder {
+    fn record(&self, worker: u64, seq: u64) -> switchboard::Result<()> {
+        self.0.arrived(worker, 6, seq);
+        Ok(())
+    }
+}
+
 /// The mechanisms that carry numbered messages.
-const CARRIERS: [&str; 6] = ["mailslot", "port", "pipe", "link", "message", "dde"];
+const CARRIERS: [&str; 7] = ["mailslot", "port", "pipe", "link", "message", "dde", "rpc"];
 /// How many there are; a worker's counts are theirs, then the counter
 /// increments and the abandoned mutexes.
 const N: usize = CARRIERS.len();
@@ -347,6 +365,8 @@ fn spawn_worker(names: &Names, id: u64, acked: &Arc<StdMutex<HashMap<u64, Acked>
 /// The servers of one run, each on its own threads.
 struct Servers {
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Serves on threads of its own until this process ends.
+    _rpc: switchboard::rpc::Server,
     _mutex: Mutex,
     counter: Mapping,
 }
@@ -456,7 +476,9 @@ impl Servers {
             }
         }));
         ready.recv().context("the DDE thread")?.map_err(anyhow::Error::msg)?;
-        Ok(Servers { threads, _mutex: mutex, counter })
+        let rpc = switchboard::rpc::Server::builder().serve(SoakRecordServer(Recorder(Arc::clone(received)))).build();
+        rpc.listen(&format!("local:{}", names.of("rpc")))?;
+        Ok(Servers { threads, _rpc: rpc, _mutex: mutex, counter })
     }
 
     /// Joins the server threads (the caller raised `stop`) and reads the
@@ -517,13 +539,14 @@ pub fn peer(args: &[String]) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let counts: Arc<Counts> = Arc::new(Default::default());
     let mut threads = Vec::new();
-    let drivers: [(&str, Driver); 7] = [
+    let drivers: [(&str, Driver); 8] = [
         ("mailslot", drive_mailslot),
         ("port", drive_port),
         ("pipe", drive_pipe),
         ("link", drive_link),
         ("message", drive_message),
         ("dde", drive_dde),
+        ("rpc", drive_rpc),
         ("mutex", drive_mutex),
     ];
     for (what, drive) in drivers {
@@ -646,6 +669,14 @@ fn drive_dde(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyh
     let dde = Dde::new(|_, _| Reply::NotProcessed)?;
     let conv = dde.connect(&names.of("dde"), "soak")?;
     numbered(stop, &counts[5], |seq| conv.poke("n", 1, &encode(id, seq), Duration::from_secs(5)));
+    Ok(())
+}
+
+/// RPC: each a call the server records (acknowledged when its result
+/// comes back).
+fn drive_rpc(names: &Names, id: u64, stop: &AtomicBool, counts: &Counts) -> anyhow::Result<()> {
+    let client = SoakRecordClient::connect(&format!("local:{}", names.of("rpc")))?;
+    numbered(stop, &counts[6], |seq| client.record(id, seq));
     Ok(())
 }
 

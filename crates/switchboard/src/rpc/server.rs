@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -104,21 +104,46 @@ impl ServerBuilder {
             }),
             listening: Arc::new(Mutex::new(Vec::new())),
             registered: Mutex::new(Vec::new()),
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 }
 
 /// An RPC server: interfaces served on any number of bindings at once
 /// (S05). Each binding has an accepting thread and each connection a
-/// thread of its own; they serve until the process ends. From its first
-/// listen, each interface is registered with the endpoint mapper
-/// ([`super::mapper`]) until the server is dropped or its process ends.
+/// thread of its own. From its first listen, each interface is
+/// registered with the endpoint mapper ([`super::mapper`]). Dropping the
+/// server stops accepting and unregisters; open connections are served
+/// until their clients leave.
 pub struct Server {
     shared: Arc<Shared>,
     /// The bindings listened on, which the registrations answer with.
     listening: Arc<Mutex<Vec<Binding>>>,
     /// The endpoint mapper's registrations (S06), made at the first listen.
     registered: Mutex<Vec<Registered>>,
+    /// Raised when the server is dropped: its accepting threads end.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Server {
+    /// Stops accepting and unregisters; connections already open are
+    /// served until their clients leave. Each accepting thread is woken
+    /// by a connection of its own binding, sees the server gone, and ends,
+    /// so the names are free when this returns (or soon after, for a
+    /// binding that cannot be reached).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.registered.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        for binding in self.bindings() {
+            let wake = match &binding {
+                Binding::Tcp { host, port } if matches!(host.as_str(), "0.0.0.0" | "[::]") => {
+                    Binding::Tcp { host: "localhost".into(), port: *port }
+                }
+                other => other.clone(),
+            };
+            let _ = wake.connect(Deadline::after(Duration::from_secs(1)), &super::ClientOptions::new());
+        }
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -260,10 +285,10 @@ impl Server {
     /// `InvalidBinding`; the transport's (`AddrInUse`, `AccessDenied`…).
     pub fn listen(&self, binding: &str) -> Result<Binding> {
         let (listener, bound) = Binding::parse(binding)?.listen()?;
-        let shared = self.shared.clone();
+        let (shared, stop) = (self.shared.clone(), self.stop.clone());
         std::thread::Builder::new()
             .name(format!("rpc-accept {bound}"))
-            .spawn(move || accept_loop(&listener, &shared))?;
+            .spawn(move || accept_loop(&listener, &shared, &stop))?;
         self.listening.lock().unwrap_or_else(PoisonError::into_inner).push(bound.clone());
         let mut registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
         if registered.is_empty() {
@@ -322,9 +347,15 @@ impl Server {
     }
 }
 
-fn accept_loop(listener: &Listener, shared: &Arc<Shared>) {
+fn accept_loop(listener: &Listener, shared: &Arc<Shared>, stop: &AtomicBool) {
     loop {
-        match listener.accept() {
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) {
+            // The server was dropped; this was its wake-up call. The
+            // listener goes with this thread, and its name with it.
+            return;
+        }
+        match accepted {
             Ok(accepted) => {
                 let shared = shared.clone();
                 let spawned = std::thread::Builder::new().name("rpc-connection".into()).spawn(move || {
