@@ -20,6 +20,11 @@
 //!   is `client.add(2, 3)?`;
 //! - `CalcServer<T>`: the server dispatch for any `T: Calc`.
 //!
+//! A method may be `async fn`: the proxy's method then returns a future
+//! that does not block its executor (`switchboard::rpc::Client::call_async`),
+//! and the server runs it on the connection's thread
+//! (`switchboard::rpc::block_on`).
+//!
 //! Rules, checked at compile time: every method takes `&self`, has an
 //! explicit `#[opnum(N)]`, and the opnums are 0, 1, 2, … in declaration
 //! order (methods are only ever added at the end, with a minor version
@@ -54,6 +59,8 @@ struct Header {
 /// One method, as the generated code needs it.
 struct Method {
     name: syn::Ident,
+    /// Declared `async fn`.
+    is_async: bool,
     opnum: u32,
     args: Vec<(syn::Ident, Type)>,
     ok: Type,
@@ -76,7 +83,9 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
     let proxies = methods.iter().map(|m| proxy(&iface, m));
     let arms = methods.iter().map(|m| arm(name, m));
     let rpc = quote!(::switchboard::rpc);
+    let allow_async = methods.iter().any(|m| m.is_async).then(|| quote!(#[allow(async_fn_in_trait)]));
     Ok(quote! {
+        #allow_async
         #tr
 
         #[doc = concat!("The identity and description of the RPC interface [`", stringify!(#name), "`].")]
@@ -93,7 +102,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
         #[doc = concat!("The client proxy of [`", stringify!(#name), "`]: it implements the trait, each method a call.")]
         #[derive(Debug)]
         #vis struct #client {
-            client: #rpc::Client,
+            client: ::std::sync::Arc<#rpc::Client>,
         }
 
         impl #client {
@@ -120,7 +129,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
             /// # Errors
             /// `NotRegistered` (1753) when none did; as [`Self::connect`].
             pub fn find() -> ::switchboard::Result<#client> {
-                Ok(#client { client: #rpc::Client::find::<#iface>()? })
+                Ok(#client { client: ::std::sync::Arc::new(#rpc::Client::find::<#iface>()?) })
             }
 
             /// Binds the interface on a connection made earlier.
@@ -129,7 +138,7 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
             /// As [`Self::connect`].
             pub fn bind(client: #rpc::Client) -> ::switchboard::Result<#client> {
                 client.bind::<#iface>()?;
-                Ok(#client { client })
+                Ok(#client { client: ::std::sync::Arc::new(client) })
             }
 
             /// The connection, for its settings (the call timeout).
@@ -239,9 +248,6 @@ fn take_opnum(f: &mut syn::TraitItemFn) -> syn::Result<u32> {
 
 fn method(f: &syn::TraitItemFn, opnum: u32) -> syn::Result<Method> {
     let sig = &f.sig;
-    if let Some(a) = &sig.asyncness {
-        return Err(Error::new(a.span(), "async interface methods are not supported yet: declare a blocking method"));
-    }
     if !sig.generics.params.is_empty() {
         return Err(Error::new(sig.generics.span(), "interface methods cannot be generic"));
     }
@@ -265,7 +271,15 @@ fn method(f: &syn::TraitItemFn, opnum: u32) -> syn::Result<Method> {
         args.push((id.ident.clone(), (*pt.ty).clone()));
     }
     let (ok, err) = result_types(&sig.output)?;
-    Ok(Method { name: sig.ident.clone(), opnum, args, ok, err, doc: doc_of(&f.attrs) })
+    Ok(Method {
+        name: sig.ident.clone(),
+        is_async: sig.asyncness.is_some(),
+        opnum,
+        args,
+        ok,
+        err,
+        doc: doc_of(&f.attrs),
+    })
 }
 
 /// `Result<T, E>` → (T, E); `Result<T>` → (T, switchboard::Error).
@@ -317,10 +331,17 @@ fn proxy(iface: &syn::Ident, m: &Method) -> Tokens {
         true => quote!(&[(); 0]),
         false => quote!(&(#(#names,)*)),
     };
-    quote! {
-        fn #name(&self, #(#params),*) -> ::core::result::Result<#ok, #err> {
-            self.client.call::<#iface, _, #ok, #err>(#opnum, #args)
-        }
+    match m.is_async {
+        true => quote! {
+            async fn #name(&self, #(#params),*) -> ::core::result::Result<#ok, #err> {
+                ::switchboard::rpc::Client::call_async::<#iface, _, #ok, #err>(&self.client, #opnum, #args).await
+            }
+        },
+        false => quote! {
+            fn #name(&self, #(#params),*) -> ::core::result::Result<#ok, #err> {
+                self.client.call::<#iface, _, #ok, #err>(#opnum, #args)
+            }
+        },
     }
 }
 
@@ -333,10 +354,14 @@ fn arm(trait_name: &syn::Ident, m: &Method) -> Tokens {
         true => quote!(let _: [(); 0] = ::switchboard::rpc::args(args)?;),
         false => quote!(let (#(#names,)*): (#(#types,)*) = ::switchboard::rpc::args(args)?;),
     };
+    let run = match m.is_async {
+        true => quote!(::switchboard::rpc::block_on(#trait_name::#name(&self.0, #(#names),*))),
+        false => quote!(#trait_name::#name(&self.0, #(#names),*)),
+    };
     quote! {
         #opnum => {
             #decode
-            ::switchboard::rpc::reply(out, #trait_name::#name(&self.0, #(#names),*))
+            ::switchboard::rpc::reply(out, #run)
         }
     }
 }
@@ -465,13 +490,6 @@ mod tests {
             }
         ))
         .contains("&self"));
-        assert!(refused(quote!(
-            trait T {
-                #[opnum(0)]
-                async fn a(&self) -> Result<()>;
-            }
-        ))
-        .contains("async"));
         assert!(refused(quote!(
             trait T {
                 #[opnum(0)]

@@ -794,3 +794,93 @@ fn rpc_s06_a_dropped_server_frees_its_names_and_unregisters() {
     again.listen(&name).unwrap();
     assert_eq!(DroppedClient::connect(&name).unwrap().ping().unwrap(), 7);
 }
+
+/// An interface with blocking and async methods side by side.
+#[interface(uuid = "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d", version = "1.0")]
+pub trait Gate {
+    /// Blocking: opens the gate.
+    #[opnum(0)]
+    fn open(&self) -> Result<()>;
+    /// Async: waits until the gate is open (a future woken by `open`).
+    #[opnum(1)]
+    async fn pass(&self, who: String) -> Result<String>;
+    /// Async, at once.
+    #[opnum(2)]
+    async fn double(&self, v: i64) -> std::result::Result<i64, CalcError>;
+}
+
+/// A gate whose `pass` is a future that waits for `open`, woken through
+/// its waker (no thread of its own blocks on it).
+#[derive(Default)]
+struct GateImpl(std::sync::Mutex<(bool, Vec<std::task::Waker>)>);
+
+impl Gate for GateImpl {
+    fn open(&self) -> Result<()> {
+        let wakers = {
+            let mut g = self.0.lock().unwrap();
+            g.0 = true;
+            std::mem::take(&mut g.1)
+        };
+        wakers.into_iter().for_each(std::task::Waker::wake);
+        Ok(())
+    }
+    async fn pass(&self, who: String) -> Result<String> {
+        std::future::poll_fn(|cx| {
+            let mut g = self.0.lock().unwrap();
+            match g.0 {
+                true => std::task::Poll::Ready(()),
+                false => {
+                    g.1.push(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await;
+        Ok(format!("{who} passed"))
+    }
+    async fn double(&self, v: i64) -> std::result::Result<i64, CalcError> {
+        v.checked_mul(2).ok_or(CalcError::Overflow)
+    }
+}
+
+#[test]
+fn rpc_s03_async_methods_wait_without_blocking_their_executor() {
+    match role().as_deref() {
+        Some("gate") => {
+            let server = Server::builder().serve(GateServer(GateImpl::default())).build();
+            say(&format!("ready {}", server.listen(&local("gate")).unwrap()));
+            util::hear();
+            util::done()
+        }
+        Some(_) => peer_role(),
+        None => {}
+    }
+    let _w = Watchdog::test();
+    let mut peer = Peer::spawn("rpc_s03_async_methods_wait_without_blocking_their_executor", "gate", &[]);
+    let line = peer.next();
+    let at = line.strip_prefix("ready ").unwrap();
+    let (waiting, opener) = (GateClient::connect(at).unwrap(), GateClient::connect(at).unwrap());
+    // One thread runs both: `pass` is pending at the server until `open`
+    // arrives, and `open` is sent by the same thread after `pass` began.
+    // Had the async call blocked the thread, `open` would never be sent
+    // (the watchdog would end the test).
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let (passed, opened) = rt.block_on(async {
+        let pass = waiting.pass("alice".into());
+        let open = async {
+            tokio::task::yield_now().await;
+            opener.open()
+        };
+        tokio::join!(pass, open)
+    });
+    opened.unwrap();
+    assert_eq!(passed.unwrap(), "alice passed");
+    // Several calls awaited at once, each with its own result; the
+    // interface's own error type through an async method.
+    let three = rt.block_on(async { tokio::join!(waiting.double(1), waiting.double(2), opener.double(3)) });
+    assert_eq!(three, (Ok(2), Ok(4), Ok(6)));
+    assert_eq!(rt.block_on(waiting.double(i64::MAX)), Err(CalcError::Overflow));
+    // Any executor: the server's own minimal one drives a client future too.
+    assert_eq!(switchboard::rpc::block_on(opener.double(21)), Ok(42));
+    peer.dismiss();
+}

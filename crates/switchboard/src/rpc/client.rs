@@ -2,8 +2,11 @@
 //! matches the answers to them by call id.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -97,6 +100,54 @@ pub struct Client {
     binding: Binding,
     state: Mutex<State>,
     timeout_ms: AtomicU64,
+    /// The thread that makes this connection's async calls, started by
+    /// the first ([`Client::call_async`]).
+    helper: OnceLock<mpsc::Sender<Job>>,
+}
+
+/// An async call, as the helper thread makes it.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The result of an async call (see [`Client::call_async`]): ready when
+/// the connection's helper thread has it; waits by the waker it was last
+/// polled with, so any executor drives it.
+pub struct CallFuture<T> {
+    slot: Arc<Slot<T>>,
+}
+
+struct Slot<T>(Mutex<(Option<T>, Option<Waker>)>);
+
+impl<T> Slot<T> {
+    fn complete(&self, value: T) {
+        let waker = {
+            let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.0 = Some(value);
+            slot.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for CallFuture<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.slot.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.0.take() {
+            Some(value) => Poll::Ready(value),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for CallFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallFuture").finish_non_exhaustive()
+    }
 }
 
 struct State {
@@ -157,6 +208,7 @@ impl Client {
                 buf: Vec::new(),
             }),
             timeout_ms: AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
+            helper: OnceLock::new(),
         })
     }
 
@@ -237,6 +289,58 @@ impl Client {
         let st = &mut *self.state();
         let id = self.send(st, Kind::Request, I::ID, I::VERSION, opnum, |out| wire::write_body(out, args));
         self.finish_in(st, id.map_err(E::from_error)?)
+    }
+
+    /// Calls method `opnum` of interface `I` with `args`, for async code:
+    /// the arguments are encoded now, and the call is made by the
+    /// connection's helper thread (started by the first async call), so no
+    /// executor thread blocks; the future is ready when the result is.
+    /// Async calls on one connection are made in order, one at a time.
+    /// What the generated proxies' `async fn` methods do.
+    pub fn call_async<
+        I: Interface,
+        A: Serialize + ?Sized,
+        R: DeserializeOwned + Send + 'static,
+        E: RemoteError + Send + 'static,
+    >(
+        self: &Arc<Self>,
+        opnum: u32,
+        args: &A,
+    ) -> CallFuture<std::result::Result<R, E>> {
+        let slot = Arc::new(Slot(Mutex::new((None, None))));
+        let future = CallFuture { slot: Arc::clone(&slot) };
+        let body = match wire::to_body(args) {
+            Ok(body) => body,
+            Err(e) => {
+                slot.complete(Err(E::from_error(e)));
+                return future;
+            }
+        };
+        let client = Arc::clone(self);
+        let job: Job = Box::new(move || {
+            let st = &mut *client.state();
+            let sent = client.send(st, Kind::Request, I::ID, I::VERSION, opnum, |out| {
+                out.extend_from_slice(&body);
+                Ok(())
+            });
+            slot.complete(sent.map_err(E::from_error).and_then(|call| client.finish_in(st, call)));
+        });
+        let helper = self.helper.get_or_init(|| {
+            let (jobs, queue) = mpsc::channel::<Job>();
+            // Without a thread (out of threads) the queue is dropped, and
+            // every call is made by its caller below instead.
+            let _ = std::thread::Builder::new().name(format!("rpc-async {}", self.binding)).spawn(move || {
+                for job in queue {
+                    job();
+                }
+            });
+            jobs
+        });
+        if let Err(mpsc::SendError(job)) = helper.send(job) {
+            // The helper could not start (out of threads): make the call here.
+            job();
+        }
+        future
     }
 
     /// Calls method `opnum` of interface `interface` (bound at `version`)

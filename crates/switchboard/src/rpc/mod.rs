@@ -95,7 +95,7 @@ pub mod wire;
 
 pub use auth::AuthLevel;
 pub use binding::Binding;
-pub use client::{CallId, Client, ClientOptions};
+pub use client::{CallFuture, CallId, Client, ClientOptions};
 pub use server::{Server, ServerBuilder, ServerStats};
 pub use switchboard_idl::interface;
 
@@ -232,6 +232,33 @@ pub fn reply<T: Serialize, E: RemoteError>(out: &mut Vec<u8>, outcome: Result<T,
     match outcome {
         Ok(value) => wire::write_body(out, &value).map_err(|e| e.to_fault()),
         Err(e) => Err(e.to_fault()),
+    }
+}
+
+/// Runs `future` to its end on this thread, parking while it waits: how
+/// a server runs an `async` method, on the connection's thread. The method
+/// may await anything that wakes its waker (channels, switchboard's own
+/// async calls); a future that needs a runtime of its own (a tokio timer
+/// or socket) must enter one (`tokio::runtime::Handle::block_on`).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(value) => return value,
+            // A wake-up, or a spurious one: poll again either way.
+            std::task::Poll::Pending => std::thread::park(),
+        }
     }
 }
 
