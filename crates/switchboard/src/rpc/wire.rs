@@ -311,13 +311,76 @@ pub fn write_body<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result
 /// # Errors
 /// `Malformed` when it is not exactly one (bytes left over included).
 pub fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    let mut rd = body;
-    let mut de = rmp_serde::Deserializer::new(&mut rd);
+    match value_len(body) {
+        Some(n) if n == body.len() => {}
+        Some(n) => return Err(malformed(format!("{} bytes after the body", body.len() - n))),
+        None => return Err(malformed("the body is cut short, or is not MessagePack")),
+    }
+    // Read in place: byte strings are borrowed, and copied once into
+    // the value.
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
     de.set_max_depth(MAX_DEPTH);
-    let value = T::deserialize(&mut de).map_err(|e| malformed(format!("the body is not the type expected ({e})")))?;
-    match rd.is_empty() {
-        true => Ok(value),
-        false => Err(malformed(format!("{} bytes after the body", rd.len()))),
+    T::deserialize(&mut de).map_err(|e| malformed(format!("the body is not the type expected ({e})")))
+}
+
+/// The length of the one MessagePack value `bytes` starts with, by its
+/// markers alone (nothing decoded, nothing allocated); `None` when it is
+/// cut short or holds a marker MessagePack does not have.
+fn value_len(bytes: &[u8]) -> Option<usize> {
+    // A big-endian length of `n` bytes at `at`.
+    let len = |at: usize, n: usize| -> Option<usize> {
+        let b = bytes.get(at..at + n)?;
+        Some(b.iter().fold(0usize, |acc, x| (acc << 8) | usize::from(*x)))
+    };
+    let (mut pos, mut values) = (0usize, 1u64);
+    while values > 0 {
+        values -= 1;
+        let marker = *bytes.get(pos)?;
+        pos += 1;
+        // (bytes after the marker to skip, values inside it)
+        let (skip, inside) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),
+            0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (1 + len(pos, 1)?, 0),
+            0xc5 | 0xda => (2 + len(pos, 2)?, 0),
+            0xc6 | 0xdb => (4 + len(pos, 4)?, 0),
+            0xc7 => (2 + len(pos, 1)?, 0),
+            0xc8 => (3 + len(pos, 2)?, 0),
+            0xc9 => (5 + len(pos, 4)?, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, len(pos, 2)? as u64),
+            0xdd => (4, len(pos, 4)? as u64),
+            0xde => (2, 2 * len(pos, 2)? as u64),
+            0xdf => (4, 2 * len(pos, 4)? as u64),
+            0xc1 => return None,
+        };
+        pos = pos.checked_add(skip).filter(|p| *p <= bytes.len())?;
+        values += inside;
+        // Every value takes a byte at least: more than there are is a lie.
+        if values > (bytes.len() - pos) as u64 {
+            return None;
+        }
+    }
+    Some(pos)
+}
+
+/// Asserts that the marker walk and a full parse agree on whether `bytes`
+/// is exactly one value (for the fuzz targets).
+#[cfg(feature = "fuzz")]
+pub(crate) fn check_extent(bytes: &[u8]) {
+    let deep = bytes.iter().filter(|b| matches!(**b, 0x80..=0x9f | 0xdc..=0xdf)).count() > MAX_DEPTH;
+    if !deep {
+        assert_eq!(value_len(bytes) == Some(bytes.len()), check_one_value(bytes).is_ok(), "{bytes:02x?}");
     }
 }
 
@@ -472,5 +535,45 @@ mod tests {
                 .collect();
             let _ = Frame::decode(&junk);
         }
+    }
+
+    /// The marker walk `from_body` checks a body's extent with agrees with
+    /// a full parse: on every golden value, every cut of them, and random
+    /// bytes (a body deeper than the parse's limit aside).
+    #[test]
+    fn rpc_s12_a_bodys_extent_is_found_by_its_markers_alone() {
+        let agrees = |bytes: &[u8]| {
+            let parsed = check_one_value(bytes).is_ok();
+            assert_eq!(value_len(bytes) == Some(bytes.len()), parsed, "{bytes:02x?}");
+        };
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let everything = to_body(&(
+            (5u8, -200i32, u64::MAX, 1.5f32, 1.5f64, "héllo", serde_bytes::ByteBuf::from(vec![1, 2, 3])),
+            (u128::MAX, i128::MIN, Some(7u8), None::<u8>, vec![Point { x: 1, y: -2 }], BTreeMap::from([("a", 1u8)])),
+            (Shape::Empty, Shape::Circle(3), Shape::Rect { w: 2, h: 3 }, (), "x".repeat(300), vec![0u16; 70_000]),
+        ))
+        .unwrap();
+        for cut in 0..=everything.len().min(4096) {
+            agrees(&everything[..cut]);
+        }
+        agrees(&everything);
+        let mut extra = everything.clone();
+        extra.push(0xc0);
+        assert_eq!(value_len(&extra), Some(everything.len()));
+        for _ in 0..20_000 {
+            let len = (next() % 48) as usize;
+            let junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            agrees(&junk);
+        }
+        // A count larger than the bytes left is refused at once.
+        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(from_body::<Vec<u8>>(&[0xdd, 0xff, 0xff, 0xff, 0xff]).ok(), None);
+        assert_eq!(from_body::<(u8, u8)>(&[0x92, 1, 2, 0xc0]).ok(), None, "bytes left over");
     }
 }
