@@ -95,8 +95,8 @@ pub mod wire;
 
 pub use auth::AuthLevel;
 pub use binding::Binding;
-pub use client::{CallFuture, CallId, Client, ClientOptions};
-pub use server::{Server, ServerBuilder, ServerStats};
+pub use client::{CallFuture, CallId, Client, ClientOptions, DEFAULT_CALL_TIMEOUT};
+pub use server::{Server, ServerBuilder, ServerStats, DEFAULT_MAX_CONCURRENT};
 pub use switchboard_idl::interface;
 
 use serde::de::DeserializeOwned;
