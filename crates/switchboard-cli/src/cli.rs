@@ -13,6 +13,7 @@ pub use crate::command::message::MessageCmd;
 pub use crate::command::pipe::PipeCmd;
 pub use crate::command::port::PortCmd;
 pub use crate::command::rpc::RpcCmd;
+pub use crate::command::serial::SerialCmd;
 pub use crate::command::socket::SocketCmd;
 pub use crate::command::sync::{EventCmd, MutexCmd, SemaphoreCmd, TimerCmd};
 
@@ -146,6 +147,13 @@ pub enum Command {
                       switchboard rpc call local:calc Calc add 2 3"
     )]
     Rpc(RpcCmd),
+    /// Serial ports: the ports present, send a line, print what arrives.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  switchboard serial ls\n  switchboard serial monitor /dev/ttyUSB0 --baud 115200 &\n  \
+                      switchboard serial send /dev/ttyUSB0 --baud 115200 hello"
+    )]
+    Serial(SerialCmd),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(
         subcommand,

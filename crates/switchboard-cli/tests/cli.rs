@@ -887,3 +887,36 @@ fn rpc_s06_cli_rpc_calc_ls_describe_call() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `serial send` on one end of a socat pty pair, `serial monitor` on the
+/// other; `serial ls` lists (what the machine has, maybe nothing).
+#[test]
+fn serial_s06_cli_serial_send_monitor_ls_through_a_socat_pty_pair() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("serial"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let mut socat = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .spawn()
+        .expect("socat (installed by .ci/test)");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(a.exists() && b.exists()) {
+        assert!(std::time::Instant::now() < until, "socat made no ptys");
+        std::thread::yield_now();
+    }
+    let (monitor, ready) =
+        socket_listener(&["serial", "monitor", a.to_str().unwrap(), "--baud", "115200", "--count", "12"]);
+    assert!(ready.starts_with("monitoring"), "{ready}");
+    let sent = run(&["serial", "send", b.to_str().unwrap(), "--baud", "115200", "hello", "world"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = monitor.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world\n");
+    assert!(run(&["serial", "ls"]).status.success());
+    let nothing = run(&["serial", "send", "/dev/ttyNOSUCH", "x"]);
+    assert!(stderr(&nothing).contains("ERROR_FILE_NOT_FOUND"), "{}", stderr(&nothing));
+    let _ = socat.kill();
+    let _ = socat.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,7 @@
 //! | `reactor` (feature `tokio`) | a descriptor in tokio's reactor | `AsyncFd` registration |
 //! | [`ready`] | a descriptor's readiness as a futex word (sync objects and descriptors in one wait) | one `epoll` thread per process, `EPOLLONESHOT` |
 //! | [`life`] | "is the owner still there?" without a system call | robust process-shared `pthread_mutex_t` in a sealed memfd |
+//! | [`tty`] | serial lines and pseudo-terminals | termios (`termios2` for any baud rate), `TIOCM*`, `tcsendbreak`, `tcflush`, `posix_openpt` |
 //!
 //! A port to another OS provides the same modules with the same signatures
 //! in a sibling folder; nothing above this crate changes.
@@ -49,6 +50,7 @@ pub mod reactor;
 pub mod ready;
 pub mod sealed;
 pub mod socket;
+pub mod tty;
 
 pub use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 pub use rustix::io::Errno;

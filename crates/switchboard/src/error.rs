@@ -185,6 +185,10 @@ pub enum Error {
     /// server was told to cancel it (RPC status 1818, `RPC_S_CALL_CANCELLED`).
     #[error("the call was not answered within {0:?} and was cancelled")]
     CallTimeout(std::time::Duration),
+    /// The device or driver does not do this (classic 50,
+    /// `ERROR_NOT_SUPPORTED`): modem lines on a pseudo-terminal.
+    #[error("not supported: {0}")]
+    NotSupported(String),
     /// Any other system error (classic code derived from errno).
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -244,6 +248,7 @@ impl Error {
             Error::ClipboardNotOpen => 1418,
             Error::Remote { code, .. } => code.win32(),
             Error::InvalidBinding { .. } => 1700,
+            Error::NotSupported(_) => 50,
             Error::UnknownInterface(_) => 1717,
             Error::ServerUnavailable(_) => 1722,
             Error::CallTimeout(_) => 1818,
@@ -280,6 +285,7 @@ impl Error {
             6 => "ERROR_INVALID_HANDLE",
             8 => "ERROR_NOT_ENOUGH_MEMORY",
             13 => "ERROR_INVALID_DATA",
+            50 => "ERROR_NOT_SUPPORTED",
             87 => "ERROR_INVALID_PARAMETER",
             109 => "ERROR_BROKEN_PIPE",
             121 => "ERROR_SEM_TIMEOUT",

@@ -82,6 +82,7 @@ pub mod process;
 pub mod raw;
 mod rendezvous;
 pub mod rpc;
+pub mod serial;
 pub mod socket;
 pub mod sync;
 pub mod time;

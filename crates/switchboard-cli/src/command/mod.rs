@@ -13,6 +13,7 @@ pub(crate) mod pipe;
 pub(crate) mod port;
 pub(crate) mod rpc;
 mod scenario;
+pub(crate) mod serial;
 mod soak;
 pub(crate) mod socket;
 pub(crate) mod sync;
@@ -44,6 +45,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Clip(c) => clip::run(c, json),
         Command::Dde(c) => dde::run(c, json),
         Command::Rpc(c) => rpc::run(c, json),
+        Command::Serial(c) => serial::run(c, json),
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),
