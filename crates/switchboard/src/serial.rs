@@ -24,8 +24,11 @@
 //! // A pseudo-terminal stands in for a cable: its master is the far end.
 //! let (mut far, path) = switchboard::serial::pty()?;
 //! let port = SerialPort::open(&path)?;
-//! let applied = port.set_settings(&LineSettings { baud: 115_200, parity: Parity::Even, ..LineSettings::default() })?;
+//! let applied = port.set_settings(&LineSettings { baud: 115_200, ..LineSettings::default() })?;
 //! assert_eq!(applied.baud, 115_200);
+//! // A pty has no parity: refused (87), not faked.
+//! let even = LineSettings { parity: Parity::Even, ..applied };
+//! assert_eq!(port.set_settings(&even).unwrap_err().win32(), 87);
 //! // Up to 2 s in all, and done 20 ms after the last byte.
 //! port.set_timeouts(Timeouts { read_interval: 20, read_total_constant: 2000, ..Timeouts::default() });
 //! far.write_all(b"hi")?;
