@@ -347,6 +347,21 @@ fn measure(contender: &str, rounds: u32) -> (Duration, Duration) {
     })
 }
 
+/// Prints `(contender, p50, p99)` rows, each p50 also as a multiple of
+/// row `base`'s (named `base_name`).
+fn print_table(rows: &[(&str, Duration, Duration)], base: usize, base_name: &str) {
+    let base_p50 = rows[base].1.as_nanos() as f64;
+    println!("{:<32} {:>10} {:>10} {:>22}", "contender", "p50 µs", "p99 µs", format!("p50 ÷ {base_name} p50"));
+    for (c, p50, p99) in rows {
+        println!(
+            "{c:<32} {:>10.2} {:>10.2} {:>22.1}",
+            p50.as_nanos() as f64 / 1e3,
+            p99.as_nanos() as f64 / 1e3,
+            p50.as_nanos() as f64 / base_p50
+        );
+    }
+}
+
 fn measure_rpc(contender: &str, rounds: u32) -> (Duration, Duration) {
     let rendezvous = format!("peerbench-{}-{contender}", std::process::id());
     let mut child = spawn(contender, &rendezvous, 0);
@@ -412,20 +427,10 @@ fn main() {
             (*c, p50, p99)
         })
         .collect();
-    let best = results[1].1.as_nanos() as f64;
     println!("{PAYLOAD} B round trip, {rounds} rounds, pinned: {pinned}");
-    println!("{:<32} {:>10} {:>10} {:>22}", "contender", "p50 µs", "p99 µs", "p50 ÷ sb adaptive p50");
-    for (c, p50, p99) in results {
-        println!(
-            "{c:<32} {:>10.2} {:>10.2} {:>22.1}",
-            p50.as_nanos() as f64 / 1e3,
-            p99.as_nanos() as f64 / 1e3,
-            p50.as_nanos() as f64 / best
-        );
-    }
+    print_table(&results, 1, "sb adaptive");
     println!();
     println!("{PAYLOAD} B RPC echo call, {rounds} rounds");
-    println!("{:<32} {:>10} {:>10} {:>22}", "contender", "p50 µs", "p99 µs", "p50 ÷ sb rpc local p50");
     let calls: Vec<(&str, Duration, Duration)> = rpc::CONTENDERS
         .iter()
         .map(|c| {
@@ -433,15 +438,7 @@ fn main() {
             (*c, p50, p99)
         })
         .collect();
-    let base = calls[0].1.as_nanos() as f64;
-    for (c, p50, p99) in calls {
-        println!(
-            "{c:<32} {:>10.2} {:>10.2} {:>22.1}",
-            p50.as_nanos() as f64 / 1e3,
-            p99.as_nanos() as f64 / 1e3,
-            p50.as_nanos() as f64 / base
-        );
-    }
+    print_table(&calls, 0, "sb rpc local");
     // Large samples take longer: fewer rounds, never under 200.
     let zc_rounds = (rounds / 10).max(200);
     println!();
