@@ -13,6 +13,9 @@
 //!   bytes exceeds the interval, and returns what came (possibly nothing):
 //!   a timeout is not an error. An interval of [`MAXDWORD`] with both totals
 //!   0 returns at once with what is buffered.
+//! - Events ([`SerialPort::set_event_mask`], [`SerialPort::wait_event`]):
+//!   RXCHAR, RXFLAG (with [`SerialPort::set_event_char`]) and TXEMPTY; a
+//!   mask change ends a wait under way (S04).
 //! - Modem lines ([`SerialPort::modem_status`], [`SerialPort::set_rts`],
 //!   [`SerialPort::set_dtr`]), [`SerialPort::send_break`],
 //!   [`SerialPort::purge`], [`SerialPort::bytes_waiting`].
@@ -68,6 +71,13 @@ use crate::error::{Error, Result};
 
 /// "No limit" in [`Timeouts`], as the classic `MAXDWORD`.
 pub const MAXDWORD: u32 = u32::MAX;
+
+/// The most bytes a wait for events reads ahead: past it, the kernel's
+/// buffer (and flow control) holds the rest until they are read.
+const AHEAD_MAX: usize = 64 * 1024;
+
+/// How often a wait for [`events::TXEMPTY`] looks at the output queue.
+const TXEMPTY_LOOK: Duration = Duration::from_millis(5);
 
 /// Parity (classic `NOPARITY` … `SPACEPARITY`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -208,12 +218,52 @@ pub struct ModemStatus {
     pub rlsd: bool,
 }
 
+/// The events a port can wait for (classic `EV_*`, the same values).
+pub mod events {
+    /// A byte was received.
+    pub const RXCHAR: u32 = 0x0001;
+    /// The event character was received ([`super::SerialPort::set_event_char`]).
+    pub const RXFLAG: u32 = 0x0002;
+    /// The last byte written was sent.
+    pub const TXEMPTY: u32 = 0x0004;
+    /// CTS changed.
+    pub const CTS: u32 = 0x0008;
+    /// DSR changed.
+    pub const DSR: u32 = 0x0010;
+    /// Carrier detect changed.
+    pub const RLSD: u32 = 0x0020;
+    /// A break was received.
+    pub const BREAK: u32 = 0x0040;
+    /// A line-status error (framing, overrun, parity).
+    pub const ERR: u32 = 0x0080;
+    /// A ring indicator.
+    pub const RING: u32 = 0x0100;
+    /// The events `wait_event` can report on every tty.
+    pub const SUPPORTED: u32 = RXCHAR | RXFLAG | TXEMPTY;
+}
+
+/// What a wait for events looks at (classic `SetCommMask`, `EvtChar`),
+/// and the bytes read ahead while looking for the event character.
+#[derive(Debug, Default)]
+struct Watch {
+    mask: u32,
+    /// Bumped by every mask change: a wait under way ends (with no event).
+    generation: u64,
+    event_char: u8,
+    /// Received bytes taken off the line to look for the event character;
+    /// reads take them first.
+    ahead: Vec<u8>,
+}
+
 /// An open serial port.
 #[derive(Debug)]
 pub struct SerialPort {
     fd: OwnedFd,
     path: PathBuf,
     timeouts: Mutex<Timeouts>,
+    watch: Mutex<Watch>,
+    /// Rung by a mask change, to end a wait under way.
+    bell: switchboard_sys::eventfd::EventFd,
 }
 
 fn sys(path: &Path) -> impl Fn(Errno) -> Error + '_ {
@@ -246,7 +296,14 @@ impl SerialPort {
         t.special_codes[SpecialCodeIndex::VMIN] = 1;
         t.special_codes[SpecialCodeIndex::VTIME] = 0;
         tty::set_attrs(&fd, &t).map_err(sys(path))?;
-        Ok(SerialPort { fd, path: path.to_owned(), timeouts: Mutex::new(Timeouts::default()) })
+        let bell = switchboard_sys::eventfd::EventFd::new().map_err(Error::sys)?;
+        Ok(SerialPort {
+            fd,
+            path: path.to_owned(),
+            timeouts: Mutex::new(Timeouts::default()),
+            watch: Mutex::new(Watch::default()),
+            bell,
+        })
     }
 
     /// The path it was opened with.
@@ -408,12 +465,118 @@ impl SerialPort {
         }
     }
 
-    /// Reads what is there now, without waiting.
+    /// Reads what is there now, without waiting: bytes read ahead by a
+    /// wait for events first.
     fn read_now(&self, buf: &mut [u8]) -> Result<usize> {
-        match buf.is_empty() {
-            true => Ok(0),
-            false => tty::read_now(&self.fd, buf).map_err(self.err()),
+        if buf.is_empty() {
+            return Ok(0);
         }
+        {
+            let mut w = self.watch();
+            if !w.ahead.is_empty() {
+                let n = w.ahead.len().min(buf.len());
+                buf[..n].copy_from_slice(&w.ahead[..n]);
+                w.ahead.drain(..n);
+                return Ok(n);
+            }
+        }
+        tty::read_now(&self.fd, buf).map_err(self.err())
+    }
+
+    fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.watch.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the events [`SerialPort::wait_event`] waits for (classic
+    /// `SetCommMask`); a wait under way ends at once, reporting no event.
+    ///
+    /// # Errors
+    /// `NotSupported` (50) for events this port cannot report yet: the
+    /// modem-line, break and error events (they come with the modem lines
+    /// of the virtual null-modem).
+    pub fn set_event_mask(&self, mask: u32) -> Result<()> {
+        if mask & !events::SUPPORTED != 0 {
+            return Err(Error::NotSupported(format!(
+                "events {:#x}: only RXCHAR, RXFLAG and TXEMPTY are reported",
+                mask & !events::SUPPORTED
+            )));
+        }
+        let mut w = self.watch();
+        w.mask = mask;
+        w.generation += 1;
+        drop(w);
+        self.bell.notify();
+        Ok(())
+    }
+
+    /// The events waited for (classic `GetCommMask`).
+    pub fn event_mask(&self) -> u32 {
+        self.watch().mask
+    }
+
+    /// Sets the event character of [`events::RXFLAG`] (classic `DCB.EvtChar`).
+    pub fn set_event_char(&self, c: u8) {
+        self.watch().event_char = c;
+    }
+
+    /// Waits until one of the events in the mask happens, or the mask
+    /// changes, or `timeout` passes (`None`: for good) (classic
+    /// `WaitCommEvent`): the events that happened, 0 when the mask changed.
+    /// `RXCHAR`: bytes are waiting to be read (a state, not an edge: a
+    /// wait returns at once while bytes are unread); `RXFLAG`: the event
+    /// character came (the bytes are read ahead, up to 64 KiB, and reads
+    /// get them first); `TXEMPTY`: every byte written was sent.
+    ///
+    /// # Errors
+    /// `Timeout` (121) at `timeout`; `BrokenPipe` when the line is gone.
+    pub fn wait_event(&self, timeout: Option<Duration>) -> Result<u32> {
+        let until = timeout.map(|t| Instant::now() + t);
+        let generation = self.watch().generation;
+        loop {
+            self.bell.drain();
+            let (mask, happened) = self.events_now(generation)?;
+            let Some(mask) = mask else { return Ok(0) };
+            if happened != 0 {
+                return Ok(happened);
+            }
+            let mut left = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Err(Error::Timeout);
+            }
+            if mask & events::TXEMPTY != 0 {
+                // No descriptor says "sent": look again soon while output is queued.
+                left = Some(left.map_or(TXEMPTY_LOOK, |l| l.min(TXEMPTY_LOOK)));
+            }
+            let receiving = mask & (events::RXCHAR | events::RXFLAG) != 0;
+            tty::wait_or_bell(&self.fd, receiving, &self.bell, left).map_err(self.err())?;
+        }
+    }
+
+    /// The mask (`None` once it changed since `generation`) and the events
+    /// in it that hold now.
+    fn events_now(&self, generation: u64) -> Result<(Option<u32>, u32)> {
+        let mut w = self.watch();
+        if w.generation != generation {
+            return Ok((None, 0));
+        }
+        let mut happened = 0;
+        if w.mask & (events::RXCHAR | events::RXFLAG) != 0 && w.ahead.len() < AHEAD_MAX {
+            // Read ahead what came (reads get it first): the event
+            // character is looked for in it, and a line gone shows here.
+            let mut chunk = [0u8; 4096];
+            let n = tty::read_now(&self.fd, &mut chunk).map_err(self.err())?;
+            if w.mask & events::RXFLAG != 0 && chunk[..n].contains(&w.event_char) {
+                happened |= events::RXFLAG;
+            }
+            w.ahead.extend_from_slice(&chunk[..n]);
+            if w.mask & events::RXCHAR != 0 && !w.ahead.is_empty() {
+                happened |= events::RXCHAR;
+            }
+        }
+        if w.mask & events::TXEMPTY != 0 && tty::output_queued(&self.fd).map_err(self.err())? == 0 {
+            happened |= events::TXEMPTY;
+        }
+        Ok((Some(w.mask), happened))
     }
 
     /// Writes `buf` within the write timeouts; the bytes written (a
@@ -450,7 +613,8 @@ impl SerialPort {
     /// # Errors
     /// As the system's.
     pub fn bytes_waiting(&self) -> Result<u64> {
-        tty::available(&self.fd).map_err(self.err())
+        let ahead = self.watch().ahead.len() as u64;
+        Ok(ahead + tty::available(&self.fd).map_err(self.err())?)
     }
 
     /// Discards what was received and not read (`input`) and what was
@@ -459,6 +623,9 @@ impl SerialPort {
     /// # Errors
     /// As the system's.
     pub fn purge(&self, input: bool, output: bool) -> Result<()> {
+        if input {
+            self.watch().ahead.clear();
+        }
         let queue = match (input, output) {
             (true, true) => QueueSelector::IOFlush,
             (true, false) => QueueSelector::IFlush,

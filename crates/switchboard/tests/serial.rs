@@ -236,3 +236,66 @@ with serial.Serial(sys.argv[1], 115200, timeout=30) as s:
     let _ = socat.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether thread `tid` of this process is asleep in `poll`.
+fn asleep_in_poll(tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan")).is_ok_and(|w| w.contains("poll"))
+}
+
+#[test]
+fn serial_s04_events_rxchar_rxflag_txempty_and_a_mask_change_ends_a_wait() {
+    use serial::events::{BREAK, CTS, RXCHAR, RXFLAG, TXEMPTY};
+    let _w = Watchdog::test();
+    let (mut far, port) = port();
+    let port = std::sync::Arc::new(port);
+    let short = Some(Duration::from_millis(100));
+    // RXCHAR: nothing yet is a timeout; a byte ends the wait.
+    port.set_event_mask(RXCHAR).unwrap();
+    assert_eq!(port.event_mask(), RXCHAR);
+    assert!(matches!(port.wait_event(short), Err(Error::Timeout)));
+    far.write_all(b"a").unwrap();
+    assert_eq!(port.wait_event(None).unwrap(), RXCHAR);
+    let mut buf = [0u8; 16];
+    port.set_timeouts(Timeouts { read_interval: MAXDWORD, ..Timeouts::default() });
+    assert_eq!(port.read(&mut buf).unwrap(), 1);
+    // RXFLAG: bytes without the event character do not end the wait; the
+    // character does; the bytes read ahead come first, in order.
+    port.set_event_char(b'\n');
+    port.set_event_mask(RXFLAG).unwrap();
+    far.write_all(b"abc").unwrap();
+    assert!(matches!(port.wait_event(short), Err(Error::Timeout)));
+    far.write_all(b"d\n").unwrap();
+    assert_eq!(port.wait_event(None).unwrap(), RXFLAG);
+    assert_eq!(port.bytes_waiting().unwrap(), 5);
+    port.set_timeouts(Timeouts { read_interval: 50, read_total_constant: 5000, ..Timeouts::default() });
+    assert_eq!(port.read(&mut buf[..5]).unwrap(), 5);
+    assert_eq!(&buf[..5], b"abcd\n");
+    // TXEMPTY: what was written has gone.
+    port.set_event_mask(TXEMPTY).unwrap();
+    port.write(b"out").unwrap();
+    assert_eq!(port.wait_event(None).unwrap() & TXEMPTY, TXEMPTY);
+    // A mask change ends a wait under way, reporting nothing.
+    port.set_event_mask(RXCHAR).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            tx.send(switchboard_sys::process::tid()).unwrap();
+            port.wait_event(None)
+        })
+    };
+    let tid = rx.recv().unwrap();
+    util::eventually("the waiter sleeps in poll", || asleep_in_poll(tid));
+    port.set_event_mask(RXCHAR | RXFLAG).unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap(), 0);
+    // Events this port cannot report yet: said so.
+    assert_eq!(port.set_event_mask(CTS).unwrap_err().win32(), 50);
+    assert_eq!(port.set_event_mask(RXCHAR | BREAK).unwrap_err().win32(), 50);
+    // The line gone during a wait: BrokenPipe, not a spin or a hang.
+    let waiter = {
+        let port = port.clone();
+        std::thread::spawn(move || port.wait_event(Some(Duration::from_secs(60))))
+    };
+    drop(far);
+    assert!(matches!(waiter.join().unwrap(), Err(Error::BrokenPipe)));
+}
