@@ -166,26 +166,6 @@ pub fn write_now(fd: impl AsFd, buf: &[u8]) -> Result<usize> {
     }
 }
 
-/// Waits until `fd` is readable (`write`: writable), or `timeout` passes
-/// (`None`: for good); whether it became ready. A hang-up counts as ready
-/// (the next read or write says what happened).
-///
-/// # Errors
-/// As `poll(2)` (`EINTR` is retried).
-pub fn wait(fd: impl AsFd, write: bool, timeout: Option<std::time::Duration>) -> Result<bool> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let want = if write { PollFlags::OUT } else { PollFlags::IN };
-    let mut fds = [PollFd::new(&fd, want)];
-    let timeout = timeout.map(|t| Timespec { tv_sec: t.as_secs() as i64, tv_nsec: i64::from(t.subsec_nanos()) });
-    loop {
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(n) => return Ok(n > 0),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Bytes written and not sent yet (the output queue).
 ///
 /// # Errors
@@ -195,28 +175,4 @@ pub fn output_queued(fd: impl AsFd) -> Result<u32> {
     // SAFETY: TIOCOUTQ writes one c_int (tty_ioctl(4)).
     let n = unsafe { rustix::ioctl::ioctl(fd, Getter::<TIOCOUTQ, libc::c_int>::new()) }?;
     Ok(n.max(0) as u32)
-}
-
-/// Waits until `bell` is readable, or `fd` is (when `watch_fd`), or
-/// `timeout` passes (`None`: for good).
-///
-/// # Errors
-/// As `poll(2)` (`EINTR` is retried).
-pub fn wait_or_bell(
-    fd: impl AsFd,
-    watch_fd: bool,
-    bell: impl AsFd,
-    timeout: Option<std::time::Duration>,
-) -> Result<()> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let want = if watch_fd { PollFlags::IN } else { PollFlags::empty() };
-    let mut fds = [PollFd::new(&fd, want), PollFd::new(&bell, PollFlags::IN)];
-    let timeout = timeout.map(|t| Timespec { tv_sec: t.as_secs() as i64, tv_nsec: i64::from(t.subsec_nanos()) });
-    loop {
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(_) => return Ok(()),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
 }

@@ -65,7 +65,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use switchboard_sys::tty::{self, ControlModes, InputModes, QueueSelector, SpecialCodeIndex};
-use switchboard_sys::{Errno, OwnedFd};
+use switchboard_sys::{socket, AsFd, Errno, OwnedFd};
 
 use crate::error::{Error, Result};
 
@@ -460,8 +460,7 @@ impl SerialPort {
             if until.is_some_and(|u| Instant::now() >= u) {
                 return Ok(got);
             }
-            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            tty::wait(&self.fd, false, left).map_err(self.err())?;
+            self.wait_until(socket::wait_readable(self.fd.as_fd(), until))?;
         }
     }
 
@@ -481,6 +480,14 @@ impl SerialPort {
             }
         }
         tty::read_now(&self.fd, buf).map_err(self.err())
+    }
+
+    /// A wait's end: ready, or its deadline (the caller looks again).
+    fn wait_until(&self, waited: switchboard_sys::Result<()>) -> Result<()> {
+        match waited {
+            Ok(()) | Err(Errno::TIMEDOUT) => Ok(()),
+            Err(e) => Err(self.err()(e)),
+        }
     }
 
     fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {
@@ -547,8 +554,10 @@ impl SerialPort {
                 // No descriptor says "sent": look again soon while output is queued.
                 left = Some(left.map_or(TXEMPTY_LOOK, |l| l.min(TXEMPTY_LOOK)));
             }
-            let receiving = mask & (events::RXCHAR | events::RXFLAG) != 0;
-            tty::wait_or_bell(&self.fd, receiving, &self.bell, left).map_err(self.err())?;
+            // The bell, and the line too when a byte is an event.
+            let both = [self.bell.as_fd(), self.fd.as_fd()];
+            let watched = if mask & (events::RXCHAR | events::RXFLAG) != 0 { &both[..] } else { &both[..1] };
+            socket::poll_readable(watched, left).map_err(self.err())?;
         }
     }
 
@@ -594,8 +603,7 @@ impl SerialPort {
             if done == buf.len() || until.is_some_and(|u| Instant::now() >= u) {
                 break;
             }
-            let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-            tty::wait(&self.fd, true, left).map_err(self.err())?;
+            self.wait_until(socket::wait_writable(self.fd.as_fd(), until))?;
         }
         Ok(done)
     }
