@@ -417,10 +417,19 @@ fn tls_open(sock: std::net::TcpStream, tls: &super::tls::TlsServer) -> Option<(B
         "this server speaks mutual TLS on tcp: (a client certificate is required)",
     );
     let mut out = Vec::new();
-    Frame { kind: Kind::Fault, context: None, body: NIL, ..frame }.encode_header(&mut out);
-    wire::write_body(&mut out, &fault).ok()?;
-    let _ = plain.send(&out);
+    if write_fault(&mut out, frame, &fault) {
+        let _ = plain.send(&out);
+    }
     None
+}
+
+/// Writes (over whatever `out` held) the fault frame that answers with
+/// `fault` the frame whose header is `head`; `false` when the fault cannot
+/// be written.
+fn write_fault(out: &mut Vec<u8>, head: Frame<'_>, fault: &FaultBody) -> bool {
+    out.clear();
+    Frame { kind: Kind::Fault, context: None, body: NIL, ..head }.encode_header(out);
+    wire::write_body(out, fault).is_ok()
 }
 
 /// One client's connection, on its own thread.
@@ -522,7 +531,7 @@ impl<'a> Connection<'a> {
             Kind::BindAck => self.shared.served(frame.interface).map_or(frame.version, |s| s.interface().1),
             _ => frame.version,
         };
-        let mut head = Frame {
+        let head = Frame {
             kind,
             call_id: frame.call_id,
             interface: frame.interface,
@@ -541,11 +550,8 @@ impl<'a> Connection<'a> {
             false => Err(rpc_fault(status::CALL_FAILED, format!("the result is over the binding's {max} bytes"))),
         });
         if let Err(fault) = outcome {
-            out.clear();
-            head.kind = Kind::Fault;
-            head.encode_header(&mut out);
-            if wire::write_body(&mut out, &fault).is_err() {
-                out.truncate(0);
+            if !write_fault(&mut out, head, &fault) {
+                out.clear();
             }
         }
         let sent = !out.is_empty() && self.link.send(&out).is_ok();
