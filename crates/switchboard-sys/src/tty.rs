@@ -9,7 +9,9 @@
 //!
 //! The modem-line ioctls pass a pointer to one `c_int`, the type the
 //! kernel reads or writes for these requests (`tty_ioctl(4)`); the
-//! descriptor is borrowed for the call's length.
+//! descriptor is borrowed for the call's length. `TIOCGICOUNT` writes one
+//! `struct serial_icounter_struct`, which [`Counters`] lays out as the
+//! kernel's uapi header does.
 
 #![allow(unsafe_code)]
 
@@ -48,6 +50,75 @@ pub fn openpty() -> Result<(OwnedFd, String)> {
     rustix::pty::unlockpt(&master)?;
     let name = rustix::pty::ptsname(&master, Vec::new())?;
     Ok((master, name.to_string_lossy().into_owned()))
+}
+
+/// A new pseudo-terminal whose master is non-blocking and in packet mode
+/// (`TIOCPKT`): each read of the master starts with a status byte, 0 for
+/// data, else [`packet`] bits (the slave flushed a queue, its output was
+/// stopped or started, its settings changed). The slave is opened once and
+/// closed, so the master reports a hang-up until a program opens it.
+///
+/// # Errors
+/// `ENOSPC` when the system is out of ptys.
+pub fn packet_master() -> Result<(OwnedFd, String)> {
+    const TIOCPKT: Opcode = libc::TIOCPKT as Opcode;
+    let (master, path) = openpty()?;
+    rustix::io::ioctl_fionbio(&master, true)?;
+    // SAFETY: TIOCPKT reads one c_int (tty_ioctl(4)).
+    unsafe { rustix::ioctl::ioctl(&master, Setter::<TIOCPKT, libc::c_int>::new(1)) }?;
+    drop(open(Path::new(&path))?);
+    Ok((master, path))
+}
+
+/// The status bits of a packet-mode master's reads (`TIOCPKT_*`).
+pub mod packet {
+    /// The slave discarded its input queue.
+    pub const FLUSHREAD: u8 = 0x01;
+    /// The slave discarded its output queue.
+    pub const FLUSHWRITE: u8 = 0x02;
+    /// The slave's settings changed (with `EXTPROC` set).
+    pub const IOCTL: u8 = 0x40;
+}
+
+/// A serial driver's line counters (`TIOCGICOUNT`): modem-line changes,
+/// bytes, breaks and line errors since the port was set up.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// CTS changes.
+    pub cts: i32,
+    /// DSR changes.
+    pub dsr: i32,
+    /// Ring-indicator changes.
+    pub rng: i32,
+    /// Carrier-detect changes.
+    pub dcd: i32,
+    /// Bytes received.
+    pub rx: i32,
+    /// Bytes sent.
+    pub tx: i32,
+    /// Framing errors.
+    pub frame: i32,
+    /// Hardware overruns.
+    pub overrun: i32,
+    /// Parity errors.
+    pub parity: i32,
+    /// Breaks received.
+    pub brk: i32,
+    /// Input-buffer overruns.
+    pub buf_overrun: i32,
+    reserved: [i32; 9],
+}
+
+/// The driver's line counters.
+///
+/// # Errors
+/// `ENOTTY` or `EINVAL` for a driver that keeps none (a pty, most USB adapters).
+pub fn counters(fd: impl AsFd) -> Result<Counters> {
+    const TIOCGICOUNT: Opcode = libc::TIOCGICOUNT as Opcode;
+    // SAFETY: TIOCGICOUNT writes one struct serial_icounter_struct, which
+    // `Counters` lays out field for field (20 c_ints).
+    unsafe { rustix::ioctl::ioctl(fd, Getter::<TIOCGICOUNT, Counters>::new()) }
 }
 
 /// The terminal's settings.

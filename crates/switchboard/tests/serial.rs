@@ -299,3 +299,195 @@ fn serial_s04_events_rxchar_rxflag_txempty_and_a_mask_change_ends_a_wait() {
     drop(far);
     assert!(matches!(waiter.join().unwrap(), Err(Error::BrokenPipe)));
 }
+
+// ---- The virtual null-modem (S08) ----
+
+fn pair_ports(baud: u32) -> (serial::SerialPair, SerialPort, SerialPort) {
+    let pair = serial::SerialPair::new().unwrap();
+    let (a, b) = (SerialPort::open(pair.path(0)).unwrap(), SerialPort::open(pair.path(1)).unwrap());
+    let s = LineSettings { baud, ..LineSettings::default() };
+    a.set_settings(&s).unwrap();
+    b.set_settings(&s).unwrap();
+    (pair, a, b)
+}
+
+/// Reads until `want` bytes came (or a read brings nothing for 5 s).
+fn read_n(port: &SerialPort, want: usize) -> Vec<u8> {
+    port.set_timeouts(Timeouts { read_interval: 5000, read_total_constant: 30_000, ..Timeouts::default() });
+    let mut got = vec![0u8; want];
+    let mut n = 0;
+    while n < want {
+        let k = port.read(&mut got[n..]).unwrap();
+        assert!(k > 0, "only {n} of {want} bytes came: {:?}", &got[..n]);
+        n += k;
+    }
+    got
+}
+
+#[test]
+fn serial_s08_a_pair_carries_bytes_both_ways_paced_at_the_baud_rate() {
+    let _w = Watchdog::test();
+    let (_pair, a, b) = pair_ports(9600);
+    // 96 bytes at 9600 8N1 (10 bits a byte) take 100 ms on the line: the
+    // sender's drain (and TXEMPTY) waits for them, the receiver cannot
+    // have them sooner.
+    let data: Vec<u8> = (0..96u8).collect();
+    let start = Instant::now();
+    assert_eq!(a.write(&data).unwrap(), 96);
+    a.drain().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(80), "drained in {:?}", start.elapsed());
+    assert_eq!(read_n(&b, 96), data);
+    assert!(start.elapsed() >= Duration::from_millis(95), "arrived in {:?}", start.elapsed());
+    // The other way, and at a rate no standard table has.
+    let fast = LineSettings { baud: 1_000_000, ..LineSettings::default() };
+    a.set_settings(&fast).unwrap();
+    b.set_settings(&fast).unwrap();
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let writer = std::thread::scope(|s| {
+        let w = s.spawn(|| {
+            b.set_timeouts(Timeouts { write_total_constant: 30_000, ..Timeouts::default() });
+            b.write(&big).unwrap()
+        });
+        assert_eq!(read_n(&a, big.len()), big);
+        w.join().unwrap()
+    });
+    assert_eq!(writer, big.len());
+    assert_eq!(a.clear_errors().unwrap(), serial::CommStatus::default());
+}
+
+#[test]
+fn serial_s08_modem_lines_are_crossed_and_their_changes_are_events() {
+    use serial::events::{CTS, DSR, RING, RLSD};
+    let _w = Watchdog::test();
+    let (pair, a, b) = pair_ports(9600);
+    let five = Some(Duration::from_secs(5));
+    // Both ends open: each sees the other's RTS as CTS, DTR as DSR and DCD.
+    let up = serial::ModemStatus { cts: true, dsr: true, ring: false, rlsd: true };
+    assert_eq!(a.modem_status().unwrap(), up);
+    assert_eq!(b.modem_status().unwrap(), up);
+    b.set_event_mask(CTS | DSR | RLSD | RING).unwrap();
+    a.set_rts(false).unwrap();
+    assert_eq!(b.wait_event(five).unwrap(), CTS);
+    assert_eq!(b.modem_status().unwrap(), serial::ModemStatus { cts: false, ..up });
+    a.set_dtr(false).unwrap();
+    assert_eq!(b.wait_event(five).unwrap(), DSR | RLSD);
+    assert_eq!(b.modem_status().unwrap(), serial::ModemStatus { cts: false, dsr: false, ring: false, rlsd: false });
+    // Nothing more happened: a wait times out.
+    assert!(matches!(b.wait_event(Some(Duration::from_millis(100))), Err(Error::Timeout)));
+    a.set_rts(true).unwrap();
+    a.set_dtr(true).unwrap();
+    assert_eq!(b.wait_event(five).unwrap(), CTS | DSR | RLSD);
+    assert_eq!(b.modem_status().unwrap(), up);
+    // A's own inputs did not move.
+    assert_eq!(a.modem_status().unwrap(), up);
+    pair.set_ring(1, true);
+    assert_eq!(b.wait_event(five).unwrap(), RING);
+    assert!(b.modem_status().unwrap().ring);
+    // Events outside the mask are not reported.
+    b.set_event_mask(RING).unwrap();
+    a.set_rts(false).unwrap();
+    pair.set_ring(1, false);
+    assert_eq!(b.wait_event(five).unwrap(), RING);
+}
+
+#[test]
+fn serial_s04_break_framing_and_parity_errors_through_a_pair() {
+    use serial::errors;
+    use serial::events::{BREAK, ERR, RXCHAR};
+    let _w = Watchdog::test();
+    let (_pair, a, b) = pair_ports(19_200);
+    let five = Some(Duration::from_secs(5));
+    b.set_event_mask(BREAK | ERR).unwrap();
+    // A break comes after the bytes sent before it, and reads as NUL.
+    assert_eq!(a.write(b"before").unwrap(), 6);
+    a.send_break().unwrap();
+    assert_eq!(b.wait_event(five).unwrap(), BREAK);
+    assert_eq!(read_n(&b, 7), b"before\0");
+    let s = b.clear_errors().unwrap();
+    assert_eq!((s.errors, s.in_queue), (errors::BREAK, 0));
+    assert_eq!(b.clear_errors().unwrap().errors, 0, "cleared");
+    // Another baud rate at the far end: framing errors, nothing delivered.
+    a.set_settings(&LineSettings { baud: 9600, ..LineSettings::default() }).unwrap();
+    assert_eq!(a.write(b"garbled").unwrap(), 7);
+    assert_eq!(b.wait_event(five).unwrap(), ERR);
+    a.drain().unwrap();
+    util::eventually("the framing errors are counted", || b.clear_errors().unwrap().errors == errors::FRAME);
+    assert_eq!(b.bytes_waiting().unwrap(), 0);
+    // 7 data bits with odd parity against even: each byte arrives with its
+    // high bit gone, and a parity error where the parity bits disagree.
+    let odd = LineSettings { baud: 19_200, data_bits: 7, parity: Parity::Odd, ..LineSettings::default() };
+    assert_eq!(a.set_settings(&odd).unwrap(), odd, "a pair keeps what a pty forgets");
+    assert_eq!(a.settings().unwrap(), odd);
+    b.set_settings(&LineSettings { parity: Parity::Even, ..odd }).unwrap();
+    b.set_event_mask(ERR | RXCHAR).unwrap();
+    assert_eq!(a.write(&[0xC1, 0x42]).unwrap(), 2);
+    assert_eq!(read_n(&b, 2), [0x41, 0x42]);
+    util::eventually("the parity errors are counted", || b.clear_errors().unwrap().errors == errors::RXPARITY);
+    // Matching frames: clean.
+    b.set_settings(&odd).unwrap();
+    assert_eq!(a.write(b"ok").unwrap(), 2);
+    assert_eq!(read_n(&b, 2), b"ok");
+    assert_eq!(b.clear_errors().unwrap().errors, 0);
+}
+
+#[test]
+fn serial_s05_rts_cts_flow_control_holds_the_sender_through_a_pair() {
+    let _w = Watchdog::test();
+    let (_pair, a, b) = pair_ports(115_200);
+    a.set_settings(&LineSettings { baud: 115_200, flow: FlowControl::RtsCts, ..LineSettings::default() }).unwrap();
+    b.set_rts(false).unwrap();
+    assert!(!a.modem_status().unwrap().cts);
+    assert_eq!(a.write(b"held").unwrap(), 4);
+    // Held while CTS is down: nothing arrives, the bytes stay queued at A.
+    b.set_timeouts(Timeouts { read_total_constant: 300, ..Timeouts::default() });
+    let mut buf = [0u8; 8];
+    assert_eq!(b.read(&mut buf).unwrap(), 0);
+    assert_eq!(a.clear_errors().unwrap().out_queue, 4);
+    b.set_rts(true).unwrap();
+    assert_eq!(read_n(&b, 4), b"held");
+}
+
+/// The far end of a pair opened by another process: its lines rise when
+/// it opens the end and fall when it is killed.
+#[test]
+fn serial_s08_a_killed_peer_drops_the_carrier() {
+    use serial::events::{CTS, DSR, RLSD};
+    const TEST: &str = "serial_s08_a_killed_peer_drops_the_carrier";
+    if util::role().is_some() {
+        let path = util::args().remove(0);
+        let port = SerialPort::open(&path).unwrap();
+        port.set_settings(&LineSettings { baud: 38_400, ..LineSettings::default() }).unwrap();
+        assert_eq!(port.write(b"from the child").unwrap(), 14);
+        port.drain().unwrap();
+        util::hold("open");
+    }
+    let _w = Watchdog::test();
+    let pair = serial::SerialPair::new().unwrap();
+    let b = SerialPort::open(pair.path(1)).unwrap();
+    b.set_settings(&LineSettings { baud: 38_400, ..LineSettings::default() }).unwrap();
+    assert_eq!(b.modem_status().unwrap(), serial::ModemStatus::default(), "nobody at the far end");
+    b.set_event_mask(CTS | DSR | RLSD).unwrap();
+    let mut peer = util::Peer::spawn(TEST, "far", &[pair.path(0)]);
+    peer.expect("open");
+    let five = Some(Duration::from_secs(5));
+    assert_eq!(b.wait_event(five).unwrap(), CTS | DSR | RLSD);
+    assert_eq!(read_n(&b, 14), b"from the child");
+    peer.kill9();
+    assert_eq!(b.wait_event(five).unwrap(), CTS | DSR | RLSD);
+    assert_eq!(b.modem_status().unwrap(), serial::ModemStatus::default(), "the carrier dropped");
+    // Bytes to an end nobody holds are lost, as on a cable; the pair goes on.
+    assert_eq!(b.write(b"lost").unwrap(), 4);
+    b.drain().unwrap();
+    let a = SerialPort::open(pair.path(0)).unwrap();
+    a.set_settings(&LineSettings { baud: 38_400, ..LineSettings::default() }).unwrap();
+    assert_eq!(b.wait_event(five).unwrap(), CTS | DSR | RLSD);
+    a.set_timeouts(Timeouts { read_total_constant: 200, ..Timeouts::default() });
+    let mut buf = [0u8; 8];
+    assert_eq!(a.read(&mut buf).unwrap(), 0);
+    assert_eq!(b.write(b"kept").unwrap(), 4);
+    assert_eq!(read_n(&a, 4), b"kept");
+    // The pair gone: both ends read end-of-line.
+    drop(pair);
+    a.set_timeouts(Timeouts { read_total_constant: 10_000, ..Timeouts::default() });
+    assert!(matches!(a.read(&mut buf), Err(Error::BrokenPipe)));
+}

@@ -74,9 +74,12 @@ impl Family {
     /// Sockets handed between processes (no address: sent over a
     /// connection the two already share).
     pub const SOCKET: Family = Family(b's');
+    /// Serial null-modem pairs: where a port on one of their ends reaches
+    /// the pair for its modem lines.
+    pub const SERIAL: Family = Family(b't');
     /// Every family.
     #[cfg(feature = "fuzz")]
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::OBJECT,
         Family::PIPE,
         Family::PIPE_WAIT,
@@ -85,6 +88,7 @@ impl Family {
         Family::RECEIVER,
         Family::ENDPOINT,
         Family::SOCKET,
+        Family::SERIAL,
     ];
 
     fn tag(self) -> char {

@@ -60,6 +60,11 @@
 //!   (The virtual null-modem of 11-S08, with modem lines and break carried
 //!   across, is the next step.)
 
+mod line;
+mod pair;
+
+pub use pair::SerialPair;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -240,6 +245,35 @@ pub mod events {
     pub const RING: u32 = 0x0100;
     /// The events `wait_event` can report on every tty.
     pub const SUPPORTED: u32 = RXCHAR | RXFLAG | TXEMPTY;
+    /// The events that come from the line's counters: on a
+    /// [`super::SerialPair`] end and on a UART whose driver keeps them.
+    pub const LINE: u32 = CTS | DSR | RLSD | BREAK | ERR | RING;
+}
+
+/// The line errors of [`SerialPort::clear_errors`] (classic `CE_*`, the same values).
+pub mod errors {
+    /// The input buffer overflowed.
+    pub const RXOVER: u32 = 0x0001;
+    /// A byte was lost in the hardware (overrun).
+    pub const OVERRUN: u32 = 0x0002;
+    /// A parity error.
+    pub const RXPARITY: u32 = 0x0004;
+    /// A framing error.
+    pub const FRAME: u32 = 0x0008;
+    /// A break was received.
+    pub const BREAK: u32 = 0x0010;
+}
+
+/// What [`SerialPort::clear_errors`] reports (classic `ClearCommError`'s
+/// errors and `COMSTAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommStatus {
+    /// The [`errors`] since the last call.
+    pub errors: u32,
+    /// Bytes received and not read.
+    pub in_queue: u64,
+    /// Bytes written and not sent.
+    pub out_queue: u32,
 }
 
 /// What a wait for events looks at (classic `SetCommMask`, `EvtChar`),
@@ -253,6 +287,10 @@ struct Watch {
     /// Received bytes taken off the line to look for the event character;
     /// reads take them first.
     ahead: Vec<u8>,
+    /// The line counters at the last event reported (or mask set).
+    seen: line::Counts,
+    /// The line counters at the last [`SerialPort::clear_errors`].
+    cleared: line::Counts,
 }
 
 /// An open serial port.
@@ -264,6 +302,11 @@ pub struct SerialPort {
     watch: Mutex<Watch>,
     /// Rung by a mask change, to end a wait under way.
     bell: switchboard_sys::eventfd::EventFd,
+    /// The pair whose end this is, when it is one ([`SerialPair`]).
+    pair: Option<line::PairEnd>,
+    /// On a pair's end: the pair's count of bytes taken from the end that
+    /// this port's writes so far reach (see [`line::ToPair::Drain`]).
+    written: std::sync::atomic::AtomicU64,
 }
 
 fn sys(path: &Path) -> impl Fn(Errno) -> Error + '_ {
@@ -297,13 +340,23 @@ impl SerialPort {
         t.special_codes[SpecialCodeIndex::VTIME] = 0;
         tty::set_attrs(&fd, &t).map_err(sys(path))?;
         let bell = switchboard_sys::eventfd::EventFd::new().map_err(Error::sys)?;
-        Ok(SerialPort {
+        let pair = line::PairEnd::find(path)?;
+        let taken = match &pair {
+            Some(p) => p.state()?.taken,
+            None => 0,
+        };
+        let port = SerialPort {
+            written: std::sync::atomic::AtomicU64::new(taken),
             fd,
             path: path.to_owned(),
             timeouts: Mutex::new(Timeouts::default()),
             watch: Mutex::new(Watch::default()),
             bell,
-        })
+            pair,
+        };
+        let counts = port.counts()?.unwrap_or_default();
+        (port.watch().seen, port.watch().cleared) = (counts, counts);
+        Ok(port)
     }
 
     /// The path it was opened with.
@@ -322,13 +375,13 @@ impl SerialPort {
     pub fn settings(&self) -> Result<LineSettings> {
         let t = tty::attrs(&self.fd).map_err(self.err())?;
         let c = t.control_modes;
-        let data_bits = match c & ControlModes::CSIZE {
+        let mut data_bits = match c & ControlModes::CSIZE {
             x if x == ControlModes::CS5 => 5,
             x if x == ControlModes::CS6 => 6,
             x if x == ControlModes::CS7 => 7,
             _ => 8,
         };
-        let parity = match (
+        let mut parity = match (
             c.contains(ControlModes::PARENB),
             c.contains(ControlModes::CMSPAR),
             c.contains(ControlModes::PARODD),
@@ -339,6 +392,13 @@ impl SerialPort {
             (true, true, true) => Parity::Mark,
             (true, true, false) => Parity::Space,
         };
+        if let Some(pair) = &self.pair {
+            // A pty forgets data bits and parity; the pair keeps them.
+            let state = pair.state()?;
+            if state.data_bits != 0 {
+                (data_bits, parity) = (state.data_bits, line::parity_from(state.parity));
+            }
+        }
         let stop_bits = match (c.contains(ControlModes::CSTOPB), data_bits) {
             (false, _) => StopBits::One,
             (true, 5) => StopBits::OnePointFive,
@@ -402,6 +462,9 @@ impl SerialPort {
             Errno::INVAL => Error::InvalidParameter("a setting the driver does not take"),
             other => self.err()(other),
         })?;
+        if let Some(pair) = &self.pair {
+            pair.request(line::ToPair::Frame { data_bits: s.data_bits, parity: line::parity_code(s.parity) })?;
+        }
         let applied = self.settings()?;
         if applied != *s {
             // The driver changed what it was given (a pty keeps 8 data bits
@@ -498,17 +561,20 @@ impl SerialPort {
     /// `SetCommMask`); a wait under way ends at once, reporting no event.
     ///
     /// # Errors
-    /// `NotSupported` (50) for events this port cannot report yet: the
-    /// modem-line, break and error events (they come with the modem lines
-    /// of the virtual null-modem).
+    /// `NotSupported` (50) for the modem-line, break and error events
+    /// ([`events::LINE`]) on a tty whose driver keeps no line counters (a
+    /// pty not of a [`SerialPair`], most USB adapters).
     pub fn set_event_mask(&self, mask: u32) -> Result<()> {
-        if mask & !events::SUPPORTED != 0 {
+        let counts = self.counts()?;
+        let supported = events::SUPPORTED | if counts.is_some() { events::LINE } else { 0 };
+        if mask & !supported != 0 {
             return Err(Error::NotSupported(format!(
-                "events {:#x}: only RXCHAR, RXFLAG and TXEMPTY are reported",
-                mask & !events::SUPPORTED
+                "events {:#x}: this driver keeps no line counters; only RXCHAR, RXFLAG and TXEMPTY are reported",
+                mask & !supported
             )));
         }
         let mut w = self.watch();
+        w.seen = counts.unwrap_or_default();
         w.mask = mask;
         w.generation += 1;
         drop(w);
@@ -532,7 +598,9 @@ impl SerialPort {
     /// `RXCHAR`: bytes are waiting to be read (a state, not an edge: a
     /// wait returns at once while bytes are unread); `RXFLAG`: the event
     /// character came (the bytes are read ahead, up to 64 KiB, and reads
-    /// get them first); `TXEMPTY`: every byte written was sent.
+    /// get them first); `TXEMPTY`: every byte written was sent; the
+    /// [`events::LINE`] events: their counter moved since the last event
+    /// reported.
     ///
     /// # Errors
     /// `Timeout` (121) at `timeout`; `BrokenPipe` when the line is gone.
@@ -550,14 +618,21 @@ impl SerialPort {
             if left.is_some_and(|l| l.is_zero()) {
                 return Err(Error::Timeout);
             }
-            if mask & events::TXEMPTY != 0 {
-                // No descriptor says "sent": look again soon while output is queued.
+            let uart_lines = mask & events::LINE != 0 && self.pair.is_none();
+            if mask & events::TXEMPTY != 0 || uart_lines {
+                // No descriptor says "sent" or "a UART's counter moved":
+                // look again soon.
                 left = Some(left.map_or(TXEMPTY_LOOK, |l| l.min(TXEMPTY_LOOK)));
             }
-            // The bell, and the line too when a byte is an event.
-            let both = [self.bell.as_fd(), self.fd.as_fd()];
-            let watched = if mask & (events::RXCHAR | events::RXFLAG) != 0 { &both[..] } else { &both[..1] };
-            socket::poll_readable(watched, left).map_err(self.err())?;
+            // The bell; the line when a byte is an event; the pair's news.
+            let mut watched = vec![self.bell.as_fd()];
+            if mask & (events::RXCHAR | events::RXFLAG) != 0 {
+                watched.push(self.fd.as_fd());
+            }
+            if let (Some(pair), true) = (&self.pair, mask & events::LINE != 0) {
+                watched.push(pair.fd());
+            }
+            socket::poll_readable(&watched, left).map_err(self.err())?;
         }
     }
 
@@ -582,10 +657,70 @@ impl SerialPort {
                 happened |= events::RXCHAR;
             }
         }
-        if w.mask & events::TXEMPTY != 0 && tty::output_queued(&self.fd).map_err(self.err())? == 0 {
+        if w.mask & events::TXEMPTY != 0 && self.unsent()? == 0 {
             happened |= events::TXEMPTY;
         }
+        if w.mask & events::LINE != 0 {
+            let now = self.counts()?.unwrap_or_default();
+            let line = line_events(&w.seen, &now) & w.mask;
+            if line != 0 {
+                w.seen = now;
+                happened |= line;
+            }
+        }
         Ok((Some(w.mask), happened))
+    }
+
+    /// Bytes written and not sent: the tty's output queue, or on a pair's
+    /// end what the pair has not put through.
+    fn unsent(&self) -> Result<u32> {
+        match &self.pair {
+            Some(pair) => {
+                let s = pair.request(line::ToPair::Query)?;
+                let queued = self.written.load(std::sync::atomic::Ordering::Acquire).saturating_sub(s.taken);
+                Ok((queued as u32).saturating_add(s.on_wire))
+            }
+            None => tty::output_queued(&self.fd).map_err(self.err()),
+        }
+    }
+
+    /// The line counters (`None`: the driver keeps none).
+    fn counts(&self) -> Result<Option<line::Counts>> {
+        match &self.pair {
+            Some(pair) => Ok(Some(pair.state()?.counts)),
+            None => Ok(tty::counters(&self.fd).ok().map(line::Counts::from)),
+        }
+    }
+
+    /// The line errors since the last call, and the queues (classic
+    /// `ClearCommError`): framing, parity, overrun and break as the
+    /// driver counts them (none where it keeps no counters, a plain pty).
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the line is gone.
+    pub fn clear_errors(&self) -> Result<CommStatus> {
+        let now = self.counts()?.unwrap_or_default();
+        let mut w = self.watch();
+        let was = std::mem::replace(&mut w.cleared, now);
+        let in_queue = w.ahead.len() as u64;
+        drop(w);
+        let mut errors = 0;
+        for (bit, a, b) in [
+            (errors::RXOVER, was.buf_overrun, now.buf_overrun),
+            (errors::OVERRUN, was.overrun, now.overrun),
+            (errors::RXPARITY, was.parity, now.parity),
+            (errors::FRAME, was.frame, now.frame),
+            (errors::BREAK, was.brk, now.brk),
+        ] {
+            if a != b {
+                errors |= bit;
+            }
+        }
+        Ok(CommStatus {
+            errors,
+            in_queue: in_queue + tty::available(&self.fd).map_err(self.err())?,
+            out_queue: self.unsent()?,
+        })
     }
 
     /// Writes `buf` within the write timeouts; the bytes written (a
@@ -599,7 +734,9 @@ impl SerialPort {
         let until = (total > 0).then(|| Instant::now() + Duration::from_millis(total));
         let mut done = 0;
         while done < buf.len() {
-            done += tty::write_now(&self.fd, &buf[done..]).map_err(self.err())?;
+            let n = tty::write_now(&self.fd, &buf[done..]).map_err(self.err())?;
+            self.written.fetch_add(n as u64, std::sync::atomic::Ordering::AcqRel);
+            done += n;
             if done == buf.len() || until.is_some_and(|u| Instant::now() >= u) {
                 break;
             }
@@ -613,7 +750,10 @@ impl SerialPort {
     /// # Errors
     /// As the system's.
     pub fn drain(&self) -> Result<()> {
-        tty::drain(&self.fd).map_err(self.err())
+        match &self.pair {
+            Some(pair) => pair.drain(self.written.load(std::sync::atomic::Ordering::Acquire)),
+            None => tty::drain(&self.fd).map_err(self.err()),
+        }
     }
 
     /// Bytes received and not read (classic `ClearCommError`'s `cbInQue`).
@@ -640,7 +780,13 @@ impl SerialPort {
             (false, true) => QueueSelector::OFlush,
             (false, false) => return Ok(()),
         };
-        tty::purge(&self.fd, queue).map_err(self.err())
+        tty::purge(&self.fd, queue).map_err(self.err())?;
+        if let (Some(pair), true) = (&self.pair, output) {
+            // What was written and not taken is gone: nothing to wait for.
+            let taken = pair.request(line::ToPair::Query)?.taken;
+            self.written.store(taken, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Sends a break (classic `SetCommBreak` … `ClearCommBreak`, as one).
@@ -648,7 +794,14 @@ impl SerialPort {
     /// # Errors
     /// As the system's.
     pub fn send_break(&self) -> Result<()> {
-        tty::send_break(&self.fd).map_err(self.err())
+        match &self.pair {
+            Some(pair) => {
+                // After every byte written before it, as a UART's.
+                self.drain()?;
+                pair.request(line::ToPair::Break { ms: 250 }).map(drop)
+            }
+            None => tty::send_break(&self.fd).map_err(self.err()),
+        }
     }
 
     /// The modem status lines (classic `GetCommModemStatus`).
@@ -657,7 +810,10 @@ impl SerialPort {
     /// `NotSupported` (50) where the driver has no modem lines (a pty).
     pub fn modem_status(&self) -> Result<ModemStatus> {
         use switchboard_sys::tty::lines;
-        let bits = tty::modem_lines(&self.fd).map_err(|e| self.no_modem(e))?;
+        let bits = match &self.pair {
+            Some(pair) => pair.state()?.lines,
+            None => tty::modem_lines(&self.fd).map_err(|e| self.no_modem(e))?,
+        };
         Ok(ModemStatus {
             cts: bits & lines::CTS != 0,
             dsr: bits & lines::DSR != 0,
@@ -671,6 +827,9 @@ impl SerialPort {
     /// # Errors
     /// As [`SerialPort::modem_status`].
     pub fn set_rts(&self, on: bool) -> Result<()> {
+        if let Some(pair) = &self.pair {
+            return pair.request(line::ToPair::Lines { rts: Some(on), dtr: None }).map(drop);
+        }
         tty::set_modem_lines(&self.fd, switchboard_sys::tty::lines::RTS, on).map_err(|e| self.no_modem(e))
     }
 
@@ -679,6 +838,9 @@ impl SerialPort {
     /// # Errors
     /// As [`SerialPort::modem_status`].
     pub fn set_dtr(&self, on: bool) -> Result<()> {
+        if let Some(pair) = &self.pair {
+            return pair.request(line::ToPair::Lines { rts: None, dtr: Some(on) }).map(drop);
+        }
         tty::set_modem_lines(&self.fd, switchboard_sys::tty::lines::DTR, on).map_err(|e| self.no_modem(e))
     }
 
@@ -691,6 +853,28 @@ impl SerialPort {
             other => self.err()(other),
         }
     }
+}
+
+/// The events the counters' moves from `was` to `now` make.
+fn line_events(was: &line::Counts, now: &line::Counts) -> u32 {
+    let mut e = 0;
+    for (bit, a, b) in [
+        (events::CTS, was.cts, now.cts),
+        (events::DSR, was.dsr, now.dsr),
+        (events::RLSD, was.dcd, now.dcd),
+        (events::RING, was.rng, now.rng),
+        (events::BREAK, was.brk, now.brk),
+        (
+            events::ERR,
+            was.frame.wrapping_add(was.overrun).wrapping_add(was.parity),
+            now.frame.wrapping_add(now.overrun).wrapping_add(now.parity),
+        ),
+    ] {
+        if a != b {
+            e |= bit;
+        }
+    }
+    e
 }
 
 /// A pseudo-terminal: its master, which stands for the far end of a cable
