@@ -920,3 +920,41 @@ fn serial_s06_cli_serial_send_monitor_ls_through_a_socat_pty_pair() {
     let _ = socat.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn serial_s08_cli_serial_pair_open_monitor_send() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("pair"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("com1"), dir.join("com2"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let mut pair = Holder(bin().args(["serial", "pair", "--link", a, b]).stdout(Stdio::piped()).spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(pair.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), format!("{a}\t{b}"));
+    let (monitor, ready) =
+        socket_listener(&["--format", "json", "serial", "monitor", b, "--baud", "9600", "--count", "7"]);
+    assert!(ready.starts_with("monitoring"), "{ready}");
+    // Opening the far end raises its lines here; the break, then the text.
+    let opened = run(&["serial", "open", a, "--baud", "9600", "--data-bits", "7", "--parity", "even", "--break"]);
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    assert!(stdout(&opened).starts_with(&format!("{a}: 9600 baud 7E1")), "{}", stdout(&opened));
+    assert!(stdout(&opened).contains("modem: CTS on DSR on DCD on"), "{}", stdout(&opened));
+    let sent = run(&["serial", "send", a, "--baud", "9600", "hello"]);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = monitor.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    assert!(events.contains(&"CTS on") && events.contains(&"DCD on") && events.contains(&"break"), "{lines:?}");
+    let bytes: Vec<u8> =
+        lines.iter().filter_map(|l| l["bytes"].as_array()).flatten().map(|b| b.as_u64().unwrap() as u8).collect();
+    assert_eq!(bytes, b"\0hello\n");
+    // A plain pty has no modem lines: said so.
+    let plain = run(&["serial", "open", "/dev/ptmx"]);
+    assert!(!plain.status.success() || stdout(&plain).contains("modem: none"), "{}", stdout(&plain));
+    // Interrupted, the pair removes its links.
+    assert!(Command::new("kill").arg(pair.0.id().to_string()).status().unwrap().success());
+    assert!(pair.0.wait().unwrap().success());
+    assert!(!std::path::Path::new(a).exists() && !std::path::Path::new(b).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

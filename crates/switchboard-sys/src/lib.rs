@@ -49,6 +49,7 @@ pub mod process;
 pub mod reactor;
 pub mod ready;
 pub mod sealed;
+pub mod signal;
 pub mod socket;
 pub mod tty;
 

@@ -24,6 +24,10 @@
 //! offered. Linux tells it only to the parent (`waitid`), which std's
 //! `Child` already does; a pidfd gives everyone else the ending itself.
 
+/// Waiting for the signals that ask a process to stop (for long-running
+/// commands that clean up before they exit).
+pub use switchboard_sys::signal::{block_termination, Termination};
+
 use switchboard_sys::process::Pidfd;
 
 use crate::error::{Error, Result};

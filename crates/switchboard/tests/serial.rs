@@ -491,3 +491,55 @@ fn serial_s08_a_killed_peer_drops_the_carrier() {
     a.set_timeouts(Timeouts { read_total_constant: 10_000, ..Timeouts::default() });
     assert!(matches!(a.read(&mut buf), Err(Error::BrokenPipe)));
 }
+
+/// pyserial (not written here) on one end of a pair, switchboard on the
+/// other: the bytes are paced both ways, a break reaches pyserial as the
+/// NUL byte POSIX gives, and pyserial opening and closing its end moves
+/// the carrier switchboard sees.
+#[test]
+fn serial_s08_pyserial_on_one_end_of_a_pair() {
+    use serial::events::{BREAK, RLSD};
+    let _w = Watchdog::new(Duration::from_secs(600));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let setup = std::process::Command::new(root.join("python/run-tests")).arg("--setup").status().unwrap();
+    assert!(setup.success(), "python/run-tests --setup failed");
+    let pair = serial::SerialPair::new().unwrap();
+    let b = SerialPort::open(pair.path(1)).unwrap();
+    b.set_settings(&LineSettings { baud: 19_200, ..LineSettings::default() }).unwrap();
+    b.set_event_mask(RLSD | BREAK).unwrap();
+    assert!(!b.modem_status().unwrap().rlsd, "nobody at the far end yet");
+    let script = r#"
+import sys, time, serial
+with serial.Serial(sys.argv[1], 19200, timeout=30) as s:
+    print("open", flush=True)
+    line = s.readline()
+    s.write(line.upper())
+    s.flush()
+    nul = s.read(1)
+    print("break" if nul == b"\0" else "no break: %r" % nul, flush=True)
+    sys.stdin.readline()
+"#;
+    let mut python = std::process::Command::new(root.join("target/python-venv/bin/python"))
+        .args(["-c", script, pair.path(0)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(python.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    assert_eq!(line.trim(), "open");
+    let five = Some(Duration::from_secs(5));
+    assert_eq!(b.wait_event(five).unwrap(), RLSD);
+    assert!(b.modem_status().unwrap().rlsd, "pyserial's end is open: DTR up, DCD here");
+    assert_eq!(b.write(b"hello pyserial\n").unwrap(), 15);
+    assert_eq!(read_n(&b, 15), b"HELLO PYSERIAL\n");
+    b.send_break().unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    assert_eq!(line.trim(), "break");
+    drop(python.stdin.take());
+    assert!(python.wait().unwrap().success());
+    assert_eq!(b.wait_event(five).unwrap(), RLSD);
+    assert!(!b.modem_status().unwrap().rlsd, "pyserial closed its end: the carrier dropped");
+}

@@ -14,11 +14,17 @@
 //!   a timeout is not an error. An interval of [`MAXDWORD`] with both totals
 //!   0 returns at once with what is buffered.
 //! - Events ([`SerialPort::set_event_mask`], [`SerialPort::wait_event`]):
-//!   RXCHAR, RXFLAG (with [`SerialPort::set_event_char`]) and TXEMPTY; a
-//!   mask change ends a wait under way (S04).
+//!   RXCHAR, RXFLAG (with [`SerialPort::set_event_char`]) and TXEMPTY on
+//!   every tty; CTS, DSR, RLSD, RING, BREAK and ERR where the driver keeps
+//!   line counters (a UART, an end of a [`SerialPair`]); a mask change ends
+//!   a wait under way (S04).
 //! - Modem lines ([`SerialPort::modem_status`], [`SerialPort::set_rts`],
 //!   [`SerialPort::set_dtr`]), [`SerialPort::send_break`],
-//!   [`SerialPort::purge`], [`SerialPort::bytes_waiting`].
+//!   [`SerialPort::purge`], [`SerialPort::bytes_waiting`], line errors
+//!   ([`SerialPort::clear_errors`], classic `ClearCommError`).
+//! - [`SerialPair`]: a virtual null-modem (S08), two pty ends with a cable
+//!   switchboard plays — paced bytes, crossed modem lines, break, framing
+//!   and parity errors — for testing serial programs without hardware.
 //!
 //! ```
 //! use switchboard::serial::{LineSettings, Parity, SerialPort, Timeouts};
@@ -56,9 +62,19 @@
 //!   XON/XOFF characters they are given, but force 8 data bits and no
 //!   parity, and have no modem lines: `set_settings` refuses what the
 //!   driver changed (`InvalidParameter`, nothing applied), and
-//!   [`SerialPort::modem_status`] is `NotSupported` (50).
-//!   (The virtual null-modem of 11-S08, with modem lines and break carried
-//!   across, is the next step.)
+//!   [`SerialPort::modem_status`] is `NotSupported` (50). A port on an end
+//!   of a [`SerialPair`] is different: it finds the pair (through the
+//!   rendezvous, this user's pairs only), which keeps its data bits and
+//!   parity, carries its modem lines and break, and counts its line errors.
+//! - **Line events come from counters**, as Linux serial drivers keep them
+//!   (`TIOCGICOUNT`): an event is a counter that moved since the last event
+//!   reported, so two changes between waits are one event, as on Windows.
+//!   A UART's counters are looked at every 5 ms during a wait (a blocking
+//!   `TIOCMIWAIT` would need a thread per wait); a pair's end hears its
+//!   pair at once.
+//! - **Drain on a pair's end** waits until the pair took every byte this
+//!   port wrote and put it through: a pty's own output queue empties into
+//!   the master at once, so only the pair knows what was sent.
 
 mod line;
 mod pair;
