@@ -252,3 +252,76 @@ fn names_s08_attack_a_holder_that_sends_a_file_for_the_listener_is_refused() {
     assert_eq!(e.win32(), 13);
     hostile.kill9();
 }
+
+/// The control address of the serial pair that owns the pty at `path`.
+fn serial_address(uid: &str, path: &str) -> String {
+    format!("sb1/L{uid}/t/{path}")
+}
+
+/// Another user squats a pty's pair name with a full backlog: opening the
+/// pty ends within the bounded wait as a plain pty (not fooled, not hung).
+/// A same-user peer that sends garbage on a pair's control connection, or
+/// never reads what the pair tells it, is cut off or left behind; the
+/// pair's real ports go on.
+#[test]
+fn serial_s08_attack_squatters_garbage_and_deaf_peers_cannot_stop_a_pair() {
+    use switchboard::serial::{events, SerialPair, SerialPort};
+    let _w = Watchdog::test();
+    let test = "serial_s08_attack_squatters_garbage_and_deaf_peers_cannot_stop_a_pair";
+    if role().is_some() {
+        let a = util::args();
+        let _held = squat_full(&serial_address(&a[0], &a[1]));
+        hold("squatting");
+    }
+    let me = switchboard_sys::process::uid().to_string();
+    if root() {
+        let _one_at_a_time = util::serial();
+        let (_far, path) = switchboard::serial::pty().unwrap();
+        let mut attacker = Peer::spawn_as(NOBODY, test, "attacker", &[&me, &path]);
+        attacker.expect("squatting");
+        let t = Instant::now();
+        let port = SerialPort::open(&path).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(30), "open took {:?}", t.elapsed());
+        assert_eq!(code(port.modem_status()), 50, "a plain pty: the squatter was not believed");
+        attacker.dismiss();
+    }
+    let pair = SerialPair::new().unwrap();
+    let addr = serial_address(&me, pair.path(0));
+    let by = || Some(Instant::now() + Duration::from_secs(10));
+    // A deaf peer: reaches the pair and never reads a word.
+    let deaf = Conn::connect(addr.as_bytes(), by()).unwrap();
+    // A garbage peer: its connection is closed by the pair.
+    let garbage = Conn::connect(addr.as_bytes(), by()).unwrap();
+    let mut buf = [0u8; 512];
+    assert!(garbage.recv(&mut buf, by()).unwrap().is_some(), "the rendezvous reply");
+    garbage.send(&[0xc1; 200], &[]).unwrap();
+    let a = SerialPort::open(pair.path(0)).unwrap();
+    let b = SerialPort::open(pair.path(1)).unwrap();
+    b.set_event_mask(events::CTS).unwrap();
+    // Enough changes to fill the deaf peer's queue many times over.
+    for i in 0..2000 {
+        a.set_rts(i % 2 == 1).unwrap();
+    }
+    assert!(b.modem_status().unwrap().cts);
+    assert_eq!(b.wait_event(Some(Duration::from_secs(5))).unwrap(), events::CTS);
+    loop {
+        match garbage.recv(&mut buf, by()) {
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert_eq!(a.write(b"still here").unwrap(), 10);
+    b.set_timeouts(switchboard::serial::Timeouts {
+        read_interval: 5000,
+        read_total_constant: 30_000,
+        ..Default::default()
+    });
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let n = b.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"still here");
+    drop(deaf);
+}

@@ -27,6 +27,10 @@ use crate::rendezvous::{self, Family, Trust};
 
 /// How long a port waits for its pair's answer.
 const ANSWER: Duration = Duration::from_secs(5);
+/// How long opening a pty waits to learn whether a pair owns it: a pair
+/// answers in microseconds; a name squatted by another user with a full
+/// backlog is waited for this long, then taken for no pair.
+const FIND: Duration = Duration::from_secs(2);
 /// The largest message either side sends.
 pub(crate) const MESSAGE_MAX: usize = 256;
 
@@ -147,7 +151,7 @@ impl PairEnd {
     pub fn find(path: &std::path::Path) -> Result<Option<PairEnd>> {
         let Ok(real) = std::fs::canonicalize(path) else { return Ok(None) };
         let Some(real) = real.to_str().filter(|p| p.starts_with("/dev/pts/")) else { return Ok(None) };
-        let by = Instant::now() + ANSWER;
+        let by = Instant::now() + FIND;
         // Nobody there, or a holder of another user: a plain pty.
         let Ok(answer) = rendezvous::connect(Family::SERIAL, &address(real), by, Trust::User) else {
             return Ok(None);
