@@ -43,6 +43,7 @@ pub mod life;
 pub mod memfd;
 pub mod mmap;
 pub mod net;
+pub mod parport;
 pub mod pipe;
 pub mod process;
 #[cfg(feature = "tokio")]

@@ -543,3 +543,24 @@ with serial.Serial(sys.argv[1], 19200, timeout=30) as s:
     assert_eq!(b.wait_event(five).unwrap(), RLSD);
     assert!(!b.modem_status().unwrap().rlsd, "pyserial closed its end: the carrier dropped");
 }
+
+/// Parallel ports where present; where absent (most machines, this VM),
+/// a clear error naming what is missing.
+#[test]
+fn serial_s07_parallel_ports_open_where_present_and_absence_is_a_clear_error() {
+    let present = serial::list_parallel_ports();
+    for p in &present {
+        match serial::ParallelPort::open(p) {
+            Ok(port) => drop(port.status().unwrap()),
+            // Claimed by lp, or no hardware behind the node: a clear error too.
+            Err(e) => assert!(matches!(e, Error::AccessDenied(_) | Error::NotFound(_)), "{p:?}: {e:?}"),
+        }
+    }
+    let missing = (0..64).map(|n| format!("/dev/parport{n}")).find(|p| !std::path::Path::new(p).exists()).unwrap();
+    let e = serial::ParallelPort::open(&missing).unwrap_err();
+    assert_eq!(e.win32(), 2, "{e}");
+    assert!(e.to_string().contains("no parallel port"), "{e}");
+    // A device that is not a parallel port.
+    let e = serial::ParallelPort::open("/dev/null").unwrap_err();
+    assert_eq!(e.win32(), 87, "{e}");
+}

@@ -23,7 +23,7 @@ use crate::EXIT_TIMEOUT;
 
 #[derive(Debug, Subcommand)]
 pub enum SerialCmd {
-    /// List the serial ports the system has (device and driver).
+    /// List the serial and parallel ports the system has (device and driver).
     #[command(after_help = "Example:\n  switchboard serial ls")]
     Ls,
     /// Open a port: apply settings, set its modem lines, send a break, and
@@ -268,10 +268,11 @@ fn ms(d: Duration) -> u32 {
 pub fn run(cmd: SerialCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         SerialCmd::Ls => {
-            for p in serial::list_ports() {
+            let parallel = serial::list_parallel_ports().into_iter().map(|p| (p, "ppdev (parallel)".to_owned()));
+            for (path, driver) in serial::list_ports().into_iter().map(|p| (p.path, p.driver)).chain(parallel) {
                 match json {
-                    true => out!("{}", json!({"path": p.path, "driver": p.driver})),
-                    false => out!("{}\t{}", p.path.display(), p.driver),
+                    true => out!("{}", json!({"path": path, "driver": driver})),
+                    false => out!("{}\t{}", path.display(), driver),
                 }
             }
             Ok(ExitCode::SUCCESS)

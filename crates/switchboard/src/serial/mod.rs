@@ -78,8 +78,10 @@
 
 mod line;
 mod pair;
+mod parallel;
 
 pub use pair::SerialPair;
+pub use parallel::{list_parallel_ports, ParallelPort, ParallelStatus};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
