@@ -28,7 +28,7 @@ pub enum SerialCmd {
     Ls,
     /// Open a port: apply settings, set its modem lines, send a break, and
     /// print what the driver applied and the modem status.
-    #[command(after_help = "Examples:\n  switchboard serial open /dev/ttyUSB0 --baud 115200\n  \
+    #[command(after_help = "Example:\n  switchboard serial open /dev/ttyUSB0 --baud 115200\n  \
                             switchboard serial open /dev/pts/7 --data-bits 7 --parity even --rts off --hold 10s\n\n\
                             Modem lines and counters are there on UARTs and on the ends of `serial pair`; \
                             a plain pty has none (said so). --hold keeps the port open (and its lines as set) that long.")]
