@@ -189,6 +189,30 @@ pub enum Error {
     /// `ERROR_NOT_SUPPORTED`): modem lines on a pseudo-terminal.
     #[error("not supported: {0}")]
     NotSupported(String),
+    /// An HTTP server answered with an error status: the status and its
+    /// reason, as the server gave them (classic 12003,
+    /// `ERROR_INTERNET_EXTENDED_ERROR`: the server's own error).
+    #[error("HTTP {status} {reason} from {url}")]
+    Http {
+        /// The status code.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+        /// The URL asked for.
+        url: String,
+    },
+    /// An Internet transfer failed below HTTP, with the classic WinINet
+    /// code: 12007 a name that does not resolve, 12029 no connection,
+    /// 12002 a timeout, 12157 TLS, 12152 an answer that makes no sense,
+    /// 12005 a bad URL, 12156 too many redirects; 23 (`ERROR_CRC`) a file
+    /// whose digest is not the one expected.
+    #[error("{message}")]
+    Internet {
+        /// The classic code.
+        code: u32,
+        /// What failed, with the URL.
+        message: String,
+    },
     /// Any other system error (classic code derived from errno).
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -249,6 +273,8 @@ impl Error {
             Error::Remote { code, .. } => code.win32(),
             Error::InvalidBinding { .. } => 1700,
             Error::NotSupported(_) => 50,
+            Error::Http { .. } => 12003,
+            Error::Internet { code, .. } => *code,
             Error::UnknownInterface(_) => 1717,
             Error::ServerUnavailable(_) => 1722,
             Error::CallTimeout(_) => 1818,
@@ -286,6 +312,15 @@ impl Error {
             8 => "ERROR_NOT_ENOUGH_MEMORY",
             13 => "ERROR_INVALID_DATA",
             50 => "ERROR_NOT_SUPPORTED",
+            23 => "ERROR_CRC",
+            12002 => "ERROR_INTERNET_TIMEOUT",
+            12003 => "ERROR_INTERNET_EXTENDED_ERROR",
+            12005 => "ERROR_INTERNET_INVALID_URL",
+            12007 => "ERROR_INTERNET_NAME_NOT_RESOLVED",
+            12029 => "ERROR_INTERNET_CANNOT_CONNECT",
+            12152 => "ERROR_HTTP_INVALID_SERVER_RESPONSE",
+            12156 => "ERROR_HTTP_REDIRECT_FAILED",
+            12157 => "ERROR_INTERNET_SECURITY_CHANNEL_ERROR",
             87 => "ERROR_INVALID_PARAMETER",
             109 => "ERROR_BROKEN_PIPE",
             121 => "ERROR_SEM_TIMEOUT",

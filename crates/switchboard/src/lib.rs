@@ -69,6 +69,8 @@ pub mod error;
 #[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod fuzz;
+#[cfg(feature = "inet")]
+pub mod inet;
 pub mod link;
 pub mod mailslot;
 pub mod mapping;
