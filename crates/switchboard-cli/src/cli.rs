@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub use crate::command::clip::ClipCmd;
 pub use crate::command::dde::DdeCmd;
+#[cfg(feature = "inet")]
+pub use crate::command::http::HttpCmd;
 pub use crate::command::mailslot::MailslotCmd;
 pub use crate::command::mapping::MappingCmd;
 pub use crate::command::message::MessageCmd;
@@ -147,13 +149,23 @@ pub enum Command {
                       switchboard rpc call local:calc Calc add 2 3"
     )]
     Rpc(RpcCmd),
-    /// Serial ports: the ports present, send a line, print what arrives.
+    /// Serial ports: the ports present, open one (settings, modem lines,
+    /// break), a virtual null-modem pair, send a line, print what arrives.
     #[command(
         subcommand,
         after_help = "Example:\n  switchboard serial ls\n  switchboard serial monitor /dev/ttyUSB0 --baud 115200 &\n  \
                       switchboard serial send /dev/ttyUSB0 --baud 115200 hello"
     )]
     Serial(SerialCmd),
+    /// Internet file transfer: resumable downloads and uploads with a
+    /// progress bar, and a folder served over HTTP.
+    #[cfg(feature = "inet")]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  switchboard http serve ./shared --listen 127.0.0.1:8080 &\n  \
+                      switchboard http get http://127.0.0.1:8080/big.iso -o big.iso"
+    )]
+    Http(HttpCmd),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(
         subcommand,

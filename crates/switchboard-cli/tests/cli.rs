@@ -958,3 +958,47 @@ fn serial_s08_cli_serial_pair_open_monitor_send() {
     assert!(!std::path::Path::new(a).exists() && !std::path::Path::new(b).exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn inet_s06_cli_http_serve_get_put() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("http"));
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(served.join("file.bin"), &data).unwrap();
+    let mut server = Holder(
+        bin()
+            .args(["http", "serve"])
+            .arg(&served)
+            .args(["--listen", "127.0.0.1:0", "--max-upload", "100K"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut url = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut url).unwrap();
+    let url = url.trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let out = dir.join("got.bin");
+    let got = run(&["--format", "json", "http", "get", &format!("{url}file.bin"), "-o", out.to_str().unwrap()]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    let report: serde_json::Value = serde_json::from_str(stdout(&got).trim()).unwrap();
+    assert_eq!(report["bytes"], 200_000);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let again = run(&["--format", "json", "http", "get", &format!("{url}file.bin"), "-o", out.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_str(stdout(&again).trim()).unwrap();
+    assert_eq!(report["already_complete"], true);
+    let put = run(&["http", "put", out.to_str().unwrap(), &format!("{url}too-big.bin"), "-q"]);
+    assert!(!put.status.success());
+    assert!(stderr(&put).contains("413"), "{}", stderr(&put));
+    let small = dir.join("small.txt");
+    std::fs::write(&small, b"hello").unwrap();
+    let put = run(&["http", "put", small.to_str().unwrap(), &format!("{url}small.txt"), "-q"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    assert_eq!(std::fs::read(served.join("small.txt")).unwrap(), b"hello");
+    let missing = run(&["http", "get", &format!("{url}nothing"), "-o", dir.join("n").to_str().unwrap(), "-q"]);
+    assert!(stderr(&missing).contains("HTTP 404 Not Found"), "{}", stderr(&missing));
+    assert!(Command::new("kill").arg(server.0.id().to_string()).status().unwrap().success());
+    assert!(server.0.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,6 +5,8 @@ pub(crate) mod bench;
 pub(crate) mod clip;
 pub(crate) mod dde;
 mod detach;
+#[cfg(feature = "inet")]
+pub(crate) mod http;
 mod ls;
 pub(crate) mod mailslot;
 pub(crate) mod mapping;
@@ -46,6 +48,8 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Dde(c) => dde::run(c, json),
         Command::Rpc(c) => rpc::run(c, json),
         Command::Serial(c) => serial::run(c, json),
+        #[cfg(feature = "inet")]
+        Command::Http(c) => http::run(c, json),
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),
