@@ -305,13 +305,16 @@ fn inet_s02_an_upload_streams_a_file_with_put_and_the_limit_holds() {
         &format!("{}up.bin", server.url()),
         &mut UploadOptions { progress: Some(&mut record), ..UploadOptions::default() },
     )
-    .unwrap();
+    .unwrap()
+    .status;
     assert_eq!(status, 201);
     assert_eq!(last, Some(data.len() as u64));
     assert_eq!(std::fs::read(dir.join("up.bin")).unwrap(), data);
     // Replacing: 204.
     assert_eq!(
-        inet::upload(&src.join("up.bin"), &format!("{}up.bin", server.url()), &mut UploadOptions::default()).unwrap(),
+        inet::upload(&src.join("up.bin"), &format!("{}up.bin", server.url()), &mut UploadOptions::default())
+            .unwrap()
+            .status,
         204
     );
     // Over the limit: 413, and nothing is left behind.
@@ -452,4 +455,73 @@ fn inet_s05_failures_are_clear_bounded_and_classic() {
     let e = inet::download(&format!("{}absent", server.url()), &dst.join("x"), &mut quick()).unwrap_err();
     assert!(matches!(&e, Error::Http { status: 404, reason, .. } if reason == "Not Found"), "{e:?}");
     assert_eq!(leftovers(&dst, &[]), Vec::<String>::new());
+}
+
+fn upload_role() {
+    let a = util::args();
+    let (file, url, after): (&Path, &str, u64) = (Path::new(&a[0]), &a[1], a[2].parse().unwrap());
+    util::say("started");
+    let mut told = false;
+    let mut tell = |p: &inet::Progress| {
+        if !told && p.done >= after {
+            told = true;
+            util::say(&format!("at {}", p.done));
+        }
+    };
+    let opts = &mut UploadOptions {
+        resume: true,
+        max_rate: Some(2 << 20),
+        progress: Some(&mut tell),
+        ..UploadOptions::default()
+    };
+    inet::upload(file, url, opts).unwrap();
+    util::hold("finished");
+}
+
+/// A child uploading `file` to `url` slowly, killed once it sent 1 MiB.
+fn killed_upload(test: &str, file: &Path, url: &str) {
+    let mut peer = Peer::spawn(test, "upload", &[file.to_str().unwrap(), url, &(1u64 << 20).to_string()]);
+    peer.expect("started");
+    assert!(peer.next().starts_with("at "));
+    peer.kill9();
+}
+
+/// An upload killed part-way resumes where the server's kept bytes end;
+/// kept bytes of another file are not resumed from; a server that does
+/// not keep partial uploads (Python's, which has no PUT) is said so.
+#[test]
+fn inet_s08_an_upload_killed_part_way_resumes_where_the_server_supports_it() {
+    const TEST: &str = "inet_s08_an_upload_killed_part_way_resumes_where_the_server_supports_it";
+    if util::role().is_some() {
+        upload_role();
+    }
+    let _w = Watchdog::test();
+    let (src, dir) = (folder("s08-up-src"), folder("s08-up-served"));
+    let data = content(4 << 20, 9);
+    let file = src.join("up.bin");
+    std::fs::write(&file, &data).unwrap();
+    let server = inet::serve(&dir, "127.0.0.1:0", ServeOptions::default()).unwrap();
+    let url = format!("{}up.bin", server.url());
+    let resume = || UploadOptions { resume: true, ..UploadOptions::default() };
+    killed_upload(TEST, &file, &url);
+    assert!(!dir.join("up.bin").exists(), "not complete: not there");
+    let up = inet::upload(&file, &url, &mut resume()).unwrap();
+    assert_eq!(up.status, 201);
+    assert!(up.resumed_from > 0, "{up:?}");
+    assert_eq!(std::fs::read(dir.join("up.bin")).unwrap(), data);
+    assert_eq!(leftovers(&dir, &["up.bin"]), Vec::<String>::new());
+    // Another file under a name whose upload was interrupted: the kept
+    // bytes are not its own, so it starts from 0.
+    let other_url = format!("{}other.bin", server.url());
+    killed_upload(TEST, &file, &other_url);
+    let other = content(4 << 20, 10);
+    std::fs::write(src.join("other.bin"), &other).unwrap();
+    let up = inet::upload(&src.join("other.bin"), &other_url, &mut resume()).unwrap();
+    assert_eq!((up.status, up.resumed_from), (201, 0));
+    assert_eq!(std::fs::read(dir.join("other.bin")).unwrap(), other);
+    assert_eq!(leftovers(&dir, &["up.bin", "other.bin"]), Vec::<String>::new());
+    let python = Python::start(&dir);
+    let e =
+        inet::upload(&file, &format!("{}x.bin", python.1), &mut UploadOptions { retries: 0, ..resume() }).unwrap_err();
+    assert!(matches!(e, Error::NotSupported(_) | Error::Http { status: 501, .. }), "{e:?}");
 }

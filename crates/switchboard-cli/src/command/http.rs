@@ -44,7 +44,11 @@ pub enum HttpCmd {
         quiet: bool,
     },
     /// Upload a file with PUT, streamed from disk, with a progress bar.
-    #[command(after_help = "Example:\n  switchboard http put report.pdf http://otherhost:8080/report.pdf")]
+    #[command(
+        after_help = "Example:\n  switchboard http put report.pdf http://otherhost:8080/report.pdf --resume\n\n\
+                            --resume asks a server that keeps partial uploads (switchboard http serve does) how much \
+                            of this file it has, and sends the rest: run it again after any interruption."
+    )]
     Put {
         /// The file.
         file: PathBuf,
@@ -56,6 +60,12 @@ pub enum HttpCmd {
         /// Attempts after the first failure.
         #[arg(long, default_value_t = 3)]
         retries: u32,
+        /// Send only what the server does not have yet (a server that keeps partial uploads).
+        #[arg(long)]
+        resume: bool,
+        /// At most this many bytes a second.
+        #[arg(long)]
+        limit_rate: Option<u64>,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -154,15 +164,18 @@ pub fn run(cmd: HttpCmd, json: bool) -> anyhow::Result<ExitCode> {
             report_download(&dest, &got, json);
             Ok(ExitCode::SUCCESS)
         }
-        HttpCmd::Put { file, url, timeout, retries, quiet } => {
+        HttpCmd::Put { file, url, timeout, retries, resume, limit_rate, quiet } => {
             let bar = bar(quiet || json)?;
             let mut shown = |p: &Progress| show(&bar, p);
-            let status =
-                inet::upload(&file, &url, &mut UploadOptions { timeout, retries, progress: Some(&mut shown) })?;
+            let mut options =
+                UploadOptions { timeout, retries, resume, max_rate: limit_rate, progress: Some(&mut shown) };
+            let up = inet::upload(&file, &url, &mut options)?;
             bar.finish_and_clear();
             match json {
-                true => out!("{}", json!({"file": file, "url": url, "status": status})),
-                false => note!("{} → {url}: {status}", file.display()),
+                true => {
+                    out!("{}", json!({"file": file, "url": url, "status": up.status, "resumed_from": up.resumed_from}))
+                }
+                false => note!("{} → {url}: {} (resumed from byte {})", file.display(), up.status, up.resumed_from),
             }
             Ok(ExitCode::SUCCESS)
         }

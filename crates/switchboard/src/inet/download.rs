@@ -123,7 +123,9 @@ pub fn download(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> Re
 /// Errors worth another attempt: the network's and the server's own trouble.
 pub(super) fn retryable(e: &Error) -> bool {
     match e {
-        Error::Http { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+        // 409: a resumed upload's offset moved (the broken attempt's
+        // bytes were still arriving at the server): ask again.
+        Error::Http { status, .. } => *status >= 500 || matches!(status, 408 | 409 | 429),
         Error::Internet { code, .. } => matches!(code, 12002 | 12029 | 12152),
         _ => false,
     }

@@ -8,10 +8,11 @@
 //!   complete and checked; a state file beside it so that a download
 //!   stopped at any point — even by `kill -9` — resumes with `Range` and
 //!   `If-Range`, and restarts cleanly when the server's file changed.
-//! - [`upload`]: a file streamed from disk with `PUT`.
+//! - [`upload`]: a file streamed from disk with `PUT`, resumable where the
+//!   server keeps partial uploads (ours does).
 //! - [`serve`]: a folder over HTTP (axum): downloads with `Range`, `ETag`
-//!   and `If-Range`, uploads by `PUT` with a size limit, a listing page, no
-//!   way out of the folder.
+//!   and `If-Range`, uploads by `PUT` with a size limit (resumable, checked
+//!   by their SHA-256), a listing page, no way out of the folder.
 //!
 //! Every wait is bounded (`timeout`, per connect and per read), failures
 //! are retried with backoff, and errors say what failed: the HTTP status
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 
 pub use download::{download, sha256_file, DownloadOptions, Downloaded};
 pub use serve::{serve, ServeOptions, Served};
-pub use upload::{upload, UploadOptions};
+pub use upload::{upload, UploadOptions, Uploaded};
 
 use crate::error::Error;
 

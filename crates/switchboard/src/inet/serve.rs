@@ -9,6 +9,16 @@
 //!   renamed once complete; over the size limit is `413`, and nothing is
 //!   left. The refused body is read (and dropped) up to 64 MiB first, so a
 //!   client that sends before it reads hears the 413 instead of a reset.
+//! - `PUT` with `Content-Range` resumes an upload (S08): `bytes */TOTAL`
+//!   with no body asks how much is kept (`200` with `Upload-Offset: N`);
+//!   `bytes START-END/TOTAL` appends when START is what is kept (else
+//!   `409` with the offset), keeps every byte that arrived even when the
+//!   connection breaks, and the file appears once all TOTAL bytes are
+//!   there. Each carries `Upload-Id`, the file's SHA-256: kept bytes of
+//!   another file are thrown away (offset 0), and the complete file is
+//!   checked against it before it appears. The kept part is
+//!   `.sb-partial-NAME` (and its id `.sb-partial-NAME.id`), hidden from the
+//!   listing.
 //! - No way out of the folder: a path is taken apart into plain names (a
 //!   `..`, encoded or not, is `400`), and what it names must resolve inside
 //!   the folder (a symbolic link out of it is `403`).
@@ -275,7 +285,7 @@ fn listing(dir: &Path, raw: &str) -> Response {
     let mut names: Vec<(String, bool)> = entries
         .flatten()
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.file_type().is_ok_and(|t| t.is_dir())))
-        .filter(|(n, _)| !n.starts_with(".sb-upload-"))
+        .filter(|(n, _)| !n.starts_with(".sb-upload-") && !n.starts_with(".sb-partial-"))
         .collect();
     names.sort();
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
@@ -308,6 +318,15 @@ async fn put(app: &App, rel: &Path, headers: &HeaderMap, body: Body) -> Response
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return refuse_large(body.into_data_stream()).await;
+    }
+    if let Some(range) = headers.get(header::CONTENT_RANGE) {
+        let Some(range) = range.to_str().ok().and_then(parse_content_range) else {
+            return status(StatusCode::BAD_REQUEST, "Content-Range: bytes START-END/TOTAL or bytes */TOTAL");
+        };
+        let Some(id) = headers.get("upload-id").and_then(|v| v.to_str().ok()).filter(|v| is_sha256(v)) else {
+            return status(StatusCode::BAD_REQUEST, "a resumed upload needs Upload-Id: the file's SHA-256");
+        };
+        return put_range(app, &dir, name, range, &id.to_ascii_lowercase(), body).await;
     }
     let existed = target.exists();
     let tmp = dir.join(format!(".sb-upload-{}-{}", std::process::id(), unique()));
@@ -353,6 +372,104 @@ async fn put(app: &App, rel: &Path, headers: &HeaderMap, body: Body) -> Response
             let _ = tokio::fs::remove_file(&tmp).await;
             r
         }
+    }
+}
+
+/// A resumable upload's `Content-Range`: `(Some((START, END)), TOTAL)`, or
+/// `(None, TOTAL)` for the question "how much is kept?".
+type UploadRange = (Option<(u64, u64)>, u64);
+
+fn parse_content_range(v: &str) -> Option<UploadRange> {
+    let (span, total) = v.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let total: u64 = total.trim().parse().ok()?;
+    if span.trim() == "*" {
+        return Some((None, total));
+    }
+    let (a, b) = span.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b && b < total).then_some((Some((a, b)), total))
+}
+
+/// `200` with the bytes kept of a resumable upload.
+fn kept(offset: u64, code: StatusCode) -> Response {
+    let mut r = code.into_response();
+    r.headers_mut().insert("upload-offset", HeaderValue::from(offset));
+    r
+}
+
+fn is_sha256(v: &str) -> bool {
+    v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+async fn put_range(
+    app: &App,
+    dir: &Path,
+    name: &std::ffi::OsStr,
+    (span, total): UploadRange,
+    id: &str,
+    body: Body,
+) -> Response {
+    if total > app.options.max_upload {
+        return refuse_large(body.into_data_stream()).await;
+    }
+    let mut partial_name = std::ffi::OsString::from(".sb-partial-");
+    partial_name.push(name);
+    let partial = dir.join(&partial_name);
+    partial_name.push(".id");
+    let id_path = dir.join(partial_name);
+    let same = std::fs::read_to_string(&id_path).is_ok_and(|kept| kept == id);
+    let mut have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    if !same || have > total {
+        // Kept bytes of another file (or none): start over.
+        let _ = std::fs::remove_file(&partial);
+        if std::fs::write(&id_path, id).is_err() {
+            return status(StatusCode::FORBIDDEN, "cannot write here");
+        }
+        have = 0;
+    }
+    let Some((start, end)) = span else { return kept(have, StatusCode::OK) };
+    if start != have {
+        return kept(have, StatusCode::CONFLICT);
+    }
+    let mut open = tokio::fs::OpenOptions::new();
+    open.create(true).append(true);
+    let Ok(mut file) = open.open(&partial).await else { return status(StatusCode::FORBIDDEN, "cannot write here") };
+    let mut stream = body.into_data_stream();
+    let mut at = start;
+    let broke = loop {
+        match stream.next().await {
+            None => break false,
+            Some(Err(_)) => break true,
+            Some(Ok(chunk)) => {
+                // Never past the END announced.
+                let room = (end + 1 - at) as usize;
+                let take = &chunk[..chunk.len().min(room)];
+                if file.write_all(take).await.is_err() {
+                    break true;
+                }
+                at += take.len() as u64;
+            }
+        }
+    };
+    let _ = file.flush().await;
+    drop(file);
+    if broke || at < total {
+        return kept(at, StatusCode::OK);
+    }
+    let whole = partial.clone();
+    let digest = tokio::task::spawn_blocking(move || super::sha256_file(&whole)).await;
+    if !matches!(&digest, Ok(Ok(d)) if d == id) {
+        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_file(&id_path);
+        return status(StatusCode::BAD_REQUEST, "the upload's SHA-256 is not its Upload-Id");
+    }
+    let _ = std::fs::remove_file(&id_path);
+    let target = dir.join(name);
+    let existed = target.exists();
+    match tokio::fs::rename(&partial, &target).await {
+        Ok(()) if existed => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(_) => status(StatusCode::INSUFFICIENT_STORAGE, "cannot write"),
     }
 }
 
