@@ -6,7 +6,7 @@
 //! open descriptor for as long as it lives.
 //!
 //! # Safety
-//! [`register`] hands tokio an `OwnedFd`: its `as_raw_fd` always returns the
+//! [`register_readable`] hands tokio an `OwnedFd`: its `as_raw_fd` always returns the
 //! descriptor it owns, which stays open until the `AsyncFd` (which owns the
 //! `OwnedFd`) is dropped or unwrapped.
 #![allow(unsafe_code)]
