@@ -26,6 +26,17 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|_| rng.next() as u8).collect()
 }
 
+/// A folder holding `file.bin` (`len` bytes of `seed`) served by our
+/// server: the folder, the bytes, the server and the file's URL.
+fn served_file(tag: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>, inet::Served, String) {
+    let dir = folder(tag);
+    let data = content(len, seed);
+    std::fs::write(dir.join("file.bin"), &data).unwrap();
+    let server = inet::serve(&dir, "127.0.0.1:0", ServeOptions::default()).unwrap();
+    let url = format!("{}file.bin", server.url());
+    (dir, data, server, url)
+}
+
 fn sha256(bytes: &[u8]) -> String {
     let dir = folder("sum");
     let p = dir.join("x");
@@ -93,9 +104,6 @@ struct Python(std::process::Child, String);
 
 impl Python {
     fn start(dir: &Path) -> Python {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let setup = std::process::Command::new(root.join("python/run-tests")).arg("--setup").status().unwrap();
-        assert!(setup.success(), "python/run-tests --setup failed");
         let script = r#"
 import functools, http.server, sys
 class H(http.server.SimpleHTTPRequestHandler):
@@ -115,12 +123,8 @@ s = S(("127.0.0.1", 0), functools.partial(H, directory=sys.argv[1]))
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
-        let mut child = std::process::Command::new(root.join("target/python-venv/bin/python"))
-            .args(["-c", script])
-            .arg(dir)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            util::python().args(["-c", script]).arg(dir).stdout(std::process::Stdio::piped()).spawn().unwrap();
         let mut port = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
         Python(child, format!("http://127.0.0.1:{}/", port.trim()))
@@ -216,11 +220,8 @@ fn inet_s03_s07_resume_is_validator_safe() {
         download_role();
     }
     let _w = Watchdog::test();
-    let (src, dst) = (folder("s07-src"), folder("s07-dst"));
-    let data = content(4 << 20, 2);
-    std::fs::write(src.join("file.bin"), &data).unwrap();
-    let server = inet::serve(&src, "127.0.0.1:0", ServeOptions::default()).unwrap();
-    let url = format!("{}file.bin", server.url());
+    let (src, data, _server, url) = served_file("s07-src", 4 << 20, 2);
+    let dst = folder("s07-dst");
     let partial = |dest: &Path| {
         let mut peer = slow_downloader(TEST, &url, dest, 1 << 20);
         let said = peer.next();
@@ -265,11 +266,8 @@ fn inet_s08_downloads_killed_at_random_points_resume_byte_identical() {
         download_role();
     }
     let _w = Watchdog::test();
-    let (src, dst) = (folder("s08-src"), folder("s08-dst"));
-    let data = content(3 << 20, 4);
-    std::fs::write(src.join("file.bin"), &data).unwrap();
-    let server = inet::serve(&src, "127.0.0.1:0", ServeOptions::default()).unwrap();
-    let url = format!("{}file.bin", server.url());
+    let (_src, data, _server, url) = served_file("s08-src", 3 << 20, 4);
+    let dst = folder("s08-dst");
     let dest = dst.join("file.bin");
     let mut rng = util::Rng(std::process::id() as u64 * 7919);
     let mut at = 0;
@@ -409,11 +407,7 @@ fn inet_s06_our_server_serves_ranges_etags_a_listing_and_no_way_out() {
 #[test]
 fn inet_s06_curl_downloads_resumes_and_uploads_with_our_server() {
     let _w = Watchdog::test();
-    let dir = folder("curl");
-    let data = content(2 << 20, 8);
-    std::fs::write(dir.join("file.bin"), &data).unwrap();
-    let server = inet::serve(&dir, "127.0.0.1:0", ServeOptions::default()).unwrap();
-    let url = format!("{}file.bin", server.url());
+    let (dir, data, server, url) = served_file("curl", 2 << 20, 8);
     let out = dir.join("by-curl.bin");
     std::fs::write(&out, &data[..12_345]).unwrap();
     let curl = std::process::Command::new("curl").args(["-sS", "-f", "-C", "-", "-o"]).arg(&out).arg(&url).status();

@@ -655,16 +655,13 @@ fn rust_calls(at: &str) {
 fn rpc_s11_a_python_client_gets_the_same_results_as_the_rust_one() {
     peer_role();
     let _w = Watchdog::new(Duration::from_secs(600));
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // The venv with msgpack from PyPI (made once; `.ci/test` makes it too).
-    let setup = std::process::Command::new(root.join("python/run-tests")).arg("--setup").status().unwrap();
-    assert!(setup.success(), "python/run-tests --setup failed");
+    let root = util::repo_root();
     let server = server(8);
     let bindings =
         [server.listen("tcp:127.0.0.1[0]").unwrap(), server.listen(&format!("unix:{}", unique("s11"))).unwrap()];
     for at in bindings.iter().map(ToString::to_string) {
         rust_calls(&at);
-        let out = std::process::Command::new(root.join("target/python-venv/bin/python"))
+        let out = util::python()
             .arg(root.join("python/calls_check.py"))
             .arg(&at)
             .env("PYTHONPATH", root.join("python"))

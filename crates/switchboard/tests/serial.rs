@@ -190,9 +190,6 @@ fn serial_s05_purge_break_and_modem_lines_on_a_pty() {
 #[test]
 fn serial_s06_pyserial_answers_through_a_socat_pty_pair() {
     let _w = Watchdog::new(Duration::from_secs(600));
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let setup = std::process::Command::new(root.join("python/run-tests")).arg("--setup").status().unwrap();
-    assert!(setup.success(), "python/run-tests --setup failed");
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(util::unique("socat"));
     std::fs::create_dir_all(&dir).unwrap();
     let (a, b) = (dir.join("a"), dir.join("b"));
@@ -210,12 +207,7 @@ with serial.Serial(sys.argv[1], 115200, timeout=30) as s:
     s.write(line.upper())
     s.flush()
 "#;
-    let mut python = std::process::Command::new(root.join("target/python-venv/bin/python"))
-        .args(["-c", script])
-        .arg(&b)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut python = util::python().args(["-c", script]).arg(&b).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut ready = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(python.stdout.take().unwrap()), &mut ready).unwrap();
     assert_eq!(ready.trim(), "ready");
@@ -500,9 +492,6 @@ fn serial_s08_a_killed_peer_drops_the_carrier() {
 fn serial_s08_pyserial_on_one_end_of_a_pair() {
     use serial::events::{BREAK, RLSD};
     let _w = Watchdog::new(Duration::from_secs(600));
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let setup = std::process::Command::new(root.join("python/run-tests")).arg("--setup").status().unwrap();
-    assert!(setup.success(), "python/run-tests --setup failed");
     let pair = serial::SerialPair::new().unwrap();
     let b = SerialPort::open(pair.path(1)).unwrap();
     b.set_settings(&LineSettings { baud: 19_200, ..LineSettings::default() }).unwrap();
@@ -519,7 +508,7 @@ with serial.Serial(sys.argv[1], 19200, timeout=30) as s:
     print("break" if nul == b"\0" else "no break: %r" % nul, flush=True)
     sys.stdin.readline()
 "#;
-    let mut python = std::process::Command::new(root.join("target/python-venv/bin/python"))
+    let mut python = util::python()
         .args(["-c", script, pair.path(0)])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -339,3 +339,18 @@ pub fn spawn_asleep<'scope, T: Send + 'scope>(
     eventually("the thread is asleep in the kernel", || asleep_in_futex(tid));
     handle
 }
+
+/// The repository's root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A command running the project's Python (`target/python-venv`, with
+/// msgpack and pyserial from PyPI), made by `python/run-tests --setup` the
+/// first time (`.ci/test` makes it too), so a bare `cargo test` works.
+pub fn python() -> Command {
+    let root = repo_root();
+    let setup = Command::new(root.join("python/run-tests")).arg("--setup").status().expect("python/run-tests");
+    assert!(setup.success(), "python/run-tests --setup failed");
+    Command::new(root.join("target/python-venv/bin/python"))
+}
