@@ -330,8 +330,9 @@ fn serial_s08_a_pair_carries_bytes_both_ways_paced_at_the_baud_rate() {
     assert!(start.elapsed() >= Duration::from_millis(80), "drained in {:?}", start.elapsed());
     assert_eq!(read_n(&b, 96), data);
     assert!(start.elapsed() >= Duration::from_millis(95), "arrived in {:?}", start.elapsed());
-    // The other way, and at a rate no standard table has.
-    let fast = LineSettings { baud: 1_000_000, ..LineSettings::default() };
+    // The other way, at a rate no standard table has, with RTS/CTS at both
+    // ends: a reader that falls behind holds the writer, nothing is lost.
+    let fast = LineSettings { baud: 1_000_000, flow: FlowControl::RtsCts, ..LineSettings::default() };
     a.set_settings(&fast).unwrap();
     b.set_settings(&fast).unwrap();
     let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
@@ -345,6 +346,22 @@ fn serial_s08_a_pair_carries_bytes_both_ways_paced_at_the_baud_rate() {
     });
     assert_eq!(writer, big.len());
     assert_eq!(a.clear_errors().unwrap(), serial::CommStatus::default());
+}
+
+/// Without flow control the line does not wait for a reader: a writer
+/// finishes at the line's pace, and what does not fit the reader's input
+/// is lost and counted (CE_RXOVER), as on a real UART.
+#[test]
+fn serial_s05_without_flow_control_a_full_receiver_overruns() {
+    let _w = Watchdog::test();
+    let (_pair, a, b) = pair_ports(4_000_000);
+    let data = vec![0x55u8; 300_000];
+    a.set_timeouts(Timeouts { write_total_constant: 60_000, ..Timeouts::default() });
+    assert_eq!(a.write(&data).unwrap(), data.len(), "the writer is never held");
+    a.drain().unwrap();
+    let s = b.clear_errors().unwrap();
+    assert_eq!(s.errors, serial::errors::RXOVER, "{s:?}");
+    assert!(s.in_queue > 0 && s.in_queue < data.len() as u64, "{s:?}");
 }
 
 #[test]

@@ -157,7 +157,8 @@ fn download_once(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> R
             // Nothing left past what we have: complete if it is all of it.
             let total = content_range_total(r.header("content-range"));
             if total == Some(have) || saved.as_ref().and_then(|s| s.length) == Some(have) {
-                return finish(dest, &part, &state_path, have, 0, false, None, options);
+                let done = Done { bytes: have, resumed_from: 0, restarted: false, sha256: sha256_file(&part)? };
+                return finish(dest, &part, &state_path, done, None, options);
             }
             let _ = std::fs::remove_file(&part);
             let _ = std::fs::remove_file(&state_path);
@@ -205,9 +206,15 @@ fn download_once(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> R
             })
         }
     };
+    // The digest as the bytes go by (what was kept is read once first):
+    // no second pass over a large file.
+    let mut digest_so_far = Sha256::new();
+    if start > 0 {
+        hash_into(&mut digest_so_far, &part)?;
+    }
     let mut reader = response.into_reader();
     let mut transfer = Transfer::new(start, total, options.max_rate);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -215,6 +222,7 @@ fn download_once(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> R
             Err(e) => return Err(transport_error(url, &e)),
         };
         file.write_all(&buf[..n])?;
+        digest_so_far.update(&buf[..n]);
         transfer.advance(n as u64, options.progress.as_deref_mut());
     }
     file.flush()?;
@@ -227,22 +235,20 @@ fn download_once(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> R
         });
     }
     transfer.finish(options.progress.as_deref_mut());
-    finish(dest, &part, &state_path, got, start, restarted, digest, options)
+    let sha256 = hex(&digest_so_far.finalize());
+    finish(dest, &part, &state_path, Done { bytes: got, resumed_from: start, restarted, sha256 }, digest, options)
 }
 
 /// Checks the complete partial file and renames it to `dest`.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     dest: &Path,
     part: &Path,
     state_path: &Path,
-    bytes: u64,
-    resumed_from: u64,
-    restarted: bool,
+    done: Done,
     offered: Option<String>,
     options: &DownloadOptions<'_>,
 ) -> Result<Downloaded> {
-    let sha256 = sha256_file(part)?;
+    let Done { bytes, resumed_from, restarted, sha256 } = done;
     for want in options.sha256.iter().chain(offered.iter()) {
         if !want.eq_ignore_ascii_case(&sha256) {
             let _ = std::fs::remove_file(part);
@@ -316,18 +322,31 @@ pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a complete partial file is, before its checks.
+struct Done {
+    bytes: u64,
+    resumed_from: u64,
+    restarted: bool,
+    sha256: String,
+}
+
 /// The SHA-256 of a file, as hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path)?;
     let mut h = Sha256::new();
+    hash_into(&mut h, path)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// Feeds the whole of the file at `path` to `h`.
+fn hash_into(h: &mut Sha256, path: &Path) -> Result<()> {
+    let mut f = File::open(path)?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         match f.read(&mut buf)? {
-            0 => break,
+            0 => return Ok(()),
             n => h.update(&buf[..n]),
         }
     }
-    Ok(hex(&h.finalize()))
 }
 
 /// The error for a failed request.

@@ -20,6 +20,12 @@
 //!   dies: the far end sees the carrier drop, as on a cable. A switchboard
 //!   port raises and drops them at will ([`super::SerialPort::set_rts`]);
 //!   [`SerialPair::set_ring`] rings an end.
+//! - **Flow control.** With RTS/CTS at both ends, a receiver whose input
+//!   is full holds the sender (nothing is lost), and an end whose CTS is
+//!   down does not send. Without it, the line goes on at its pace and a
+//!   receiver that does not keep up loses what does not fit its input
+//!   (counted: `CE_RXOVER`), as a real UART does; XON/XOFF is the ends'
+//!   own line discipline, carried through like any byte.
 //! - **Break.** A break sent by a switchboard port reaches the far end
 //!   after the bytes sent before it and holds the line for its length; the
 //!   far end counts it (EV_BREAK) and reads the NUL byte POSIX delivers for
@@ -315,11 +321,15 @@ impl End {
     /// May bytes leave this end now? Its line is free, the wire has room,
     /// and with RTS/CTS flow control the far end lets it send.
     fn may_send(&self, now: Instant) -> bool {
-        let hardware_flow = self.termios.as_ref().is_some_and(|t| t.control_modes.contains(ControlModes::CRTSCTS));
         self.open
             && now >= self.free_at
             && self.wire.len() < WIRE_MAX
-            && (!hardware_flow || self.state.lines & lines::CTS != 0)
+            && (!self.hardware_flow() || self.state.lines & lines::CTS != 0)
+    }
+
+    /// The end uses RTS/CTS flow control.
+    fn hardware_flow(&self) -> bool {
+        self.termios.as_ref().is_some_and(|t| t.control_modes.contains(ControlModes::CRTSCTS))
     }
 
     /// Reads what the end's program wrote: `Err` once it closed.
@@ -487,6 +497,7 @@ impl Cable {
         let [a, b] = &mut self.ends;
         let (from, to) = if i == 0 { (a, b) } else { (b, a) };
         from.blocked = false;
+        let hold = from.hardware_flow() && to.hardware_flow();
         while let Some((at, chunk)) = from.wire.front_mut() {
             if *at > now {
                 break;
@@ -511,11 +522,18 @@ impl Cable {
                 }
                 Chunk::Heard(bytes) => match tty::write_now(&to.master, bytes) {
                     Ok(n) if n == bytes.len() => drop(from.wire.pop_front()),
-                    // The far end's input is full: the rest waits.
-                    Ok(n) => {
+                    // The far end's input is full. With RTS/CTS at both
+                    // ends its driver would drop RTS and the sender wait:
+                    // the rest waits. Otherwise the line goes on and the
+                    // receiver loses what it has no room for (CE_RXOVER).
+                    Ok(n) if hold => {
                         bytes.drain(..n);
                         from.blocked = true;
                         break;
+                    }
+                    Ok(n) => {
+                        to.state.counts.buf_overrun += (bytes.len() - n) as u32;
+                        from.wire.pop_front();
                     }
                     Err(_) => {
                         to.open = false;
