@@ -570,3 +570,76 @@ fn serial_s07_parallel_ports_open_where_present_and_absence_is_a_clear_error() {
     let e = serial::ParallelPort::open("/dev/null").unwrap_err();
     assert_eq!(e.win32(), 87, "{e}");
 }
+
+/// Device-control strings read as Windows reads them (the cases of Wine's
+/// `kernel32/tests/comm.c`, `test_BuildCommDCB`).
+#[test]
+fn serial_s02_device_control_strings_read_as_build_comm_dcb_does() {
+    use serial::build_dcb;
+    let base = LineSettings::default();
+    let t0 = Timeouts::default();
+    let ok = |text: &str| build_dcb(text, &base, &t0).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    let (s, _) = ok("baud=9600 parity=e data=5 stop=1 xon=on odsr=off octs=off dtr=on rts=on idsr=on");
+    assert_eq!(
+        (s.baud, s.parity, s.data_bits, s.stop_bits, s.flow),
+        (9600, Parity::Even, 5, StopBits::One, FlowControl::XonXoff)
+    );
+    let (s, _) = ok("baud=0 parity=M data=6 stop=1.5 xon=off odsr=on octs=ON dtr=off rts=off idsr=OFF");
+    assert_eq!((s.baud, s.parity, s.data_bits, s.stop_bits), (0, Parity::Mark, 6, StopBits::OnePointFive));
+    let (s, t) = ok("BAUD=4000000000 parity=n data=7 stop=2 to=off");
+    assert_eq!((s.baud, s.stop_bits, t), (4_000_000_000, StopBits::Two, Timeouts::default()));
+    let (s, t) = ok("Baud=115200 Parity=O Data=8 To=On");
+    assert_eq!((s.baud, s.parity, t.write_total_constant), (115_200, Parity::Odd, 60_000));
+    // What the string does not name keeps its value.
+    let (s, _) = ok("PaRiTy=s           Data=7          DTR=on");
+    assert_eq!((s.baud, s.parity, s.data_bits), (base.baud, Parity::Space, 7));
+    // The old form, with mode's two-digit rates and the handshake letter.
+    for (text, baud, parity, data, stop, flow) in [
+        ("11,n,8,1", 110, Parity::None, 8, StopBits::One, FlowControl::None),
+        ("30 ,E, 5,1.5", 300, Parity::Even, 5, StopBits::OnePointFive, FlowControl::None),
+        ("60, m, 6, 2 ", 600, Parity::Mark, 6, StopBits::Two, FlowControl::None),
+        ("12 , o , 7 , 1", 1200, Parity::Odd, 7, StopBits::One, FlowControl::None),
+        ("24,s,8,1.5", 2400, Parity::Space, 8, StopBits::OnePointFive, FlowControl::None),
+        ("48,n,8,1,p", 4800, Parity::None, 8, StopBits::One, FlowControl::RtsCts),
+        ("96,N,8,1 , x ", 9600, Parity::None, 8, StopBits::One, FlowControl::XonXoff),
+        ("19, e, 7, 1, x", 19_200, Parity::Even, 7, StopBits::One, FlowControl::XonXoff),
+        ("0,M,7,1,P", 0, Parity::Mark, 7, StopBits::One, FlowControl::RtsCts),
+        ("4000000000,O,7,1.5,X", 4_000_000_000, Parity::Odd, 7, StopBits::OnePointFive, FlowControl::XonXoff),
+    ] {
+        let (s, _) = ok(text);
+        assert_eq!((s.baud, s.parity, s.data_bits, s.stop_bits, s.flow), (baud, parity, data, stop, flow), "{text:?}");
+    }
+    // What Windows refuses, with ERROR_INVALID_PARAMETER.
+    for text in [
+        "data=4",
+        "data=9",
+        "parity=no",
+        "stop=0",
+        "stop=1.501",
+        "stop=3",
+        "to=foobar",
+        " baud=9600",
+        "baud= 9600",
+        "baud=9600,data=8",
+        "96,N,8,1 to=on",
+        "96,NO,8,1",
+        "96,N,4,1",
+        "96,N,9,1",
+        "96,N,8,0",
+        "96,N,8,3",
+        "96,N,8,1,K",
+        "COM0:baud=115200",
+        "COM0:9600,N,8,1",
+    ] {
+        let e = build_dcb(text, &base, &t0).unwrap_err();
+        assert_eq!(e.win32(), 87, "{text:?}");
+    }
+    // What a string builds, a port takes (through a pair, which keeps parity).
+    let pair = serial::SerialPair::new().unwrap();
+    let port = SerialPort::open(pair.path(0)).unwrap();
+    let (s, _) = ok("baud=19200 parity=e data=7 stop=1");
+    assert_eq!(port.set_settings(&s).unwrap(), s);
+    // And what it refuses is refused there (a baud rate of 0).
+    let (zero, _) = ok("0,n,8,1");
+    assert_eq!(port.set_settings(&zero).unwrap_err().win32(), 87);
+}

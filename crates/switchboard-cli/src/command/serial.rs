@@ -29,7 +29,8 @@ pub enum SerialCmd {
     /// Open a port: apply settings, set its modem lines, send a break, and
     /// print what the driver applied and the modem status.
     #[command(after_help = "Example:\n  switchboard serial open /dev/ttyUSB0 --baud 115200\n  \
-                            switchboard serial open /dev/pts/7 --data-bits 7 --parity even --rts off --hold 10s\n\n\
+                            switchboard serial open /dev/pts/7 --data-bits 7 --parity even --rts off --hold 10s\n  \
+                            switchboard serial open /dev/pts/7 --dcb \"baud=19200 parity=e data=7 stop=1\"\n\n\
                             Modem lines and counters are there on UARTs and on the ends of `serial pair`; \
                             a plain pty has none (said so). --hold keeps the port open (and its lines as set) that long.")]
     Open {
@@ -37,6 +38,10 @@ pub enum SerialCmd {
         path: String,
         #[command(flatten)]
         line: LineArgs,
+        /// A device-control string on top of those, as Windows' mode
+        /// command takes it: "baud=9600 parity=e data=7 stop=1" or "96,e,7,1".
+        #[arg(long, value_name = "STRING")]
+        dcb: Option<String>,
         /// Raise (on) or drop (off) RTS.
         #[arg(long, value_parser = parse_on_off)]
         rts: Option<bool>,
@@ -277,9 +282,14 @@ pub fn run(cmd: SerialCmd, json: bool) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        SerialCmd::Open { path, line, rts, dtr, send_break, hold } => {
+        SerialCmd::Open { path, line, dcb, rts, dtr, send_break, hold } => {
             let port = SerialPort::open(&path)?;
-            let applied = port.set_settings(&line.settings())?;
+            let mut settings = line.settings();
+            if let Some(text) = dcb {
+                (settings, _) = serial::build_dcb(&text, &settings, &Timeouts::default())
+                    .map_err(|e| anyhow::anyhow!("--dcb {text:?}: {e}"))?;
+            }
+            let applied = port.set_settings(&settings)?;
             if let Some(on) = rts {
                 port.set_rts(on)?;
             }

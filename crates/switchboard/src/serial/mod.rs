@@ -22,6 +22,8 @@
 //!   [`SerialPort::set_dtr`]), [`SerialPort::send_break`],
 //!   [`SerialPort::purge`], [`SerialPort::bytes_waiting`], line errors
 //!   ([`SerialPort::clear_errors`], classic `ClearCommError`).
+//! - [`build_dcb`]: device-control strings (`"baud=9600 parity=e data=7"`,
+//!   `"96,n,8,1"`), read as classic `BuildCommDCB` reads them.
 //! - [`SerialPair`]: a virtual null-modem (S08), two pty ends with a cable
 //!   switchboard plays — paced bytes, crossed modem lines, break, framing
 //!   and parity errors — for testing serial programs without hardware.
@@ -76,10 +78,12 @@
 //!   port wrote and put it through: a pty's own output queue empties into
 //!   the master at once, so only the pair knows what was sent.
 
+mod dcb;
 mod line;
 mod pair;
 mod parallel;
 
+pub use dcb::build_dcb;
 pub use pair::SerialPair;
 pub use parallel::{list_parallel_ports, ParallelPort, ParallelStatus};
 
