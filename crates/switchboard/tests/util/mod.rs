@@ -347,10 +347,14 @@ pub fn repo_root() -> std::path::PathBuf {
 
 /// A command running the project's Python (`target/python-venv`, with
 /// msgpack and pyserial from PyPI), made by `python/run-tests --setup` the
-/// first time (`.ci/test` makes it too), so a bare `cargo test` works.
+/// first time (`.ci/test` makes it too), so a bare `cargo test` works:
+/// once per test process, and `python/run-tests` locks the venv against
+/// other processes (tests in parallel once raced to make it).
 pub fn python() -> Command {
+    static MADE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let root = repo_root();
-    let setup = Command::new(root.join("python/run-tests")).arg("--setup").status().expect("python/run-tests");
-    assert!(setup.success(), "python/run-tests --setup failed");
+    let made = MADE
+        .get_or_init(|| Command::new(root.join("python/run-tests")).arg("--setup").status().is_ok_and(|s| s.success()));
+    assert!(made, "python/run-tests --setup failed");
     Command::new(root.join("target/python-venv/bin/python"))
 }
