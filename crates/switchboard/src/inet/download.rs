@@ -276,6 +276,8 @@ fn already_complete(
     let len = meta.len();
     let complete = match agent.head(url).call() {
         Ok(r) => r.header("content-length").and_then(|l| l.parse::<u64>().ok()) == Some(len),
+        // A server that will not answer HEAD: the GET decides.
+        Err(ureq::Error::Status(..)) => false,
         Err(e) => return Err(http_error(url, e)),
     };
     if !complete {
