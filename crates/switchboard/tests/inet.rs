@@ -519,3 +519,47 @@ fn inet_s08_an_upload_killed_part_way_resumes_where_the_server_supports_it() {
         inet::upload(&file, &format!("{}x.bin", python.1), &mut UploadOptions { retries: 0, ..resume() }).unwrap_err();
     assert!(matches!(e, Error::NotSupported(_) | Error::Http { status: 501, .. }), "{e:?}");
 }
+
+/// HTTPS through rustls, from Python's `http.server` behind its `ssl`
+/// module (not written here), with a certificate of a private CA: refused
+/// as an unknown issuer (12157) until the CA is trusted, then the file.
+#[test]
+fn inet_s01_s05_https_through_rustls_from_a_python_tls_server() {
+    let _w = Watchdog::test();
+    let dir = folder("https");
+    let data = content(300_000, 11);
+    std::fs::write(dir.join("file.bin"), &data).unwrap();
+    let ca = util::ca::Ca::new("switchboard test CA");
+    let (cert, key) = ca.issue("127.0.0.1", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.join("key.pem"), &key).unwrap();
+    let script = r#"
+import functools, http.server, ssl, sys
+d = sys.argv[1]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + "/cert.pem", d + "/key.pem")
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+class S(http.server.ThreadingHTTPServer):
+    def handle_error(self, *a):
+        pass  # the refused handshake (the test does that)
+s = S(("127.0.0.1", 0), functools.partial(H, directory=d))
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = util::python().args(["-c", script]).arg(&dir).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let server = Python(child, format!("https://127.0.0.1:{}/", port.trim()));
+    let url = format!("{}file.bin", server.1);
+    let dst = folder("https-dst");
+    let quick = || DownloadOptions { timeout: Duration::from_secs(10), retries: 0, ..DownloadOptions::default() };
+    let e = inet::download(&url, &dst.join("x.bin"), &mut quick()).unwrap_err();
+    assert_eq!(e.win32(), 12157, "{e}");
+    let trusted = &mut DownloadOptions { ca_pem: Some(ca.cert.pem().into_bytes()), ..quick() };
+    let got = inet::download(&url, &dst.join("x.bin"), trusted).unwrap();
+    assert_eq!(got.bytes, data.len() as u64);
+    assert_eq!(std::fs::read(dst.join("x.bin")).unwrap(), data);
+}

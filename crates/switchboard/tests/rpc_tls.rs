@@ -8,37 +8,13 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::ExtendedKeyUsagePurpose;
 use switchboard::rpc::calc::{Calc, CalcClient, CalcServer, Calculator};
 use switchboard::rpc::tls::{TlsClient, TlsServer};
 use switchboard::rpc::{AuthLevel, ClientOptions, Server};
 use switchboard::Error;
+use util::ca::Ca;
 use util::{args, role, say, unique, Peer, Watchdog};
-
-/// A CA, and certificates it signs.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        Ca { cert: params.self_signed(&key).unwrap(), key }
-    }
-
-    /// A certificate for `name` and its key, as PEM.
-    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// The PEM files of one run, in a directory of its own.
 struct Pems(PathBuf);

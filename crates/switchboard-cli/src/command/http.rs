@@ -39,6 +39,9 @@ pub enum HttpCmd {
         /// At most this many bytes a second.
         #[arg(long)]
         limit_rate: Option<u64>,
+        /// Also trust the CA certificates in this PEM file for HTTPS (a private CA).
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -66,6 +69,9 @@ pub enum HttpCmd {
         /// At most this many bytes a second.
         #[arg(long)]
         limit_rate: Option<u64>,
+        /// Also trust the CA certificates in this PEM file for HTTPS (a private CA).
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -153,22 +159,34 @@ fn percent_decode(s: &str) -> String {
 
 pub fn run(cmd: HttpCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        HttpCmd::Get { url, output, sha256, timeout, retries, limit_rate, quiet } => {
+        HttpCmd::Get { url, output, sha256, timeout, retries, limit_rate, cacert, quiet } => {
             let dest = output.unwrap_or_else(|| name_in(&url));
             let bar = bar(quiet || json)?;
             let mut shown = |p: &Progress| show(&bar, p);
-            let mut options =
-                DownloadOptions { timeout, retries, sha256, max_rate: limit_rate, progress: Some(&mut shown) };
+            let mut options = DownloadOptions {
+                timeout,
+                retries,
+                sha256,
+                max_rate: limit_rate,
+                progress: Some(&mut shown),
+                ca_pem: read_ca(cacert.as_deref())?,
+            };
             let got = inet::download(&url, &dest, &mut options)?;
             bar.finish_and_clear();
             report_download(&dest, &got, json);
             Ok(ExitCode::SUCCESS)
         }
-        HttpCmd::Put { file, url, timeout, retries, resume, limit_rate, quiet } => {
+        HttpCmd::Put { file, url, timeout, retries, resume, limit_rate, cacert, quiet } => {
             let bar = bar(quiet || json)?;
             let mut shown = |p: &Progress| show(&bar, p);
-            let mut options =
-                UploadOptions { timeout, retries, resume, max_rate: limit_rate, progress: Some(&mut shown) };
+            let mut options = UploadOptions {
+                timeout,
+                retries,
+                resume,
+                max_rate: limit_rate,
+                progress: Some(&mut shown),
+                ca_pem: read_ca(cacert.as_deref())?,
+            };
             let up = inet::upload(&file, &url, &mut options)?;
             bar.finish_and_clear();
             match json {
@@ -193,6 +211,11 @@ pub fn run(cmd: HttpCmd, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The PEM of `--cacert`, read.
+fn read_ca(path: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    path.map(|p| std::fs::read(p).map_err(|e| anyhow::anyhow!("--cacert {}: {e}", p.display()))).transpose()
 }
 
 fn report_download(dest: &Path, got: &inet::Downloaded, json: bool) {

@@ -25,11 +25,21 @@ pub struct DownloadOptions<'a> {
     pub max_rate: Option<u64>,
     /// Called as bytes arrive (about every 100 ms, and at the end).
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+    /// More CA certificates (PEM) to trust for HTTPS, beside the public
+    /// roots: a private CA's.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for DownloadOptions<'_> {
     fn default() -> Self {
-        DownloadOptions { timeout: Duration::from_secs(30), retries: 3, sha256: None, max_rate: None, progress: None }
+        DownloadOptions {
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            sha256: None,
+            max_rate: None,
+            progress: None,
+            ca_pem: None,
+        }
     }
 }
 
@@ -133,7 +143,7 @@ pub(super) fn retryable(e: &Error) -> bool {
 
 fn download_once(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> Result<Downloaded> {
     let (part, state_path) = partial_paths(dest);
-    let agent = agent(options.timeout);
+    let agent = agent(options.timeout, options.ca_pem.as_deref())?;
     let saved: Option<State> =
         std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).filter(|s: &State| s.url == url);
     let have = match (&saved, std::fs::metadata(&part)) {

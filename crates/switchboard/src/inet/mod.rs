@@ -118,15 +118,30 @@ impl Transfer {
 }
 
 /// The agent every transfer uses: `timeout` bounds connecting and each
-/// read or write; redirects are followed (up to 10).
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new()
+/// read or write; redirects are followed (up to 10); HTTPS trusts the
+/// public roots (webpki-roots) and the CA certificates in `ca_pem`.
+fn agent(timeout: Duration, ca_pem: Option<&[u8]>) -> crate::error::Result<ureq::Agent> {
+    let mut builder = ureq::AgentBuilder::new()
         .timeout_connect(timeout)
         .timeout_read(timeout)
         .timeout_write(timeout)
         .redirects(10)
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca_pem {
+        use crate::rpc::tls::{certs, invalid, provider};
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in certs(pem)? {
+            roots.add(cert).map_err(|e| invalid("CA certificate", e))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("versions", e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        builder = builder.tls_config(std::sync::Arc::new(config));
+    }
+    Ok(builder.build())
 }
 
 /// A transport failure as a classic WinINet error.

@@ -26,6 +26,9 @@ pub struct UploadOptions<'a> {
     pub max_rate: Option<u64>,
     /// Called as bytes go (about every 100 ms, and at the end).
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+    /// More CA certificates (PEM) to trust for HTTPS, beside the public
+    /// roots: a private CA's.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// What an upload did.
@@ -39,7 +42,14 @@ pub struct Uploaded {
 
 impl Default for UploadOptions<'_> {
     fn default() -> Self {
-        UploadOptions { timeout: Duration::from_secs(30), retries: 3, resume: false, max_rate: None, progress: None }
+        UploadOptions {
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            resume: false,
+            max_rate: None,
+            progress: None,
+            ca_pem: None,
+        }
     }
 }
 
@@ -94,7 +104,7 @@ pub fn upload(file: &Path, url: &str, options: &mut UploadOptions<'_>) -> Result
 fn upload_once(path: &Path, url: &str, options: &mut UploadOptions<'_>) -> Result<Uploaded> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
-    let agent = agent(options.timeout);
+    let agent = agent(options.timeout, options.ca_pem.as_deref())?;
     let mut request = agent.put(url).set("Content-Type", "application/octet-stream");
     let mut from = 0;
     if options.resume && len > 0 {

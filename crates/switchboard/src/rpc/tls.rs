@@ -41,15 +41,15 @@ pub struct TlsClient {
     pub(crate) server_name: ServerName<'static>,
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("TLS {what}: {e}")))
 }
 
-fn certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| invalid("certificates", e))?;

@@ -11,6 +11,8 @@
 //! parent (`PR_SET_PDEATHSIG`) and have their own watchdog.
 #![allow(dead_code)]
 
+pub mod ca;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
