@@ -118,12 +118,18 @@ fn partial_paths(dest: &Path) -> (PathBuf, PathBuf) {
 /// a digest that does not match (23, the partial file is removed); `Io`
 /// for the local files.
 pub fn download(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> Result<Downloaded> {
-    let mut attempt = 0;
+    with_retries(options.retries, || download_once(url, dest, options))
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or has been tried
+/// again `retries` times, pausing 0.5 s, 1 s, 2 s … (at most 8 s) between.
+pub(super) fn with_retries<T>(retries: u32, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tried = 0;
     loop {
-        match download_once(url, dest, options) {
-            Err(e) if attempt < options.retries && retryable(&e) => {
-                std::thread::sleep(Duration::from_millis(500 << attempt.min(4)));
-                attempt += 1;
+        match attempt() {
+            Err(e) if tried < retries && retryable(&e) => {
+                std::thread::sleep(Duration::from_millis(500 << tried.min(4)));
+                tried += 1;
             }
             other => return other,
         }
@@ -131,7 +137,7 @@ pub fn download(url: &str, dest: &Path, options: &mut DownloadOptions<'_>) -> Re
 }
 
 /// Errors worth another attempt: the network's and the server's own trouble.
-pub(super) fn retryable(e: &Error) -> bool {
+fn retryable(e: &Error) -> bool {
     match e {
         // 409: a resumed upload's offset moved (the broken attempt's
         // bytes were still arriving at the server): ask again.

@@ -6,7 +6,7 @@ use std::io::{Read, Seek};
 use std::path::Path;
 use std::time::Duration;
 
-use super::download::{http_error, retryable};
+use super::download::{http_error, with_retries};
 use super::{agent, Progress, Transfer};
 use crate::error::{Error, Result};
 
@@ -89,16 +89,7 @@ impl Read for Counted<'_, '_> {
 /// over its limit), `Internet` for the network, `Io` for the file;
 /// `NotSupported` when resuming was asked of a server that does not.
 pub fn upload(file: &Path, url: &str, options: &mut UploadOptions<'_>) -> Result<Uploaded> {
-    let mut attempt = 0;
-    loop {
-        match upload_once(file, url, options) {
-            Err(e) if attempt < options.retries && retryable(&e) => {
-                std::thread::sleep(Duration::from_millis(500 << attempt.min(4)));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    with_retries(options.retries, || upload_once(file, url, options))
 }
 
 fn upload_once(path: &Path, url: &str, options: &mut UploadOptions<'_>) -> Result<Uploaded> {
