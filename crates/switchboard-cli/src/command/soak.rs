@@ -225,7 +225,14 @@ pub fn run(minutes: f64, workers: usize, seed: Option<u64>) -> anyhow::Result<Ex
     let new: Vec<String> = leftovers_snapshot().difference(&before).cloned().collect();
     let (left, others): (Vec<String>, Vec<String>) =
         new.into_iter().partition(|p| p.contains("switchboard") || p.contains("sb1") || p.contains(&names.prefix));
-    let still_bound = bound_names(&names.prefix);
+    // A connection whose worker was killed at the end is closed by its
+    // server thread once it sees the hang-up: give those a moment.
+    let released = Instant::now() + Duration::from_secs(5);
+    let mut still_bound = bound_names(&names.prefix);
+    while still_bound > 0 && Instant::now() < released {
+        std::thread::sleep(Duration::from_millis(20));
+        still_bound = bound_names(&names.prefix);
+    }
     if !left.is_empty() {
         failures.push(format!("left behind: {left:?}"));
     }

@@ -105,6 +105,7 @@ impl ServerBuilder {
             listening: Arc::new(Mutex::new(Vec::new())),
             registered: Mutex::new(Vec::new()),
             stop: Arc::new(AtomicBool::new(false)),
+            accepting: Mutex::new(Vec::new()),
         }
     }
 }
@@ -123,25 +124,31 @@ pub struct Server {
     registered: Mutex<Vec<Registered>>,
     /// Raised when the server is dropped: its accepting threads end.
     stop: Arc<AtomicBool>,
+    /// Each binding's accepting thread, joined when the server is dropped.
+    accepting: Mutex<Vec<(Binding, std::thread::JoinHandle<()>)>>,
 }
 
 impl Drop for Server {
     /// Stops accepting and unregisters; connections already open are
     /// served until their clients leave. Each accepting thread is woken
     /// by a connection of its own binding, sees the server gone, and ends,
-    /// so the names are free when this returns (or soon after, for a
-    /// binding that cannot be reached).
+    /// and is waited for: the names are free when this returns (a binding
+    /// that cannot be reached to wake its thread keeps its name until the
+    /// thread's next client).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         self.registered.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        for binding in self.bindings() {
+        let accepting = std::mem::take(&mut *self.accepting.lock().unwrap_or_else(PoisonError::into_inner));
+        for (binding, thread) in accepting {
             let wake = match &binding {
                 Binding::Tcp { host, port } if matches!(host.as_str(), "0.0.0.0" | "[::]") => {
                     Binding::Tcp { host: "localhost".into(), port: *port }
                 }
                 other => other.clone(),
             };
-            let _ = wake.connect(Deadline::after(Duration::from_secs(1)), &super::ClientOptions::new());
+            if wake.connect(Deadline::after(Duration::from_secs(1)), &super::ClientOptions::new()).is_ok() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -286,9 +293,10 @@ impl Server {
     pub fn listen(&self, binding: &str) -> Result<Binding> {
         let (listener, bound) = Binding::parse(binding)?.listen()?;
         let (shared, stop) = (self.shared.clone(), self.stop.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("rpc-accept {bound}"))
             .spawn(move || accept_loop(&listener, &shared, &stop))?;
+        self.accepting.lock().unwrap_or_else(PoisonError::into_inner).push((bound.clone(), thread));
         self.listening.lock().unwrap_or_else(PoisonError::into_inner).push(bound.clone());
         let mut registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
         if registered.is_empty() {
