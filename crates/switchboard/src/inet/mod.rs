@@ -147,33 +147,29 @@ fn agent(timeout: Duration, ca_pem: Option<&[u8]>) -> crate::error::Result<ureq:
 /// A transport failure as a classic WinINet error.
 fn transport_failure(url: &str, t: &ureq::Transport) -> Error {
     use ureq::ErrorKind as K;
-    let message = format!("{url}: {t}");
     let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<std::io::Error>());
-    let code = match t.kind() {
-        K::Dns => 12007,
-        _ if io.is_some_and(is_tls) => 12157,
-        _ if io.is_some_and(|e| matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)) => {
-            12002
-        }
-        K::ConnectionFailed => 12029,
-        K::InvalidUrl | K::UnknownScheme => 12005,
-        K::TooManyRedirects => 12156,
-        _ if message.to_ascii_lowercase().contains("tls") || message.contains("certificate") => 12157,
+    let code = match (t.kind(), io.and_then(io_code)) {
+        (K::Dns, _) => 12007,
+        (_, Some(code)) => code,
+        (K::ConnectionFailed, None) => 12029,
+        (K::InvalidUrl | K::UnknownScheme, None) => 12005,
+        (K::TooManyRedirects, None) => 12156,
         _ => 12152,
     };
-    Error::Internet { code, message }
+    Error::Internet { code, message: format!("{url}: {t}") }
 }
 
 /// A read error of a body under way.
 fn transport_error(url: &str, e: &std::io::Error) -> Error {
-    let code = match e.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => 12002,
-        _ if is_tls(e) => 12157,
-        _ => 12152,
-    };
-    Error::Internet { code, message: format!("{url}: {e}") }
+    Error::Internet { code: io_code(e).unwrap_or(12152), message: format!("{url}: {e}") }
 }
 
-fn is_tls(e: &std::io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+/// The code of an I/O error that says more than "the transfer failed": a
+/// timeout (12002) or a TLS failure (12157).
+fn io_code(e: &std::io::Error) -> Option<u32> {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Some(12002),
+        _ if e.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) => Some(12157),
+        _ => None,
+    }
 }
