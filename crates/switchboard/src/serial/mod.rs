@@ -726,18 +726,13 @@ impl SerialPort {
         let was = std::mem::replace(&mut w.cleared, now);
         let in_queue = w.ahead.len() as u64;
         drop(w);
-        let mut errors = 0;
-        for (bit, a, b) in [
+        let errors = moved(&[
             (errors::RXOVER, was.buf_overrun, now.buf_overrun),
             (errors::OVERRUN, was.overrun, now.overrun),
             (errors::RXPARITY, was.parity, now.parity),
             (errors::FRAME, was.frame, now.frame),
             (errors::BREAK, was.brk, now.brk),
-        ] {
-            if a != b {
-                errors |= bit;
-            }
-        }
+        ]);
         Ok(CommStatus {
             errors,
             in_queue: in_queue + tty::available(&self.fd).map_err(self.err())?,
@@ -879,24 +874,21 @@ impl SerialPort {
 
 /// The events the counters' moves from `was` to `now` make.
 fn line_events(was: &line::Counts, now: &line::Counts) -> u32 {
-    let mut e = 0;
-    for (bit, a, b) in [
+    moved(&[
         (events::CTS, was.cts, now.cts),
         (events::DSR, was.dsr, now.dsr),
         (events::RLSD, was.dcd, now.dcd),
         (events::RING, was.rng, now.rng),
         (events::BREAK, was.brk, now.brk),
-        (
-            events::ERR,
-            was.frame.wrapping_add(was.overrun).wrapping_add(was.parity),
-            now.frame.wrapping_add(now.overrun).wrapping_add(now.parity),
-        ),
-    ] {
-        if a != b {
-            e |= bit;
-        }
-    }
-    e
+        (events::ERR, was.frame, now.frame),
+        (events::ERR, was.overrun, now.overrun),
+        (events::ERR, was.parity, now.parity),
+    ])
+}
+
+/// The bits of the `(bit, was, now)` counters that moved.
+fn moved(counters: &[(u32, u32, u32)]) -> u32 {
+    counters.iter().filter(|(_, was, now)| was != now).fold(0, |bits, (bit, ..)| bits | bit)
 }
 
 /// A pseudo-terminal: its master, which stands for the far end of a cable
