@@ -370,11 +370,13 @@ impl Cable {
             for i in 0..2 {
                 self.send(i, now);
             }
-            for i in 0..2 {
-                self.requests(i);
-            }
+            // Deliveries before requests: a drain the last delivery ends
+            // is answered in the same round.
             for i in 0..2 {
                 self.deliver(i, now);
+            }
+            for i in 0..2 {
+                self.requests(i);
             }
             self.tell();
             self.wait();
@@ -602,7 +604,7 @@ impl Cable {
             } else if end.open && end.wire.len() < WIRE_MAX {
                 soon(end.free_at);
             }
-            if !end.open || end.ports.iter().any(|p| p.stale || p.draining.is_some()) {
+            if !end.open || end.ports.iter().any(|p| p.stale) {
                 soon(now + RETRY);
             }
             fds.extend(end.ports.iter().map(|p| p.conn.as_fd()));
