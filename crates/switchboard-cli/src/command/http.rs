@@ -129,32 +129,12 @@ fn show(bar: &ProgressBar, p: &Progress) {
     bar.set_position(p.done);
 }
 
-/// The file name a URL names (its last path segment).
+/// The file name a URL names (its last path segment, decoded; a name, not
+/// a path: no separators from the URL).
 fn name_in(url: &str) -> PathBuf {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let last = path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("index.html");
-    PathBuf::from(percent_decode(last))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    // A name, not a path: no separators from the URL.
-    String::from_utf8_lossy(&out).replace('/', "_")
+    PathBuf::from(percent_encoding::percent_decode_str(last).decode_utf8_lossy().replace('/', "_"))
 }
 
 pub fn run(cmd: HttpCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -240,5 +220,17 @@ fn report_download(dest: &Path, got: &inet::Downloaded, json: bool) {
             };
             note!("{}: {} bytes, {how}, sha256 {}", dest.display(), got.bytes, got.sha256);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_in;
+
+    #[test]
+    fn a_urls_last_segment_is_the_file_name_decoded() {
+        assert_eq!(name_in("http://h/a%20b.bin?x=1#y"), std::path::PathBuf::from("a b.bin"));
+        assert_eq!(name_in("http://h/dir/"), std::path::PathBuf::from("index.html"));
+        assert_eq!(name_in("http://h/a%2Fb"), std::path::PathBuf::from("a_b"));
     }
 }
