@@ -133,8 +133,10 @@ fn show(bar: &ProgressBar, p: &Progress) {
 /// a path: no separators from the URL).
 fn name_in(url: &str) -> PathBuf {
     let path = url.split(['?', '#']).next().unwrap_or(url);
-    let last = path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("index.html");
-    PathBuf::from(percent_encoding::percent_decode_str(last).decode_utf8_lossy().replace('/', "_"))
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(last).decode_utf8_lossy().replace('/', "_");
+    // Nothing, or a name that is a step ("%2e%2e"), is no file name.
+    PathBuf::from(if matches!(name.as_str(), "" | "." | "..") { "index.html" } else { &name })
 }
 
 pub fn run(cmd: HttpCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -232,5 +234,6 @@ mod tests {
         assert_eq!(name_in("http://h/a%20b.bin?x=1#y"), std::path::PathBuf::from("a b.bin"));
         assert_eq!(name_in("http://h/dir/"), std::path::PathBuf::from("index.html"));
         assert_eq!(name_in("http://h/a%2Fb"), std::path::PathBuf::from("a_b"));
+        assert_eq!(name_in("http://h/%2e%2e"), std::path::PathBuf::from("index.html"));
     }
 }
