@@ -134,6 +134,10 @@ pub enum Error {
     /// A network path that cannot be used, e.g. a broadcast over 424 bytes (classic 53).
     #[error("bad network path: {0}")]
     BadNetPath(&'static str),
+    /// Another host cannot be reached: no gateway runs here, the host does
+    /// not answer, or the link to it was cut (classic 53, `ERROR_BAD_NETPATH`).
+    #[error("the network path was not found: {0}")]
+    NetPath(String),
     /// The message receiver is gone: destroyed, its thread ended or its
     /// process died (classic 1400, `ERROR_INVALID_WINDOW_HANDLE`).
     #[error("the message receiver is gone (destroyed, or its process died)")]
@@ -266,7 +270,7 @@ impl Error {
             Error::MoreData { .. } => 234,
             Error::InsufficientBuffer { .. } => 122,
             Error::AlreadyExists(_) => 183,
-            Error::BadNetPath(_) => 53,
+            Error::BadNetPath(_) | Error::NetPath(_) => 53,
             Error::InvalidWindowHandle => 1400,
             Error::MessageSyncOnly => 1159,
             Error::ClipboardNotOpen => 1418,

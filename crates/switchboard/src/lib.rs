@@ -82,6 +82,7 @@ pub mod pipe;
 pub mod port;
 pub mod process;
 pub mod raw;
+pub mod remote;
 mod rendezvous;
 pub mod rpc;
 pub mod serial;

@@ -15,8 +15,11 @@
 //! load) before each write, so a write after the server closed or was killed
 //! fails at once with `NotFound` (03-S10).
 //!
-//! A writer of `\\*\mailslot\NAME` (or `\\DOMAIN\mailslot\NAME`; there are
-//! no domains here, so both mean "this network segment") sends each message
+//! A writer of `\\HOST\mailslot\NAME` writes to mailslot NAME on HOST
+//! through this user's network gateway ([`crate::remote`], 13-S03); there
+//! are no domains here, so HOST is a host. A writer of
+//! `\\*\mailslot\NAME` reaches every gateway's host when a gateway runs
+//! here (13-S04), and also sends each message
 //! as one UDP datagram to the broadcast address of every interface that is
 //! up, loopback included, on a configurable port ([`BroadcastConfig`]); the
 //! datagram format is documented in the `net` module's source and below.
@@ -93,6 +96,7 @@ pub use net::{BroadcastConfig, NetStats, DEFAULT_PORT, MAX_BROADCAST};
 
 use crate::error::{Error, Result};
 use crate::name::Name;
+use crate::remote::{self, Request};
 use crate::namespace::{mailslot_address, Acl};
 use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, Trust};
 
@@ -588,13 +592,17 @@ enum Target {
 #[derive(Debug)]
 pub struct MailslotClient {
     target: Target,
+    /// A broadcast's copy for every gateway's host (`\\*\mailslot`).
+    relay: Option<Box<Target>>,
     write_timeout: Duration,
 }
 
 impl MailslotClient {
     /// Opens mailslot `name` for writing: `NAME` or `\\.\mailslot\NAME` on
-    /// this machine (S03), or `\\*\mailslot\NAME` to broadcast with the
-    /// default [`BroadcastConfig`] (S11).
+    /// this machine (S03), `\\HOST\mailslot\NAME` on another host through
+    /// this user's gateway (S12, [`crate::remote`]), or `\\*\mailslot\NAME`
+    /// to broadcast with the default [`BroadcastConfig`] (S11) and, when a
+    /// gateway runs here, to every gateway's host (13-S04).
     ///
     /// # Errors
     /// `NotFound` (2) when no server holds a local name, `AccessDenied` by
@@ -623,12 +631,26 @@ impl MailslotClient {
     }
 
     fn open_as(name: &str, config: &BroadcastConfig, trust: Trust) -> Result<MailslotClient> {
-        let target = match parse(name)? {
-            Name::MailslotBroadcast { name, .. } => Target::Broadcast(net::Broadcaster::new(&name, config)?),
-            Name::Mailslot(name) => open_local(name, trust)?,
+        let (target, relay) = match parse(name)? {
+            Name::MailslotBroadcast { name, domain: None } => {
+                // Every host: UDP datagrams on this segment (the classic
+                // path), and every gateway's host when a gateway runs here.
+                let relay = match remote::open(&Request::OpenMailslot { host: None, name: name.clone() }) {
+                    Ok(local) => Some(Box::new(open_local(local, Trust::User)?)),
+                    Err(Error::NetPath(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                (Target::Broadcast(net::Broadcaster::new(&name, config)?), relay)
+            }
+            Name::MailslotBroadcast { name, domain: Some(host) } => {
+                // One host, through this user's gateway (13-S03).
+                let local = remote::open(&Request::OpenMailslot { host: Some(host), name })?;
+                (open_local(local, Trust::User)?, None)
+            }
+            Name::Mailslot(name) => (open_local(name, trust)?, None),
             _ => unreachable!("parse returns mailslot names only"),
         };
-        Ok(MailslotClient { target, write_timeout: Duration::ZERO })
+        Ok(MailslotClient { target, relay, write_timeout: Duration::ZERO })
     }
 
     /// Writes one message (S04). Local: appended whole to the queue;
@@ -640,7 +662,15 @@ impl MailslotClient {
     /// timeout; `NotFound` (2) once the server closed or died (S10);
     /// `BadNetPath` (53) for a broadcast over 424 bytes.
     pub fn write(&self, message: &[u8]) -> Result<()> {
-        match &self.target {
+        self.write_to(&self.target, message)?;
+        match &self.relay {
+            Some(relay) => self.write_to(relay, message),
+            None => Ok(()),
+        }
+    }
+
+    fn write_to(&self, target: &Target, message: &[u8]) -> Result<()> {
+        match target {
             Target::Local { queue, life, name, bell } => {
                 // One load: a closed or dead server fails the write at once.
                 let Some((word, alive)) = life.sleep_word() else { return Err(Error::NotFound(name.clone())) };

@@ -93,6 +93,8 @@ use crate::rendezvous::{self, wire, Answer, Failure, Family, Handler, HangupWatc
 pub const UNLIMITED_INSTANCES: u32 = 255;
 /// Default ring size of each direction (classic buffer sizes are hints too).
 pub const DEFAULT_BUFFER: usize = 64 * 1024;
+/// The open reply's flag of a pipe that refuses remote clients.
+const REJECTS_REMOTE: u8 = 1;
 /// Most `wait_named_pipe` callers one pipe keeps waiting; more are `PipeBusy`.
 pub const MAX_WAITERS: usize = 64;
 
@@ -195,7 +197,8 @@ impl PipeOptions {
         default_timeout: Duration);
     setter!(/// Fail with `AccessDenied` unless this creates the name.
         first_instance: bool);
-    setter!(/// Refuse remote clients (they arrive with the network gateway).
+    setter!(/// Refuse remote clients (classic `PIPE_REJECT_REMOTE_CLIENTS`):
+        /// a gateway's [`PipeClient::open_for_remote`] is `AccessDenied`.
         reject_remote: bool);
     setter!(/// Who may open the pipe (default: the creator's user only).
         acl: Acl);
@@ -406,7 +409,8 @@ impl Pipe {
         // and the client's (rung by the server).
         let (Ok(server_bell), Ok(client_bell)) = (EventFd::new(), EventFd::new()) else { return };
         let limits = Limits { max_instances: self.opts.max_instances, instances: st.slots.len() as u32 };
-        let body = limits.append_to(vec![self.opts.pipe_type as u8, self.opts.access as u8]);
+        let flags = if self.opts.reject_remote { REJECTS_REMOTE } else { 0 };
+        let body = limits.append_to(vec![self.opts.pipe_type as u8, self.opts.access as u8, flags]);
         let fds = [seg_fd.as_fd(), server_bell.as_fd(), client_bell.as_fd()];
         if wire::send(&conn, Family::PIPE, Status::Granted, &body, &fds).is_err() {
             return;
@@ -1137,15 +1141,16 @@ fn decode_kind(pipe_type: u8, access: u8) -> Result<(PipeType, PipeAccess)> {
 }
 
 impl PipeClient {
-    /// Opens pipe `name` (`NAME` or `\\.\pipe\NAME`) (S13). The client end
-    /// starts in byte read mode (S20).
+    /// Opens pipe `name` (`NAME` or `\\.\pipe\NAME`) (S13), or
+    /// `\\HOST\pipe\NAME` through this user's gateway (S26, see
+    /// [`crate::remote`]). The client end starts in byte read mode (S20).
     ///
     /// # Errors
     /// `NotFound` when no instance exists, `PipeBusy` when every instance is
     /// busy, `AccessDenied` by the pipe's ACL, `Timeout` when the server
     /// process does not answer.
     pub fn open(name: &str) -> Result<PipeClient> {
-        PipeClient::open_as(name, Trust::UserOrRoot)
+        PipeClient::open_as(name, Trust::UserOrRoot, false)
     }
 
     /// Opens pipe `name` served by a process of user `owner_uid`. A plain
@@ -1156,19 +1161,40 @@ impl PipeClient {
     /// # Errors
     /// As [`PipeClient::open`].
     pub fn open_trusting(name: &str, owner_uid: u32) -> Result<PipeClient> {
-        PipeClient::open_as(name, Trust::Owner(owner_uid))
+        PipeClient::open_as(name, Trust::Owner(owner_uid), false)
     }
 
-    fn open_as(name: &str, trust: Trust) -> Result<PipeClient> {
+    /// Opens local pipe `name` for a client on another host: what a
+    /// gateway calls before it relays (spec 13-S02). A pipe created with
+    /// [`PipeOptions::reject_remote`] refuses with `AccessDenied`, and the
+    /// instance stays free for a local client (S26).
+    ///
+    /// # Errors
+    /// As [`PipeClient::open`].
+    pub fn open_for_remote(name: &str) -> Result<PipeClient> {
+        PipeClient::open_as(name, Trust::UserOrRoot, true)
+    }
+
+    fn open_as(name: &str, trust: Trust, remote: bool) -> Result<PipeClient> {
+        if let Ok(crate::name::Name::RemotePipe { host, name }) = crate::name::Name::parse(name) {
+            // Through this user's gateway, which relays a private local
+            // instance to the host (see `crate::remote`).
+            let local = crate::remote::open(&crate::remote::Request::OpenPipe { host, name })?;
+            return PipeClient::open_as(&local, Trust::User, false);
+        }
         let (folded, open_addr, _) = pipe_addresses(name)?;
         let deadline = rendezvous::answer_deadline(None);
         let Answer { conn, owner, body, fds } =
             rendezvous::connect(Family::PIPE, &open_addr, deadline, trust).map_err(|f| f.into_error(&folded))?;
-        let (Some((&[pipe_type, access], limits)), Ok([seg_fd, server_bell, client_bell])) =
+        let (Some((&[pipe_type, access, flags], limits)), Ok([seg_fd, server_bell, client_bell])) =
             (Limits::split(&body), <[OwnedFd; 3]>::try_from(fds))
         else {
             return Err(bad_reply());
         };
+        if remote && flags & REJECTS_REMOTE != 0 {
+            // Not acknowledged: the instance stays free.
+            return Err(Error::AccessDenied(format!("pipe {folded} refuses remote clients")));
+        }
         let (pipe_type, access) = decode_kind(pipe_type, access)?;
         let chan = Channel::open(&seg_fd, 0).map_err(|e| Error::Malformed(e.to_string()))?;
         let bells = (adopt_bell(client_bell)?, adopt_bell(server_bell)?);

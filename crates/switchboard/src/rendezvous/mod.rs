@@ -77,9 +77,12 @@ impl Family {
     /// Serial null-modem pairs: where a port on one of their ends reaches
     /// the pair for its modem lines.
     pub const SERIAL: Family = Family(b't');
+    /// This user's network gateway (`remote`): where a process asks for
+    /// another host's objects.
+    pub const GATEWAY: Family = Family(b'g');
     /// Every family.
     #[cfg(feature = "fuzz")]
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::OBJECT,
         Family::PIPE,
         Family::PIPE_WAIT,
@@ -89,6 +92,7 @@ impl Family {
         Family::ENDPOINT,
         Family::SOCKET,
         Family::SERIAL,
+        Family::GATEWAY,
     ];
 
     fn tag(self) -> char {
