@@ -49,12 +49,16 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List every live named object: kind, scope, name, owner pid, holders.
-    #[command(after_help = "Example:\n  switchboard ls --json")]
+    /// List every live named object: kind, scope, name, owner pid, holders;
+    /// with --host, the pipes and mailslots another host's gateway exposes.
+    #[command(after_help = "Example:\n  switchboard ls --json\n  switchboard ls --host beta")]
     Ls {
         /// Print one JSON object per line (same as `--format json`).
         #[arg(long)]
         json: bool,
+        /// Ask HOST's gateway, through this host's (`switchboard gateway`).
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
     },
     /// File mapping (named shared memory).
     #[command(
@@ -166,6 +170,15 @@ pub enum Command {
                       switchboard http get http://127.0.0.1:8080/big.iso -o big.iso"
     )]
     Http(HttpCmd),
+    /// This host's network gateway (Zenoh): exposes this host's pipes and
+    /// mailslots to other hosts, and reaches theirs (\\HOST\pipe\NAME,
+    /// \\HOST\mailslot\NAME, \\*\mailslot\NAME) for this host's processes.
+    #[cfg(feature = "gateway")]
+    #[command(after_help = "Example:\n  switchboard gateway --host alpha --listen tcp/127.0.0.1:7447 &\n  \
+                      switchboard gateway --host beta --listen tcp/127.0.0.1:7448 --connect tcp/127.0.0.1:7447\n\n\
+                      Off this machine, mutual TLS:\n  \
+                      switchboard gateway --host alpha --listen tls/10.0.0.1:7447 --tls-ca ca.pem --tls-cert alpha.pem --tls-key alpha.key")]
+    Gateway(crate::command::gateway::GatewayArgs),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(
         subcommand,

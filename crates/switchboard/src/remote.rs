@@ -194,9 +194,9 @@ fn answer(gateway: &dyn Gateway, conn: &Conn) {
     let Ok(Some((n, _))) = conn.recv(&mut buf, Some(deadline)) else { return };
     let reply = match rmp_serde::from_slice::<Request>(&buf[..n]) {
         Err(e) => Reply::failed(&Error::Malformed(format!("a gateway request: {e}"))),
-        Ok(Request::OpenPipe { host, name }) => {
-            gateway.open_pipe(&host, &name, deadline).map_or_else(|e| Reply::failed(&e), |local| Reply::Opened { local })
-        }
+        Ok(Request::OpenPipe { host, name }) => gateway
+            .open_pipe(&host, &name, deadline)
+            .map_or_else(|e| Reply::failed(&e), |local| Reply::Opened { local }),
         Ok(Request::OpenMailslot { host, name }) => gateway
             .open_mailslot(host.as_deref(), &name, deadline)
             .map_or_else(|e| Reply::failed(&e), |local| Reply::Opened { local }),

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde_json::json;
 
-pub fn run(json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(json: bool, host: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(host) = host {
+        return remote(json, host);
+    }
     let listing = switchboard::namespace::listing();
     if json {
         for e in &listing.objects {
@@ -39,6 +42,27 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
     for u in &listing.unanswered {
         let pids: Vec<String> = u.holder_pids.iter().map(u32::to_string).collect();
         note!("switchboard: {} (held by pid {}) did not answer: {}", u.address, pids.join(", "), u.why);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `host` exposes, through this host's gateway (13-S01).
+fn remote(json: bool, host: &str) -> anyhow::Result<ExitCode> {
+    let objects = switchboard::remote::list(host)?;
+    if json {
+        for o in &objects {
+            out!("{}", json!({"host": host, "kind": o.kind, "name": o.name}));
+        }
+    } else if objects.is_empty() {
+        out!("{host} exposes no pipes or mailslots");
+    } else {
+        let mut table = Table::new();
+        table.load_preset(UTF8_BORDERS_ONLY).set_header(["kind", "name"]);
+        for o in objects {
+            let full = format!(r"\\{host}\{}\{}", o.kind, o.name);
+            table.add_row([o.kind, full]);
+        }
+        out!("{table}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,8 @@ pub(crate) mod bench;
 pub(crate) mod clip;
 pub(crate) mod dde;
 mod detach;
+#[cfg(feature = "gateway")]
+pub(crate) mod gateway;
 #[cfg(feature = "inet")]
 pub(crate) mod http;
 mod ls;
@@ -33,7 +35,7 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         return detach::spawn();
     }
     match command {
-        Command::Ls { json: j } => ls::run(j || json),
+        Command::Ls { json: j, host } => ls::run(j || json, host.as_deref()),
         Command::Mapping(c) => mapping::run(c),
         Command::Mutex(c) => sync::mutex(c),
         Command::Semaphore(c) => sync::semaphore(c),
@@ -50,6 +52,8 @@ pub fn run(command: Command, json: bool) -> anyhow::Result<ExitCode> {
         Command::Serial(c) => serial::run(c, json),
         #[cfg(feature = "inet")]
         Command::Http(c) => http::run(c, json),
+        #[cfg(feature = "gateway")]
+        Command::Gateway(a) => gateway::run(a, json),
         Command::Socket(c) => socket::run(c),
         Command::Advise(a) => advise::run(&a, json),
         Command::Tour { rounds } => tour::run(rounds),

@@ -96,8 +96,8 @@ pub use net::{BroadcastConfig, NetStats, DEFAULT_PORT, MAX_BROADCAST};
 
 use crate::error::{Error, Result};
 use crate::name::Name;
-use crate::remote::{self, Request};
 use crate::namespace::{mailslot_address, Acl};
+use crate::remote::{self, Request};
 use crate::rendezvous::{self, wire, Failure, Family, Handler, Service, Status, Trust};
 
 /// A read timeout that never expires (classic `MAILSLOT_WAIT_FOREVER`).

@@ -222,7 +222,9 @@ pub(crate) fn pipe_addresses(name: &str) -> Result<(String, Vec<u8>, Vec<u8>)> {
             let query = rendezvous::address(Family::PIPE_WAIT, Scope::Global, &n);
             Ok((n, open, query))
         }
-        crate::name::Name::RemotePipe { .. } => Err(Error::BadNetPath("remote pipes need the network gateway")),
+        crate::name::Name::RemotePipe { .. } => {
+            Err(Error::BadNetPath("another host's pipe is reached by opening it (PipeClient::open, open_wait)"))
+        }
         _ => Err(Error::InvalidName { name: name.to_owned(), why: "expected NAME or \\\\.\\pipe\\NAME" }),
     }
 }

@@ -1214,7 +1214,19 @@ impl PipeClient {
     /// became free in time; as [`PipeClient::open`].
     pub fn open_wait(name: &str, timeout: Duration) -> Result<PipeClient> {
         let deadline = Instant::now() + timeout;
+        let remote = matches!(crate::name::Name::parse(name), Ok(crate::name::Name::RemotePipe { .. }));
         loop {
+            if remote {
+                // Another host's instances are asked by opening, again
+                // every 50 ms while they are busy.
+                match PipeClient::open(name) {
+                    Err(Error::PipeBusy) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    other => return other,
+                }
+            }
             wait_named_pipe(name, Some(deadline.saturating_duration_since(Instant::now())))?;
             match PipeClient::open(name) {
                 Err(Error::PipeBusy) if Instant::now() < deadline => {}
@@ -1330,6 +1342,11 @@ impl PipeClient {
     /// The pipe's type.
     pub fn pipe_type(&self) -> PipeType {
         self.end.pipe_type
+    }
+
+    /// Which way the pipe's data flows, seen from the server.
+    pub fn access(&self) -> PipeAccess {
+        self.end.access
     }
 
     /// What the classic `GetNamedPipeInfo` and `GetNamedPipeHandleState`

@@ -1,0 +1,81 @@
+//! `switchboard gateway`: this host's node of the network (spec 13-S01).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
+
+/// Where the gateway listens when not told.
+pub const DEFAULT_LISTEN: &str = "tcp/127.0.0.1:7447";
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// This host's name on the network (default: the system's host name).
+    #[arg(long)]
+    host: Option<String>,
+    /// Where other gateways reach this one (repeatable): tcp/ADDR:PORT on
+    /// loopback, unixsock-stream/PATH, or tls/ADDR:PORT with the TLS options
+    /// [default: tcp/127.0.0.1:7447].
+    #[arg(long, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// Another host's gateway to link to (repeatable; retried until it answers).
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Vec<String>,
+    /// The CA (PEM) that signs every gateway's certificate: mutual TLS,
+    /// required for any endpoint off this machine.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// This gateway's certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// This gateway's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
+    /// How long a silent link lives before its peers count it as gone.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration, default_value = "4s")]
+    lease: Duration,
+    /// Expose this host's pipes and mailslots only: do not serve this
+    /// user's processes here (another gateway of this user does).
+    #[arg(long)]
+    expose_only: bool,
+}
+
+fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
+}
+
+pub fn run(args: GatewayArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let stop = switchboard::process::block_termination()?;
+    let host = args.host.unwrap_or_else(system_host_name);
+    let listen = if args.listen.is_empty() { vec![DEFAULT_LISTEN.to_owned()] } else { args.listen };
+    let config = ZenohConfig {
+        listen: listen.clone(),
+        connect: args.connect.clone(),
+        tls_ca: args.tls_ca,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        lease: Some(args.lease),
+    };
+    let backend = ZenohBackend::open(&config)?;
+    let gateway = Gateway::start(Arc::new(backend), &host, !args.expose_only)?;
+    match json {
+        true => out!(
+            "{}",
+            json!({"host": gateway.host(), "listen": listen, "connect": args.connect, "pid": std::process::id()})
+        ),
+        false => out!("gateway {} listening on {}", gateway.host(), listen.join(", ")),
+    }
+    note!(
+        "other hosts reach \\\\{}\\pipe\\NAME and \\\\{}\\mailslot\\NAME through it (pid {}); interrupt to stop",
+        gateway.host(),
+        gateway.host(),
+        std::process::id()
+    );
+    stop.wait();
+    drop(gateway);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,251 @@
+//! The per-connection protocol of a remote pipe (`doc/gateway-keys.md`).
+//!
+//! A client opens with a query carrying an [`OpenRequest`]; the host's
+//! gateway answers with an [`OpenReply`]. Both are MessagePack maps. Then
+//! each side puts [`Frame`]s on its leg of the connection, each a
+//! MessagePack array `[seq, kind, n, data]`:
+//!
+//! | kind | meaning | `n` | `data` |
+//! |---|---|---|---|
+//! | 0 | data: one message (message pipes) or some bytes | 0 | the bytes |
+//! | 1 | credit: the receiver has taken `n` data bytes in all | bytes | empty |
+//! | 2 | close; `n` 0, or the Win32 code of why | code | UTF-8 reason |
+//!
+//! `seq` counts a leg's frames from 0; a frame out of sequence means frames
+//! were lost (a link cut under way) and ends the connection. A side may
+//! have at most the peer's window of data bytes unacknowledged, except
+//! that one message of any size may go when nothing is unacknowledged;
+//! the receiver refuses (closes) a peer that sends beyond that, so nothing
+//! buffers without bound and a slow reader slows the writer.
+
+use serde::{Deserialize, Serialize};
+use switchboard::{Error, Result};
+
+/// The window a gateway offers: data bytes a peer may have in flight.
+pub const WINDOW: u64 = 256 * 1024;
+/// Largest frame a gateway takes (one message).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// The query payload that opens a pipe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    /// The connection id: 32 lower-case hex digits, chosen by the client.
+    pub id: String,
+    /// The client's window: data bytes the server may have in flight to it.
+    pub window: u64,
+}
+
+/// The answer to an [`OpenRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenReply {
+    /// 0 when opened, else the Win32 code of why not (2 no such pipe,
+    /// 5 refused, 231 every instance busy).
+    pub code: u32,
+    /// Why not, for people (empty when opened).
+    pub message: String,
+    /// Whether the pipe is a message pipe.
+    pub message_mode: bool,
+    /// Which way data flows, seen from the server: 1 to it, 2 from it, 3 both.
+    pub access: u8,
+    /// The server's window: data bytes the client may have in flight to it.
+    pub window: u64,
+}
+
+/// What a frame says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Data.
+    Data(Vec<u8>),
+    /// The receiver has taken this many data bytes in all.
+    Credit(u64),
+    /// The sender closed; a Win32 code (0: a plain close) and why.
+    Close(u32, String),
+}
+
+/// One frame of a leg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Its place in the leg.
+    pub seq: u64,
+    /// What it says.
+    pub body: Body,
+}
+
+type Wire = (u64, u8, u64, serde_bytes::ByteBuf);
+
+impl Frame {
+    /// The frame's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, n, data) = match &self.body {
+            Body::Data(d) => (0, 0, d.clone()),
+            Body::Credit(c) => (1, *c, Vec::new()),
+            Body::Close(code, why) => (2, u64::from(*code), why.clone().into_bytes()),
+        };
+        let wire: Wire = (self.seq, kind, n, serde_bytes::ByteBuf::from(data));
+        rmp_serde::to_vec(&wire).expect("a tuple of integers and bytes encodes")
+    }
+
+    /// A frame from a peer's bytes.
+    ///
+    /// # Errors
+    /// `Malformed` for anything but a frame this module writes.
+    pub fn decode(bytes: &[u8]) -> Result<Frame> {
+        if bytes.len() > MAX_FRAME + 64 {
+            return Err(Error::Malformed("a gateway frame over 64 MiB".into()));
+        }
+        let (seq, kind, n, data): Wire =
+            rmp_serde::from_slice(bytes).map_err(|e| Error::Malformed(format!("a gateway frame: {e}")))?;
+        let body = match kind {
+            0 if n == 0 => Body::Data(data.into_vec()),
+            1 if data.is_empty() => Body::Credit(n),
+            2 => Body::Close(
+                u32::try_from(n).map_err(|_| Error::Malformed("a close code over 32 bits".into()))?,
+                String::from_utf8_lossy(&data).into_owned(),
+            ),
+            _ => return Err(Error::Malformed(format!("a gateway frame of kind {kind}"))),
+        };
+        Ok(Frame { seq, body })
+    }
+}
+
+/// The sending side's count of what the peer may still take.
+#[derive(Debug)]
+pub struct Credit {
+    window: u64,
+    sent: u64,
+    acked: u64,
+}
+
+impl Credit {
+    /// For a peer whose window is `window`.
+    pub fn new(window: u64) -> Credit {
+        Credit { window: window.max(1), sent: 0, acked: 0 }
+    }
+
+    /// Whether `len` more data bytes may go now.
+    pub fn may_send(&self, len: usize) -> bool {
+        let in_flight = self.sent - self.acked;
+        in_flight == 0 || in_flight.saturating_add(len as u64) <= self.window
+    }
+
+    /// Counts `len` bytes sent.
+    pub fn sent(&mut self, len: usize) {
+        self.sent += len as u64;
+    }
+
+    /// The peer has taken `consumed` bytes in all.
+    ///
+    /// # Errors
+    /// `Malformed` for a count that goes back or past what was sent.
+    pub fn ack(&mut self, consumed: u64) -> Result<()> {
+        if consumed < self.acked || consumed > self.sent {
+            return Err(Error::Malformed(format!(
+                "a credit of {consumed} bytes (sent {}, acknowledged {})",
+                self.sent, self.acked
+            )));
+        }
+        self.acked = consumed;
+        Ok(())
+    }
+}
+
+/// The receiving side's count: what it holds and what it has told.
+#[derive(Debug)]
+pub struct Intake {
+    window: u64,
+    queued: u64,
+    consumed: u64,
+    credited: u64,
+}
+
+impl Intake {
+    /// Offering `window`.
+    pub fn new(window: u64) -> Intake {
+        Intake { window: window.max(1), queued: 0, consumed: 0, credited: 0 }
+    }
+
+    /// Takes `len` bytes in; `false` when the peer sent past its credit.
+    pub fn accept(&mut self, len: usize) -> bool {
+        let len = len as u64;
+        if self.queued != 0 && self.queued.saturating_add(len) > self.window {
+            return false;
+        }
+        self.queued += len;
+        true
+    }
+
+    /// `len` bytes were handed on; the credit to tell the peer, when due
+    /// (the queue ran dry, or a quarter window was taken since the last).
+    pub fn delivered(&mut self, len: usize) -> Option<u64> {
+        let len = len as u64;
+        self.queued = self.queued.saturating_sub(len);
+        self.consumed += len;
+        let due =
+            self.consumed != self.credited && (self.queued == 0 || self.consumed - self.credited >= self.window / 4);
+        due.then(|| {
+            self.credited = self.consumed;
+            self.consumed
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_garbage_is_refused() {
+        for body in [Body::Data(b"abc".to_vec()), Body::Data(vec![]), Body::Credit(7), Body::Close(109, "gone".into())]
+        {
+            let f = Frame { seq: 3, body };
+            assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
+        }
+        assert!(Frame::decode(b"").is_err());
+        assert!(Frame::decode(&[0x94, 0, 9, 0, 0xc4, 0]).is_err(), "kind 9");
+        assert!(Frame::decode(&[0x94, 0, 1, 0, 0xc4, 1, 1]).is_err(), "a credit with data");
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..2000 {
+            let len = (rng % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect();
+            let _ = Frame::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn credit_holds_the_sender_to_the_receivers_window() {
+        let (mut tx, mut rx) = (Credit::new(100), Intake::new(100));
+        assert!(tx.may_send(60));
+        tx.sent(60);
+        assert!(rx.accept(60));
+        assert!(tx.may_send(40) && !tx.may_send(41));
+        assert!(!rx.accept(41), "past the window is refused");
+        assert_eq!(rx.delivered(60), Some(60), "the queue ran dry");
+        tx.ack(60).unwrap();
+        assert!(tx.may_send(1000), "one message of any size when nothing is in flight");
+        tx.sent(1000);
+        assert!(rx.accept(1000));
+        assert!(!tx.may_send(1));
+        assert!(tx.ack(59).is_err() && tx.ack(2000).is_err());
+        assert_eq!(rx.delivered(1000), Some(1060));
+        tx.ack(1060).unwrap();
+    }
+
+    #[test]
+    fn small_deliveries_credit_once_a_quarter_window_or_when_dry() {
+        let mut rx = Intake::new(100);
+        for _ in 0..4 {
+            assert!(rx.accept(10));
+        }
+        assert_eq!(rx.delivered(10), None);
+        assert_eq!(rx.delivered(10), None);
+        assert_eq!(rx.delivered(10), Some(30), "a quarter window");
+        assert_eq!(rx.delivered(10), Some(40), "dry");
+    }
+}
