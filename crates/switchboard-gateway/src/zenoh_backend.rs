@@ -124,6 +124,8 @@ impl ZenohBackend {
     /// # Errors
     /// As [`ZenohConfig::to_zenoh`]; `NetPath` when Zenoh cannot listen.
     pub fn open(config: &ZenohConfig) -> Result<ZenohBackend> {
+        // Zenoh's own log, when RUST_LOG asks for it (`RUST_LOG=zenoh=debug`).
+        zenoh::try_init_log_from_env();
         let session = zenoh::open(config.to_zenoh()?).wait().map_err(|e| zerr("the gateway's Zenoh session", e))?;
         Ok(ZenohBackend { session })
     }

@@ -188,8 +188,12 @@ impl Handler for Admit {
     }
 }
 
+/// How much sooner than its client a gateway gives up on the far host, so
+/// that the client hears why (53) rather than only that time ran out.
+const GATEWAY_MARGIN: Duration = Duration::from_secs(2);
+
 fn answer(gateway: &dyn Gateway, conn: &Conn) {
-    let deadline = Instant::now() + OPEN_TIMEOUT;
+    let deadline = Instant::now() + OPEN_TIMEOUT - GATEWAY_MARGIN;
     let mut buf = vec![0u8; MAX_REQUEST];
     let Ok(Some((n, _))) = conn.recv(&mut buf, Some(deadline)) else { return };
     let reply = match rmp_serde::from_slice::<Request>(&buf[..n]) {

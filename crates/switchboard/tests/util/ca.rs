@@ -20,9 +20,15 @@ impl Ca {
 
     /// A certificate for `name` and its key, as PEM.
     pub fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        self.issue_for(name, vec![usage])
+    }
+
+    /// A certificate for `name` with several usages (a mutual-TLS peer is
+    /// server and client), and its key, as PEM.
+    pub fn issue_for(&self, name: &str, usages: Vec<ExtendedKeyUsagePurpose>) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages;
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (cert.pem(), key.serialize_pem())
     }

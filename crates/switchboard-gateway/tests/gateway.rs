@@ -1,0 +1,351 @@
+//! Spec 13 (reaching other machines), 02-S26 and 03-S12: hosts are network
+//! namespaces joined by veth pairs (addresses only inside them), each with
+//! its own gateway, speaking mutual TLS between hosts. Each namespace has
+//! its own abstract sockets, so each is a host of its own to switchboard.
+//!
+//! Topology: a — b — c (two links; a and c reach each other through b's
+//! gateway, which routes).
+
+#[path = "../../switchboard/tests/util/mod.rs"]
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+use switchboard::mailslot::{Mailslot, MailslotClient, MailslotOptions};
+use switchboard::pipe::named::{PipeClient, PipeOptions, PipeServer, PipeType, ReadMode};
+use switchboard::Error;
+use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
+use util::{args, hear, role, say, Peer, Watchdog};
+
+/// Three namespaces a, b, c; links a–b and b–c; removed on drop.
+struct Hosts {
+    ns: [String; 3],
+    dir: PathBuf,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// b's address on link a–b and on link b–c.
+const B_AB: &str = "10.77.1.2";
+const B_BC: &str = "10.77.2.2";
+
+impl Hosts {
+    fn build(tag: &str) -> Hosts {
+        let pid = std::process::id();
+        let ns = ["a", "b", "c"].map(|h| format!("sbg{pid}{tag}{h}"));
+        let dir = std::env::temp_dir().join(format!("sbg-{pid}-{tag}"));
+        let hosts = Hosts { ns: ns.clone(), dir: dir.clone() };
+        for n in &ns {
+            assert!(ip(&["netns", "add", n]), "ip netns add {n} (root and iproute2 are needed)");
+            assert!(ip(&["-n", n, "link", "set", "lo", "up"]));
+        }
+        let link = |x: usize, dx: &str, ax: &str, y: usize, dy: &str, ay: &str| {
+            assert!(ip(&["link", "add", dx, "netns", &ns[x], "type", "veth", "peer", "name", dy, "netns", &ns[y]]));
+            for (n, d, a) in [(x, dx, ax), (y, dy, ay)] {
+                assert!(ip(&["-n", &ns[n], "addr", "add", &format!("{a}/24"), "dev", d]));
+                assert!(ip(&["-n", &ns[n], "link", "set", d, "up"]));
+            }
+        };
+        link(0, "ab", "10.77.1.1", 1, "ba", B_AB);
+        link(1, "bc", B_BC, 2, "cb", "10.77.2.3");
+        // Certificates: one CA, one certificate per gateway (mutual TLS).
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = util::ca::Ca::new("switchboard test CA");
+        std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
+        for h in ["a", "b", "c"] {
+            let (cert, key) = ca.issue_for(&format!("{h}.test"), vec![ServerAuth, ClientAuth]);
+            std::fs::write(dir.join(format!("{h}.pem")), cert).unwrap();
+            std::fs::write(dir.join(format!("{h}.key")), key).unwrap();
+        }
+        hosts
+    }
+
+    /// Starts the gateways: b listens on both links, a and c connect to it.
+    fn gateways(&self, test: &str) -> Vec<Peer> {
+        let dir = self.dir.to_str().unwrap();
+        let mut b = Peer::spawn_in(
+            Some(&self.ns[1]),
+            test,
+            "gateway",
+            &["b", &format!("tls/{B_AB}:7447,tls/{B_BC}:7447"), "", dir],
+        );
+        b.expect("up");
+        let mut a = Peer::spawn_in(Some(&self.ns[0]), test, "gateway", &["a", "", &format!("tls/{B_AB}:7447"), dir]);
+        let mut c = Peer::spawn_in(Some(&self.ns[2]), test, "gateway", &["c", "", &format!("tls/{B_BC}:7447"), dir]);
+        a.expect("up");
+        c.expect("up");
+        vec![a, b, c]
+    }
+
+    fn spawn(&self, host: usize, test: &str, role: &str, args: &[&str]) -> Peer {
+        Peer::spawn_in(Some(&self.ns[host]), test, role, args)
+    }
+
+    /// Cuts (or restores) link a–b, on a's side.
+    fn link_ab(&self, up: bool) {
+        assert!(ip(&["-n", &self.ns[0], "link", "set", "ab", if up { "up" } else { "down" }]));
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for n in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The peer roles every test here shares. Returns when this process is a
+/// test's peer, having played its role.
+fn play(test: &str) -> bool {
+    let Some(r) = role() else { return false };
+    let a = args();
+    match r.as_str() {
+        "gateway" => run_gateway(&a),
+        "echo" => echo_server(&a[0], false),
+        "reject" => echo_server(&a[0], true),
+        "mailslot" => mailslot_server(&a[0]),
+        "deaf" => {
+            let _server = PipeOptions::new().pipe_type(PipeType::Message).create(&a[0]).unwrap();
+            util::hold("ready");
+        }
+        other => client(test, other, &a),
+    }
+    true
+}
+
+fn run_gateway(a: &[String]) {
+    let list = |s: &String| s.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    let dir = Path::new(&a[3]);
+    let config = ZenohConfig {
+        listen: list(&a[1]),
+        connect: list(&a[2]),
+        tls_ca: Some(dir.join("ca.pem")),
+        tls_cert: Some(dir.join(format!("{}.pem", a[0]))),
+        tls_key: Some(dir.join(format!("{}.key", a[0]))),
+        lease: Some(Duration::from_secs(2)),
+    };
+    let _gateway = Gateway::start(Arc::new(ZenohBackend::open(&config).unwrap()), &a[0], true).unwrap();
+    util::hold("up");
+}
+
+/// A message pipe whose server answers each message with "echo:" + it.
+fn echo_server(name: &str, reject_remote: bool) {
+    let opts =
+        PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).reject_remote(reject_remote);
+    let server: PipeServer = opts.create(name).unwrap();
+    say("ready");
+    loop {
+        server.connect().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match server.read(&mut buf) {
+                Ok(n) if &buf[..n] == b"stop" => {
+                    say("stopped");
+                    return;
+                }
+                Ok(n) => {
+                    let mut reply = b"echo:".to_vec();
+                    reply.extend_from_slice(&buf[..n]);
+                    if server.write(&reply).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        server.disconnect().unwrap();
+    }
+}
+
+/// A mailslot that reports each message it reads, as text.
+fn mailslot_server(name: &str) {
+    let slot: Mailslot = MailslotOptions::new().create(name).unwrap();
+    slot.set_read_timeout(Duration::from_secs(30));
+    say("ready");
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        match slot.read(&mut buf) {
+            Ok(n) => say(&format!("mail:{}", String::from_utf8_lossy(&buf[..n]))),
+            Err(e) => say(&format!("mail error:{e}")),
+        }
+    }
+}
+
+fn client(test: &str, role: &str, a: &[String]) {
+    let _ = test;
+    match role {
+        // Opens \\HOST\pipe\NAME and transacts each further argument.
+        "transact" => {
+            let pipe = PipeClient::open(&format!(r"\\{}\pipe\{}", a[0], a[1])).unwrap();
+            pipe.set_read_mode(ReadMode::Message).unwrap();
+            for m in &a[2..] {
+                let mut reply = vec![0u8; 64];
+                match pipe.transact(m.as_bytes(), &mut reply) {
+                    Ok(n) => say(&format!("reply:{}", String::from_utf8_lossy(&reply[..n]))),
+                    Err(Error::MoreData { received }) => {
+                        let mut rest = vec![0u8; 1 << 20];
+                        let n = pipe.read(&mut rest).unwrap();
+                        say(&format!("more:{received}+{n}"));
+                    }
+                    Err(e) => say(&format!("error:{}", e.win32())),
+                }
+            }
+        }
+        // Tries to open \\HOST\pipe\NAME; says the Win32 code (0: opened).
+        "open" => {
+            let code = PipeClient::open(&format!(r"\\{}\pipe\{}", a[0], a[1])).map_or_else(|e| e.win32(), |_| 0);
+            say(&format!("open:{code}"));
+        }
+        // Writes each further argument to mailslot name a[1] on host a[0].
+        "mail" => {
+            let writer = MailslotClient::open(&format!(r"\\{}\mailslot\{}", a[0], a[1])).unwrap();
+            for m in &a[2..] {
+                let code = writer.write(m.as_bytes()).map_or_else(|e| e.win32(), |()| 0);
+                say(&format!("wrote:{code}"));
+            }
+        }
+        // Lists host a[0].
+        "ls" => {
+            let objects = switchboard::remote::list(&a[0]).unwrap();
+            let names: Vec<String> = objects.iter().map(|o| format!("{}:{}", o.kind, o.name)).collect();
+            say(&format!("ls:{}", names.join(",")));
+        }
+        // Opens, transacts once, then answers the parent's steps.
+        "session" => {
+            let pipe = PipeClient::open(&format!(r"\\{}\pipe\{}", a[0], a[1])).unwrap();
+            pipe.set_read_mode(ReadMode::Message).unwrap();
+            say("opened");
+            loop {
+                let msg = hear();
+                let mut reply = vec![0u8; 64];
+                let started = Instant::now();
+                match pipe.transact(msg.as_bytes(), &mut reply) {
+                    Ok(n) => say(&format!("reply:{}", String::from_utf8_lossy(&reply[..n]))),
+                    Err(e) => say(&format!("error:{}:{}ms", e.win32(), started.elapsed().as_millis())),
+                }
+            }
+        }
+        // Writes 4 KiB messages to a pipe nobody reads, until a write
+        // waits past 2 s; says how many bytes went in.
+        "flood" => {
+            let pipe = PipeClient::open(&format!(r"\\{}\pipe\{}", a[0], a[1])).unwrap();
+            pipe.set_write_timeout(Some(Duration::from_secs(2)));
+            let chunk = vec![7u8; 4096];
+            let mut sent = 0usize;
+            while sent < 64 << 20 && pipe.write(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+            say(&format!("sent:{sent}"));
+            hear();
+        }
+        other => panic!("unknown role {other}"),
+    }
+    util::done();
+}
+
+fn reply_of(line: &str) -> &str {
+    line.strip_prefix("reply:").unwrap_or_else(|| panic!("not a reply: {line}"))
+}
+
+const THREE: &str = "net_s07_three_hosts_pipes_mailslots_broadcast_and_listing_cross_gateways";
+
+/// S01–S04, 02-S26 and 03-S12 on three hosts: a pipe transact from a to b
+/// and from a to c (through b), a mailslot write to one host and a
+/// broadcast to all, a listing, and a pipe that refuses remote clients.
+#[test]
+fn net_s07_three_hosts_pipes_mailslots_broadcast_and_listing_cross_gateways() {
+    if play(THREE) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let hosts = Hosts::build("t");
+    let _gateways = hosts.gateways(THREE);
+    let mut echo_b = hosts.spawn(1, THREE, "echo", &["orders"]);
+    let mut echo_c = hosts.spawn(2, THREE, "echo", &["Orders"]);
+    let mut reject = hosts.spawn(1, THREE, "reject", &["private"]);
+    let mut slot_b = hosts.spawn(1, THREE, "mailslot", &["log"]);
+    let mut slot_c = hosts.spawn(2, THREE, "mailslot", &["log"]);
+    for p in [&mut echo_b, &mut echo_c, &mut reject, &mut slot_b, &mut slot_c] {
+        p.expect("ready");
+    }
+
+    // 13-S02 / 02-S26: message semantics across hosts, names case-insensitive.
+    let mut t = hosts.spawn(0, THREE, "transact", &["B", "ORDERS", "one", "two", &"x".repeat(100)]);
+    assert_eq!(reply_of(&t.next()), "echo:one");
+    assert_eq!(reply_of(&t.next()), "echo:two");
+    assert_eq!(t.next(), "more:64+41", "a reply longer than the buffer is MoreData, the rest read after");
+    t.finish();
+    let mut t = hosts.spawn(0, THREE, "transact", &["c", "orders", "via b"]);
+    assert_eq!(reply_of(&t.next()), "echo:via b", "a reaches c through b's gateway");
+    t.finish();
+
+    // 02-S26: a pipe created with reject_remote refuses (5), and a pipe
+    // that does not exist is NotFound (2), each from the far host.
+    let mut o = hosts.spawn(0, THREE, "open", &["b", "private"]);
+    assert_eq!(o.next(), "open:5");
+    o.finish();
+    let mut o = hosts.spawn(0, THREE, "open", &["b", "nothing-here"]);
+    assert_eq!(o.next(), "open:2");
+    o.finish();
+    // A host nobody serves: a clear error (53) within the open's deadline.
+    let mut o = hosts.spawn(0, THREE, "open", &["nowhere", "orders"]);
+    assert_eq!(o.next(), "open:53");
+    o.finish();
+
+    // 13-S03 / 03-S12: a write to one host arrives in that host's queue only.
+    let mut m = hosts.spawn(0, THREE, "mail", &["b", "log", "to b"]);
+    assert_eq!(m.next(), "wrote:0");
+    m.finish();
+    assert_eq!(slot_b.next(), "mail:to b");
+
+    // 13-S04: \\*\mailslot reaches every gateway's host; over 424 bytes is 53.
+    let mut m = hosts.spawn(0, THREE, "mail", &["*", "log", "to all", &"y".repeat(425)]);
+    assert_eq!(m.next(), "wrote:0");
+    assert_eq!(m.next(), "wrote:53");
+    m.finish();
+    assert_eq!(slot_b.next(), "mail:to all");
+    assert_eq!(slot_c.next(), "mail:to all", "c got the broadcast, and not the write to b");
+
+    // 13-S01: what b exposes, asked from a; the gateways' own relays are not listed.
+    let mut l = hosts.spawn(0, THREE, "ls", &["b"]);
+    let listing = l.next();
+    l.finish();
+    for want in ["mailslot:log", "pipe:orders", "pipe:private"] {
+        assert!(listing.contains(want), "{want} in {listing}");
+    }
+    assert!(!listing.contains("sbgw-"), "{listing}");
+}
+
+const SLOW: &str = "net_s02_a_reader_that_does_not_read_holds_the_writer_back";
+
+/// The credit protocol: a writer into a remote pipe whose server never
+/// reads is held back after a bounded amount (the pipe buffers and one
+/// window), instead of the gateways buffering without bound.
+#[test]
+fn net_s02_a_reader_that_does_not_read_holds_the_writer_back() {
+    if play(SLOW) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let hosts = Hosts::build("s");
+    let _gateways = hosts.gateways(SLOW);
+    // A server that never reads: the pipe exists, its reader sleeps.
+    let mut deaf = hosts.spawn(1, SLOW, "deaf", &["deaf"]);
+    deaf.expect("ready");
+    let mut f = hosts.spawn(0, SLOW, "flood", &["b", "deaf"]);
+    let sent: usize = f.next().strip_prefix("sent:").unwrap().parse().unwrap();
+    // Two pipe buffers (64 KiB each), one window each way (256 KiB), and
+    // what the relays hold: well under 1 MiB; never the 64 MiB offered.
+    println!("{sent} bytes went in before the writer was held");
+    assert!(sent > 0 && sent < 1 << 20, "{sent} bytes went in before the writer was held");
+    f.tell("done");
+    f.finish();
+}
