@@ -1,5 +1,5 @@
 //! What the gateway needs from a distributed engine: keyed puts and
-//! subscriptions, queries, and liveliness tokens. [`crate::ZenohBackend`]
+//! subscriptions, queries, and liveliness tokens. `ZenohBackend`
 //! (feature `zenoh`) is the engine switchboard rides; the gateway itself is
 //! written against this trait only.
 

@@ -14,7 +14,7 @@
 //!   credit-based backpressure ([`proto`]): a slow reader slows the writer
 //!   and nothing buffers without bound.
 //!
-//! The gateway is written against [`Backend`]; [`ZenohBackend`] (feature
+//! The gateway is written against [`Backend`]; `ZenohBackend` (feature
 //! `zenoh`) is the engine. Off this machine, gateways speak mutual TLS only.
 //!
 //! ```no_run

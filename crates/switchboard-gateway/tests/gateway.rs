@@ -349,3 +349,124 @@ fn net_s02_a_reader_that_does_not_read_holds_the_writer_back() {
     f.tell("done");
     f.finish();
 }
+
+/// Entries of /dev/shm and the temporary directory, for a before/after look.
+fn leftovers() -> std::collections::BTreeSet<String> {
+    ["/dev/shm".to_owned(), std::env::temp_dir().to_string_lossy().into_owned()]
+        .iter()
+        .flat_map(|d| util::dir_entries(d).into_iter().map(move |e| format!("{d}/{e}")))
+        .filter(|e| !e.contains("/sbg-"))
+        .collect()
+}
+
+fn error_within(line: &str, limit_ms: u128) {
+    let rest = line.strip_prefix("error:").unwrap_or_else(|| panic!("not an error: {line}"));
+    let (code, ms) = rest.split_once(':').unwrap();
+    let ms: u128 = ms.trim_end_matches("ms").parse().unwrap();
+    assert!(["109", "232", "233", "53"].contains(&code), "a broken or closed pipe or a lost network path, not {line}");
+    assert!(ms < limit_ms, "the error came after {ms} ms: {line}");
+}
+
+const CUT: &str = "net_s07_a_cut_link_gives_clients_a_clear_error_and_traffic_recovers";
+
+/// S07: a link cut under an open pipe ends it with an error within the
+/// lease (2 s here), never a hang; an open meanwhile is 53 within its
+/// deadline; once the link is back, traffic flows again.
+#[test]
+fn net_s07_a_cut_link_gives_clients_a_clear_error_and_traffic_recovers() {
+    if play(CUT) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let hosts = Hosts::build("k");
+    let _gateways = hosts.gateways(CUT);
+    let mut echo = hosts.spawn(1, CUT, "echo", &["orders"]);
+    echo.expect("ready");
+    let mut s = hosts.spawn(0, CUT, "session", &["b", "orders"]);
+    s.expect("opened");
+    s.tell("before");
+    assert_eq!(reply_of(&s.next()), "echo:before");
+
+    hosts.link_ab(false);
+    s.tell("during");
+    error_within(&s.next(), 15_000);
+    let mut o = hosts.spawn(0, CUT, "open", &["b", "orders"]);
+    assert_eq!(o.next(), "open:53");
+    o.finish();
+    // c, on the other side of b, is cut off from a too; b still reaches c.
+    let mut o = hosts.spawn(1, CUT, "open", &["c", "nothing"]);
+    assert_eq!(o.next(), "open:2", "b and c are still linked");
+    o.finish();
+
+    hosts.link_ab(true);
+    // Zenoh reconnects on its own (retrying every 1 to 4 s); an open
+    // retries within its deadline, and a few opens cover a slow return.
+    let recovered = (0..5).any(|_| {
+        let mut t = hosts.spawn(0, CUT, "transact", &["b", "orders", "after"]);
+        let line = t.next();
+        t.finish();
+        line == "reply:echo:after"
+    });
+    assert!(recovered, "traffic came back after the link did");
+    s.kill9();
+}
+
+const KILL: &str = "net_s01_gateways_killed_with_kill9_leave_clients_with_errors_never_hangs";
+
+/// A far gateway killed with `kill -9` under an open pipe: the client's
+/// next call fails at once; its own gateway killed: the same, and new
+/// opens say no gateway runs (53). Nothing is left behind.
+#[test]
+fn net_s01_gateways_killed_with_kill9_leave_clients_with_errors_never_hangs() {
+    if play(KILL) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let before = leftovers();
+    let hosts = Hosts::build("x");
+    let mut gateways = hosts.gateways(KILL);
+    let mut echo = hosts.spawn(1, KILL, "echo", &["orders"]);
+    echo.expect("ready");
+    let mut echo_c = hosts.spawn(2, KILL, "echo", &["orders"]);
+    echo_c.expect("ready");
+    let mut echo_b2 = hosts.spawn(1, KILL, "echo", &["more"]);
+    echo_b2.expect("ready");
+    let mut to_b = hosts.spawn(0, KILL, "session", &["b", "orders"]);
+    to_b.expect("opened");
+    to_b.tell("one");
+    assert_eq!(reply_of(&to_b.next()), "echo:one");
+    // c's session to b: b's death ends it too.
+    let mut c_to_b = hosts.spawn(2, KILL, "session", &["b", "more"]);
+    c_to_b.expect("opened");
+
+    gateways[1].kill9();
+    to_b.tell("two");
+    error_within(&to_b.next(), 5_000);
+    c_to_b.tell("two");
+    error_within(&c_to_b.next(), 5_000);
+
+    // a's own gateway: b back, a session from a to c through it, then
+    // a's gateway killed under it.
+    let dir = hosts.dir.to_str().unwrap();
+    let mut b = hosts.spawn(1, KILL, "gateway", &["b", &format!("tls/{B_AB}:7447,tls/{B_BC}:7447"), "", dir]);
+    b.expect("up");
+    let mut to_c = hosts.spawn(0, KILL, "session", &["c", "orders"]);
+    to_c.expect("opened");
+    to_c.tell("three");
+    assert_eq!(reply_of(&to_c.next()), "echo:three");
+    gateways[0].kill9();
+    to_c.tell("four");
+    error_within(&to_c.next(), 5_000);
+    let mut o = hosts.spawn(0, KILL, "open", &["c", "orders"]);
+    assert_eq!(o.next(), "open:53", "no gateway runs on a any more");
+    o.finish();
+
+    for p in [&mut to_b, &mut c_to_b, &mut to_c, &mut b, &mut echo, &mut echo_c, &mut echo_b2] {
+        p.kill9();
+    }
+    for g in &mut gateways {
+        g.kill9();
+    }
+    drop(hosts);
+    util::eventually("nothing left in /dev/shm or the temporary directory", || leftovers() == before);
+}
