@@ -34,6 +34,8 @@ fn ip(args: &[&str]) -> bool {
 /// b's address on link a–b and on link b–c.
 const B_AB: &str = "10.77.1.2";
 const B_BC: &str = "10.77.2.2";
+/// Where each host's gateway listens for programs on that host.
+const LOOPBACK: &str = "tcp/127.0.0.1:7447";
 
 impl Hosts {
     fn build(tag: &str) -> Hosts {
@@ -69,15 +71,14 @@ impl Hosts {
     /// Starts the gateways: b listens on both links, a and c connect to it.
     fn gateways(&self, test: &str) -> Vec<Peer> {
         let dir = self.dir.to_str().unwrap();
-        let mut b = Peer::spawn_in(
-            Some(&self.ns[1]),
-            test,
-            "gateway",
-            &["b", &format!("tls/{B_AB}:7447,tls/{B_BC}:7447"), "", dir],
-        );
+        // Each also listens on its own loopback, for programs on its host.
+        let b_listen = format!("tls/{B_AB}:7447,tls/{B_BC}:7447,{LOOPBACK}");
+        let mut b = Peer::spawn_in(Some(&self.ns[1]), test, "gateway", &["b", &b_listen, "", dir]);
         b.expect("up");
-        let mut a = Peer::spawn_in(Some(&self.ns[0]), test, "gateway", &["a", "", &format!("tls/{B_AB}:7447"), dir]);
-        let mut c = Peer::spawn_in(Some(&self.ns[2]), test, "gateway", &["c", "", &format!("tls/{B_BC}:7447"), dir]);
+        let to_b = format!("tls/{B_AB}:7447");
+        let mut a = Peer::spawn_in(Some(&self.ns[0]), test, "gateway", &["a", LOOPBACK, &to_b, dir]);
+        let to_b = format!("tls/{B_BC}:7447");
+        let mut c = Peer::spawn_in(Some(&self.ns[2]), test, "gateway", &["c", LOOPBACK, &to_b, dir]);
         a.expect("up");
         c.expect("up");
         vec![a, b, c]
@@ -184,7 +185,16 @@ fn client(test: &str, role: &str, a: &[String]) {
     match role {
         // Opens \\HOST\pipe\NAME and transacts each further argument.
         "transact" => {
-            let pipe = PipeClient::open(&format!(r"\\{}\pipe\{}", a[0], a[1])).unwrap();
+            // Waiting while the instance is busy (a client before this one
+            // may not have been seen leaving yet).
+            let name = format!(r"\\{}\pipe\{}", a[0], a[1]);
+            let pipe = match PipeClient::open_wait(&name, Duration::from_secs(20)) {
+                Ok(p) => p,
+                Err(e) => {
+                    say(&format!("error:{}", e.win32()));
+                    util::done();
+                }
+            };
             pipe.set_read_mode(ReadMode::Message).unwrap();
             for m in &a[2..] {
                 let mut reply = vec![0u8; 64];
@@ -448,7 +458,8 @@ fn net_s01_gateways_killed_with_kill9_leave_clients_with_errors_never_hangs() {
     // a's own gateway: b back, a session from a to c through it, then
     // a's gateway killed under it.
     let dir = hosts.dir.to_str().unwrap();
-    let mut b = hosts.spawn(1, KILL, "gateway", &["b", &format!("tls/{B_AB}:7447,tls/{B_BC}:7447"), "", dir]);
+    let b_listen = format!("tls/{B_AB}:7447,tls/{B_BC}:7447,{LOOPBACK}");
+    let mut b = hosts.spawn(1, KILL, "gateway", &["b", &b_listen, "", dir]);
     b.expect("up");
     let mut to_c = hosts.spawn(0, KILL, "session", &["c", "orders"]);
     to_c.expect("opened");
@@ -469,4 +480,47 @@ fn net_s01_gateways_killed_with_kill9_leave_clients_with_errors_never_hangs() {
     }
     drop(hosts);
     util::eventually("nothing left in /dev/shm or the temporary directory", || leftovers() == before);
+}
+
+const PY: &str = "net_s08_eclipse_zenoh_python_writes_a_mailslot_and_transacts_on_a_pipe";
+
+/// S08: a peer no one here wrote — `python/gateway_peer.py` on the
+/// `eclipse-zenoh` package, written from `doc/gateway-keys.md` only — on
+/// host a, connected to a's gateway on loopback, writes a mailslot on host
+/// b and transacts on b's message pipe (through both gateways).
+#[test]
+fn net_s08_eclipse_zenoh_python_writes_a_mailslot_and_transacts_on_a_pipe() {
+    if play(PY) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let _ = util::python(); // the venv, with eclipse-zenoh
+    let venv_python = util::repo_root().join("target/python-venv/bin/python");
+    let script = util::repo_root().join("python/gateway_peer.py");
+    let hosts = Hosts::build("p");
+    let _gateways = hosts.gateways(PY);
+    let mut echo = hosts.spawn(1, PY, "echo", &["orders"]);
+    let mut slot = hosts.spawn(1, PY, "mailslot", &["log"]);
+    echo.expect("ready");
+    slot.expect("ready");
+    let run = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &hosts.ns[0]])
+            .arg(&venv_python)
+            .arg(&script)
+            .args([LOOPBACK, "b"])
+            .args(args)
+            .output()
+            .expect("python");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(run(&["mailslot", "log", "from python"]), "sent\n");
+    assert_eq!(slot.next(), "mail:from python");
+    let out = run(&["pipe", "ORDERS", "first", "second"]);
+    assert_eq!(out, "opened: message_mode=True\nreply: echo:first\nreply: echo:second\n");
+    // The pipe's server saw the Python client's close and serves again.
+    let mut t = hosts.spawn(0, PY, "transact", &["b", "orders", "after python"]);
+    assert_eq!(reply_of(&t.next()), "echo:after python");
+    t.finish();
 }
