@@ -94,6 +94,17 @@ pub fn every_pipe(host: &str) -> String {
     format!("{ROOT}/{}/pipe/*", encode(host))
 }
 
+/// `switchboard/<host>/rpc/<uuid>`: the query that finds an RPC
+/// interface's bindings on `host`.
+pub fn rpc(host: &str, interface: &str) -> String {
+    format!("{ROOT}/{}/rpc/{}", encode(host), encode(interface))
+}
+
+/// `switchboard/<host>/rpc/*`: every interface of `host`.
+pub fn every_rpc(host: &str) -> String {
+    format!("{ROOT}/{}/rpc/*", encode(host))
+}
+
 /// `switchboard/<host>/pipe/<name>`: the query that opens a pipe.
 pub fn pipe(host: &str, name: &str) -> String {
     format!("{ROOT}/{}/pipe/{}", encode(host), encode(name))

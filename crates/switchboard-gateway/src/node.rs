@@ -10,11 +10,14 @@ use switchboard::mailslot::{MailslotClient, MailslotOptions, MAX_BROADCAST};
 use switchboard::namespace::Kind;
 use switchboard::pipe::named::{PipeAccess, PipeClient, PipeOptions, PipeType, ReadMode};
 use switchboard::remote::{error_from_code, Exposed, GatewayService};
+use switchboard::rpc::mapper::resolve;
+use switchboard::rpc::wire::InterfaceId;
+use switchboard::rpc::Binding;
 use switchboard::{Error, Result};
 
 use crate::backend::{Backend, Guard, Query};
 use crate::keys;
-use crate::proto::{OpenReply, OpenRequest, WINDOW};
+use crate::proto::{LookupReply, OpenReply, OpenRequest, WINDOW};
 use crate::relay::Relay;
 
 /// Prefix of the private local objects a gateway relays (never listed).
@@ -67,6 +70,8 @@ impl Gateway {
         let me = inner.clone();
         served.push(backend.serve(&keys::every_pipe(&host), Box::new(move |q| me.clone().spawn_open(q)))?);
         served.push(backend.serve(&keys::ls(&host), Box::new(|q| spawn(move || answer_ls(q))))?);
+        let me = inner.clone();
+        served.push(backend.serve(&keys::every_rpc(&host), Box::new(move |q| me.clone().spawn_lookup(q)))?);
         // Last: a peer that sees the token finds everything above served.
         served.push(backend.token(&keys::gateway(&host))?);
         Ok(Gateway { inner, _served: served, _local: local })
@@ -211,6 +216,49 @@ impl Inner {
     }
 }
 
+/// The bindings of `found` another host can use to reach them: pipes
+/// through the gateways as `\\HOST\pipe\NAME`, then TCP on an address
+/// that is neither loopback nor unspecified (the others cannot be reached).
+fn reachable(found: Vec<Binding>, host: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for b in &found {
+        if let Binding::Pipe(name) = b {
+            let bare = name.rsplit('\\').next().unwrap_or(name);
+            out.push(format!(r"pipe:\\{host}\pipe\{bare}"));
+        }
+    }
+    for b in found {
+        if let Binding::Tcp { host: h, .. } = &b {
+            let ip = h.parse::<std::net::IpAddr>().ok();
+            if h != "localhost" && !ip.is_some_and(|ip| ip.is_loopback() || ip.is_unspecified()) {
+                out.push(b.to_string());
+            }
+        }
+    }
+    out
+}
+
+impl Inner {
+    /// An RPC lookup from another host: this host's endpoint mapper.
+    fn spawn_lookup(self: Arc<Self>, q: Box<dyn Query>) {
+        spawn(move || {
+            let found = keys::object_of(q.key())
+                .ok_or_else(|| Error::Malformed("an rpc key".into()))
+                .and_then(|(uuid, _)| InterfaceId::parse(&uuid))
+                .and_then(|id| {
+                    let version: (u16, u16) = rmp_serde::from_slice(q.payload())
+                        .map_err(|e| Error::Malformed(format!("a lookup's version: {e}")))?;
+                    resolve(id, version)
+                });
+            let reply = match found {
+                Ok(found) => LookupReply { code: 0, message: String::new(), bindings: reachable(found, &self.host) },
+                Err(e) => LookupReply { code: e.win32(), message: e.to_string(), bindings: Vec::new() },
+            };
+            q.reply(rmp_serde::to_vec_named(&reply).unwrap_or_default());
+        });
+    }
+}
+
 impl switchboard::remote::Gateway for Inner {
     fn open_pipe(&self, host: &str, name: &str, deadline: Instant) -> Result<String> {
         let host = keys::host(host)?;
@@ -283,6 +331,21 @@ impl switchboard::remote::Gateway for Inner {
         })?;
         relays.insert((host, name.to_owned()), local.clone());
         Ok(local)
+    }
+
+    fn lookup(&self, host: &str, interface: &str, version: (u16, u16), deadline: Instant) -> Result<Vec<String>> {
+        let host = keys::host(host)?;
+        let payload = rmp_serde::to_vec(&version).map_err(|e| Error::Malformed(e.to_string()))?;
+        let answer = ask(&*self.backend, &keys::rpc(&host, interface), &payload, deadline, &host)?;
+        let reply: LookupReply =
+            rmp_serde::from_slice(&answer).map_err(|e| Error::Malformed(format!("a lookup reply: {e}")))?;
+        match (reply.code, reply.bindings.is_empty()) {
+            (0, false) => Ok(reply.bindings),
+            (0, true) => {
+                Err(Error::NotRegistered(format!("{interface} on {host}, at a binding other hosts can reach")))
+            }
+            (code, _) => Err(error_from_code(code, reply.message)),
+        }
     }
 
     fn list(&self, host: &str, deadline: Instant) -> Result<Vec<Exposed>> {

@@ -51,6 +51,18 @@ pub struct OpenReply {
     pub window: u64,
 }
 
+/// The answer to an RPC lookup (`switchboard/<host>/rpc/<uuid>`, whose
+/// query payload is the MessagePack array `[major, minor]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupReply {
+    /// 0, or the Win32 code of why not (1753: not registered).
+    pub code: u32,
+    /// Why not, for people.
+    pub message: String,
+    /// String bindings that reach the server from another host, best first.
+    pub bindings: Vec<String>,
+}
+
 /// What a frame says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
 use switchboard::mailslot::{Mailslot, MailslotClient, MailslotOptions};
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeServer, PipeType, ReadMode};
+use switchboard::rpc::calc::{Calc, CalcClient, CalcInterface, CalcServer, Calculator};
+use switchboard::rpc::{AuthLevel, Interface, Server};
 use switchboard::Error;
 use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
 use util::{args, hear, role, say, Peer, Watchdog};
@@ -113,6 +115,13 @@ fn play(test: &str) -> bool {
         "echo" => echo_server(&a[0], false),
         "reject" => echo_server(&a[0], true),
         "mailslot" => mailslot_server(&a[0]),
+        "rpc" => {
+            let server = Server::builder().serve(CalcServer(Calculator)).auth_level(AuthLevel::None).build();
+            for binding in a {
+                server.listen(binding.as_str()).unwrap();
+            }
+            util::hold("ready");
+        }
         "deaf" => {
             let _server = PipeOptions::new().pipe_type(PipeType::Message).create(&a[0]).unwrap();
             util::hold("ready");
@@ -221,6 +230,19 @@ fn client(test: &str, role: &str, a: &[String]) {
                 let code = writer.write(m.as_bytes()).map_or_else(|e| e.win32(), |()| 0);
                 say(&format!("wrote:{code}"));
             }
+        }
+        // Finds Calc on host a[0] through the gateways and calls it; then
+        // calls the binding a[1] directly (plain TCP across hosts).
+        "calc" => {
+            let uuid = CalcInterface::ID.to_string();
+            let bindings = switchboard::remote::lookup(&a[0], &uuid, CalcInterface::VERSION).unwrap();
+            say(&format!("bindings:{}", bindings.join(" ")));
+            let calc = CalcClient::find_on(&a[0]).unwrap();
+            say(&format!("found:{}:{}", calc.add(2, 3).unwrap(), calc.client().binding()));
+            let tcp = CalcClient::connect(&a[1]).unwrap();
+            say(&format!("tcp:{}", tcp.mul(6, 7).unwrap()));
+            let none = switchboard::remote::lookup(&a[0], "00000000-0000-0000-0000-000000000000", (1, 0));
+            say(&format!("none:{}", none.map_or_else(|e| e.win32(), |_| 0)));
         }
         // Lists host a[0].
         "ls" => {
@@ -523,4 +545,31 @@ fn net_s08_eclipse_zenoh_python_writes_a_mailslot_and_transacts_on_a_pipe() {
     let mut t = hosts.spawn(0, PY, "transact", &["b", "orders", "after python"]);
     assert_eq!(reply_of(&t.next()), "echo:after python");
     t.finish();
+}
+
+const RPC: &str = "net_s05_rpc_s06_an_interface_is_found_on_another_host_through_its_gateway";
+
+/// 13-S05 / 08-S06: a client on host a finds Calc on host b by interface
+/// alone (b's endpoint mapper, through the gateways): b's pipe binding
+/// comes back as `pipe:\\b\pipe\NAME` and is called through the gateways;
+/// b's TCP binding on the a–b link is a plain TCP binding a calls directly;
+/// its loopback and local bindings are not offered; an interface nobody
+/// serves there is NotRegistered (1753).
+#[test]
+fn net_s05_rpc_s06_an_interface_is_found_on_another_host_through_its_gateway() {
+    if play(RPC) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let hosts = Hosts::build("r");
+    let _gateways = hosts.gateways(RPC);
+    let tcp = format!("tcp:{B_AB}[4747]");
+    let mut server = hosts.spawn(1, RPC, "rpc", &["pipe:calc", "local:calc", "tcp:127.0.0.1[4748]", &tcp]);
+    server.expect("ready");
+    let mut c = hosts.spawn(0, RPC, "calc", &["b", &tcp]);
+    assert_eq!(c.next(), format!(r"bindings:pipe:\\b\pipe\calc {tcp}"));
+    assert_eq!(c.next(), r"found:5:pipe:\\b\pipe\calc");
+    assert_eq!(c.next(), "tcp:42");
+    assert_eq!(c.next(), "none:1753");
+    c.finish();
 }

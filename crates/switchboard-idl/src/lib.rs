@@ -132,6 +132,16 @@ fn expand(attr: Tokens, item: Tokens) -> syn::Result<Tokens> {
                 Ok(#client { client: ::std::sync::Arc::new(#rpc::Client::find::<#iface>()?) })
             }
 
+            /// Finds a server of the interface on another host through the gateways
+            /// (that host's endpoint mapper), connects and binds.
+            ///
+            /// # Errors
+            /// `NotRegistered` (1753) when none is registered there; `NetPath` (53) when
+            /// the host does not answer; as [`Self::connect`].
+            pub fn find_on(host: &str) -> ::switchboard::Result<#client> {
+                Ok(#client { client: ::std::sync::Arc::new(#rpc::Client::find_on::<#iface>(host)?) })
+            }
+
             /// Binds the interface on a connection made earlier.
             ///
             /// # Errors

@@ -69,6 +69,16 @@ pub enum Request {
         /// The host.
         host: String,
     },
+    /// The bindings that reach a server of an RPC interface on `host`
+    /// from other hosts (08-S06).
+    Lookup {
+        /// The host.
+        host: String,
+        /// The interface's UUID.
+        interface: String,
+        /// The version the client speaks (major, minor).
+        version: (u16, u16),
+    },
 }
 
 /// One object a host exposes.
@@ -90,6 +100,8 @@ pub enum Reply {
     },
     /// What the host exposes.
     Listed(Vec<Exposed>),
+    /// RPC bindings (string bindings, as a client connects to them).
+    Bindings(Vec<String>),
     /// The request failed: the classic code and a message.
     Failed {
         /// The Win32 code.
@@ -116,6 +128,8 @@ pub fn error_from_code(code: u32, message: String) -> Error {
         121 => Error::Timeout,
         231 => Error::PipeBusy,
         109 => Error::BrokenPipe,
+        1722 => Error::ServerUnavailable(message),
+        1753 => Error::NotRegistered(message),
         _ => Error::Remote { code: Code::Win32(code), message },
     }
 }
@@ -138,6 +152,12 @@ pub trait Gateway: Send + Sync {
     /// # Errors
     /// When the host cannot be reached.
     fn list(&self, host: &str, deadline: Instant) -> Result<Vec<Exposed>>;
+    /// The bindings that reach a server of `interface` at a version
+    /// compatible with `version` on `host`.
+    ///
+    /// # Errors
+    /// When the host cannot be reached.
+    fn lookup(&self, host: &str, interface: &str, version: (u16, u16), deadline: Instant) -> Result<Vec<String>>;
 }
 
 /// The rendezvous name of this user's gateway.
@@ -205,6 +225,9 @@ fn answer(gateway: &dyn Gateway, conn: &Conn) {
             .open_mailslot(host.as_deref(), &name, deadline)
             .map_or_else(|e| Reply::failed(&e), |local| Reply::Opened { local }),
         Ok(Request::List { host }) => gateway.list(&host, deadline).map_or_else(|e| Reply::failed(&e), Reply::Listed),
+        Ok(Request::Lookup { host, interface, version }) => {
+            gateway.lookup(&host, &interface, version, deadline).map_or_else(|e| Reply::failed(&e), Reply::Bindings)
+        }
     };
     if let Ok(body) = rmp_serde::to_vec(&reply) {
         let _ = wire::send(conn, Family::GATEWAY, Status::Granted, &body, &[]);
@@ -240,8 +263,15 @@ pub fn ask(request: &Request, timeout: Option<Duration>) -> Result<Reply> {
 pub(crate) fn open(request: &Request) -> Result<String> {
     match ask(request, None)? {
         Reply::Opened { local } => Ok(local),
-        Reply::Failed { code, message } => Err(error_from_code(code, message)),
-        Reply::Listed(_) => Err(Error::Malformed("a listing where an open was asked".into())),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The error a reply that is not the one asked for stands for.
+fn unexpected(reply: Reply) -> Error {
+    match reply {
+        Reply::Failed { code, message } => error_from_code(code, message),
+        _ => Error::Malformed("a gateway reply of another kind than asked".into()),
     }
 }
 
@@ -253,7 +283,20 @@ pub(crate) fn open(request: &Request) -> Result<String> {
 pub fn list(host: &str) -> Result<Vec<Exposed>> {
     match ask(&Request::List { host: host.to_owned() }, None)? {
         Reply::Listed(objects) => Ok(objects),
-        Reply::Failed { code, message } => Err(error_from_code(code, message)),
-        Reply::Opened { .. } => Err(Error::Malformed("an open where a listing was asked".into())),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The bindings that reach a server of RPC `interface` at a version
+/// compatible with `version` on `host`, found by that host's endpoint
+/// mapper through the gateways (08-S06); see `rpc::Client::find_on`.
+///
+/// # Errors
+/// As [`ask`]; `NetPath` when the host does not answer.
+pub fn lookup(host: &str, interface: &str, version: (u16, u16)) -> Result<Vec<String>> {
+    let request = Request::Lookup { host: host.to_owned(), interface: interface.to_owned(), version };
+    match ask(&request, None)? {
+        Reply::Bindings(bindings) => Ok(bindings),
+        other => Err(unexpected(other)),
     }
 }

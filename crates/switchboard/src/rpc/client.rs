@@ -230,6 +230,27 @@ impl Client {
         Err(last)
     }
 
+    /// Connects to a server of interface `I` on another host, found by
+    /// that host's endpoint mapper through the gateways (S06,
+    /// [`crate::remote`]): its `pipe:` bindings, reached as
+    /// `pipe:\\HOST\pipe\NAME` through the gateways, then its `tcp:`
+    /// bindings on an address other hosts can reach.
+    ///
+    /// # Errors
+    /// `NotRegistered` (1753) when no server there registered it at a
+    /// compatible version; `NetPath` (53) when the host does not answer;
+    /// the last binding's error when none of them answers.
+    pub fn find_on<I: Interface>(host: &str) -> Result<Client> {
+        let mut last = Error::NotRegistered(format!("{} {}.{} on {host}", I::ID, I::VERSION.0, I::VERSION.1));
+        for binding in crate::remote::lookup(host, &I::ID.to_string(), I::VERSION)? {
+            match Client::connect(&binding).and_then(|c| c.bind::<I>().map(|()| c)) {
+                Ok(client) => return Ok(client),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// The binding connected to.
     pub fn binding(&self) -> &Binding {
         &self.binding
