@@ -64,13 +64,16 @@ pub const SCENARIOS: [Scenario; 16] = [
     Scenario {
         tour: Some(tour::named_pipe_row),
         peers: &[("pipe-echo", tour::pipe_echo_peer)],
-        bench: &[echo(
-            "pipe_message_transact",
-            "spin",
-            setup::pipe_transact_parent,
-            setup::pipe_transact_child,
-            ALL_PAYLOADS,
-        )],
+        bench: &[
+            echo(
+                "pipe_message_transact",
+                "spin",
+                setup::pipe_transact_parent,
+                setup::pipe_transact_child,
+                ALL_PAYLOADS,
+            ),
+            echo("remote_pipe_transact", "tcp", setup::remote_pipe_parent, setup::remote_pipe_child, COPY_PAYLOADS),
+        ],
     },
     Scenario {
         tour: Some(tour::mailslot_row),

@@ -201,6 +201,21 @@ impl Echo for Transact {
     }
 }
 
+/// An echo that keeps something alive as long as it runs (a gateway).
+pub struct Kept<E> {
+    pub echo: E,
+    pub _alive: Box<dyn std::any::Any>,
+}
+
+impl<E: Echo> Echo for Kept<E> {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.echo.send(msg)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        self.echo.recv(buf, len)
+    }
+}
+
 /// Named pipe, server side: read a message, write it back.
 pub struct Serving(pub PipeServer);
 

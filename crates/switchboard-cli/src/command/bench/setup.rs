@@ -17,6 +17,8 @@ use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
 use super::echo::{Answering, Called, DdeClient, DdeServing, Messaged, Posting, RpcServing, DDE_ITEM};
 use super::echo::{Bytes, Echo, Futex, Linked, Loaned, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
+#[cfg(feature = "gateway")]
+use super::echo::Kept;
 use super::Placement;
 
 /// Ring size of the benchmark pipe: the shared-memory link's default, so
@@ -418,4 +420,79 @@ pub fn rpc_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn E
     let bound = server.listen(arg(args, 0)?)?;
     say_ready_with(&bound.to_string())?;
     Ok(Box::new(RpcServing { server, done: false }))
+}
+
+/// `remote_pipe_transact`: a message-pipe transact through two gateways on
+/// loopback (13-S02): this process's gateway (it serves this process) and
+/// the child's, which exposes the child's pipe as host `bench-far`.
+#[cfg(feature = "gateway")]
+pub fn remote_pipe_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    use std::sync::Arc;
+    use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let config = ZenohConfig { listen: vec![endpoint.clone()], ..ZenohConfig::default() };
+    let gateway = Gateway::start(Arc::new(ZenohBackend::open(&config)?), "bench-near", true)
+        .context("remote_pipe_transact runs its own gateways: stop this user's `switchboard gateway` first")?;
+    let n = unique(run.name);
+    let mut child = run.peer_piped(&[&n, &endpoint])?;
+    ready(&mut child)?;
+    let client = PipeClient::open(&format!(r"\\bench-far\pipe\{n}"))?;
+    client.set_read_mode(ReadMode::Message)?;
+    Ok((Box::new(Kept { echo: Transact { client, request: Vec::new() }, _alive: Box::new(gateway) }), child))
+}
+
+/// See [`remote_pipe_parent`].
+#[cfg(feature = "gateway")]
+pub fn remote_pipe_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    use std::sync::Arc;
+    use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
+    let config = ZenohConfig { connect: vec![arg(args, 1)?.to_owned()], ..ZenohConfig::default() };
+    let gateway = Gateway::start(Arc::new(ZenohBackend::open(&config)?), "bench-far", false)?;
+    let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).buffer(PIPE_BUFFER);
+    let server = opts.create(arg(args, 0)?)?;
+    say_ready()?;
+    server.connect_timeout(Some(PATIENCE))?;
+    Ok(Box::new(FarEnd { serving: Serving(server), _gateway: gateway }))
+}
+
+/// The far host's side: its pipe server and its gateway, which must
+/// outlive the last reply (it is still on its way when the rounds end).
+#[cfg(feature = "gateway")]
+struct FarEnd {
+    serving: Serving,
+    _gateway: switchboard_gateway::Gateway,
+}
+
+#[cfg(feature = "gateway")]
+impl Echo for FarEnd {
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.serving.send(msg)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> anyhow::Result<()> {
+        self.serving.recv(buf, len)
+    }
+}
+
+#[cfg(feature = "gateway")]
+impl Drop for FarEnd {
+    /// Waits for the client to close: then every reply was relayed.
+    fn drop(&mut self) {
+        let server = &self.serving.0;
+        server.set_read_timeout(Some(PATIENCE));
+        let mut byte = [0u8; 1];
+        while matches!(server.read(&mut byte), Ok(_) | Err(switchboard::Error::MoreData { .. })) {}
+    }
+}
+
+/// Without the `gateway` feature there is no remote path to measure.
+#[cfg(not(feature = "gateway"))]
+pub fn remote_pipe_parent(_: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
+    anyhow::bail!("remote_pipe_transact needs switchboard built with the `gateway` feature")
+}
+
+/// See [`remote_pipe_parent`].
+#[cfg(not(feature = "gateway"))]
+pub fn remote_pipe_child(_: &str, _: usize, _: &[String]) -> anyhow::Result<Box<dyn Echo>> {
+    anyhow::bail!("remote_pipe_transact needs switchboard built with the `gateway` feature")
 }
