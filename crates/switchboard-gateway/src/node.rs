@@ -22,6 +22,9 @@ use crate::relay::Relay;
 
 /// Prefix of the private local objects a gateway relays (never listed).
 const PRIVATE: &str = "sbgw-";
+/// Each direction's buffer of a private relay pipe: a large message
+/// crosses it in few chunks.
+const PRIVATE_BUFFER: usize = 1 << 20;
 /// Largest message to one host's mailslot (the local relay's size).
 const MAILSLOT_MAX: usize = 64 * 1024;
 /// Most mailslot relays one gateway keeps (one per target).
@@ -200,7 +203,7 @@ impl Inner {
         let relay = Relay::new(self.backend.clone(), keys::conn(&self.host, &req.id, "s"), WINDOW, req.window);
         let r = relay.clone();
         relay.keep(
-            self.backend.subscribe(&keys::conn(&self.host, &req.id, "c"), Box::new(move |s| r.on_frame(&s.payload)))?,
+            self.backend.subscribe(&keys::conn(&self.host, &req.id, "c"), Box::new(move |s| r.on_frame(s.payload)))?,
         );
         let r = relay.clone();
         relay.keep(self.backend.watch(
@@ -265,7 +268,7 @@ impl switchboard::remote::Gateway for Inner {
         let id = keys::new_id();
         let relay = Relay::new(self.backend.clone(), keys::conn(&host, &id, "c"), WINDOW, WINDOW);
         let r = relay.clone();
-        relay.keep(self.backend.subscribe(&keys::conn(&host, &id, "s"), Box::new(move |s| r.on_frame(&s.payload)))?);
+        relay.keep(self.backend.subscribe(&keys::conn(&host, &id, "s"), Box::new(move |s| r.on_frame(s.payload)))?);
         relay.keep(self.backend.token(&keys::conn(&host, &id, "client"))?);
         let request = rmp_serde::to_vec_named(&OpenRequest { id: id.clone(), window: WINDOW })
             .map_err(|e| Error::Malformed(e.to_string()))?;
@@ -290,8 +293,13 @@ impl switchboard::remote::Gateway for Inner {
         let (pipe_type, read_mode) =
             if reply.message_mode { (PipeType::Message, ReadMode::Message) } else { (PipeType::Byte, ReadMode::Byte) };
         let local = format!("{PRIVATE}{id}");
-        let server =
-            PipeOptions::new().pipe_type(pipe_type).read_mode(read_mode).access(access).max_instances(1).create(&local);
+        let server = PipeOptions::new()
+            .pipe_type(pipe_type)
+            .read_mode(read_mode)
+            .access(access)
+            .max_instances(1)
+            .buffer(PRIVATE_BUFFER)
+            .create(&local);
         let server = match server {
             Ok(s) => s,
             Err(e) => {

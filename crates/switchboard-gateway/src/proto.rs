@@ -63,11 +63,36 @@ pub struct LookupReply {
     pub bindings: Vec<String>,
 }
 
+/// A data frame's bytes as received: the frame, and where its data starts
+/// (kept in place, not copied out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Data {
+    frame: Vec<u8>,
+    start: usize,
+}
+
+impl Data {
+    /// The data.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.frame[self.start..]
+    }
+
+    /// Its length.
+    pub fn len(&self) -> usize {
+        self.frame.len() - self.start
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What a frame says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     /// Data.
-    Data(Vec<u8>),
+    Data(Data),
     /// The receiver has taken this many data bytes in all.
     Credit(u64),
     /// The sender closed; a Win32 code (0: a plain close) and why.
@@ -83,38 +108,68 @@ pub struct Frame {
     pub body: Body,
 }
 
-type Wire = (u64, u8, u64, serde_bytes::ByteBuf);
+/// Writes a frame: the array header, `seq`, `kind`, `n`, then `data` as
+/// `bin` — in one allocation, one copy of `data`. Integers are written
+/// at full width (MessagePack allows it; every decoder reads it).
+pub fn encode(seq: u64, kind: u8, n: u64, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(25 + data.len());
+    out.push(0x94);
+    out.push(0xcf);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.push(kind);
+    out.push(0xcf);
+    out.extend_from_slice(&n.to_be_bytes());
+    out.push(0xc6);
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
 
 impl Frame {
-    /// The frame's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let (kind, n, data) = match &self.body {
-            Body::Data(d) => (0, 0, d.clone()),
-            Body::Credit(c) => (1, *c, Vec::new()),
-            Body::Close(code, why) => (2, u64::from(*code), why.clone().into_bytes()),
-        };
-        let wire: Wire = (self.seq, kind, n, serde_bytes::ByteBuf::from(data));
-        rmp_serde::to_vec(&wire).expect("a tuple of integers and bytes encodes")
+    /// A data frame's bytes.
+    pub fn data(seq: u64, data: &[u8]) -> Vec<u8> {
+        encode(seq, 0, 0, data)
     }
 
-    /// A frame from a peer's bytes.
+    /// The frame's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match &self.body {
+            Body::Data(d) => encode(self.seq, 0, 0, d.as_slice()),
+            Body::Credit(c) => encode(self.seq, 1, *c, &[]),
+            Body::Close(code, why) => encode(self.seq, 2, u64::from(*code), why.as_bytes()),
+        }
+    }
+
+    /// A frame from a peer's bytes (any MessagePack integer widths).
     ///
     /// # Errors
-    /// `Malformed` for anything but a frame this module writes.
-    pub fn decode(bytes: &[u8]) -> Result<Frame> {
+    /// `Malformed` for anything but a frame of this protocol.
+    pub fn decode(bytes: Vec<u8>) -> Result<Frame> {
+        let bad = |why: &str| Error::Malformed(format!("a gateway frame: {why}"));
         if bytes.len() > MAX_FRAME + 64 {
-            return Err(Error::Malformed("a gateway frame over 64 MiB".into()));
+            return Err(bad("over 64 MiB"));
         }
-        let (seq, kind, n, data): Wire =
-            rmp_serde::from_slice(bytes).map_err(|e| Error::Malformed(format!("a gateway frame: {e}")))?;
+        let mut rd: &[u8] = &bytes;
+        let len = rmp::decode::read_array_len(&mut rd).map_err(|_| bad("not an array"))?;
+        if len != 4 {
+            return Err(bad("not four elements"));
+        }
+        let seq: u64 = rmp::decode::read_int(&mut rd).map_err(|_| bad("a bad sequence number"))?;
+        let kind: u8 = rmp::decode::read_int(&mut rd).map_err(|_| bad("a bad kind"))?;
+        let n: u64 = rmp::decode::read_int(&mut rd).map_err(|_| bad("a bad count"))?;
+        let data_len = rmp::decode::read_bin_len(&mut rd).map_err(|_| bad("no bin"))? as usize;
+        if data_len != rd.len() {
+            return Err(bad("the bin's length is not the rest of the frame"));
+        }
+        let start = bytes.len() - data_len;
         let body = match kind {
-            0 if n == 0 => Body::Data(data.into_vec()),
-            1 if data.is_empty() => Body::Credit(n),
+            0 if n == 0 => Body::Data(Data { frame: bytes, start }),
+            1 if data_len == 0 => Body::Credit(n),
             2 => Body::Close(
-                u32::try_from(n).map_err(|_| Error::Malformed("a close code over 32 bits".into()))?,
-                String::from_utf8_lossy(&data).into_owned(),
+                u32::try_from(n).map_err(|_| bad("a close code over 32 bits"))?,
+                String::from_utf8_lossy(&bytes[start..]).into_owned(),
             ),
-            _ => return Err(Error::Malformed(format!("a gateway frame of kind {kind}"))),
+            _ => return Err(bad(&format!("kind {kind}"))),
         };
         Ok(Frame { seq, body })
     }
@@ -207,14 +262,22 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {
-        for body in [Body::Data(b"abc".to_vec()), Body::Data(vec![]), Body::Credit(7), Body::Close(109, "gone".into())]
-        {
-            let f = Frame { seq: 3, body };
-            assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
+        for (kind, n, data) in [(0, 0, &b"abc"[..]), (0, 0, b""), (1, 7, b""), (2, 109, b"gone")] {
+            let f = Frame::decode(encode(3, kind, n, data)).unwrap();
+            assert_eq!(f.seq, 3);
+            assert_eq!(f.encode(), encode(3, kind, n, data));
         }
-        assert!(Frame::decode(b"").is_err());
-        assert!(Frame::decode(&[0x94, 0, 9, 0, 0xc4, 0]).is_err(), "kind 9");
-        assert!(Frame::decode(&[0x94, 0, 1, 0, 0xc4, 1, 1]).is_err(), "a credit with data");
+        // Minimal widths, as another language's encoder writes them.
+        let python = rmp_serde::to_vec(&(5u64, 0u8, 0u64, serde_bytes::ByteBuf::from(b"hi".to_vec()))).unwrap();
+        match Frame::decode(python).unwrap() {
+            Frame { seq: 5, body: Body::Data(d) } => assert_eq!(d.as_slice(), b"hi"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Frame::decode(Vec::new()).is_err());
+        assert!(Frame::decode(vec![0x94, 0, 9, 0, 0xc4, 0]).is_err(), "kind 9");
+        assert!(Frame::decode(vec![0x94, 0, 1, 0, 0xc4, 1, 1]).is_err(), "a credit with data");
+        assert!(Frame::decode(vec![0x94, 0, 0, 0, 0xc4, 2, 1]).is_err(), "a bin longer than the frame");
+        assert!(Frame::decode(vec![0x94, 0, 0, 0, 0xc4, 0, 1]).is_err(), "trailing bytes");
         let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..2000 {
             let len = (rng % 40) as usize;
@@ -226,7 +289,7 @@ mod tests {
                     rng as u8
                 })
                 .collect();
-            let _ = Frame::decode(&bytes);
+            let _ = Frame::decode(bytes);
         }
     }
 

@@ -17,7 +17,7 @@ use switchboard::pipe::named::{PipeClient, PipeServer};
 use switchboard::{Error, Result};
 
 use crate::backend::{Backend, Guard};
-use crate::proto::{Body, Credit, Frame, Intake, MAX_FRAME};
+use crate::proto::{Body, Credit, Data, Frame, Intake, MAX_FRAME};
 
 /// How often a relay blocked in a local read looks whether the connection
 /// ended (the local end has no other way to be woken).
@@ -65,7 +65,7 @@ struct State {
     credit: Credit,
     intake: Intake,
     in_seq: u64,
-    inbox: VecDeque<Vec<u8>>,
+    inbox: VecDeque<Data>,
     ended: Option<Ended>,
 }
 
@@ -119,7 +119,7 @@ impl Relay {
     }
 
     /// A frame from the peer (on the backend's thread: never blocks).
-    pub fn on_frame(&self, bytes: &[u8]) {
+    pub fn on_frame(&self, bytes: Vec<u8>) {
         let mut st = self.lock();
         if st.ended.is_some() {
             return;
@@ -161,10 +161,15 @@ impl Relay {
 
     /// Puts one frame; a failed put ends the connection.
     fn send(&self, body: Body) {
+        self.send_with(|seq| Frame { seq, body }.encode());
+    }
+
+    /// Puts the frame `encode` writes with its sequence number.
+    fn send_with(&self, encode: impl FnOnce(u64) -> Vec<u8>) {
         let mut seq = self.out_seq.lock().unwrap_or_else(|p| p.into_inner());
-        let frame = Frame { seq: *seq, body };
+        let frame = encode(*seq);
         *seq += 1;
-        if let Err(e) = self.backend.put(&self.out_key, frame.encode()) {
+        if let Err(e) = self.backend.put(&self.out_key, frame) {
             drop(seq);
             self.end(53, e.to_string());
         }
@@ -193,7 +198,7 @@ impl Relay {
     /// Local → peer.
     fn pump(&self, local: &dyn LocalEnd, reads: bool) {
         local.set_read_timeout(Some(READ_SLICE));
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 1 << 20];
         loop {
             if self.lock().ended.is_some() {
                 break;
@@ -203,21 +208,25 @@ impl Relay {
                 drop(self.changed.wait_while(st, |s| s.ended.is_none()));
                 break;
             }
-            let mut msg = Vec::new();
+            // The parts of a message longer than `buf`, when there are.
+            let mut parts = Vec::new();
             let got = loop {
                 match local.read(&mut buf) {
-                    Ok(n) => {
-                        msg.extend_from_slice(&buf[..n]);
-                        break Ok(());
-                    }
-                    Err(Error::MoreData { received }) => msg.extend_from_slice(&buf[..received]),
-                    Err(Error::Timeout) if msg.is_empty() => break Err(None),
+                    Ok(n) => break Ok(n),
+                    Err(Error::MoreData { received }) => parts.extend_from_slice(&buf[..received]),
+                    Err(Error::Timeout) if parts.is_empty() => break Err(None),
                     Err(Error::Timeout) => {}
                     Err(e) => break Err(Some(e)),
                 }
             };
             match got {
-                Ok(()) => {
+                Ok(n) => {
+                    let msg: &[u8] = if parts.is_empty() {
+                        &buf[..n]
+                    } else {
+                        parts.extend_from_slice(&buf[..n]);
+                        &parts
+                    };
                     let st = self.lock();
                     let mut st = self
                         .changed
@@ -228,7 +237,7 @@ impl Relay {
                     }
                     st.credit.sent(msg.len());
                     drop(st);
-                    self.send(Body::Data(msg));
+                    self.send_with(|seq| Frame::data(seq, msg));
                 }
                 Err(None) => {}
                 // The local end closed or its process died: a plain close.
@@ -253,7 +262,7 @@ impl Relay {
             let Some(data) = st.inbox.pop_front() else { break };
             drop(st);
             let len = data.len();
-            if !writes || local.write(&data).is_err() {
+            if !writes || local.write(data.as_slice()).is_err() {
                 self.end(0, String::new());
                 break;
             }

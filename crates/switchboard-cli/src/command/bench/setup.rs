@@ -15,10 +15,10 @@ use switchboard::port::Port;
 
 use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
 
-use super::echo::{Answering, Called, DdeClient, DdeServing, Messaged, Posting, RpcServing, DDE_ITEM};
-use super::echo::{Bytes, Echo, Futex, Linked, Loaned, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
 #[cfg(feature = "gateway")]
 use super::echo::Kept;
+use super::echo::{Answering, Called, DdeClient, DdeServing, Messaged, Posting, RpcServing, DDE_ITEM};
+use super::echo::{Bytes, Echo, Futex, Linked, Loaned, Ported, Serving, Slotted, Spin, Transact, DATA, PATIENCE};
 use super::Placement;
 
 /// Ring size of the benchmark pipe: the shared-memory link's default, so
