@@ -1002,3 +1002,73 @@ fn inet_s06_cli_http_serve_get_put() {
     assert!(server.0.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A `switchboard gateway` process; killed on drop.
+struct GatewayProcess(Child);
+
+impl GatewayProcess {
+    fn start(args: &[&str]) -> GatewayProcess {
+        let mut child = bin().arg("gateway").args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("gateway "), "the gateway said {line:?}");
+        GatewayProcess(child)
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// 13-S01 from a shell: two gateways on loopback (the second only exposes
+/// this machine's objects as host "beta"), `ls --host`, a pipe call and a
+/// mailslot write through them; without a gateway, a clear 53.
+#[test]
+fn net_s01_cli_gateway_ls_host_pipe_call_and_mailslot_write() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let none = run(&["ls", "--host", "beta"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(stderr(&none).contains("ERROR_BAD_NETPATH"), "{}", stderr(&none));
+    let _alpha = GatewayProcess::start(&["--host", "alpha", "--listen", &listen]);
+    let _beta = GatewayProcess::start(&[
+        "--host",
+        "beta",
+        "--listen",
+        "tcp/127.0.0.1:0",
+        "--connect",
+        &listen,
+        "--expose-only",
+    ]);
+    let (p, m) = (unique("gwpipe"), unique("gwslot"));
+    let mut server = bin()
+        .args(["pipe", "serve", &p, "--message", "--echo", "--clients", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(server.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    let mut reader = bin()
+        .args(["mailslot", "read", &m, "--count", "1", "--timeout", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(reader.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    assert!(ready.contains("ready"), "{ready:?}");
+    let ls = stdout(&run(&["ls", "--host", "beta", "--json"]));
+    assert!(ls.contains(&format!("\"name\":\"{p}\"")), "{ls}");
+    let call = run(&["pipe", "call", &format!(r"\\beta\pipe\{p}"), "over there"]);
+    assert!(call.status.success(), "{}", stderr(&call));
+    assert_eq!(stdout(&call).trim(), "over there");
+    assert!(server.wait().unwrap().success());
+    let wrote = run(&["mailslot", "write", &format!(r"\\beta\mailslot\{m}"), "a note"]);
+    assert!(wrote.status.success(), "{}", stderr(&wrote));
+    let out = reader.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a note"), "{out:?}");
+}
