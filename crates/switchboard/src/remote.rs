@@ -234,19 +234,28 @@ fn answer(gateway: &dyn Gateway, conn: &Conn) {
     }
 }
 
+/// What [`ask`] says when this user runs no gateway here.
+pub(crate) fn no_gateway() -> Error {
+    Error::NetPath("no gateway runs for this user on this host: start `switchboard gateway`".into())
+}
+
 /// Asks this user's gateway, within `timeout` (default [`OPEN_TIMEOUT`]).
 ///
 /// # Errors
 /// `NetPath` (53) when no gateway runs for this user; `Timeout`;
 /// the gateway's own error.
 pub fn ask(request: &Request, timeout: Option<Duration>) -> Result<Reply> {
+    ask_if_running(request, timeout)?.ok_or_else(no_gateway)
+}
+
+/// As [`ask`]; `None` when no gateway runs for this user.
+fn ask_if_running(request: &Request, timeout: Option<Duration>) -> Result<Option<Reply>> {
     let deadline = rendezvous::answer_deadline(Some(timeout.unwrap_or(OPEN_TIMEOUT)));
-    let answer = rendezvous::connect(Family::GATEWAY, &address(), deadline, Trust::User).map_err(|f| match f {
-        Failure::Absent | Failure::Vanished => {
-            Error::NetPath("no gateway runs for this user on this host: start `switchboard gateway`".into())
-        }
-        Failure::Refused(e) => e,
-    })?;
+    let answer = match rendezvous::connect(Family::GATEWAY, &address(), deadline, Trust::User) {
+        Ok(answer) => answer,
+        Err(Failure::Absent | Failure::Vanished) => return Ok(None),
+        Err(Failure::Refused(e)) => return Err(e),
+    };
     let body = rmp_serde::to_vec(&request).map_err(|e| Error::Malformed(e.to_string()))?;
     if body.len() > MAX_REQUEST {
         return Err(Error::InvalidParameter("a gateway request over 4 KiB"));
@@ -256,14 +265,16 @@ pub fn ask(request: &Request, timeout: Option<Duration>) -> Result<Reply> {
         Failure::Absent | Failure::Vanished => Error::NetPath("the gateway closed without answering".into()),
         Failure::Refused(e) => e,
     })?;
-    rmp_serde::from_slice(&reply).map_err(|e| Error::Malformed(format!("a gateway reply: {e}")))
+    rmp_serde::from_slice(&reply).map(Some).map_err(|e| Error::Malformed(format!("a gateway reply: {e}")))
 }
 
-/// Asks the gateway to open a remote object; the local name to open.
-pub(crate) fn open(request: &Request) -> Result<String> {
-    match ask(request, None)? {
-        Reply::Opened { local } => Ok(local),
-        other => Err(unexpected(other)),
+/// Asks the gateway to open a remote object; the local name to open, or
+/// `None` when no gateway runs for this user.
+pub(crate) fn open(request: &Request) -> Result<Option<String>> {
+    match ask_if_running(request, None)? {
+        None => Ok(None),
+        Some(Reply::Opened { local }) => Ok(Some(local)),
+        Some(other) => Err(unexpected(other)),
     }
 }
 

@@ -16,8 +16,11 @@
 //! fails at once with `NotFound` (03-S10).
 //!
 //! A writer of `\\HOST\mailslot\NAME` writes to mailslot NAME on HOST
-//! through this user's network gateway ([`crate::remote`], 13-S03); there
-//! are no domains here, so HOST is a host. A writer of
+//! through this user's network gateway ([`crate::remote`], 13-S03). The
+//! classic name is ambiguous (a computer or a domain); here it is a host
+//! while a gateway runs for the user (a host that does not answer is 53,
+//! never a broadcast of what was meant for one host), and, with no gateway,
+//! a domain — this network segment, as `\\*` is. A writer of
 //! `\\*\mailslot\NAME` reaches every gateway's host when a gateway runs
 //! here (13-S04), and also sends each message
 //! as one UDP datagram to the broadcast address of every interface that is
@@ -635,17 +638,19 @@ impl MailslotClient {
             Name::MailslotBroadcast { name, domain: None } => {
                 // Every host: UDP datagrams on this segment (the classic
                 // path), and every gateway's host when a gateway runs here.
-                let relay = match remote::open(&Request::OpenMailslot { host: None, name: name.clone() }) {
-                    Ok(local) => Some(Box::new(open_local(local, Trust::User)?)),
-                    Err(Error::NetPath(_)) => None,
-                    Err(e) => return Err(e),
+                let relay = match remote::open(&Request::OpenMailslot { host: None, name: name.clone() })? {
+                    Some(local) => Some(Box::new(open_local(local, Trust::User)?)),
+                    None => None,
                 };
                 (Target::Broadcast(net::Broadcaster::new(&name, config)?), relay)
             }
             Name::MailslotBroadcast { name, domain: Some(host) } => {
-                // One host, through this user's gateway (13-S03).
-                let local = remote::open(&Request::OpenMailslot { host: Some(host), name })?;
-                (open_local(local, Trust::User)?, None)
+                // One host, through this user's gateway (13-S03); with no
+                // gateway, the classic domain broadcast on this segment.
+                match remote::open(&Request::OpenMailslot { host: Some(host), name: name.clone() })? {
+                    Some(local) => (open_local(local, Trust::User)?, None),
+                    None => (Target::Broadcast(net::Broadcaster::new(&name, config)?), None),
+                }
             }
             Name::Mailslot(name) => (open_local(name, trust)?, None),
             _ => unreachable!("parse returns mailslot names only"),

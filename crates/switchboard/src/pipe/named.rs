@@ -1179,7 +1179,8 @@ impl PipeClient {
         if let Ok(crate::name::Name::RemotePipe { host, name }) = crate::name::Name::parse(name) {
             // Through this user's gateway, which relays a private local
             // instance to the host (see `crate::remote`).
-            let local = crate::remote::open(&crate::remote::Request::OpenPipe { host, name })?;
+            let request = crate::remote::Request::OpenPipe { host, name };
+            let local = crate::remote::open(&request)?.ok_or_else(crate::remote::no_gateway)?;
             return PipeClient::open_as(&local, Trust::User, false);
         }
         let (folded, open_addr, _) = pipe_addresses(name)?;
