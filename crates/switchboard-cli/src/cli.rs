@@ -177,7 +177,8 @@ pub enum Command {
     #[command(after_help = "Example:\n  switchboard gateway --host alpha --listen tcp/127.0.0.1:7447 &\n  \
                       switchboard gateway --host beta --listen tcp/127.0.0.1:7448 --connect tcp/127.0.0.1:7447\n\n\
                       Off this machine, mutual TLS:\n  \
-                      switchboard gateway --host alpha --listen tls/10.0.0.1:7447 --tls-ca ca.pem --tls-cert alpha.pem --tls-key alpha.key")]
+                      switchboard gateway --host alpha --listen tls/10.0.0.1:7447 --tls-ca ca.pem --tls-cert alpha.pem --tls-key alpha.key \\\n    \
+                      --allow beta.example --allow gamma.example")]
     Gateway(crate::command::gateway::GatewayArgs),
     /// Sockets with length-prefixed frames: listen (print what arrives), send.
     #[command(

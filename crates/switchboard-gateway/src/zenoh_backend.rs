@@ -30,6 +30,10 @@ pub struct ZenohConfig {
     pub tls_key: Option<PathBuf>,
     /// How long a silent link lives (default 4 s).
     pub lease: Option<Duration>,
+    /// With TLS: the certificate common names of the gateways let in. The
+    /// access-control list denies by default: only those peers, and
+    /// programs on this machine (loopback, Unix sockets), reach anything.
+    pub allow: Vec<String>,
 }
 
 /// Whether `endpoint` stays on this machine: loopback TCP or a Unix socket.
@@ -88,9 +92,32 @@ impl ZenohConfig {
             set(&mut c, "transport/link/tls/connect_private_key", path(key))?;
             set(&mut c, "transport/link/tls/enable_mtls", "true".into())?;
             set(&mut c, "transport/link/tls/verify_name_on_connect", "false".into())?;
+            set(&mut c, "access_control", acl(&self.allow))?;
         }
         Ok(c)
     }
+}
+
+/// The access-control list of a TLS gateway: deny by default; allow every
+/// switchboard message to and from the gateways whose certificate's common
+/// name is in `allow`, and to and from programs on this machine.
+fn acl(allow: &[String]) -> String {
+    let messages = "[\"put\",\"delete\",\"declare_subscriber\",\"query\",\"declare_queryable\",\"reply\",\
+                    \"liveliness_token\",\"declare_liveliness_subscriber\",\"liveliness_query\"]";
+    let mut subjects = vec![
+        r#"{"id":"loopback","interfaces":["lo"]}"#.to_owned(),
+        r#"{"id":"unix","link_protocols":["unixsock-stream"]}"#.to_owned(),
+    ];
+    let mut names = vec!["\"loopback\"".to_owned(), "\"unix\"".to_owned()];
+    if !allow.is_empty() {
+        subjects.push(format!(r#"{{"id":"peers","cert_common_names":{}}}"#, serde_json_list(allow)));
+        names.push("\"peers\"".to_owned());
+    }
+    format!(
+        r#"{{"enabled":true,"default_permission":"deny","rules":[{{"id":"switchboard","key_exprs":["switchboard/**"],"messages":{messages},"flows":["egress","ingress"],"permission":"allow"}}],"subjects":[{}],"policies":[{{"rules":["switchboard"],"subjects":[{}]}}]}}"#,
+        subjects.join(","),
+        names.join(",")
+    )
 }
 
 fn serde_json_list(items: &[String]) -> String {

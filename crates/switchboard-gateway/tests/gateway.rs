@@ -62,7 +62,8 @@ impl Hosts {
         std::fs::create_dir_all(&dir).unwrap();
         let ca = util::ca::Ca::new("switchboard test CA");
         std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
-        for h in ["a", "b", "c"] {
+        // "rogue": a certificate the CA signed, for a gateway nobody allows.
+        for h in ["a", "b", "c", "rogue"] {
             let (cert, key) = ca.issue_for(&format!("{h}.test"), vec![ServerAuth, ClientAuth]);
             std::fs::write(dir.join(format!("{h}.pem")), cert).unwrap();
             std::fs::write(dir.join(format!("{h}.key")), key).unwrap();
@@ -134,13 +135,20 @@ fn play(test: &str) -> bool {
 fn run_gateway(a: &[String]) {
     let list = |s: &String| s.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect::<Vec<_>>();
     let dir = Path::new(&a[3]);
+    // Mutual TLS and a deny-by-default list: b lets a and c in, they let b in.
+    let allow = match a[0].as_str() {
+        "b" => vec!["a.test".to_owned(), "c.test".to_owned()],
+        _ => vec!["b.test".to_owned()],
+    };
+    let cert = a.get(4).cloned().unwrap_or_else(|| a[0].clone());
     let config = ZenohConfig {
         listen: list(&a[1]),
         connect: list(&a[2]),
         tls_ca: Some(dir.join("ca.pem")),
-        tls_cert: Some(dir.join(format!("{}.pem", a[0]))),
-        tls_key: Some(dir.join(format!("{}.key", a[0]))),
+        tls_cert: Some(dir.join(format!("{cert}.pem"))),
+        tls_key: Some(dir.join(format!("{cert}.key"))),
         lease: Some(Duration::from_secs(2)),
+        allow,
     };
     let _gateway = Gateway::start(Arc::new(ZenohBackend::open(&config).unwrap()), &a[0], true).unwrap();
     util::hold("up");
@@ -225,7 +233,13 @@ fn client(test: &str, role: &str, a: &[String]) {
         }
         // Writes each further argument to mailslot name a[1] on host a[0].
         "mail" => {
-            let writer = MailslotClient::open(&format!(r"\\{}\mailslot\{}", a[0], a[1])).unwrap();
+            let writer = match MailslotClient::open(&format!(r"\\{}\mailslot\{}", a[0], a[1])) {
+                Ok(w) => w,
+                Err(e) => {
+                    say(&format!("wrote:{}", e.win32()));
+                    util::done();
+                }
+            };
             for m in &a[2..] {
                 let code = writer.write(m.as_bytes()).map_or_else(|e| e.win32(), |()| 0);
                 say(&format!("wrote:{code}"));
@@ -296,73 +310,113 @@ fn reply_of(line: &str) -> &str {
     line.strip_prefix("reply:").unwrap_or_else(|| panic!("not a reply: {line}"))
 }
 
-const THREE: &str = "net_s07_three_hosts_pipes_mailslots_broadcast_and_listing_cross_gateways";
+const PIPES: &str = "net_s01_s02_pipe_s26_pipes_across_one_and_two_gateways_refusals_and_a_listing";
 
-/// S01–S04, 02-S26 and 03-S12 on three hosts: a pipe transact from a to b
-/// and from a to c (through b), a mailslot write to one host and a
-/// broadcast to all, a listing, and a pipe that refuses remote clients.
+/// 13-S01, S02 and 02-S26 on three hosts: pipe transacts from a to b and
+/// from a to c (through b), message semantics kept; a pipe that refuses
+/// remote clients, one that does not exist, a host nobody serves; what b
+/// exposes, listed from a.
 #[test]
-fn net_s07_three_hosts_pipes_mailslots_broadcast_and_listing_cross_gateways() {
-    if play(THREE) {
+fn net_s01_s02_pipe_s26_pipes_across_one_and_two_gateways_refusals_and_a_listing() {
+    if play(PIPES) {
         return;
     }
     let _w = Watchdog::test();
     let hosts = Hosts::build("t");
-    let _gateways = hosts.gateways(THREE);
-    let mut echo_b = hosts.spawn(1, THREE, "echo", &["orders"]);
-    let mut echo_c = hosts.spawn(2, THREE, "echo", &["Orders"]);
-    let mut reject = hosts.spawn(1, THREE, "reject", &["private"]);
-    let mut slot_b = hosts.spawn(1, THREE, "mailslot", &["log"]);
-    let mut slot_c = hosts.spawn(2, THREE, "mailslot", &["log"]);
-    for p in [&mut echo_b, &mut echo_c, &mut reject, &mut slot_b, &mut slot_c] {
+    let _gateways = hosts.gateways(PIPES);
+    let mut echo_b = hosts.spawn(1, PIPES, "echo", &["orders"]);
+    let mut echo_c = hosts.spawn(2, PIPES, "echo", &["Orders"]);
+    let mut reject = hosts.spawn(1, PIPES, "reject", &["private"]);
+    let mut slot_b = hosts.spawn(1, PIPES, "mailslot", &["log"]);
+    for p in [&mut echo_b, &mut echo_c, &mut reject, &mut slot_b] {
         p.expect("ready");
     }
 
-    // 13-S02 / 02-S26: message semantics across hosts, names case-insensitive.
-    let mut t = hosts.spawn(0, THREE, "transact", &["B", "ORDERS", "one", "two", &"x".repeat(100)]);
+    // Message semantics across hosts; names case-insensitive.
+    let mut t = hosts.spawn(0, PIPES, "transact", &["B", "ORDERS", "one", "two", &"x".repeat(100)]);
     assert_eq!(reply_of(&t.next()), "echo:one");
     assert_eq!(reply_of(&t.next()), "echo:two");
     assert_eq!(t.next(), "more:64+41", "a reply longer than the buffer is MoreData, the rest read after");
     t.finish();
-    let mut t = hosts.spawn(0, THREE, "transact", &["c", "orders", "via b"]);
+    let mut t = hosts.spawn(0, PIPES, "transact", &["c", "orders", "via b"]);
     assert_eq!(reply_of(&t.next()), "echo:via b", "a reaches c through b's gateway");
     t.finish();
 
     // 02-S26: a pipe created with reject_remote refuses (5), and a pipe
     // that does not exist is NotFound (2), each from the far host.
-    let mut o = hosts.spawn(0, THREE, "open", &["b", "private"]);
+    let mut o = hosts.spawn(0, PIPES, "open", &["b", "private"]);
     assert_eq!(o.next(), "open:5");
     o.finish();
-    let mut o = hosts.spawn(0, THREE, "open", &["b", "nothing-here"]);
+    let mut o = hosts.spawn(0, PIPES, "open", &["b", "nothing-here"]);
     assert_eq!(o.next(), "open:2");
     o.finish();
     // A host nobody serves: a clear error (53) within the open's deadline.
-    let mut o = hosts.spawn(0, THREE, "open", &["nowhere", "orders"]);
+    let mut o = hosts.spawn(0, PIPES, "open", &["nowhere", "orders"]);
     assert_eq!(o.next(), "open:53");
     o.finish();
 
-    // 13-S03 / 03-S12: a write to one host arrives in that host's queue only.
-    let mut m = hosts.spawn(0, THREE, "mail", &["b", "log", "to b"]);
-    assert_eq!(m.next(), "wrote:0");
-    m.finish();
-    assert_eq!(slot_b.next(), "mail:to b");
-
-    // 13-S04: \\*\mailslot reaches every gateway's host; over 424 bytes is 53.
-    let mut m = hosts.spawn(0, THREE, "mail", &["*", "log", "to all", &"y".repeat(425)]);
-    assert_eq!(m.next(), "wrote:0");
-    assert_eq!(m.next(), "wrote:53");
-    m.finish();
-    assert_eq!(slot_b.next(), "mail:to all");
-    assert_eq!(slot_c.next(), "mail:to all", "c got the broadcast, and not the write to b");
-
     // 13-S01: what b exposes, asked from a; the gateways' own relays are not listed.
-    let mut l = hosts.spawn(0, THREE, "ls", &["b"]);
+    let mut l = hosts.spawn(0, PIPES, "ls", &["b"]);
     let listing = l.next();
     l.finish();
     for want in ["mailslot:log", "pipe:orders", "pipe:private"] {
         assert!(listing.contains(want), "{want} in {listing}");
     }
     assert!(!listing.contains("sbgw-"), "{listing}");
+}
+
+const MAIL: &str = "net_s03_mailslot_s12_a_write_to_one_host_arrives_in_its_queue_only";
+
+/// 13-S03 / 03-S12: a write from a to `\\b\mailslot\log` arrives in b's
+/// queue, and one to c (through b) in c's; neither in the other's.
+#[test]
+fn net_s03_mailslot_s12_a_write_to_one_host_arrives_in_its_queue_only() {
+    if play(MAIL) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let hosts = Hosts::build("m");
+    let _gateways = hosts.gateways(MAIL);
+    let mut slot_b = hosts.spawn(1, MAIL, "mailslot", &["log"]);
+    let mut slot_c = hosts.spawn(2, MAIL, "mailslot", &["LOG"]);
+    slot_b.expect("ready");
+    slot_c.expect("ready");
+    let mut m = hosts.spawn(0, MAIL, "mail", &["b", "log", "to b", "again"]);
+    assert_eq!(m.next(), "wrote:0");
+    assert_eq!(m.next(), "wrote:0");
+    m.finish();
+    let mut m = hosts.spawn(0, MAIL, "mail", &["C", "Log", "to c"]);
+    assert_eq!(m.next(), "wrote:0");
+    m.finish();
+    assert_eq!(slot_b.next(), "mail:to b");
+    assert_eq!(slot_b.next(), "mail:again", "in order");
+    assert_eq!(slot_c.next(), "mail:to c", "c got its own, not b's");
+}
+
+const ALL: &str = "net_s04_a_domain_broadcast_reaches_every_gateways_host";
+
+/// 13-S04: a write to `\\*\mailslot\log` on a reaches the mailslot log
+/// of every gateway's host (a's own included); over 424 bytes is 53 and
+/// reaches nobody.
+#[test]
+fn net_s04_a_domain_broadcast_reaches_every_gateways_host() {
+    if play(ALL) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let hosts = Hosts::build("d");
+    let _gateways = hosts.gateways(ALL);
+    let mut slots: Vec<Peer> = (0..3).map(|h| hosts.spawn(h, ALL, "mailslot", &["log"])).collect();
+    for s in &mut slots {
+        s.expect("ready");
+    }
+    let mut m = hosts.spawn(0, ALL, "mail", &["*", "log", &"y".repeat(425), "to all"]);
+    assert_eq!(m.next(), "wrote:53");
+    assert_eq!(m.next(), "wrote:0");
+    m.finish();
+    for (h, s) in slots.iter_mut().enumerate() {
+        assert_eq!(s.next(), "mail:to all", "host {h}: the broadcast, and nothing over 424 bytes before it");
+    }
 }
 
 const SLOW: &str = "net_s02_a_reader_that_does_not_read_holds_the_writer_back";
@@ -584,4 +638,48 @@ fn net_s05_rpc_s06_an_interface_is_found_on_another_host_through_its_gateway() {
     assert_eq!(c.next(), "tcp:42");
     assert_eq!(c.next(), "none:1753");
     c.finish();
+}
+
+const ROGUE: &str = "net_s01_attack_a_gateway_with_a_valid_certificate_but_not_allowed_reaches_nothing";
+
+/// 13-S01, deny by default: a gateway whose certificate the CA signed but
+/// whose name b does not allow links to b's TLS endpoint and still reaches
+/// nothing there — no pipe, no listing, no mailslot — while an allowed
+/// gateway does.
+#[test]
+fn net_s01_attack_a_gateway_with_a_valid_certificate_but_not_allowed_reaches_nothing() {
+    if play(ROGUE) {
+        return;
+    }
+    let _w = Watchdog::test();
+    let hosts = Hosts::build("g");
+    let dir = hosts.dir.to_str().unwrap();
+    let b_listen = format!("tls/{B_AB}:7447,tls/{B_BC}:7447,{LOOPBACK}");
+    let mut b = hosts.spawn(1, ROGUE, "gateway", &["b", &b_listen, "", dir]);
+    b.expect("up");
+    // On host c, a gateway calling itself c but holding the rogue certificate.
+    let mut rogue = hosts.spawn(2, ROGUE, "gateway", &["c", LOOPBACK, &format!("tls/{B_BC}:7447"), dir, "rogue"]);
+    rogue.expect("up");
+    let mut a = hosts.spawn(0, ROGUE, "gateway", &["a", LOOPBACK, &format!("tls/{B_AB}:7447"), dir]);
+    a.expect("up");
+    let mut echo = hosts.spawn(1, ROGUE, "echo", &["orders"]);
+    let mut slot = hosts.spawn(1, ROGUE, "mailslot", &["log"]);
+    echo.expect("ready");
+    slot.expect("ready");
+    // The allowed gateway's client gets through (and so the topology works).
+    let mut t = hosts.spawn(0, ROGUE, "transact", &["b", "orders", "allowed"]);
+    assert_eq!(reply_of(&t.next()), "echo:allowed");
+    t.finish();
+    // The rogue's clients: no host b at all (53), for a pipe and a listing.
+    let mut o = hosts.spawn(2, ROGUE, "open", &["b", "orders"]);
+    assert_eq!(o.next(), "open:53");
+    o.finish();
+    let mut m = hosts.spawn(2, ROGUE, "mail", &["b", "log", "from the rogue"]);
+    let wrote = m.next();
+    m.finish();
+    assert_eq!(wrote, "wrote:53", "the rogue cannot even see b");
+    let mut m = hosts.spawn(0, ROGUE, "mail", &["b", "log", "from a"]);
+    assert_eq!(m.next(), "wrote:0");
+    m.finish();
+    assert_eq!(slot.next(), "mail:from a", "nothing from the rogue arrived first");
 }

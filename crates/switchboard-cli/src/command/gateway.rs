@@ -35,6 +35,10 @@ pub struct GatewayArgs {
     /// This gateway's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_ca")]
     tls_key: Option<PathBuf>,
+    /// With TLS: a gateway let in, by its certificate's common name
+    /// (repeatable). Everything else off this machine is denied.
+    #[arg(long, value_name = "CN", requires = "tls_ca")]
+    allow: Vec<String>,
     /// How long a silent link lives before its peers count it as gone.
     #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration, default_value = "4s")]
     lease: Duration,
@@ -52,6 +56,9 @@ pub fn run(args: GatewayArgs, json: bool) -> anyhow::Result<ExitCode> {
     let stop = switchboard::process::block_termination()?;
     let host = args.host.unwrap_or_else(system_host_name);
     let listen = if args.listen.is_empty() { vec![DEFAULT_LISTEN.to_owned()] } else { args.listen };
+    if args.tls_ca.is_some() && args.allow.is_empty() {
+        note!("switchboard: TLS without --allow: no other gateway gets in (deny by default)");
+    }
     let config = ZenohConfig {
         listen: listen.clone(),
         connect: args.connect.clone(),
@@ -59,6 +66,7 @@ pub fn run(args: GatewayArgs, json: bool) -> anyhow::Result<ExitCode> {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         lease: Some(args.lease),
+        allow: args.allow,
     };
     let backend = ZenohBackend::open(&config)?;
     let gateway = Gateway::start(Arc::new(backend), &host, !args.expose_only)?;

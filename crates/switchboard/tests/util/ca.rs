@@ -28,6 +28,7 @@ impl Ca {
     pub fn issue_for(&self, name: &str, usages: Vec<ExtendedKeyUsagePurpose>) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = usages;
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (cert.pem(), key.serialize_pem())
