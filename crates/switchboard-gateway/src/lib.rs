@@ -15,7 +15,9 @@
 //!   and nothing buffers without bound.
 //!
 //! The gateway is written against [`Backend`]; `ZenohBackend` (feature
-//! `zenoh`) is the engine. Off this machine, gateways speak mutual TLS only.
+//! `zenoh`) is the engine. Off this machine, gateways speak mutual TLS only,
+//! behind a deny-by-default access-control list of the peers' certificate
+//! names.
 //!
 //! ```no_run
 //! # #[cfg(feature = "zenoh")] {
