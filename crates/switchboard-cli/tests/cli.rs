@@ -30,10 +30,15 @@ struct Holder(Child);
 
 impl Holder {
     fn start(args: &[&str]) -> Holder {
+        Holder::saying(args, "created")
+    }
+
+    /// Runs `switchboard ARGS…` until its first line, which starts `first`.
+    fn saying(args: &[&str], first: &str) -> Holder {
         let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("created"), "holder said {line:?}");
+        assert!(line.starts_with(first), "holder said {line:?}");
         Holder(child)
     }
 }
@@ -1003,26 +1008,6 @@ fn inet_s06_cli_http_serve_get_put() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A `switchboard gateway` process; killed on drop.
-struct GatewayProcess(Child);
-
-impl GatewayProcess {
-    fn start(args: &[&str]) -> GatewayProcess {
-        let mut child = bin().arg("gateway").args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("gateway "), "the gateway said {line:?}");
-        GatewayProcess(child)
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// 13-S01 from a shell: two gateways on loopback (the second only exposes
 /// this machine's objects as host "beta"), `ls --host`, a pipe call and a
 /// mailslot write through them; without a gateway, a clear 53.
@@ -1033,16 +1018,9 @@ fn net_s01_cli_gateway_ls_host_pipe_call_and_mailslot_write() {
     let none = run(&["ls", "--host", "beta"]);
     assert_eq!(none.status.code(), Some(1));
     assert!(stderr(&none).contains("ERROR_BAD_NETPATH"), "{}", stderr(&none));
-    let _alpha = GatewayProcess::start(&["--host", "alpha", "--listen", &listen]);
-    let _beta = GatewayProcess::start(&[
-        "--host",
-        "beta",
-        "--listen",
-        "tcp/127.0.0.1:0",
-        "--connect",
-        &listen,
-        "--expose-only",
-    ]);
+    let _alpha = Holder::saying(&["gateway", "--host", "alpha", "--listen", &listen], "gateway ");
+    let beta = ["gateway", "--host", "beta", "--listen", "tcp/127.0.0.1:0", "--connect", &listen, "--expose-only"];
+    let _beta = Holder::saying(&beta, "gateway ");
     let (p, m) = (unique("gwpipe"), unique("gwslot"));
     let mut server = bin()
         .args(["pipe", "serve", &p, "--message", "--echo", "--clients", "1"])

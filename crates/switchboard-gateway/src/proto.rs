@@ -278,19 +278,6 @@ mod tests {
         assert!(Frame::decode(vec![0x94, 0, 1, 0, 0xc4, 1, 1]).is_err(), "a credit with data");
         assert!(Frame::decode(vec![0x94, 0, 0, 0, 0xc4, 2, 1]).is_err(), "a bin longer than the frame");
         assert!(Frame::decode(vec![0x94, 0, 0, 0, 0xc4, 0, 1]).is_err(), "trailing bytes");
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        for _ in 0..2000 {
-            let len = (rng % 40) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    rng as u8
-                })
-                .collect();
-            let _ = Frame::decode(bytes);
-        }
     }
 
     #[test]

@@ -683,3 +683,21 @@ fn net_s01_attack_a_gateway_with_a_valid_certificate_but_not_allowed_reaches_not
     m.finish();
     assert_eq!(slot.next(), "mail:from a", "nothing from the rogue arrived first");
 }
+
+/// A peer's frames are checked: 5000 random byte strings, and every
+/// truncation of a real frame, decode to an error or a frame, never a
+/// panic (the protocol's decoder sees only what a peer put on a key).
+#[test]
+fn net_s02_frames_from_a_peer_are_checked_never_trusted() {
+    let mut rng = util::Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..5000 {
+        let len = (rng.next() % 48) as usize;
+        let junk: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let _ = switchboard_gateway::proto::Frame::decode(junk);
+    }
+    let whole = switchboard_gateway::proto::encode(7, 0, 0, b"a message");
+    for cut in 0..whole.len() {
+        assert!(switchboard_gateway::proto::Frame::decode(whole[..cut].to_vec()).is_err(), "cut at {cut}");
+    }
+    assert!(switchboard_gateway::proto::Frame::decode(whole).is_ok());
+}
