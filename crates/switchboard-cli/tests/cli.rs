@@ -19,6 +19,15 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Starts `switchboard ARGS…` with its output piped; returns it and the
+/// first line it wrote to standard error (its "ready" line).
+fn spawn_ready(args: &[&str]) -> (Child, String) {
+    let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut ready = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    (child, ready)
+}
+
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -204,14 +213,7 @@ fn cli_tour_exercises_every_mechanism_with_real_processes() {
 #[test]
 fn pipe_s22_cli_pipe_verbs_serve_call_send_connect() {
     let n = unique("pipe");
-    let mut server = bin()
-        .args(["pipe", "serve", &n, "--message", "--echo", "--clients", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(server.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    let (server, ready) = spawn_ready(&["pipe", "serve", &n, "--message", "--echo", "--clients", "3"]);
     assert!(ready.starts_with("serving pipe"), "{ready:?}");
     let ls = stdout(&run(&["ls", "--json"]));
     assert!(ls.lines().any(|l| l.contains("\"kind\":\"pipe\"") && l.contains(&n)), "ls shows the pipe: {ls}");
@@ -1022,22 +1024,9 @@ fn net_s01_cli_gateway_ls_host_pipe_call_and_mailslot_write() {
     let beta = ["gateway", "--host", "beta", "--listen", "tcp/127.0.0.1:0", "--connect", &listen, "--expose-only"];
     let _beta = Holder::saying(&beta, "gateway ");
     let (p, m) = (unique("gwpipe"), unique("gwslot"));
-    let mut server = bin()
-        .args(["pipe", "serve", &p, "--message", "--echo", "--clients", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(server.stderr.take().unwrap()).read_line(&mut ready).unwrap();
-    let mut reader = bin()
-        .args(["mailslot", "read", &m, "--count", "1", "--timeout", "30s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(reader.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    let (mut server, ready) = spawn_ready(&["pipe", "serve", &p, "--message", "--echo", "--clients", "1"]);
+    assert!(ready.starts_with("serving pipe"), "{ready:?}");
+    let (reader, ready) = spawn_ready(&["mailslot", "read", &m, "--count", "1", "--timeout", "30s"]);
     assert!(ready.contains("ready"), "{ready:?}");
     let ls = stdout(&run(&["ls", "--host", "beta", "--json"]));
     assert!(ls.contains(&format!("\"name\":\"{p}\"")), "{ls}");
