@@ -114,7 +114,9 @@ fn deliver_mail(rx: &Receiver<(String, Vec<u8>)>) {
         for _ in 0..2 {
             let client = match open.get(&name) {
                 Some(c) => c,
-                None => match MailslotClient::open(&name) {
+                // Always a local name: a peer's `\\c\mailslot\x` must not
+                // make this gateway relay on (or broadcast back).
+                None => match MailslotClient::open(&format!(r"\\.\mailslot\{name}")) {
                     Ok(c) => open.entry(name.clone()).or_insert(c),
                     Err(_) => break, // no such mailslot here: dropped, as on the network
                 },
@@ -194,7 +196,9 @@ impl Inner {
         if name.starts_with(PRIVATE) {
             return Err(Error::NotFound(name));
         }
-        let pipe = PipeClient::open_for_remote(&name)?;
+        // Always a local name: a peer's `\\c\pipe\x` must not make this
+        // gateway open on through another.
+        let pipe = PipeClient::open_for_remote(&format!(r"\\.\pipe\{name}"))?;
         let message_mode = pipe.pipe_type() == PipeType::Message;
         if message_mode {
             pipe.set_read_mode(ReadMode::Message)?;
@@ -316,16 +320,16 @@ impl switchboard::remote::Gateway for Inner {
 
     fn open_mailslot(&self, host: Option<&str>, name: &str, deadline: Instant) -> Result<String> {
         let host = host.map(keys::host).transpose()?;
+        if let Some(h) = &host {
+            // Reachable now, or a clear error (the writes are datagrams).
+            ask(&*self.backend, &keys::ls(h), &[], deadline, h)?;
+        }
         let mut relays = self.mailslot_relays.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(local) = relays.get(&(host.clone(), name.to_owned())) {
             return Ok(local.clone());
         }
         if relays.len() >= MAX_MAILSLOT_RELAYS {
             return Err(Error::NetPath("this gateway relays to 1024 mailslots already".into()));
-        }
-        if let Some(h) = &host {
-            // Reachable now, or a clear error (the write itself is a datagram).
-            ask(&*self.backend, &keys::ls(h), &[], deadline, h)?;
         }
         let local = format!("{PRIVATE}m-{}", keys::new_id());
         let max = if host.is_some() { MAILSLOT_MAX } else { MAX_BROADCAST };

@@ -589,8 +589,10 @@ fn net_s08_eclipse_zenoh_python_writes_a_mailslot_and_transacts_on_a_pipe() {
     let _gateways = hosts.gateways(PY);
     let mut echo = hosts.spawn(1, PY, "echo", &["orders"]);
     let mut slot = hosts.spawn(1, PY, "mailslot", &["log"]);
+    let mut echo_c = hosts.spawn(2, PY, "echo", &["orders"]);
     echo.expect("ready");
     slot.expect("ready");
+    echo_c.expect("ready");
     let run = |args: &[&str]| {
         let out = Command::new("ip")
             .args(["netns", "exec", &hosts.ns[0]])
@@ -607,6 +609,10 @@ fn net_s08_eclipse_zenoh_python_writes_a_mailslot_and_transacts_on_a_pipe() {
     assert_eq!(slot.next(), "mail:from python");
     let out = run(&["pipe", "ORDERS", "first", "second"]);
     assert_eq!(out, "opened: message_mode=True\nreply: echo:first\nreply: echo:second\n");
+    // A peer on the raw keys naming a remote pipe gets a local name's
+    // refusal (123) from b, never a hop on to c, which serves "orders".
+    let out = run(&["pipe", r"\\c\pipe\orders", "hop"]);
+    assert!(out.starts_with("refused: 123 "), "{out}");
     // The pipe's server saw the Python client's close and serves again.
     let mut t = hosts.spawn(0, PY, "transact", &["b", "orders", "after python"]);
     assert_eq!(reply_of(&t.next()), "echo:after python");
