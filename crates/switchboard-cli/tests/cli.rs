@@ -28,6 +28,13 @@ fn spawn_ready(args: &[&str]) -> (Child, String) {
     (child, ready)
 }
 
+/// One user runs one gateway per host: the tests that start one (the
+/// tour's remote row, the gateway verbs) take turns.
+fn one_gateway_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -186,6 +193,7 @@ fn cli_soak_loses_nothing_acknowledged_and_leaves_nothing() {
 
 #[test]
 fn cli_tour_exercises_every_mechanism_with_real_processes() {
+    let _one_gateway = one_gateway_at_a_time();
     let out = run(&["tour", "--rounds", "50"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
@@ -200,6 +208,7 @@ fn cli_tour_exercises_every_mechanism_with_real_processes() {
         "completion port",
         "anonymous pipe",
         "named pipe",
+        "remote pipe (gateways)",
         "mailslot",
         "socket",
         "namespace",
@@ -207,6 +216,7 @@ fn cli_tour_exercises_every_mechanism_with_real_processes() {
         assert!(text.contains(row), "missing row {row}: {text}");
     }
     assert!(text.contains("50/50 echoes verified") && text.contains("WAIT_ABANDONED"), "{text}");
+    assert!(text.contains(r"\\tour-far\pipe through two gateways"), "the remote row ran: {text}");
     assert!(!text.contains("FAILED"), "{text}");
 }
 
@@ -1015,6 +1025,7 @@ fn inet_s06_cli_http_serve_get_put() {
 /// mailslot write through them; without a gateway, a clear 53.
 #[test]
 fn net_s01_cli_gateway_ls_host_pipe_call_and_mailslot_write() {
+    let _one_gateway = one_gateway_at_a_time();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("tcp/127.0.0.1:{port}");
     let none = run(&["ls", "--host", "beta"]);

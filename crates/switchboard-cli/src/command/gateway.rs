@@ -87,3 +87,37 @@ pub fn run(args: GatewayArgs, json: bool) -> anyhow::Result<ExitCode> {
     drop(gateway);
     Ok(ExitCode::SUCCESS)
 }
+
+/// Two hosts on one machine, for `tour` and `bench`: this process's
+/// gateway (it serves this process; host `near`) on a free loopback port.
+/// Returns it and the endpoint the far side connects to.
+///
+/// # Errors
+/// When this user already runs a gateway here (stop it first), or Zenoh
+/// cannot listen.
+pub fn start_near(host: &str) -> anyhow::Result<(Gateway, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let config = ZenohConfig { listen: vec![endpoint.clone()], ..ZenohConfig::default() };
+    let gateway = Gateway::start(Arc::new(ZenohBackend::open(&config)?), host, true)
+        .map_err(|e| anyhow::anyhow!("{e}: stop this user's `switchboard gateway` first"))?;
+    Ok((gateway, endpoint))
+}
+
+/// The far host's gateway (it only exposes this process's objects), linked
+/// to `endpoint`.
+///
+/// # Errors
+/// When Zenoh cannot start.
+pub fn start_far(host: &str, endpoint: &str) -> anyhow::Result<Gateway> {
+    let config = ZenohConfig { connect: vec![endpoint.to_owned()], ..ZenohConfig::default() };
+    Ok(Gateway::start(Arc::new(ZenohBackend::open(&config)?), host, false)?)
+}
+
+/// Waits until the client of `server` closes: then every reply written
+/// was relayed, and the far gateway may go.
+pub fn wait_for_close(server: &switchboard::pipe::named::PipeServer, patience: Duration) {
+    server.set_read_timeout(Some(patience));
+    let mut byte = [0u8; 1];
+    while matches!(server.read(&mut byte), Ok(_) | Err(switchboard::Error::MoreData { .. })) {}
+}

@@ -32,7 +32,7 @@ const fn echo(
 }
 
 /// Every mechanism, in tour order.
-pub const SCENARIOS: [Scenario; 16] = [
+pub const SCENARIOS: [Scenario; 17] = [
     Scenario { tour: Some(tour::mapping_row), peers: &[("echo", tour::echo_peer)], bench: &[] },
     Scenario { tour: Some(tour::semaphore_row), peers: &[("semaphore", tour::semaphore_peer)], bench: &[] },
     Scenario { tour: Some(tour::event_row), peers: &[("event-waiter", tour::event_waiter_peer)], bench: &[] },
@@ -75,6 +75,7 @@ pub const SCENARIOS: [Scenario; 16] = [
             echo("remote_pipe_transact", "tcp", setup::remote_pipe_parent, setup::remote_pipe_child, COPY_PAYLOADS),
         ],
     },
+    Scenario { tour: Some(tour::remote_pipe_row), peers: &[("remote-echo", tour::remote_echo_peer)], bench: &[] },
     Scenario {
         tour: Some(tour::mailslot_row),
         peers: &[("slot-echo", tour::slot_echo_peer)],

@@ -690,6 +690,83 @@ pub(crate) fn upper_peer(_args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Remote reach (spec 13): a message-pipe transact to another "host"
+/// through two gateways on loopback — this process's, and the child's,
+/// which exposes the child's pipe as host `tour-far`.
+#[cfg(feature = "gateway")]
+pub(crate) fn remote_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
+    let name = names.get("remote");
+    let rounds = rounds.min(500);
+    let (gateway, endpoint) = match super::gateway::start_near("tour-near") {
+        Ok(started) => started,
+        Err(e) => {
+            return Ok(Row {
+                mechanism: "remote pipe (gateways)",
+                exchanged: "not run".into(),
+                result: format!("skipped: {e}"),
+                time: String::new(),
+            })
+        }
+    };
+    let mut child = spawn("remote-echo", &[&name, &endpoint, &rounds.to_string()])?;
+    ensure!(first_line(&mut child)? == "ready", "the far host's pipe did not start");
+    let client = PipeClient::open(&format!(r"\\tour-far\pipe\{name}"))?;
+    client.set_read_mode(ReadMode::Message)?;
+    let mut samples = Vec::with_capacity(rounds as usize);
+    let mut reply = [0u8; 64];
+    for i in 0..rounds {
+        let msg = [(i % 241) as u8; 64];
+        let t = Instant::now();
+        let n = client.transact(&msg, &mut reply)?;
+        samples.push(t.elapsed());
+        ensure!(reply[..n] == msg, "reply {i} differs");
+    }
+    drop(client);
+    finish(child)?;
+    drop(gateway);
+    Ok(Row {
+        mechanism: "remote pipe (gateways)",
+        exchanged: format!(r"{rounds} × 64 B transact to \\tour-far\pipe through two gateways (Zenoh, loopback)"),
+        result: "every reply verified".into(),
+        time: median_us(samples),
+    })
+}
+
+/// Without the `gateway` feature: a row that says so.
+#[cfg(not(feature = "gateway"))]
+pub(crate) fn remote_pipe_row(_: &Names, _: u32) -> anyhow::Result<Row> {
+    Ok(Row {
+        mechanism: "remote pipe (gateways)",
+        exchanged: "not run".into(),
+        result: "skipped: built without the `gateway` feature".into(),
+        time: String::new(),
+    })
+}
+
+/// The tour peer `remote-echo`: the far host — its gateway and a message
+/// pipe that echoes, kept until the client closes.
+#[cfg(feature = "gateway")]
+pub(crate) fn remote_echo_peer(args: &[String]) -> anyhow::Result<()> {
+    let _gateway = super::gateway::start_far("tour-far", arg(args, 1)?)?;
+    let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);
+    let server = opts.create(arg(args, 0)?)?;
+    out!("ready");
+    server.connect_timeout(Some(PEER_PATIENCE))?;
+    let mut buf = [0u8; 64];
+    for _ in 0..arg(args, 2)?.parse::<u32>()? {
+        let n = server.read(&mut buf)?;
+        server.write(&buf[..n])?;
+    }
+    super::gateway::wait_for_close(&server, PEER_PATIENCE);
+    Ok(())
+}
+
+/// Without the `gateway` feature there is no far host.
+#[cfg(not(feature = "gateway"))]
+pub(crate) fn remote_echo_peer(_: &[String]) -> anyhow::Result<()> {
+    bail!("built without the `gateway` feature")
+}
+
 /// The tour peer `pipe-echo`.
 pub(crate) fn pipe_echo_peer(args: &[String]) -> anyhow::Result<()> {
     let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message);

@@ -202,11 +202,13 @@ impl Echo for Transact {
 }
 
 /// An echo that keeps something alive as long as it runs (a gateway).
+#[cfg(feature = "gateway")]
 pub struct Kept<E> {
     pub echo: E,
     pub _alive: Box<dyn std::any::Any>,
 }
 
+#[cfg(feature = "gateway")]
 impl<E: Echo> Echo for Kept<E> {
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
         self.echo.send(msg)

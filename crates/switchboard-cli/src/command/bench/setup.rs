@@ -427,13 +427,7 @@ pub fn rpc_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn E
 /// the child's, which exposes the child's pipe as host `bench-far`.
 #[cfg(feature = "gateway")]
 pub fn remote_pipe_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child)> {
-    use std::sync::Arc;
-    use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let endpoint = format!("tcp/127.0.0.1:{port}");
-    let config = ZenohConfig { listen: vec![endpoint.clone()], ..ZenohConfig::default() };
-    let gateway = Gateway::start(Arc::new(ZenohBackend::open(&config)?), "bench-near", true)
-        .context("remote_pipe_transact runs its own gateways: stop this user's `switchboard gateway` first")?;
+    let (gateway, endpoint) = crate::command::gateway::start_near("bench-near")?;
     let n = unique(run.name);
     let mut child = run.peer_piped(&[&n, &endpoint])?;
     ready(&mut child)?;
@@ -445,10 +439,7 @@ pub fn remote_pipe_parent(run: &Run<'_>) -> anyhow::Result<(Box<dyn Echo>, Child
 /// See [`remote_pipe_parent`].
 #[cfg(feature = "gateway")]
 pub fn remote_pipe_child(_: &str, _: usize, args: &[String]) -> anyhow::Result<Box<dyn Echo>> {
-    use std::sync::Arc;
-    use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
-    let config = ZenohConfig { connect: vec![arg(args, 1)?.to_owned()], ..ZenohConfig::default() };
-    let gateway = Gateway::start(Arc::new(ZenohBackend::open(&config)?), "bench-far", false)?;
+    let gateway = crate::command::gateway::start_far("bench-far", arg(args, 1)?)?;
     let opts = PipeOptions::new().pipe_type(PipeType::Message).read_mode(ReadMode::Message).buffer(PIPE_BUFFER);
     let server = opts.create(arg(args, 0)?)?;
     say_ready()?;
@@ -476,12 +467,8 @@ impl Echo for FarEnd {
 
 #[cfg(feature = "gateway")]
 impl Drop for FarEnd {
-    /// Waits for the client to close: then every reply was relayed.
     fn drop(&mut self) {
-        let server = &self.serving.0;
-        server.set_read_timeout(Some(PATIENCE));
-        let mut byte = [0u8; 1];
-        while matches!(server.read(&mut byte), Ok(_) | Err(switchboard::Error::MoreData { .. })) {}
+        crate::command::gateway::wait_for_close(&self.serving.0, PATIENCE);
     }
 }
 
