@@ -162,15 +162,6 @@ fn ask(backend: &dyn Backend, key: &str, payload: &[u8], deadline: Instant, host
     }
 }
 
-fn access_of(a: u8) -> Result<PipeAccess> {
-    match a {
-        1 => Ok(PipeAccess::Inbound),
-        2 => Ok(PipeAccess::Outbound),
-        3 => Ok(PipeAccess::Duplex),
-        _ => Err(Error::Malformed(format!("pipe access {a}"))),
-    }
-}
-
 impl Inner {
     /// A pipe open from another host: served on its own thread.
     fn spawn_open(self: Arc<Self>, q: Box<dyn Query>) {
@@ -293,7 +284,7 @@ impl switchboard::remote::Gateway for Inner {
                 }
             }),
         )?);
-        let access = access_of(reply.access)?;
+        let access = PipeAccess::try_from(reply.access)?;
         let (pipe_type, read_mode) =
             if reply.message_mode { (PipeType::Message, ReadMode::Message) } else { (PipeType::Byte, ReadMode::Byte) };
         let local = format!("{PRIVATE}{id}");

@@ -1131,13 +1131,22 @@ fn decode_kind(pipe_type: u8, access: u8) -> Result<(PipeType, PipeAccess)> {
         1 => PipeType::Message,
         _ => return Err(Error::Malformed("unknown pipe type".into())),
     };
-    let a = match access {
-        1 => PipeAccess::Inbound,
-        2 => PipeAccess::Outbound,
-        3 => PipeAccess::Duplex,
-        _ => return Err(Error::Malformed("unknown pipe access".into())),
-    };
-    Ok((t, a))
+    Ok((t, PipeAccess::try_from(access)?))
+}
+
+/// The access of its classic value (`PIPE_ACCESS_*`: 1, 2, 3), as a peer
+/// sent it.
+impl TryFrom<u8> for PipeAccess {
+    type Error = Error;
+
+    fn try_from(access: u8) -> Result<PipeAccess> {
+        match access {
+            1 => Ok(PipeAccess::Inbound),
+            2 => Ok(PipeAccess::Outbound),
+            3 => Ok(PipeAccess::Duplex),
+            _ => Err(Error::Malformed(format!("unknown pipe access {access}"))),
+        }
+    }
 }
 
 impl PipeClient {
