@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use switchboard::mailslot::{MailslotClient, MailslotOptions, MAX_BROADCAST};
 use switchboard::namespace::Kind;
-use switchboard::pipe::named::{PipeAccess, PipeClient, PipeOptions, PipeType, ReadMode};
+use switchboard::pipe::named::{PipeAccess, PipeClient, PipeOptions, PipeServer, PipeType, ReadMode};
 use switchboard::remote::{error_from_code, Exposed, GatewayService};
 use switchboard::rpc::mapper::resolve;
 use switchboard::rpc::wire::InterfaceId;
@@ -196,19 +196,13 @@ impl Inner {
         }
         let access = pipe.access();
         let relay = Relay::new(self.backend.clone(), keys::conn(&self.host, &req.id, "s"), WINDOW, req.window);
-        let r = relay.clone();
-        relay.keep(
-            self.backend.subscribe(&keys::conn(&self.host, &req.id, "c"), Box::new(move |s| r.on_frame(s.payload)))?,
-        );
-        let r = relay.clone();
-        relay.keep(self.backend.watch(
-            &keys::conn(&self.host, &req.id, "client"),
-            Box::new(move |_, alive| {
-                if !alive {
-                    r.end(53, "the client's host is gone".into());
-                }
-            }),
-        )?);
+        let listened = relay.hear(&keys::conn(&self.host, &req.id, "c")).and_then(|()| {
+            relay.end_when_gone(&keys::conn(&self.host, &req.id, "client"), "the client's host is gone".into())
+        });
+        if let Err(e) = listened {
+            relay.abandon();
+            return Err(e);
+        }
         relay.run(pipe, access != PipeAccess::Inbound, access != PipeAccess::Outbound);
         Ok(OpenReply { code: 0, message: String::new(), message_mode, access: access as u8, window: WINDOW })
     }
@@ -237,6 +231,42 @@ fn reachable(found: Vec<Binding>, host: &str) -> Vec<String> {
 }
 
 impl Inner {
+    /// Opens pipe `name` on `host` for `relay` (connection `id`) and makes
+    /// the private local instance this host's client opens.
+    fn open_relayed(
+        &self,
+        relay: &Arc<Relay>,
+        host: &str,
+        id: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<(PipeServer, PipeAccess)> {
+        // Heard and held before the query: the far side may answer at once.
+        relay.hear(&keys::conn(host, id, "s"))?;
+        relay.keep(self.backend.token(&keys::conn(host, id, "client"))?);
+        let request = rmp_serde::to_vec_named(&OpenRequest { id: id.to_owned(), window: WINDOW })
+            .map_err(|e| Error::Malformed(e.to_string()))?;
+        let answer = ask(&*self.backend, &keys::pipe(host, name), &request, deadline, host)?;
+        let reply: OpenReply =
+            rmp_serde::from_slice(&answer).map_err(|e| Error::Malformed(format!("an open reply: {e}")))?;
+        if reply.code != 0 {
+            return Err(error_from_code(reply.code, reply.message));
+        }
+        relay.set_peer_window(reply.window);
+        relay.end_when_gone(&keys::gateway(host), format!("the gateway of host {host} is gone"))?;
+        let access = PipeAccess::try_from(reply.access)?;
+        let (pipe_type, read_mode) =
+            if reply.message_mode { (PipeType::Message, ReadMode::Message) } else { (PipeType::Byte, ReadMode::Byte) };
+        let server = PipeOptions::new()
+            .pipe_type(pipe_type)
+            .read_mode(read_mode)
+            .access(access)
+            .max_instances(1)
+            .buffer(PRIVATE_BUFFER)
+            .create(&format!("{PRIVATE}{id}"))?;
+        Ok((server, access))
+    }
+
     /// An RPC lookup from another host: this host's endpoint mapper.
     fn spawn_lookup(self: Arc<Self>, q: Box<dyn Query>) {
         spawn(move || {
@@ -262,51 +292,19 @@ impl switchboard::remote::Gateway for Inner {
         let host = keys::host(host)?;
         let id = keys::new_id();
         let relay = Relay::new(self.backend.clone(), keys::conn(&host, &id, "c"), WINDOW, WINDOW);
-        let r = relay.clone();
-        relay.keep(self.backend.subscribe(&keys::conn(&host, &id, "s"), Box::new(move |s| r.on_frame(s.payload)))?);
-        relay.keep(self.backend.token(&keys::conn(&host, &id, "client"))?);
-        let request = rmp_serde::to_vec_named(&OpenRequest { id: id.clone(), window: WINDOW })
-            .map_err(|e| Error::Malformed(e.to_string()))?;
-        let answer = ask(&*self.backend, &keys::pipe(&host, name), &request, deadline, &host)?;
-        let reply: OpenReply =
-            rmp_serde::from_slice(&answer).map_err(|e| Error::Malformed(format!("an open reply: {e}")))?;
-        if reply.code != 0 {
-            return Err(error_from_code(reply.code, reply.message));
-        }
-        relay.set_peer_window(reply.window);
-        let gone_host = host.clone();
-        let r = relay.clone();
-        relay.keep(self.backend.watch(
-            &keys::gateway(&host),
-            Box::new(move |_, alive| {
-                if !alive {
-                    r.end(53, format!("the gateway of host {gone_host} is gone"));
-                }
-            }),
-        )?);
-        let access = PipeAccess::try_from(reply.access)?;
-        let (pipe_type, read_mode) =
-            if reply.message_mode { (PipeType::Message, ReadMode::Message) } else { (PipeType::Byte, ReadMode::Byte) };
-        let local = format!("{PRIVATE}{id}");
-        let server = PipeOptions::new()
-            .pipe_type(pipe_type)
-            .read_mode(read_mode)
-            .access(access)
-            .max_instances(1)
-            .buffer(PRIVATE_BUFFER)
-            .create(&local);
-        let server = match server {
-            Ok(s) => s,
-            Err(e) => {
-                relay.end(1, "the client's gateway failed".into());
-                return Err(e);
+        match self.open_relayed(&relay, &host, &id, name, deadline) {
+            Ok((server, access)) => {
+                spawn(move || match server.connect_timeout(deadline + Duration::from_secs(5)) {
+                    Ok(_) => relay.run(server, access != PipeAccess::Outbound, access != PipeAccess::Inbound),
+                    Err(_) => relay.abandon(),
+                });
+                Ok(format!("{PRIVATE}{id}"))
             }
-        };
-        spawn(move || match server.connect_timeout(deadline + Duration::from_secs(5)) {
-            Ok(_) => relay.run(server, access != PipeAccess::Outbound, access != PipeAccess::Inbound),
-            Err(_) => relay.end(0, String::new()),
-        });
-        Ok(local)
+            Err(e) => {
+                relay.abandon();
+                Err(e)
+            }
+        }
     }
 
     fn open_mailslot(&self, host: Option<&str>, name: &str, deadline: Instant) -> Result<String> {

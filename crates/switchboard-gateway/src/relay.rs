@@ -113,6 +113,43 @@ impl Relay {
         self.guards.lock().unwrap_or_else(|p| p.into_inner()).push(guard);
     }
 
+    /// Takes the peer's frames from `key`.
+    ///
+    /// # Errors
+    /// The backend's.
+    pub fn hear(self: &Arc<Self>, key: &str) -> Result<()> {
+        let r = self.clone();
+        self.keep(self.backend.subscribe(key, Box::new(move |s| r.on_frame(s.payload)))?);
+        Ok(())
+    }
+
+    /// Ends the connection (53, `why`) when the liveliness token `key` goes.
+    ///
+    /// # Errors
+    /// The backend's.
+    pub fn end_when_gone(self: &Arc<Self>, key: &str, why: String) -> Result<()> {
+        let r = self.clone();
+        let on = Box::new(move |_: &str, alive: bool| {
+            if !alive {
+                r.end(53, why.clone());
+            }
+        });
+        self.keep(self.backend.watch(key, on)?);
+        Ok(())
+    }
+
+    /// Gives up a relay that will never [`Relay::run`] (its open failed):
+    /// ends it and drops its subscriptions and tokens, which hold the relay
+    /// and would otherwise keep it, and its token, alive for good.
+    pub fn abandon(&self) {
+        self.end(1, "the open did not complete".into());
+        self.release();
+    }
+
+    fn release(&self) {
+        drop(std::mem::take(&mut *self.guards.lock().unwrap_or_else(|p| p.into_inner())));
+    }
+
     /// Sets the peer's window (learned from the open reply).
     pub fn set_peer_window(&self, window: u64) {
         self.lock().credit = Credit::new(window);
@@ -191,7 +228,7 @@ impl Relay {
             if let Ok(w) = writer {
                 let _ = w.join();
             }
-            relay.guards.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            relay.release();
         });
     }
 

@@ -20,7 +20,7 @@ use switchboard::pipe::named::{PipeClient, PipeOptions, PipeServer, PipeType, Re
 use switchboard::rpc::calc::{Calc, CalcClient, CalcInterface, CalcServer, Calculator};
 use switchboard::rpc::{AuthLevel, Interface, Server};
 use switchboard::Error;
-use switchboard_gateway::{Gateway, ZenohBackend, ZenohConfig};
+use switchboard_gateway::{Backend, Gateway, ZenohBackend, ZenohConfig};
 use util::{args, hear, role, say, Peer, Watchdog};
 
 /// Three namespaces a, b, c; links a–b and b–c; removed on drop.
@@ -258,6 +258,35 @@ fn client(test: &str, role: &str, a: &[String]) {
             let none = switchboard::remote::lookup(&a[0], "00000000-0000-0000-0000-000000000000", (1, 0));
             say(&format!("none:{}", none.map_or_else(|e| e.win32(), |_| 0)));
         }
+        // Counts the connection tokens alive on the network (a raw Zenoh
+        // peer on this host's loopback), waiting up to 20 s for none.
+        "tokens" => {
+            let config = ZenohConfig { connect: vec![LOOPBACK.into()], ..ZenohConfig::default() };
+            let backend = ZenohBackend::open(&config).unwrap();
+            let alive = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+            let seen = alive.clone();
+            let _watch = backend
+                .watch(
+                    "switchboard/*/conn/*/client",
+                    Box::new(move |key, up| {
+                        let mut seen = seen.lock().unwrap();
+                        if up {
+                            seen.insert(key.to_owned());
+                        } else {
+                            seen.remove(key);
+                        }
+                    }),
+                )
+                .unwrap();
+            // The history arrives within a moment of linking; then wait
+            // for the count to fall to none.
+            std::thread::sleep(Duration::from_secs(2));
+            let until = Instant::now() + Duration::from_secs(20);
+            while !alive.lock().unwrap().is_empty() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            say(&format!("tokens:{}", alive.lock().unwrap().len()));
+        }
         // Lists host a[0].
         "ls" => {
             let objects = switchboard::remote::list(&a[0]).unwrap();
@@ -363,6 +392,12 @@ fn net_s01_s02_pipe_s26_pipes_across_one_and_two_gateways_refusals_and_a_listing
         assert!(listing.contains(want), "{want} in {listing}");
     }
     assert!(!listing.contains("sbgw-"), "{listing}");
+
+    // Every connection, the refused and failed opens' included, let go of
+    // its client token: nothing of them lingers in a's gateway.
+    let mut t = hosts.spawn(0, PIPES, "tokens", &[]);
+    assert_eq!(t.next(), "tokens:0");
+    t.finish();
 }
 
 const MAIL: &str = "net_s03_mailslot_s12_a_write_to_one_host_arrives_in_its_queue_only";
