@@ -15,7 +15,7 @@ use switchboard::link::{Link, ShmLink, ShmLinkListener, ShmLinkOptions};
 use switchboard::mailslot::{MailslotClient, MailslotOptions};
 use switchboard::mapping::{Access, Mapping};
 use switchboard::pipe::anon;
-use switchboard::pipe::named::{PipeClient, PipeOptions, PipeType, ReadMode};
+use switchboard::pipe::named::{PipeClient, PipeOptions, PipeServer, PipeType, ReadMode};
 use switchboard::port::Port;
 use switchboard::socket::{self, Framed, SocketOptions};
 use switchboard::sync::{wait_any, Event, Mutex, Semaphore, WaitMany, WaitStatus, Waitable};
@@ -319,6 +319,20 @@ pub(crate) fn named_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> 
     let mut child = spawn("pipe-echo", &[&name, &rounds.to_string()])?;
     ensure!(first_line(&mut child)? == "ready", "the pipe server did not start");
     let client = PipeClient::open(&name)?;
+    let samples = transact_echoes(&client, rounds)?;
+    let server_pid = client.server_process_id();
+    drop(client);
+    finish(child)?;
+    Ok(Row {
+        mechanism: "named pipe",
+        exchanged: format!("{rounds} × 64 B transact (message mode) with server pid {server_pid}"),
+        result: "every reply verified".into(),
+        time: median_us(samples),
+    })
+}
+
+/// `rounds` 64 B transacts in message mode, each reply checked; their times.
+fn transact_echoes(client: &PipeClient, rounds: u32) -> anyhow::Result<Vec<Duration>> {
     client.set_read_mode(ReadMode::Message)?;
     let mut samples = Vec::with_capacity(rounds as usize);
     let mut reply = [0u8; 64];
@@ -329,15 +343,18 @@ pub(crate) fn named_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row> 
         samples.push(t.elapsed());
         ensure!(reply[..n] == msg, "reply {i} differs");
     }
-    let server_pid = client.server_process_id();
-    drop(client);
-    finish(child)?;
-    Ok(Row {
-        mechanism: "named pipe",
-        exchanged: format!("{rounds} × 64 B transact (message mode) with server pid {server_pid}"),
-        result: "every reply verified".into(),
-        time: median_us(samples),
-    })
+    Ok(samples)
+}
+
+/// The server's side of [`transact_echoes`]: `rounds` messages read and
+/// written back.
+fn serve_echoes(server: &PipeServer, rounds: u32) -> anyhow::Result<()> {
+    let mut buf = [0u8; 64];
+    for _ in 0..rounds {
+        let n = server.read(&mut buf)?;
+        server.write(&buf[..n])?;
+    }
+    Ok(())
 }
 
 pub(crate) fn mailslot_row(names: &Names, rounds: u32) -> anyhow::Result<Row> {
@@ -711,16 +728,7 @@ pub(crate) fn remote_pipe_row(names: &Names, rounds: u32) -> anyhow::Result<Row>
     let mut child = spawn("remote-echo", &[&name, &endpoint, &rounds.to_string()])?;
     ensure!(first_line(&mut child)? == "ready", "the far host's pipe did not start");
     let client = PipeClient::open(&format!(r"\\tour-far\pipe\{name}"))?;
-    client.set_read_mode(ReadMode::Message)?;
-    let mut samples = Vec::with_capacity(rounds as usize);
-    let mut reply = [0u8; 64];
-    for i in 0..rounds {
-        let msg = [(i % 241) as u8; 64];
-        let t = Instant::now();
-        let n = client.transact(&msg, &mut reply)?;
-        samples.push(t.elapsed());
-        ensure!(reply[..n] == msg, "reply {i} differs");
-    }
+    let samples = transact_echoes(&client, rounds)?;
     drop(client);
     finish(child)?;
     drop(gateway);
@@ -752,11 +760,7 @@ pub(crate) fn remote_echo_peer(args: &[String]) -> anyhow::Result<()> {
     let server = opts.create(arg(args, 0)?)?;
     out!("ready");
     server.connect_timeout(Some(PEER_PATIENCE))?;
-    let mut buf = [0u8; 64];
-    for _ in 0..arg(args, 2)?.parse::<u32>()? {
-        let n = server.read(&mut buf)?;
-        server.write(&buf[..n])?;
-    }
+    serve_echoes(&server, arg(args, 2)?.parse()?)?;
     super::gateway::wait_for_close(&server, PEER_PATIENCE);
     Ok(())
 }
@@ -773,12 +777,7 @@ pub(crate) fn pipe_echo_peer(args: &[String]) -> anyhow::Result<()> {
     let server = opts.create(arg(args, 0)?)?;
     out!("ready");
     server.connect_timeout(Some(PEER_PATIENCE))?;
-    let mut buf = [0u8; 64];
-    for _ in 0..arg(args, 1)?.parse::<u32>()? {
-        let n = server.read(&mut buf)?;
-        server.write(&buf[..n])?;
-    }
-    Ok(())
+    serve_echoes(&server, arg(args, 1)?.parse()?)
 }
 
 /// The tour peer `slot-echo`.
