@@ -234,17 +234,24 @@ impl Relay {
 
     /// Local → peer.
     fn pump(&self, local: &dyn LocalEnd, reads: bool) {
+        if reads {
+            self.read_and_send(local);
+        } else {
+            // A one-way end this side may not read: only wait for the end.
+            drop(self.changed.wait_while(self.lock(), |s| s.ended.is_none()));
+        }
+        let ended = self.lock().ended.clone();
+        if let Some(Ended { code, why, told: false }) = ended {
+            self.send(Body::Close(code, why));
+        }
+    }
+
+    /// Reads the local end and sends what it read as the peer's credit
+    /// allows, until the connection ends.
+    fn read_and_send(&self, local: &dyn LocalEnd) {
         local.set_read_timeout(Some(READ_SLICE));
         let mut buf = vec![0u8; 1 << 20];
-        loop {
-            if self.lock().ended.is_some() {
-                break;
-            }
-            if !reads {
-                let st = self.lock();
-                drop(self.changed.wait_while(st, |s| s.ended.is_none()));
-                break;
-            }
+        while self.lock().ended.is_none() {
             // The parts of a message longer than `buf`, when there are.
             let mut parts = Vec::new();
             let got = loop {
@@ -280,10 +287,6 @@ impl Relay {
                 // The local end closed or its process died: a plain close.
                 Err(Some(_)) => self.end(0, String::new()),
             }
-        }
-        let ended = self.lock().ended.clone();
-        if let Some(Ended { code, why, told: false }) = ended {
-            self.send(Body::Close(code, why));
         }
     }
 
