@@ -34,21 +34,32 @@ pub use crate::peer::PEER_CHECK;
 /// One direction's shared bookkeeping. The positions themselves are the
 /// ring's published head and tail (one store each, so a holder killed at
 /// any instruction leaves none stale); this adds what a ring cannot hold.
+///
+/// Readers' fields and writers' fields are on cache lines of their own:
+/// on one line, every message moved it between the writing and the
+/// reading process four times (each side's lock and unlock), where the
+/// ring itself moves its lines once.
 #[repr(C)]
 #[derive(Debug)]
 struct DirCtl {
     read_lock: MutexState,
-    write_lock: MutexState,
     /// The ring head `offset` belongs to: once the head moves on (the
     /// record was popped), the offset no longer counts.
     offset_at: AtomicU64,
-    _unused: AtomicU64,
     /// Bytes of the front record already read (message read mode).
     offset: AtomicU32,
+    _readers_line: [AtomicU32; 9],
+    write_lock: MutexState,
     /// A message of several chunks is being written.
     writing: AtomicU32,
-    _pad: [AtomicU32; 2],
+    _writers_line: [AtomicU32; 11],
 }
+
+const _: () = {
+    assert!(std::mem::offset_of!(DirCtl, write_lock) == 64);
+    assert!(std::mem::size_of::<DirCtl>() == 128);
+    assert!(std::mem::size_of::<PipeCtl>() <= crate::duplex::EXTRA_SIZE);
+};
 
 impl DirCtl {
     /// Bytes of the record at ring position `head` already read. Read
