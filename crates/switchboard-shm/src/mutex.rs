@@ -241,21 +241,30 @@ impl MutexState {
 impl Waitable for MutexState {
     fn try_take(&self, _: u32) -> Option<Outcome> {
         let mine = me();
-        let cur = self.owner.load(Ordering::SeqCst);
+        // A free lock is taken by one compare-and-swap, the first touch of
+        // its line: a load first fetches a line another process wrote last
+        // as shared, and the swap then upgrades it — two transfers where
+        // one does, on every hand-over between processes.
+        // SYNC: SeqCst CAS pairs with the owner's SeqCst store of 0 in release.
+        let cur = match self.owner.compare_exchange(0, mine.0, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                self.become_owner(mine);
+                return Some(Outcome::Acquired);
+            }
+            Err(cur) => cur,
+        };
         if cur == mine.0 {
             let depth = self.recursion.load(Ordering::Relaxed);
             self.recursion.store(depth.saturating_add(1), Ordering::Relaxed);
             return Some(Outcome::Acquired);
         }
-        let outcome = match cur {
-            0 => Outcome::Acquired,
-            dead if !alive(dead) => Outcome::Abandoned,
-            _ => return None,
-        };
+        if alive(cur) {
+            return None;
+        }
         // SYNC: SeqCst CAS pairs with the owner's SeqCst store of 0 in release.
         self.owner.compare_exchange(cur, mine.0, Ordering::SeqCst, Ordering::Relaxed).ok()?;
         self.become_owner(mine);
-        Some(outcome)
+        Some(Outcome::Abandoned)
     }
     fn available(&self, _: u32) -> bool {
         match self.owner.load(Ordering::SeqCst) {
