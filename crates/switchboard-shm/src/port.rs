@@ -663,6 +663,11 @@ impl<M: PortMem> PortQueue<M> {
             Ok(held) => held,
             Err(why) => return self.give_up(w, why),
         };
+        // GRANTING seen under the lock: its poster died between claiming
+        // this waiter and granting it (a live one holds the lock from one
+        // to the other). The packet it was writing is lost with it, as a
+        // post cut short is; this waiter waits on, instead of for good.
+        let _ = w.state.compare_exchange(GRANTING, WAITING, Ordering::SeqCst, Ordering::SeqCst);
         if w.state.load(Ordering::SeqCst) != WAITING {
             // Granted or closed meanwhile: the caller asks again.
             return None;
@@ -932,6 +937,35 @@ mod tests {
             assert_eq!(get.join().unwrap(), Err(PortError::TimedOut));
             assert!(q.ctl().waiters.iter().all(|w| w.state.load(Ordering::SeqCst) == EMPTY), "slot given back");
             done_tx.send(()).unwrap();
+        });
+    }
+
+    /// A poster killed between claiming a waiter (GRANTING) and granting
+    /// it leaves the lock abandoned: the waiter, finding GRANTING under
+    /// the lock, waits on and takes the next packet (it waited for good).
+    #[test]
+    fn a_waiter_whose_poster_died_mid_grant_takes_the_next_packet() {
+        let (_fd, q) = PortQueue::create(4, 8).unwrap();
+        std::thread::scope(|s| {
+            let got = s.spawn(|| q.get(1, Some(Instant::now() + Duration::from_secs(10)), Peer::PRESENT));
+            let w = loop {
+                if let Some(w) = q.ctl().waiters.iter().find(|w| w.state.load(Ordering::SeqCst) == WAITING) {
+                    break w;
+                }
+                assert!(!got.is_finished());
+                std::thread::yield_now();
+            };
+            // What a poster killed mid-grant leaves: the claim, the lock
+            // held by a thread that is gone.
+            s.spawn(|| {
+                let held = q.lock();
+                w.state.store(GRANTING, Ordering::SeqCst);
+                std::mem::forget(held);
+            })
+            .join()
+            .unwrap();
+            q.post(pk(5), false, Peer::PRESENT).unwrap();
+            assert_eq!(got.join().unwrap(), Ok(pk(5)));
         });
     }
 
