@@ -217,8 +217,17 @@ impl MutexState {
     fn spin_for_release(&self) -> Option<(Locked<'_>, Outcome)> {
         let until = Instant::now() + LOCK_SPIN;
         let mut n = 0u32;
+        // Looks at the owner word less and less often (1, 2, 4 … 32 pause
+        // turns apart): every look takes the line from the holder, which
+        // then waits to get it back for its next write inside the
+        // critical section. Four writers flooding one port: 0.76 → 0.85 M
+        // packets a second (`bench --fan-in 4`, two runs each).
+        let mut pause = 1u32;
         loop {
-            std::hint::spin_loop();
+            for _ in 0..pause {
+                std::hint::spin_loop();
+            }
+            pause = (pause * 2).min(32);
             n = n.wrapping_add(1);
             if self.owner.load(Ordering::Relaxed) == 0 {
                 if let Some(taken) = self.try_lock() {
