@@ -41,6 +41,6 @@ mod relay;
 mod zenoh_backend;
 
 pub use backend::{Backend, Guard, OnToken, Query, Sample};
-pub use node::Gateway;
+pub use node::{Gateway, MAX_QUERIES};
 #[cfg(feature = "zenoh")]
 pub use zenoh_backend::{is_local, ZenohBackend, ZenohConfig};

@@ -2,6 +2,7 @@
 //! this host's processes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +34,13 @@ const MAX_MAILSLOT_RELAYS: usize = 1024;
 const MAIL_BACKLOG: usize = 4096;
 /// How long one try of a query waits for answers.
 const QUERY_TRY: Duration = Duration::from_millis(1000);
+/// Most queries from other hosts (and programs on the keys) answered at
+/// once. Each runs on a thread of its own for as long as its local open
+/// may take (up to the rendezvous' answer timeout, 10 s, when the pipe's
+/// server does not answer); past this many, an open is answered busy at
+/// once and a listing or lookup not at all (its asker retries until its
+/// deadline), so a flood costs this many threads, not one per query.
+pub const MAX_QUERIES: usize = 64;
 
 /// A running gateway.
 pub struct Gateway {
@@ -52,6 +60,8 @@ struct Inner {
     host: String,
     /// Mailslot relays by (host, name): their private local names.
     mailslot_relays: Mutex<HashMap<(Option<String>, String), String>>,
+    /// Queries being answered now (at most [`MAX_QUERIES`]).
+    queries: AtomicUsize,
 }
 
 impl Gateway {
@@ -64,17 +74,23 @@ impl Gateway {
     /// user runs a gateway here already; the backend's errors.
     pub fn start(backend: Arc<dyn Backend>, host: &str, serve_local: bool) -> Result<Gateway> {
         let host = keys::host(host)?;
-        let inner = Arc::new(Inner { backend: backend.clone(), host: host.clone(), mailslot_relays: Mutex::default() });
+        let inner = Arc::new(Inner {
+            backend: backend.clone(),
+            host: host.clone(),
+            mailslot_relays: Mutex::default(),
+            queries: AtomicUsize::new(0),
+        });
         let local = if serve_local { Some(GatewayService::start(inner.clone())?) } else { None };
         let mut served = Vec::new();
         let (mail_tx, mail_rx) = sync_channel(MAIL_BACKLOG);
         std::thread::Builder::new().name("sb-gw-mail".into()).spawn(move || deliver_mail(&mail_rx))?;
         served.push(backend.subscribe(&keys::every_mailslot(&host), mail_handler(mail_tx))?);
         let me = inner.clone();
-        served.push(backend.serve(&keys::every_pipe(&host), Box::new(move |q| me.clone().spawn_open(q)))?);
-        served.push(backend.serve(&keys::ls(&host), Box::new(|q| spawn(move || answer_ls(q))))?);
+        served.push(backend.serve(&keys::every_pipe(&host), Box::new(move |q| me.answer(q, Some(busy), Inner::open)))?);
         let me = inner.clone();
-        served.push(backend.serve(&keys::every_rpc(&host), Box::new(move |q| me.clone().spawn_lookup(q)))?);
+        served.push(backend.serve(&keys::ls(&host), Box::new(move |q| me.answer(q, None, |_, q| answer_ls(q))))?);
+        let me = inner.clone();
+        served.push(backend.serve(&keys::every_rpc(&host), Box::new(move |q| me.answer(q, None, Inner::lookup)))?);
         // Last: a peer that sees the token finds everything above served.
         served.push(backend.token(&keys::gateway(&host))?);
         Ok(Gateway { inner, _served: served, _local: local })
@@ -88,6 +104,23 @@ impl Gateway {
 
 fn spawn(f: impl FnOnce() + Send + 'static) {
     let _ = std::thread::Builder::new().name("sb-gw-query".into()).spawn(f);
+}
+
+/// An open refused for the query cap: busy, which a client's wait retries.
+fn busy() -> Vec<u8> {
+    let message = format!("the gateway answers {MAX_QUERIES} queries at once already");
+    rmp_serde::to_vec_named(&OpenReply { code: 231, message, message_mode: false, access: 0, window: 0 })
+        .unwrap_or_default()
+}
+
+/// Counts a query being answered until dropped (also when its thread
+/// could not start and the closure holding it is dropped unrun).
+struct Answering(Arc<Inner>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.queries.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Puts from the network into the local mailslot they name, off the
@@ -163,18 +196,36 @@ fn ask(backend: &dyn Backend, key: &str, payload: &[u8], deadline: Instant, host
 }
 
 impl Inner {
-    /// A pipe open from another host: served on its own thread.
-    fn spawn_open(self: Arc<Self>, q: Box<dyn Query>) {
-        spawn(move || {
-            let reply = self.open_for_peer(q.key(), q.payload()).unwrap_or_else(|e| OpenReply {
-                code: e.win32(),
-                message: e.to_string(),
-                message_mode: false,
-                access: 0,
-                window: 0,
-            });
-            q.reply(rmp_serde::to_vec_named(&reply).unwrap_or_default());
+    /// Answers a query from the network with `answer` on a thread of its
+    /// own, or, with [`MAX_QUERIES`] being answered already, at once with
+    /// `busy` (on the backend's thread: no thread, no wait) or not at all.
+    fn answer(
+        self: &Arc<Self>,
+        q: Box<dyn Query>,
+        busy: Option<fn() -> Vec<u8>>,
+        answer: impl FnOnce(&Inner, Box<dyn Query>) + Send + 'static,
+    ) {
+        if self.queries.fetch_add(1, Ordering::SeqCst) >= MAX_QUERIES {
+            self.queries.fetch_sub(1, Ordering::SeqCst);
+            if let Some(busy) = busy {
+                q.reply(busy());
+            }
+            return;
+        }
+        let answering = Answering(self.clone());
+        spawn(move || answer(&answering.0, q));
+    }
+
+    /// A pipe open from another host.
+    fn open(&self, q: Box<dyn Query>) {
+        let reply = self.open_for_peer(q.key(), q.payload()).unwrap_or_else(|e| OpenReply {
+            code: e.win32(),
+            message: e.to_string(),
+            message_mode: false,
+            access: 0,
+            window: 0,
         });
+        q.reply(rmp_serde::to_vec_named(&reply).unwrap_or_default());
     }
 
     fn open_for_peer(&self, key: &str, payload: &[u8]) -> Result<OpenReply> {
@@ -268,22 +319,20 @@ impl Inner {
     }
 
     /// An RPC lookup from another host: this host's endpoint mapper.
-    fn spawn_lookup(self: Arc<Self>, q: Box<dyn Query>) {
-        spawn(move || {
-            let found = keys::object_of(q.key())
-                .ok_or_else(|| Error::Malformed("an rpc key".into()))
-                .and_then(|(uuid, _)| InterfaceId::parse(&uuid))
-                .and_then(|id| {
-                    let version: (u16, u16) = rmp_serde::from_slice(q.payload())
-                        .map_err(|e| Error::Malformed(format!("a lookup's version: {e}")))?;
-                    resolve(id, version)
-                });
-            let reply = match found {
-                Ok(found) => LookupReply { code: 0, message: String::new(), bindings: reachable(found, &self.host) },
-                Err(e) => LookupReply { code: e.win32(), message: e.to_string(), bindings: Vec::new() },
-            };
-            q.reply(rmp_serde::to_vec_named(&reply).unwrap_or_default());
-        });
+    fn lookup(&self, q: Box<dyn Query>) {
+        let found = keys::object_of(q.key())
+            .ok_or_else(|| Error::Malformed("an rpc key".into()))
+            .and_then(|(uuid, _)| InterfaceId::parse(&uuid))
+            .and_then(|id| {
+                let version: (u16, u16) = rmp_serde::from_slice(q.payload())
+                    .map_err(|e| Error::Malformed(format!("a lookup's version: {e}")))?;
+                resolve(id, version)
+            });
+        let reply = match found {
+            Ok(found) => LookupReply { code: 0, message: String::new(), bindings: reachable(found, &self.host) },
+            Err(e) => LookupReply { code: e.win32(), message: e.to_string(), bindings: Vec::new() },
+        };
+        q.reply(rmp_serde::to_vec_named(&reply).unwrap_or_default());
     }
 }
 

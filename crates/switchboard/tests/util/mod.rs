@@ -101,25 +101,32 @@ impl Peer {
     /// Starts `test` of this binary as `role` with `args`, inside network
     /// namespace `netns` when given (`ip netns exec`, which execs in place).
     pub fn spawn_in(netns: Option<&str>, test: &str, role: &str, args: &[&str]) -> Peer {
-        let exe = std::env::current_exe().expect("current_exe");
-        let cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(exe);
-                c
-            }
-            None => Command::new(exe),
-        };
-        Peer::start(cmd, test, role, args)
+        Peer::spawn_with(netns, None, test, role, args)
     }
 
     /// Starts `test` of this binary as `role` with `args` in a process of
     /// user and group `uid` (`setpriv`, which execs in place). Needs root.
     pub fn spawn_as(uid: u32, test: &str, role: &str, args: &[&str]) -> Peer {
+        Peer::spawn_with(None, Some(uid), test, role, args)
+    }
+
+    /// Starts `test` of this binary as `role` with `args`, in network
+    /// namespace `netns` (`ip netns exec`) and as user and group `uid`
+    /// (`setpriv`), each when given; both exec in place, so the peer's pid
+    /// is the test binary's.
+    pub fn spawn_with(netns: Option<&str>, uid: Option<u32>, test: &str, role: &str, args: &[&str]) -> Peer {
         let exe = std::env::current_exe().expect("current_exe");
-        let mut cmd = Command::new("setpriv");
-        let id = uid.to_string();
-        cmd.args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"]).arg(exe);
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = netns {
+            argv.extend(["ip", "netns", "exec", ns].map(Into::into));
+        }
+        if let Some(uid) = uid {
+            let id = uid.to_string();
+            argv.extend(["setpriv", "--reuid", &id, "--regid", &id, "--clear-groups", "--"].map(Into::into));
+        }
+        argv.push(exe.into());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         Peer::start(cmd, test, role, args)
     }
 
