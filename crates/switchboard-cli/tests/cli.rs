@@ -29,7 +29,8 @@ fn spawn_ready(args: &[&str]) -> (Child, String) {
 }
 
 /// One user runs one gateway per host: the tests that start one (the
-/// tour's remote row, the gateway verbs) take turns.
+/// tour's remote row, the bench's `remote_pipe_transact`, the gateway
+/// verbs) take turns.
 fn one_gateway_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -691,6 +692,8 @@ const PATHS_DRAWN: usize = 9;
 
 #[test]
 fn cli_bench_quick_json_reports_every_floor_and_path_with_ratios() {
+    // remote_pipe_transact starts this user's gateway for the run.
+    let _one_gateway = one_gateway_at_a_time();
     let plot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.svg", unique("bench")));
     let out = run(&["bench", "--quick", "--json", "--plot", plot.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -1049,4 +1052,11 @@ fn net_s01_cli_gateway_ls_host_pipe_call_and_mailslot_write() {
     assert!(wrote.status.success(), "{}", stderr(&wrote));
     let out = reader.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("a note"), "{out:?}");
+    // With this user's gateway running, the bench cannot start its own for
+    // its remote path: it skips that path and says why, and runs the rest.
+    let bench = run(&["bench", "--quick", "--json", "--only", "remote_pipe_transact"]);
+    assert!(bench.status.success(), "{}", stderr(&bench));
+    assert!(stderr(&bench).contains("remote_pipe_transact skipped") && stderr(&bench).contains("gateway"));
+    let v: serde_json::Value = serde_json::from_slice(&bench.stdout).expect("valid JSON");
+    assert!(v["paths"].as_array().unwrap().is_empty(), "{v}");
 }

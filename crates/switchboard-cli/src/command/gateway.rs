@@ -99,10 +99,26 @@ pub fn start_near(host: &str) -> anyhow::Result<(Gateway, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let endpoint = format!("tcp/127.0.0.1:{port}");
     let config = ZenohConfig { listen: vec![endpoint.clone()], ..ZenohConfig::default() };
-    let gateway = Gateway::start(Arc::new(ZenohBackend::open(&config)?), host, true)
-        .map_err(|e| anyhow::anyhow!("{e}: stop this user's `switchboard gateway` first"))?;
+    let gateway = Gateway::start(Arc::new(ZenohBackend::open(&config)?), host, true).map_err(|e| match e {
+        switchboard::Error::AlreadyExists(_) => anyhow::Error::new(AlreadyRunning(e.to_string())),
+        e => anyhow::anyhow!("{e}"),
+    })?;
     Ok((gateway, endpoint))
 }
+
+/// This user runs a gateway here already (one per user per host), so a
+/// verb that would start one of its own cannot: the tour and the bench
+/// skip their remote row on it.
+#[derive(Debug)]
+pub struct AlreadyRunning(String);
+
+impl std::fmt::Display for AlreadyRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: stop this user's `switchboard gateway` first", self.0)
+    }
+}
+
+impl std::error::Error for AlreadyRunning {}
 
 /// The far host's gateway (it only exposes this process's objects), linked
 /// to `endpoint`.
