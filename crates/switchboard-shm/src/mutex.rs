@@ -216,7 +216,9 @@ impl MutexState {
     #[cfg(not(loom))]
     fn spin_for_release(&self) -> Option<(Locked<'_>, Outcome)> {
         let until = Instant::now() + LOCK_SPIN;
-        let mut n = 0u32;
+        // Pause turns since the clock was last read: it is read every 16,
+        // however the turns are grouped, so the spin ends near LOCK_SPIN.
+        let mut turns = 0u32;
         // Looks at the owner word less and less often (1, 2, 4 … 32 pause
         // turns apart): every look takes the line from the holder, which
         // then waits to get it back for its next write inside the
@@ -227,15 +229,18 @@ impl MutexState {
             for _ in 0..pause {
                 std::hint::spin_loop();
             }
+            turns += pause;
             pause = (pause * 2).min(32);
-            n = n.wrapping_add(1);
             if self.owner.load(Ordering::Relaxed) == 0 {
                 if let Some(taken) = self.try_lock() {
                     return Some(taken);
                 }
             }
-            if n % 16 == 0 && Instant::now() >= until {
-                return None;
+            if turns >= 16 {
+                turns = 0;
+                if Instant::now() >= until {
+                    return None;
+                }
             }
         }
     }
