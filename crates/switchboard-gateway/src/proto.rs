@@ -134,7 +134,7 @@ impl Frame {
     /// The frame's bytes.
     pub fn encode(&self) -> Vec<u8> {
         match &self.body {
-            Body::Data(d) => encode(self.seq, 0, 0, d.as_slice()),
+            Body::Data(d) => Frame::data(self.seq, d.as_slice()),
             Body::Credit(c) => encode(self.seq, 1, *c, &[]),
             Body::Close(code, why) => encode(self.seq, 2, u64::from(*code), why.as_bytes()),
         }
