@@ -13,7 +13,7 @@
 #[path = "../../switchboard/tests/util/mod.rs"]
 mod util;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,34 +21,13 @@ use std::time::{Duration, Instant};
 use switchboard::pipe::named::{PipeOptions, PipeType};
 use switchboard_gateway::proto::{OpenReply, OpenRequest, WINDOW};
 use switchboard_gateway::{keys, Gateway, ZenohBackend, ZenohConfig, MAX_QUERIES};
-use util::{args, role, Peer, Watchdog};
+use util::{args, role, Netns, Peer, Watchdog};
 use zenoh::Wait;
 
 const TEST: &str = "net_s01_attack_another_user_flooding_a_gateway_with_opens_costs_it_a_bounded_number_of_threads";
 const LOOPBACK: &str = "tcp/127.0.0.1:7447";
 /// Opens the attacker sends at once.
 const FLOOD: usize = 4 * MAX_QUERIES;
-
-/// A network namespace of the test's own (so its loopback port is free),
-/// removed on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("sbgf{}", std::process::id());
-        let ip =
-            |args: &[&str]| Command::new("ip").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-        assert!(ip(&["netns", "add", &name]), "ip netns add {name} (root and iproute2 are needed)");
-        assert!(ip(&["-n", &name, "link", "set", "lo", "up"]));
-        Netns(name)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn play() -> bool {
     let Some(r) = role() else { return false };
@@ -141,15 +120,16 @@ fn net_s01_attack_another_user_flooding_a_gateway_with_opens_costs_it_a_bounded_
         return;
     }
     let _watchdog = Watchdog::new(Duration::from_secs(180));
-    let ns = Netns::new();
-    let mut gateway = Peer::spawn_in(Some(&ns.0), TEST, "gateway", &[]);
+    // A namespace of its own, so its loopback port is free.
+    let ns = Netns::add(format!("sbgf{}", std::process::id())).expect("ip netns add (root and iproute2 are needed)");
+    let mut gateway = Peer::spawn_in(Some(ns.name()), TEST, "gateway", &[]);
     gateway.expect("up");
     // A pipe whose server is stopped: an open of it waits for an answer
     // that never comes, until the rendezvous gives up (10 s).
-    let mut held = Peer::spawn_in(Some(&ns.0), TEST, "held", &["held"]);
+    let mut held = Peer::spawn_in(Some(ns.name()), TEST, "held", &["held"]);
     held.expect("ready");
     assert!(Command::new("kill").args(["-STOP", &held.pid.to_string()]).status().unwrap().success());
-    let mut attacker = Peer::spawn_with(Some(&ns.0), Some(65534), TEST, "flood", &[]);
+    let mut attacker = Peer::spawn_with(Some(ns.name()), Some(65534), TEST, "flood", &[]);
     attacker.expect("linked");
     // While the flood is answered: the most query threads the gateway ran.
     let mut most = 0;

@@ -10,7 +10,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,16 +21,12 @@ use switchboard::rpc::calc::{Calc, CalcClient, CalcInterface, CalcServer, Calcul
 use switchboard::rpc::{AuthLevel, Interface, Server};
 use switchboard::Error;
 use switchboard_gateway::{Backend, Gateway, ZenohBackend, ZenohConfig};
-use util::{args, hear, role, say, Peer, Watchdog};
+use util::{args, hear, ip, role, say, Netns, Peer, Watchdog};
 
 /// Three namespaces a, b, c; links a–b and b–c; removed on drop.
 struct Hosts {
-    ns: [String; 3],
+    ns: [Netns; 3],
     dir: PathBuf,
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 /// b's address on link a–b and on link b–c.
@@ -42,18 +38,16 @@ const LOOPBACK: &str = "tcp/127.0.0.1:7447";
 impl Hosts {
     fn build(tag: &str) -> Hosts {
         let pid = std::process::id();
-        let ns = ["a", "b", "c"].map(|h| format!("sbg{pid}{tag}{h}"));
+        let ns = ["a", "b", "c"]
+            .map(|h| Netns::add(format!("sbg{pid}{tag}{h}")).expect("ip netns add (root and iproute2 are needed)"));
         let dir = std::env::temp_dir().join(format!("sbg-{pid}-{tag}"));
-        let hosts = Hosts { ns: ns.clone(), dir: dir.clone() };
-        for n in &ns {
-            assert!(ip(&["netns", "add", n]), "ip netns add {n} (root and iproute2 are needed)");
-            assert!(ip(&["-n", n, "link", "set", "lo", "up"]));
-        }
+        let hosts = Hosts { ns, dir: dir.clone() };
+        let ns = |i: usize| hosts.ns[i].name();
         let link = |x: usize, dx: &str, ax: &str, y: usize, dy: &str, ay: &str| {
-            assert!(ip(&["link", "add", dx, "netns", &ns[x], "type", "veth", "peer", "name", dy, "netns", &ns[y]]));
+            assert!(ip(&["link", "add", dx, "netns", ns(x), "type", "veth", "peer", "name", dy, "netns", ns(y)]));
             for (n, d, a) in [(x, dx, ax), (y, dy, ay)] {
-                assert!(ip(&["-n", &ns[n], "addr", "add", &format!("{a}/24"), "dev", d]));
-                assert!(ip(&["-n", &ns[n], "link", "set", d, "up"]));
+                assert!(ip(&["-n", ns(n), "addr", "add", &format!("{a}/24"), "dev", d]));
+                assert!(ip(&["-n", ns(n), "link", "set", d, "up"]));
             }
         };
         link(0, "ab", "10.77.1.1", 1, "ba", B_AB);
@@ -76,32 +70,29 @@ impl Hosts {
         let dir = self.dir.to_str().unwrap();
         // Each also listens on its own loopback, for programs on its host.
         let b_listen = format!("tls/{B_AB}:7447,tls/{B_BC}:7447,{LOOPBACK}");
-        let mut b = Peer::spawn_in(Some(&self.ns[1]), test, "gateway", &["b", &b_listen, "", dir]);
+        let mut b = Peer::spawn_in(Some(self.ns[1].name()), test, "gateway", &["b", &b_listen, "", dir]);
         b.expect("up");
         let to_b = format!("tls/{B_AB}:7447");
-        let mut a = Peer::spawn_in(Some(&self.ns[0]), test, "gateway", &["a", LOOPBACK, &to_b, dir]);
+        let mut a = Peer::spawn_in(Some(self.ns[0].name()), test, "gateway", &["a", LOOPBACK, &to_b, dir]);
         let to_b = format!("tls/{B_BC}:7447");
-        let mut c = Peer::spawn_in(Some(&self.ns[2]), test, "gateway", &["c", LOOPBACK, &to_b, dir]);
+        let mut c = Peer::spawn_in(Some(self.ns[2].name()), test, "gateway", &["c", LOOPBACK, &to_b, dir]);
         a.expect("up");
         c.expect("up");
         vec![a, b, c]
     }
 
     fn spawn(&self, host: usize, test: &str, role: &str, args: &[&str]) -> Peer {
-        Peer::spawn_in(Some(&self.ns[host]), test, role, args)
+        Peer::spawn_in(Some(self.ns[host].name()), test, role, args)
     }
 
     /// Cuts (or restores) link a–b, on a's side.
     fn link_ab(&self, up: bool) {
-        assert!(ip(&["-n", &self.ns[0], "link", "set", "ab", if up { "up" } else { "down" }]));
+        assert!(ip(&["-n", self.ns[0].name(), "link", "set", "ab", if up { "up" } else { "down" }]));
     }
 }
 
 impl Drop for Hosts {
     fn drop(&mut self) {
-        for n in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -630,7 +621,7 @@ fn net_s08_eclipse_zenoh_python_writes_a_mailslot_and_transacts_on_a_pipe() {
     echo_c.expect("ready");
     let run = |args: &[&str]| {
         let out = Command::new("ip")
-            .args(["netns", "exec", &hosts.ns[0]])
+            .args(["netns", "exec", hosts.ns[0].name()])
             .arg(&venv_python)
             .arg(&script)
             .args([LOOPBACK, "b"])

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use switchboard::mailslot::{BroadcastConfig, Mailslot, MailslotClient, MailslotOptions, Sender};
-use util::{done, hear, role, say, unique, Peer, Watchdog};
+use util::{done, hear, ip, role, say, unique, Netns, Peer, Watchdog};
 
 const LONG: Duration = Duration::from_secs(60);
 const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
@@ -194,7 +194,7 @@ fn mailslot_s13_local_and_network_messages_share_one_queue_and_are_told_apart() 
 
 /// Two network namespaces joined by a veth pair; removed on drop.
 struct TwoHosts {
-    ns: [String; 2],
+    ns: [Netns; 2],
     subnet: u8,
 }
 
@@ -202,20 +202,16 @@ impl TwoHosts {
     /// Builds them, or `None` when this process may not (not root, no `ip`).
     fn build() -> Option<TwoHosts> {
         let pid = std::process::id();
-        let ns = [format!("sbm{pid}a"), format!("sbm{pid}b")];
-        let hosts = TwoHosts { ns: ns.clone(), subnet: (pid % 250) as u8 };
-        let ip =
-            |args: &[&str]| Command::new("ip").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-        if !ip(&["netns", "add", &ns[0]]) || !ip(&["netns", "add", &ns[1]]) {
-            return None;
-        }
-        let (a, b) = (&ns[0], &ns[1]);
+        let hosts = TwoHosts {
+            ns: [Netns::add(format!("sbm{pid}a"))?, Netns::add(format!("sbm{pid}b"))?],
+            subnet: (pid % 250) as u8,
+        };
+        let (a, b) = (hosts.ns[0].name(), hosts.ns[1].name());
         let ok = ip(&["link", "add", a, "netns", a, "type", "veth", "peer", "name", b, "netns", b]);
         let setup = ok
             && (0..2).all(|i| {
-                let (n, addr) = (&ns[i], format!("10.213.{}.{}/24", hosts.subnet, i + 1));
+                let (n, addr) = (hosts.ns[i].name(), format!("10.213.{}.{}/24", hosts.subnet, i + 1));
                 ip(&["-n", n, "addr", "add", &addr, "broadcast", "+", "dev", n])
-                    && ip(&["-n", n, "link", "set", "lo", "up"])
                     && ip(&["-n", n, "link", "set", n, "up"])
             });
         setup.then_some(hosts)
@@ -223,14 +219,6 @@ impl TwoHosts {
 
     fn addr(&self, i: usize) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(10, 213, self.subnet, i as u8 + 1))
-    }
-}
-
-impl Drop for TwoHosts {
-    fn drop(&mut self) {
-        for n in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
     }
 }
 
@@ -279,11 +267,11 @@ fn mailslot_s11_a_broadcast_reaches_every_host_of_the_segment() {
         return;
     };
     let args = [name.as_str(), port_s.as_str()];
-    let mut far = Peer::spawn_in(Some(&hosts.ns[1]), TEST_NETNS, "server", &args);
-    let mut near = Peer::spawn_in(Some(&hosts.ns[0]), TEST_NETNS, "server", &args);
+    let mut far = Peer::spawn_in(Some(hosts.ns[1].name()), TEST_NETNS, "server", &args);
+    let mut near = Peer::spawn_in(Some(hosts.ns[0].name()), TEST_NETNS, "server", &args);
     far.expect("ready");
     near.expect("ready");
-    let mut writer = Peer::spawn_in(Some(&hosts.ns[0]), TEST_NETNS, "writer", &args);
+    let mut writer = Peer::spawn_in(Some(hosts.ns[0].name()), TEST_NETNS, "writer", &args);
     let far_got = far.next();
     let near_got = near.next();
     writer.tell("stop");

@@ -230,6 +230,37 @@ fn forward_lines(stdout: std::process::ChildStdout, tx: Sender<String>) {
     }
 }
 
+/// Runs `ip ARGS…` (iproute2); whether it succeeded.
+pub fn ip(args: &[&str]) -> bool {
+    Command::new("ip").args(args).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// A network namespace of a test's own, its loopback up; deleted on drop.
+pub struct Netns(String);
+
+impl Netns {
+    /// Adds namespace `name`, or `None` when this process may not (not
+    /// root, no `ip`).
+    pub fn add(name: String) -> Option<Netns> {
+        if !ip(&["netns", "add", &name]) {
+            return None;
+        }
+        let ns = Netns(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]).then_some(ns)
+    }
+
+    /// Its name (for `ip -n` and [`Peer::spawn_in`]).
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 /// Aborts the whole test process (after killing its peers) if not dropped
 /// within its time limit: a deadlock fails instead of hanging CI.
 pub struct Watchdog(Option<Sender<()>>);
